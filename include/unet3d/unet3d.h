@@ -1,0 +1,10 @@
+/* unet3d public API: include this one header. */
+#ifndef UNET3D_UNET3D_H
+#define UNET3D_UNET3D_H
+#include "unet3d/error.h"
+#include "unet3d/tensor.h"
+#include "unet3d/ops.h"
+#include "unet3d/backend.h"
+#include "unet3d/npy.h"
+#define U3D_VERSION "0.1.0"
+#endif

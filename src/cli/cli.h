@@ -1,0 +1,10 @@
+/* Subcommands of the unet3d program (internal). Each takes argv with the
+ * subcommand name at argv[0] and returns the process exit code. */
+#ifndef UNET3D_CLI_H
+#define UNET3D_CLI_H
+#include "unet3d/unet3d.h"
+
+int u3d_cli_common(int argc, char **argv, u3d_backend_config *cfg);
+int u3d_cmd_bench(int argc, char **argv); /* bench/bench.c */
+
+#endif

@@ -1,0 +1,110 @@
+/* The unet3d command: dispatches subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "golden/golden.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "unet3d %s - 3D U-Net (Cicek et al. 2016) on OpenCL\n\n"
+            "usage: unet3d COMMAND [options]\n\n"
+            "commands:\n"
+            "  devices                 list OpenCL devices\n"
+            "  golden DIR...           check every op against PyTorch fixtures\n"
+            "  bench [--json]          kernel benchmarks on the device\n"
+            "  version                 print the version\n\n"
+            "common options:\n"
+            "  --device SPEC           OpenCL device: P:D, gpu, cpu or part of\n"
+            "                          its name (default: $UNET3D_DEVICE, else\n"
+            "                          the first GPU, else the first device)\n"
+            "  --backend NAME          opencl (default), ref (plain C)\n"
+            "  --profile               print per-kernel times at exit\n",
+            U3D_VERSION);
+}
+
+/* Pulls the common options out of argv (in place); returns new argc. */
+int u3d_cli_common(int argc, char **argv, u3d_backend_config *cfg)
+{
+    int o = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            cfg->device = argv[++i];
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
+            cfg->backend = argv[++i];
+        else if (!strcmp(argv[i], "--profile"))
+            cfg->profile = 1;
+        else
+            argv[o++] = argv[i];
+    }
+    return o;
+}
+
+static int cmd_devices(void)
+{
+    u3d_error e = {0};
+    if (u3d_list_devices(stdout, &e)) {
+        fprintf(stderr, "unet3d: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_golden(int argc, char **argv)
+{
+    u3d_backend_config cfg = {0};
+    argc = u3d_cli_common(argc, argv, &cfg);
+    if (argc < 2) {
+        fprintf(stderr, "usage: unet3d golden [--device D] [--backend B] DIR...\n");
+        return 2;
+    }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-') {
+            fprintf(stderr, "unet3d golden: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    u3d_error e = {0};
+    u3d_backend *be;
+    if (u3d_backend_create(&cfg, &be, &e)) {
+        fprintf(stderr, "unet3d: %s\n", e.msg);
+        return 1;
+    }
+    printf("device: %s (%s backend)\n", be->device, be->name);
+    int passed, failed;
+    u3d_status st = u3d_golden_run(be, argv + 1, argc - 1, stdout, &passed,
+                                   &failed, &e);
+    u3d_backend_destroy(be);
+    if (st) {
+        fprintf(stderr, "unet3d golden: %s\n", e.msg);
+        return 1;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("unet3d %s\n", U3D_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "devices"))
+        return cmd_devices();
+    if (!strcmp(cmd, "golden"))
+        return cmd_golden(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return u3d_cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "unet3d: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,480 @@
+/* Shape validation and dispatch of every operation to its backend. */
+#include <string.h>
+#include "unet3d/backend.h"
+
+#define SB 96
+
+/* Common checks: tensors present, allocated, same backend, dtype. */
+static u3d_status check_tensor(const char *op, const char *name,
+                               const u3d_tensor *t, u3d_backend *be,
+                               u3d_dtype dt, u3d_error *err)
+{
+    if (!t || !t->buf)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "%s: tensor %s is missing",
+                          op, name);
+    if (be && t->be != be)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: tensor %s lives on another backend", op, name);
+    if (t->dtype != dt)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: tensor %s must be %s", op, name,
+                          dt == U3D_F32 ? "float32" : "int32");
+    return U3D_OK;
+}
+
+static u3d_status want_shape(const char *op, const char *name,
+                             const u3d_tensor *t, u3d_shape want,
+                             u3d_error *err)
+{
+    char a[SB], b[SB];
+    if (!u3d_shape_eq(t->shape, want))
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s: tensor %s has shape %s, expected %s", op, name,
+                          u3d_shape_str(t->shape, a, SB),
+                          u3d_shape_str(want, b, SB));
+    return U3D_OK;
+}
+
+static u3d_status no_op(const char *op, u3d_backend *be, u3d_error *err)
+{
+    return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                      "%s is not implemented by the %s backend", op, be->name);
+}
+
+#define TRY(x)                                                                 \
+    do {                                                                       \
+        u3d_status s_ = (x);                                                   \
+        if (s_)                                                                \
+            return s_;                                                         \
+    } while (0)
+#define F32(name, t) TRY(check_tensor(OP, name, t, be, U3D_F32, err))
+#define OPTF32(name, t)                                                        \
+    do {                                                                       \
+        if (t)                                                                 \
+            F32(name, t);                                                      \
+    } while (0)
+#define SHAPE(name, t, s) TRY(want_shape(OP, name, t, s, err))
+#define DISPATCH(fn, ...)                                                      \
+    (be->ops->fn ? be->ops->fn(be, __VA_ARGS__) : no_op(OP, be, err))
+
+static u3d_shape chan_shape(int c) { return u3d_shape5(1, c, 1, 1, 1); }
+
+int u3d_conv3d_out_size(int in, const u3d_conv3d_params *p)
+{
+    return in + 2 * p->pad - p->kernel + 1;
+}
+
+static u3d_status conv_params(const char *OP, const u3d_conv3d_params *p,
+                              u3d_error *err)
+{
+    if (!p || p->kernel < 1 || p->pad < 0 || p->pad >= p->kernel)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: kernel must be >= 1 and 0 <= pad < kernel", OP);
+    return U3D_OK;
+}
+
+/* The output shape a conv of x with weight w produces, or an error. */
+static u3d_status conv_out_shape(const char *OP, const u3d_conv3d_params *p,
+                                 u3d_shape x, u3d_shape w, u3d_shape *y,
+                                 u3d_error *err)
+{
+    char a[SB], b[SB];
+    int k = p->kernel;
+    if (w.c != x.c || w.d != k || w.h != k || w.w != k)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s: weight %s does not fit input %s with kernel %d "
+                          "(want Cout x %d x %d x %d x %d)",
+                          OP, u3d_shape_str(w, a, SB), u3d_shape_str(x, b, SB),
+                          k, x.c, k, k, k);
+    *y = u3d_shape5(x.n, w.n, u3d_conv3d_out_size(x.d, p),
+                    u3d_conv3d_out_size(x.h, p), u3d_conv3d_out_size(x.w, p));
+    if (y->d < 1 || y->h < 1 || y->w < 1)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s: input %s is smaller than the %d^3 kernel", OP,
+                          u3d_shape_str(x, a, SB), k);
+    return U3D_OK;
+}
+
+u3d_status u3d_conv3d_forward(const u3d_conv3d_params *p, const u3d_tensor *x,
+                              const u3d_tensor *w, const u3d_tensor *b,
+                              u3d_tensor *y, u3d_error *err)
+{
+    const char *OP = "conv3d forward";
+    TRY(conv_params(OP, p, err));
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("w", w);
+    OPTF32("b", b);
+    F32("y", y);
+    u3d_shape ys;
+    TRY(conv_out_shape(OP, p, x->shape, w->shape, &ys, err));
+    if (b)
+        SHAPE("b", b, chan_shape(w->shape.n));
+    SHAPE("y", y, ys);
+    return DISPATCH(conv3d_forward, p, x, w, b, y, err);
+}
+
+u3d_status u3d_conv3d_backward_data(const u3d_conv3d_params *p,
+                                    const u3d_tensor *dy, const u3d_tensor *w,
+                                    u3d_tensor *dx, u3d_error *err)
+{
+    const char *OP = "conv3d backward-data";
+    TRY(conv_params(OP, p, err));
+    TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
+    u3d_backend *be = dy->be;
+    F32("w", w);
+    F32("dx", dx);
+    u3d_shape ys;
+    TRY(conv_out_shape(OP, p, dx->shape, w->shape, &ys, err));
+    SHAPE("dy", dy, ys);
+    return DISPATCH(conv3d_backward_data, p, dy, w, dx, err);
+}
+
+u3d_status u3d_conv3d_backward_weight(const u3d_conv3d_params *p,
+                                      const u3d_tensor *x, const u3d_tensor *dy,
+                                      u3d_tensor *dw, u3d_tensor *db,
+                                      u3d_error *err)
+{
+    const char *OP = "conv3d backward-weight";
+    TRY(conv_params(OP, p, err));
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("dy", dy);
+    F32("dw", dw);
+    OPTF32("db", db);
+    u3d_shape ys;
+    TRY(conv_out_shape(OP, p, x->shape, dw->shape, &ys, err));
+    SHAPE("dy", dy, ys);
+    if (db)
+        SHAPE("db", db, chan_shape(dw->shape.n));
+    return DISPATCH(conv3d_backward_weight, p, x, dy, dw, db, err);
+}
+
+static u3d_status upconv_check(const char *OP, u3d_shape x, u3d_shape w,
+                               u3d_shape *y, u3d_error *err)
+{
+    char a[SB], b[SB];
+    if (w.n != x.c || w.d != 2 || w.h != 2 || w.w != 2)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s: weight %s does not fit input %s (want %d x Cout "
+                          "x 2 x 2 x 2)",
+                          OP, u3d_shape_str(w, a, SB), u3d_shape_str(x, b, SB),
+                          x.c);
+    *y = u3d_shape5(x.n, w.c, 2 * x.d, 2 * x.h, 2 * x.w);
+    return U3D_OK;
+}
+
+u3d_status u3d_upconv3d_forward(const u3d_tensor *x, const u3d_tensor *w,
+                                const u3d_tensor *b, u3d_tensor *y,
+                                u3d_error *err)
+{
+    const char *OP = "upconv3d forward";
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("w", w);
+    OPTF32("b", b);
+    F32("y", y);
+    u3d_shape ys;
+    TRY(upconv_check(OP, x->shape, w->shape, &ys, err));
+    if (b)
+        SHAPE("b", b, chan_shape(w->shape.c));
+    SHAPE("y", y, ys);
+    return DISPATCH(upconv3d_forward, x, w, b, y, err);
+}
+
+u3d_status u3d_upconv3d_backward_data(const u3d_tensor *dy,
+                                      const u3d_tensor *w, u3d_tensor *dx,
+                                      u3d_error *err)
+{
+    const char *OP = "upconv3d backward-data";
+    TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
+    u3d_backend *be = dy->be;
+    F32("w", w);
+    F32("dx", dx);
+    u3d_shape ys;
+    TRY(upconv_check(OP, dx->shape, w->shape, &ys, err));
+    SHAPE("dy", dy, ys);
+    return DISPATCH(upconv3d_backward_data, dy, w, dx, err);
+}
+
+u3d_status u3d_upconv3d_backward_weight(const u3d_tensor *x,
+                                        const u3d_tensor *dy, u3d_tensor *dw,
+                                        u3d_tensor *db, u3d_error *err)
+{
+    const char *OP = "upconv3d backward-weight";
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("dy", dy);
+    F32("dw", dw);
+    OPTF32("db", db);
+    u3d_shape ys;
+    TRY(upconv_check(OP, x->shape, dw->shape, &ys, err));
+    SHAPE("dy", dy, ys);
+    if (db)
+        SHAPE("db", db, chan_shape(dw->shape.c));
+    return DISPATCH(upconv3d_backward_weight, x, dy, dw, db, err);
+}
+
+static u3d_status pool_shape(const char *OP, u3d_shape x, u3d_shape *y,
+                             u3d_error *err)
+{
+    char a[SB];
+    if (x.d < 2 || x.h < 2 || x.w < 2)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s: input %s is smaller than the 2x2x2 window", OP,
+                          u3d_shape_str(x, a, SB));
+    *y = u3d_shape5(x.n, x.c, x.d / 2, x.h / 2, x.w / 2);
+    return U3D_OK;
+}
+
+u3d_status u3d_maxpool3d_forward(const u3d_tensor *x, u3d_tensor *y,
+                                 u3d_error *err)
+{
+    const char *OP = "maxpool3d forward";
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("y", y);
+    u3d_shape ys;
+    TRY(pool_shape(OP, x->shape, &ys, err));
+    SHAPE("y", y, ys);
+    return DISPATCH(maxpool3d_forward, x, y, err);
+}
+
+u3d_status u3d_maxpool3d_backward(const u3d_tensor *x, const u3d_tensor *dy,
+                                  u3d_tensor *dx, u3d_error *err)
+{
+    const char *OP = "maxpool3d backward";
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("dy", dy);
+    F32("dx", dx);
+    u3d_shape ys;
+    TRY(pool_shape(OP, x->shape, &ys, err));
+    SHAPE("dy", dy, ys);
+    SHAPE("dx", dx, x->shape);
+    return DISPATCH(maxpool3d_backward, x, dy, dx, err);
+}
+
+u3d_status u3d_relu_forward(const u3d_tensor *x, u3d_tensor *y, u3d_error *err)
+{
+    const char *OP = "relu forward";
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("y", y);
+    SHAPE("y", y, x->shape);
+    return DISPATCH(relu_forward, x, y, err);
+}
+
+u3d_status u3d_relu_backward(const u3d_tensor *y, const u3d_tensor *dy,
+                             u3d_tensor *dx, u3d_error *err)
+{
+    const char *OP = "relu backward";
+    TRY(check_tensor(OP, "y", y, NULL, U3D_F32, err));
+    u3d_backend *be = y->be;
+    F32("dy", dy);
+    F32("dx", dx);
+    SHAPE("dy", dy, y->shape);
+    SHAPE("dx", dx, y->shape);
+    return DISPATCH(relu_backward, y, dy, dx, err);
+}
+
+static u3d_status bn_params(const char *OP, const u3d_bn_params *p,
+                            u3d_error *err)
+{
+    if (!p || !(p->eps > 0.0f) || !(p->momentum >= 0.0f) || p->momentum > 1.0f)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: eps must be > 0 and momentum in [0,1]", OP);
+    return U3D_OK;
+}
+
+u3d_status u3d_batchnorm3d_forward_train(
+    const u3d_bn_params *p, const u3d_tensor *x, const u3d_tensor *gamma,
+    const u3d_tensor *beta, u3d_tensor *running_mean, u3d_tensor *running_var,
+    u3d_tensor *y, u3d_tensor *save_mean, u3d_tensor *save_invstd,
+    u3d_error *err)
+{
+    const char *OP = "batchnorm3d forward (training)";
+    TRY(bn_params(OP, p, err));
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    u3d_shape cs = chan_shape(x->shape.c);
+    OPTF32("gamma", gamma);
+    OPTF32("beta", beta);
+    OPTF32("running_mean", running_mean);
+    OPTF32("running_var", running_var);
+    F32("y", y);
+    F32("save_mean", save_mean);
+    F32("save_invstd", save_invstd);
+    if (gamma)
+        SHAPE("gamma", gamma, cs);
+    if (beta)
+        SHAPE("beta", beta, cs);
+    if ((running_mean == NULL) != (running_var == NULL))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: give both running statistics or neither", OP);
+    if (running_mean) {
+        SHAPE("running_mean", running_mean, cs);
+        SHAPE("running_var", running_var, cs);
+    }
+    SHAPE("y", y, x->shape);
+    SHAPE("save_mean", save_mean, cs);
+    SHAPE("save_invstd", save_invstd, cs);
+    return DISPATCH(batchnorm3d_forward_train, p, x, gamma, beta, running_mean,
+                    running_var, y, save_mean, save_invstd, err);
+}
+
+u3d_status u3d_batchnorm3d_forward_infer(
+    const u3d_bn_params *p, const u3d_tensor *x, const u3d_tensor *gamma,
+    const u3d_tensor *beta, const u3d_tensor *running_mean,
+    const u3d_tensor *running_var, u3d_tensor *y, u3d_error *err)
+{
+    const char *OP = "batchnorm3d forward (inference)";
+    TRY(bn_params(OP, p, err));
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    u3d_shape cs = chan_shape(x->shape.c);
+    OPTF32("gamma", gamma);
+    OPTF32("beta", beta);
+    F32("running_mean", running_mean);
+    F32("running_var", running_var);
+    F32("y", y);
+    if (gamma)
+        SHAPE("gamma", gamma, cs);
+    if (beta)
+        SHAPE("beta", beta, cs);
+    SHAPE("running_mean", running_mean, cs);
+    SHAPE("running_var", running_var, cs);
+    SHAPE("y", y, x->shape);
+    return DISPATCH(batchnorm3d_forward_infer, p, x, gamma, beta, running_mean,
+                    running_var, y, err);
+}
+
+u3d_status u3d_batchnorm3d_backward(
+    const u3d_tensor *x, const u3d_tensor *dy, const u3d_tensor *gamma,
+    const u3d_tensor *save_mean, const u3d_tensor *save_invstd,
+    u3d_tensor *dx, u3d_tensor *dgamma, u3d_tensor *dbeta, u3d_error *err)
+{
+    const char *OP = "batchnorm3d backward";
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    u3d_shape cs = chan_shape(x->shape.c);
+    F32("dy", dy);
+    OPTF32("gamma", gamma);
+    F32("save_mean", save_mean);
+    F32("save_invstd", save_invstd);
+    F32("dx", dx);
+    OPTF32("dgamma", dgamma);
+    OPTF32("dbeta", dbeta);
+    SHAPE("dy", dy, x->shape);
+    SHAPE("dx", dx, x->shape);
+    if (gamma)
+        SHAPE("gamma", gamma, cs);
+    SHAPE("save_mean", save_mean, cs);
+    SHAPE("save_invstd", save_invstd, cs);
+    if (dgamma)
+        SHAPE("dgamma", dgamma, cs);
+    if (dbeta)
+        SHAPE("dbeta", dbeta, cs);
+    return DISPATCH(batchnorm3d_backward, x, dy, gamma, save_mean, save_invstd,
+                    dx, dgamma, dbeta, err);
+}
+
+static u3d_status crop_check(const char *OP, u3d_shape skip, u3d_shape up,
+                             u3d_error *err)
+{
+    char a[SB], b[SB];
+    if (skip.n != up.n || skip.d < up.d || skip.h < up.h || skip.w < up.w)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s: skip features %s cannot be cropped to %s", OP,
+                          u3d_shape_str(skip, a, SB), u3d_shape_str(up, b, SB));
+    return U3D_OK;
+}
+
+u3d_status u3d_crop_concat_forward(const u3d_tensor *skip,
+                                   const u3d_tensor *up, u3d_tensor *y,
+                                   u3d_error *err)
+{
+    const char *OP = "crop-concat forward";
+    TRY(check_tensor(OP, "skip", skip, NULL, U3D_F32, err));
+    u3d_backend *be = skip->be;
+    F32("up", up);
+    F32("y", y);
+    TRY(crop_check(OP, skip->shape, up->shape, err));
+    u3d_shape ys = up->shape;
+    ys.c = skip->shape.c + up->shape.c;
+    SHAPE("y", y, ys);
+    return DISPATCH(crop_concat_forward, skip, up, y, err);
+}
+
+u3d_status u3d_crop_concat_backward(const u3d_tensor *dy, u3d_tensor *dskip,
+                                    u3d_tensor *dup, int accumulate_skip,
+                                    u3d_error *err)
+{
+    const char *OP = "crop-concat backward";
+    TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
+    u3d_backend *be = dy->be;
+    F32("dskip", dskip);
+    F32("dup", dup);
+    TRY(crop_check(OP, dskip->shape, dup->shape, err));
+    u3d_shape ys = dup->shape;
+    ys.c = dskip->shape.c + dup->shape.c;
+    SHAPE("dy", dy, ys);
+    return DISPATCH(crop_concat_backward, dy, dskip, dup, accumulate_skip, err);
+}
+
+u3d_status u3d_softmax_ce(const u3d_tensor *logits, const u3d_tensor *labels,
+                          const u3d_tensor *class_weights, int ignore_label,
+                          u3d_tensor *probs, u3d_tensor *dlogits, float *loss,
+                          float *weight_sum, u3d_error *err)
+{
+    const char *OP = "softmax cross-entropy";
+    TRY(check_tensor(OP, "logits", logits, NULL, U3D_F32, err));
+    u3d_backend *be = logits->be;
+    TRY(check_tensor(OP, "labels", labels, be, U3D_I32, err));
+    F32("class_weights", class_weights);
+    OPTF32("probs", probs);
+    OPTF32("dlogits", dlogits);
+    if (!loss)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "%s: loss pointer is NULL",
+                          OP);
+    u3d_shape ls = logits->shape;
+    ls.c = 1;
+    SHAPE("labels", labels, ls);
+    SHAPE("class_weights", class_weights, chan_shape(logits->shape.c));
+    if (probs)
+        SHAPE("probs", probs, logits->shape);
+    if (dlogits)
+        SHAPE("dlogits", dlogits, logits->shape);
+    return DISPATCH(softmax_ce, logits, labels, class_weights, ignore_label,
+                    probs, dlogits, loss, weight_sum, err);
+}
+
+u3d_status u3d_sgd_step(const u3d_sgd_params *p, u3d_tensor *param,
+                        const u3d_tensor *grad, u3d_tensor *buf,
+                        u3d_error *err)
+{
+    const char *OP = "sgd step";
+    TRY(check_tensor(OP, "param", param, NULL, U3D_F32, err));
+    u3d_backend *be = param->be;
+    F32("grad", grad);
+    F32("momentum buffer", buf);
+    if (!p || !(p->lr >= 0.0f) || !(p->momentum >= 0.0f) ||
+        !(p->weight_decay >= 0.0f))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: lr, momentum and weight decay must be >= 0", OP);
+    SHAPE("grad", grad, param->shape);
+    SHAPE("momentum buffer", buf, param->shape);
+    return DISPATCH(sgd_step, p, param, grad, buf, err);
+}
+
+u3d_status u3d_axpy(float alpha, const u3d_tensor *x, u3d_tensor *y,
+                    u3d_error *err)
+{
+    const char *OP = "axpy";
+    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    u3d_backend *be = x->be;
+    F32("y", y);
+    if (u3d_shape_count(x->shape) != u3d_shape_count(y->shape))
+        return u3d_seterr(err, U3D_ERR_SHAPE, "%s: x and y differ in size", OP);
+    return DISPATCH(axpy, alpha, x, y, err);
+}

@@ -1,0 +1,11 @@
+/* STUB: golden handler for conv3d, not implemented yet. */
+#include "golden/golden.h"
+
+u3d_status golden_conv3d(u3d_backend *be, const golden_case *c,
+                       golden_report *rep, u3d_error *err)
+{
+    (void)be;
+    (void)c;
+    (void)rep;
+    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "not yet supported");
+}

@@ -1,0 +1,23 @@
+/* STUB: upconv3d not implemented yet. */
+#include "ref/ref.h"
+
+u3d_status u3d_ref_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b, u3d_tensor *y,
+    u3d_error *err)
+{
+    (void)be; (void)x; (void)w; (void)b; (void)y;
+    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "upconv3d_forward is not implemented yet");
+}
+
+u3d_status u3d_ref_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w, u3d_tensor *dx,
+    u3d_error *err)
+{
+    (void)be; (void)dy; (void)w; (void)dx;
+    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "upconv3d_backward_data is not implemented yet");
+}
+
+u3d_status u3d_ref_upconv3d_backward_weight(u3d_backend *be, cten *x, cten *dy, u3d_tensor *dw, u3d_tensor *db,
+    u3d_error *err)
+{
+    (void)be; (void)x; (void)dy; (void)dw; (void)db;
+    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "upconv3d_backward_weight is not implemented yet");
+}

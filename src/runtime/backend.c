@@ -1,0 +1,42 @@
+/* Backend choice by name. */
+#include <stdlib.h>
+#include <string.h>
+#include "unet3d/backend.h"
+
+u3d_status u3d_backend_create(const u3d_backend_config *cfg, u3d_backend **out,
+                              u3d_error *err)
+{
+    u3d_backend_config c = {0};
+    if (cfg)
+        c = *cfg;
+    *out = NULL;
+    if (!c.backend || !c.backend[0])
+        c.backend = getenv("UNET3D_BACKEND");
+    if (!c.backend || !c.backend[0])
+        c.backend = "opencl";
+    const char *pe = getenv("UNET3D_PROFILE");
+    if (pe && pe[0] && strcmp(pe, "0"))
+        c.profile = 1;
+    if (!strcmp(c.backend, "opencl"))
+        return u3d_backend_opencl_create(c.device, c.profile, out, err);
+    if (!strcmp(c.backend, "ref"))
+        return u3d_backend_ref_create(out, err);
+    if (!strcmp(c.backend, "cudnn"))
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "the cudnn backend is not built into this unet3d; "
+                          "use --backend opencl (works on NVIDIA too)");
+    return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                      "unknown backend '%s' (choose opencl, ref or cudnn)",
+                      c.backend);
+}
+
+void u3d_backend_destroy(u3d_backend *be)
+{
+    if (be)
+        be->ops->destroy(be);
+}
+
+u3d_status u3d_backend_finish(u3d_backend *be, u3d_error *err)
+{
+    return be->ops->finish(be, err);
+}

@@ -1,0 +1,101 @@
+/* OpenCL runtime shared by the layers' host routines (internal). */
+#ifndef UNET3D_CL_RUNTIME_H
+#define UNET3D_CL_RUNTIME_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+#include "unet3d/backend.h"
+
+typedef struct u3d_cl_program u3d_cl_program;
+typedef struct u3d_cl_kernel u3d_cl_kernel;
+typedef struct u3d_cl_prof u3d_cl_prof;
+
+typedef struct u3d_cl {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context ctx;
+    cl_command_queue queue;
+    char platform_name[128];
+    char device_name[128];
+    char device_vendor[128];
+    char driver_version[128];
+    cl_device_type type;
+    cl_ulong global_mem;
+    cl_ulong max_alloc;
+    size_t max_wg;
+    cl_uint compute_units;
+    int is_oclgrind; /* simulator: tiny launches are preferred, no caching */
+    int is_cpu;
+    int profile;
+    char cache_dir[512]; /* "" disables the program binary cache */
+    u3d_cl_program *programs;
+    u3d_cl_kernel *kernels;
+    u3d_cl_prof *prof;
+    /* Under oclgrind, released buffers are kept until destroy: its
+     * uninitialized-value plugin keeps the shadow of a freed buffer for a
+     * new one at the same address and then reports false positives. */
+    cl_mem *graveyard;
+    size_t ngrave, capgrave;
+} u3d_cl;
+
+/* The OpenCL context of an OpenCL backend. */
+static inline u3d_cl *u3d_cl_of(u3d_backend *be) { return (u3d_cl *)be->ctx; }
+static inline cl_mem u3d_cl_mem(const u3d_tensor *t) { return (cl_mem)t->buf; }
+
+u3d_status u3d_cl_create(const char *spec, int profile, u3d_cl **out,
+                         u3d_error *err);
+void u3d_cl_destroy(u3d_cl *cl);
+const char *u3d_cl_errname(cl_int code);
+
+/* Embedded source of cl/NAME.cl, or NULL. */
+const char *u3d_cl_source(const char *name);
+
+/* Kernel `kernel` of program cl/PROGRAM.cl built with `options` (e.g.
+ * tuning -D flags); built once per (program, options) and cached, on disk
+ * too. The kernel object is owned by the runtime. */
+u3d_status u3d_cl_kernel_get(u3d_cl *cl, const char *program,
+                             const char *kernel, const char *options,
+                             cl_kernel *out, u3d_error *err);
+
+/* Enqueues k. gws is rounded up to a multiple of lws when lws != NULL, so
+ * kernels must guard their index range. `label` names the launch in
+ * profiles and errors. */
+u3d_status u3d_cl_launch(u3d_cl *cl, cl_kernel k, const char *label,
+                         cl_uint dims, const size_t *gws, const size_t *lws,
+                         u3d_error *err);
+
+/* Checks an OpenCL return code; fills err naming the call. */
+u3d_status u3d_cl_check(cl_int rc, const char *what, u3d_error *err);
+
+/* Sets argument i from a value: U3D_ARG(k, 0, mem, err). */
+#define U3D_ARG(k, i, v, err)                                                  \
+    do {                                                                       \
+        cl_int rc_ = clSetKernelArg((k), (i), sizeof(v), &(v));                \
+        if (rc_ != CL_SUCCESS)                                                 \
+            return u3d_cl_check(rc_, "clSetKernelArg(" #v ")", (err));         \
+    } while (0)
+
+#define U3D_TRY(x)                                                             \
+    do {                                                                       \
+        u3d_status s_ = (x);                                                   \
+        if (s_)                                                                \
+            return s_;                                                         \
+    } while (0)
+
+/* Global size rounded up to a multiple of the local size. */
+static inline size_t u3d_round_up(size_t n, size_t m)
+{
+    return (n + m - 1) / m * m;
+}
+
+/* Tuning parameters per device, kept as data (src/runtime/tuning.c).
+ * Returns the value of `param` for kernel family `family` on this device,
+ * or `fallback`. */
+int u3d_cl_tune(const u3d_cl *cl, const char *family, const char *param,
+                int fallback);
+
+/* Profiling summary (no-op unless profiling is on). */
+void u3d_cl_profile_print(const u3d_cl *cl, FILE *out);
+
+#endif

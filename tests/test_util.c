@@ -1,0 +1,150 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "test_util.h"
+
+int t_small(void)
+{
+    const char *s = getenv("UNET3D_TEST_SMALL");
+    if (s && s[0] == '1')
+        return 1;
+    /* oclgrind's runtime sets this in the processes it wraps */
+    return getenv("OCLGRIND_COMPILER_OPTIONS") != NULL ||
+           getenv("OCLGRIND_LIBRARY") != NULL;
+}
+
+int t_setup(void **state)
+{
+    t_env *e = calloc(1, sizeof *e);
+    u3d_error err = {0};
+    u3d_backend_config cfg = {0};
+    if (!e)
+        return -1;
+    cfg.backend = "opencl";
+    if (u3d_backend_create(&cfg, &e->cl, &err)) {
+        fprintf(stderr, "cannot create the OpenCL backend: %s\n", err.msg);
+        free(e);
+        return -1;
+    }
+    if (u3d_backend_ref_create(&e->ref, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    e->seed = 12345;
+    *state = e;
+    return 0;
+}
+
+int t_teardown(void **state)
+{
+    t_env *e = *state;
+    if (e) {
+        u3d_backend_destroy(e->cl);
+        u3d_backend_destroy(e->ref);
+        free(e);
+    }
+    return 0;
+}
+
+static uint64_t next(uint64_t *s)
+{
+    /* splitmix64: tiny, good enough for test data */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+float t_randf(uint64_t *seed, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((next(seed) >> 40) * (1.0 / 16777216.0));
+}
+
+int t_randi(uint64_t *seed, int lo, int hi_incl)
+{
+    return lo + (int)(next(seed) % (uint64_t)(hi_incl - lo + 1));
+}
+
+float *t_rand_array(uint64_t *seed, size_t n, float lo, float hi)
+{
+    float *a = malloc((n ? n : 1) * sizeof *a);
+    assert_non_null(a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = t_randf(seed, lo, hi);
+    return a;
+}
+
+void t_ok(u3d_status st, const u3d_error *err, const char *what)
+{
+    if (st != U3D_OK)
+        fail_msg("%s failed: %s", what, err ? err->msg : "?");
+}
+
+u3d_tensor t_tensor(u3d_backend *be, u3d_shape s, const float *host)
+{
+    u3d_tensor t;
+    u3d_error err = {0};
+    t_ok(u3d_tensor_create(be, s, U3D_F32, &t, &err), &err, "tensor create");
+    if (host)
+        t_ok(u3d_tensor_write(&t, host, &err), &err, "tensor write");
+    return t;
+}
+
+u3d_tensor t_tensor_i32(u3d_backend *be, u3d_shape s, const int32_t *host)
+{
+    u3d_tensor t;
+    u3d_error err = {0};
+    t_ok(u3d_tensor_create(be, s, U3D_I32, &t, &err), &err, "tensor create");
+    if (host)
+        t_ok(u3d_tensor_write(&t, host, &err), &err, "tensor write");
+    return t;
+}
+
+float *t_read(const u3d_tensor *t)
+{
+    u3d_error err = {0};
+    float *h = malloc(u3d_tensor_bytes(t));
+    assert_non_null(h);
+    t_ok(u3d_tensor_read(t, h, &err), &err, "tensor read");
+    return h;
+}
+
+void t_assert_close(const float *got, const float *want, size_t n, double tol,
+                    const char *what)
+{
+    double amax = 1.0, emax = 0.0;
+    size_t worst = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(want[i]) > amax)
+            amax = fabs(want[i]);
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        if (!(e <= emax)) { /* also catches NaN */
+            emax = isnan(e) ? INFINITY : e;
+            worst = i;
+        }
+    }
+    if (!(emax <= tol * amax))
+        fail_msg("%s: max error %.3g at index %zu (got %.7g, want %.7g), "
+                 "tolerance %.3g x %.3g",
+                 what, emax, worst, got[worst], want[worst], tol, amax);
+}
+
+void t_assert_tensors_close(const u3d_tensor *got, const u3d_tensor *want,
+                            double tol, const char *what)
+{
+    assert_int_equal(u3d_shape_count(got->shape), u3d_shape_count(want->shape));
+    float *a = t_read(got), *b = t_read(want);
+    t_assert_close(a, b, u3d_shape_count(got->shape), tol, what);
+    free(a);
+    free(b);
+}
+
+double t_dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The full test suite: release build + all tests (PoCL and oclgrind), then
+# an ASan/UBSan build running the unit tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+# the program binary cache stays inside the build tree
+export UNET3D_CACHE_DIR="$PWD/build/kernel-cache"
+(cd build && ctest --output-on-failure -j"$jobs")
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUNET3D_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+# PoCL's LLVM JIT allocations are not ours: leak checks off, other checks on.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && ctest --output-on-failure -j"$jobs" -L unit)

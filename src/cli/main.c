@@ -12,6 +12,8 @@ static void usage(FILE *f)
             "usage: unet3d COMMAND [options]\n\n"
             "commands:\n"
             "  devices                 list OpenCL devices\n"
+            "  info [--preset P] [--input DxHxW]\n"
+            "                          parameters, output size and memory\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
             "  bench [--json]          kernel benchmarks on the device\n"
             "  version                 print the version\n\n"
@@ -102,6 +104,8 @@ int main(int argc, char **argv)
         return cmd_devices();
     if (!strcmp(cmd, "golden"))
         return cmd_golden(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info"))
+        return u3d_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return u3d_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "unet3d: unknown command '%s'\n\n", cmd);

@@ -7,5 +7,6 @@
 #include "unet3d/backend.h"
 #include "unet3d/npy.h"
 #include "unet3d/rng.h"
+#include "unet3d/checkpoint.h"
 #define U3D_VERSION "0.1.0"
 #endif

@@ -27,8 +27,9 @@ typedef struct u3d_backend_ops {
                               size_t bytes, void *dst, u3d_error *err);
     u3d_status (*buffer_fill)(u3d_backend *be, void *buf, size_t count,
                               float value, u3d_error *err);
-    u3d_status (*buffer_copy)(u3d_backend *be, void *dst, const void *src,
-                              size_t bytes, u3d_error *err);
+    u3d_status (*buffer_copy)(u3d_backend *be, void *dst, size_t dst_off,
+                              const void *src, size_t src_off, size_t bytes,
+                              u3d_error *err);
     /* waits for queued work; reports asynchronous failures */
     u3d_status (*finish)(u3d_backend *be, u3d_error *err);
     void (*destroy)(u3d_backend *be);

@@ -48,6 +48,10 @@ u3d_status u3d_tensor_fill(u3d_tensor *t, float value, u3d_error *err);
 /* Copies all elements of src into dst (same count and dtype). */
 u3d_status u3d_tensor_copy(u3d_tensor *dst, const u3d_tensor *src,
                            u3d_error *err);
+/* Copies batch item src_n of src into item dst_n of dst (same C,D,H,W). */
+u3d_status u3d_tensor_copy_sample(u3d_tensor *dst, int dst_n,
+                                  const u3d_tensor *src, int src_n,
+                                  u3d_error *err);
 
 #ifdef __cplusplus
 }

@@ -8,5 +8,9 @@
 #include "unet3d/npy.h"
 #include "unet3d/rng.h"
 #include "unet3d/checkpoint.h"
+#include "unet3d/model.h"
+#include "unet3d/volume.h"
+#include "unet3d/augment.h"
+#include "unet3d/train.h"
 #define U3D_VERSION "0.1.0"
 #endif

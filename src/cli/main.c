@@ -14,6 +14,8 @@ static void usage(FILE *f)
             "  devices                 list OpenCL devices\n"
             "  info [--preset P] [--input DxHxW]\n"
             "                          parameters, output size and memory\n"
+            "  train --image I --labels L --model M.u3d [...]\n"
+            "                          train on sparsely labeled volumes\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
             "  bench [--json]          kernel benchmarks on the device\n"
             "  version                 print the version\n\n"
@@ -104,6 +106,8 @@ int main(int argc, char **argv)
         return cmd_devices();
     if (!strcmp(cmd, "golden"))
         return cmd_golden(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train"))
+        return u3d_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return u3d_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))

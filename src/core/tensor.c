@@ -107,6 +107,27 @@ u3d_status u3d_tensor_copy(u3d_tensor *dst, const u3d_tensor *src,
         dst->dtype != src->dtype)
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "copy between tensors of different size or type");
-    return dst->be->ops->buffer_copy(dst->be, dst->buf, src->buf,
+    return dst->be->ops->buffer_copy(dst->be, dst->buf, 0, src->buf, 0,
                                      u3d_tensor_bytes(src), err);
+}
+
+u3d_status u3d_tensor_copy_sample(u3d_tensor *dst, int dst_n,
+                                  const u3d_tensor *src, int src_n,
+                                  u3d_error *err)
+{
+    char a[96], b[96];
+    if (!dst || !src || !dst->buf || !src->buf || dst->be != src->be)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "sample copy needs two tensors of one backend");
+    u3d_shape ds = dst->shape, ss = src->shape;
+    if (ds.c != ss.c || ds.d != ss.d || ds.h != ss.h || ds.w != ss.w ||
+        dst->dtype != src->dtype || dst_n < 0 || dst_n >= ds.n || src_n < 0 ||
+        src_n >= ss.n)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "cannot copy sample %d of %s into sample %d of %s",
+                          src_n, u3d_shape_str(ss, a, sizeof a), dst_n,
+                          u3d_shape_str(ds, b, sizeof b));
+    size_t one = u3d_tensor_bytes(src) / (size_t)ss.n;
+    return dst->be->ops->buffer_copy(dst->be, dst->buf, one * (size_t)dst_n,
+                                     src->buf, one * (size_t)src_n, one, err);
 }

@@ -1,11 +1,115 @@
-/* STUB: golden handler for batchnorm3d, not implemented yet. */
+/* Golden case: batchnorm3d. Training forward (y, running_*_out), backward
+ * (dx, dgamma, dbeta) and inference with running_*_in (y_eval). */
+#include <string.h>
 #include "golden/golden.h"
 
-u3d_status golden_batchnorm3d(u3d_backend *be, const golden_case *c,
-                       golden_report *rep, u3d_error *err)
+/* returns the status of a failing call */
+#define TRY(x)                                                                 \
+    do {                                                                       \
+        u3d_status s_ = (x);                                                   \
+        if (s_)                                                                \
+            return s_;                                                         \
+    } while (0)
+
+typedef struct bn_case {
+    u3d_tensor x, dy, gamma, beta, rm_in, rv_in, rm, rv;
+    u3d_tensor y, dx, dgamma, dbeta, mean, invstd, y_eval;
+} bn_case;
+
+static void release_all(bn_case *t)
 {
-    (void)be;
-    (void)c;
-    (void)rep;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "not yet supported");
+    u3d_tensor *all[] = {&t->x,    &t->dy,     &t->gamma,  &t->beta,
+                         &t->rm_in, &t->rv_in, &t->rm,     &t->rv,
+                         &t->y,    &t->dx,     &t->dgamma, &t->dbeta,
+                         &t->mean, &t->invstd, &t->y_eval};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        u3d_tensor_release(all[i]);
+}
+
+/* Loads NAME.npy and checks it has shape s (float32). */
+static u3d_status load(u3d_backend *be, const golden_case *c,
+                       const char *name, u3d_shape s, u3d_tensor *t,
+                       u3d_error *err)
+{
+    char a[96], b[96];
+    TRY(golden_tensor(be, c, name, t, err));
+    if (t->dtype != U3D_F32)
+        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/%s.npy must hold float32",
+                          c->dir, name);
+    if (!u3d_shape_eq(t->shape, s))
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s/%s.npy has shape %s, expected %s", c->dir, name,
+                          u3d_shape_str(t->shape, a, sizeof a),
+                          u3d_shape_str(s, b, sizeof b));
+    return U3D_OK;
+}
+
+static u3d_status load_inputs(u3d_backend *be, const golden_case *c,
+                              int affine, bn_case *t, u3d_error *err)
+{
+    TRY(golden_tensor(be, c, "x", &t->x, err));
+    u3d_shape xs = t->x.shape, cs = u3d_shape5(1, xs.c, 1, 1, 1);
+    if (t->x.dtype != U3D_F32)
+        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/x.npy must hold float32",
+                          c->dir);
+    TRY(load(be, c, "dy", xs, &t->dy, err));
+    TRY(load(be, c, "running_mean_in", cs, &t->rm_in, err));
+    TRY(load(be, c, "running_var_in", cs, &t->rv_in, err));
+    TRY(load(be, c, "running_mean_in", cs, &t->rm, err));
+    TRY(load(be, c, "running_var_in", cs, &t->rv, err));
+    if (affine) {
+        TRY(load(be, c, "gamma", cs, &t->gamma, err));
+        TRY(load(be, c, "beta", cs, &t->beta, err));
+        TRY(u3d_tensor_create(be, cs, U3D_F32, &t->dgamma, err));
+        TRY(u3d_tensor_create(be, cs, U3D_F32, &t->dbeta, err));
+    }
+    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->y, err));
+    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
+    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->y_eval, err));
+    TRY(u3d_tensor_create(be, cs, U3D_F32, &t->mean, err));
+    return u3d_tensor_create(be, cs, U3D_F32, &t->invstd, err);
+}
+
+static u3d_status run(u3d_backend *be, const golden_case *c,
+                      golden_report *rep, bn_case *t, u3d_error *err)
+{
+    u3d_bn_params p;
+    int affine;
+    TRY(golden_float(c, "eps", &p.eps, err));
+    TRY(golden_float(c, "momentum", &p.momentum, err));
+    TRY(golden_int(c, "affine", &affine, err));
+    TRY(load_inputs(be, c, affine, t, err));
+    u3d_tensor *g = affine ? &t->gamma : NULL, *b = affine ? &t->beta : NULL;
+    TRY(u3d_batchnorm3d_forward_train(&p, &t->x, g, b, &t->rm, &t->rv,
+                                          &t->y, &t->mean, &t->invstd, err));
+    TRY(u3d_batchnorm3d_backward(&t->x, &t->dy, g, &t->mean, &t->invstd,
+                                     &t->dx, affine ? &t->dgamma : NULL,
+                                     affine ? &t->dbeta : NULL, err));
+    TRY(u3d_batchnorm3d_forward_infer(&p, &t->x, g, b, &t->rm_in,
+                                          &t->rv_in, &t->y_eval, err));
+    TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
+    TRY(golden_check(c, rep, "running_mean_out", &t->rm,
+                         U3D_GOLDEN_TOL_FWD, err));
+    TRY(golden_check(c, rep, "running_var_out", &t->rv,
+                         U3D_GOLDEN_TOL_FWD, err));
+    TRY(golden_check(c, rep, "y_eval", &t->y_eval, U3D_GOLDEN_TOL_FWD,
+                         err));
+    TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
+    if (affine) {
+        TRY(golden_check(c, rep, "dgamma", &t->dgamma,
+                             U3D_GOLDEN_TOL_GRAD, err));
+        TRY(golden_check(c, rep, "dbeta", &t->dbeta, U3D_GOLDEN_TOL_GRAD,
+                             err));
+    }
+    return U3D_OK;
+}
+
+u3d_status golden_batchnorm3d(u3d_backend *be, const golden_case *c,
+                              golden_report *rep, u3d_error *err)
+{
+    bn_case t;
+    memset(&t, 0, sizeof t);
+    u3d_status st = run(be, c, rep, &t, err);
+    release_all(&t);
+    return st;
 }

@@ -1,11 +1,108 @@
-/* STUB: golden handler for conv3d, not implemented yet. */
+/* Golden case: conv3d (x, w, b when bias 1, y, dy, dx, dw, db). Runs the
+ * forward and both backward ops and checks y, dx, dw and db. */
 #include "golden/golden.h"
 
-u3d_status golden_conv3d(u3d_backend *be, const golden_case *c,
-                       golden_report *rep, u3d_error *err)
+#define TRY(x)                                                                 \
+    do {                                                                       \
+        u3d_status s_ = (x);                                                   \
+        if (s_)                                                                \
+            return s_;                                                         \
+    } while (0)
+
+typedef struct conv_case {
+    u3d_conv3d_params p;
+    int bias;
+    u3d_tensor x, w, b, dy, y, dx, dw, db;
+} conv_case;
+
+static void conv_case_release(conv_case *t)
 {
-    (void)be;
-    (void)c;
-    (void)rep;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "not yet supported");
+    u3d_tensor *all[] = {&t->x, &t->w, &t->b, &t->dy,
+                         &t->y, &t->dx, &t->dw, &t->db};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        u3d_tensor_release(all[i]);
+}
+
+static u3d_status read_params(const golden_case *c, conv_case *t,
+                              u3d_error *err)
+{
+    int stride = 1;
+    TRY(golden_int(c, "kernel", &t->p.kernel, err));
+    TRY(golden_int(c, "padding", &t->p.pad, err));
+    TRY(golden_int(c, "bias", &t->bias, err));
+    if (golden_get(c, "stride"))
+        TRY(golden_int(c, "stride", &stride, err));
+    if (stride != 1)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "%s/case.txt: stride %d; conv3d supports stride 1",
+                          c->dir, stride);
+    if (t->p.kernel < 1 || t->p.pad < 0 || t->p.pad >= t->p.kernel)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s/case.txt: kernel %d, padding %d: want kernel "
+                          ">= 1 and 0 <= padding < kernel",
+                          c->dir, t->p.kernel, t->p.pad);
+    return U3D_OK;
+}
+
+/* Loads the inputs and creates the outputs with the shapes they imply. */
+static u3d_status setup(u3d_backend *be, const golden_case *c, conv_case *t,
+                        u3d_error *err)
+{
+    TRY(golden_tensor(be, c, "x", &t->x, err));
+    TRY(golden_tensor(be, c, "w", &t->w, err));
+    TRY(golden_tensor(be, c, "dy", &t->dy, err));
+    if (t->bias)
+        TRY(golden_tensor(be, c, "b", &t->b, err));
+    u3d_shape xs = t->x.shape, ws = t->w.shape;
+    u3d_shape ys = u3d_shape5(xs.n, ws.n, u3d_conv3d_out_size(xs.d, &t->p),
+                              u3d_conv3d_out_size(xs.h, &t->p),
+                              u3d_conv3d_out_size(xs.w, &t->p));
+    if (ys.d < 1 || ys.h < 1 || ys.w < 1)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s/x.npy is smaller than the kernel %d", c->dir,
+                          t->p.kernel);
+    TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
+    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
+    TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
+    if (t->bias)
+        TRY(
+            u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
+    return U3D_OK;
+}
+
+static u3d_status run_and_check(const golden_case *c, golden_report *rep,
+                                conv_case *t, u3d_error *err)
+{
+    u3d_tensor *b = t->bias ? &t->b : NULL, *db = t->bias ? &t->db : NULL;
+    u3d_status st = u3d_conv3d_forward(&t->p, &t->x, &t->w, b, &t->y, err);
+    if (!st)
+        st = u3d_conv3d_backward_data(&t->p, &t->dy, &t->w, &t->dx, err);
+    if (!st)
+        st = u3d_conv3d_backward_weight(&t->p, &t->x, &t->dy, &t->dw, db, err);
+    if (st) { /* shape errors name the shapes; say which case they came from */
+        u3d_errprefix(err, "%s (x.npy, w.npy, b.npy, dy.npy): ", c->dir);
+        return st;
+    }
+    TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
+    TRY(
+        golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
+    TRY(
+        golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
+    if (t->bias)
+        TRY(
+            golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
+    return U3D_OK;
+}
+
+u3d_status golden_conv3d(u3d_backend *be, const golden_case *c,
+                         golden_report *rep, u3d_error *err)
+{
+    conv_case t = {0};
+    u3d_status st = read_params(c, &t, err);
+    if (!st)
+        st = setup(be, c, &t, err);
+    if (!st)
+        st = run_and_check(c, rep, &t, err);
+    conv_case_release(&t);
+    return st;
 }

@@ -1,11 +1,82 @@
-/* STUB: golden handler for sgd, not implemented yet. */
+/* Golden case: sgd (param_in, grad, buf_in -> param_out, buf_out). The
+ * update is elementwise, so arrays of any rank are loaded flat. */
+#include <stdlib.h>
+#include <string.h>
 #include "golden/golden.h"
 
-u3d_status golden_sgd(u3d_backend *be, const golden_case *c,
-                       golden_report *rep, u3d_error *err)
+/* NAME.npy as a flat float tensor of n elements (n = 0: any size, set). */
+static u3d_status flat(u3d_backend *be, const golden_case *c,
+                       const char *name, size_t *n, u3d_tensor *t,
+                       u3d_error *err)
 {
-    (void)be;
-    (void)c;
-    (void)rep;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "not yet supported");
+    u3d_npy a;
+    memset(t, 0, sizeof *t);
+    u3d_status st = golden_npy(c, name, &a, err);
+    if (st)
+        return st;
+    if (a.is_int || a.count == 0 || a.count > 0x7fffffff)
+        st = u3d_seterr(err, U3D_ERR_FORMAT,
+                        "%s/%s.npy must hold float32 values (has %zu %s)",
+                        c->dir, name, a.count, a.is_int ? "int32" : "float32");
+    else if (*n && a.count != *n)
+        st = u3d_seterr(err, U3D_ERR_SHAPE,
+                        "%s/%s.npy has %zu elements, param_in.npy has %zu",
+                        c->dir, name, a.count, *n);
+    if (!st)
+        st = u3d_tensor_create(be, u3d_shape5(1, 1, 1, 1, (int)a.count),
+                               U3D_F32, t, err);
+    if (!st)
+        st = u3d_tensor_write(t, a.data, err);
+    if (!st)
+        *n = a.count;
+    else
+        u3d_tensor_release(t);
+    u3d_npy_free(&a);
+    return st;
+}
+
+/* Only dampening 0 without Nesterov is implemented. */
+static u3d_status plain_momentum(const golden_case *c, u3d_error *err)
+{
+    const char *keys[] = {"dampening", "nesterov"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = golden_get(c, keys[i]);
+        if (v && strtod(v, NULL) != 0.0)
+            return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                              "%s/case.txt: %s %s (only 0 is implemented)",
+                              c->dir, keys[i], v);
+    }
+    return U3D_OK;
+}
+
+u3d_status golden_sgd(u3d_backend *be, const golden_case *c,
+                      golden_report *rep, u3d_error *err)
+{
+    u3d_sgd_params p;
+    u3d_status st = golden_float(c, "lr", &p.lr, err);
+    if (!st)
+        st = golden_float(c, "momentum", &p.momentum, err);
+    if (!st)
+        st = golden_float(c, "weight_decay", &p.weight_decay, err);
+    if (!st)
+        st = plain_momentum(c, err);
+    if (st)
+        return st;
+    size_t n = 0;
+    u3d_tensor param = {0}, grad = {0}, buf = {0};
+    st = flat(be, c, "param_in", &n, &param, err);
+    if (!st)
+        st = flat(be, c, "grad", &n, &grad, err);
+    if (!st)
+        st = flat(be, c, "buf_in", &n, &buf, err);
+    if (!st)
+        st = u3d_sgd_step(&p, &param, &grad, &buf, err);
+    if (!st)
+        st = golden_check(c, rep, "param_out", &param, U3D_GOLDEN_TOL_FWD, err);
+    if (!st)
+        st = golden_check(c, rep, "buf_out", &buf, U3D_GOLDEN_TOL_FWD, err);
+    u3d_tensor_release(&param);
+    u3d_tensor_release(&grad);
+    u3d_tensor_release(&buf);
+    return st;
 }

@@ -1,11 +1,79 @@
-/* STUB: golden handler for softmax_ce, not implemented yet. */
+/* Golden case: softmax_cross_entropy (logits, labels, class_weights ->
+ * loss, probabilities, dlogits; ignore_label in case.txt). */
+#include <string.h>
 #include "golden/golden.h"
 
-u3d_status golden_softmax_ce(u3d_backend *be, const golden_case *c,
-                       golden_report *rep, u3d_error *err)
+/* returns the status of a failing call */
+#define TRY(x)                                                                 \
+    do {                                                                       \
+        u3d_status s_ = (x);                                                   \
+        if (s_)                                                                \
+            return s_;                                                         \
+    } while (0)
+
+typedef struct ce_case {
+    u3d_tensor logits, labels, weights, probs, dlogits;
+} ce_case;
+
+/* Loads NAME.npy and checks its dtype and shape. */
+static u3d_status load(u3d_backend *be, const golden_case *c,
+                       const char *name, u3d_dtype dt, u3d_shape s,
+                       u3d_tensor *t, u3d_error *err)
 {
-    (void)be;
-    (void)c;
-    (void)rep;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "not yet supported");
+    char a[96], b[96];
+    TRY(golden_tensor(be, c, name, t, err));
+    if (t->dtype != dt)
+        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/%s.npy must hold %s",
+                          c->dir, name, dt == U3D_I32 ? "int32" : "float32");
+    if (!u3d_shape_eq(t->shape, s))
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "%s/%s.npy has shape %s, expected %s", c->dir, name,
+                          u3d_shape_str(t->shape, a, sizeof a),
+                          u3d_shape_str(s, b, sizeof b));
+    return U3D_OK;
+}
+
+static u3d_status run(u3d_backend *be, const golden_case *c,
+                      golden_report *rep, ce_case *t, u3d_error *err)
+{
+    int ignore;
+    const char *red = golden_get(c, "reduction");
+    if (red && strcmp(red, "weighted_mean"))
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "%s/case.txt: reduction '%s' (only weighted_mean "
+                          "is implemented)",
+                          c->dir, red);
+    TRY(golden_int(c, "ignore_label", &ignore, err));
+    TRY(golden_tensor(be, c, "logits", &t->logits, err));
+    u3d_shape zs = t->logits.shape, ls = zs;
+    ls.c = 1;
+    if (t->logits.dtype != U3D_F32)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s/logits.npy must hold float32", c->dir);
+    TRY(load(be, c, "labels", U3D_I32, ls, &t->labels, err));
+    TRY(load(be, c, "class_weights", U3D_F32, u3d_shape5(1, zs.c, 1, 1, 1),
+             &t->weights, err));
+    TRY(u3d_tensor_create(be, zs, U3D_F32, &t->probs, err));
+    TRY(u3d_tensor_create(be, zs, U3D_F32, &t->dlogits, err));
+    float loss = 0;
+    TRY(u3d_softmax_ce(&t->logits, &t->labels, &t->weights, ignore, &t->probs,
+                       &t->dlogits, &loss, NULL, err));
+    TRY(golden_check_host(c, rep, "loss", &loss, 1, U3D_GOLDEN_TOL_FWD, err));
+    TRY(golden_check(c, rep, "probabilities", &t->probs, U3D_GOLDEN_TOL_FWD,
+                     err));
+    return golden_check(c, rep, "dlogits", &t->dlogits, U3D_GOLDEN_TOL_GRAD,
+                        err);
+}
+
+u3d_status golden_softmax_ce(u3d_backend *be, const golden_case *c,
+                             golden_report *rep, u3d_error *err)
+{
+    ce_case t;
+    memset(&t, 0, sizeof t);
+    u3d_status st = run(be, c, rep, &t, err);
+    u3d_tensor *all[] = {&t.logits, &t.labels, &t.weights, &t.probs,
+                         &t.dlogits};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        u3d_tensor_release(all[i]);
+    return st;
 }

@@ -1,23 +1,288 @@
-/* STUB: upconv3d not implemented yet. */
+/* Transposed conv 2x2x2 stride 2 on OpenCL (cl/upconv3d.cl).
+ * Tile sizes come from the tuning table (family "upconv3d") and are compiled
+ * in as -D options. Backward-weight splits the voxel sum into chunks written
+ * to a scratch buffer, then sums the chunks in order (deterministic). */
+#include <stdint.h>
+#include <stdio.h>
 #include "layers/layers.h"
 
-u3d_status u3d_cl_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b, u3d_tensor *y,
-    u3d_error *err)
+#define PROG "upconv3d"
+#define LWS0 64 /* lanes along W for forward / backward-data */
+
+/* Tile parameters of one device, read once per call (cheap table lookup). */
+typedef struct upconv_tiles {
+    int fw_tco, fw_tp, bd_tci, bd_tp, bw_tci, bw_tco, bw_lws;
+    char opts[256];
+} upconv_tiles;
+
+static int pow2_floor(size_t v)
 {
-    (void)be; (void)x; (void)w; (void)b; (void)y;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "upconv3d_forward is not implemented yet");
+    int p = 1;
+    while ((size_t)p * 2 <= v && p < (1 << 20))
+        p *= 2;
+    return p;
 }
 
-u3d_status u3d_cl_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w, u3d_tensor *dx,
-    u3d_error *err)
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+static upconv_tiles tiles_of(const u3d_cl *cl)
 {
-    (void)be; (void)dy; (void)w; (void)dx;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "upconv3d_backward_data is not implemented yet");
+    upconv_tiles t;
+    t.fw_tco = clampi(u3d_cl_tune(cl, PROG, "fw_tco", 4), 1, 16);
+    t.fw_tp = clampi(u3d_cl_tune(cl, PROG, "fw_tp", 2), 1, 4);
+    t.bd_tci = clampi(u3d_cl_tune(cl, PROG, "bd_tci", 8), 1, 32);
+    t.bd_tp = clampi(u3d_cl_tune(cl, PROG, "bd_tp", 2), 1, 4);
+    t.bw_tci = clampi(u3d_cl_tune(cl, PROG, "bw_tci", 4), 1, 16);
+    t.bw_tco = clampi(u3d_cl_tune(cl, PROG, "bw_tco", 2), 1, 16);
+    /* the split-K kernels need a power-of-two work-group the device takes */
+    int lws = pow2_floor((size_t)clampi(u3d_cl_tune(cl, PROG, "bw_lws", 64), 1,
+                                        1024));
+    t.bw_lws = lws <= (int)cl->max_wg ? lws : pow2_floor(cl->max_wg);
+    snprintf(t.opts, sizeof t.opts,
+             "-DFW_TCO=%d -DFW_TP=%d -DBD_TCI=%d -DBD_TP=%d -DBW_TCI=%d "
+             "-DBW_TCO=%d -DBW_LWS=%d",
+             t.fw_tco, t.fw_tp, t.bd_tci, t.bd_tp, t.bw_tci, t.bw_tco,
+             t.bw_lws);
+    return t;
 }
 
-u3d_status u3d_cl_upconv3d_backward_weight(u3d_backend *be, cten *x, cten *dy, u3d_tensor *dw, u3d_tensor *db,
-    u3d_error *err)
+/* Kernels index with 32-bit integers; y is the largest tensor. */
+static u3d_status fits_u32(u3d_shape ys, u3d_shape xs, const char *op,
+                           u3d_error *err)
 {
-    (void)be; (void)x; (void)dy; (void)dw; (void)db;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "upconv3d_backward_weight is not implemented yet");
+    if (u3d_shape_count(ys) >= UINT32_MAX / 2 ||
+        u3d_shape_count(xs) >= UINT32_MAX / 2)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "%s: tensors of 2^31 or more elements are not "
+                          "supported; use a smaller patch",
+                          op);
+    return U3D_OK;
+}
+
+static u3d_status get_kernel(u3d_cl *cl, const upconv_tiles *t,
+                             const char *name, cl_kernel *k, size_t *max_wg,
+                             u3d_error *err)
+{
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, name, t->opts, k, err));
+    U3D_TRY(u3d_cl_check(clGetKernelWorkGroupInfo(*k, cl->device,
+                                                  CL_KERNEL_WORK_GROUP_SIZE,
+                                                  sizeof *max_wg, max_wg, NULL),
+                         "clGetKernelWorkGroupInfo", err));
+    return U3D_OK;
+}
+
+/* Launches a forward / backward-data kernel over (W-groups x H x D, channel
+ * tiles, N) with work-groups along W. */
+static u3d_status launch_lanes(u3d_cl *cl, cl_kernel k, size_t max_wg,
+                               const char *name, u3d_shape xs, int tp,
+                               int ctiles, u3d_error *err)
+{
+    size_t xg = (size_t)((xs.w + tp - 1) / tp);
+    size_t g[3] = {xg * (size_t)xs.h * (size_t)xs.d, (size_t)ctiles,
+                   (size_t)xs.n};
+    size_t l[3] = {max_wg < LWS0 ? max_wg : LWS0, 1, 1};
+    return u3d_cl_launch(cl, k, name, 3, g, l, err);
+}
+
+static u3d_status set_dims(cl_kernel k, cl_uint first, int cin, int cout,
+                           u3d_shape xs, u3d_error *err)
+{
+    cl_uint v[6] = {(cl_uint)cin,  (cl_uint)cout, (cl_uint)xs.d,
+                    (cl_uint)xs.h, (cl_uint)xs.w, (cl_uint)xs.n};
+    for (cl_uint i = 0; i < 6; i++)
+        U3D_ARG(k, first + i, v[i], err);
+    return U3D_OK;
+}
+
+u3d_status u3d_cl_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b,
+                                   u3d_tensor *y, u3d_error *err)
+{
+    U3D_TRY(fits_u32(y->shape, x->shape, "upconv3d forward", err));
+    u3d_cl *cl = u3d_cl_of(be);
+    upconv_tiles t = tiles_of(cl);
+    cl_kernel k;
+    size_t mwg;
+    U3D_TRY(get_kernel(cl, &t, "upconv3d_forward", &k, &mwg, err));
+    cl_mem xm = u3d_cl_mem(x), wm = u3d_cl_mem(w), ym = u3d_cl_mem(y);
+    /* without a bias any valid buffer will do: the kernel never reads it */
+    cl_mem bm = b ? u3d_cl_mem(b) : wm;
+    cl_int has_bias = b != NULL;
+    int cin = x->shape.c, cout = y->shape.c;
+    U3D_ARG(k, 0, xm, err);
+    U3D_ARG(k, 1, wm, err);
+    U3D_ARG(k, 2, bm, err);
+    U3D_ARG(k, 3, has_bias, err);
+    U3D_ARG(k, 4, ym, err);
+    U3D_TRY(set_dims(k, 5, cin, cout, x->shape, err));
+    return launch_lanes(cl, k, mwg, "upconv3d_forward", x->shape, t.fw_tp,
+                        (cout + t.fw_tco - 1) / t.fw_tco, err);
+}
+
+u3d_status u3d_cl_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w,
+                                         u3d_tensor *dx, u3d_error *err)
+{
+    U3D_TRY(fits_u32(dy->shape, dx->shape, "upconv3d backward-data", err));
+    u3d_cl *cl = u3d_cl_of(be);
+    upconv_tiles t = tiles_of(cl);
+    cl_kernel k;
+    size_t mwg;
+    U3D_TRY(get_kernel(cl, &t, "upconv3d_backward_data", &k, &mwg, err));
+    cl_mem gm = u3d_cl_mem(dy), wm = u3d_cl_mem(w), om = u3d_cl_mem(dx);
+    int cin = dx->shape.c, cout = dy->shape.c;
+    U3D_ARG(k, 0, gm, err);
+    U3D_ARG(k, 1, wm, err);
+    U3D_ARG(k, 2, om, err);
+    U3D_TRY(set_dims(k, 3, cin, cout, dx->shape, err));
+    return launch_lanes(cl, k, mwg, "upconv3d_backward_data", dx->shape,
+                        t.bd_tp, (cin + t.bd_tci - 1) / t.bd_tci, err);
+}
+
+/* Number of voxel chunks of a split-K reduction: enough work-groups to fill
+ * the device (tiles * chunks >= 8 per compute unit), but at least 4 voxels
+ * per lane so the lane tree stays a small part of the work. */
+static size_t chunk_len(const u3d_cl *cl, size_t k, size_t tiles, int lws)
+{
+    size_t target = 8 * (size_t)(cl->compute_units ? cl->compute_units : 1);
+    size_t s = (target + tiles - 1) / tiles;
+    size_t smax = (k + 4 * (size_t)lws - 1) / (4 * (size_t)lws);
+    if (s > smax)
+        s = smax;
+    if (s < 1)
+        s = 1;
+    return (k + s - 1) / s;
+}
+
+/* Scratch for the chunk partials; NULL when one chunk writes the output. */
+static u3d_status scratch(u3d_backend *be, size_t nchunks, size_t count,
+                          void **buf, u3d_error *err)
+{
+    *buf = NULL;
+    if (nchunks <= 1)
+        return U3D_OK;
+    return be->ops->buffer_alloc(be, nchunks * count * sizeof(float), buf, err);
+}
+
+/* out = sum over chunks of part (count floats each), in chunk order. */
+static u3d_status sum_chunks(u3d_cl *cl, const upconv_tiles *t, cl_mem part,
+                             cl_mem out, size_t count, size_t nchunks,
+                             u3d_error *err)
+{
+    cl_kernel k;
+    size_t mwg;
+    U3D_TRY(get_kernel(cl, t, "upconv3d_sum_chunks", &k, &mwg, err));
+    cl_uint c = (cl_uint)count, s = (cl_uint)nchunks;
+    U3D_ARG(k, 0, part, err);
+    U3D_ARG(k, 1, out, err);
+    U3D_ARG(k, 2, c, err);
+    U3D_ARG(k, 3, s, err);
+    size_t g = count, l = mwg < LWS0 ? mwg : LWS0;
+    return u3d_cl_launch(cl, k, "upconv3d_sum_chunks", 1, &g, &l, err);
+}
+
+/* A split-K kernel must run with exactly BW_LWS lanes per work-group. */
+static u3d_status check_lws(const upconv_tiles *t, size_t mwg,
+                            const char *name, u3d_error *err)
+{
+    if ((size_t)t->bw_lws > mwg)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "%s needs work-groups of %d but the device allows "
+                          "%zu for it: lower the upconv3d bw_lws tuning value",
+                          name, t->bw_lws, mwg);
+    return U3D_OK;
+}
+
+static u3d_status weight_pass(u3d_backend *be, const upconv_tiles *t, cten *x,
+                              cten *dy, u3d_tensor *dw, u3d_error *err)
+{
+    u3d_cl *cl = u3d_cl_of(be);
+    const char *name = "upconv3d_backward_weight";
+    cl_kernel k;
+    size_t mwg;
+    U3D_TRY(get_kernel(cl, t, name, &k, &mwg, err));
+    U3D_TRY(check_lws(t, mwg, name, err));
+    u3d_shape xs = x->shape;
+    int cin = xs.c, cout = dw->shape.c;
+    size_t ti = (size_t)((cin + t->bw_tci - 1) / t->bw_tci);
+    size_t to = (size_t)((cout + t->bw_tco - 1) / t->bw_tco);
+    size_t kv = (size_t)xs.n * u3d_shape_spatial(xs);
+    size_t clen = chunk_len(cl, kv, ti * to, t->bw_lws);
+    size_t ns = (kv + clen - 1) / clen, count = u3d_shape_count(dw->shape);
+    void *part;
+    U3D_TRY(scratch(be, ns, count, &part, err));
+    cl_mem xm = u3d_cl_mem(x), gm = u3d_cl_mem(dy);
+    cl_mem pm = part ? (cl_mem)part : u3d_cl_mem(dw);
+    cl_uint cl_clen = (cl_uint)clen;
+    u3d_status st = U3D_OK;
+#define ARG(i, v)                                                              \
+    if (!st)                                                                   \
+        st = u3d_cl_check(clSetKernelArg(k, i, sizeof(v), &(v)),               \
+                          "clSetKernelArg(" #v ")", err)
+    ARG(0, xm);
+    ARG(1, gm);
+    ARG(2, pm);
+    if (!st)
+        st = set_dims(k, 3, cin, cout, xs, err);
+    ARG(9, cl_clen);
+#undef ARG
+    size_t g[3] = {ns * (size_t)t->bw_lws, ti, to};
+    size_t l[3] = {(size_t)t->bw_lws, 1, 1};
+    if (!st)
+        st = u3d_cl_launch(cl, k, name, 3, g, l, err);
+    if (!st && part)
+        st = sum_chunks(cl, t, pm, u3d_cl_mem(dw), count, ns, err);
+    if (part)
+        be->ops->buffer_free(be, part); /* released once the queue is done */
+    return st;
+}
+
+static u3d_status bias_pass(u3d_backend *be, const upconv_tiles *t, cten *dy,
+                            u3d_tensor *db, u3d_error *err)
+{
+    u3d_cl *cl = u3d_cl_of(be);
+    const char *name = "upconv3d_bias_partial";
+    cl_kernel k;
+    size_t mwg;
+    U3D_TRY(get_kernel(cl, t, name, &k, &mwg, err));
+    U3D_TRY(check_lws(t, mwg, name, err));
+    u3d_shape gs = dy->shape;
+    /* an output channel plane holds 8*D*H*W floats: whole float8s */
+    size_t q = u3d_shape_spatial(gs) / 8, kv = (size_t)gs.n * q;
+    size_t clen = chunk_len(cl, kv, (size_t)gs.c, t->bw_lws);
+    size_t ns = (kv + clen - 1) / clen, count = (size_t)gs.c;
+    void *part;
+    U3D_TRY(scratch(be, ns, count, &part, err));
+    cl_mem gm = u3d_cl_mem(dy), pm = part ? (cl_mem)part : u3d_cl_mem(db);
+    cl_uint cout = (cl_uint)gs.c, cq = (cl_uint)q, cn = (cl_uint)gs.n;
+    cl_uint cl_clen = (cl_uint)clen;
+    u3d_status st = U3D_OK;
+#define ARG(i, v)                                                              \
+    if (!st)                                                                   \
+        st = u3d_cl_check(clSetKernelArg(k, i, sizeof(v), &(v)),               \
+                          "clSetKernelArg(" #v ")", err)
+    ARG(0, gm);
+    ARG(1, pm);
+    ARG(2, cout);
+    ARG(3, cq);
+    ARG(4, cn);
+    ARG(5, cl_clen);
+#undef ARG
+    size_t g[2] = {ns * (size_t)t->bw_lws, count};
+    size_t l[2] = {(size_t)t->bw_lws, 1};
+    if (!st)
+        st = u3d_cl_launch(cl, k, name, 2, g, l, err);
+    if (!st && part)
+        st = sum_chunks(cl, t, pm, u3d_cl_mem(db), count, ns, err);
+    if (part)
+        be->ops->buffer_free(be, part);
+    return st;
+}
+
+u3d_status u3d_cl_upconv3d_backward_weight(u3d_backend *be, cten *x, cten *dy,
+                                           u3d_tensor *dw, u3d_tensor *db,
+                                           u3d_error *err)
+{
+    U3D_TRY(fits_u32(dy->shape, x->shape, "upconv3d backward-weight", err));
+    upconv_tiles t = tiles_of(u3d_cl_of(be));
+    U3D_TRY(weight_pass(be, &t, x, dy, dw, err));
+    return db ? bias_pass(be, &t, dy, db, err) : U3D_OK;
 }

@@ -1,23 +1,149 @@
-/* STUB: conv3d not implemented yet. */
+/* 3D convolution reference: direct loops, sums in double. Every output is
+ * gathered (no scatter), so each formula reads as its definition. */
 #include "ref/ref.h"
 
-u3d_status u3d_ref_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p, cten *x, cten *w, cten *b, u3d_tensor *y,
-    u3d_error *err)
+typedef struct dims {
+    int n, c, d, h, w;
+} dims;
+
+static dims dims_of(const u3d_tensor *t)
 {
-    (void)be; (void)p; (void)x; (void)w; (void)b; (void)y;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "conv3d_forward is not implemented yet");
+    dims r = {t->shape.n, t->shape.c, t->shape.d, t->shape.h, t->shape.w};
+    return r;
 }
 
-u3d_status u3d_ref_conv3d_backward_data(u3d_backend *be, const u3d_conv3d_params *p, cten *dy, cten *w, u3d_tensor *dx,
-    u3d_error *err)
+static size_t at(dims s, int n, int c, int z, int y, int x)
 {
-    (void)be; (void)p; (void)dy; (void)w; (void)dx;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "conv3d_backward_data is not implemented yet");
+    return ((((size_t)n * s.c + c) * s.d + z) * s.h + y) * s.w + x;
 }
 
-u3d_status u3d_ref_conv3d_backward_weight(u3d_backend *be, const u3d_conv3d_params *p, cten *x, cten *dy, u3d_tensor *dw, u3d_tensor *db,
-    u3d_error *err)
+static int inside(int v, int n) { return v >= 0 && v < n; }
+
+/* y[n,co,z,y,x] = b[co] + sum w[co,ci,kz,ky,kx] * x[n,ci,z+kz-p,...] */
+u3d_status u3d_ref_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
+                                  cten *x, cten *w, cten *b, u3d_tensor *y,
+                                  u3d_error *err)
 {
-    (void)be; (void)p; (void)x; (void)dy; (void)dw; (void)db;
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED, "conv3d_backward_weight is not implemented yet");
+    (void)be;
+    (void)err;
+    const float *X = u3d_ref_f(x), *Wt = u3d_ref_f(w);
+    const float *B = b ? u3d_ref_f(b) : NULL;
+    float *Y = u3d_ref_f(y);
+    dims xs = dims_of(x), ws = dims_of(w), ys = dims_of(y);
+    int k = p->kernel, pad = p->pad;
+    for (int n = 0; n < ys.n; n++)
+        for (int co = 0; co < ys.c; co++)
+            for (int z = 0; z < ys.d; z++)
+                for (int yy = 0; yy < ys.h; yy++)
+                    for (int xx = 0; xx < ys.w; xx++) {
+                        double s = B ? B[co] : 0.0;
+                        for (int ci = 0; ci < xs.c; ci++)
+                            for (int kz = 0; kz < k; kz++)
+                                for (int ky = 0; ky < k; ky++)
+                                    for (int kx = 0; kx < k; kx++) {
+                                        int iz = z + kz - pad,
+                                            iy = yy + ky - pad,
+                                            ix = xx + kx - pad;
+                                        if (!inside(iz, xs.d) ||
+                                            !inside(iy, xs.h) ||
+                                            !inside(ix, xs.w))
+                                            continue;
+                                        s += (double)Wt[at(ws, co, ci, kz, ky,
+                                                           kx)] *
+                                             X[at(xs, n, ci, iz, iy, ix)];
+                                    }
+                        Y[at(ys, n, co, z, yy, xx)] = (float)s;
+                    }
+    return U3D_OK;
+}
+
+/* dx[n,ci,iz,iy,ix] = sum over taps of w[co,ci,kz,ky,kx] * dy[n,co,z,y,x]
+ * with z = iz - kz + p (and likewise y, x) inside dy. */
+u3d_status u3d_ref_conv3d_backward_data(u3d_backend *be,
+                                        const u3d_conv3d_params *p, cten *dy,
+                                        cten *w, u3d_tensor *dx,
+                                        u3d_error *err)
+{
+    (void)be;
+    (void)err;
+    const float *G = u3d_ref_f(dy), *Wt = u3d_ref_f(w);
+    float *DX = u3d_ref_f(dx);
+    dims gs = dims_of(dy), ws = dims_of(w), xs = dims_of(dx);
+    int k = p->kernel, pad = p->pad;
+    for (int n = 0; n < xs.n; n++)
+        for (int ci = 0; ci < xs.c; ci++)
+            for (int iz = 0; iz < xs.d; iz++)
+                for (int iy = 0; iy < xs.h; iy++)
+                    for (int ix = 0; ix < xs.w; ix++) {
+                        double s = 0.0;
+                        for (int co = 0; co < gs.c; co++)
+                            for (int kz = 0; kz < k; kz++)
+                                for (int ky = 0; ky < k; ky++)
+                                    for (int kx = 0; kx < k; kx++) {
+                                        int z = iz - kz + pad,
+                                            y = iy - ky + pad,
+                                            x = ix - kx + pad;
+                                        if (!inside(z, gs.d) ||
+                                            !inside(y, gs.h) ||
+                                            !inside(x, gs.w))
+                                            continue;
+                                        s += (double)Wt[at(ws, co, ci, kz, ky,
+                                                           kx)] *
+                                             G[at(gs, n, co, z, y, x)];
+                                    }
+                        DX[at(xs, n, ci, iz, iy, ix)] = (float)s;
+                    }
+    return U3D_OK;
+}
+
+/* dw[co,ci,kz,ky,kx] = sum over n and outputs of dy * x at the tap;
+ * db[co] = sum of dy[n,co,...]. */
+u3d_status u3d_ref_conv3d_backward_weight(u3d_backend *be,
+                                          const u3d_conv3d_params *p, cten *x,
+                                          cten *dy, u3d_tensor *dw,
+                                          u3d_tensor *db, u3d_error *err)
+{
+    (void)be;
+    (void)err;
+    const float *X = u3d_ref_f(x), *G = u3d_ref_f(dy);
+    float *DW = u3d_ref_f(dw);
+    dims xs = dims_of(x), gs = dims_of(dy), ws = dims_of(dw);
+    int k = p->kernel, pad = p->pad;
+    for (int co = 0; co < ws.n; co++)
+        for (int ci = 0; ci < ws.c; ci++)
+            for (int kz = 0; kz < k; kz++)
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        double s = 0.0;
+                        for (int n = 0; n < gs.n; n++)
+                            for (int z = 0; z < gs.d; z++)
+                                for (int y = 0; y < gs.h; y++)
+                                    for (int xx = 0; xx < gs.w; xx++) {
+                                        int iz = z + kz - pad,
+                                            iy = y + ky - pad,
+                                            ix = xx + kx - pad;
+                                        if (!inside(iz, xs.d) ||
+                                            !inside(iy, xs.h) ||
+                                            !inside(ix, xs.w))
+                                            continue;
+                                        s += (double)G[at(gs, n, co, z, y,
+                                                          xx)] *
+                                             X[at(xs, n, ci, iz, iy, ix)];
+                                    }
+                        DW[at(ws, co, ci, kz, ky, kx)] = (float)s;
+                    }
+    if (db) {
+        float *DB = u3d_ref_f(db);
+        size_t sp = (size_t)gs.d * gs.h * gs.w;
+        for (int co = 0; co < gs.c; co++) {
+            double s = 0.0;
+            for (int n = 0; n < gs.n; n++) {
+                const float *g = G + at(gs, n, co, 0, 0, 0);
+                for (size_t i = 0; i < sp; i++)
+                    s += g[i];
+            }
+            DB[co] = (float)s;
+        }
+    }
+    return U3D_OK;
 }

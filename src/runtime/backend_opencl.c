@@ -76,12 +76,13 @@ static u3d_status cl_fill(u3d_backend *be, void *buf, size_t count,
     return u3d_cl_launch(cl, k, "fill", 1, &g, &l, err);
 }
 
-static u3d_status cl_copy(u3d_backend *be, void *dst, const void *src,
-                          size_t bytes, u3d_error *err)
+static u3d_status cl_copy(u3d_backend *be, void *dst, size_t dst_off,
+                          const void *src, size_t src_off, size_t bytes,
+                          u3d_error *err)
 {
     return u3d_cl_check(clEnqueueCopyBuffer(u3d_cl_of(be)->queue, (cl_mem)src,
-                                            (cl_mem)dst, 0, 0, bytes, 0, NULL,
-                                            NULL),
+                                            (cl_mem)dst, src_off, dst_off,
+                                            bytes, 0, NULL, NULL),
                         "clEnqueueCopyBuffer", err);
 }
 

@@ -50,12 +50,13 @@ static u3d_status ref_fill(u3d_backend *be, void *buf, size_t count,
     return U3D_OK;
 }
 
-static u3d_status ref_copy(u3d_backend *be, void *dst, const void *src,
-                           size_t bytes, u3d_error *err)
+static u3d_status ref_copy(u3d_backend *be, void *dst, size_t dst_off,
+                           const void *src, size_t src_off, size_t bytes,
+                           u3d_error *err)
 {
     (void)be;
     (void)err;
-    memmove(dst, src, bytes);
+    memmove((char *)dst + dst_off, (const char *)src + src_off, bytes);
     return U3D_OK;
 }
 

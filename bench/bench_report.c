@@ -1,0 +1,139 @@
+/* Output of `unet3d bench`: a table for people, JSON for scripts. */
+#include <math.h>
+#include <stdio.h>
+#include "bench.h"
+
+static const char *state_name(u3d_bench_state s)
+{
+    switch (s) {
+    case U3D_BENCH_OK: return "ok";
+    case U3D_BENCH_UNSUPPORTED: return "unsupported";
+    case U3D_BENCH_SKIPPED: return "skipped";
+    case U3D_BENCH_FAILED: return "error";
+    }
+    return "error";
+}
+
+static void table_row(const u3d_bench_row *w, FILE *out)
+{
+    if (w->state != U3D_BENCH_OK) {
+        fprintf(out, "%-26s %-34s %s%s%s\n", w->name, w->shape,
+                state_name(w->state), w->note[0] ? ": " : "", w->note);
+        return;
+    }
+    char pct[16] = "-", vs[16] = "-";
+    if (w->pct_peak >= 0)
+        snprintf(pct, sizeof pct, "%.1f%%", w->pct_peak);
+    if (w->vs_sgemm >= 0)
+        snprintf(vs, sizeof vs, "%.2f", w->vs_sgemm);
+    fprintf(out, "%-26s %-34s %10.3f %9.1f %-7s %7s %8s\n", w->name, w->shape,
+            w->ms, w->rate, w->is_flops ? "GFLOP/s" : "GB/s", pct, vs);
+}
+
+void u3d_bench_print_table(const u3d_bench_report *r, FILE *out)
+{
+    fprintf(out, "device: %s (%s backend)\n", r->device, r->backend);
+    if (r->peak_gflops > 0)
+        fprintf(out, "FMA peak: %.1f GFLOP/s (%s)\n", r->peak_gflops,
+                r->peak_config);
+    if (r->peak_gbs > 0)
+        fprintf(out, "copy bandwidth: %.1f GB/s\n", r->peak_gbs);
+    if (r->peak_note[0])
+        fprintf(out, "peak not measured: %s\n", r->peak_note);
+    if (r->sgemm_best > 0)
+        fprintf(out, "best CLBlast SGEMM: %.1f GFLOP/s\n", r->sgemm_best);
+    fprintf(out, "%%peak: of the FMA peak (GFLOP/s rows) or of the copy "
+                 "bandwidth (GB/s rows); vs_sgemm: GFLOP/s / best SGEMM\n\n");
+    fprintf(out, "%-26s %-34s %10s %9s %-7s %7s %8s\n", "name", "shape", "ms",
+            "rate", "unit", "%peak", "vs_sgemm");
+    for (int i = 0; i < r->nsgemm; i++)
+        table_row(&r->sgemm[i], out);
+    for (int i = 0; i < r->nops; i++)
+        table_row(&r->ops[i], out);
+}
+
+static void json_str(const char *s, FILE *out)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+/* A number, or null when unknown (negative or zero marks) or not finite. */
+static void json_num(double v, int known, FILE *out)
+{
+    if (known && isfinite(v))
+        fprintf(out, "%.6g", v);
+    else
+        fputs("null", out);
+}
+
+static void json_row(const u3d_bench_row *w, FILE *out)
+{
+    int ok = w->state == U3D_BENCH_OK;
+    fputs("{\"name\": ", out);
+    json_str(w->name, out);
+    fputs(", \"shape\": ", out);
+    json_str(w->shape, out);
+    fprintf(out, ", \"status\": \"%s\", \"ms\": ", state_name(w->state));
+    json_num(w->ms, ok, out);
+    fprintf(out, ", \"%s\": ", w->is_flops ? "gflops" : "gbs");
+    json_num(w->rate, ok, out);
+    fputs(", \"pct_peak\": ", out);
+    json_num(w->pct_peak, ok && w->pct_peak >= 0, out);
+    fputs(", \"vs_sgemm\": ", out);
+    json_num(w->vs_sgemm, ok && w->vs_sgemm >= 0, out);
+    fprintf(out, ", \"reps\": %d", w->reps);
+    if (w->note[0]) {
+        fputs(", \"note\": ", out);
+        json_str(w->note, out);
+    }
+    fputc('}', out);
+}
+
+void u3d_bench_print_json(const u3d_bench_report *r, FILE *out)
+{
+    fputs("{\"device\": ", out);
+    json_str(r->device, out);
+    fputs(", \"backend\": ", out);
+    json_str(r->backend, out);
+    fputs(", \"peak_gflops\": ", out);
+    json_num(r->peak_gflops, r->peak_gflops > 0, out);
+    fputs(", \"peak_config\": ", out);
+    json_str(r->peak_config, out);
+    fputs(", \"peak_gbs\": ", out);
+    json_num(r->peak_gbs, r->peak_gbs > 0, out);
+    if (r->peak_note[0]) {
+        fputs(", \"peak_note\": ", out);
+        json_str(r->peak_note, out);
+    }
+    fputs(",\n \"sgemm_gflops\": {", out);
+    for (int i = 0; i < r->nsgemm; i++) {
+        const u3d_bench_row *w = &r->sgemm[i];
+        fputs(i ? ", " : "", out);
+        json_str(w->name, out);
+        fputs(": ", out);
+        json_num(w->rate, w->state == U3D_BENCH_OK, out);
+    }
+    fputs("},\n \"sgemm_best_gflops\": ", out);
+    json_num(r->sgemm_best, r->sgemm_best > 0, out);
+    fputs(",\n \"sgemm\": [", out);
+    for (int i = 0; i < r->nsgemm; i++) {
+        fputs(i ? ",\n  " : "\n  ", out);
+        json_row(&r->sgemm[i], out);
+    }
+    fputs("],\n \"ops\": [", out);
+    for (int i = 0; i < r->nops; i++) {
+        fputs(i ? ",\n  " : "\n  ", out);
+        json_row(&r->ops[i], out);
+    }
+    fputs("]}\n", out);
+}

@@ -1,0 +1,387 @@
+/* 3D convolution, stride 1, cubic kernel of KS (build option) taps.
+ *
+ * Layout trick: an input volume of one channel, zero-padded to Dp x Hp x Wp,
+ * is read as one flat array. The output voxel (z, y, x) is computed at the
+ * flat position q = (z*Hp + y)*Wp + x, and the tap (kz, ky, kx) reads the
+ * input at q + (kz*Hp + ky)*Wp + kx. So every tap is a contiguous vector
+ * load along q, rows of any length fill the vectors, and positions with
+ * x >= Wout or y >= Hout are computed but never stored. q runs over
+ * [0, Lq), Lq = ((Dout-1)*Hp + Hout-1)*Wp + Wout, whose last tap reads the
+ * last input element exactly, so no load leaves the buffer.
+ *
+ * Build options (tuning, see src/runtime/tuning.c):
+ *   KS      kernel size
+ *   VW      vector width along q of the forward kernel (1,2,4,8,16)
+ *   NV      vectors per work-item (a tile of XB = VW*NV positions)
+ *   COB     output channels per work-item (accumulators COB*NV vectors)
+ *   BVW     vector width of the weight-gradient kernel
+ *   BCOB    output channels per work-item of the weight-gradient kernel
+ */
+#ifndef KS
+#define KS 3
+#endif
+#ifndef VW
+#define VW 4
+#endif
+#ifndef NV
+#define NV 1
+#endif
+#ifndef COB
+#define COB 8
+#endif
+#ifndef BVW
+#define BVW 4
+#endif
+#ifndef BCOB
+#define BCOB 4
+#endif
+
+#define K3 (KS * KS * KS)
+#define XB (VW * NV)
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+/* floatv / vector load-store of width VW (and floatb of width BVW). */
+#if VW == 1
+typedef float floatv;
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#else
+typedef CAT(float, VW) floatv;
+#define VLOAD(p) CAT(vload, VW)(0, (p))
+#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
+#endif
+
+#if BVW == 1
+typedef float floatb;
+#define BLOAD(p) (*(p))
+#else
+typedef CAT(float, BVW) floatb;
+#define BLOAD(p) CAT(vload, BVW)(0, (p))
+#endif
+
+inline float hsum_b(floatb v)
+{
+#if BVW == 16
+    float8 a = v.lo + v.hi;
+    float4 b = a.lo + a.hi;
+    float2 c = b.lo + b.hi;
+    return c.x + c.y;
+#elif BVW == 8
+    float4 b = v.lo + v.hi;
+    float2 c = b.lo + b.hi;
+    return c.x + c.y;
+#elif BVW == 4
+    float2 c = v.lo + v.hi;
+    return c.x + c.y;
+#elif BVW == 2
+    return v.x + v.y;
+#else
+    return v;
+#endif
+}
+
+/* Weights rearranged into the order the forward kernel reads them:
+ * wt[cb][c][tap][j] = weight of output channel cb*COB+j, input channel c,
+ * zero for output channels past co_n. flip != 0 builds the weights of the
+ * data gradient: input/output channels swapped and the taps reversed, the
+ * source w being (ci_n, co_n, K3) then. */
+__kernel void conv3d_weights(__global const float *restrict w,
+                             __global float *restrict wt, const int co_n,
+                             const int ci_n, const int total, const int flip)
+{
+    const int i = get_global_id(0);
+    if (i >= total)
+        return;
+    const int j = i % COB;
+    int t = i / COB;
+    const int tap = t % K3;
+    t /= K3;
+    const int c = t % ci_n;
+    const int co = (t / ci_n) * COB + j;
+    float v = 0.0f;
+    if (co < co_n)
+        v = flip ? w[((size_t)c * co_n + co) * K3 + (K3 - 1 - tap)]
+                 : w[((size_t)co * ci_n + c) * K3 + tap];
+    wt[i] = v;
+}
+
+/* Copies src (N, cs, d, h, w) into dst (N, cd, dd, hd, wd) shifted by off
+ * voxels on every axis, zero elsewhere (also for channels c >= cs). One
+ * work-item per destination row, so the index arithmetic is per row. */
+__kernel void conv3d_embed(__global const float *restrict src,
+                           __global float *restrict dst, const int cs,
+                           const int cd, const int d, const int h, const int w,
+                           const int dd, const int hd, const int wd,
+                           const int off, const int rows)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    const int y = r % hd;
+    int t = r / hd;
+    const int z = t % dd;
+    t /= dd;
+    const int c = t % cd;
+    const int n = t / cd;
+    const int sz = z - off, sy = y - off;
+    __global float *o = dst + (size_t)r * wd;
+    int x0 = 0, x1 = 0; /* src columns copied to [x0, x1) */
+    if (c < cs && sz >= 0 && sz < d && sy >= 0 && sy < h) {
+        x0 = off;
+        x1 = min(off + w, wd);
+    }
+    for (int x = 0; x < x0; x++)
+        o[x] = 0.0f;
+    if (x1 > x0) {
+        __global const float *s =
+            src + ((((size_t)n * cs + c) * d + sz) * h + sy) * w - off;
+        for (int x = x0; x < x1; x++)
+            o[x] = s[x];
+    }
+    for (int x = max(x0, x1); x < wd; x++)
+        o[x] = 0.0f;
+}
+
+/* Stores COB x XB results of one tile. qs is the first computed position,
+ * q0 <= qs + XB the first one this work-item owns (a tile at the end is
+ * shifted back to stay inside the input, see conv3d_fwd). */
+inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
+                       __global const float *restrict bias, const int use_bias,
+                       const int co0, const int cout, const int qs,
+                       const int q0, const int hp, const int wp,
+                       const int hout, const int wout, const size_t ystride)
+{
+    const int hwp = hp * wp;
+    int z = qs / hwp;
+    const int r = qs - z * hwp;
+    int yy = r / wp;
+    int xx = r - yy * wp;
+    const int ohw = hout * wout;
+    if (qs == q0 && yy < hout && xx + XB <= wout) {
+        /* the whole tile lies in one valid row */
+        __global float *o = y + z * ohw + yy * wout + xx;
+#pragma unroll
+        for (int c = 0; c < COB; c++) {
+            if (co0 + c < cout) {
+                const float b = use_bias ? bias[co0 + c] : 0.0f;
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    VSTORE(acc[c][j] + b, o + (size_t)c * ystride + j * VW);
+            }
+        }
+        return;
+    }
+    int dst[XB]; /* output offset of each lane, -1: not stored */
+    for (int l = 0; l < XB; l++) {
+        dst[l] = (qs + l >= q0 && yy < hout && xx < wout)
+                     ? z * ohw + yy * wout + xx
+                     : -1;
+        if (++xx == wp) {
+            xx = 0;
+            if (++yy == hp) {
+                yy = 0;
+                z++;
+            }
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < COB; c++) {
+        if (co0 + c < cout) {
+            const float b = use_bias ? bias[co0 + c] : 0.0f;
+            float t[XB];
+#pragma unroll
+            for (int j = 0; j < NV; j++)
+                VSTORE(acc[c][j], t + j * VW);
+            __global float *o = y + (size_t)c * ystride;
+            for (int l = 0; l < XB; l++)
+                if (dst[l] >= 0)
+                    o[dst[l]] = t[l] + b;
+        }
+    }
+}
+
+/* y(n, co, :) = sum over ci and taps of wt * x + bias.
+ * x: (N, cin, Dp, Hp, Wp), slen = Dp*Hp*Wp; wt from conv3d_weights;
+ * y: (N, cout, dout, hout, wout). Work-item (tile, cb, n) computes positions
+ * [tile*XB, tile*XB + XB) of output channels cb*COB .. cb*COB+COB-1; every
+ * input vector loaded feeds COB*... FMAs, all accumulators in registers.
+ * The host guarantees lq >= XB. */
+__kernel void conv3d_fwd(__global const float *restrict x,
+                         __global const float *restrict wt,
+                         __global const float *restrict bias,
+                         __global float *restrict y, const int cin,
+                         const int cout, const int hp, const int wp,
+                         const int slen, const int dout, const int hout,
+                         const int wout, const int lq, const int ntiles,
+                         const int ncb, const int use_bias)
+{
+    const int tile = get_global_id(0);
+    const int cb = get_global_id(1);
+    const int n = get_global_id(2);
+    if (tile >= ntiles || cb >= ncb)
+        return;
+    const int q0 = tile * XB;
+    const int qs = min(q0, lq - XB); /* keeps the last tile inside x */
+    const int hwp = hp * wp;
+
+    floatv acc[COB][NV];
+#pragma unroll
+    for (int c = 0; c < COB; c++)
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            acc[c][j] = (floatv)0.0f;
+
+    __global const float *xs = x + (size_t)n * cin * slen + qs;
+    __global const float *ws = wt + (size_t)cb * cin * K3 * COB;
+    for (int ci = 0; ci < cin; ci++, xs += slen, ws += K3 * COB) {
+#pragma unroll
+        for (int kz = 0; kz < KS; kz++) {
+#pragma unroll
+            for (int ky = 0; ky < KS; ky++) {
+                __global const float *row = xs + kz * hwp + ky * wp;
+                __global const float *wk = ws + (kz * KS + ky) * KS * COB;
+#pragma unroll
+                for (int kx = 0; kx < KS; kx++) {
+                    floatv v[NV];
+#pragma unroll
+                    for (int j = 0; j < NV; j++)
+                        v[j] = VLOAD(row + kx + j * VW);
+#pragma unroll
+                    for (int c = 0; c < COB; c++) {
+                        const floatv wv = (floatv)wk[kx * COB + c];
+#pragma unroll
+                        for (int j = 0; j < NV; j++)
+                            acc[c][j] = fma(wv, v[j], acc[c][j]);
+                    }
+                }
+            }
+        }
+    }
+    const size_t ystride = (size_t)dout * hout * wout;
+    const int co0 = cb * COB;
+    store_tile(acc, y + ((size_t)n * cout + co0) * ystride, bias, use_bias,
+               co0, cout, qs, q0, hp, wp, hout, wout, ystride);
+}
+
+/* Partial weight gradients of one chunk of positions:
+ * part[ch][co][ci][kz][ky][kx] = sum over q in chunk of
+ *     dyq(n, co, q) * x(n, ci, q + (kz*Hp + ky)*Wp + kx).
+ * x: (N, cin, slen) padded input; dyq: (N, coutp, sq), dy embedded in the
+ * padded geometry, zero at unused positions and channels >= cout.
+ * Work-item (ci*KS*KS + kz*KS + ky, cb, ch) keeps BCOB x KS vector
+ * accumulators; ch = n*nq + chunk covers [chunk*qchunk, ...) of [0, lq). */
+__kernel void conv3d_bwd_weight(__global const float *restrict x,
+                                __global const float *restrict dyq,
+                                __global float *restrict part, const int cin,
+                                const int cout, const int coutp, const int hp,
+                                const int wp, const int slen, const int sq,
+                                const int lq, const int nq, const int qchunk,
+                                const int nch, const int ncb, const int pstride)
+{
+    const int kk = get_global_id(0);
+    const int cb = get_global_id(1);
+    const int ch = get_global_id(2);
+    if (kk >= cin * KS * KS || cb >= ncb || ch >= nch)
+        return;
+    const int ci = kk / (KS * KS);
+    const int kz = (kk / KS) % KS;
+    const int ky = kk % KS;
+    const int n = ch / nq;
+    const int qa = (ch % nq) * qchunk;
+    const int qb = min(qa + qchunk, lq);
+    const int qv = min(qb, lq / BVW * BVW); /* end of the vector part */
+
+    __global const float *xs =
+        x + ((size_t)n * cin + ci) * slen + (kz * hp + ky) * wp;
+    __global const float *ds = dyq + ((size_t)n * coutp + cb * BCOB) * sq;
+
+    floatb acc[BCOB][KS];
+#pragma unroll
+    for (int c = 0; c < BCOB; c++)
+#pragma unroll
+        for (int kx = 0; kx < KS; kx++)
+            acc[c][kx] = (floatb)0.0f;
+    for (int q = qa; q < qv; q += BVW) {
+        floatb xv[KS];
+#pragma unroll
+        for (int kx = 0; kx < KS; kx++)
+            xv[kx] = BLOAD(xs + q + kx);
+#pragma unroll
+        for (int c = 0; c < BCOB; c++) {
+            const floatb d = BLOAD(ds + (size_t)c * sq + q);
+#pragma unroll
+            for (int kx = 0; kx < KS; kx++)
+                acc[c][kx] = fma(d, xv[kx], acc[c][kx]);
+        }
+    }
+    /* scalar tail of the last chunk, where a vector would pass lq */
+    float tail[BCOB][KS];
+#pragma unroll
+    for (int c = 0; c < BCOB; c++)
+#pragma unroll
+        for (int kx = 0; kx < KS; kx++)
+            tail[c][kx] = 0.0f;
+    for (int q = max(qa, qv); q < qb; q++) {
+#pragma unroll
+        for (int c = 0; c < BCOB; c++) {
+            const float d = ds[(size_t)c * sq + q];
+#pragma unroll
+            for (int kx = 0; kx < KS; kx++)
+                tail[c][kx] = fma(d, xs[q + kx], tail[c][kx]);
+        }
+    }
+    __global float *p = part + (size_t)ch * pstride;
+#pragma unroll
+    for (int c = 0; c < BCOB; c++) {
+        const int co = cb * BCOB + c;
+        if (co < cout) {
+            __global float *o =
+                p + ((((size_t)co * cin + ci) * KS + kz) * KS + ky) * KS;
+#pragma unroll
+            for (int kx = 0; kx < KS; kx++)
+                o[kx] = hsum_b(acc[c][kx]) + tail[c][kx];
+        }
+    }
+}
+
+/* Partial bias gradients: part[ch][boff + co] = sum of dyq(n, co, chunk). */
+__kernel void conv3d_bwd_bias(__global const float *restrict dyq,
+                              __global float *restrict part, const int cout,
+                              const int coutp, const int sq, const int lq,
+                              const int nq, const int qchunk, const int nch,
+                              const int pstride, const int boff)
+{
+    const int co = get_global_id(0);
+    const int ch = get_global_id(1);
+    if (co >= cout || ch >= nch)
+        return;
+    const int n = ch / nq;
+    const int qa = (ch % nq) * qchunk;
+    const int qb = min(qa + qchunk, lq);
+    __global const float *ds = dyq + ((size_t)n * coutp + co) * sq;
+    float s = 0.0f;
+    for (int q = qa; q < qb; q++)
+        s += ds[q];
+    part[(size_t)ch * pstride + boff + co] = s;
+}
+
+/* out[e] = sum over chunks of part[ch][e] in chunk order (deterministic);
+ * elements e >= nw go to out2[e - nw] (the bias gradient). */
+__kernel void conv3d_reduce(__global const float *restrict part,
+                            __global float *restrict out,
+                            __global float *restrict out2, const int nw,
+                            const int ne, const int nch, const int pstride)
+{
+    const int e = get_global_id(0);
+    if (e >= ne)
+        return;
+    float s = 0.0f;
+    for (int ch = 0; ch < nch; ch++)
+        s += part[(size_t)ch * pstride + e];
+    if (e < nw)
+        out[e] = s;
+    else
+        out2[e - nw] = s;
+}

@@ -1,0 +1,174 @@
+/* The 3D U-Net of Cicek et al. 2016: configuration, sizes, parameters,
+ * forward and backward through the operations of ops.h (any backend).
+ *
+ * Architecture (../shared/golden/README.md, "The unet3d case"), f = base
+ * channels, L = levels:
+ *   encoder level l: conv3 -> f*2^l, BN, ReLU, conv3 -> f*2^(l+1), BN, ReLU;
+ *                    2x2x2 max-pool between levels
+ *   decoder step j (bottom up, matching encoder level m = L-2-j): up-conv
+ *                    2x2x2 stride 2 without bias keeping the channel count,
+ *                    concat [center-cropped skip of level m, up] (skip first),
+ *                    conv3 -> BN -> ReLU twice to the skip's channel count
+ *   output: conv1x1x1 with bias to `classes` channels (logits)
+ * Convolutions keep their bias even before BN (as the PyTorch reference;
+ * training-mode BN gives it a zero gradient).
+ *
+ * Spatial sizes are given in D,H,W order everywhere in this API. */
+#ifndef UNET3D_MODEL_H
+#define UNET3D_MODEL_H
+
+#include <stdint.h>
+#include "unet3d/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define U3D_NET_MAX_LEVELS 8
+
+typedef enum u3d_padding {
+    U3D_PAD_VALID = 0, /* unpadded 3x3x3 convs: the output is smaller */
+    U3D_PAD_SAME = 1   /* zero padding 1: the output has the input's size */
+} u3d_padding;
+
+typedef enum u3d_bn_mode {
+    U3D_BN_NONE = 0,  /* conv -> ReLU */
+    U3D_BN_PLAIN = 1, /* normalisation only, no scale/shift (paper's count) */
+    U3D_BN_AFFINE = 2 /* with learnable gamma (scale) and beta (shift) */
+} u3d_bn_mode;
+
+typedef struct u3d_net_config {
+    int levels;        /* resolution levels, 1..U3D_NET_MAX_LEVELS */
+    int base_channels; /* f: channels of the first conv */
+    int in_channels;
+    int classes;
+    u3d_padding padding;
+    u3d_bn_mode bn;
+    float bn_eps;      /* 1e-5 */
+    float bn_momentum; /* 0.1, PyTorch convention */
+} u3d_net_config;
+
+/* Presets:
+ *   "paper": f=32, 4 levels, 3 in channels, 3 classes, valid, BN (plain):
+ *            19,069,955 parameters; input 116x132x132 (DxHxW) -> 28x44x44.
+ *   "small": f=8, 3 levels, 1 in channel, 2 classes, valid, BN (affine).
+ *            ~11 GMAC forward for a 92^3 patch (-> 52^3 output), so one
+ *            training iteration takes seconds on a 2-core CPU.
+ *   "tiny":  f=4, 3 levels, 2 in channels, 3 classes, valid, BN (affine):
+ *            the unet3d_tiny golden case (72,223 parameters, 44^3 -> 4^3). */
+u3d_status u3d_net_preset(const char *name, u3d_net_config *cfg,
+                          u3d_error *err);
+/* "paper, small, tiny" */
+const char *u3d_net_preset_names(void);
+/* Checks ranges (levels, channels, padding, bn, eps, momentum). */
+u3d_status u3d_net_config_check(const u3d_net_config *cfg, u3d_error *err);
+/* One-line description ("4 levels, f=32, 3 -> 3 classes, valid, BN ..."). */
+const char *u3d_net_config_str(const u3d_net_config *cfg, char *buf,
+                               size_t len);
+
+/* Output spatial size (D,H,W) for an input of in[3] (D,H,W). An input that
+ * does not max-pool evenly at every level or becomes too small is rejected
+ * with U3D_ERR_SHAPE and a message naming, per failing axis, the nearest
+ * valid sizes below and above. */
+u3d_status u3d_net_output_size(const u3d_net_config *cfg, const int in[3],
+                               int out[3], u3d_error *err);
+/* Nearest valid input sizes along one axis: *below < size < *above (0 when
+ * none exists below). Returns 1 when size itself is valid. */
+int u3d_net_valid_size(const u3d_net_config *cfg, int size, int *below,
+                       int *above);
+
+/* Learnable parameters: conv weights and biases, up-conv weights, and with
+ * count_bn_affine != 0 the BN gamma and beta (whatever cfg->bn says, so
+ * both numbers can be printed; 0 adds nothing when cfg->bn is NONE). */
+size_t u3d_net_param_count(const u3d_net_config *cfg, int count_bn_affine);
+
+/* Device memory in bytes, as this implementation allocates it (backend
+ * workspace of the convolutions, if any, not included). */
+typedef struct u3d_net_mem {
+    size_t params;       /* parameter values, BN running and saved stats */
+    size_t grads;        /* gradients + SGD momentum (training only) */
+    size_t train_acts;   /* activations kept for backward + gradient scratch */
+    size_t infer_acts;   /* lean inference buffers (skips + 2 work buffers) */
+    size_t train_io;     /* input, int32 labels, dlogits */
+    size_t infer_io;     /* input */
+    size_t train_total;  /* params + grads + train_acts + train_io */
+    size_t infer_total;  /* params + infer_acts + infer_io */
+} u3d_net_mem;
+u3d_status u3d_net_memory(const u3d_net_config *cfg, int batch,
+                          const int in[3], u3d_net_mem *out, u3d_error *err);
+
+/* ---- the network object ---- */
+
+typedef struct u3d_net u3d_net;
+
+/* A named tensor of the network. Learnable parameters have value, grad and
+ * momentum (grad/momentum are empty, buf NULL, until the first backward,
+ * sgd step or u3d_net_prepare_training). Buffers (BN running mean/var,
+ * named like enc_0_1_running_mean) have a value only. */
+typedef struct u3d_param {
+    char name[48];
+    u3d_tensor value;
+    u3d_tensor grad;
+    u3d_tensor momentum;
+    int learnable;
+} u3d_param;
+
+typedef enum u3d_net_mode {
+    U3D_NET_TRAIN = 0,          /* BN batch statistics, running-stat update */
+    U3D_NET_EVAL = 1,           /* BN running statistics */
+    U3D_NET_EVAL_BATCHSTATS = 2 /* batch statistics, no update (the paper) */
+} u3d_net_mode;
+
+/* Parameters are created zero; call u3d_net_init or set them. */
+u3d_status u3d_net_create(u3d_backend *be, const u3d_net_config *cfg,
+                          u3d_net **out, u3d_error *err);
+void u3d_net_destroy(u3d_net *net);
+const u3d_net_config *u3d_net_get_config(const u3d_net *net);
+u3d_backend *u3d_net_backend(const u3d_net *net);
+
+/* Learnable parameters in the reference order (parameter_order of the
+ * golden case): enc_l_i_*, up_j_weight, dec_j_i_*, out_weight, out_bias. */
+int u3d_net_num_params(const u3d_net *net);
+u3d_param *u3d_net_param(u3d_net *net, int i);
+/* Non-trained buffers: BN running mean and variance per BN layer. */
+int u3d_net_num_buffers(const u3d_net *net);
+u3d_param *u3d_net_buffer(u3d_net *net, int i);
+/* A parameter or buffer by name, or NULL. */
+u3d_param *u3d_net_find(u3d_net *net, const char *name);
+
+/* He-normal conv and up-conv weights (std sqrt(2/fan_in), fan_in = Cin*k^3
+ * for convs and Cin for the stride-2 up-conv, whose outputs each see one
+ * tap per input channel) from a deterministic host RNG, zero biases, BN
+ * gamma 1, beta 0, running mean 0, var 1. Same seed, same values on every
+ * backend. */
+u3d_status u3d_net_init(u3d_net *net, uint64_t seed, u3d_error *err);
+
+/* Allocates gradients and momentum buffers (idempotent). */
+u3d_status u3d_net_prepare_training(u3d_net *net, u3d_error *err);
+
+/* Forward pass of x (N, in_channels, D, H, W). *logits points to a tensor
+ * owned by the net (N, classes, output size), valid until the next forward
+ * or u3d_net_free_activations. Activations are allocated for x's shape on
+ * first use and reused while it stays the same: TRAIN keeps everything
+ * backward needs; EVAL modes use lean buffers unless the training ones for
+ * this shape exist. In TRAIN mode x must stay unchanged until backward. */
+u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
+                           u3d_net_mode mode, const u3d_tensor **logits,
+                           u3d_error *err);
+/* Backward of the last TRAIN forward: dlogits has the logits' shape. Every
+ * learnable parameter's grad is overwritten. */
+u3d_status u3d_net_backward(u3d_net *net, const u3d_tensor *dlogits,
+                            u3d_error *err);
+/* One SGD step (ops.h semantics) on every learnable parameter. */
+u3d_status u3d_net_sgd_step(u3d_net *net, const u3d_sgd_params *p,
+                            u3d_error *err);
+/* Frees activation buffers (the next forward reallocates them). */
+void u3d_net_free_activations(u3d_net *net);
+/* Bytes of activation buffers held now (matches u3d_net_memory's
+ * train_acts / infer_acts for the shape in use). */
+size_t u3d_net_activation_bytes(const u3d_net *net);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,287 @@
+/* ImageJ-hyperstack TIFF writing, atomic: temporary file in the target's
+ * folder, fsync, rename; the temporary file is removed on any failure. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "data/tiff_io.h"
+#include "unet3d/volume.h"
+
+/* Above this the 32-bit offsets of classic TIFF may not reach (4 GiB less a
+ * margin for directories and compression overhead). */
+#define CLASSIC_MAX 3900000000ull
+
+typedef struct wjob {
+    const char *path;
+    int c, d, h, w;
+    const float *f32;   /* volume data, or */
+    const uint16_t *u16; /* label data */
+    int bps;             /* 8, 16 or 32 */
+    const double *spacing;
+    const char *unit;
+    double vmin, vmax;
+    const u3d_tiff_write_opts *o;
+    u3d_tmsg msg;
+    u3d_error *err;
+} wjob;
+
+static u3d_status wfail(wjob *j, u3d_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static u3d_status wfail(wjob *j, u3d_status code, const char *fmt, ...)
+{
+    char what[700], sfx[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return u3d_seterr(j->err, code, "%s: %s%s", j->path, what,
+                      u3d_tmsg_suffix(&j->msg, sfx, sizeof sfx));
+}
+
+static void describe(const wjob *j, char *buf, size_t len)
+{
+    char u[16];
+    snprintf(u, sizeof u, "%.15s", j->unit); /* the caller's may lack a NUL */
+    for (char *p = u; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = '_'; /* one key=value per line */
+    const char *unit = !strcmp(u, "um") ? "micron" : u;
+    int n = snprintf(buf, len, "ImageJ=1.11a\nimages=%lld\n",
+                     (long long)j->c * j->d);
+    if (j->c > 1)
+        n += snprintf(buf + n, len - (size_t)n, "channels=%d\n", j->c);
+    if (j->d > 1)
+        n += snprintf(buf + n, len - (size_t)n, "slices=%d\n", j->d);
+    if (j->c > 1)
+        n += snprintf(buf + n, len - (size_t)n, "hyperstack=true\nmode=grayscale\n");
+    if (unit[0])
+        n += snprintf(buf + n, len - (size_t)n, "unit=%s\n", unit);
+    snprintf(buf + n, len - (size_t)n, "spacing=%.17g\nloop=false\nmin=%.9g\nmax=%.9g\n",
+             j->spacing[0], j->vmin, j->vmax);
+}
+
+static int set_tags(TIFF *t, const wjob *j, uint32_t rps, const char *desc)
+{
+    int ok = 1;
+    ok &= TIFFSetField(t, TIFFTAG_SUBFILETYPE, 0);
+    ok &= TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)j->w);
+    ok &= TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)j->h);
+    ok &= TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, (uint16_t)j->bps);
+    ok &= TIFFSetField(t, TIFFTAG_SAMPLEFORMAT,
+                       j->f32 ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT);
+    ok &= TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)1);
+    ok &= TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    ok &= TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    ok &= TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, rps);
+    if (j->o->compress) {
+        ok &= TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+        ok &= TIFFSetField(t, TIFFTAG_ZIPQUALITY, j->o->level ? j->o->level : 6);
+    } else {
+        ok &= TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
+    }
+    ok &= TIFFSetField(t, TIFFTAG_XRESOLUTION, 1.0 / j->spacing[2]);
+    ok &= TIFFSetField(t, TIFFTAG_YRESOLUTION, 1.0 / j->spacing[1]);
+    ok &= TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
+    if (desc)
+        ok &= TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, desc);
+    return ok;
+}
+
+/* Copies rows [y0, y0+rows) of plane (c, z) into buf in the file's type. */
+static void fill_strip(const wjob *j, int c, int z, uint32_t y0, uint32_t rows,
+                       unsigned char *buf)
+{
+    size_t hw = (size_t)j->h * j->w, n = (size_t)rows * j->w;
+    size_t base = ((size_t)c * j->d + (size_t)z) * hw + (size_t)y0 * j->w;
+    if (j->f32) {
+        memcpy(buf, j->f32 + base, n * sizeof(float));
+    } else if (j->bps == 16) {
+        memcpy(buf, j->u16 + base, n * sizeof(uint16_t));
+    } else {
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (unsigned char)j->u16[base + i];
+    }
+}
+
+static u3d_status write_pages(wjob *j, TIFF *t)
+{
+    size_t row = (size_t)j->w * (size_t)(j->bps / 8);
+    uint32_t rps = (uint32_t)(row >= 262144 ? 1 : 262144 / row);
+    if (rps > (uint32_t)j->h)
+        rps = (uint32_t)j->h;
+    unsigned char *buf = malloc(rps * row);
+    char desc[1024];
+    u3d_status st = U3D_OK;
+    if (!buf)
+        return wfail(j, U3D_ERR_OOM, "out of memory for a strip buffer");
+    describe(j, desc, sizeof desc);
+    /* ImageJ page order: channel fastest, then z */
+    for (int z = 0; z < j->d && !st; z++)
+        for (int c = 0; c < j->c && !st; c++) {
+            if (!set_tags(t, j, rps, z == 0 && c == 0 ? desc : NULL)) {
+                st = wfail(j, U3D_ERR_IO, "cannot set the TIFF tags");
+                break;
+            }
+            for (uint32_t s = 0, y = 0; y < (uint32_t)j->h; s++, y += rps) {
+                uint32_t rows = (uint32_t)j->h - y < rps ? (uint32_t)j->h - y : rps;
+                fill_strip(j, c, z, y, rows, buf);
+                if (TIFFWriteEncodedStrip(t, s, buf, (tmsize_t)(rows * row)) < 0) {
+                    st = wfail(j, U3D_ERR_IO, "cannot write page %d: %s",
+                               z * j->c + c, strerror(errno));
+                    break;
+                }
+            }
+            if (!st && !TIFFWriteDirectory(t))
+                st = wfail(j, U3D_ERR_IO, "cannot write the directory of page "
+                           "%d: %s", z * j->c + c, strerror(errno));
+        }
+    free(buf);
+    return st;
+}
+
+/* Creates "<path>.<pid>.<n>.tmp" exclusively (mode 0666 less umask). */
+static int open_tmp(const char *path, char *tmp, size_t len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned n = (unsigned)ts.tv_nsec;
+    for (int tries = 0; tries < 100; tries++, n = n * 1103515245u + 12345u) {
+        if ((size_t)snprintf(tmp, len, "%s.%ld.%08x.tmp", path, (long)getpid(),
+                             n) >= len) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
+static u3d_status write_file(wjob *j)
+{
+    uint64_t bytes = (uint64_t)j->c * j->d * j->h * j->w * (uint64_t)(j->bps / 8);
+    int big = j->o->bigtiff > 0 || (j->o->bigtiff == 0 && bytes > CLASSIC_MAX);
+    if (!big && bytes > CLASSIC_MAX)
+        return wfail(j, U3D_ERR_INVALID_ARG,
+                     "%.3g GB of data do not fit in a classic TIFF; allow "
+                     "BigTIFF (u3d_tiff_write_opts.bigtiff = 0)", bytes / 1e9);
+    char tmp[4200];
+    int fd = open_tmp(j->path, tmp, sizeof tmp);
+    if (fd < 0)
+        return wfail(j, U3D_ERR_IO, "cannot create a temporary file next to "
+                     "it: %s", strerror(errno));
+    u3d_tsrc src = {fd, NULL, 0, 0};
+    TIFF *t = u3d_tiff_open_src(&src, j->path, big ? "w8" : "w", &j->msg, 0);
+    u3d_status st = U3D_OK;
+    if (!t) {
+        st = wfail(j, U3D_ERR_IO, "cannot start the TIFF file");
+    } else {
+        st = write_pages(j, t);
+        if (!st && (!TIFFFlush(t) || j->msg.count))
+            st = wfail(j, U3D_ERR_IO, "cannot finish the file: %s", strerror(errno));
+        TIFFClose(t);
+    }
+    if (!st && fsync(fd))
+        st = wfail(j, U3D_ERR_IO, "cannot sync: %s", strerror(errno));
+    if (close(fd) && !st)
+        st = wfail(j, U3D_ERR_IO, "cannot close: %s", strerror(errno));
+    if (!st && rename(tmp, j->path))
+        st = wfail(j, U3D_ERR_IO, "cannot rename the temporary file into "
+                   "place: %s", strerror(errno));
+    if (st)
+        unlink(tmp);
+    return st;
+}
+
+static u3d_status check_geometry(wjob *j, int c, int d, int h, int w,
+                                 const void *data, const double *spacing)
+{
+    if (c < 1 || d < 1 || h < 1 || w < 1 || !data)
+        return wfail(j, U3D_ERR_INVALID_ARG,
+                     "nothing to write: %dx%dx%dx%d (CxDxHxW) volume%s", c, d,
+                     h, w, data ? "" : " without data");
+    if ((double)c * d > 4e9)
+        return wfail(j, U3D_ERR_INVALID_ARG, "too many pages (%d x %d)", c, d);
+    for (int i = 0; i < 3; i++)
+        if (!isfinite(spacing[i]) || spacing[i] <= 0)
+            return wfail(j, U3D_ERR_INVALID_ARG,
+                         "spacing %g (axis %d) must be finite and > 0",
+                         spacing[i], i);
+    return U3D_OK;
+}
+
+static const u3d_tiff_write_opts default_opts = {1, 0, 0};
+
+u3d_status u3d_tiff_write_volume_ex(const char *path, const u3d_volume *v,
+                                    const u3d_tiff_write_opts *opts,
+                                    u3d_error *err)
+{
+    wjob j = {0};
+    j.path = path;
+    j.err = err;
+    j.o = opts ? opts : &default_opts;
+    u3d_status st = check_geometry(&j, v->c, v->d, v->h, v->w, v->data, v->spacing);
+    if (st)
+        return st;
+    j.c = v->c, j.d = v->d, j.h = v->h, j.w = v->w;
+    j.f32 = v->data;
+    j.bps = 32;
+    j.spacing = v->spacing;
+    j.unit = v->unit;
+    size_t n = (size_t)v->c * v->d * v->h * v->w;
+    j.vmin = INFINITY, j.vmax = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(v->data[i])) {
+            j.vmin = v->data[i] < j.vmin ? v->data[i] : j.vmin;
+            j.vmax = v->data[i] > j.vmax ? v->data[i] : j.vmax;
+        }
+    if (j.vmin > j.vmax)
+        j.vmin = j.vmax = 0;
+    return write_file(&j);
+}
+
+u3d_status u3d_tiff_write_volume(const char *path, const u3d_volume *v,
+                                 u3d_error *err)
+{
+    return u3d_tiff_write_volume_ex(path, v, NULL, err);
+}
+
+u3d_status u3d_tiff_write_labels_ex(const char *path, const u3d_labels *l,
+                                    const u3d_tiff_write_opts *opts,
+                                    u3d_error *err)
+{
+    wjob j = {0};
+    j.path = path;
+    j.err = err;
+    j.o = opts ? opts : &default_opts;
+    u3d_status st = check_geometry(&j, 1, l->d, l->h, l->w, l->data, l->spacing);
+    if (st)
+        return st;
+    j.c = 1, j.d = l->d, j.h = l->h, j.w = l->w;
+    j.u16 = l->data;
+    j.spacing = l->spacing;
+    j.unit = l->unit;
+    size_t n = (size_t)l->d * l->h * l->w;
+    uint16_t lo = 65535, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        lo = l->data[i] < lo ? l->data[i] : lo;
+        hi = l->data[i] > hi ? l->data[i] : hi;
+    }
+    j.vmin = lo, j.vmax = hi;
+    j.bps = hi < 256 ? 8 : 16;
+    return write_file(&j);
+}
+
+u3d_status u3d_tiff_write_labels(const char *path, const u3d_labels *l,
+                                 u3d_error *err)
+{
+    return u3d_tiff_write_labels_ex(path, l, NULL, err);
+}

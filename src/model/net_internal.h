@@ -1,0 +1,80 @@
+/* Internals of the 3D U-Net shared by the files of src/model. */
+#ifndef UNET3D_NET_INTERNAL_H
+#define UNET3D_NET_INTERNAL_H
+#include "unet3d/backend.h"
+#include "unet3d/model.h"
+
+#define NET_MAXL U3D_NET_MAX_LEVELS
+#define NET_MAXP (16 * NET_MAXL + 8)
+#define NET_MAXB (8 * NET_MAXL)
+#define NET_MAXOWN (16 * NET_MAXL + 8)
+
+/* Sizes along one spatial axis at every stage of the network. */
+typedef struct net_axis {
+    int in;
+    int enc[NET_MAXL][2]; /* conv outputs of encoder level l */
+    int pool[NET_MAXL];   /* after the max-pool of level l (l < L-1) */
+    int up[NET_MAXL];     /* up-conv output of decoder step j */
+    int dec[NET_MAXL][2]; /* conv outputs of decoder step j */
+    int out;
+} net_axis;
+
+/* 1 when `in` passes through the network; otherwise 0 and `why` says at
+ * which stage it fails. */
+int net_axis_trace(const u3d_net_config *cfg, int in, net_axis *s, char *why,
+                   size_t len);
+
+/* conv (k^3) -> [BN] -> [ReLU]; the output conv has neither. */
+typedef struct net_block {
+    char name[16];         /* conv parameter prefix, e.g. enc_0_0 */
+    u3d_conv3d_params cp;
+    int cin, cout;
+    int relu;
+    int bn;                /* BN follows the conv */
+    int w, b, gamma, beta; /* parameter indices, -1: none */
+    int rmean, rvar;       /* buffer indices, -1: none */
+    u3d_tensor save_mean, save_invstd; /* owned, (1,C,1,1,1) */
+    const u3d_tensor *in;  /* input view */
+    u3d_tensor z;          /* conv output view */
+    u3d_tensor a;          /* block output view (z's buffer without BN) */
+} net_block;
+
+enum { NET_PLAN_NONE = 0, NET_PLAN_TRAIN = 1, NET_PLAN_INFER = 2 };
+
+struct u3d_net {
+    u3d_backend *be; /* NULL: layout only, for memory estimates */
+    u3d_net_config cfg;
+    int nparams, nbufs;
+    u3d_param params[NET_MAXP];
+    u3d_param bufs[NET_MAXB];
+    net_block enc[NET_MAXL][2];
+    net_block dec[NET_MAXL][2];
+    net_block out;
+    int up_w[NET_MAXL];
+    const u3d_tensor *up_in[NET_MAXL];
+    /* activation views of the current plan */
+    u3d_tensor pool[NET_MAXL], up[NET_MAXL], cat[NET_MAXL];
+    u3d_tensor dskip[NET_MAXL]; /* skip gradients (training plan) */
+    u3d_tensor g[2];            /* gradient scratch views' buffers */
+    u3d_tensor x;               /* input of the last forward */
+    /* the plan: which buffers exist, for which input shape */
+    int plan;
+    u3d_shape plan_x;
+    int nowned;
+    u3d_tensor owned[NET_MAXOWN];
+    size_t plan_bytes;
+    int fwd_train;      /* the last forward was TRAIN and succeeded */
+    int training_ready; /* grads and momentum allocated */
+};
+
+/* Fills names, shapes and blocks from cfg (no allocation). */
+void net_layout(u3d_net *net, const u3d_net_config *cfg);
+/* Plans activation buffers for input shape x: allocates them when net->be
+ * is set, else only counts net->plan_bytes. */
+u3d_status net_plan(u3d_net *net, u3d_shape x, int kind, u3d_error *err);
+void net_plan_free(u3d_net *net);
+/* Bytes of parameter values, buffers and saved BN statistics. */
+size_t net_param_bytes(const u3d_net *net);
+size_t net_learnable_bytes(const u3d_net *net);
+
+#endif

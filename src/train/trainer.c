@@ -1,0 +1,355 @@
+/* The training loop: patches around labeled voxels, augmentation on the
+ * device, weighted cross-entropy, SGD with momentum, checkpoints. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "unet3d/unet3d.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void u3d_class_weights_auto(const size_t *counts, int classes, float *w)
+{
+    size_t total = 0;
+    int present = 0;
+    for (int c = 0; c < classes; c++) {
+        total += counts[c];
+        present += counts[c] > 0;
+    }
+    for (int c = 0; c < classes; c++)
+        w[c] = counts[c] ? (float)((double)total / ((double)present *
+                                                    (double)counts[c]))
+                         : 0.0f;
+}
+
+u3d_status u3d_train_default_patch(const u3d_net_config *cfg, int cap,
+                                   int patch[3], u3d_error *err)
+{
+    int below, above, out[3];
+    int s = cap;
+    if (!u3d_net_valid_size(cfg, s, &below, &above))
+        s = below;
+    if (s <= 0)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "no valid patch size up to %d for this network; "
+                          "give --patch (the smallest valid size is %d)",
+                          cap, above);
+    patch[0] = patch[1] = patch[2] = s;
+    return u3d_net_output_size(cfg, patch, out, err);
+}
+
+/* One volume on the device plus the positions of its labeled voxels. */
+typedef struct dvol {
+    u3d_tensor img, lab;
+    uint32_t *labeled;
+    size_t nlabeled;
+    int d, h, w;
+} dvol;
+
+static void dvol_free(dvol *v)
+{
+    u3d_tensor_release(&v->img);
+    u3d_tensor_release(&v->lab);
+    free(v->labeled);
+    memset(v, 0, sizeof *v);
+}
+
+static u3d_status dvol_upload(u3d_backend *be, const u3d_train_volume *tv,
+                              int ignore, dvol *v, u3d_error *err)
+{
+    const u3d_volume *im = &tv->image;
+    const u3d_labels *lb = &tv->labels;
+    size_t n = (size_t)lb->d * lb->h * lb->w;
+    memset(v, 0, sizeof *v);
+    v->d = lb->d;
+    v->h = lb->h;
+    v->w = lb->w;
+    int32_t *l32 = malloc(n * sizeof *l32);
+    v->labeled = malloc(n * sizeof *v->labeled);
+    if (!l32 || !v->labeled) {
+        free(l32);
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        l32[i] = lb->data[i];
+        if (lb->data[i] != ignore)
+            v->labeled[v->nlabeled++] = (uint32_t)i;
+    }
+    u3d_status st = u3d_tensor_create(
+        be, u3d_shape5(1, im->c, im->d, im->h, im->w), U3D_F32, &v->img, err);
+    if (!st)
+        st = u3d_tensor_write(&v->img, im->data, err);
+    if (!st)
+        st = u3d_tensor_create(be, u3d_shape5(1, 1, lb->d, lb->h, lb->w),
+                               U3D_I32, &v->lab, err);
+    if (!st)
+        st = u3d_tensor_write(&v->lab, l32, err);
+    free(l32);
+    if (!st && v->nlabeled == 0)
+        st = u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                        "%s: no labeled voxel (every voxel has the ignore "
+                        "label %d)",
+                        tv->labels_path, ignore);
+    if (st)
+        dvol_free(v);
+    return st;
+}
+
+typedef struct trainer {
+    u3d_net *net;
+    u3d_backend *be;
+    u3d_model_meta *m;
+    u3d_augment_params aug;
+    dvol *vols;
+    int nvols;
+    int out[3];
+    u3d_tensor x, lab, dlogits, cw, px, plab; /* batch and one-sample tensors */
+    char *log;
+    size_t loglen, logcap;
+} trainer;
+
+static void log_line(trainer *t, const char *line)
+{
+    size_t n = strlen(line);
+    if (t->loglen + n + 1 > t->logcap) {
+        size_t cap = t->logcap ? 2 * t->logcap + n : 65536 + n;
+        char *p = realloc(t->log, cap);
+        if (!p)
+            return; /* the log is a convenience; training goes on */
+        t->log = p;
+        t->logcap = cap;
+    }
+    memcpy(t->log + t->loglen, line, n + 1);
+    t->loglen += n;
+}
+
+/* Writes the CSV atomically (temp file + rename). */
+static u3d_status write_log(const trainer *t, const char *path, u3d_error *err)
+{
+    if (!path || !t->log)
+        return U3D_OK;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot create: %m", tmp);
+    int ok = fputs(t->log, f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path)) {
+        remove(tmp);
+        return u3d_seterr(err, U3D_ERR_IO, "%s: write failed: %m", path);
+    }
+    return U3D_OK;
+}
+
+/* Draws the patch of batch item b of iteration it and augments it into
+ * item b of the batch tensors. */
+static u3d_status make_sample(trainer *t, long it, int b, u3d_error *err)
+{
+    const u3d_model_meta *m = t->m;
+    u3d_rng r;
+    u3d_rng_init(&r, m->seed, ((uint64_t)it << 8) | (uint64_t)b);
+    int vi = (int)u3d_rng_below(&r, (uint32_t)t->nvols);
+    dvol *v = &t->vols[vi];
+    uint32_t idx = v->labeled[u3d_rng_below(&r, (uint32_t)v->nlabeled)];
+    int p[3] = {(int)(idx / ((uint32_t)v->h * v->w)),
+                (int)(idx / (uint32_t)v->w % (uint32_t)v->h),
+                (int)(idx % (uint32_t)v->w)};
+    float origin[3];
+    /* the labeled voxel lands anywhere inside the predicted (output) part */
+    for (int a = 0; a < 3; a++)
+        origin[a] = (float)p[a] +
+                    (u3d_rng_uniform(&r) - 0.5f) * (float)(t->out[a] - 1);
+    uint64_t sample = (uint64_t)it * (uint64_t)m->batch + (uint64_t)b;
+    u3d_status st =
+        u3d_augment_sample(t->be, &t->aug, m->seed, sample, &v->img, &v->lab,
+                           origin, &t->px, &t->plab, err);
+    if (!st)
+        st = u3d_tensor_copy_sample(&t->x, b, &t->px, 0, err);
+    if (!st)
+        st = u3d_tensor_copy_sample(&t->lab, b, &t->plab, 0, err);
+    return st;
+}
+
+static u3d_status step(trainer *t, long it, float *loss, u3d_error *err)
+{
+    u3d_model_meta *m = t->m;
+    u3d_status st = U3D_OK;
+    for (int b = 0; b < m->batch && !st; b++)
+        st = make_sample(t, it, b, err);
+    const u3d_tensor *logits;
+    float wsum = 0;
+    if (!st)
+        st = u3d_net_forward(t->net, &t->x, U3D_NET_TRAIN, &logits, err);
+    if (!st)
+        st = u3d_softmax_ce(logits, &t->lab, &t->cw, m->ignore_label, NULL,
+                            &t->dlogits, loss, &wsum, err);
+    if (st)
+        return st;
+    if (!isfinite(*loss))
+        return u3d_seterr(err, U3D_ERR_NUMERIC,
+                          "training diverged at iteration %ld (loss %g): "
+                          "lower --lr",
+                          it + 1, *loss);
+    if (wsum <= 0)
+        return U3D_OK; /* augmentation moved every label out: skip */
+    st = u3d_net_backward(t->net, &t->dlogits, err);
+    if (!st) {
+        u3d_sgd_params sp = {m->lr, m->momentum, m->weight_decay};
+        st = u3d_net_sgd_step(t->net, &sp, err);
+    }
+    return st;
+}
+
+static void fmt_time(double s, char *buf, size_t n)
+{
+    if (s < 0 || !isfinite(s))
+        snprintf(buf, n, "?");
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s / 60 % 60);
+}
+
+static u3d_status setup(trainer *t, u3d_train_volume *vols, int nvols,
+                        u3d_error *err)
+{
+    u3d_model_meta *m = t->m;
+    const u3d_net_config *c = &m->net;
+    u3d_status st = u3d_net_output_size(c, m->patch, t->out, err);
+    if (st)
+        return u3d_errprefix(err, "--patch %dx%dx%d (DxHxW): ", m->patch[0],
+                             m->patch[1], m->patch[2]);
+    st = u3d_augment_params_preset(m->augment, &t->aug, err);
+    if (st)
+        return st;
+    t->aug.ignore_label = m->ignore_label;
+    t->vols = calloc((size_t)nvols, sizeof *t->vols);
+    if (!t->vols)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    for (int i = 0; i < nvols; i++) {
+        if (vols[i].image.c != c->in_channels)
+            return u3d_seterr(err, U3D_ERR_SHAPE,
+                              "%s has %d channel(s), the network takes %d",
+                              vols[i].image_path, vols[i].image.c,
+                              c->in_channels);
+        st = dvol_upload(t->be, &vols[i], m->ignore_label, &t->vols[i], err);
+        if (st)
+            return st;
+        t->nvols++;
+    }
+    int B = m->batch, C = c->in_channels, K = c->classes;
+    u3d_shape xs = u3d_shape5(B, C, m->patch[0], m->patch[1], m->patch[2]);
+    u3d_shape ls = u3d_shape5(B, 1, t->out[0], t->out[1], t->out[2]);
+    u3d_shape ds = u3d_shape5(B, K, t->out[0], t->out[1], t->out[2]);
+    if ((st = u3d_tensor_create(t->be, xs, U3D_F32, &t->x, err)) ||
+        (st = u3d_tensor_create(t->be, ls, U3D_I32, &t->lab, err)) ||
+        (st = u3d_tensor_create(t->be, ds, U3D_F32, &t->dlogits, err)) ||
+        (st = u3d_tensor_create(t->be, u3d_shape5(1, K, 1, 1, 1), U3D_F32,
+                                &t->cw, err)))
+        return st;
+    xs.n = ls.n = 1;
+    if ((st = u3d_tensor_create(t->be, xs, U3D_F32, &t->px, err)) ||
+        (st = u3d_tensor_create(t->be, ls, U3D_I32, &t->plab, err)))
+        return st;
+    if ((st = u3d_tensor_write(&t->cw, m->class_weights, err)))
+        return st;
+    return u3d_net_prepare_training(t->net, err);
+}
+
+static void teardown(trainer *t)
+{
+    for (int i = 0; i < t->nvols; i++)
+        dvol_free(&t->vols[i]);
+    free(t->vols);
+    u3d_tensor *all[] = {&t->x, &t->lab, &t->dlogits, &t->cw, &t->px, &t->plab};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        u3d_tensor_release(all[i]);
+    free(t->log);
+}
+
+u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
+                         u3d_train_volume *vols, int nvols,
+                         const u3d_train_opts *o, u3d_error *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.net = net;
+    t.be = u3d_net_backend(net);
+    t.m = m;
+    FILE *pf = o->progress ? o->progress : stderr;
+    if (nvols < 1)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "no training volume given");
+    if (m->iterations <= 0 && m->minutes <= 0)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "give --iterations N or --minutes M");
+    if (m->batch < 1)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "--batch must be >= 1");
+    u3d_status st = setup(&t, vols, nvols, err);
+    if (!st && !m->iteration)
+        log_line(&t, "iteration,loss,seconds\n");
+    double t0 = now_s(), last_print = 0, base = m->elapsed_s;
+    long first = m->iteration, done_here = 0;
+    size_t vox = (size_t)m->batch * m->patch[0] * m->patch[1] * m->patch[2];
+    float ema = NAN;
+    while (!st) {
+        double el = base + (now_s() - t0);
+        if (m->iterations > 0 && m->iteration >= m->iterations)
+            break;
+        if (m->iterations <= 0 && el >= m->minutes * 60.0)
+            break;
+        float loss = 0;
+        st = step(&t, m->iteration, &loss, err);
+        if (st)
+            break;
+        m->iteration++;
+        done_here++;
+        m->elapsed_s = base + (now_s() - t0);
+        ema = isnan(ema) ? loss : 0.95f * ema + 0.05f * loss;
+        char line[128];
+        snprintf(line, sizeof line, "%ld,%.6g,%.3f\n", m->iteration, loss,
+                 m->elapsed_s);
+        log_line(&t, line);
+        double run = now_s() - t0;
+        if (!o->quiet && (run - last_print > 5.0 || m->iteration == 1 ||
+                          m->iteration == m->iterations)) {
+            double per = run / (double)done_here;
+            double left = m->iterations > 0
+                              ? per * (double)(m->iterations - m->iteration)
+                              : m->minutes * 60.0 - m->elapsed_s;
+            char eta[32];
+            fmt_time(left, eta, sizeof eta);
+            fprintf(pf,
+                    "iter %6ld%s%-6ld loss %.4f (avg %.4f)  %.0f vox/s  "
+                    "%.2f s/iter  ETA %s\n",
+                    m->iteration, m->iterations > 0 ? "/" : "  ",
+                    m->iterations > 0 ? m->iterations : 0L, loss, ema,
+                    (double)vox / per, per, eta);
+            fflush(pf);
+            last_print = run;
+        }
+        if (o->checkpoint_every > 0 &&
+            m->iteration % o->checkpoint_every == 0) {
+            st = u3d_model_save(o->model_path, net, m, 1, err);
+            if (!st)
+                st = write_log(&t, o->log_path, err);
+        }
+        if (o->stop_after > 0 && done_here >= o->stop_after)
+            goto out; /* testing hook: as if the process died here */
+    }
+    (void)first;
+    if (!st)
+        st = u3d_model_save(o->model_path, net, m, 1, err);
+    if (!st)
+        st = write_log(&t, o->log_path, err);
+out:
+    teardown(&t);
+    return st;
+}

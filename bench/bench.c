@@ -21,7 +21,9 @@ static void bench_usage(FILE *f)
             "  --list     print the entry names\n"
             "  -v         progress and the peak variants on stderr\n"
             "Entries that fail (e.g. out of memory) are reported in their row;\n"
-            "ops the backend lacks are listed as unsupported.\n");
+            "ops the backend lacks are listed as unsupported. The peak and\n"
+            "SGEMM need OpenCL; on --backend ref the full sizes take long:\n"
+            "use --quick or --only there.\n");
 }
 
 static void list_names(FILE *f)

@@ -363,38 +363,49 @@ static void op_shape(const op_case *c, char *buf, size_t n)
     }
 }
 
+static void op_release(op_ctx *x)
+{
+    for (int i = 0; i < NT; i++)
+        u3d_tensor_release(&x->t[i]);
+}
+
+/* Tensors for case c in x. A tiny probe runs first so that an unsupported
+ * op costs no huge tensors; --quick keeps the probe's. */
+static u3d_status op_prepare(u3d_backend *be, const u3d_bench_opts *o,
+                             const op_case *c, op_ctx *x, u3d_error *err)
+{
+    x->c = shrink(*c);
+    u3d_status st = op_setup(be, x, err);
+    if (!st)
+        st = op_run(x, err);
+    if (st == U3D_ERR_UNSUPPORTED || o->quick)
+        return st;
+    op_release(x);
+    memset(x, 0, sizeof *x);
+    x->c = *c;
+    return op_setup(be, x, err);
+}
+
 static void op_one(u3d_backend *be, const u3d_bench_opts *o, const op_case *c,
                    u3d_bench_row *row)
 {
+    snprintf(row->name, sizeof row->name, "%s", c->name);
+    op_case shown = o->quick ? shrink(*c) : *c;
+    op_shape(&shown, row->shape, sizeof row->shape);
+    row->work = op_work(&shown, &row->is_flops);
     op_ctx *x = calloc(1, sizeof *x);
     if (!x) {
         row->state = U3D_BENCH_FAILED;
         snprintf(row->note, sizeof row->note, "out of host memory");
         return;
     }
-    snprintf(row->name, sizeof row->name, "%s", c->name);
     u3d_error e = {0};
-    /* a tiny probe first: an unsupported op costs no huge tensors */
-    x->c = shrink(*c);
-    u3d_status st = op_setup(be, x, &e);
-    if (!st)
-        st = op_run(x, &e);
-    if (st != U3D_ERR_UNSUPPORTED && !o->quick) {
-        for (int i = 0; i < NT; i++)
-            u3d_tensor_release(&x->t[i]);
-        memset(x, 0, sizeof *x);
-        x->c = *c;
-        st = op_setup(be, x, &e);
-    }
-    op_case shown = o->quick ? shrink(*c) : *c;
-    op_shape(&shown, row->shape, sizeof row->shape);
-    row->work = op_work(&shown, &row->is_flops);
+    u3d_status st = op_prepare(be, o, c, x, &e);
     if (st)
         u3d_bench_row_error(row, st, &e);
     else
         u3d_bench_time(be, o, op_run, x, row);
-    for (int i = 0; i < NT; i++)
-        u3d_tensor_release(&x->t[i]);
+    op_release(x);
     free(x);
 }
 

@@ -26,8 +26,9 @@ static void table_row(const u3d_bench_row *w, FILE *out)
         snprintf(pct, sizeof pct, "%.1f%%", w->pct_peak);
     if (w->vs_sgemm >= 0)
         snprintf(vs, sizeof vs, "%.2f", w->vs_sgemm);
-    fprintf(out, "%-26s %-34s %10.3f %9.1f %-7s %7s %8s\n", w->name, w->shape,
-            w->ms, w->rate, w->is_flops ? "GFLOP/s" : "GB/s", pct, vs);
+    fprintf(out, "%-26s %-34s %10.*f %9.1f %-7s %7s %8s\n", w->name,
+            w->shape, w->ms < 0.1 ? 4 : 3, w->ms, w->rate,
+            w->is_flops ? "GFLOP/s" : "GB/s", pct, vs);
 }
 
 void u3d_bench_print_table(const u3d_bench_report *r, FILE *out)

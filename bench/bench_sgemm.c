@@ -84,9 +84,6 @@ static void sgemm_one(u3d_backend *be, const u3d_bench_opts *o, int i,
     s.m = o->quick ? sgemm_sizes[i].qm : sgemm_sizes[i].m;
     s.n = o->quick ? sgemm_sizes[i].qn : sgemm_sizes[i].n;
     s.k = o->quick ? sgemm_sizes[i].qk : sgemm_sizes[i].k;
-    snprintf(row->shape, sizeof row->shape, "M=%zu N=%zu K=%zu", s.m, s.n,
-             s.k);
-    row->is_flops = 1;
     row->work = 2.0 * (double)s.m * (double)s.n * (double)s.k;
     u3d_error e = {0};
     u3d_status st = sgemm_alloc(be, &s, &e);
@@ -109,6 +106,11 @@ void u3d_bench_sgemm_all(u3d_backend *be, const u3d_bench_opts *o,
             continue;
         u3d_bench_row *row = &r->sgemm[r->nsgemm++];
         snprintf(row->name, sizeof row->name, "%s", u3d_bench_sgemm_names[i]);
+        row->is_flops = 1;
+        snprintf(row->shape, sizeof row->shape, "M=%zu N=%zu K=%zu",
+                 o->quick ? sgemm_sizes[i].qm : sgemm_sizes[i].m,
+                 o->quick ? sgemm_sizes[i].qn : sgemm_sizes[i].n,
+                 o->quick ? sgemm_sizes[i].qk : sgemm_sizes[i].k);
         if (o->verbose)
             fprintf(stderr, "bench: %s...\n", row->name);
         if (!opencl) {

@@ -5,12 +5,14 @@
  * Everything before the kernels is also compiled as C11 by
  * src/augment/augment_internal.h, so the host implementation (the tests'
  * oracle and the CPU baseline) runs the very same arithmetic. The source
- * coordinates are computed with +, -, * only (no contraction, reciprocals
- * computed on the host, our own log/sin/cos/sqrt from +, -, * and bit
- * operations), so they are bit-identical on every conforming OpenCL device
- * and on the host: label patches match exactly and a (seed, sample index)
- * pair gives the same patch everywhere. Only pow (gamma) may differ by a
- * few ulp. */
+ * arithmetic uses +, -, *, floor and bit operations only: no contraction
+ * into FMA, reciprocals computed on the host, our own ln/exp/sqrt/sin/cos
+ * (no device math library, whose results differ by a few ulp between
+ * implementations). So every result is bit-identical on the host and on any
+ * conforming OpenCL device that keeps denormals (single-precision denormals
+ * are optional: a device flushing them may differ where the data has some):
+ * label patches match exactly and a (seed, sample index) pair gives the
+ * same patch everywhere. */
 #ifdef __OPENCL_VERSION__
 #pragma OPENCL FP_CONTRACT OFF
 #define AUG_FN
@@ -23,7 +25,6 @@ typedef uint aug_u32;
 #define AUG_FLOOR(x) floor(x)
 #define AUG_FMIN(a, b) fmin((a), (b))
 #define AUG_FMAX(a, b) fmax((a), (b))
-#define AUG_POW(x, y) pow((x), (y))
 #else
 #include <math.h>
 #include <stdint.h>
@@ -58,7 +59,6 @@ static inline float aug_as_f32_host(aug_u32 u)
 #define AUG_FLOOR(x) floorf(x)
 #define AUG_FMIN(a, b) fminf((a), (b))
 #define AUG_FMAX(a, b) fmaxf((a), (b))
-#define AUG_POW(x, y) powf((x), (y))
 #endif
 
 /* Philox counter word 1 tells the streams of one (seed, sample) apart; the
@@ -113,40 +113,51 @@ AUG_FN void aug_philox(aug_u32 c0, aug_u32 c1, aug_u32 c2, aug_u32 c3,
     out[3] = c3;
 }
 
-/* ln(m / 2^24) for an integer m in [1, 2^24]: m = f 2^e with f in
- * [sqrt(1/2), sqrt(2)), ln(f) by its Taylor series in z = f - 1
- * (|z| <= 0.415, 20 terms: truncation below 1e-9). */
-AUG_FN float aug_log_unit(aug_u32 m)
+/* ln(x) for a normal x > 0: x = f 2^e with f in [sqrt(1/2), sqrt(2)),
+ * ln f = 2 atanh(s), s = (f - 1) / (f + 1) in [-0.172, 0.172] (series to
+ * s^11: truncation below 1e-10), the reciprocal by Newton steps. */
+AUG_FN float aug_ln(float x)
 {
-    aug_u32 bits = AUG_AS_U32((float)m);
+    aug_u32 bits = AUG_AS_U32(x);
     int e = (int)(bits >> 23) - 127;
     float f = AUG_AS_F32((bits & 0x007fffffu) | 0x3f800000u);
     if (f > 1.41421354f) {
         f = f * 0.5f;
         e = e + 1;
     }
-    float z = f - 1.0f;
-    float s = -0.0500000007f;
-    s = s * z + 0.0526315793f;
-    s = s * z + -0.055555556f;
-    s = s * z + 0.0588235296f;
-    s = s * z + -0.0625f;
-    s = s * z + 0.0666666701f;
-    s = s * z + -0.0714285746f;
-    s = s * z + 0.0769230798f;
-    s = s * z + -0.0833333358f;
-    s = s * z + 0.0909090936f;
-    s = s * z + -0.100000001f;
-    s = s * z + 0.111111112f;
-    s = s * z + -0.125f;
-    s = s * z + 0.142857149f;
-    s = s * z + -0.166666672f;
-    s = s * z + 0.200000003f;
-    s = s * z + -0.25f;
-    s = s * z + 0.333333343f;
-    s = s * z + -0.5f;
-    s = s * z + 1.0f;
-    return s * z + (float)(e - 24) * 0.693147182f;
+    float a = f + 1.0f;
+    float r = 0.993211508f - 0.242640689f * a; /* 1/a within 1.7% */
+    for (int i = 0; i < 3; i++)
+        r = r * (2.0f - a * r);
+    float s = (f - 1.0f) * r, s2 = s * s;
+    float p = 0.0909090936f;
+    p = p * s2 + 0.111111112f;
+    p = p * s2 + 0.142857149f;
+    p = p * s2 + 0.200000003f;
+    p = p * s2 + 0.333333343f;
+    p = p * s2 + 1.0f;
+    return 2.0f * s * p + (float)e * 0.693147182f;
+}
+
+/* exp(y) for y in [-80, 80] (0 below): y = k ln2 + r, |r| <= ln2 / 2
+ * (Cody-Waite: k ln2_hi is exact), Taylor to r^8 (truncation < 2e-10). */
+AUG_FN float aug_exp(float y)
+{
+    if (y < -80.0f)
+        return 0.0f;
+    y = AUG_FMIN(y, 80.0f);
+    float kf = AUG_FLOOR(y * 1.44269502f + 0.5f);
+    float r = y - kf * 0.693145752f - kf * 1.42860677e-06f;
+    float p = 2.48015876e-05f;
+    p = p * r + 0.000198412701f;
+    p = p * r + 0.00138888892f;
+    p = p * r + 0.00833333377f;
+    p = p * r + 0.0416666679f;
+    p = p * r + 0.166666672f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return p * AUG_AS_F32((aug_u32)((int)kf + 127) << 23);
 }
 
 /* sqrt(x), x >= 0, by three Newton steps on 1/sqrt from the classic bit
@@ -162,37 +173,28 @@ AUG_FN float aug_sqrt(float x)
     return x * y;
 }
 
-/* sin and cos of x in [-pi, pi] by Taylor series (error < 1e-9 beyond
- * float rounding). */
-AUG_FN float aug_sin(float x)
+/* cos and sin of 2 pi t for t in [0, 1) with 24 fractional bits: quadrant
+ * q, the rest x in [-pi/4, pi/4] (t - q/4 is exact), Taylor series there
+ * (truncation < 2e-9). */
+AUG_FN void aug_cossin_turn(float t, float *c, float *s)
 {
-    float x2 = x * x;
-    float s = 2.81145736e-15f;
-    s = s * x2 + -7.64716361e-13f;
-    s = s * x2 + 1.60590444e-10f;
-    s = s * x2 + -2.50521079e-08f;
-    s = s * x2 + 2.75573188e-06f;
-    s = s * x2 + -0.000198412701f;
-    s = s * x2 + 0.00833333377f;
-    s = s * x2 + -0.166666672f;
-    s = s * x2 + 1.0f;
-    return s * x;
-}
-
-AUG_FN float aug_cos(float x)
-{
-    float x2 = x * x;
-    float s = 4.11031759e-19f;
-    s = s * x2 + -1.56192068e-16f;
-    s = s * x2 + 4.77947726e-14f;
-    s = s * x2 + -1.14707454e-11f;
-    s = s * x2 + 2.08767559e-09f;
-    s = s * x2 + -2.755732e-07f;
-    s = s * x2 + 2.48015876e-05f;
-    s = s * x2 + -0.00138888892f;
-    s = s * x2 + 0.0416666679f;
-    s = s * x2 + -0.5f;
-    return s * x2 + 1.0f;
+    int q = (int)AUG_FLOOR(t * 4.0f + 0.5f);
+    float x = 6.28318548f * (t - (float)q * 0.25f), x2 = x * x;
+    float sp = 2.75573188e-06f;
+    sp = sp * x2 + -0.000198412701f;
+    sp = sp * x2 + 0.00833333377f;
+    sp = sp * x2 + -0.166666672f;
+    sp = sp * x2 + 1.0f;
+    sp = sp * x;
+    float cp = -2.755732e-07f;
+    cp = cp * x2 + 2.48015876e-05f;
+    cp = cp * x2 + -0.00138888892f;
+    cp = cp * x2 + 0.0416666679f;
+    cp = cp * x2 + -0.5f;
+    cp = cp * x2 + 1.0f;
+    q = q & 3;
+    *c = q == 0 ? cp : q == 1 ? -sp : q == 2 ? -cp : sp;
+    *s = q == 0 ? sp : q == 1 ? cp : q == 2 ? -sp : -cp;
 }
 
 /* Four standard normals from four random words by Box-Muller (both the
@@ -201,12 +203,12 @@ AUG_FN float aug_cos(float x)
 AUG_FN void aug_normals4(const aug_u32 *w, float *n)
 {
     for (int j = 0; j < 2; j++) {
-        float r = aug_sqrt(-2.0f * aug_log_unit((w[2 * j] >> 8) + 1u));
-        /* 2 pi u2 = 2 pi s + pi with s = u2 - 1/2 in [-1/2, 1/2) */
-        float s = (float)(w[2 * j + 1] >> 8) * 5.96046448e-08f - 0.5f;
-        float x = 6.28318548f * s;
-        n[2 * j] = -r * aug_cos(x);
-        n[2 * j + 1] = -r * aug_sin(x);
+        float u1 = (float)((w[2 * j] >> 8) + 1u) * 5.96046448e-08f;
+        float u2 = (float)(w[2 * j + 1] >> 8) * 5.96046448e-08f;
+        float r = aug_sqrt(-2.0f * aug_ln(u1)), c, s;
+        aug_cossin_turn(u2, &c, &s);
+        n[2 * j] = r * c;
+        n[2 * j + 1] = r * s;
     }
 }
 
@@ -220,11 +222,16 @@ AUG_FN void aug_bspline(float t, float *wt)
     wt[3] = t3 * 0.166666672f;
 }
 
-/* Weights of voxel i on an axis with control spacing s: its control
- * points are i / s + 0..3 (control point j sits at voxel (j - 1) s). */
-AUG_FN void aug_axis_weights(int i, int s, float inv_s, float *wt)
+/* Weights of voxel i on an axis with control spacing s; returns its first
+ * control point i / s (control point j sits at voxel (j - 1) s).
+ * Remainders are written as i - q * s throughout: clang turns a / and %
+ * pair into a "freeze" instruction that oclgrind's uninitialized-value
+ * checker cannot run. */
+AUG_FN int aug_axis_weights(int i, int s, float inv_s, float *wt)
 {
-    aug_bspline((float)(i % s) * inv_s, wt);
+    int q = i / s;
+    aug_bspline((float)(i - q * s) * inv_s, wt);
+    return q;
 }
 
 AUG_FN float aug_dot4(const float *wt, float p0, float p1, float p2, float p3)
@@ -234,7 +241,7 @@ AUG_FN float aug_dot4(const float *wt, float p0, float p1, float p2, float p3)
 
 /* Control point i (of ncz*ncy*ncx): displacement (d, h, w) components into
  * phi planes 0, 1, 2. Counter (i, tag, sample), key = seed. */
-AUG_FN void aug_control_point(AUG_CONST const aug_consts *k,
+AUG_FN void aug_control_point(const aug_consts *k,
                               AUG_GLOBAL float *phi, int i)
 {
     int n = k->ncz * k->ncy * k->ncx;
@@ -248,41 +255,42 @@ AUG_FN void aug_control_point(AUG_CONST const aug_consts *k,
 }
 
 /* Interpolation along w: p1 (3, ncz, ncy, w) from phi (3, ncz, ncy, ncx). */
-AUG_FN void aug_field_w(AUG_CONST const aug_consts *k,
+AUG_FN void aug_field_w(const aug_consts *k,
                         AUG_GLOBAL const float *phi, AUG_GLOBAL float *p1,
                         int i)
 {
-    int x = i % k->w, row = i / k->w;
+    int row = i / k->w, x = i - row * k->w;
     float wt[4];
-    aug_axis_weights(x, k->sx, k->inv_sx, wt);
-    AUG_GLOBAL const float *p = phi + row * k->ncx + x / k->sx;
+    int cx = aug_axis_weights(x, k->sx, k->inv_sx, wt);
+    AUG_GLOBAL const float *p = phi + row * k->ncx + cx;
     p1[i] = aug_dot4(wt, p[0], p[1], p[2], p[3]);
 }
 
 /* Interpolation along h: p2 (3, ncz, h, w) from p1 (3, ncz, ncy, w). */
-AUG_FN void aug_field_h(AUG_CONST const aug_consts *k,
+AUG_FN void aug_field_h(const aug_consts *k,
                         AUG_GLOBAL const float *p1, AUG_GLOBAL float *p2,
                         int i)
 {
-    int x = i % k->w, y = (i / k->w) % k->h, plane = i / (k->w * k->h);
+    int row = i / k->w, x = i - row * k->w;
+    int plane = row / k->h, y = row - plane * k->h;
     float wt[4];
-    aug_axis_weights(y, k->sy, k->inv_sy, wt);
-    AUG_GLOBAL const float *p = p1 + (plane * k->ncy + y / k->sy) * k->w + x;
+    int cy = aug_axis_weights(y, k->sy, k->inv_sy, wt);
+    AUG_GLOBAL const float *p = p1 + (plane * k->ncy + cy) * k->w + x;
     p2[i] = aug_dot4(wt, p[0], p[k->w], p[2 * k->w], p[3 * k->w]);
 }
 
 /* The dense field at output voxel (z, y, x): interpolation along d of
  * p2 (3, ncz, h, w). */
-AUG_FN void aug_displacement(AUG_CONST const aug_consts *k,
+AUG_FN void aug_displacement(const aug_consts *k,
                              AUG_GLOBAL const float *field, int z, int y,
                              int x, float *u)
 {
     int hw = k->h * k->w;
     float wt[4];
-    aug_axis_weights(z, k->sz, k->inv_sz, wt);
+    int cz = aug_axis_weights(z, k->sz, k->inv_sz, wt);
     for (int c = 0; c < 3; c++) {
         AUG_GLOBAL const float *f =
-            field + ((c * k->ncz + z / k->sz) * k->h + y) * k->w + x;
+            field + ((c * k->ncz + cz) * k->h + y) * k->w + x;
         u[c] = aug_dot4(wt, f[0], f[hw], f[2 * hw], f[3 * hw]);
     }
 }
@@ -290,8 +298,10 @@ AUG_FN void aug_displacement(AUG_CONST const aug_consts *k,
 /* Half-sample symmetric extension: ... 1 0 | 0 1 ... n-1 | n-1 n-2 ... */
 AUG_FN int aug_sym(int i, int n)
 {
+    if (i >= 0 && i < n)
+        return i; /* the common case, without a division */
     int p = 2 * n;
-    i = i % p;
+    i = i - (i / p) * p;
     if (i < 0)
         i += p;
     return i < n ? i : p - 1 - i;
@@ -299,12 +309,13 @@ AUG_FN int aug_sym(int i, int n)
 
 /* Gray-value changes of one image value (the order is documented in
  * augment.h); nz is this voxel's normal for the channel. */
-AUG_FN float aug_gray(AUG_CONST const aug_consts *k, float v, float nz)
+AUG_FN float aug_gray(const aug_consts *k, float v, float nz)
 {
-    if (k->use_gamma && v > k->gray_lo && v < k->gray_hi)
-        v = k->gray_lo +
-            k->gray_range * AUG_POW((v - k->gray_lo) * k->gray_inv_range,
-                                    k->gamma);
+    if (k->use_gamma && v > k->gray_lo && v < k->gray_hi) {
+        float t = (v - k->gray_lo) * k->gray_inv_range; /* (0, 1] */
+        t = t > 1.0e-30f ? aug_exp(k->gamma * aug_ln(t)) : 0.0f;
+        v = k->gray_lo + k->gray_range * t;
+    }
     v = v * k->contrast + k->offset;
     if (k->use_noise)
         v = v + k->noise_std * nz;
@@ -314,7 +325,7 @@ AUG_FN float aug_gray(AUG_CONST const aug_consts *k, float v, float nz)
 /* One output voxel (z, y, x) of the image patch: its source point, the
  * image channels (trilinear) and, inside the label patch, its label
  * (nearest). field is p2 of aug_field_h. */
-AUG_FN void aug_voxel(AUG_CONST const aug_consts *k,
+AUG_FN void aug_voxel(const aug_consts *k,
                       AUG_GLOBAL const float *src,
                       AUG_GLOBAL const int *src_lab,
                       AUG_GLOBAL const float *field, AUG_GLOBAL float *out,
@@ -350,9 +361,10 @@ AUG_FN void aug_voxel(AUG_CONST const aug_consts *k,
     int r10 = (z1 * k->H + y0) * k->W, r11 = (z1 * k->H + y1) * k->W;
     float nz[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int c = 0; c < k->C; c++) {
-        if (k->use_noise && c % 4 == 0) {
+        int grp = c >> 2, lane = c & 3;
+        if (k->use_noise && lane == 0) {
             aug_u32 w4[4];
-            aug_philox((aug_u32)vox, AUG_TAG_NOISE | ((aug_u32)(c / 4) << 8),
+            aug_philox((aug_u32)vox, AUG_TAG_NOISE | ((aug_u32)grp << 8),
                        k->smp0, k->smp1, k->key0, k->key1, w4);
             aug_normals4(w4, nz);
         }
@@ -366,7 +378,7 @@ AUG_FN void aug_voxel(AUG_CONST const aug_consts *k,
             float c0 = gy * c00 + fy * c01, c1 = gy * c10 + fy * c11;
             v = gz * c0 + fz * c1;
         }
-        out[c * dhw + vox] = aug_gray(k, v, nz[c % 4]);
+        out[c * dhw + vox] = aug_gray(k, v, nz[lane]);
     }
     if (k->has_labels) {
         int lz = z - k->lz0, ly = y - k->ly0, lx = x - k->lx0;
@@ -386,24 +398,27 @@ __kernel void aug_control_points(__constant const aug_consts *k,
                                  __global float *phi)
 {
     const int i = (int)get_global_id(0);
-    if (i < k->ncz * k->ncy * k->ncx)
-        aug_control_point(k, phi, i);
+    const aug_consts kp = *k;
+    if (i < kp.ncz * kp.ncy * kp.ncx)
+        aug_control_point(&kp, phi, i);
 }
 
 __kernel void aug_field_w_pass(__constant const aug_consts *k,
                                __global const float *phi, __global float *p1)
 {
     const int i = (int)get_global_id(0);
-    if (i < 3 * k->ncz * k->ncy * k->w)
-        aug_field_w(k, phi, p1, i);
+    const aug_consts kp = *k;
+    if (i < 3 * kp.ncz * kp.ncy * kp.w)
+        aug_field_w(&kp, phi, p1, i);
 }
 
 __kernel void aug_field_h_pass(__constant const aug_consts *k,
                                __global const float *p1, __global float *p2)
 {
     const int i = (int)get_global_id(0);
-    if (i < 3 * k->ncz * k->h * k->w)
-        aug_field_h(k, p1, p2, i);
+    const aug_consts kp = *k;
+    if (i < 3 * kp.ncz * kp.h * kp.w)
+        aug_field_h(&kp, p1, p2, i);
 }
 
 __kernel void aug_sample(__constant const aug_consts *k,
@@ -413,8 +428,11 @@ __kernel void aug_sample(__constant const aug_consts *k,
                          __global int *out_lab)
 {
     const int i = (int)get_global_id(0);
-    if (i < k->d * k->h * k->w)
-        aug_voxel(k, src, src_lab, field, out, out_lab, i / (k->h * k->w),
-                  (i / k->w) % k->h, i % k->w);
+    const aug_consts kp = *k; /* private: stores to out cannot alias it */
+    if (i < kp.d * kp.h * kp.w) {
+        int row = i / kp.w, x = i - row * kp.w;
+        int z = row / kp.h, y = row - z * kp.h;
+        aug_voxel(&kp, src, src_lab, field, out, out_lab, z, y, x);
+    }
 }
 #endif

@@ -202,5 +202,5 @@ __kernel void bn_bwd_apply(__global const float *x, __global const float *dy,
     const float g = has_gamma ? gamma[c] : 1.0f;
     const uint o = (n * C + c) * S + s;
     const float xhat = (x[o] - mean[c]) * inv;
-    dx[o] = g * inv * (dy[o] - sums[c] * inv_m);
+    dx[o] = g * inv * (dy[o] - sums[c] * inv_m - xhat * sums[C + c] * inv_m);
 }

@@ -16,6 +16,9 @@
  *   COB     output channels per work-item (accumulators COB*NV vectors)
  *   BVW     vector width of the weight-gradient kernel
  *   BCOB    output channels per work-item of the weight-gradient kernel
+ *
+ * Remainders are written a - (a/b)*b: LLVM rewrites a % b next to a / b
+ * with a `freeze` instruction that oclgrind cannot execute.
  */
 #ifndef KS
 #define KS 3
@@ -94,12 +97,13 @@ __kernel void conv3d_weights(__global const float *restrict w,
     const int i = get_global_id(0);
     if (i >= total)
         return;
-    const int j = i % COB;
     int t = i / COB;
-    const int tap = t % K3;
-    t /= K3;
-    const int c = t % ci_n;
-    const int co = (t / ci_n) * COB + j;
+    const int j = i - t * COB;
+    const int t2 = t / K3;
+    const int tap = t - t2 * K3;
+    const int cb = t2 / ci_n;
+    const int c = t2 - cb * ci_n;
+    const int co = cb * COB + j;
     float v = 0.0f;
     if (co < co_n)
         v = flip ? w[((size_t)c * co_n + co) * K3 + (K3 - 1 - tap)]
@@ -119,12 +123,12 @@ __kernel void conv3d_embed(__global const float *restrict src,
     const int r = get_global_id(0);
     if (r >= rows)
         return;
-    const int y = r % hd;
-    int t = r / hd;
-    const int z = t % dd;
-    t /= dd;
-    const int c = t % cd;
-    const int n = t / cd;
+    const int t = r / hd;
+    const int y = r - t * hd;
+    const int t2 = t / dd;
+    const int z = t - t2 * dd;
+    const int n = t2 / cd;
+    const int c = t2 - n * cd;
     const int sz = z - off, sy = y - off;
     __global float *o = dst + (size_t)r * wd;
     int x0 = 0, x1 = 0; /* src columns copied to [x0, x1) */
@@ -285,11 +289,12 @@ __kernel void conv3d_bwd_weight(__global const float *restrict x,
     const int ch = get_global_id(2);
     if (kk >= cin * KS * KS || cb >= ncb || ch >= nch)
         return;
-    const int ci = kk / (KS * KS);
-    const int kz = (kk / KS) % KS;
-    const int ky = kk % KS;
+    const int kk1 = kk / KS;
+    const int ky = kk - kk1 * KS;
+    const int ci = kk1 / KS;
+    const int kz = kk1 - ci * KS;
     const int n = ch / nq;
-    const int qa = (ch % nq) * qchunk;
+    const int qa = (ch - n * nq) * qchunk;
     const int qb = min(qa + qchunk, lq);
     const int qv = min(qb, lq / BVW * BVW); /* end of the vector part */
 
@@ -358,7 +363,7 @@ __kernel void conv3d_bwd_bias(__global const float *restrict dyq,
     if (co >= cout || ch >= nch)
         return;
     const int n = ch / nq;
-    const int qa = (ch % nq) * qchunk;
+    const int qa = (ch - n * nq) * qchunk;
     const int qb = min(qa + qchunk, lq);
     __global const float *ds = dyq + ((size_t)n * coutp + co) * sq;
     float s = 0.0f;

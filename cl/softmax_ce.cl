@@ -119,7 +119,7 @@ __kernel void ce_loss_partial(__global const float *logits,
                 if (has_probs)
                     probs[o] = p;
                 if (has_dlogits)
-                    dlogits[o] = use ? scale *
+                    dlogits[o] = use ? wl * scale *
                                            (p - ((int)c == lab ? 1.0f : 0.0f))
                                      : 0.0f;
             }

@@ -4,18 +4,22 @@
  * one float8. Each input voxel owns a 2x2x2 output block, so all three
  * passes are matrix products over channels with that block as 8 columns.
  *
- * Forward and backward-data: lanes run along W (coalesced x / dx and, as
- * float2 pairs, y / dy rows) and each work-item keeps a register tile of
- * channels x TP neighbouring voxels x 8 taps; the weights a work-group reads
+ * Forward and backward-data: lanes run along W (coalesced x / dx and vector
+ * loads / stores of y / dy rows) and each work-item keeps a register tile
+ * of channels x neighbouring voxels x 8 taps; the weights a work-group reads
  * are the same for all its lanes (broadcast loads).
- * Backward-weight: split-K over the N*D*H*W voxels. Lanes of a work-group
- * take voxels in turn, accumulate a BW_TCI x BW_TCO x 8 tile, and a fixed
+ * Backward-weight: split-K over the N*D*H rows of voxels. Lanes of a
+ * work-group take voxels in turn, accumulate a BW_TCI x BW_TCO x 8 tile, and a fixed
  * local-memory tree sums the lanes; chunks are summed in order by
  * upconv3d_sum_chunks. No atomics, so results are bit-reproducible.
  *
  * Tile sizes are -D options from the host (tuning table). Sizes fit in 32
  * bits (checked on the host). Out-of-range channels of a partial tile are
- * clamped to the last channel on loads and skipped on stores. */
+ * clamped to the last channel on loads and skipped on stores.
+ *
+ * oclgrind's uninitialized-value checker crashes on vector shuffles that
+ * concatenate vectors or add components of one vector, so vectors here are
+ * only loaded, stored, and taken apart into scalars. */
 #ifndef FW_TCO
 #define FW_TCO 4 /* output channels per work-item, forward */
 #endif
@@ -23,10 +27,8 @@
 #define FW_TP 2 /* voxels along W per work-item, forward */
 #endif
 #ifndef BD_TCI
-#define BD_TCI 8 /* input channels per work-item, backward-data */
-#endif
-#ifndef BD_TP
-#define BD_TP 2
+#define BD_TCI 8 /* input channels per work-item, backward-data; each
+                    work-item takes 2 voxels along W (float4 dy rows) */
 #endif
 #ifndef BW_TCI
 #define BW_TCI 4 /* backward-weight tile: input channels */
@@ -37,13 +39,6 @@
 #ifndef BW_LWS
 #define BW_LWS 64 /* work-group size of the split-K kernels, power of two */
 #endif
-
-/* The 8 taps of dy for input voxel offset g (top-left-front of its block). */
-float8 load_block(__global const float *g, const uint W2, const uint HW4)
-{
-    return (float8)(g[0], g[1], g[W2], g[W2 + 1], g[HW4], g[HW4 + 1],
-                    g[HW4 + W2], g[HW4 + W2 + 1]);
-}
 
 /* gid0 = voxel group along W + XG*(y + H*z), gid1 = tile of FW_TCO output
  * channels, gid2 = n. */
@@ -109,52 +104,66 @@ __kernel void upconv3d_forward(__global const float *x,
 }
 
 /* dx[n,ci,z,y,x] = sum_{co,t} dy[n,co,block(z,y,x),t] * w[ci,co,t].
- * gid0 = voxel group along W + XG*(y + H*z), gid1 = tile of BD_TCI input
- * channels, gid2 = n. */
+ * Each work-item takes voxels x0, x0+1 (their dy rows are 4 contiguous
+ * floats). gid0 = voxel pair along W + XG*(y + H*z), gid1 = tile of BD_TCI
+ * input channels, gid2 = n. */
 __kernel void upconv3d_backward_data(__global const float *dy,
                                      __global const float *w,
                                      __global float *dx, const uint Cin,
                                      const uint Cout, const uint D,
                                      const uint H, const uint W, const uint N)
 {
-    const uint XG = (W + BD_TP - 1) / BD_TP;
+    const uint XG = (W + 1) / 2;
     const uint g0 = get_global_id(0), ci0 = get_global_id(1) * BD_TCI;
     const uint n = get_global_id(2);
     if (g0 >= XG * H * D || ci0 >= Cin || n >= N)
         return;
-    const uint row = g0 / XG, x0 = (g0 - row * XG) * BD_TP;
+    const uint row = g0 / XG, x0 = (g0 - row * XG) * 2;
     const uint z = row / H, yy = row - z * H;
+    const bool pair = x0 + 1 < W; /* else the last voxel of an odd row */
     const uint P = D * H * W, W2 = 2 * W, HW4 = 4 * H * W;
     __global const float *gp =
         dy + n * Cout * 8 * P + (4 * z * H + 2 * yy) * W2 + 2 * x0;
 
-    float acc[BD_TCI][BD_TP];
+    float acc0[BD_TCI], acc1[BD_TCI]; /* voxels x0 and x0 + 1 */
 #pragma unroll
     for (int i = 0; i < BD_TCI; i++)
-#pragma unroll
-        for (int t = 0; t < BD_TP; t++)
-            acc[i][t] = 0.0f;
+        acc0[i] = acc1[i] = 0.0f;
 
     for (uint co = 0; co < Cout; co++, gp += 8 * P) {
-        float8 d[BD_TP];
-#pragma unroll
-        for (int t = 0; t < BD_TP; t++)
-            d[t] = x0 + t < W ? load_block(gp + 2 * t, W2, HW4) : (float8)(0.0f);
+        /* rows (a,b) = (0,0), (0,1), (1,0), (1,1); components 2t + c */
+        float4 r0, r1, r2, r3;
+        if (pair) {
+            r0 = vload4(0, gp);
+            r1 = vload4(0, gp + W2);
+            r2 = vload4(0, gp + HW4);
+            r3 = vload4(0, gp + HW4 + W2);
+        } else {
+            r0 = (float4)(gp[0], gp[1], 0.0f, 0.0f);
+            r1 = (float4)(gp[W2], gp[W2 + 1], 0.0f, 0.0f);
+            r2 = (float4)(gp[HW4], gp[HW4 + 1], 0.0f, 0.0f);
+            r3 = (float4)(gp[HW4 + W2], gp[HW4 + W2 + 1], 0.0f, 0.0f);
+        }
 #pragma unroll
         for (int i = 0; i < BD_TCI; i++) {
             const float8 wv = vload8(min(ci0 + i, Cin - 1) * Cout + co, w);
-#pragma unroll
-            for (int t = 0; t < BD_TP; t++) {
-                float a = acc[i][t];
-                a = mad(wv.s0, d[t].s0, a);
-                a = mad(wv.s1, d[t].s1, a);
-                a = mad(wv.s2, d[t].s2, a);
-                a = mad(wv.s3, d[t].s3, a);
-                a = mad(wv.s4, d[t].s4, a);
-                a = mad(wv.s5, d[t].s5, a);
-                a = mad(wv.s6, d[t].s6, a);
-                acc[i][t] = mad(wv.s7, d[t].s7, a);
-            }
+            float a = acc0[i], b = acc1[i];
+            a = mad(wv.s0, r0.s0, a);
+            b = mad(wv.s0, r0.s2, b);
+            a = mad(wv.s1, r0.s1, a);
+            b = mad(wv.s1, r0.s3, b);
+            a = mad(wv.s2, r1.s0, a);
+            b = mad(wv.s2, r1.s2, b);
+            a = mad(wv.s3, r1.s1, a);
+            b = mad(wv.s3, r1.s3, b);
+            a = mad(wv.s4, r2.s0, a);
+            b = mad(wv.s4, r2.s2, b);
+            a = mad(wv.s5, r2.s1, a);
+            b = mad(wv.s5, r2.s3, b);
+            a = mad(wv.s6, r3.s0, a);
+            b = mad(wv.s6, r3.s2, b);
+            acc0[i] = mad(wv.s7, r3.s1, a);
+            acc1[i] = mad(wv.s7, r3.s3, b);
         }
     }
 
@@ -164,66 +173,101 @@ __kernel void upconv3d_backward_data(__global const float *dy,
         if (ci >= Cin)
             break;
         __global float *o = dx + (n * Cin + ci) * P + row * W + x0;
-#pragma unroll
-        for (int t = 0; t < BD_TP; t++)
-            if (x0 + t < W)
-                o[t] = acc[i][t];
+        o[0] = acc0[i];
+        if (pair)
+            o[1] = acc1[i];
     }
 }
 
-/* Sums a float8 over the lanes of the work-group into red[0] (fixed order).
- * Ends with a barrier, so red[0] is visible to every lane. */
-void tree_sum8(__local float8 *red, const uint lid, const float8 v)
+/* Sums v[0..7] over the lanes of the work-group (fixed tree order) into
+ * red[t * BW_LWS]. Ends with a barrier, so the sums are visible to all. */
+void tree_sum8(__local float *red, const uint lid, const float v[8])
 {
-    red[lid] = v;
+#pragma unroll
+    for (int t = 0; t < 8; t++)
+        red[t * BW_LWS + lid] = v[t];
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint h = BW_LWS / 2; h > 0; h >>= 1) {
-        if (lid < h)
-            red[lid] += red[lid + h];
+        if (lid < h) {
+#pragma unroll
+            for (int t = 0; t < 8; t++)
+                red[t * BW_LWS + lid] += red[t * BW_LWS + lid + h];
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
 
-/* Partial dw of voxel chunk s = group 0 (voxels [s*chunk, (s+1)*chunk) of
- * the N*D*H*W), for the channel tile gid1 (input) x gid2 (output):
- *   part[s][ci][co][t] = sum_voxels x[n,ci,v] * dy[n,co,block(v),t]. */
+/* Partial dw of row chunk s = group 0 (rows [s*chunk, (s+1)*chunk) of the
+ * N*D*H rows of W voxels), for the channel tile gid1 (input) x gid2
+ * (output):  part[s][ci][co][t] = sum_voxels x[n,ci,v] * dy[n,co,block(v),t].
+ * Lanes are laid over RB = max(1, BW_LWS / W) rows at a time, lane l taking
+ * row l / W and voxel l % W (voxels l, l + BW_LWS, ... if W > BW_LWS), so a
+ * lane divides once and then steps rows by RB without dividing. */
 __kernel __attribute__((reqd_work_group_size(BW_LWS, 1, 1))) void
 upconv3d_backward_weight(__global const float *x, __global const float *dy,
                          __global float *part, const uint Cin, const uint Cout,
                          const uint D, const uint H, const uint W, const uint N,
                          const uint chunk)
 {
-    __local float8 red[BW_LWS];
+    __local float red[8 * BW_LWS];
     const uint lid = get_local_id(0), s = get_group_id(0);
     /* dims 1 and 2 have work-groups of 1 and exact global sizes */
     const uint ci0 = get_global_id(1) * BW_TCI, co0 = get_global_id(2) * BW_TCO;
-    const uint HW = H * W, P = D * HW, W2 = 2 * W, HW4 = 4 * HW;
-    const uint kend = min(N * P, (s + 1) * chunk);
+    const uint P = D * H * W, W2 = 2 * W, HW4 = 4 * H * W;
+    const uint RB = W < BW_LWS ? BW_LWS / W : 1;
+    /* no '%' next to '/' on the same operands anywhere: LLVM then emits a
+     * freeze instruction, which oclgrind cannot run */
+    const uint dr = W < BW_LWS ? lid / W : 0, x0 = lid - dr * W;
+    const uint rend = min(N * D * H, (s + 1) * chunk);
 
-    float8 acc[BW_TCI][BW_TCO];
+    float acc[BW_TCI][BW_TCO][8];
 #pragma unroll
     for (int i = 0; i < BW_TCI; i++)
 #pragma unroll
         for (int j = 0; j < BW_TCO; j++)
-            acc[i][j] = (float8)(0.0f);
+#pragma unroll
+            for (int t = 0; t < 8; t++)
+                acc[i][j][t] = 0.0f;
 
-    for (uint k = s * chunk + lid; k < kend; k += BW_LWS) {
-        const uint n = k / P, p = k - n * P;
-        const uint z = p / HW, r = p - z * HW;
-        const uint yy = r / W, xx = r - yy * W;
-        float xv[BW_TCI];
-#pragma unroll
-        for (int i = 0; i < BW_TCI; i++)
-            xv[i] = x[(n * Cin + min(ci0 + i, Cin - 1)) * P + p];
-        const uint goff = (4 * z * H + 2 * yy) * W2 + 2 * xx;
-#pragma unroll
-        for (int j = 0; j < BW_TCO; j++) {
-            const float8 d = load_block(
-                dy + (n * Cout + min(co0 + j, Cout - 1)) * 8 * P + goff, W2,
-                HW4);
+    uint row = s * chunk + dr;
+    const uint zr = row / H; /* z + D*n */
+    uint yy = row - zr * H, n = zr / D, z = zr - n * D;
+    for (; dr < RB && row < rend; row += RB) {
+        for (uint xx = x0; xx < W; xx += BW_LWS) {
+            float xv[BW_TCI];
+            const uint xo = (z * H + yy) * W + xx;
 #pragma unroll
             for (int i = 0; i < BW_TCI; i++)
-                acc[i][j] = mad((float8)(xv[i]), d, acc[i][j]);
+                xv[i] = x[(n * Cin + min(ci0 + i, Cin - 1)) * P + xo];
+            const uint goff = (4 * z * H + 2 * yy) * W2 + 2 * xx;
+#pragma unroll
+            for (int j = 0; j < BW_TCO; j++) {
+                __global const float *g =
+                    dy + (n * Cout + min(co0 + j, Cout - 1)) * 8 * P + goff;
+                const float2 r0 = vload2(0, g), r1 = vload2(0, g + W2);
+                const float2 r2 = vload2(0, g + HW4);
+                const float2 r3 = vload2(0, g + HW4 + W2);
+#pragma unroll
+                for (int i = 0; i < BW_TCI; i++) {
+                    acc[i][j][0] = mad(xv[i], r0.s0, acc[i][j][0]);
+                    acc[i][j][1] = mad(xv[i], r0.s1, acc[i][j][1]);
+                    acc[i][j][2] = mad(xv[i], r1.s0, acc[i][j][2]);
+                    acc[i][j][3] = mad(xv[i], r1.s1, acc[i][j][3]);
+                    acc[i][j][4] = mad(xv[i], r2.s0, acc[i][j][4]);
+                    acc[i][j][5] = mad(xv[i], r2.s1, acc[i][j][5]);
+                    acc[i][j][6] = mad(xv[i], r3.s0, acc[i][j][6]);
+                    acc[i][j][7] = mad(xv[i], r3.s1, acc[i][j][7]);
+                }
+            }
+        }
+        /* next row: y += RB with carries into z and n */
+        yy += RB;
+        while (yy >= H) {
+            yy -= H;
+            if (++z == D) {
+                z = 0;
+                n++;
+            }
         }
     }
 
@@ -233,34 +277,61 @@ upconv3d_backward_weight(__global const float *x, __global const float *dy,
 #pragma unroll
         for (int j = 0; j < BW_TCO; j++) {
             tree_sum8(red, lid, acc[i][j]);
-            if (lid == 0 && ci0 + i < Cin && co0 + j < Cout)
-                vstore8(red[0], (ci0 + i) * Cout + co0 + j, o);
-            /* red[0] is rewritten by lane 0 only, after its own read */
+            if (lid < 8 && ci0 + i < Cin && co0 + j < Cout)
+                o[((ci0 + i) * Cout + co0 + j) * 8 + lid] = red[lid * BW_LWS];
+            /* the next tree_sum8 overwrites red: wait for these reads */
+            barrier(CLK_LOCAL_MEM_FENCE);
         }
 }
 
 /* Partial db of chunk s = group 0 over the N x 8P output voxels seen as
- * N x P float8s, channel gid1: part[s][co]. */
+ * N x P float8s, channel gid1: part[s][co][0..7], 8 lane sums that
+ * upconv3d_sum_bias adds up with scalar adds. Lanes stride over one
+ * sample's part of the chunk at a time (no per-element division). */
 __kernel __attribute__((reqd_work_group_size(BW_LWS, 1, 1))) void
 upconv3d_bias_partial(__global const float *dy, __global float *part,
                       const uint Cout, const uint P, const uint N,
                       const uint chunk)
 {
-    __local float8 red[BW_LWS];
+    __local float red[8 * BW_LWS];
     const uint lid = get_local_id(0), s = get_group_id(0);
     const uint co = get_global_id(1);
-    const uint kend = min(N * P, (s + 1) * chunk);
-    float8 acc = (float8)(0.0f);
-    for (uint k = s * chunk + lid; k < kend; k += BW_LWS) {
-        const uint n = k / P, q = k - n * P;
-        acc += vload8(q, dy + (n * Cout + co) * 8 * P);
+    const uint k0 = s * chunk, k1 = min(N * P, k0 + chunk);
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (uint n = k0 / P; n < N && n * P < k1; n++) {
+        __global const float *g = dy + (n * Cout + co) * 8 * P;
+        const uint hi = min(k1, (n + 1) * P) - n * P;
+        for (uint q = max(k0, n * P) - n * P + lid; q < hi; q += BW_LWS) {
+            const float8 v = vload8(q, g);
+            acc[0] += v.s0;
+            acc[1] += v.s1;
+            acc[2] += v.s2;
+            acc[3] += v.s3;
+            acc[4] += v.s4;
+            acc[5] += v.s5;
+            acc[6] += v.s6;
+            acc[7] += v.s7;
+        }
     }
     tree_sum8(red, lid, acc);
-    if (lid == 0) {
-        const float8 v = red[0];
-        part[s * Cout + co] =
-            ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+    if (lid < 8)
+        part[(s * Cout + co) * 8 + lid] = red[lid * BW_LWS];
+}
+
+/* db[co] = sum over chunks s, then lanes t, of part[s][co][t]. */
+__kernel void upconv3d_sum_bias(__global const float *part,
+                                __global float *db, const uint Cout,
+                                const uint S)
+{
+    const uint co = get_global_id(0);
+    if (co >= Cout)
+        return;
+    float sum = 0.0f;
+    for (uint s = 0; s < S; s++) {
+        __global const float *p = part + (s * Cout + co) * 8;
+        sum += ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
     }
+    db[co] = sum;
 }
 
 /* out[i] = sum over chunks s in order of part[s*count + i]. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "augment/augment_internal.h" /* the kernels' math, as C */
 #include "test_util.h"
 #include "unet3d/augment.h"
 
@@ -164,13 +165,18 @@ static void translation_shifts(void **state)
     u3d_augment_params_none(&p);
     p.ignore_label = -3;
     p.fill_value = -7.5f;
-    int D = t_small() ? 6 : 11, H = t_small() ? 7 : 12, W = t_small() ? 8 : 13;
+    int D = t_small() ? 8 : 11, H = t_small() ? 9 : 12, W = t_small() ? 8 : 13;
     const int shifts[3][3] = {{1, -2, 3}, {-4, 0, 1}, {0, 5, -6}};
+    /* patch and label sizes shrink by even amounts so that whole-voxel
+     * shifts of the centers stay whole */
+    const int cut[3][3] = {{2, 0, 2}, {0, 2, 0}, {4, 2, 2}};
+    const int lcut[3][3] = {{2, 4, 0}, {0, 2, 2}, {2, 0, 2}};
     for (int r = 0; r < 3; r++) {
-        int even = r == 2; /* odd patch sizes: center on a voxel */
+        const int *k = cut[r], *l = lcut[r];
         acase c = {u3d_shape5(1, 2, D, H, W),
-                   u3d_shape5(1, 2, D - 2 + even, H - 1 + even, W - even),
-                   u3d_shape5(1, 1, D - 4 + even, H - 3 + even, W - 2 - even),
+                   u3d_shape5(1, 2, D - k[0], H - k[1], W - k[2]),
+                   u3d_shape5(1, 1, D - k[0] - l[0], H - k[1] - l[1],
+                              W - k[2] - l[2]),
                    {0}};
         center_origin(&c);
         for (int a = 0; a < 3; a++)
@@ -369,22 +375,49 @@ static void axis_traces(int n, int s, double *tq, double *tq2)
     free(Q);
 }
 
-/* The dense field's spread. Measured on the device (ramp source: output
- * minus the undeformed point is the field) as the mean square over all
- * voxels, 3 components and `samples` patches. Expectation and standard
- * error are exact for Gaussian control values: mean square m = phi^T Q phi
- * / V, E m = sigma^2 tr Q / V, Var m = 2 sigma^4 tr(Q^2) / V^2 per
- * component and patch (independent ones averaged); tolerance 5 standard
- * errors. For a patch side a multiple of the spacing E m / sigma^2 is the
- * discrete mean of sum_i B_i(t)^2 cubed, ~ (151/315)^3 (checked to 1e-4
- * relative): rms = 0.3319 sigma. Also the host field equals the device's. */
+/* Checks the mean square sum2 / (3 samples V) of a field over patches of
+ * n[3] voxels with spacings sp[3] against the exact expectation (per unit
+ * sigma^2: prod_a tr(Q_a)/n_a) with 5 standard errors. */
+static void check_mean_square(const char *what, double sum2, int samples,
+                              const int n[3], const int sp[3], double sigma)
+{
+    double tq[3], tq2[3];
+    for (int a = 0; a < 3; a++)
+        axis_traces(n[a], sp[a], &tq[a], &tq2[a]);
+    double s2 = sigma * sigma, V = (double)n[0] * n[1] * n[2];
+    double want = s2 * tq[0] * tq[1] * tq[2];
+    double se = s2 * sqrt(2 * tq2[0] * tq2[1] * tq2[2] / (3.0 * samples));
+    double got = sum2 / (3.0 * samples * V);
+    print_message("%s: field rms %.4f voxels, expected %.4f +- %.4f (sigma "
+                  "%.1f, %d samples; sigma (151/315)^1.5 = %.4f)\n",
+                  what, sqrt(got), sqrt(want), se / (2 * sqrt(want)), sigma,
+                  samples, sigma * pow(151.0 / 315.0, 1.5));
+    /* sides multiples of a spacing >= 4: the discrete mean over t = r/s is
+     * the integral 151/315 within 1e-4 per axis (7e-5 for s = 4, 1.5e-8
+     * for s = 32) */
+    for (int a = 0; a < 3; a++)
+        assert_true(fabs(tq[a] / (151.0 / 315.0) - 1) < 1e-4);
+    assert_true(fabs(got - want) < 5 * se);
+}
+
+/* The dense field's spread. On the device (ramp source: output minus the
+ * undeformed point is the field, equal to u3d_augment_field_host's) over a
+ * few patches, on the host over many (anisotropic spacing there), as the
+ * mean square over all voxels, 3 components and the patches. Expectation
+ * and standard error are exact for Gaussian control values: mean square
+ * m = phi^T Q phi / V with Q = sum_v b(v) b(v)^T = Q_d x Q_h x Q_w, so
+ * E m = sigma^2 tr Q / V and Var m = 2 sigma^4 tr(Q^2) / V^2 per component
+ * and patch (all independent); tolerance 5 standard errors (about 5% of the
+ * rms for the host run). E m / sigma^2 is about (151/315)^3, so the rms is
+ * 0.3319 sigma (see augment.h). */
 static void field_std_matches_theory(void **state)
 {
     t_env *e = *state;
     int P = t_small() ? 16 : 64, s = t_small() ? 8 : 32;
-    int samples = t_small() ? 2 : 8;
+    int samples = t_small() ? 2 : 8, host_samples = t_small() ? 24 : 1024;
     float sigma = t_small() ? 1.0f : 4.0f;
-    int margin = (int)ceilf(8 * sigma) + 2, S = P + 2 * margin;
+    /* a component's std is at most sigma / 2^1.5: the margin is > 8 stds */
+    int margin = (int)ceilf(3 * sigma) + 2, S = P + 2 * margin;
     acase c = {u3d_shape5(1, 3, S, S, S), u3d_shape5(1, 3, P, P, P),
                {0, 0, 0, 0, 0}, {0}};
     center_origin(&c);
@@ -395,14 +428,14 @@ static void field_std_matches_theory(void **state)
         p.grid_spacing[a] = s;
     }
     p.fill = U3D_AUG_FILL_CONSTANT;
-    p.fill_value = -1000; /* any fill would spoil the statistic */
+    p.fill_value = -1000;
     float *img = ramps(c.src);
     size_t no = u3d_shape_spatial(c.out);
     float *o = falloc(3 * no), *f = falloc(3 * no);
+    u3d_error err = {0};
     double sum2 = 0;
     for (int r = 0; r < samples; r++) {
         run_be(e->cl, &p, 2024, r, &c, img, NULL, o, NULL);
-        u3d_error err = {0};
         t_ok(u3d_augment_field_host(&p, 2024, r, P, P, P, f, &err), &err,
              "field host");
         for (int a = 0; a < 3; a++)
@@ -415,18 +448,19 @@ static void field_std_matches_theory(void **state)
                 sum2 += u * u;
             }
     }
-    double tq, tq2;
-    axis_traces(P, s, &tq, &tq2);
-    double want = (double)sigma * sigma * tq * tq * tq;
-    double se = (double)sigma * sigma * sqrt(2 * tq2 * tq2 * tq2 / (3.0 * samples));
-    double got = sum2 / (3.0 * samples * no);
-    double theory = pow(151.0 / 315.0, 3);
-    print_message("field rms %.4f voxels, expected %.4f +- %.4f (sigma %.1f, "
-                  "spacing %d; sigma (151/315)^1.5 = %.4f)\n",
-                  sqrt(got), sqrt(want), se / (2 * sqrt(want)), sigma, s,
-                  sigma * pow(151.0 / 315.0, 1.5));
-    assert_true(fabs(tq * tq * tq / theory - 1) < 1e-4);
-    assert_true(fabs(got - want) < 5 * se);
+    const int n[3] = {P, P, P}, sp[3] = {s, s, s};
+    check_mean_square("device", sum2, samples, n, sp, sigma);
+    /* host: anisotropic grid, many patches */
+    const int n2[3] = {P / 2, P, P}, sp2[3] = {s / 2, s, s};
+    p.grid_spacing[0] = sp2[0];
+    sum2 = 0;
+    for (int r = 0; r < host_samples; r++) {
+        t_ok(u3d_augment_field_host(&p, 99, r, n2[0], n2[1], n2[2], f, &err),
+             &err, "field host");
+        for (size_t i = 0; i < 3 * no / 2; i++)
+            sum2 += (double)f[i] * f[i];
+    }
+    check_mean_square("host", sum2, host_samples, n2, sp2, sigma);
     free(img), free(o), free(f);
 }
 
@@ -465,7 +499,7 @@ static void gray_values(void **state)
         }
         for (size_t v = 0; v < nv; v++)
             s04 += (o[v] - want) * (o[4 * nv + v] - want);
-        double mean = sx / n, sd = sqrt(sxx / n - mean * mean);
+        double mean = sx / n, sd = sqrt(fmax(sxx / n - mean * mean, 0));
         if (r == 0) {
             assert_true(fabs(mean) < 1e-5 && sd < 1e-5);
             continue;
@@ -592,9 +626,60 @@ static void bad_parameters(void **state)
         u3d_tensor_release(all[i]);
 }
 
+/* The kernels' own math (compiled as C here, the same source the device
+ * runs): Philox equals u3d_philox4x32, ln/exp/sqrt/sin/cos are accurate to
+ * a few float ulp (relative 1e-6; sin/cos absolute 1e-6), and the normals
+ * have mean 0, variance 1 (5 standard errors) and Gaussian tails. */
+static void kernel_math_is_accurate(void **state)
+{
+    (void)state;
+    uint64_t s = 99;
+    for (int i = 0; i < 2000; i++) {
+        uint32_t c[4], k[2], a[4], b[4];
+        for (int j = 0; j < 4; j++)
+            c[j] = (uint32_t)t_randi(&s, 0, 0x7fffffff) * 2u + (uint32_t)(i & 1);
+        k[0] = c[1] ^ 0x9e3779b9u, k[1] = c[3] * 3u;
+        u3d_philox4x32(c, k, a);
+        aug_philox(c[0], c[1], c[2], c[3], k[0], k[1], b);
+        assert_memory_equal(a, b, sizeof a);
+        float x = ldexpf(t_randf(&s, 1, 2), t_randi(&s, -60, 60));
+        assert_true(fabs(aug_ln(x) - log((double)x)) <=
+                    1e-6 * fmax(1, fabs(log((double)x))));
+        float y = t_randf(&s, -80, 80);
+        assert_true(fabs(aug_exp(y) / exp((double)y) - 1) < 1e-6);
+        assert_true(fabs(aug_sqrt(x) / sqrt((double)x) - 1) < 1e-6);
+        float t = (float)((uint32_t)t_randi(&s, 0, (1 << 24) - 1)) / 16777216.0f;
+        float co, si;
+        aug_cossin_turn(t, &co, &si);
+        assert_true(fabs(co - cos(6.283185307179586 * t)) < 1e-6);
+        assert_true(fabs(si - sin(6.283185307179586 * t)) < 1e-6);
+    }
+    assert_true(aug_exp(-100.0f) == 0.0f && aug_sqrt(0.0f) == 0.0f);
+    assert_true(aug_ln(1.0f) == 0.0f);
+    double m = 0, v = 0;
+    int n = 400000, tail = 0;
+    for (int i = 0; i < n / 4; i++) {
+        uint32_t c[4] = {(uint32_t)i, 7, 0, 0}, k[2] = {1, 2}, w[4];
+        float g[4];
+        u3d_philox4x32(c, k, w);
+        aug_normals4(w, g);
+        for (int j = 0; j < 4; j++) {
+            m += g[j];
+            v += (double)g[j] * g[j];
+            tail += fabs(g[j]) > 3;
+        }
+    }
+    m /= n, v = v / n - m * m;
+    assert_true(fabs(m) < 5 / sqrt((double)n));
+    assert_true(fabs(v - 1) < 5 * sqrt(2.0 / n));
+    /* P(|N| > 3) = 0.0026998, binomial standard error */
+    assert_true(fabs(tail / (double)n - 0.0026998) < 5 * sqrt(0.0027 / n));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kernel_math_is_accurate),
         cmocka_unit_test(identity_is_exact),
         cmocka_unit_test(translation_shifts),
         cmocka_unit_test(device_matches_host),

@@ -184,6 +184,11 @@ static void bench_quick_run(void **state)
     t_env *e = *state;
     u3d_bench_opts o = {0};
     o.quick = 1;
+    /* Under oclgrind only the bench's own kernels, CLBlast's and relu's:
+     * each layer's kernels are checked there by its own test, and one
+     * layer's report must not fail the bench's. */
+    if (t_small())
+        o.only = "sgemm_1024,sgemm_2048,sgemm_implicit,relu_fwd,relu_bwd";
     u3d_error err = {0};
     u3d_bench_report *r = calloc(1, sizeof *r);
     assert_non_null(r);
@@ -191,7 +196,7 @@ static void bench_quick_run(void **state)
     assert_true(r->peak_gflops > 0 && r->peak_gbs > 0);
     assert_int_equal(r->nsgemm, 3);
     assert_true(r->sgemm_best > 0);
-    assert_int_equal(r->nops, NCASES);
+    assert_int_equal(r->nops, t_small() ? 2 : NCASES);
     for (int i = 0; i < r->nsgemm; i++) {
         assert_int_equal(r->sgemm[i].state, U3D_BENCH_OK);
         check_row(&r->sgemm[i]);

@@ -138,6 +138,19 @@ static void upconv_wide_channels(void **state)
     up_free(&big);
 }
 
+/* Rows longer than a work-group (the weight gradient then strides lanes
+ * along W) and rows of one voxel. */
+static void upconv_row_lengths(void **state)
+{
+    t_env *e = *state;
+    up_io io = up_make(&e->seed, 2, 3, 2, 1, 2, 70, 1);
+    compare(e, &io, "long rows");
+    up_free(&io);
+    up_io one = up_make(&e->seed, 3, 2, 3, 3, 2, 1, 1);
+    compare(e, &one, "rows of one voxel");
+    up_free(&one);
+}
+
 /* y = x * w + b for a single input voxel and channel: the 8 taps land in
  * the 2x2x2 block in (a, b, c) order. */
 static void upconv_hand_example(void **state)
@@ -278,6 +291,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(upconv_matches_reference),
         cmocka_unit_test(upconv_wide_channels),
+        cmocka_unit_test(upconv_row_lengths),
         cmocka_unit_test(upconv_hand_example),
         cmocka_unit_test(upconv_gradient_check),
         cmocka_unit_test(upconv_weight_grad_reproducible),

@@ -195,7 +195,7 @@ static void reads_brats(void **state)
     u3d_tiff_read_opts o = {1000000};
     u3d_volume big;
     expect_err(u3d_tiff_read_volume_ex(BRATS, &o, &big, &err), U3D_ERR_OOM,
-               &err, "GB");
+               &err, "MB, more than the 1.0 MB allowed");
     u3d_labels_free(&l);
     u3d_volume_free(&v);
 }
@@ -474,6 +474,19 @@ static void crafted_errors(void **state)
     craft(p, &s); /* 3 pages, metadata says 6, compressed-style gap */
     expect_err(u3d_tiff_read_volume(p, &v, &err), U3D_ERR_FORMAT, &err,
                "has 3 page(s) but its ImageJ metadata says images=6");
+    /* one page claiming a billion: no huge allocation, a clear reason */
+    s.pages = 1;
+    s.desc = "ImageJ=1.53t\nimages=1000000000\n";
+    craft(p, &s);
+    expect_err(u3d_tiff_read_volume(p, &v, &err), U3D_ERR_FORMAT, &err,
+               "images=1000000000 stored contiguously, but the file ends");
+    s.comp = COMPRESSION_ADOBE_DEFLATE;
+    s.desc = "ImageJ=1.53t\nimages=5\n";
+    craft(p, &s);
+    expect_err(u3d_tiff_read_labels(p, &l, &err), U3D_ERR_FORMAT, &err,
+               "has 1 page(s) but its ImageJ metadata says images=5");
+    s.comp = COMPRESSION_NONE;
+    s.pages = 3;
     s.desc = "ImageJ=1.53t\nimages=3\nchannels=abc\n";
     craft(p, &s);
     expect_err(u3d_tiff_read_volume(p, &v, &err), U3D_ERR_FORMAT, &err, "channels=abc");

@@ -16,6 +16,8 @@ static void usage(FILE *f)
             "                          parameters, output size and memory\n"
             "  train --image I --labels L --model M.u3d [...]\n"
             "                          train on sparsely labeled volumes\n"
+            "  sparsify --labels L --slices Z,Y,X --out S.tif\n"
+            "                          keep a few annotated slices (paper protocol)\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
             "  bench [--json]          kernel benchmarks on the device\n"
             "  version                 print the version\n\n"
@@ -108,6 +110,8 @@ int main(int argc, char **argv)
         return cmd_golden(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return u3d_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sparsify"))
+        return u3d_cmd_sparsify(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return u3d_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))

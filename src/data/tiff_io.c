@@ -181,12 +181,28 @@ TIFF *u3d_tiff_open_src(u3d_tsrc *src, const char *name, const char *mode,
     return t;
 }
 
-const char *u3d_tmsg_suffix(const u3d_tmsg *m, char *buf, size_t len)
+const char *u3d_tmsg_suffix(const u3d_tmsg *m, const char *name, char *buf,
+                            size_t len)
 {
-    if (!m || !m->count)
+    if (!m || !m->count) {
         snprintf(buf, len, "%s", "");
-    else
-        snprintf(buf, len, " (libtiff: %s)", m->first);
+        return buf;
+    }
+    const char *t = m->first;
+    size_t n = name ? strlen(name) : 0;
+    if (n && !strncmp(t, name, n) && !strncmp(t + n, ": ", 2))
+        t += n + 2;
+    snprintf(buf, len, " (libtiff: %s)", t);
+    return buf;
+}
+
+const char *u3d_human_bytes(double bytes, char *buf, size_t len)
+{
+    static const char *unit[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
+    int i = 0;
+    while (bytes >= 1000 && i < 6)
+        bytes /= 1000, i++;
+    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", bytes, unit[i]);
     return buf;
 }
 

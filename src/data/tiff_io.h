@@ -28,8 +28,12 @@ TIFF *u3d_tiff_open_src(u3d_tsrc *src, const char *name, const char *mode,
 /* Reads len bytes at off from src; 0 on success. */
 int u3d_tsrc_pread(u3d_tsrc *src, uint64_t off, void *buf, size_t len);
 
-/* " (libtiff: ...)" when libtiff said something, else "". */
-const char *u3d_tmsg_suffix(const u3d_tmsg *m, char *buf, size_t len);
+/* " (libtiff: ...)" when libtiff said something, else ""; a leading
+ * "name: " in libtiff's text is dropped (the caller names the file). */
+const char *u3d_tmsg_suffix(const u3d_tmsg *m, const char *name, char *buf,
+                            size_t len);
+/* "12.3 MB", "4.1 GB": sizes in messages. */
+const char *u3d_human_bytes(double bytes, char *buf, size_t len);
 
 typedef struct u3d_imagej {
     int present; /* description starts with "ImageJ=" */

@@ -43,8 +43,14 @@ typedef struct reader {
     float bad_val;
 } reader;
 
+#if defined(__GNUC__)
+#define U3D_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define U3D_PRINTF(a, b)
+#endif
+
 static u3d_status fail(reader *r, u3d_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    U3D_PRINTF(3, 4);
 
 /* "name: what (libtiff: ...)", one line. */
 static u3d_status fail(reader *r, u3d_status code, const char *fmt, ...)
@@ -55,7 +61,7 @@ static u3d_status fail(reader *r, u3d_status code, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     return u3d_seterr(r->err, code, "%s: %s%s", r->name, what,
-                      u3d_tmsg_suffix(&r->msg, sfx, sizeof sfx));
+                      u3d_tmsg_suffix(&r->msg, r->name, sfx, sizeof sfx));
 }
 
 static size_t sample_bytes(const page_fmt *f) { return f->bps / 8u; }
@@ -252,9 +258,8 @@ static u3d_status scan_pages(reader *r)
 }
 
 /* ImageJ writes stacks > 4 GB with a single directory and the pages stored
- * back to back after the first page's data (uncompressed). Called after
- * check_size, so images * page size fits in memory. *ok = 0 when the file
- * does not have that layout. */
+ * back to back after the first page's data (uncompressed). *ok = 0 when
+ * the file does not have that layout. */
 static u3d_status setup_raw_pages(reader *r, long images, int *ok)
 {
     TIFF *t = r->tif;
@@ -264,8 +269,8 @@ static u3d_status setup_raw_pages(reader *r, long images, int *ok)
     if (!TIFFSetDirectory(t, 0))
         return fail(r, U3D_ERR_FORMAT, "cannot re-read page 0");
     uint32_t ns = TIFFNumberOfStrips(t);
-    uint64_t page_bytes = (uint64_t)f->w * f->h * sample_bytes(f);
-    if (f->comp != COMPRESSION_NONE || f->tiled || f->spp != 1 || !ns ||
+    uint64_t page_bytes = u3d_mul_sz(u3d_mul_sz(f->w, f->h), sample_bytes(f));
+    if (!page_bytes || f->comp != COMPRESSION_NONE || f->tiled || f->spp != 1 || !ns ||
         !TIFFGetField(t, TIFFTAG_STRIPOFFSETS, &off) ||
         !TIFFGetField(t, TIFFTAG_STRIPBYTECOUNTS, &bc) || !off || !bc)
         return U3D_OK;
@@ -278,13 +283,13 @@ static u3d_status setup_raw_pages(reader *r, long images, int *ok)
     if (sum != page_bytes)
         return U3D_OK;
     *ok = 1;
-    uint64_t need = page_bytes * (uint64_t)images;
-    if (off[0] > r->src->size || need > r->src->size - off[0])
+    /* division, not images * page_bytes: forged counts must not overflow */
+    uint64_t fit = off[0] <= r->src->size ? (r->src->size - off[0]) / page_bytes : 0;
+    if ((uint64_t)images > fit)
         return fail(r, U3D_ERR_FORMAT,
                     "ImageJ metadata says images=%ld stored contiguously, but "
                     "the file ends after %llu of them (truncated file?)",
-                    images,
-                    (unsigned long long)((r->src->size - off[0]) / page_bytes));
+                    images, (unsigned long long)fit);
     r->raw_off = off[0];
     r->raw_pages = images - 1;
     return U3D_OK;
@@ -294,7 +299,7 @@ static u3d_status setup_raw_pages(reader *r, long images, int *ok)
  * truncated file. */
 static u3d_status resolve_missing(reader *r)
 {
-    long images = r->ic * r->d;
+    long images = r->ic * r->d; /* <= 1e9 by layout_imagej */
     if (r->npages >= images)
         return U3D_OK;
     if (r->npages == 1) {
@@ -345,14 +350,17 @@ static u3d_status check_size(reader *r)
                           u3d_mul_sz(r->f.w, r->f.h));
     size_t bytes = u3d_mul_sz(n, elem);
     if (r->c > INT_MAX || r->d > INT_MAX || r->f.w > INT_MAX ||
-        r->f.h > INT_MAX || !bytes || bytes > r->limit)
+        r->f.h > INT_MAX || !bytes || bytes > r->limit) {
+        char need[32], lim[32];
         return fail(r, U3D_ERR_OOM,
-                    "%ld x %ld x %u x %u (CxDxHxW) voxels need %.3g GB, more "
-                    "than the %.3g GB allowed (physical memory or "
+                    "%ld x %ld x %u x %u (CxDxHxW) voxels need %s, more than "
+                    "the %s allowed (physical memory or "
                     "u3d_tiff_read_opts.max_bytes); crop or downsample it",
                     r->c, r->d, r->f.h, r->f.w,
-                    (double)r->c * r->d * r->f.h * r->f.w * elem / 1e9,
-                    r->limit / 1e9);
+                    u3d_human_bytes((double)r->c * r->d * r->f.h * r->f.w * elem,
+                                    need, sizeof need),
+                    u3d_human_bytes((double)r->limit, lim, sizeof lim));
+    }
     if (r->labels && r->f.fmt == SAMPLEFORMAT_IEEEFP)
         return fail(r, U3D_ERR_FORMAT,
                     "labels must be integers (uint8/uint16) but the file has "
@@ -662,10 +670,10 @@ static u3d_status run_reader(reader *r, const u3d_tiff_read_opts *opts,
             r->d = r->npages;
         }
     }
+    if (!st && r->ij.present)
+        st = resolve_missing(r); /* before the size: a truncated file says so */
     if (!st)
         st = check_size(r);
-    if (!st && r->ij.present)
-        st = resolve_missing(r);
     if (!st) {
         size_t n = (size_t)r->c * r->d * r->f.w * r->f.h;
         *data = malloc(n * (r->labels ? sizeof(uint16_t) : sizeof(float)));

@@ -31,8 +31,14 @@ typedef struct wjob {
     u3d_error *err;
 } wjob;
 
+#if defined(__GNUC__)
+#define U3D_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define U3D_PRINTF(a, b)
+#endif
+
 static u3d_status wfail(wjob *j, u3d_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    U3D_PRINTF(3, 4);
 
 static u3d_status wfail(wjob *j, u3d_status code, const char *fmt, ...)
 {
@@ -42,7 +48,7 @@ static u3d_status wfail(wjob *j, u3d_status code, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     return u3d_seterr(j->err, code, "%s: %s%s", j->path, what,
-                      u3d_tmsg_suffix(&j->msg, sfx, sizeof sfx));
+                      u3d_tmsg_suffix(&j->msg, j->path, sfx, sizeof sfx));
 }
 
 static void describe(const wjob *j, char *buf, size_t len)
@@ -169,10 +175,12 @@ static u3d_status write_file(wjob *j)
 {
     uint64_t bytes = (uint64_t)j->c * j->d * j->h * j->w * (uint64_t)(j->bps / 8);
     int big = j->o->bigtiff > 0 || (j->o->bigtiff == 0 && bytes > CLASSIC_MAX);
+    char hb[32];
     if (!big && bytes > CLASSIC_MAX)
         return wfail(j, U3D_ERR_INVALID_ARG,
-                     "%.3g GB of data do not fit in a classic TIFF; allow "
-                     "BigTIFF (u3d_tiff_write_opts.bigtiff = 0)", bytes / 1e9);
+                     "%s of data do not fit in a classic TIFF; allow BigTIFF "
+                     "(u3d_tiff_write_opts.bigtiff = 0)",
+                     u3d_human_bytes((double)bytes, hb, sizeof hb));
     char tmp[4200];
     int fd = open_tmp(j->path, tmp, sizeof tmp);
     if (fd < 0)
@@ -225,9 +233,11 @@ u3d_status u3d_tiff_write_volume_ex(const char *path, const u3d_volume *v,
                                     u3d_error *err)
 {
     wjob j = {0};
-    j.path = path;
+    j.path = path ? path : "(null)";
     j.err = err;
     j.o = opts ? opts : &default_opts;
+    if (!path || !v)
+        return wfail(&j, U3D_ERR_INVALID_ARG, "no path or no volume to write");
     u3d_status st = check_geometry(&j, v->c, v->d, v->h, v->w, v->data, v->spacing);
     if (st)
         return st;
@@ -259,9 +269,11 @@ u3d_status u3d_tiff_write_labels_ex(const char *path, const u3d_labels *l,
                                     u3d_error *err)
 {
     wjob j = {0};
-    j.path = path;
+    j.path = path ? path : "(null)";
     j.err = err;
     j.o = opts ? opts : &default_opts;
+    if (!path || !l)
+        return wfail(&j, U3D_ERR_INVALID_ARG, "no path or no labels to write");
     u3d_status st = check_geometry(&j, 1, l->d, l->h, l->w, l->data, l->spacing);
     if (st)
         return st;

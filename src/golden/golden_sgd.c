@@ -4,7 +4,8 @@
 #include <string.h>
 #include "golden/golden.h"
 
-/* NAME.npy as a flat float tensor of n elements (n = 0: any size, set). */
+/* NAME.npy as a flat float tensor; *n = 0 accepts any size and sets *n,
+ * otherwise the element count must equal *n. */
 static u3d_status flat(u3d_backend *be, const golden_case *c,
                        const char *name, size_t *n, u3d_tensor *t,
                        u3d_error *err)

@@ -4,6 +4,8 @@
  * to a scratch buffer, then sums the chunks in order (deterministic). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "layers/layers.h"
 
 #define PROG "upconv3d"
@@ -11,7 +13,7 @@
 
 /* Tile parameters of one device, read once per call (cheap table lookup). */
 typedef struct upconv_tiles {
-    int fw_tco, fw_tp, bd_tci, bd_tp, bw_tci, bw_tco, bw_lws;
+    int fw_tco, fw_tp, bd_tci, bw_tci, bw_tco, bw_lws;
     char opts[256];
 } upconv_tiles;
 
@@ -25,13 +27,23 @@ static int pow2_floor(size_t v)
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+static int tune(const u3d_cl *cl, const char *fam, const char *p, int fb)
+{
+    const char *e = getenv("UPTUNE");
+    if (e) {
+        const char *q = strstr(e, p);
+        if (q)
+            return atoi(q + strlen(p) + 1);
+    }
+    return u3d_cl_tune(cl, fam, p, fb);
+}
+#define u3d_cl_tune tune
 static upconv_tiles tiles_of(const u3d_cl *cl)
 {
     upconv_tiles t;
     t.fw_tco = clampi(u3d_cl_tune(cl, PROG, "fw_tco", 4), 1, 16);
     t.fw_tp = clampi(u3d_cl_tune(cl, PROG, "fw_tp", 2), 1, 4);
     t.bd_tci = clampi(u3d_cl_tune(cl, PROG, "bd_tci", 8), 1, 32);
-    t.bd_tp = clampi(u3d_cl_tune(cl, PROG, "bd_tp", 2), 1, 4);
     t.bw_tci = clampi(u3d_cl_tune(cl, PROG, "bw_tci", 4), 1, 16);
     t.bw_tco = clampi(u3d_cl_tune(cl, PROG, "bw_tco", 2), 1, 16);
     /* the split-K kernels need a power-of-two work-group the device takes */
@@ -39,10 +51,9 @@ static upconv_tiles tiles_of(const u3d_cl *cl)
                                         1024));
     t.bw_lws = lws <= (int)cl->max_wg ? lws : pow2_floor(cl->max_wg);
     snprintf(t.opts, sizeof t.opts,
-             "-DFW_TCO=%d -DFW_TP=%d -DBD_TCI=%d -DBD_TP=%d -DBW_TCI=%d "
-             "-DBW_TCO=%d -DBW_LWS=%d",
-             t.fw_tco, t.fw_tp, t.bd_tci, t.bd_tp, t.bw_tci, t.bw_tco,
-             t.bw_lws);
+             "-DFW_TCO=%d -DFW_TP=%d -DBD_TCI=%d -DBW_TCI=%d -DBW_TCO=%d "
+             "-DBW_LWS=%d",
+             t.fw_tco, t.fw_tp, t.bd_tci, t.bw_tci, t.bw_tco, t.bw_lws);
     return t;
 }
 
@@ -134,17 +145,19 @@ u3d_status u3d_cl_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w,
     U3D_ARG(k, 2, om, err);
     U3D_TRY(set_dims(k, 3, cin, cout, dx->shape, err));
     return launch_lanes(cl, k, mwg, "upconv3d_backward_data", dx->shape,
-                        t.bd_tp, (cin + t.bd_tci - 1) / t.bd_tci, err);
+                        2, (cin + t.bd_tci - 1) / t.bd_tci, err);
 }
 
-/* Number of voxel chunks of a split-K reduction: enough work-groups to fill
- * the device (tiles * chunks >= 8 per compute unit), but at least 4 voxels
- * per lane so the lane tree stays a small part of the work. */
-static size_t chunk_len(const u3d_cl *cl, size_t k, size_t tiles, int lws)
+/* Length of the chunks of a split-K reduction over k items that a
+ * work-group takes `per_sweep` at a time: enough work-groups to fill the
+ * device (tiles * chunks >= 8 per compute unit), but at least 4 sweeps per
+ * chunk so the lane tree stays a small part of the work. */
+static size_t chunk_len(const u3d_cl *cl, size_t k, size_t tiles,
+                        size_t per_sweep)
 {
     size_t target = 8 * (size_t)(cl->compute_units ? cl->compute_units : 1);
     size_t s = (target + tiles - 1) / tiles;
-    size_t smax = (k + 4 * (size_t)lws - 1) / (4 * (size_t)lws);
+    size_t smax = (k + 4 * per_sweep - 1) / (4 * per_sweep);
     if (s > smax)
         s = smax;
     if (s < 1)
@@ -204,9 +217,11 @@ static u3d_status weight_pass(u3d_backend *be, const upconv_tiles *t, cten *x,
     int cin = xs.c, cout = dw->shape.c;
     size_t ti = (size_t)((cin + t->bw_tci - 1) / t->bw_tci);
     size_t to = (size_t)((cout + t->bw_tco - 1) / t->bw_tco);
-    size_t kv = (size_t)xs.n * u3d_shape_spatial(xs);
-    size_t clen = chunk_len(cl, kv, ti * to, t->bw_lws);
-    size_t ns = (kv + clen - 1) / clen, count = u3d_shape_count(dw->shape);
+    /* chunks of whole rows; a work-group sweeps max(1, lws / W) at a time */
+    size_t rows = (size_t)xs.n * (size_t)xs.d * (size_t)xs.h;
+    size_t sweep = xs.w < t->bw_lws ? (size_t)(t->bw_lws / xs.w) : 1;
+    size_t clen = chunk_len(cl, rows, ti * to, sweep);
+    size_t ns = (rows + clen - 1) / clen, count = u3d_shape_count(dw->shape);
     void *part;
     U3D_TRY(scratch(be, ns, count, &part, err));
     cl_mem xm = u3d_cl_mem(x), gm = u3d_cl_mem(dy);
@@ -235,6 +250,23 @@ static u3d_status weight_pass(u3d_backend *be, const upconv_tiles *t, cten *x,
     return st;
 }
 
+/* db[co] = sum of the 8-lane chunk partials (part: nchunks x Cout x 8). */
+static u3d_status sum_bias(u3d_cl *cl, const upconv_tiles *t, cl_mem part,
+                           cl_mem db, size_t cout, size_t nchunks,
+                           u3d_error *err)
+{
+    cl_kernel k;
+    size_t mwg;
+    U3D_TRY(get_kernel(cl, t, "upconv3d_sum_bias", &k, &mwg, err));
+    cl_uint c = (cl_uint)cout, s = (cl_uint)nchunks;
+    U3D_ARG(k, 0, part, err);
+    U3D_ARG(k, 1, db, err);
+    U3D_ARG(k, 2, c, err);
+    U3D_ARG(k, 3, s, err);
+    size_t g = cout, l = mwg < LWS0 ? mwg : LWS0;
+    return u3d_cl_launch(cl, k, "upconv3d_sum_bias", 1, &g, &l, err);
+}
+
 static u3d_status bias_pass(u3d_backend *be, const upconv_tiles *t, cten *dy,
                             u3d_tensor *db, u3d_error *err)
 {
@@ -246,13 +278,14 @@ static u3d_status bias_pass(u3d_backend *be, const upconv_tiles *t, cten *dy,
     U3D_TRY(check_lws(t, mwg, name, err));
     u3d_shape gs = dy->shape;
     /* an output channel plane holds 8*D*H*W floats: whole float8s */
-    size_t q = u3d_shape_spatial(gs) / 8, kv = (size_t)gs.n * q;
-    size_t clen = chunk_len(cl, kv, (size_t)gs.c, t->bw_lws);
-    size_t ns = (kv + clen - 1) / clen, count = (size_t)gs.c;
+    size_t p = u3d_shape_spatial(gs) / 8, kv = (size_t)gs.n * p;
+    size_t clen = chunk_len(cl, kv, (size_t)gs.c, (size_t)t->bw_lws);
+    size_t ns = (kv + clen - 1) / clen, cout = (size_t)gs.c;
     void *part;
-    U3D_TRY(scratch(be, ns, count, &part, err));
-    cl_mem gm = u3d_cl_mem(dy), pm = part ? (cl_mem)part : u3d_cl_mem(db);
-    cl_uint cout = (cl_uint)gs.c, cq = (cl_uint)q, cn = (cl_uint)gs.n;
+    U3D_TRY(be->ops->buffer_alloc(be, ns * cout * 8 * sizeof(float), &part,
+                                  err));
+    cl_mem gm = u3d_cl_mem(dy), pm = (cl_mem)part;
+    cl_uint ccout = (cl_uint)cout, cp = (cl_uint)p, cn = (cl_uint)gs.n;
     cl_uint cl_clen = (cl_uint)clen;
     u3d_status st = U3D_OK;
 #define ARG(i, v)                                                              \
@@ -261,19 +294,18 @@ static u3d_status bias_pass(u3d_backend *be, const upconv_tiles *t, cten *dy,
                           "clSetKernelArg(" #v ")", err)
     ARG(0, gm);
     ARG(1, pm);
-    ARG(2, cout);
-    ARG(3, cq);
+    ARG(2, ccout);
+    ARG(3, cp);
     ARG(4, cn);
     ARG(5, cl_clen);
 #undef ARG
-    size_t g[2] = {ns * (size_t)t->bw_lws, count};
+    size_t g[2] = {ns * (size_t)t->bw_lws, cout};
     size_t l[2] = {(size_t)t->bw_lws, 1};
     if (!st)
         st = u3d_cl_launch(cl, k, name, 2, g, l, err);
-    if (!st && part)
-        st = sum_chunks(cl, t, pm, u3d_cl_mem(db), count, ns, err);
-    if (part)
-        be->ops->buffer_free(be, part);
+    if (!st)
+        st = sum_bias(cl, t, pm, u3d_cl_mem(db), cout, ns, err);
+    be->ops->buffer_free(be, part); /* released once the queue is done */
     return st;
 }
 

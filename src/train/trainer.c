@@ -45,11 +45,15 @@ u3d_status u3d_train_default_patch(const u3d_net_config *cfg, int cap,
     return u3d_net_output_size(cfg, patch, out, err);
 }
 
-/* One volume on the device plus the positions of its labeled voxels. */
+/* One volume on the device plus the positions of its labeled voxels,
+ * grouped by class (class-balanced patch sampling). */
 typedef struct dvol {
     u3d_tensor img, lab;
-    uint32_t *labeled;
+    uint32_t *labeled;                  /* voxel indices sorted by class */
     size_t nlabeled;
+    size_t start[U3D_MAX_CLASSES + 1];  /* class k: [start[k], start[k+1]) */
+    int present[U3D_MAX_CLASSES];       /* classes with labeled voxels */
+    int npresent;
     int d, h, w;
 } dvol;
 
@@ -77,11 +81,23 @@ static u3d_status dvol_upload(u3d_backend *be, const u3d_train_volume *tv,
         free(l32);
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
     }
+    size_t cnt[U3D_MAX_CLASSES + 1] = {0};
     for (size_t i = 0; i < n; i++) {
         l32[i] = lb->data[i];
-        if (lb->data[i] != ignore)
-            v->labeled[v->nlabeled++] = (uint32_t)i;
+        if (lb->data[i] != ignore && lb->data[i] < U3D_MAX_CLASSES)
+            cnt[lb->data[i]]++;
     }
+    for (int k = 0; k < U3D_MAX_CLASSES; k++) {
+        v->start[k + 1] = v->start[k] + cnt[k];
+        if (cnt[k])
+            v->present[v->npresent++] = k;
+    }
+    v->nlabeled = v->start[U3D_MAX_CLASSES];
+    size_t fillp[U3D_MAX_CLASSES];
+    memcpy(fillp, v->start, sizeof fillp);
+    for (size_t i = 0; i < n; i++)
+        if (lb->data[i] != ignore && lb->data[i] < U3D_MAX_CLASSES)
+            v->labeled[fillp[lb->data[i]]++] = (uint32_t)i;
     u3d_status st = u3d_tensor_create(
         be, u3d_shape5(1, im->c, im->d, im->h, im->w), U3D_F32, &v->img, err);
     if (!st)
@@ -158,15 +174,25 @@ static u3d_status make_sample(trainer *t, long it, int b, u3d_error *err)
     u3d_rng_init(&r, m->seed, ((uint64_t)it << 8) | (uint64_t)b);
     int vi = (int)u3d_rng_below(&r, (uint32_t)t->nvols);
     dvol *v = &t->vols[vi];
-    uint32_t idx = v->labeled[u3d_rng_below(&r, (uint32_t)v->nlabeled)];
+    /* class first, then a voxel of it: rare foreground is seen as often as
+     * the background that dominates sparse annotations */
+    int k = v->present[u3d_rng_below(&r, (uint32_t)v->npresent)];
+    size_t nk = v->start[k + 1] - v->start[k];
+    uint32_t idx = v->labeled[v->start[k] + u3d_rng_below(&r, (uint32_t)nk)];
     int p[3] = {(int)(idx / ((uint32_t)v->h * v->w)),
                 (int)(idx / (uint32_t)v->w % (uint32_t)v->h),
                 (int)(idx % (uint32_t)v->w)};
     float origin[3];
     /* the labeled voxel lands anywhere inside the predicted (output) part */
-    for (int a = 0; a < 3; a++)
-        origin[a] = (float)p[a] +
-                    (u3d_rng_uniform(&r) - 0.5f) * (float)(t->out[a] - 1);
+    /* whole voxels: without deformation a patch is an exact crop, never an
+     * interpolated (smoothed) one that would differ from inference input */
+    for (int a = 0; a < 3; a++) {
+        int jitter = (int)u3d_rng_below(&r, (uint32_t)t->out[a]) - t->out[a] / 2;
+        int size = a == 0 ? m->patch[0] : a == 1 ? m->patch[1] : m->patch[2];
+        /* patch center (size-1)/2 lands on a voxel centre when size is odd;
+         * for even sizes shift by half a voxel */
+        origin[a] = (float)(p[a] + jitter) + ((size % 2) ? 0.0f : 0.5f);
+    }
     uint64_t sample = (uint64_t)it * (uint64_t)m->batch + (uint64_t)b;
     u3d_status st =
         u3d_augment_sample(t->be, &t->aug, m->seed, sample, &v->img, &v->lab,

@@ -1,7 +1,7 @@
 /* libFuzzer harness for the TIFF read path (volumes and labels, from
- * memory). Not built by default. Build and run from the repository root:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz/fuzz_tiff_read.c src/data/*.c src/core/error.c $(pkg-config --cflags --libs libtiff-4) -lm -o fuzz_tiff_read && ./fuzz_tiff_read -max_total_time=120 -rss_limit_mb=2048 CORPUS_DIR
- * Seed CORPUS_DIR with a few small TIFFs (e.g. from u3d_tiff_write_volume
+ * memory). Not built by default. Build and run from the repository root: */
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz/fuzz_tiff_read.c src/data/*.c src/core/error.c $(pkg-config --cflags --libs libtiff-4) -lm -o fuzz_tiff_read && ./fuzz_tiff_read -max_total_time=120 -rss_limit_mb=2048  CORPUS_DIR
+/* Seed CORPUS_DIR with a few small TIFFs (e.g. from u3d_tiff_write_volume
  * and tifffile); every input must give U3D_OK or a clean error. */
 #include <stddef.h>
 #include <stdint.h>

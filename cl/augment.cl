@@ -79,6 +79,7 @@ typedef struct aug_consts {
     int sz, sy, sx;     /* control-point spacing, voxels */
     int fill_mirror;    /* 1: mirror the image outside, 0: fill_value */
     int ignore_label;
+    int use_gray;       /* 0: the gray-value pass changes nothing */
     int use_gamma, use_noise;
     float inv_sz, inv_sy, inv_sx;
     float sig_z, sig_y, sig_x;
@@ -322,9 +323,31 @@ AUG_FN float aug_gray(const aug_consts *k, float v, float nz)
     return v;
 }
 
+/* Gray-value changes of channels 4g..4g+3 of output voxel vox, item
+ * i = g * d*h*w + vox. The noise normals come from counter
+ * (vox, AUG_TAG_NOISE | g << 8, sample). */
+AUG_FN void aug_gray_group(const aug_consts *k, AUG_GLOBAL float *out, int i)
+{
+    int dhw = k->d * k->h * k->w, g = i / dhw, vox = i - g * dhw;
+    float nz[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (k->use_noise) {
+        aug_u32 w4[4];
+        aug_philox((aug_u32)vox, AUG_TAG_NOISE | ((aug_u32)g << 8), k->smp0,
+                   k->smp1, k->key0, k->key1, w4);
+        aug_normals4(w4, nz);
+    }
+    for (int lane = 0; lane < 4; lane++) {
+        int c = 4 * g + lane;
+        if (c < k->C)
+            out[c * dhw + vox] = aug_gray(k, out[c * dhw + vox], nz[lane]);
+    }
+}
+
 /* One output voxel (z, y, x) of the image patch: its source point, the
  * image channels (trilinear) and, inside the label patch, its label
- * (nearest). field is p2 of aug_field_h. */
+ * (nearest). field is p2 of aug_field_h. Gray values follow in
+ * aug_gray_group, a separate pass of straight-line code that CPUs
+ * vectorize. */
 AUG_FN void aug_voxel(const aug_consts *k,
                       AUG_GLOBAL const float *src,
                       AUG_GLOBAL const int *src_lab,
@@ -359,15 +382,7 @@ AUG_FN void aug_voxel(const aug_consts *k,
     int x0 = aug_sym(ix, k->W), x1 = aug_sym(ix + 1, k->W);
     int r00 = (z0 * k->H + y0) * k->W, r01 = (z0 * k->H + y1) * k->W;
     int r10 = (z1 * k->H + y0) * k->W, r11 = (z1 * k->H + y1) * k->W;
-    float nz[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int c = 0; c < k->C; c++) {
-        int grp = c >> 2, lane = c & 3;
-        if (k->use_noise && lane == 0) {
-            aug_u32 w4[4];
-            aug_philox((aug_u32)vox, AUG_TAG_NOISE | ((aug_u32)grp << 8),
-                       k->smp0, k->smp1, k->key0, k->key1, w4);
-            aug_normals4(w4, nz);
-        }
         float v = k->fill_value;
         if (inside || k->fill_mirror) {
             AUG_GLOBAL const float *s = src + c * DHW;
@@ -378,7 +393,7 @@ AUG_FN void aug_voxel(const aug_consts *k,
             float c0 = gy * c00 + fy * c01, c1 = gy * c10 + fy * c11;
             v = gz * c0 + fz * c1;
         }
-        out[c * dhw + vox] = aug_gray(k, v, nz[lane]);
+        out[c * dhw + vox] = v;
     }
     if (k->has_labels) {
         int lz = z - k->lz0, ly = y - k->ly0, lx = x - k->lx0;
@@ -419,6 +434,15 @@ __kernel void aug_field_h_pass(__constant const aug_consts *k,
     const aug_consts kp = *k;
     if (i < 3 * kp.ncz * kp.h * kp.w)
         aug_field_h(&kp, p1, p2, i);
+}
+
+__kernel void aug_gray_pass(__constant const aug_consts *k,
+                            __global float *out)
+{
+    const int i = (int)get_global_id(0);
+    const aug_consts kp = *k;
+    if (i < (kp.C + 3) / 4 * kp.d * kp.h * kp.w)
+        aug_gray_group(&kp, out, i);
 }
 
 __kernel void aug_sample(__constant const aug_consts *k,

@@ -64,24 +64,20 @@ typedef CAT(float, BVW) floatb;
 #define BLOAD(p) CAT(vload, BVW)(0, (p))
 #endif
 
+/* Sum of the lanes, through a private array: oclgrind's uninitialized-
+ * value plugin crashes on the shuffles LLVM makes of lane extracts. */
 inline float hsum_b(floatb v)
 {
-#if BVW == 16
-    float8 a = v.lo + v.hi;
-    float4 b = a.lo + a.hi;
-    float2 c = b.lo + b.hi;
-    return c.x + c.y;
-#elif BVW == 8
-    float4 b = v.lo + v.hi;
-    float2 c = b.lo + b.hi;
-    return c.x + c.y;
-#elif BVW == 4
-    float2 c = v.lo + v.hi;
-    return c.x + c.y;
-#elif BVW == 2
-    return v.x + v.y;
-#else
+#if BVW == 1
     return v;
+#else
+    float t[BVW];
+    CAT(vstore, BVW)(v, 0, t);
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < BVW; i++)
+        s += t[i];
+    return s;
 #endif
 }
 

@@ -9,9 +9,9 @@
  * of channels x neighbouring voxels x 8 taps; the weights a work-group reads
  * are the same for all its lanes (broadcast loads).
  * Backward-weight: split-K over the N*D*H rows of voxels. Lanes of a
- * work-group take voxels in turn, accumulate a BW_TCI x BW_TCO x 8 tile, and a fixed
- * local-memory tree sums the lanes; chunks are summed in order by
- * upconv3d_sum_chunks. No atomics, so results are bit-reproducible.
+ * work-group take voxels in turn and accumulate a BW_TCI x BW_TCO x 8 tile;
+ * the lanes' tiles are summed in a fixed order through local memory and the
+ * chunks in order by upconv3d_sum_chunks. No atomics, so results are bit-reproducible.
  *
  * Tile sizes are -D options from the host (tuning table). Sizes fit in 32
  * bits (checked on the host). Out-of-range channels of a partial tile are
@@ -179,22 +179,21 @@ __kernel void upconv3d_backward_data(__global const float *dy,
     }
 }
 
-/* Sums v[0..7] over the lanes of the work-group (fixed tree order) into
- * red[t * BW_LWS]. Ends with a barrier, so the sums are visible to all. */
-void tree_sum8(__local float *red, const uint lid, const float v[8])
+/* Lane sums: each lane stores its partial values in a column of red (rows
+ * padded to BW_LWS + 1 floats so both the stores and the row sums below hit
+ * distinct banks); after a barrier, lane r adds up row r in lane order.
+ * That is a fixed order (reproducible) and costs each lane about two
+ * local-memory accesses per value, far less than a tree. */
+#define RED_ROW (BW_LWS + 1)
+#define BW_ACC (BW_TCI * BW_TCO * 8) /* partial values per lane */
+#define BW_PASS (BW_ACC < BW_LWS ? BW_ACC : BW_LWS) /* rows per pass */
+
+float row_sum(__local const float *row)
 {
-#pragma unroll
-    for (int t = 0; t < 8; t++)
-        red[t * BW_LWS + lid] = v[t];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint h = BW_LWS / 2; h > 0; h >>= 1) {
-        if (lid < h) {
-#pragma unroll
-            for (int t = 0; t < 8; t++)
-                red[t * BW_LWS + lid] += red[t * BW_LWS + lid + h];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    float s = 0.0f;
+    for (int l = 0; l < BW_LWS; l++)
+        s += row[l];
+    return s;
 }
 
 /* Partial dw of row chunk s = group 0 (rows [s*chunk, (s+1)*chunk) of the
@@ -209,7 +208,7 @@ upconv3d_backward_weight(__global const float *x, __global const float *dy,
                          const uint D, const uint H, const uint W, const uint N,
                          const uint chunk)
 {
-    __local float red[8 * BW_LWS];
+    __local float red[BW_PASS * RED_ROW];
     const uint lid = get_local_id(0), s = get_group_id(0);
     /* dims 1 and 2 have work-groups of 1 and exact global sizes */
     const uint ci0 = get_global_id(1) * BW_TCI, co0 = get_global_id(2) * BW_TCO;
@@ -220,14 +219,10 @@ upconv3d_backward_weight(__global const float *x, __global const float *dy,
     const uint dr = W < BW_LWS ? lid / W : 0, x0 = lid - dr * W;
     const uint rend = min(N * D * H, (s + 1) * chunk);
 
-    float acc[BW_TCI][BW_TCO][8];
+    float acc[BW_ACC]; /* acc[(i * BW_TCO + j) * 8 + t] */
 #pragma unroll
-    for (int i = 0; i < BW_TCI; i++)
-#pragma unroll
-        for (int j = 0; j < BW_TCO; j++)
-#pragma unroll
-            for (int t = 0; t < 8; t++)
-                acc[i][j][t] = 0.0f;
+    for (int a = 0; a < BW_ACC; a++)
+        acc[a] = 0.0f;
 
     uint row = s * chunk + dr;
     const uint zr = row / H; /* z + D*n */
@@ -249,14 +244,15 @@ upconv3d_backward_weight(__global const float *x, __global const float *dy,
                 const float2 r3 = vload2(0, g + HW4 + W2);
 #pragma unroll
                 for (int i = 0; i < BW_TCI; i++) {
-                    acc[i][j][0] = mad(xv[i], r0.s0, acc[i][j][0]);
-                    acc[i][j][1] = mad(xv[i], r0.s1, acc[i][j][1]);
-                    acc[i][j][2] = mad(xv[i], r1.s0, acc[i][j][2]);
-                    acc[i][j][3] = mad(xv[i], r1.s1, acc[i][j][3]);
-                    acc[i][j][4] = mad(xv[i], r2.s0, acc[i][j][4]);
-                    acc[i][j][5] = mad(xv[i], r2.s1, acc[i][j][5]);
-                    acc[i][j][6] = mad(xv[i], r3.s0, acc[i][j][6]);
-                    acc[i][j][7] = mad(xv[i], r3.s1, acc[i][j][7]);
+                    float *c = acc + (i * BW_TCO + j) * 8;
+                    c[0] = mad(xv[i], r0.s0, c[0]);
+                    c[1] = mad(xv[i], r0.s1, c[1]);
+                    c[2] = mad(xv[i], r1.s0, c[2]);
+                    c[3] = mad(xv[i], r1.s1, c[3]);
+                    c[4] = mad(xv[i], r2.s0, c[4]);
+                    c[5] = mad(xv[i], r2.s1, c[5]);
+                    c[6] = mad(xv[i], r3.s0, c[6]);
+                    c[7] = mad(xv[i], r3.s1, c[7]);
                 }
             }
         }
@@ -273,15 +269,20 @@ upconv3d_backward_weight(__global const float *x, __global const float *dy,
 
     __global float *o = part + s * Cin * Cout * 8;
 #pragma unroll
-    for (int i = 0; i < BW_TCI; i++)
+    for (int base = 0; base < BW_ACC; base += BW_PASS) {
 #pragma unroll
-        for (int j = 0; j < BW_TCO; j++) {
-            tree_sum8(red, lid, acc[i][j]);
-            if (lid < 8 && ci0 + i < Cin && co0 + j < Cout)
-                o[((ci0 + i) * Cout + co0 + j) * 8 + lid] = red[lid * BW_LWS];
-            /* the next tree_sum8 overwrites red: wait for these reads */
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
+        for (int r = 0; r < BW_PASS; r++)
+            if (base + r < BW_ACC)
+                red[r * RED_ROW + lid] = acc[base + r];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const uint a = base + lid; /* value (i, j, t) this lane sums */
+        const uint i = a / (BW_TCO * 8), jt = a - i * (BW_TCO * 8);
+        const uint j = jt / 8, t = jt - j * 8;
+        if (lid < BW_PASS && a < BW_ACC && ci0 + i < Cin && co0 + j < Cout)
+            o[((ci0 + i) * Cout + co0 + j) * 8 + t] =
+                row_sum(red + lid * RED_ROW);
+        barrier(CLK_LOCAL_MEM_FENCE); /* before the next pass rewrites red */
+    }
 }
 
 /* Partial db of chunk s = group 0 over the N x 8P output voxels seen as
@@ -293,7 +294,7 @@ upconv3d_bias_partial(__global const float *dy, __global float *part,
                       const uint Cout, const uint P, const uint N,
                       const uint chunk)
 {
-    __local float red[8 * BW_LWS];
+    __local float red[8 * RED_ROW];
     const uint lid = get_local_id(0), s = get_group_id(0);
     const uint co = get_global_id(1);
     const uint k0 = s * chunk, k1 = min(N * P, k0 + chunk);
@@ -313,9 +314,12 @@ upconv3d_bias_partial(__global const float *dy, __global float *part,
             acc[7] += v.s7;
         }
     }
-    tree_sum8(red, lid, acc);
+#pragma unroll
+    for (int t = 0; t < 8; t++)
+        red[t * RED_ROW + lid] = acc[t];
+    barrier(CLK_LOCAL_MEM_FENCE);
     if (lid < 8)
-        part[(s * Cout + co) * 8 + lid] = red[lid * BW_LWS];
+        part[(s * Cout + co) * 8 + lid] = row_sum(red + lid * RED_ROW);
 }
 
 /* db[co] = sum over chunks s, then lanes t, of part[s][co][t]. */

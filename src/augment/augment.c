@@ -243,6 +243,8 @@ static void fill_gray(const u3d_augment_params *p, const u3d_augment_draw *dr,
     k->offset = 0.5f * (lo + hi) * (1.0f - dr->contrast) + dr->brightness;
     k->noise_std = dr->noise_std;
     k->use_noise = dr->noise_std > 0.0f;
+    k->use_gray = k->use_gamma || k->use_noise || k->contrast != 1.0f ||
+                  k->offset != 0.0f;
     k->fill_mirror = p->fill == U3D_AUG_FILL_MIRROR;
     k->fill_value = p->fill_value;
     k->ignore_label = p->ignore_label;

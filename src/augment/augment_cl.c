@@ -1,10 +1,11 @@
 /* Augmentation on OpenCL (cl/augment.cl): control points, the separable
- * B-spline field in two passes (along w, then h), then one sampling pass
- * that finishes the field along d, maps, samples and changes gray values. */
+ * B-spline field in two passes (along w, then h), one sampling pass that
+ * finishes the field along d, maps and samples, then the gray-value pass
+ * (skipped when it would change nothing). */
 #include "augment/augment_internal.h"
 #include "runtime/cl_runtime.h"
 
-#define LWS 64
+#define LWS 256
 
 typedef struct aug_bufs {
     void *k, *phi, *p1, *p2;
@@ -41,7 +42,14 @@ static u3d_status launch(u3d_cl *cl, const char *name, size_t n,
         if (rc != CL_SUCCESS)
             return u3d_cl_check(rc, "clSetKernelArg(augment)", err);
     }
-    size_t l = cl->max_wg < LWS ? cl->max_wg : LWS;
+    size_t l = LWS, kmax = 0;
+    cl_int rc = clGetKernelWorkGroupInfo(kern, cl->device,
+                                         CL_KERNEL_WORK_GROUP_SIZE,
+                                         sizeof kmax, &kmax, NULL);
+    if (rc != CL_SUCCESS)
+        return u3d_cl_check(rc, "clGetKernelWorkGroupInfo", err);
+    while (l > 1 && (l > kmax || l > cl->max_wg)) /* a power of two */
+        l /= 2;
     return u3d_cl_launch(cl, kern, name, 1, &n, &l, err);
 }
 
@@ -61,7 +69,11 @@ static u3d_status run(u3d_cl *cl, const aug_consts *k, const aug_bufs *b,
     cl_mem a4[6] = {km,  u3d_cl_mem(si), sl ? u3d_cl_mem(sl) : NULL,
                     p2,  u3d_cl_mem(oi), ol ? u3d_cl_mem(ol) : NULL};
     size_t n = (size_t)k->d * k->h * k->w;
-    return launch(cl, "aug_sample", n, a4, 6, err);
+    AUG_TRY(launch(cl, "aug_sample", n, a4, 6, err));
+    if (!k->use_gray)
+        return U3D_OK;
+    cl_mem a5[2] = {km, u3d_cl_mem(oi)};
+    return launch(cl, "aug_gray_pass", u3d_aug_gray_count(k), a5, 2, err);
 }
 
 u3d_status u3d_aug_sample_cl(u3d_backend *be, const aug_consts *k,

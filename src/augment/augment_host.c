@@ -44,6 +44,9 @@ u3d_status u3d_aug_sample_host_k(const aug_consts *k, const float *src,
             for (int x = 0; x < k->w; x++)
                 aug_voxel(k, src, src_lab, p2, out, out_lab, z, y, x);
     free(p2);
+    if (k->use_gray)
+        for (size_t i = 0; i < u3d_aug_gray_count(k); i++)
+            aug_gray_group(k, out, (int)i);
     return U3D_OK;
 }
 

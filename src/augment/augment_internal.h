@@ -35,6 +35,11 @@ static inline size_t u3d_aug_p2_count(const aug_consts *k)
 {
     return (size_t)3 * k->ncz * k->h * k->w;
 }
+/* Work items of the gray-value pass: channel groups of 4 x voxels. */
+static inline size_t u3d_aug_gray_count(const aug_consts *k)
+{
+    return (size_t)(k->C + 3) / 4 * k->d * k->h * k->w;
+}
 
 /* The OpenCL path (augment_cl.c); tensors already validated. */
 u3d_status u3d_aug_sample_cl(u3d_backend *be, const aug_consts *k,

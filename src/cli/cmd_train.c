@@ -13,6 +13,8 @@ static void usage(FILE *f)
         "  --preset P            small (default), paper or tiny; the input\n"
         "                        channels are taken from the images\n"
         "  --classes K           number of classes (default: the preset's)\n"
+        "  --levels L, --base-channels F, --padding valid|same,\n"
+        "  --batchnorm none|plain|affine   override the preset\n"
         "  --iterations N        train N iterations in total, or\n"
         "  --minutes M           train for M minutes of wall time\n"
         "  --patch DxHxW         input patch (default: largest valid <= 96)\n"
@@ -86,6 +88,8 @@ int u3d_cmd_train(int argc, char **argv)
     const char *imgs[MAXV], *labs[MAXV], *model = NULL, *logp = NULL;
     const char *preset = "small", *cw = "auto", *norm = "percentile";
     int nimg = 0, nlab = 0, resume = 0, quiet = 0, every = 50, classes = 0;
+    int levels = 0, basech = 0;
+    const char *padding = NULL, *bnmode = NULL;
     u3d_model_meta m;
     u3d_model_meta_defaults(&m);
     long iterations = 0;
@@ -106,6 +110,10 @@ int u3d_cmd_train(int argc, char **argv)
         } else if (ARG("--model")) model = v;
         else if (ARG("--preset")) preset = v;
         else if (ARG("--classes")) classes = atoi(v);
+        else if (ARG("--levels")) levels = atoi(v);
+        else if (ARG("--base-channels")) basech = atoi(v);
+        else if (ARG("--padding")) padding = v;
+        else if (ARG("--batchnorm")) bnmode = v;
         else if (ARG("--iterations")) iterations = atol(v);
         else if (ARG("--minutes")) minutes = atof(v);
         else if (ARG("--patch")) {
@@ -174,6 +182,28 @@ int u3d_cmd_train(int argc, char **argv)
             goto fail;
         if (classes > 0)
             m.net.classes = classes;
+        if (levels > 0)
+            m.net.levels = levels;
+        if (basech > 0)
+            m.net.base_channels = basech;
+        if (padding && strcmp(padding, "valid") && strcmp(padding, "same")) {
+            u3d_seterr(&e, U3D_ERR_INVALID_ARG, "--padding must be valid or same");
+            goto fail;
+        }
+        if (padding)
+            m.net.padding = !strcmp(padding, "same") ? U3D_PAD_SAME : U3D_PAD_VALID;
+        if (bnmode) {
+            if (!strcmp(bnmode, "none")) m.net.bn = U3D_BN_NONE;
+            else if (!strcmp(bnmode, "plain")) m.net.bn = U3D_BN_PLAIN;
+            else if (!strcmp(bnmode, "affine")) m.net.bn = U3D_BN_AFFINE;
+            else {
+                u3d_seterr(&e, U3D_ERR_INVALID_ARG,
+                           "--batchnorm must be none, plain or affine");
+                goto fail;
+            }
+        }
+        if (u3d_net_config_check(&m.net, &e))
+            goto fail;
         if (classes > U3D_MAX_CLASSES) {
             u3d_seterr(&e, U3D_ERR_INVALID_ARG, "at most %d classes", U3D_MAX_CLASSES);
             goto fail;

@@ -5,7 +5,7 @@
  * Everything before the kernels is also compiled as C11 by
  * src/augment/augment_internal.h, so the host implementation (the tests'
  * oracle and the CPU baseline) runs the very same arithmetic. The source
- * arithmetic uses +, -, *, floor and bit operations only: no contraction
+ * arithmetic uses +, -, *, comparisons and bit operations only: no contraction
  * into FMA, reciprocals computed on the host, our own ln/exp/sqrt/sin/cos
  * (no device math library, whose results differ by a few ulp between
  * implementations). So every result is bit-identical on the host and on any
@@ -15,18 +15,20 @@
  * same patch everywhere. */
 #ifdef __OPENCL_VERSION__
 #pragma OPENCL FP_CONTRACT OFF
+#ifdef AUG_ALWAYS_INLINE
+/* set by the host for CPU devices: PoCL keeps calls to large functions,
+ * which stops it from vectorizing across work items */
+#define AUG_FN static inline __attribute__((always_inline))
+#else
 #define AUG_FN
+#endif
 #define AUG_GLOBAL __global
 #define AUG_CONST __constant
 typedef uint aug_u32;
-#define AUG_MULHI(a, b) mul_hi((a), (b))
+#define AUG_MULHI(a, b) ((uint)(((ulong)(a) * (ulong)(b)) >> 32))
 #define AUG_AS_U32(f) as_uint(f)
 #define AUG_AS_F32(u) as_float(u)
-#define AUG_FLOOR(x) floor(x)
-#define AUG_FMIN(a, b) fmin((a), (b))
-#define AUG_FMAX(a, b) fmax((a), (b))
 #else
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #ifdef __clang__
@@ -56,9 +58,6 @@ static inline float aug_as_f32_host(aug_u32 u)
 #define AUG_MULHI(a, b) aug_mulhi_host((a), (b))
 #define AUG_AS_U32(f) aug_as_u32_host(f)
 #define AUG_AS_F32(u) aug_as_f32_host(u)
-#define AUG_FLOOR(x) floorf(x)
-#define AUG_FMIN(a, b) fminf((a), (b))
-#define AUG_FMAX(a, b) fmaxf((a), (b))
 #endif
 
 /* Philox counter word 1 tells the streams of one (seed, sample) apart; the
@@ -93,6 +92,14 @@ typedef struct aug_consts {
     aug_u32 key0, key1; /* seed */
     aug_u32 smp0, smp1; /* sample index */
 } aug_consts;
+
+/* floor(x) as an int for |x| < 2^31 (no library call: PoCL would not
+ * inline it, which blocks vectorization). */
+AUG_FN int aug_ifloor(float x)
+{
+    int i = (int)x; /* truncation */
+    return (float)i > x ? i - 1 : i;
+}
 
 /* Philox4x32-10, the same function as u3d_philox4x32 (src/core/rng.c). */
 AUG_FN void aug_philox(aug_u32 c0, aug_u32 c1, aug_u32 c2, aug_u32 c3,
@@ -146,8 +153,8 @@ AUG_FN float aug_exp(float y)
 {
     if (y < -80.0f)
         return 0.0f;
-    y = AUG_FMIN(y, 80.0f);
-    float kf = AUG_FLOOR(y * 1.44269502f + 0.5f);
+    y = y > 80.0f ? 80.0f : y;
+    float kf = (float)aug_ifloor(y * 1.44269502f + 0.5f);
     float r = y - kf * 0.693145752f - kf * 1.42860677e-06f;
     float p = 2.48015876e-05f;
     p = p * r + 0.000198412701f;
@@ -179,7 +186,7 @@ AUG_FN float aug_sqrt(float x)
  * (truncation < 2e-9). */
 AUG_FN void aug_cossin_turn(float t, float *c, float *s)
 {
-    int q = (int)AUG_FLOOR(t * 4.0f + 0.5f);
+    int q = aug_ifloor(t * 4.0f + 0.5f);
     float x = 6.28318548f * (t - (float)q * 0.25f), x2 = x * x;
     float sp = 2.75573188e-06f;
     sp = sp * x2 + -0.000198412701f;
@@ -363,17 +370,17 @@ AUG_FN void aug_voxel(const aug_consts *k,
         float o = r == 0 ? k->oz : r == 1 ? k->oy : k->ox;
         float a = k->a[3 * r] * vz + k->a[3 * r + 1] * vy + k->a[3 * r + 2] * vx;
         /* bounded so the int conversions below cannot overflow */
-        p[r] = AUG_FMIN(AUG_FMAX(o + a + u[r], -1.0e7f), 1.0e7f);
+        float q = o + a + u[r];
+        p[r] = q < -1.0e7f ? -1.0e7f : q > 1.0e7f ? 1.0e7f : q;
     }
     /* nearest voxel; the source point is inside iff it exists */
-    int rz = (int)AUG_FLOOR(p[0] + 0.5f), ry = (int)AUG_FLOOR(p[1] + 0.5f),
-        rx = (int)AUG_FLOOR(p[2] + 0.5f);
+    int rz = aug_ifloor(p[0] + 0.5f), ry = aug_ifloor(p[1] + 0.5f),
+        rx = aug_ifloor(p[2] + 0.5f);
     int inside = rz >= 0 && rz < k->D && ry >= 0 && ry < k->H && rx >= 0 &&
                  rx < k->W;
 
     int dhw = k->d * hw, DHW = k->D * k->H * k->W;
-    int iz = (int)AUG_FLOOR(p[0]), iy = (int)AUG_FLOOR(p[1]),
-        ix = (int)AUG_FLOOR(p[2]);
+    int iz = aug_ifloor(p[0]), iy = aug_ifloor(p[1]), ix = aug_ifloor(p[2]);
     float fz = p[0] - (float)iz, fy = p[1] - (float)iy, fx = p[2] - (float)ix;
     float gz = 1.0f - fz, gy = 1.0f - fy, gx = 1.0f - fx;
     /* inside, the symmetric extension only clamps the half-voxel rim */

@@ -217,18 +217,24 @@ upconv3d_backward_weight(__global const float *x, __global const float *dy,
     /* no '%' next to '/' on the same operands anywhere: LLVM then emits a
      * freeze instruction, which oclgrind cannot run */
     const uint dr = W < BW_LWS ? lid / W : 0, x0 = lid - dr * W;
-    const uint rend = min(N * D * H, (s + 1) * chunk);
+    const uint r0 = s * chunk, nrows = min(N * D * H, r0 + chunk) - r0;
 
     float acc[BW_ACC]; /* acc[(i * BW_TCO + j) * 8 + t] */
 #pragma unroll
     for (int a = 0; a < BW_ACC; a++)
         acc[a] = 0.0f;
 
-    uint row = s * chunk + dr;
-    const uint zr = row / H; /* z + D*n */
+    const uint row = r0 + dr, zr = row / H; /* zr = z + D*n */
     uint yy = row - zr * H, n = zr / D, z = zr - n * D;
-    for (; dr < RB && row < rend; row += RB) {
-        for (uint xx = x0; xx < W; xx += BW_LWS) {
+    /* loop counts are the same for all lanes (lanes idle by predicate), so
+     * compilers that vectorize across work-items (PoCL) can do so here */
+    const uint sweeps = (nrows + RB - 1) / RB, xsteps = (W + BW_LWS - 1) / BW_LWS;
+    for (uint sw = 0; sw < sweeps; sw++) {
+        const bool row_ok = dr < RB && dr + sw * RB < nrows;
+        for (uint xs = 0; xs < xsteps; xs++) {
+            const uint xx = x0 + xs * BW_LWS;
+            if (!row_ok || xx >= W)
+                continue;
             float xv[BW_TCI];
             const uint xo = (z * H + yy) * W + xx;
 #pragma unroll

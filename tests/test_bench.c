@@ -8,14 +8,7 @@
 #include <string.h>
 #include "test_util.h"
 
-/* The bench is compiled into the unet3d program, not the library, so its
- * sources are compiled into this test directly (bench.c, the command with
- * its option parsing, is left out). */
-#include "../bench/bench_ops.c"
-#include "../bench/bench_peak.c"
-#include "../bench/bench_report.c"
-#include "../bench/bench_run.c"
-#include "../bench/bench_sgemm.c"
+#include "bench.h" /* the unet3d_bench library */
 
 /* ---- a minimal JSON syntax checker (RFC 8259 grammar, no semantics) ---- */
 

@@ -290,15 +290,27 @@ static void compare_backends(t_env *e, const u3d_net_config *c, int n, int d,
         free(g);
         free(want);
     }
-    /* inference with the running statistics the TRAIN pass updated */
+    /* inference with the running statistics the TRAIN pass updated, first
+     * in the training buffers, then in the lean inference ones */
     for (int mode = U3D_NET_EVAL; mode <= U3D_NET_EVAL_BATCHSTATS; mode++) {
-        pass(nc, &bc, (u3d_net_mode)mode, &lc);
-        pass(nr, &br, (u3d_net_mode)mode, &lr);
-        gl = t_read(lc);
-        wl = t_read(lr);
-        assert_true(rel_err(gl, wl, nl, 0) <= 1e-4);
-        free(gl);
-        free(wl);
+        float *prev = NULL;
+        for (int lean = 0; lean < 2; lean++) {
+            if (lean) {
+                u3d_net_free_activations(nc);
+                u3d_net_free_activations(nr);
+            }
+            pass(nc, &bc, (u3d_net_mode)mode, &lc);
+            pass(nr, &br, (u3d_net_mode)mode, &lr);
+            gl = t_read(lc);
+            wl = t_read(lr);
+            assert_true(rel_err(gl, wl, nl, 0) <= 1e-4);
+            if (prev) /* same arithmetic, other buffers */
+                assert_true(rel_err(wl, prev, nl, 0) == 0.0);
+            free(gl);
+            free(prev);
+            prev = wl;
+        }
+        free(prev);
     }
     release_batch(&bc);
     release_batch(&br);

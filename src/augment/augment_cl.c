@@ -36,7 +36,8 @@ static u3d_status launch(u3d_cl *cl, const char *name, size_t n,
                          cl_mem *args, int nargs, u3d_error *err)
 {
     cl_kernel kern;
-    AUG_TRY(u3d_cl_kernel_get(cl, "augment", name, NULL, &kern, err));
+    const char *opts = cl->is_cpu ? "-DAUG_ALWAYS_INLINE" : NULL;
+    AUG_TRY(u3d_cl_kernel_get(cl, "augment", name, opts, &kern, err));
     for (int i = 0; i < nargs; i++) {
         cl_int rc = clSetKernelArg(kern, (cl_uint)i, sizeof(cl_mem), &args[i]);
         if (rc != CL_SUCCESS)

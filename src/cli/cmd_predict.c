@@ -1,0 +1,262 @@
+/* unet3d predict: segment a whole volume with a trained model by
+ * overlap-tile inference. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli/cli.h"
+#include "unet3d/predict.h"
+
+int u3d_cmd_predict(int argc, char **argv); /* also in cli.h */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: unet3d predict --model M.u3d --image IMG.tif --out SEG.tif "
+        "[options]\n\n"
+        "  --probabilities P.tif  float32 probabilities, one channel per class\n"
+        "  --logits               write logits instead of probabilities\n"
+        "  --max-memory MB        device-memory budget in MiB (default: 80%% of\n"
+        "                         the device's global memory)\n"
+        "  --tile DxHxW           network input tile (default: the cheapest\n"
+        "                         tiling that fits the budget)\n"
+        "  --batchstats           batch norm with each tile's statistics (the\n"
+        "                         paper) instead of the running statistics\n"
+        "  --overview OUT.png     orthogonal middle slices with the result\n"
+        "  --quiet                no progress\n"
+        "  --device D, --backend B, --profile\n"
+        "The labels (and probabilities) get the image's voxel spacing.\n");
+}
+
+typedef struct progress {
+    struct timespec t0;
+    int tty, last, quiet;
+} progress;
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (t.tv_nsec - t0->tv_nsec);
+}
+
+/* Tile counter with an ETA: rewritten in place on a terminal, else a line
+ * per 10% (or per tile for few tiles). */
+static void on_tile(void *user, int done, int total)
+{
+    progress *p = user;
+    if (p->quiet)
+        return;
+    int pct = (int)(100LL * done / total);
+    if (!p->tty && total > 10 && pct / 10 == p->last / 10 && done < total)
+        return;
+    p->last = pct;
+    double el = since(&p->t0), eta = el / done * (total - done);
+    fprintf(stderr, "%stile %d/%d (%d%%), %.0f s elapsed, ETA %.0f s%s",
+            p->tty ? "\r" : "", done, total, pct, el, eta,
+            p->tty && done < total ? "   " : "\n");
+    fflush(stderr);
+}
+
+/* Fails early (before hours of inference) when an output cannot be
+ * created: its folder must exist and be writable. */
+static int check_writable(const char *path, u3d_error *e)
+{
+    if (!path)
+        return 0;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (access(dir, W_OK) == 0)
+        return 0;
+    u3d_seterr(e, U3D_ERR_IO, "cannot write %s: folder %s: %s", path, dir,
+               strerror(errno));
+    return 1;
+}
+
+static int parse_dims(const char *s, int d[3])
+{
+    char x;
+    return sscanf(s, "%dx%dx%d%c", &d[0], &d[1], &d[2], &x) == 3 &&
+           d[0] > 0 && d[1] > 0 && d[2] > 0;
+}
+
+typedef struct pargs {
+    const char *model, *image, *out, *probs, *overview;
+    double max_mb;
+    int tile[3], batchstats, logits, quiet;
+} pargs;
+
+/* Returns -1 when parsed, else the exit code. */
+static int parse(int argc, char **argv, pargs *a)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (!strcmp(s, name) && v && (i++, 1))
+        if (ARG("--model")) a->model = v;
+        else if (ARG("--image")) a->image = v;
+        else if (ARG("--out")) a->out = v;
+        else if (ARG("--probabilities")) a->probs = v;
+        else if (ARG("--overview")) a->overview = v;
+        else if (ARG("--max-memory")) {
+            a->max_mb = atof(v);
+            if (!(a->max_mb > 0)) {
+                fprintf(stderr, "unet3d predict: --max-memory wants MiB > 0\n");
+                return 2;
+            }
+        } else if (ARG("--tile")) {
+            if (!parse_dims(v, a->tile)) {
+                fprintf(stderr, "unet3d predict: --tile wants DxHxW, e.g. "
+                                "116x132x132\n");
+                return 2;
+            }
+        } else if (!strcmp(s, "--batchstats")) a->batchstats = 1;
+        else if (!strcmp(s, "--logits")) a->logits = 1;
+        else if (!strcmp(s, "--quiet")) a->quiet = 1;
+        else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "unet3d predict: unknown or incomplete option "
+                            "%s\n\n", s);
+            usage(stderr);
+            return 2;
+        }
+#undef ARG
+    }
+    if (!a->model || !a->image || !a->out) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static void print_plan(const u3d_tile_plan *p, const u3d_backend *be)
+{
+    const u3d_tile_axis *x = p->ax;
+    fprintf(stderr,
+            "device: %s\ntiles: %dx%dx%d = %d of %dx%dx%d voxels (D x H x W), "
+            "keeping up to %dx%dx%d each; ~%.0f MiB device memory "
+            "(budget %.0f MiB), %.0f%% of the computed voxels kept\n",
+            be->device, x[0].ntiles, x[1].ntiles, x[2].ntiles, p->total,
+            x[0].in, x[1].in, x[2].in, x[0].step, x[1].step, x[2].step,
+            (double)p->memory / 1048576.0, (double)p->budget / 1048576.0,
+            100.0 * p->efficiency);
+}
+
+typedef struct job {
+    pargs a;
+    u3d_backend *be;
+    u3d_net *net;
+    u3d_model_meta meta;
+    u3d_volume img;
+    u3d_labels seg;
+    u3d_volume probs;
+    u3d_error e;
+} job;
+
+/* Model and image, checked against each other, the image normalized. */
+static u3d_status load(job *j)
+{
+    u3d_error *e = &j->e;
+    u3d_status st = u3d_model_load(j->a.model, j->be, &j->net, &j->meta, e);
+    if (st)
+        return st;
+    st = u3d_tiff_read_volume(j->a.image, &j->img, e);
+    if (st)
+        return st;
+    const u3d_net_config *c = &j->meta.net;
+    if (j->img.c != c->in_channels)
+        return u3d_seterr(e, U3D_ERR_SHAPE,
+                          "%s has %d channel%s but the model %s expects %d",
+                          j->a.image, j->img.c, j->img.c == 1 ? "" : "s",
+                          j->a.model, c->in_channels);
+    st = u3d_model_normalize_input(&j->img, &j->meta, e);
+    if (st)
+        u3d_errprefix(e, "%s: ", j->a.image);
+    return st;
+}
+
+static u3d_status predict(job *j)
+{
+    u3d_error *e = &j->e;
+    u3d_predict_opts o;
+    memset(&o, 0, sizeof o);
+    o.batchstats = j->a.batchstats;
+    o.raw_logits = j->a.logits;
+    memcpy(o.tile, j->a.tile, sizeof o.tile);
+    size_t budget, max_alloc;
+    u3d_predict_device_memory(j->be, &budget, &max_alloc);
+    if (j->a.max_mb > 0)
+        budget = (size_t)(j->a.max_mb * 1048576.0);
+    o.max_memory = budget;
+    /* plan first: size and budget errors come before any work */
+    u3d_tile_plan plan;
+    int vol[3] = {j->img.d, j->img.h, j->img.w};
+    u3d_status st = u3d_predict_plan(&j->meta.net, vol, o.tile, budget,
+                                     max_alloc, &plan, e);
+    if (st)
+        return u3d_errprefix(e, "%s: ", j->a.image);
+    if (!j->a.quiet)
+        print_plan(&plan, j->be);
+    progress pr = {{0, 0}, isatty(2), -1, j->a.quiet};
+    clock_gettime(CLOCK_MONOTONIC, &pr.t0);
+    o.progress = on_tile;
+    o.progress_user = &pr;
+    return u3d_predict(j->net, &j->img, &o, &j->seg,
+                       j->a.probs ? &j->probs : NULL, NULL, e);
+}
+
+static u3d_status save(job *j)
+{
+    u3d_error *e = &j->e;
+    u3d_status st = u3d_tiff_write_labels(j->a.out, &j->seg, e);
+    if (!st && j->a.probs)
+        st = u3d_tiff_write_volume(j->a.probs, &j->probs, e);
+    if (!st && j->a.overview) {
+        u3d_overview_opts oo = {0.45f, U3D_NO_IGNORE, 0};
+        st = u3d_overview_write(j->a.overview, &j->img, &j->seg, NULL, &oo, e);
+    }
+    return st;
+}
+
+int u3d_cmd_predict(int argc, char **argv)
+{
+    u3d_backend_config bc = {0};
+    argc = u3d_cli_common(argc, argv, &bc);
+    job j;
+    memset(&j, 0, sizeof j);
+    int rc = parse(argc, argv, &j.a);
+    if (rc >= 0)
+        return rc;
+    rc = 1;
+    if (check_writable(j.a.out, &j.e) || check_writable(j.a.probs, &j.e) ||
+        check_writable(j.a.overview, &j.e))
+        goto done;
+    if (u3d_backend_create(&bc, &j.be, &j.e) || load(&j) || predict(&j) ||
+        save(&j))
+        goto done;
+    if (!j.a.quiet)
+        fprintf(stderr, "wrote %s%s%s%s%s\n", j.a.out,
+                j.a.probs ? ", " : "", j.a.probs ? j.a.probs : "",
+                j.a.overview ? ", " : "", j.a.overview ? j.a.overview : "");
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "unet3d predict: %s\n", j.e.msg);
+    u3d_volume_free(&j.img);
+    u3d_volume_free(&j.probs);
+    u3d_labels_free(&j.seg);
+    u3d_net_destroy(j.net);
+    u3d_backend_destroy(j.be);
+    return rc;
+}

@@ -1,0 +1,277 @@
+/* Overview PNGs: orthogonal middle slices of an image with segmentations
+ * alpha-blended on top (see include/unet3d/predict.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "unet3d/predict.h"
+
+#define GAP 4           /* pixels between panels and rows */
+#define MAX_ZOOM 8      /* small volumes are enlarged up to this factor */
+#define MIN_SIDE 256    /* ... until the xy panel is about this large */
+#define MAX_RATIO 16.0  /* z stretch limit for extreme spacings */
+
+static const unsigned char palette[][3] = {
+    {230, 25, 75},  {60, 180, 75},  {0, 130, 200},  {255, 225, 25},
+    {145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {245, 130, 48},
+    {210, 245, 60}, {250, 190, 212}, {0, 128, 128}, {170, 110, 40}};
+#define NPAL (int)(sizeof palette / sizeof palette[0])
+
+/* One panel: a plane through the volume. axis[0] is fixed at `at`; rows
+ * run along axis[1], columns along axis[2] (0 = z, 1 = y, 2 = x). */
+typedef struct panel {
+    int axis[3], at;
+    int rows, cols; /* before zoom; z may be stretched */
+    int x0;         /* left edge in the output, after zoom */
+} panel;
+
+typedef struct canvas {
+    const u3d_volume *img;
+    const u3d_overview_opts *o;
+    panel p[3];
+    int zoom, width, row_h; /* row_h: one row's height after zoom */
+    float lo, hi;           /* gray window */
+    unsigned char *rgb;
+} canvas;
+
+static int dim(const u3d_volume *v, int a)
+{
+    return a == 0 ? v->d : a == 1 ? v->h : v->w;
+}
+
+static double ratio(const u3d_volume *v, int other)
+{
+    double sz = v->spacing[0], so = v->spacing[other];
+    if (!(sz > 0) || !(so > 0))
+        return 1.0;
+    double r = sz / so;
+    return r < 1.0 / MAX_RATIO ? 1.0 / MAX_RATIO : r > MAX_RATIO ? MAX_RATIO : r;
+}
+
+/* Displayed length of volume axis a in a panel whose other in-plane axis
+ * is `other` (z is stretched by its spacing relative to that axis). */
+static int shown(const u3d_volume *v, int a, int other)
+{
+    if (a != 0)
+        return dim(v, a);
+    int n = (int)lround(v->d * ratio(v, other));
+    return n < 1 ? 1 : n;
+}
+
+static void layout(canvas *cv)
+{
+    const u3d_volume *v = cv->img;
+    static const int ax[3][3] = {{0, 1, 2}, {1, 0, 2}, {2, 1, 0}};
+    int x = 0, h = 0, big = v->h > v->w ? v->h : v->w;
+    cv->zoom = big >= MIN_SIDE ? 1 : MIN_SIDE / big;
+    if (cv->zoom > MAX_ZOOM)
+        cv->zoom = MAX_ZOOM;
+    for (int i = 0; i < 3; i++) {
+        panel *p = &cv->p[i];
+        memcpy(p->axis, ax[i], sizeof p->axis);
+        p->at = dim(v, p->axis[0]) / 2;
+        p->rows = shown(v, p->axis[1], p->axis[2]);
+        p->cols = shown(v, p->axis[2], p->axis[1]);
+        p->x0 = x;
+        x += p->cols * cv->zoom + GAP;
+        if (p->rows > h)
+            h = p->rows;
+    }
+    cv->width = x - GAP;
+    cv->row_h = h * cv->zoom;
+}
+
+/* Voxel index (z, y, x) under display pixel (r, c) of panel p. */
+static size_t voxel(const canvas *cv, const panel *p, int r, int c)
+{
+    int q[3];
+    q[p->axis[0]] = p->at;
+    q[p->axis[1]] = (int)((long long)r * dim(cv->img, p->axis[1]) / p->rows);
+    q[p->axis[2]] = (int)((long long)c * dim(cv->img, p->axis[2]) / p->cols);
+    return ((size_t)q[0] * cv->img->h + q[1]) * cv->img->w + q[2];
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* 1 .. 99.8 percentile window of the shown pixels. */
+static u3d_status window(canvas *cv, u3d_error *err)
+{
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < 3; i++)
+        cap += (size_t)cv->p[i].rows * cv->p[i].cols;
+    float *buf = malloc(cap * sizeof *buf);
+    if (!buf)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    const float *ch = cv->img->data + (size_t)cv->o->channel *
+                                          cv->img->d * cv->img->h * cv->img->w;
+    for (int i = 0; i < 3; i++)
+        for (int r = 0; r < cv->p[i].rows; r++)
+            for (int c = 0; c < cv->p[i].cols; c++) {
+                float v = ch[voxel(cv, &cv->p[i], r, c)];
+                if (isfinite(v))
+                    buf[n++] = v;
+            }
+    qsort(buf, n, sizeof *buf, cmp_float);
+    cv->lo = n ? buf[(size_t)(0.01 * (double)(n - 1))] : 0.0f;
+    cv->hi = n ? buf[(size_t)(0.998 * (double)(n - 1))] : 1.0f;
+    if (!(cv->hi > cv->lo))
+        cv->hi = cv->lo + 1.0f;
+    free(buf);
+    return U3D_OK;
+}
+
+static void put(const canvas *cv, const u3d_labels *lab, int row, int i,
+                int r, int c)
+{
+    const panel *p = &cv->p[i];
+    size_t vi = voxel(cv, p, r, c);
+    size_t vox = (size_t)cv->img->d * cv->img->h * cv->img->w;
+    float v = cv->img->data[(size_t)cv->o->channel * vox + vi];
+    float g = isfinite(v) ? (v - cv->lo) / (cv->hi - cv->lo) : 0.0f;
+    g = g < 0 ? 0 : g > 1 ? 1 : g;
+    float rgb[3] = {255 * g, 255 * g, 255 * g};
+    int k = lab ? lab->data[vi] : 0;
+    if (k != 0 && k != cv->o->ignore_label) {
+        const unsigned char *col = palette[(k - 1) % NPAL];
+        for (int j = 0; j < 3; j++)
+            rgb[j] = (1 - cv->o->alpha) * rgb[j] + cv->o->alpha * col[j];
+    }
+    int z = cv->zoom;
+    for (int dy = 0; dy < z; dy++) {
+        size_t y = (size_t)row * (cv->row_h + GAP) + (size_t)r * z + dy;
+        unsigned char *px = cv->rgb + (y * cv->width + p->x0 + (size_t)c * z) * 3;
+        for (int dx = 0; dx < z; dx++, px += 3)
+            for (int j = 0; j < 3; j++)
+                px[j] = (unsigned char)lroundf(rgb[j]);
+    }
+}
+
+static void draw_row(const canvas *cv, const u3d_labels *lab, int row)
+{
+    for (int i = 0; i < 3; i++)
+        for (int r = 0; r < cv->p[i].rows; r++)
+            for (int c = 0; c < cv->p[i].cols; c++)
+                put(cv, lab, row, i, r, c);
+}
+
+/* libpng reports errors by longjmp; keep the jump's scope small. */
+static int png_out(FILE *f, const unsigned char *rgb, int w, int h)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
+                                              NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++)
+        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * w * 3));
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+/* Writes to "<path>.<pid>.tmp", then renames it over path. */
+static u3d_status write_atomic(const char *path, const unsigned char *rgb,
+                               int w, int h, u3d_error *err)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path,
+                         (long)getpid()) >= sizeof tmp)
+        return u3d_seterr(err, U3D_ERR_IO, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot create a temporary "
+                          "file next to it: %s", path, strerror(errno));
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return u3d_seterr(err, U3D_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    int bad = png_out(f, rgb, w, h) || fflush(f) || fsync(fileno(f));
+    int e = errno;
+    bad = fclose(f) || bad;
+    if (!bad && rename(tmp, path))
+        bad = 1, e = errno;
+    if (bad) {
+        unlink(tmp);
+        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot write the PNG: %s",
+                          path, strerror(e));
+    }
+    return U3D_OK;
+}
+
+static u3d_status check(const u3d_volume *img, const u3d_labels *l,
+                        const char *what, u3d_error *err)
+{
+    if (!l)
+        return U3D_OK;
+    if (!l->data || l->d != img->d || l->h != img->h || l->w != img->w)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "overview: the %s is %dx%dx%d (D x H x W) but the "
+                          "image %dx%dx%d", what, l->d, l->h, l->w, img->d,
+                          img->h, img->w);
+    return U3D_OK;
+}
+
+u3d_status u3d_overview_write(const char *path, const u3d_volume *img,
+                              const u3d_labels *seg, const u3d_labels *truth,
+                              const u3d_overview_opts *opts, u3d_error *err)
+{
+    u3d_overview_opts o = {0.45f, U3D_NO_IGNORE, 0};
+    if (opts)
+        o = *opts;
+    if (!(o.alpha > 0))
+        o.alpha = 0.45f;
+    if (o.alpha > 1)
+        o.alpha = 1;
+    if (!img || !img->data || img->c < 1 || img->d < 1)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "overview: empty image");
+    if (o.channel < 0 || o.channel >= img->c)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "overview: channel %d, the image has %d", o.channel,
+                          img->c);
+    u3d_status st = check(img, seg, "segmentation", err);
+    if (!st)
+        st = check(img, truth, "truth", err);
+    if (st)
+        return st;
+    canvas cv;
+    memset(&cv, 0, sizeof cv);
+    cv.img = img;
+    cv.o = &o;
+    layout(&cv);
+    int rows = truth ? 2 : 1, height = rows * cv.row_h + (rows - 1) * GAP;
+    cv.rgb = calloc((size_t)cv.width * height * 3, 1);
+    if (!cv.rgb)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    st = window(&cv, err);
+    if (!st) {
+        draw_row(&cv, seg, 0);
+        if (truth)
+            draw_row(&cv, truth, 1);
+        st = write_atomic(path, cv.rgb, cv.width, height, err);
+    }
+    free(cv.rgb);
+    return st;
+}

@@ -200,9 +200,10 @@ AUG_FN void aug_cossin_turn(float t, float *c, float *s)
     cp = cp * x2 + 0.0416666679f;
     cp = cp * x2 + -0.5f;
     cp = cp * x2 + 1.0f;
-    q = q & 3;
-    *c = q == 0 ? cp : q == 1 ? -sp : q == 2 ? -cp : sp;
-    *s = q == 0 ? sp : q == 1 ? cp : q == 2 ? -sp : -cp;
+    /* rotate by q quarter turns: odd q swaps, q & 2 negates */
+    float c1 = (q & 1) ? -sp : cp, s1 = (q & 1) ? cp : sp;
+    *c = (q & 2) ? -c1 : c1;
+    *s = (q & 2) ? -s1 : s1;
 }
 
 /* Four standard normals from four random words by Box-Muller (both the

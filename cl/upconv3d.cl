@@ -10,8 +10,9 @@
  * are the same for all its lanes (broadcast loads).
  * Backward-weight: split-K over the N*D*H rows of voxels. Lanes of a
  * work-group take voxels in turn and accumulate a BW_TCI x BW_TCO x 8 tile;
- * the lanes' tiles are summed in a fixed order through local memory and the
- * chunks in order by upconv3d_sum_chunks. No atomics, so results are bit-reproducible.
+ * the lanes' tiles are summed in a fixed order through local memory and
+ * the chunks in order by upconv3d_sum_chunks. No atomics, so results are
+ * bit-reproducible.
  *
  * Tile sizes are -D options from the host (tuning table). Sizes fit in 32
  * bits (checked on the host). Out-of-range channels of a partial tile are
@@ -31,7 +32,7 @@
                     work-item takes 2 voxels along W (float4 dy rows) */
 #endif
 #ifndef BW_TCI
-#define BW_TCI 4 /* backward-weight tile: input channels */
+#define BW_TCI 8 /* backward-weight tile: input channels */
 #endif
 #ifndef BW_TCO
 #define BW_TCO 2 /* backward-weight tile: output channels */
@@ -217,24 +218,18 @@ upconv3d_backward_weight(__global const float *x, __global const float *dy,
     /* no '%' next to '/' on the same operands anywhere: LLVM then emits a
      * freeze instruction, which oclgrind cannot run */
     const uint dr = W < BW_LWS ? lid / W : 0, x0 = lid - dr * W;
-    const uint r0 = s * chunk, nrows = min(N * D * H, r0 + chunk) - r0;
+    const uint rend = min(N * D * H, (s + 1) * chunk);
 
     float acc[BW_ACC]; /* acc[(i * BW_TCO + j) * 8 + t] */
 #pragma unroll
     for (int a = 0; a < BW_ACC; a++)
         acc[a] = 0.0f;
 
-    const uint row = r0 + dr, zr = row / H; /* zr = z + D*n */
+    uint row = s * chunk + dr;
+    const uint zr = row / H; /* z + D*n */
     uint yy = row - zr * H, n = zr / D, z = zr - n * D;
-    /* loop counts are the same for all lanes (lanes idle by predicate), so
-     * compilers that vectorize across work-items (PoCL) can do so here */
-    const uint sweeps = (nrows + RB - 1) / RB, xsteps = (W + BW_LWS - 1) / BW_LWS;
-    for (uint sw = 0; sw < sweeps; sw++) {
-        const bool row_ok = dr < RB && dr + sw * RB < nrows;
-        for (uint xs = 0; xs < xsteps; xs++) {
-            const uint xx = x0 + xs * BW_LWS;
-            if (!row_ok || xx >= W)
-                continue;
+    for (; dr < RB && row < rend; row += RB) {
+        for (uint xx = x0; xx < W; xx += BW_LWS) {
             float xv[BW_TCI];
             const uint xo = (z * H + yy) * W + xx;
 #pragma unroll

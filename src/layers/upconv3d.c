@@ -44,7 +44,7 @@ static upconv_tiles tiles_of(const u3d_cl *cl)
     t.fw_tco = clampi(u3d_cl_tune(cl, PROG, "fw_tco", 4), 1, 16);
     t.fw_tp = clampi(u3d_cl_tune(cl, PROG, "fw_tp", 2), 1, 4);
     t.bd_tci = clampi(u3d_cl_tune(cl, PROG, "bd_tci", 8), 1, 32);
-    t.bw_tci = clampi(u3d_cl_tune(cl, PROG, "bw_tci", 4), 1, 16);
+    t.bw_tci = clampi(u3d_cl_tune(cl, PROG, "bw_tci", 8), 1, 16);
     t.bw_tco = clampi(u3d_cl_tune(cl, PROG, "bw_tco", 2), 1, 16);
     /* the split-K kernels need a power-of-two work-group the device takes */
     int lws = pow2_floor((size_t)clampi(u3d_cl_tune(cl, PROG, "bw_lws", 64), 1,

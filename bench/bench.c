@@ -20,6 +20,9 @@ static void bench_usage(FILE *f)
             "             fit about a second, at least 1)\n"
             "  --list     print the entry names\n"
             "  -v         progress and the peak variants on stderr\n"
+            "  --train PRESET [--input WxHxD] [--iters N]\n"
+            "             one training iteration of a preset network\n"
+            "             (default input: paper 132x132x116, small 96x96x96)\n"
             "Entries that fail (e.g. out of memory) are reported in their row;\n"
             "ops the backend lacks are listed as unsupported. The peak and\n"
             "SGEMM need OpenCL; on --backend ref the full sizes take long:\n"
@@ -38,11 +41,34 @@ static void list_names(FILE *f)
 }
 
 /* Parses the bench's own options; returns -1 to go on, else an exit code. */
-static int parse(int argc, char **argv, u3d_bench_opts *o, int *json)
+typedef struct train_opts {
+    const char *preset; /* NULL: the kernel benchmarks */
+    int in[3];          /* W,H,D; 0: the preset's default */
+    int iters;
+} train_opts;
+
+static int parse(int argc, char **argv, u3d_bench_opts *o, int *json,
+                 train_opts *t)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--json"))
+        char x;
+        if (!strcmp(a, "--train") && i + 1 < argc)
+            t->preset = argv[++i];
+        else if (!strcmp(a, "--input") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%dx%dx%d%c", &t->in[0], &t->in[1],
+                       &t->in[2], &x) != 3) {
+                fprintf(stderr, "unet3d bench: --input wants WxHxD\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--iters") && i + 1 < argc) {
+            t->iters = atoi(argv[++i]);
+            if (t->iters < 1) {
+                fprintf(stderr, "unet3d bench: --iters wants a count >= 1\n");
+                return 2;
+            }
+        }
+        else if (!strcmp(a, "--json"))
             *json = 1;
         else if (!strcmp(a, "--quick"))
             o->quick = 1;
@@ -90,7 +116,8 @@ int u3d_cmd_bench(int argc, char **argv)
     u3d_bench_opts o = {0};
     int json = 0;
     argc = u3d_cli_common(argc, argv, &cfg);
-    int rc = parse(argc, argv, &o, &json);
+    train_opts t = {NULL, {0, 0, 0}, 2};
+    int rc = parse(argc, argv, &o, &json, &t);
     if (rc >= 0)
         return rc;
     u3d_error e = {0};
@@ -102,6 +129,20 @@ int u3d_cmd_bench(int argc, char **argv)
     if (u3d_backend_create(&cfg, &be, &e)) {
         fprintf(stderr, "unet3d: %s\n", e.msg);
         return 1;
+    }
+    if (t.preset) {
+        if (!t.in[0]) {
+            int paper = !strcmp(t.preset, "paper");
+            t.in[0] = t.in[1] = paper ? 132 : 96;
+            t.in[2] = paper ? 116 : 96;
+        }
+        rc = 0;
+        if (u3d_bench_train(be, t.preset, t.in, t.iters, json, stdout, &e)) {
+            fprintf(stderr, "unet3d bench: %s\n", e.msg);
+            rc = 1;
+        }
+        u3d_backend_destroy(be);
+        return rc;
     }
     u3d_bench_report *r = calloc(1, sizeof *r);
     if (!r) {

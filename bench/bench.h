@@ -105,4 +105,11 @@ void u3d_bench_fill_ratios(u3d_bench_report *r);
 extern const char *const u3d_bench_sgemm_names[];
 int u3d_bench_op_names(const char **names, int max);
 
+/* One training iteration of a preset network at input in_whd (W,H,D):
+ * best time over iters runs after a warm-up, voxels/s, and the share of
+ * device time per layer type (OpenCL: from a profiled extra iteration). */
+u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
+                           const int in_whd[3], int iters, int json,
+                           FILE *out, u3d_error *err);
+
 #endif

@@ -1,18 +1,21 @@
 /* Data augmentation (include/unet3d/augment.h): a smooth B-spline
- * deformation composed with an affine map, trilinear/nearest resampling and
- * gray-value changes, in one sampling pass.
+ * deformation composed with an affine map, trilinear/nearest resampling in
+ * one sampling pass (each output voxel computes its source point once),
+ * then the gray-value changes.
  *
  * Everything before the kernels is also compiled as C11 by
  * src/augment/augment_internal.h, so the host implementation (the tests'
- * oracle and the CPU baseline) runs the very same arithmetic. The source
- * arithmetic uses +, -, *, comparisons and bit operations only: no contraction
- * into FMA, reciprocals computed on the host, our own ln/exp/sqrt/sin/cos
- * (no device math library, whose results differ by a few ulp between
- * implementations). So every result is bit-identical on the host and on any
- * conforming OpenCL device that keeps denormals (single-precision denormals
- * are optional: a device flushing them may differ where the data has some):
- * label patches match exactly and a (seed, sample index) pair gives the
- * same patch everywhere. */
+ * oracle and the CPU baseline) runs the very same arithmetic. It uses +, -,
+ * *, comparisons and bit operations only: no contraction into FMA,
+ * reciprocals computed on the host, our own ln/exp/sqrt/sin/cos (a device
+ * math library differs by a few ulp between implementations). So every
+ * result is bit-identical on the host and on any conforming OpenCL device
+ * that keeps denormals (single-precision denormals are optional: a device
+ * flushing them may differ where the data has some): label patches match
+ * exactly and a (seed, sample index) pair gives the same patch everywhere.
+ * Remainders are written as i - (i / s) * s: clang turns a / and % pair
+ * into a "freeze" instruction that oclgrind's uninitialized-value checker
+ * cannot run. */
 #ifdef __OPENCL_VERSION__
 #pragma OPENCL FP_CONTRACT OFF
 #ifdef AUG_ALWAYS_INLINE
@@ -23,7 +26,6 @@
 #define AUG_FN
 #endif
 #define AUG_GLOBAL __global
-#define AUG_CONST __constant
 typedef uint aug_u32;
 #define AUG_MULHI(a, b) ((uint)(((ulong)(a) * (ulong)(b)) >> 32))
 #define AUG_AS_U32(f) as_uint(f)
@@ -37,7 +39,6 @@ typedef uint aug_u32;
 /* GCC in ISO C mode (-std=c11) does not contract a*b+c into an FMA. */
 #define AUG_FN static inline
 #define AUG_GLOBAL
-#define AUG_CONST
 typedef uint32_t aug_u32;
 static inline aug_u32 aug_mulhi_host(aug_u32 a, aug_u32 b)
 {
@@ -232,10 +233,7 @@ AUG_FN void aug_bspline(float t, float *wt)
 }
 
 /* Weights of voxel i on an axis with control spacing s; returns its first
- * control point i / s (control point j sits at voxel (j - 1) s).
- * Remainders are written as i - q * s throughout: clang turns a / and %
- * pair into a "freeze" instruction that oclgrind's uninitialized-value
- * checker cannot run. */
+ * control point i / s (control point j sits at voxel (j - 1) s). */
 AUG_FN int aug_axis_weights(int i, int s, float inv_s, float *wt)
 {
     int q = i / s;
@@ -354,8 +352,8 @@ AUG_FN void aug_gray_group(const aug_consts *k, AUG_GLOBAL float *out, int i)
 /* One output voxel (z, y, x) of the image patch: its source point, the
  * image channels (trilinear) and, inside the label patch, its label
  * (nearest). field is p2 of aug_field_h. Gray values follow in
- * aug_gray_group, a separate pass of straight-line code that CPUs
- * vectorize. */
+ * aug_gray_group, a separate pass (skipped when it changes nothing) that
+ * keeps the noise and gamma arithmetic out of this gather-bound loop. */
 AUG_FN void aug_voxel(const aug_consts *k,
                       AUG_GLOBAL const float *src,
                       AUG_GLOBAL const int *src_lab,

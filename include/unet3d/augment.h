@@ -58,9 +58,18 @@
  * order (u3d_augment_draw_sample), so enabling one does not change the
  * others.
  *
- * Reproducibility: source coordinates are bit-identical on every OpenCL
- * device and in the host implementation (see cl/augment.cl), so labels match
- * exactly; images match up to pow's few-ulp differences (gamma). */
+ * Reproducibility: the kernels use no device math library (own ln, exp,
+ * sqrt, sin, cos from +, -, * and bit operations; no FMA contraction; see
+ * cl/augment.cl) and the host implementation compiles the same source, so
+ * a (seed, sample index) pair gives bit-identical patches on the host, PoCL
+ * and oclgrind, and on any conforming device that keeps single-precision
+ * denormals (optional in OpenCL: a device flushing them can differ in the
+ * last bits where the data has denormals).
+ *
+ * Work per call on OpenCL: 4 small buffers (constants, control grid, two
+ * partial fields, about 3 (d/spacing + 4) h w floats), 4 or 5 kernels
+ * (control points, field along w, along h, sampling, gray values when they
+ * change anything). Source coordinates are clamped to +-1e7 voxels. */
 #ifndef UNET3D_AUGMENT_H
 #define UNET3D_AUGMENT_H
 #include <stdint.h>

@@ -189,6 +189,11 @@ static u3d_status check_shapes(u3d_shape src, u3d_shape out,
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "augment: source image %s must be 1xCxDxHxW",
                           u3d_shape_str(src, a, SB));
+    if (src.d >= (1 << 30) || src.h >= (1 << 30) || src.w >= (1 << 30))
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "augment: source %s has a side of 2^30 voxels or "
+                          "more",
+                          u3d_shape_str(src, a, SB));
     if (out.n != 1 || out.c != src.c || u3d_shape_count(out) == 0)
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "augment: output image %s must be 1x%dxdxhxw (the "
@@ -273,6 +278,14 @@ u3d_status u3d_aug_prepare(const u3d_augment_params *p, uint64_t seed,
         k->lx0 = (out.w - lab->w) / 2;
     }
     fill_grid(p, k);
+    /* kernels index with int: the field p2 is the largest buffer */
+    if (u3d_aug_p2_count(k) > 0x7fffffff || u3d_aug_gray_count(k) > 0x7fffffff)
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "augment: patch %dx%dx%d with grid spacing %dx%dx%d "
+                          "needs more than 2^31 field values; use a larger "
+                          "spacing or a smaller patch",
+                          out.d, out.h, out.w, p->grid_spacing[0],
+                          p->grid_spacing[1], p->grid_spacing[2]);
     u3d_augment_draw dr;
     u3d_augment_draw_sample(p, seed, sample_index, &dr);
     memcpy(k->a, dr.matrix, sizeof k->a);

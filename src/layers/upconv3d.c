@@ -4,8 +4,6 @@
  * to a scratch buffer, then sums the chunks in order (deterministic). */
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "layers/layers.h"
 
 #define PROG "upconv3d"
@@ -27,17 +25,6 @@ static int pow2_floor(size_t v)
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-static int tune(const u3d_cl *cl, const char *fam, const char *p, int fb)
-{
-    const char *e = getenv("UPTUNE");
-    if (e) {
-        const char *q = strstr(e, p);
-        if (q)
-            return atoi(q + strlen(p) + 1);
-    }
-    return u3d_cl_tune(cl, fam, p, fb);
-}
-#define u3d_cl_tune tune
 static upconv_tiles tiles_of(const u3d_cl *cl)
 {
     upconv_tiles t;

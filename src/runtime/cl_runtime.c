@@ -594,3 +594,41 @@ void u3d_cl_profile_print(const u3d_cl *cl, FILE *out)
         fprintf(out, "%-40s %8ld %12.3f %6.1f%%\n", p->label, p->calls, p->ms,
                 total > 0 ? 100.0 * p->ms / total : 0.0);
 }
+
+u3d_status u3d_cl_set_profiling(u3d_cl *cl, int on, u3d_error *err)
+{
+    cl_int rc = clFinish(cl->queue);
+    if (rc != CL_SUCCESS)
+        return u3d_cl_check(rc, "clFinish", err);
+    cl_command_queue q = clCreateCommandQueue(
+        cl->ctx, cl->device, on ? CL_QUEUE_PROFILING_ENABLE : 0, &rc);
+    if (rc != CL_SUCCESS)
+        return u3d_cl_check(rc, "clCreateCommandQueue", err);
+    clReleaseCommandQueue(cl->queue);
+    cl->queue = q;
+    cl->profile = on;
+    return U3D_OK;
+}
+
+void u3d_cl_profile_reset(u3d_cl *cl)
+{
+    for (u3d_cl_prof *p = cl->prof, *n; p; p = n) {
+        n = p->next;
+        free(p);
+    }
+    cl->prof = NULL;
+}
+
+int u3d_cl_profile_entry(const u3d_cl *cl, int i, const char **label,
+                         double *ms, long *calls)
+{
+    const u3d_cl_prof *p = cl->prof;
+    for (; p && i > 0; i--)
+        p = p->next;
+    if (!p)
+        return 0;
+    *label = p->label;
+    *ms = p->ms;
+    *calls = p->calls;
+    return 1;
+}

@@ -97,5 +97,12 @@ int u3d_cl_tune(const u3d_cl *cl, const char *family, const char *param,
 
 /* Profiling summary (no-op unless profiling is on). */
 void u3d_cl_profile_print(const u3d_cl *cl, FILE *out);
+/* Turns per-kernel timing on or off for later launches (the queue is
+ * recreated with or without CL_QUEUE_PROFILING_ENABLE after a finish). */
+u3d_status u3d_cl_set_profiling(u3d_cl *cl, int on, u3d_error *err);
+void u3d_cl_profile_reset(u3d_cl *cl);
+/* Entry i of the profile (0 past the end): kernel label, total ms, calls. */
+int u3d_cl_profile_entry(const u3d_cl *cl, int i, const char **label,
+                         double *ms, long *calls);
 
 #endif

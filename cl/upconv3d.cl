@@ -334,7 +334,8 @@ __kernel void upconv3d_sum_bias(__global const float *part,
     float sum = 0.0f;
     for (uint s = 0; s < S; s++) {
         __global const float *p = part + (s * Cout + co) * 8;
-        sum += ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+        sum += ((p[0] + p[1]) + (p[2] + p[3])) +
+               ((p[4] + p[5]) + (p[6] + p[7]));
     }
     db[co] = sum;
 }

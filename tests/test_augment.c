@@ -638,7 +638,8 @@ static void kernel_math_is_accurate(void **state)
     for (int i = 0; i < 2000; i++) {
         uint32_t c[4], k[2], a[4], b[4];
         for (int j = 0; j < 4; j++)
-            c[j] = (uint32_t)t_randi(&s, 0, 0x7fffffff) * 2u + (uint32_t)(i & 1);
+            c[j] = (uint32_t)t_randi(&s, 0, 0xffff) << 16 |
+                   (uint32_t)t_randi(&s, 0, 0xffff);
         k[0] = c[1] ^ 0x9e3779b9u, k[1] = c[3] * 3u;
         u3d_philox4x32(c, k, a);
         aug_philox(c[0], c[1], c[2], c[3], k[0], k[1], b);

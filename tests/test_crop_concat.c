@@ -8,8 +8,8 @@
 
 typedef struct cc_io {
     u3d_shape ss, us, ys;
-    float *skip, *up, *dy, *dskip0; /* inputs; dskip0 = dskip before an
-                                       accumulating backward */
+    float *skip, *up, *dy, *dskip0;   /* inputs; dskip0 = dskip before an
+                                         accumulating backward */
     float *y, *ds_over, *ds_acc, *du; /* outputs of run_cc */
 } cc_io;
 
@@ -27,10 +27,13 @@ static void cc_free_outputs(cc_io *io)
 static void run_cc(u3d_backend *be, cc_io *io)
 {
     u3d_error err = {0};
-    u3d_tensor s = t_tensor(be, io->ss, io->skip), u = t_tensor(be, io->us, io->up);
-    u3d_tensor y = t_tensor(be, io->ys, NULL), dy = t_tensor(be, io->ys, io->dy);
+    u3d_tensor s = t_tensor(be, io->ss, io->skip),
+               u = t_tensor(be, io->us, io->up);
+    u3d_tensor y = t_tensor(be, io->ys, NULL),
+               dy = t_tensor(be, io->ys, io->dy);
     u3d_tensor ds = t_tensor(be, io->ss, NULL), du = t_tensor(be, io->us, NULL);
-    t_ok(u3d_crop_concat_forward(&s, &u, &y, &err), &err, "crop-concat forward");
+    t_ok(u3d_crop_concat_forward(&s, &u, &y, &err), &err,
+         "crop-concat forward");
     t_ok(u3d_tensor_fill(&ds, 5.0f, &err), &err, "fill");
     t_ok(u3d_tensor_fill(&du, 5.0f, &err), &err, "fill");
     t_ok(u3d_crop_concat_backward(&dy, &ds, &du, 0, &err), &err,
@@ -44,7 +47,8 @@ static void run_cc(u3d_backend *be, cc_io *io)
          "crop-concat backward (accumulate)");
     io->ds_acc = t_read(&ds);
     float *du2 = t_read(&du); /* dup does not depend on the mode */
-    t_assert_close(du2, io->du, u3d_shape_count(io->us), 0.0, "dup (accumulate)");
+    t_assert_close(du2, io->du, u3d_shape_count(io->us), 0.0,
+                   "dup (accumulate)");
     free(du2);
     u3d_tensor *all[] = {&s, &u, &y, &dy, &ds, &du};
     for (int i = 0; i < 6; i++)
@@ -81,13 +85,13 @@ static void crop_concat_matches_reference(void **state)
     int reps = t_small() ? 3 : 10, hi = t_small() ? 5 : 12;
     for (int r = 0; r < reps; r++) {
         int n = t_randi(&e->seed, 1, 3);
-        u3d_shape us = u3d_shape5(n, t_randi(&e->seed, 1, 4), t_randi(&e->seed, 1, hi),
-                                  t_randi(&e->seed, 1, hi), t_randi(&e->seed, 1, hi));
+        u3d_shape us =
+            u3d_shape5(n, t_randi(&e->seed, 1, 4), t_randi(&e->seed, 1, hi),
+                       t_randi(&e->seed, 1, hi), t_randi(&e->seed, 1, hi));
         /* differences 0..5 per axis: odd ones crop one more at the end */
-        u3d_shape ss = u3d_shape5(n, t_randi(&e->seed, 1, 4),
-                                  us.d + t_randi(&e->seed, 0, 5),
-                                  us.h + t_randi(&e->seed, 0, 5),
-                                  us.w + t_randi(&e->seed, 0, 5));
+        u3d_shape ss = u3d_shape5(
+            n, t_randi(&e->seed, 1, 4), us.d + t_randi(&e->seed, 0, 5),
+            us.h + t_randi(&e->seed, 0, 5), us.w + t_randi(&e->seed, 0, 5));
         cc_io dev = cc_make(&e->seed, ss, us), ref = dev;
         run_cc(e->cl, &dev);
         ref.y = ref.ds_over = ref.ds_acc = ref.du = NULL;
@@ -120,7 +124,7 @@ static void crop_concat_hand_example(void **state)
     for (int i = 0; i < 72; i++)
         io.dskip0[i] = 0.5f;
     /* crop window: h = 1 ((3-1)/2), w = 2..3 ((6-2)/2) */
-    float want_y[12] = {8,  9,  26, 27, 100, 101, /* n = 0: c0, c1, up */
+    float want_y[12] = {8,  9,  26, 27, 100, 101,  /* n = 0: c0, c1, up */
                         44, 45, 62, 63, 102, 103}; /* n = 1 */
     u3d_backend *bes[2] = {e->cl, e->ref};
     for (int b = 0; b < 2; b++) {
@@ -191,7 +195,8 @@ static void crop_concat_rejects_bad_shapes(void **state)
     /* wrong channel count of y */
     u3d_tensor s2 = t_tensor(e->cl, u3d_shape5(1, 2, 5, 5, 5), NULL);
     u3d_tensor y2 = t_tensor(e->cl, u3d_shape5(1, 4, 4, 4, 4), NULL);
-    assert_int_equal(u3d_crop_concat_forward(&s2, &u, &y2, &err), U3D_ERR_SHAPE);
+    assert_int_equal(u3d_crop_concat_forward(&s2, &u, &y2, &err),
+                     U3D_ERR_SHAPE);
     assert_non_null(strstr(err.msg, "1x4x4x4x4"));
     u3d_tensor *all[] = {&s, &u, &y, &s2, &y2};
     for (int i = 0; i < 5; i++)

@@ -31,9 +31,10 @@ static void maxpool_matches_reference(void **state)
     t_env *e = *state;
     int reps = t_small() ? 3 : 8, hi = t_small() ? 7 : 13;
     for (int r = 0; r < reps; r++) {
-        u3d_shape s = u3d_shape5(t_randi(&e->seed, 1, 3), t_randi(&e->seed, 1, 4),
-                                 t_randi(&e->seed, 2, hi), t_randi(&e->seed, 2, hi),
-                                 t_randi(&e->seed, 2, hi));
+        u3d_shape s =
+            u3d_shape5(t_randi(&e->seed, 1, 3), t_randi(&e->seed, 1, 4),
+                       t_randi(&e->seed, 2, hi), t_randi(&e->seed, 2, hi),
+                       t_randi(&e->seed, 2, hi));
         if (r == 0) /* odd in every axis, N > 1 */
             s = u3d_shape5(2, 3, 5, 7, 9);
         u3d_shape os = u3d_shape5(s.n, s.c, s.d / 2, s.h / 2, s.w / 2);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -493,12 +492,6 @@ static int run_cli(const char *args, const char *dir, char **errtext)
     return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
 
-static int exists(const char *path)
-{
-    struct stat s;
-    return stat(path, &s) == 0;
-}
-
 /* No file, and no leftover temporary file, in dir starting with name. */
 static void assert_absent(const char *dir, const char *name)
 {
@@ -538,7 +531,7 @@ static void cli_setup(t_env *e, clifix *fx, u3d_net **net,
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->model, sizeof fx->model, "%s/m.u3d", fx->dir);
     snprintf(fx->image, sizeof fx->image, "%s/img.tif", fx->dir);
-    snprintf(fx->image2, sizeof fx->image2, "%s/img2.tif", fx->dir);
+    snprintf(fx->image2, sizeof fx->image2, "%s/image2.tif", fx->dir);
     snprintf(fx->tiny, sizeof fx->tiny, "%s/tiny.tif", fx->dir);
     u3d_model_meta_defaults(m);
     m->net = cfg_of(2, 1, 1, 2, U3D_PAD_VALID);

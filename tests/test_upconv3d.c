@@ -10,7 +10,7 @@
 typedef struct up_io {
     u3d_shape xs, ws, ys;
     int bias;
-    float *x, *w, *b, *dy; /* inputs */
+    float *x, *w, *b, *dy;   /* inputs */
     float *y, *dx, *dw, *db; /* outputs, filled by run_up */
 } up_io;
 
@@ -65,9 +65,9 @@ static void run_up(u3d_backend *be, up_io *io)
          "upconv forward");
     t_ok(u3d_upconv3d_backward_data(&dy, &w, &dx, &err), &err,
          "upconv backward-data");
-    t_ok(u3d_upconv3d_backward_weight(&x, &dy, &dw, io->bias ? &db : NULL,
-                                      &err),
-         &err, "upconv backward-weight");
+    t_ok(
+        u3d_upconv3d_backward_weight(&x, &dy, &dw, io->bias ? &db : NULL, &err),
+        &err, "upconv backward-weight");
     up_free_outputs(io);
     io->y = t_read(&y);
     io->dx = t_read(&dx);

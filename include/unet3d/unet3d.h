@@ -12,5 +12,6 @@
 #include "unet3d/volume.h"
 #include "unet3d/augment.h"
 #include "unet3d/train.h"
+#include "unet3d/synth.h"
 #define U3D_VERSION "0.1.0"
 #endif

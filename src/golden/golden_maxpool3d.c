@@ -42,10 +42,9 @@ static u3d_status setup(u3d_backend *be, const golden_case *c, pool_case *t,
                           c->dir, u3d_shape_str(xs, a, SB));
     u3d_shape ys = u3d_shape5(xs.n, xs.c, xs.d / 2, xs.h / 2, xs.w / 2);
     if (!u3d_shape_eq(t->dy.shape, ys))
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s/dy.npy has shape %s, expected %s", c->dir,
-                          u3d_shape_str(t->dy.shape, a, SB),
-                          u3d_shape_str(ys, b, SB));
+        return u3d_seterr(
+            err, U3D_ERR_SHAPE, "%s/dy.npy has shape %s, expected %s", c->dir,
+            u3d_shape_str(t->dy.shape, a, SB), u3d_shape_str(ys, b, SB));
     TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
     TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
     return U3D_OK;

@@ -19,7 +19,7 @@ typedef struct up_case {
 
 static void up_case_release(up_case *t)
 {
-    u3d_tensor *all[] = {&t->x, &t->w, &t->b, &t->dy,
+    u3d_tensor *all[] = {&t->x, &t->w,  &t->b,  &t->dy,
                          &t->y, &t->dx, &t->dw, &t->db};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         u3d_tensor_release(all[i]);
@@ -45,10 +45,9 @@ static u3d_status want(const golden_case *c, const char *name,
 {
     char a[SB], b[SB];
     if (!u3d_shape_eq(t->shape, s))
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s/%s.npy has shape %s, expected %s", c->dir, name,
-                          u3d_shape_str(t->shape, a, SB),
-                          u3d_shape_str(s, b, SB));
+        return u3d_seterr(
+            err, U3D_ERR_SHAPE, "%s/%s.npy has shape %s, expected %s", c->dir,
+            name, u3d_shape_str(t->shape, a, SB), u3d_shape_str(s, b, SB));
     return U3D_OK;
 }
 

@@ -14,12 +14,11 @@ typedef struct crop_args {
 
 static crop_args crop_args_of(u3d_shape skip, u3d_shape up)
 {
-    crop_args a = {{(cl_uint)skip.c, (cl_uint)up.c, (cl_uint)up.d,
-                    (cl_uint)up.h, (cl_uint)up.w, (cl_uint)skip.d,
-                    (cl_uint)skip.h, (cl_uint)skip.w,
-                    (cl_uint)((skip.d - up.d) / 2),
-                    (cl_uint)((skip.h - up.h) / 2),
-                    (cl_uint)((skip.w - up.w) / 2), (cl_uint)up.n}};
+    crop_args a = {
+        {(cl_uint)skip.c, (cl_uint)up.c, (cl_uint)up.d, (cl_uint)up.h,
+         (cl_uint)up.w, (cl_uint)skip.d, (cl_uint)skip.h, (cl_uint)skip.w,
+         (cl_uint)((skip.d - up.d) / 2), (cl_uint)((skip.h - up.h) / 2),
+         (cl_uint)((skip.w - up.w) / 2), (cl_uint)up.n}};
     return a;
 }
 
@@ -86,8 +85,8 @@ static u3d_status backward_skip(u3d_cl *cl, cten *dy, u3d_tensor *dskip,
     return u3d_cl_launch(cl, k, "crop_concat_backward_skip", 2, g, l, err);
 }
 
-static u3d_status backward_up(u3d_cl *cl, cten *dy, u3d_tensor *dup,
-                              cl_uint cs, u3d_error *err)
+static u3d_status backward_up(u3d_cl *cl, cten *dy, u3d_tensor *dup, cl_uint cs,
+                              u3d_error *err)
 {
     cl_kernel k;
     U3D_TRY(u3d_cl_kernel_get(cl, "crop_concat", "crop_concat_backward_up",

@@ -9,6 +9,13 @@
 #define PROG "upconv3d"
 #define LWS0 64 /* lanes along W for forward / backward-data */
 
+/* Sets kernel argument i of k unless st already holds an error (for paths
+ * that must free a scratch buffer whatever happens). */
+#define ARG(i, v)                                                              \
+    if (!st)                                                                   \
+    st = u3d_cl_check(clSetKernelArg(k, i, sizeof(v), &(v)),                   \
+                      "clSetKernelArg(" #v ")", err)
+
 /* Tile parameters of one device, read once per call (cheap table lookup). */
 typedef struct upconv_tiles {
     int fw_tco, fw_tp, bd_tci, bw_tci, bw_tco, bw_lws;
@@ -23,7 +30,10 @@ static int pow2_floor(size_t v)
     return p;
 }
 
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
 
 static upconv_tiles tiles_of(const u3d_cl *cl)
 {
@@ -34,8 +44,8 @@ static upconv_tiles tiles_of(const u3d_cl *cl)
     t.bw_tci = clampi(u3d_cl_tune(cl, PROG, "bw_tci", 8), 1, 16);
     t.bw_tco = clampi(u3d_cl_tune(cl, PROG, "bw_tco", 2), 1, 16);
     /* the split-K kernels need a power-of-two work-group the device takes */
-    int lws = pow2_floor((size_t)clampi(u3d_cl_tune(cl, PROG, "bw_lws", 64), 1,
-                                        1024));
+    int lws = pow2_floor(
+        (size_t)clampi(u3d_cl_tune(cl, PROG, "bw_lws", 64), 1, 1024));
     t.bw_lws = lws <= (int)cl->max_wg ? lws : pow2_floor(cl->max_wg);
     snprintf(t.opts, sizeof t.opts,
              "-DFW_TCO=%d -DFW_TP=%d -DBD_TCI=%d -DBW_TCI=%d -DBW_TCO=%d "
@@ -131,14 +141,14 @@ u3d_status u3d_cl_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w,
     U3D_ARG(k, 1, wm, err);
     U3D_ARG(k, 2, om, err);
     U3D_TRY(set_dims(k, 3, cin, cout, dx->shape, err));
-    return launch_lanes(cl, k, mwg, "upconv3d_backward_data", dx->shape,
-                        2, (cin + t.bd_tci - 1) / t.bd_tci, err);
+    return launch_lanes(cl, k, mwg, "upconv3d_backward_data", dx->shape, 2,
+                        (cin + t.bd_tci - 1) / t.bd_tci, err);
 }
 
 /* Length of the chunks of a split-K reduction over k items that a
  * work-group takes `per_sweep` at a time: enough work-groups to fill the
  * device (tiles * chunks >= 8 per compute unit), but at least 4 sweeps per
- * chunk so the lane tree stays a small part of the work. */
+ * chunk so the lane sums stay a small part of the work. */
 static size_t chunk_len(const u3d_cl *cl, size_t k, size_t tiles,
                         size_t per_sweep)
 {
@@ -179,15 +189,30 @@ static u3d_status sum_chunks(u3d_cl *cl, const upconv_tiles *t, cl_mem part,
     return u3d_cl_launch(cl, k, "upconv3d_sum_chunks", 1, &g, &l, err);
 }
 
-/* A split-K kernel must run with exactly BW_LWS lanes per work-group. */
-static u3d_status check_lws(const upconv_tiles *t, size_t mwg,
+/* A split-K kernel must run with exactly BW_LWS lanes per work-group, and
+ * its lane-sum buffer (min(tile values, BW_LWS) rows of BW_LWS + 1 floats)
+ * must fit in local memory. */
+static u3d_status check_lws(const u3d_cl *cl, const upconv_tiles *t, size_t mwg,
                             const char *name, u3d_error *err)
 {
+    cl_ulong local = 0;
+    size_t vals = (size_t)t->bw_tci * (size_t)t->bw_tco * 8;
+    size_t rows = vals < (size_t)t->bw_lws ? vals : (size_t)t->bw_lws;
+    size_t need = rows * (size_t)(t->bw_lws + 1) * sizeof(float);
     if ((size_t)t->bw_lws > mwg)
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "%s needs work-groups of %d but the device allows "
                           "%zu for it: lower the upconv3d bw_lws tuning value",
                           name, t->bw_lws, mwg);
+    U3D_TRY(u3d_cl_check(clGetDeviceInfo(cl->device, CL_DEVICE_LOCAL_MEM_SIZE,
+                                         sizeof local, &local, NULL),
+                         "clGetDeviceInfo(CL_DEVICE_LOCAL_MEM_SIZE)", err));
+    if (need > local)
+        return u3d_seterr(
+            err, U3D_ERR_UNSUPPORTED,
+            "%s needs %zu bytes of local memory, the device has "
+            "%lu: lower the upconv3d bw_lws or tile tuning values",
+            name, need, (unsigned long)local);
     return U3D_OK;
 }
 
@@ -199,7 +224,7 @@ static u3d_status weight_pass(u3d_backend *be, const upconv_tiles *t, cten *x,
     cl_kernel k;
     size_t mwg;
     U3D_TRY(get_kernel(cl, t, name, &k, &mwg, err));
-    U3D_TRY(check_lws(t, mwg, name, err));
+    U3D_TRY(check_lws(cl, t, mwg, name, err));
     u3d_shape xs = x->shape;
     int cin = xs.c, cout = dw->shape.c;
     size_t ti = (size_t)((cin + t->bw_tci - 1) / t->bw_tci);
@@ -215,17 +240,12 @@ static u3d_status weight_pass(u3d_backend *be, const upconv_tiles *t, cten *x,
     cl_mem pm = part ? (cl_mem)part : u3d_cl_mem(dw);
     cl_uint cl_clen = (cl_uint)clen;
     u3d_status st = U3D_OK;
-#define ARG(i, v)                                                              \
-    if (!st)                                                                   \
-        st = u3d_cl_check(clSetKernelArg(k, i, sizeof(v), &(v)),               \
-                          "clSetKernelArg(" #v ")", err)
     ARG(0, xm);
     ARG(1, gm);
     ARG(2, pm);
     if (!st)
         st = set_dims(k, 3, cin, cout, xs, err);
     ARG(9, cl_clen);
-#undef ARG
     size_t g[3] = {ns * (size_t)t->bw_lws, ti, to};
     size_t l[3] = {(size_t)t->bw_lws, 1, 1};
     if (!st)
@@ -262,30 +282,25 @@ static u3d_status bias_pass(u3d_backend *be, const upconv_tiles *t, cten *dy,
     cl_kernel k;
     size_t mwg;
     U3D_TRY(get_kernel(cl, t, name, &k, &mwg, err));
-    U3D_TRY(check_lws(t, mwg, name, err));
+    U3D_TRY(check_lws(cl, t, mwg, name, err));
     u3d_shape gs = dy->shape;
     /* an output channel plane holds 8*D*H*W floats: whole float8s */
     size_t p = u3d_shape_spatial(gs) / 8, kv = (size_t)gs.n * p;
     size_t clen = chunk_len(cl, kv, (size_t)gs.c, (size_t)t->bw_lws);
     size_t ns = (kv + clen - 1) / clen, cout = (size_t)gs.c;
     void *part;
-    U3D_TRY(be->ops->buffer_alloc(be, ns * cout * 8 * sizeof(float), &part,
-                                  err));
+    U3D_TRY(
+        be->ops->buffer_alloc(be, ns * cout * 8 * sizeof(float), &part, err));
     cl_mem gm = u3d_cl_mem(dy), pm = (cl_mem)part;
     cl_uint ccout = (cl_uint)cout, cp = (cl_uint)p, cn = (cl_uint)gs.n;
     cl_uint cl_clen = (cl_uint)clen;
     u3d_status st = U3D_OK;
-#define ARG(i, v)                                                              \
-    if (!st)                                                                   \
-        st = u3d_cl_check(clSetKernelArg(k, i, sizeof(v), &(v)),               \
-                          "clSetKernelArg(" #v ")", err)
     ARG(0, gm);
     ARG(1, pm);
     ARG(2, ccout);
     ARG(3, cp);
     ARG(4, cn);
     ARG(5, cl_clen);
-#undef ARG
     size_t g[2] = {ns * (size_t)t->bw_lws, cout};
     size_t l[2] = {(size_t)t->bw_lws, 1};
     if (!st)

@@ -263,8 +263,14 @@ static u3d_status axis_given(const u3d_net_config *cfg, int n, int T,
     }
     int lo, hi, in[3] = {T, T, T}, o[3];
     if (!u3d_net_valid_size(cfg, T, &lo, &hi)) {
-        u3d_net_output_size(cfg, in, o, err);
-        return u3d_errprefix(err, "tile %c: ", axis);
+        if (lo)
+            return u3d_seterr(err, U3D_ERR_SHAPE,
+                              "tile %c=%d is not a valid input size of this "
+                              "network; nearest valid: %d or %d", axis, T, lo,
+                              hi);
+        return u3d_seterr(err, U3D_ERR_SHAPE,
+                          "tile %c=%d is smaller than the network's smallest "
+                          "input %d", axis, T, hi);
     }
     u3d_net_output_size(cfg, in, o, NULL);
     int step = o[0] / P * P;

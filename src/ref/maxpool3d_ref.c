@@ -11,15 +11,16 @@
 static size_t window_argmax(const float *plane, u3d_shape s, int oz, int oy,
                             int ox)
 {
-    size_t best = ((size_t)(2 * oz) * s.h + (size_t)(2 * oy)) * s.w +
-                  (size_t)(2 * ox);
+    size_t best =
+        ((size_t)(2 * oz) * s.h + (size_t)(2 * oy)) * s.w + (size_t)(2 * ox);
     float m = -INFINITY;
     for (int dz = 0; dz < 2; dz++)
         for (int dy = 0; dy < 2; dy++)
             for (int dx = 0; dx < 2; dx++) {
-                size_t i = ((size_t)(2 * oz + dz) * s.h + (size_t)(2 * oy + dy)) *
-                               s.w +
-                           (size_t)(2 * ox + dx);
+                size_t i =
+                    ((size_t)(2 * oz + dz) * s.h + (size_t)(2 * oy + dy)) *
+                        s.w +
+                    (size_t)(2 * ox + dx);
                 float v = plane[i];
                 if (v > m || isnan(v)) {
                     m = v;

@@ -34,8 +34,9 @@ u3d_status u3d_ref_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b,
                         for (int t = 0; t < 8; t++) {
                             double s = bd ? bd[co] : 0.0;
                             for (int ci = 0; ci < cin; ci++)
-                                s += (double)xd[((size_t)n * cin + ci) * p + q] *
-                                     wd[((size_t)ci * cout + co) * 8 + t];
+                                s +=
+                                    (double)xd[((size_t)n * cin + ci) * p + q] *
+                                    wd[((size_t)ci * cout + co) * 8 + t];
                             yd[((size_t)n * cout + co) * po +
                                out_off(xs, z, yy, xx, t)] = (float)s;
                         }

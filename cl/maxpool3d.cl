@@ -2,83 +2,178 @@
  * h, then w; a voxel becomes the maximum when it is greater than the current
  * one or NaN (PyTorch's rule: ties go to the first maximum, NaN propagates).
  * Planes are indexed as nc * D*H*W; sizes fit in 32 bits (checked on the
- * host). */
+ * host).
+ *
+ * Each work-item handles VX consecutive windows along W of one output row
+ * with vector loads of 2*VX input floats per input row (build option -DVX=2,
+ * 4 or 8): consecutive work-items read consecutive memory (coalesced on
+ * GPUs), and on CPUs every load is a full SIMD vector. A group that would
+ * run past the row end falls back to a per-window scalar path. */
+#ifndef VX
+#define VX 4
+#endif
+#if VX == 2
+#define VOUT float2
+#define VIN float4
+#define VINT int2
+#define VLOAD_IN vload4
+#define VSTORE_IN vstore4
+#define VSTORE_OUT vstore2
+#define VLOAD_OUT vload2
+#elif VX == 4
+#define VOUT float4
+#define VIN float8
+#define VINT int4
+#define VLOAD_IN vload8
+#define VSTORE_IN vstore8
+#define VSTORE_OUT vstore4
+#define VLOAD_OUT vload4
+#elif VX == 8
+#define VOUT float8
+#define VIN float16
+#define VINT int8
+#define VLOAD_IN vload16
+#define VSTORE_IN vstore16
+#define VSTORE_OUT vstore8
+#define VLOAD_OUT vload8
+#else
+#error "VX must be 2, 4 or 8"
+#endif
 
 /* Index within the window (dz*4 + dy*2 + dx) of its maximum; *m gets it. */
 int window_argmax(__global const float *p, const uint H, const uint W,
-                         float *m)
+                  float *m)
 {
     int best = 0;
-    float v[8];
-    for (int dz = 0; dz < 2; dz++)
-        for (int dy = 0; dy < 2; dy++) {
-            /* vload2: two neighbours along W in one (unaligned-safe) load */
-            float2 r = vload2(0, p + (dz * H + dy) * W);
-            v[dz * 4 + dy * 2] = r.s0;
-            v[dz * 4 + dy * 2 + 1] = r.s1;
-        }
     float mx = -INFINITY;
-    for (int i = 0; i < 8; i++)
-        if (v[i] > mx || isnan(v[i])) {
-            mx = v[i];
-            best = i;
-        }
+    for (int dz = 0; dz < 2; dz++)
+        for (int dy = 0; dy < 2; dy++)
+            for (int dx = 0; dx < 2; dx++) {
+                const float v = p[(dz * H + dy) * W + dx];
+                if (v > mx || isnan(v)) {
+                    mx = v;
+                    best = dz * 4 + dy * 2 + dx;
+                }
+            }
     *m = mx;
     return best;
 }
 
-/* One work-item per output voxel: gid0 = ox + Wo*oy, gid1 = oz + Do*nc. */
+/* The scan rule on VX windows at once: lanes take v where it is greater or
+ * NaN. */
+#define TAKE(v, i)                                                             \
+    do {                                                                       \
+        const VINT t_ = isgreater((v), m) | isnan(v);                          \
+        m = select(m, (v), t_);                                                \
+        b = select(b, (VINT)(i), t_);                                          \
+    } while (0)
+
+/* Maxima (*m) and their window indices (*b) of VX windows whose top-left
+ * input voxel is p (row stride W, plane stride H*W). */
+void windows_argmax(__global const float *p, const uint H, const uint W,
+                    VOUT *mo, VINT *bo)
+{
+    VIN r = VLOAD_IN(0, p);
+    VOUT m = r.even;
+    VINT b = (VINT)(0);
+    TAKE(r.odd, 1);
+    r = VLOAD_IN(0, p + W);
+    TAKE(r.even, 2);
+    TAKE(r.odd, 3);
+    r = VLOAD_IN(0, p + H * W);
+    TAKE(r.even, 4);
+    TAKE(r.odd, 5);
+    r = VLOAD_IN(0, p + H * W + W);
+    TAKE(r.even, 6);
+    TAKE(r.odd, 7);
+    *mo = m;
+    *bo = b;
+}
+
+/* Work-item (g0, g1): g0 = xg + Wg*oy with xg the group of VX windows
+ * along W (Wg = ceil(Wo / VX) groups per row), g1 = oz + Do*nc. */
 __kernel void maxpool3d_forward(__global const float *x, __global float *y,
                                 const uint D, const uint H, const uint W,
-                                const uint NC)
+                                const uint NC, const uint Wg)
 {
     const uint Do = D / 2, Ho = H / 2, Wo = W / 2;
     const uint g0 = get_global_id(0), g1 = get_global_id(1);
-    if (g0 >= Ho * Wo || g1 >= Do * NC)
+    if (g0 >= Ho * Wg || g1 >= Do * NC)
         return;
-    const uint oy = g0 / Wo, ox = g0 - oy * Wo;
+    const uint oy = g0 / Wg, ox0 = (g0 - oy * Wg) * VX;
     const uint nc = g1 / Do, oz = g1 - nc * Do;
     __global const float *p =
-        x + nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W + 2 * ox;
-    float m;
-    window_argmax(p, H, W, &m);
-    y[g1 * (Ho * Wo) + g0] = m;
+        x + nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W + 2 * ox0;
+    __global float *q = y + (g1 * Ho + oy) * Wo + ox0;
+    if (ox0 + VX <= Wo) {
+        VOUT m;
+        VINT b;
+        windows_argmax(p, H, W, &m, &b);
+        VSTORE_OUT(m, 0, q);
+        return;
+    }
+    for (uint i = 0; ox0 + i < Wo; i++) {
+        float m;
+        window_argmax(p + 2 * i, H, W, &m);
+        q[i] = m;
+    }
 }
 
-/* One work-item per window of the ceil-mode tiling, so every dx voxel is
- * written by exactly one work-item: a full window routes dy to its maximum
- * and zeroes the other seven; a partial window at an odd trailing edge
- * (dropped by floor mode) zeroes its voxels. gid0 = ox + Wc*oy,
- * gid1 = oz + Dc*nc over the ceil sizes Dc, Hc, Wc. */
+/* dx of the window whose top-left voxel is at offset off: dy value g at its
+ * maximum, 0 elsewhere; a partial window (at an odd trailing edge, dropped
+ * by floor mode) gets zeros on its voxels that exist. */
+void window_backward(__global const float *x, __global float *dx,
+                     const uint off, const uint D, const uint H, const uint W,
+                     const uint z, const uint yy, const uint xx,
+                     const int full, const float g)
+{
+    float m;
+    const int best = full ? window_argmax(x + off, H, W, &m) : -1;
+    for (uint dz = 0; dz < 2; dz++)
+        for (uint dy_ = 0; dy_ < 2; dy_++)
+            for (uint dx_ = 0; dx_ < 2; dx_++)
+                if (z + dz < D && yy + dy_ < H && xx + dx_ < W)
+                    dx[off + (dz * H + dy_) * W + dx_] =
+                        best == (int)(dz * 4 + dy_ * 2 + dx_) ? g : 0.0f;
+}
+
+/* One work-item per VX windows of the ceil-mode tiling (Dc, Hc, Wc), so
+ * every dx voxel is written by exactly one work-item: a full window routes
+ * dy to its maximum and zeroes the other seven; a partial window zeroes its
+ * voxels. g0 = xg + Wg*oy (Wg = ceil(Wc / VX)), g1 = oz + Dc*nc. */
 __kernel void maxpool3d_backward(__global const float *x,
                                  __global const float *dy,
                                  __global float *dx, const uint D, const uint H,
-                                 const uint W, const uint NC)
+                                 const uint W, const uint NC, const uint Wg)
 {
     const uint Do = D / 2, Ho = H / 2, Wo = W / 2;
     const uint Dc = (D + 1) / 2, Hc = (H + 1) / 2, Wc = (W + 1) / 2;
     const uint g0 = get_global_id(0), g1 = get_global_id(1);
-    if (g0 >= Hc * Wc || g1 >= Dc * NC)
+    if (g0 >= Hc * Wg || g1 >= Dc * NC)
         return;
-    const uint oy = g0 / Wc, ox = g0 - oy * Wc;
+    const uint oy = g0 / Wg, ox0 = (g0 - oy * Wg) * VX;
     const uint nc = g1 / Dc, oz = g1 - nc * Dc;
-    const uint off = nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W + 2 * ox;
-    if (oz < Do && oy < Ho && ox < Wo) {
-        float m;
-        const int best = window_argmax(x + off, H, W, &m);
-        const float g = dy[(nc * Do + oz) * (Ho * Wo) + oy * Wo + ox];
-        for (int dz = 0; dz < 2; dz++)
-            for (int dy_ = 0; dy_ < 2; dy_++) {
-                const int i = dz * 4 + dy_ * 2;
-                float2 r = (float2)(best == i ? g : 0.0f,
-                                    best == i + 1 ? g : 0.0f);
-                vstore2(r, 0, dx + off + (dz * H + dy_) * W);
-            }
+    const uint off = nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W + 2 * ox0;
+    const uint o = (nc * Do + oz) * (Ho * Wo) + oy * Wo + ox0;
+    if (oz < Do && oy < Ho && ox0 + VX <= Wo) {
+        VOUT m;
+        VINT b;
+        windows_argmax(x + off, H, W, &m, &b);
+        const VOUT g = VLOAD_OUT(0, dy + o);
+        const VOUT z = (VOUT)(0.0f);
+        for (uint r = 0; r < 4; r++) { /* rows (dz, dy) */
+            VIN v;
+            v.even = select(z, g, b == (VINT)(2 * r));
+            v.odd = select(z, g, b == (VINT)(2 * r + 1));
+            VSTORE_IN(v, 0, dx + off + ((r >> 1) * H + (r & 1u)) * W);
+        }
         return;
     }
-    for (uint dz = 0; dz < 2; dz++)
-        for (uint dy_ = 0; dy_ < 2; dy_++)
-            for (uint dx_ = 0; dx_ < 2; dx_++)
-                if (2 * oz + dz < D && 2 * oy + dy_ < H && 2 * ox + dx_ < W)
-                    dx[off + (dz * H + dy_) * W + dx_] = 0.0f;
+    const int rows_full = oz < Do && oy < Ho;
+    for (uint i = 0; i < VX && ox0 + i < Wc; i++) {
+        const uint xx = 2 * (ox0 + i);
+        const int full = rows_full && ox0 + i < Wo;
+        window_backward(x, dx, off + 2 * i, D, H, W, 2 * oz, 2 * oy, xx, full,
+                        full ? dy[o + i] : 0.0f);
+    }
 }

@@ -15,6 +15,9 @@ extern "C" {
 #endif
 
 typedef const u3d_tensor cten;
+/* Per-sample constants of an augmentation (cl/augment.cl, shared by the
+ * host code): opaque to the seam. */
+struct aug_consts;
 
 typedef struct u3d_backend_ops {
     /* memory */
@@ -89,6 +92,11 @@ typedef struct u3d_backend_ops {
                            u3d_error *);
     u3d_status (*axpy)(u3d_backend *, float alpha, cten *x, u3d_tensor *y,
                        u3d_error *);
+    /* one augmented patch (augment.h); src_labels/out_labels may be NULL */
+    u3d_status (*augment_sample)(u3d_backend *, const struct aug_consts *plan,
+                                 cten *src_image, cten *src_labels,
+                                 u3d_tensor *out_image, u3d_tensor *out_labels,
+                                 u3d_error *);
 } u3d_backend_ops;
 
 struct u3d_backend {

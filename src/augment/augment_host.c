@@ -33,6 +33,19 @@ static u3d_status host_field(const aug_consts *k, float **p2_out,
     return U3D_OK;
 }
 
+/* The ref backend's augment_sample: host buffers hold the data. */
+u3d_status u3d_ref_augment_sample(u3d_backend *be, const aug_consts *k,
+                                  const u3d_tensor *src_image,
+                                  const u3d_tensor *src_labels,
+                                  u3d_tensor *out_image, u3d_tensor *out_labels,
+                                  u3d_error *err)
+{
+    (void)be;
+    return u3d_aug_sample_host_k(
+        k, src_image->buf, src_labels ? src_labels->buf : NULL, out_image->buf,
+        out_labels ? out_labels->buf : NULL, err);
+}
+
 u3d_status u3d_aug_sample_host_k(const aug_consts *k, const float *src,
                                  const int32_t *src_lab, float *out,
                                  int32_t *out_lab, u3d_error *err)

@@ -48,6 +48,13 @@ u3d_status u3d_aug_sample_cl(u3d_backend *be, const aug_consts *k,
                              u3d_tensor *out_image, u3d_tensor *out_labels,
                              u3d_error *err);
 
+/* The ref backend's vtable entry (augment_host.c). */
+u3d_status u3d_ref_augment_sample(u3d_backend *be, const aug_consts *k,
+                                  const u3d_tensor *src_image,
+                                  const u3d_tensor *src_labels,
+                                  u3d_tensor *out_image, u3d_tensor *out_labels,
+                                  u3d_error *err);
+
 /* The host path on prepared constants (augment_host.c). */
 u3d_status u3d_aug_sample_host_k(const aug_consts *k, const float *src,
                                  const int32_t *src_lab, float *out,

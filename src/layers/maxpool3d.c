@@ -1,6 +1,6 @@
 /* Max-pool 2x2x2 stride 2 on OpenCL (cl/maxpool3d.cl): memory-bound, one
- * work-item per output voxel (forward) or per window (backward), lanes along
- * W so loads and stores coalesce. */
+ * work-item per VX output voxels along W (forward) or VX windows (backward),
+ * lanes along W so loads and stores coalesce. */
 #include <stdint.h>
 #include "layers/layers.h"
 
@@ -17,15 +17,40 @@ static u3d_status fits_u32(const u3d_tensor *x, const char *op, u3d_error *err)
     return U3D_OK;
 }
 
+/* Per-device parameters: windows per work-item along W and the local size
+ * along the row (src/runtime/tuning.c). */
+typedef struct pool_tune {
+    int vx;
+    size_t lws;
+} pool_tune;
+
+static pool_tune tune_of(const u3d_cl *cl)
+{
+    pool_tune t;
+    t.vx = u3d_cl_tune(cl, "maxpool3d", "vx", 4);
+    if (t.vx != 2 && t.vx != 8)
+        t.vx = 4;
+    int l = u3d_cl_tune(cl, "maxpool3d", "lws", LWS0);
+    t.lws = l < 1 ? 1 : (size_t)l;
+    if (cl->max_wg && t.lws > cl->max_wg)
+        t.lws = cl->max_wg;
+    return t;
+}
+
+/* rows x ceil(wo / vx) work-items along dim 0, planes along dim 1. */
 static u3d_status launch(u3d_backend *be, const char *name, cl_mem a, cl_mem b,
-                         cl_mem c, u3d_shape s, size_t g0, size_t g1,
-                         u3d_error *err)
+                         cl_mem c, u3d_shape s, size_t rows, size_t wo,
+                         size_t planes, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
+    pool_tune t = tune_of(cl);
+    char opts[32];
+    snprintf(opts, sizeof opts, "-DVX=%d", t.vx);
     cl_kernel k;
-    U3D_TRY(u3d_cl_kernel_get(cl, "maxpool3d", name, NULL, &k, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, "maxpool3d", name, opts, &k, err));
     cl_uint d = (cl_uint)s.d, h = (cl_uint)s.h, w = (cl_uint)s.w;
     cl_uint nc = (cl_uint)s.n * (cl_uint)s.c;
+    cl_uint wg = (cl_uint)((wo + (size_t)t.vx - 1) / (size_t)t.vx);
     cl_uint i = 0;
     U3D_ARG(k, i++, a, err);
     U3D_ARG(k, i++, b, err);
@@ -35,8 +60,8 @@ static u3d_status launch(u3d_backend *be, const char *name, cl_mem a, cl_mem b,
     U3D_ARG(k, i++, h, err);
     U3D_ARG(k, i++, w, err);
     U3D_ARG(k, i++, nc, err);
-    size_t lws = cl->max_wg < LWS0 ? cl->max_wg : LWS0;
-    size_t g[2] = {g0, g1}, l[2] = {lws, 1};
+    U3D_ARG(k, i++, wg, err);
+    size_t g[2] = {rows * wg, planes}, l[2] = {t.lws, 1};
     return u3d_cl_launch(cl, k, name, 2, g, l, err);
 }
 
@@ -45,10 +70,9 @@ u3d_status u3d_cl_maxpool3d_forward(u3d_backend *be, cten *x, u3d_tensor *y,
 {
     U3D_TRY(fits_u32(x, "maxpool3d forward", err));
     u3d_shape s = x->shape;
-    size_t g0 = (size_t)(s.h / 2) * (size_t)(s.w / 2);
-    size_t g1 = (size_t)(s.d / 2) * (size_t)s.n * (size_t)s.c;
+    size_t planes = (size_t)(s.d / 2) * (size_t)s.n * (size_t)s.c;
     return launch(be, "maxpool3d_forward", u3d_cl_mem(x), u3d_cl_mem(y), NULL,
-                  s, g0, g1, err);
+                  s, (size_t)(s.h / 2), (size_t)(s.w / 2), planes, err);
 }
 
 u3d_status u3d_cl_maxpool3d_backward(u3d_backend *be, cten *x, cten *dy,
@@ -57,8 +81,8 @@ u3d_status u3d_cl_maxpool3d_backward(u3d_backend *be, cten *x, cten *dy,
     U3D_TRY(fits_u32(x, "maxpool3d backward", err));
     u3d_shape s = x->shape;
     /* ceil sizes: the partial windows at odd edges zero their voxels */
-    size_t g0 = (size_t)((s.h + 1) / 2) * (size_t)((s.w + 1) / 2);
-    size_t g1 = (size_t)((s.d + 1) / 2) * (size_t)s.n * (size_t)s.c;
+    size_t planes = (size_t)((s.d + 1) / 2) * (size_t)s.n * (size_t)s.c;
     return launch(be, "maxpool3d_backward", u3d_cl_mem(x), u3d_cl_mem(dy),
-                  u3d_cl_mem(dx), s, g0, g1, err);
+                  u3d_cl_mem(dx), s, (size_t)((s.h + 1) / 2),
+                  (size_t)((s.w + 1) / 2), planes, err);
 }

@@ -146,6 +146,8 @@ int u3d_net_valid_size(const u3d_net_config *cfg, int size, int *below,
     net_axis s;
     char why[8];
     *below = *above = 0;
+    if (u3d_net_config_check(cfg, NULL))
+        return 0;
     for (int t = size - 1; t >= 1; t--)
         if (net_axis_trace(cfg, t, &s, why, sizeof why)) {
             *below = t;

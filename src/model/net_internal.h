@@ -39,6 +39,9 @@ typedef struct net_block {
     u3d_tensor a;          /* block output view (z's buffer without BN) */
 } net_block;
 
+/* Activation plans. A "view" is a u3d_tensor copy whose buf belongs to an
+ * owned tensor at least as large as the view's shape: ops only touch
+ * shape-count elements, so several views can share a work buffer. */
 enum { NET_PLAN_NONE = 0, NET_PLAN_TRAIN = 1, NET_PLAN_INFER = 2 };
 
 struct u3d_net {

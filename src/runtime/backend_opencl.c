@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "layers/layers.h"
+#include "augment/augment_internal.h"
 
 static u3d_status cl_alloc(u3d_backend *be, size_t bytes, void **buf,
                            u3d_error *err)
@@ -127,6 +128,7 @@ static const u3d_backend_ops opencl_ops = {
     .softmax_ce = u3d_cl_softmax_ce,
     .sgd_step = u3d_cl_sgd_step,
     .axpy = u3d_cl_axpy,
+    .augment_sample = u3d_aug_sample_cl,
 };
 
 u3d_status u3d_backend_opencl_create(const char *device, int profile,

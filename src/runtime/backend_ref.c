@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ref/ref.h"
+#include "augment/augment_internal.h"
 
 static u3d_status ref_alloc(u3d_backend *be, size_t bytes, void **buf,
                             u3d_error *err)
@@ -95,7 +96,8 @@ static const u3d_backend_ops ref_ops = {
     .crop_concat_backward = u3d_ref_crop_concat_backward,
     .softmax_ce = u3d_ref_softmax_ce,
     .sgd_step = u3d_ref_sgd_step,
-    .axpy = u3d_ref_axpy,};
+    .axpy = u3d_ref_axpy,
+    .augment_sample = u3d_ref_augment_sample,};
 
 u3d_status u3d_backend_ref_create(u3d_backend **out, u3d_error *err)
 {

@@ -14,6 +14,33 @@ typedef struct tune_row {
 static const tune_row rows[] = {
     /* filled per layer family as kernels are tuned */
     {"", "elementwise", "lws", 256},
+
+    /* conv3d (src/layers/conv3d.c, cl/conv3d.cl). Forward / data gradient:
+     * vw = vector width along positions, cob = most output channels per
+     * work-item, acc = most accumulator vectors (cob * nv), nv = most
+     * vectors per work-item, lws = work-group size. Weight gradient: bw_vw,
+     * bw_cob, bw_lws; positions split in chunks of bw_chunk..bw_maxchunk
+     * until there are bw_items work-items. Unlisted devices (GPUs) get the
+     * defaults in conv3d.c: vw 4, cob 8, acc 8, lws 64, bw_vw 4, bw_cob 4.
+     * PoCL on AVX-512 (2-core EPYC): zmm vectors, 16 accumulators; chunks
+     * of 16k positions keep a work-group's dy chunk in L2. */
+    {"avx512", "conv3d", "vw", 16},
+    {"avx512", "conv3d", "cob", 8},
+    {"avx512", "conv3d", "acc", 16},
+    {"avx512", "conv3d", "lws", 64},
+    {"avx512", "conv3d", "bw_vw", 16},
+    {"avx512", "conv3d", "bw_cob", 8},
+    {"avx512", "conv3d", "bw_chunk", 1024},
+    {"avx512", "conv3d", "bw_maxchunk", 16384},
+    {"avx512", "conv3d", "bw_items", 256},
+    /* other PoCL CPUs (AVX2: ymm vectors); not measured here */
+    {"pthread", "conv3d", "vw", 8},
+    {"pthread", "conv3d", "acc", 12},
+    {"pthread", "conv3d", "bw_vw", 8},
+    {"pthread", "conv3d", "bw_cob", 6},
+    {"pthread", "conv3d", "bw_chunk", 1024},
+    {"pthread", "conv3d", "bw_maxchunk", 16384},
+    {"pthread", "conv3d", "bw_items", 256},
 };
 
 int u3d_cl_tune(const u3d_cl *cl, const char *family, const char *param,

@@ -12,12 +12,14 @@ static void usage(FILE *f)
             "usage: unet3d COMMAND [options]\n\n"
             "commands:\n"
             "  devices                 list OpenCL devices\n"
-            "  info [--preset P] [--input DxHxW]\n"
+            "  info [--preset P] [--input WxHxD]\n"
             "                          parameters, output size and memory\n"
             "  train --image I --labels L --model M.u3d [...]\n"
             "                          train on sparsely labeled volumes\n"
             "  sparsify --labels L --slices Z,Y,X --out S.tif\n"
             "                          keep a few annotated slices (paper protocol)\n"
+            "  augment --image I [--labels L] --out DIR [--samples N]\n"
+            "                          write augmented samples and PNGs to look at\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
             "  bench [--json]          kernel benchmarks on the device\n"
             "  version                 print the version\n\n"
@@ -110,6 +112,8 @@ int main(int argc, char **argv)
         return cmd_golden(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return u3d_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "augment"))
+        return u3d_cmd_augment(argc - 1, argv + 1);
     if (!strcmp(cmd, "sparsify"))
         return u3d_cmd_sparsify(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))

@@ -13,7 +13,8 @@
  *   KS      kernel size
  *   VW      vector width along q of the forward kernel (1,2,4,8,16)
  *   NV      vectors per work-item (a tile of XB = VW*NV positions)
- *   COB     output channels per work-item (accumulators COB*NV vectors)
+ *   COB     output channels per work-item (accumulators ZB*COB*NV vectors)
+ *   ZB      output planes per work-item (1: positions flat over the volume)
  *   BVW     vector width of the weight-gradient kernel
  *   BCOB    output channels per work-item of the weight-gradient kernel
  *
@@ -31,6 +32,9 @@
 #endif
 #ifndef COB
 #define COB 8
+#endif
+#ifndef ZB
+#define ZB 1
 #endif
 #ifndef BVW
 #define BVW 4
@@ -204,44 +208,60 @@ inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
 
 /* y(n, co, :) = sum over ci and taps of wt * x + bias.
  * x: (N, cin, Dp, Hp, Wp), slen = Dp*Hp*Wp; wt from conv3d_weights;
- * y: (N, cout, dout, hout, wout). Work-item (tile, cb, n) computes positions
- * [tile*XB, tile*XB + XB) of output channels cb*COB .. cb*COB+COB-1; every
- * input vector loaded feeds COB*... FMAs, all accumulators in registers.
- * The host guarantees lq >= XB. */
+ * y: (N, cout, dout, hout, wout). Work-item (tile, cb, n*nbands + band)
+ * computes COB output channels cb*COB.. at XB consecutive positions, so
+ * every input vector loaded feeds COB*NV FMAs into register accumulators.
+ * ZB == 1: positions are flat over the whole volume, [0, lp) with lp = Lq.
+ * ZB > 1 (for few output channels): positions are flat within a plane,
+ * [0, lp) with lp = (hout-1)*Wp + wout, and the work-item computes ZB
+ * consecutive output planes of its band, so each input plane loaded serves
+ * up to KS of them. A last tile (band) is shifted back to stay inside the
+ * input and stores only what it owns. The host guarantees lp >= XB and
+ * dout >= ZB. */
 __kernel void conv3d_fwd(__global const float *restrict x,
                          __global const float *restrict wt,
                          __global const float *restrict bias,
                          __global float *restrict y, const int cin,
                          const int cout, const int hp, const int wp,
                          const int slen, const int dout, const int hout,
-                         const int wout, const int lq, const int ntiles,
-                         const int ncb, const int use_bias)
+                         const int wout, const int lp, const int ntiles,
+                         const int ncb, const int nbands, const int use_bias)
 {
     const int tile = get_global_id(0);
     const int cb = get_global_id(1);
-    const int n = get_global_id(2);
+    const int nb = get_global_id(2);
     if (tile >= ntiles || cb >= ncb)
         return;
-    const int q0 = tile * XB;
-    const int qs = min(q0, lq - XB); /* keeps the last tile inside x */
+    const int n = nb / nbands;
+    const int band = nb - n * nbands;
+    const int p0 = tile * XB;
+    const int ps = min(p0, lp - XB); /* keeps the last tile inside x */
     const int hwp = hp * wp;
+#if ZB == 1
+    const int zs = 0;
+#else
+    const int zs = min(band * ZB, dout - ZB);
+#endif
 
-    floatv acc[COB][NV];
+    floatv acc[ZB][COB][NV];
 #pragma unroll
-    for (int c = 0; c < COB; c++)
+    for (int r = 0; r < ZB; r++)
 #pragma unroll
-        for (int j = 0; j < NV; j++)
-            acc[c][j] = (floatv)0.0f;
+        for (int c = 0; c < COB; c++)
+#pragma unroll
+            for (int j = 0; j < NV; j++)
+                acc[r][c][j] = (floatv)0.0f;
 
-    __global const float *xs = x + (size_t)n * cin * slen + qs;
+    __global const float *xs =
+        x + (size_t)n * cin * slen + (size_t)zs * hwp + ps;
     __global const float *ws = wt + (size_t)cb * cin * K3 * COB;
     for (int ci = 0; ci < cin; ci++, xs += slen, ws += K3 * COB) {
+        /* input plane s serves output plane r with tap kz = s - r */
 #pragma unroll
-        for (int kz = 0; kz < KS; kz++) {
+        for (int s = 0; s < ZB + KS - 1; s++) {
 #pragma unroll
             for (int ky = 0; ky < KS; ky++) {
-                __global const float *row = xs + kz * hwp + ky * wp;
-                __global const float *wk = ws + (kz * KS + ky) * KS * COB;
+                __global const float *row = xs + s * hwp + ky * wp;
 #pragma unroll
                 for (int kx = 0; kx < KS; kx++) {
                     floatv v[NV];
@@ -249,11 +269,19 @@ __kernel void conv3d_fwd(__global const float *restrict x,
                     for (int j = 0; j < NV; j++)
                         v[j] = VLOAD(row + kx + j * VW);
 #pragma unroll
-                    for (int c = 0; c < COB; c++) {
-                        const floatv wv = (floatv)wk[kx * COB + c];
+                    for (int r = 0; r < ZB; r++) {
+                        const int kz = s - r;
+                        if (kz < 0 || kz >= KS)
+                            continue;
+                        __global const float *wk =
+                            ws + ((kz * KS + ky) * KS + kx) * COB;
 #pragma unroll
-                        for (int j = 0; j < NV; j++)
-                            acc[c][j] = fma(wv, v[j], acc[c][j]);
+                        for (int c = 0; c < COB; c++) {
+                            const floatv wv = (floatv)wk[c];
+#pragma unroll
+                            for (int j = 0; j < NV; j++)
+                                acc[r][c][j] = fma(wv, v[j], acc[r][c][j]);
+                        }
                     }
                 }
             }
@@ -261,8 +289,14 @@ __kernel void conv3d_fwd(__global const float *restrict x,
     }
     const size_t ystride = (size_t)dout * hout * wout;
     const int co0 = cb * COB;
-    store_tile(acc, y + ((size_t)n * cout + co0) * ystride, bias, use_bias,
-               co0, cout, qs, q0, hp, wp, hout, wout, ystride);
+    __global float *yo = y + ((size_t)n * cout + co0) * ystride;
+#pragma unroll
+    for (int r = 0; r < ZB; r++) {
+        const int z = zs + r;
+        if (z >= band * ZB) /* planes before it belong to the band before */
+            store_tile(acc[r], yo, bias, use_bias, co0, cout, z * hwp + ps,
+                       z * hwp + p0, hp, wp, hout, wout, ystride);
+    }
 }
 
 /* Partial weight gradients of one chunk of positions:

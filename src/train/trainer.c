@@ -352,12 +352,16 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
                               : m->minutes * 60.0 - m->elapsed_s;
             char eta[32];
             fmt_time(left, eta, sizeof eta);
+            char itb[48];
+            if (m->iterations > 0)
+                snprintf(itb, sizeof itb, "%ld/%ld", m->iteration,
+                         m->iterations);
+            else
+                snprintf(itb, sizeof itb, "%ld", m->iteration);
             fprintf(pf,
-                    "iter %6ld%s%-6ld loss %.4f (avg %.4f)  %.0f vox/s  "
+                    "iter %-12s loss %.4f (avg %.4f)  %.0f vox/s  "
                     "%.2f s/iter  ETA %s\n",
-                    m->iteration, m->iterations > 0 ? "/" : "  ",
-                    m->iterations > 0 ? m->iterations : 0L, loss, ema,
-                    (double)vox / per, per, eta);
+                    itb, loss, ema, (double)vox / per, per, eta);
             fflush(pf);
             last_print = run;
         }

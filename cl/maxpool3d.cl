@@ -8,7 +8,10 @@
  * with vector loads of 2*VX input floats per input row (build option -DVX=2,
  * 4 or 8): consecutive work-items read consecutive memory (coalesced on
  * GPUs), and on CPUs every load is a full SIMD vector. A group that would
- * run past the row end falls back to a per-window scalar path. */
+ * run past the row end falls back to a per-window scalar path.
+ * oclgrind 21.10's --uninitialized plugin crashes on some vector shuffles
+ * (assignments to .even/.odd, horizontal sums): lanes are interleaved by
+ * building the vector from its components instead. */
 #ifndef VX
 #define VX 4
 #endif
@@ -20,6 +23,7 @@
 #define VSTORE_IN vstore4
 #define VSTORE_OUT vstore2
 #define VLOAD_OUT vload2
+#define INTERLEAVE(e, o) (float4)(e.s0, o.s0, e.s1, o.s1)
 #elif VX == 4
 #define VOUT float4
 #define VIN float8
@@ -28,6 +32,8 @@
 #define VSTORE_IN vstore8
 #define VSTORE_OUT vstore4
 #define VLOAD_OUT vload4
+#define INTERLEAVE(e, o)                                                       \
+    (float8)(e.s0, o.s0, e.s1, o.s1, e.s2, o.s2, e.s3, o.s3)
 #elif VX == 8
 #define VOUT float8
 #define VIN float16
@@ -36,6 +42,9 @@
 #define VSTORE_IN vstore16
 #define VSTORE_OUT vstore8
 #define VLOAD_OUT vload8
+#define INTERLEAVE(e, o)                                                       \
+    (float16)(e.s0, o.s0, e.s1, o.s1, e.s2, o.s2, e.s3, o.s3, e.s4, o.s4,     \
+              e.s5, o.s5, e.s6, o.s6, e.s7, o.s7)
 #else
 #error "VX must be 2, 4 or 8"
 #endif
@@ -162,10 +171,10 @@ __kernel void maxpool3d_backward(__global const float *x,
         const VOUT g = VLOAD_OUT(0, dy + o);
         const VOUT z = (VOUT)(0.0f);
         for (uint r = 0; r < 4; r++) { /* rows (dz, dy) */
-            VIN v;
-            v.even = select(z, g, b == (VINT)(2 * r));
-            v.odd = select(z, g, b == (VINT)(2 * r + 1));
-            VSTORE_IN(v, 0, dx + off + ((r >> 1) * H + (r & 1u)) * W);
+            const VOUT e = select(z, g, b == (VINT)(2 * r));
+            const VOUT od = select(z, g, b == (VINT)(2 * r + 1));
+            VSTORE_IN(INTERLEAVE(e, od), 0,
+                      dx + off + ((r >> 1) * H + (r & 1u)) * W);
         }
         return;
     }

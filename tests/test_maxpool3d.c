@@ -37,6 +37,8 @@ static void maxpool_matches_reference(void **state)
                        t_randi(&e->seed, 2, hi));
         if (r == 0) /* odd in every axis, N > 1 */
             s = u3d_shape5(2, 3, 5, 7, 9);
+        if (r == 1) /* wide rows: vector groups of windows and a partial one */
+            s = u3d_shape5(1, 2, 4, 5, 35);
         u3d_shape os = u3d_shape5(s.n, s.c, s.d / 2, s.h / 2, s.w / 2);
         size_t n = u3d_shape_count(s), no = u3d_shape_count(os);
         float *x = t_rand_array(&e->seed, n, -1, 1);
@@ -116,6 +118,56 @@ static void maxpool_routing_rules(void **state)
     check_window(e, two_nan, 4, nan, "two NaNs: the last one");
 }
 
+/* The rules of check_window on 17 windows side by side along W (the
+ * device handles several windows per work-item with vector loads), in a
+ * 1x1x3x3x35 volume: the trailing plane, row and column are dropped. */
+static void maxpool_routing_rules_wide(void **state)
+{
+    t_env *e = *state;
+    const float nan = NAN, inf = INFINITY;
+    enum { NP = 6, NW = 17, D = 3, H = 3, W = 2 * NW + 1 };
+    const float pat[NP][8] = {{2, 2, 2, 2, 2, 2, 2, 2},
+                              {0, 1, 0, 5, 0, 5, 5, 0},
+                              {0, 1, 0, 0, 3, 0, 0, 3},
+                              {-inf, -inf, -inf, -inf, -inf, -inf, -inf, -inf},
+                              {1, 9, 2, nan, 3, 4, 5, 6},
+                              {nan, 9, 2, 1, nan, 4, 5, 6}};
+    const int want_idx[NP] = {0, 3, 4, 0, 3, 4};
+    const float want_y[NP] = {2, 5, 3, -inf, nan, nan};
+    u3d_shape s = u3d_shape5(1, 1, D, H, W);
+    float x[D * H * W], g[NW];
+    for (int i = 0; i < D * H * W; i++)
+        x[i] = 100.0f + i; /* dropped voxels larger than any window */
+    for (int k = 0; k < NW; k++) {
+        g[k] = 0.5f + k;
+        for (int j = 0; j < 8; j++)
+            x[((j >> 2) * H + ((j >> 1) & 1)) * W + 2 * k + (j & 1)] =
+                pat[(k * 5) % NP][j]; /* patterns at varying lanes */
+    }
+    u3d_backend *bes[2] = {e->cl, e->ref};
+    for (int b = 0; b < 2; b++) {
+        float *y, *dxv;
+        run_pool(bes[b], s, x, g, &y, &dxv);
+        for (int k = 0; k < NW; k++) {
+            int p = (k * 5) % NP;
+            if (isnan(want_y[p]) ? !isnan(y[k]) : y[k] != want_y[p])
+                fail_msg("wide window %d (%s): y = %g, want %g", k,
+                         b ? "ref" : "device", y[k], want_y[p]);
+        }
+        for (int i = 0; i < D * H * W; i++) {
+            int z = i / (H * W), yy = (i / W) % H, xx = i % W, k = xx / 2;
+            int j = z * 4 + yy * 2 + xx % 2;
+            int in_win = z < 2 && yy < 2 && k < NW;
+            float want = in_win && j == want_idx[(k * 5) % NP] ? g[k] : 0.0f;
+            if (dxv[i] != want)
+                fail_msg("wide window %d (%s): dx[%d] = %g, want %g", k,
+                         b ? "ref" : "device", i, dxv[i], want);
+        }
+        free(y);
+        free(dxv);
+    }
+}
+
 /* Finite differences of loss = sum(y * r) for the reference, on values
  * with gaps of at least 0.01 (no ties) and eps 1e-3 (far below half a gap,
  * so no perturbation changes a window's maximum). Tolerance: the loss is
@@ -185,6 +237,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(maxpool_matches_reference),
         cmocka_unit_test(maxpool_routing_rules),
+        cmocka_unit_test(maxpool_routing_rules_wide),
         cmocka_unit_test(maxpool_gradient_check),
         cmocka_unit_test(maxpool_rejects_bad_shapes),
     };

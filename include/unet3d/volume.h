@@ -142,6 +142,20 @@ u3d_status u3d_labels_sparsify(u3d_labels *l, const int k[3], int random,
                                uint64_t seed, uint16_t ignore_label,
                                size_t *kept, u3d_error *err);
 
+/* ---- Annotation slices as PNG ------------------------------------------
+ * Files zNNNN.png (x-y plane z=NNNN, W x H pixels), yNNNN.png (x-z plane,
+ * W x D) and xNNNN.png (y-z plane, H x D) in dir: 8-bit gray label images,
+ * 255 = unlabeled. Builds a d,h,w label volume, 255 where nothing was
+ * painted. A slice index outside the volume, a wrong image size, a color
+ * or unreadable PNG is an error naming the file. conflicts counts voxels
+ * painted with different labels on crossing slices (the later file wins). */
+u3d_status u3d_labels_from_png_slices(const char *dir, int d, int h, int w,
+                                      int *nslices, size_t *conflicts,
+                                      u3d_labels *out, u3d_error *err);
+/* An 8-bit gray PNG, written atomically. */
+u3d_status u3d_png_write_gray(const char *path, int w, int h,
+                              const unsigned char *px, u3d_error *err);
+
 /* ---- Normalization -----------------------------------------------------
  * Per channel x' = (x - a[c]) / b[c], so a model can store a and b and apply
  * them at inference. z-score: a = mean, b = std (population). Percentile:

@@ -11,6 +11,7 @@ static void usage(FILE *f)
             "unet3d %s - 3D U-Net (Cicek et al. 2016) on OpenCL\n\n"
             "usage: unet3d COMMAND [options]\n\n"
             "commands:\n"
+            "  demo                    the whole workflow on a synthetic volume\n"
             "  devices                 list OpenCL devices\n"
             "  info [--preset P] [--input WxHxD]\n"
             "                          parameters, output size and memory\n"
@@ -18,6 +19,8 @@ static void usage(FILE *f)
             "                          train on sparsely labeled volumes\n"
             "  sparsify --labels L --slices Z,Y,X --out S.tif\n"
             "                          keep a few annotated slices (paper protocol)\n"
+            "  densify --image I --labels SPARSE --out DENSE.tif [...]\n"
+            "                          train on one volume's annotations, segment it\n"
             "  augment --image I [--labels L] --out DIR [--samples N]\n"
             "                          write augmented samples and PNGs to look at\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
@@ -112,6 +115,10 @@ int main(int argc, char **argv)
         return cmd_golden(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return u3d_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo"))
+        return u3d_cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "densify"))
+        return u3d_cmd_densify(argc - 1, argv + 1);
     if (!strcmp(cmd, "augment"))
         return u3d_cmd_augment(argc - 1, argv + 1);
     if (!strcmp(cmd, "sparsify"))

@@ -126,7 +126,8 @@ static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
 
 /* Blocking of the forward kernel for this shape. */
 typedef struct fwd_plan {
-    int vw, nv, cob;
+    int vw, nv, cob, zb;
+    int lp; /* positions per tile row: the volume (zb 1) or a plane */
 } fwd_plan;
 
 static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
@@ -134,21 +135,30 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
     fwd_plan p;
     int cobmax = tune(cl, "cob", 8), accmax = tune(cl, "acc", 8);
     int nvmax = tune(cl, "nv", 4);
+    if (cobmax < 1)
+        cobmax = 1;
     p.vw = tune(cl, "vw", 4);
     /* fewest channel blocks, then as even as possible: Cout 3 gets one
      * block of 3 rather than a block of 8 with 5 wasted rows */
-    int nb = ceil_div(g->cout, cobmax < 1 ? 1 : cobmax);
+    int nb = ceil_div(g->cout, cobmax);
     p.cob = ceil_div(g->cout, nb);
-    p.nv = accmax / p.cob;
+    /* few output channels load many inputs per FMA: compute several
+     * output planes per work-item so each input plane serves up to k */
+    p.zb = 1;
+    if (2 * p.cob <= cobmax && g->k > 1)
+        p.zb = tune(cl, "zb", 4);
+    if (p.zb > g->dout)
+        p.zb = g->dout;
+    p.nv = accmax / (p.cob * p.zb);
     if (p.nv > nvmax)
         p.nv = nvmax;
     if (p.nv < 1)
         p.nv = 1;
-    /* a tile must fit in the computed range (the last one shifts back) */
-    int lq = conv_lq(g);
-    while (p.vw > 1 && p.vw > lq)
+    p.lp = p.zb == 1 ? conv_lq(g) : (g->hout - 1) * g->wp + g->wout;
+    /* a tile must fit in its row (the last one shifts back) */
+    while (p.vw > 1 && p.vw > p.lp)
         p.vw /= 2;
-    while (p.nv > 1 && p.vw * p.nv > lq)
+    while (p.nv > 1 && p.vw * p.nv > p.lp)
         p.nv--;
     return p;
 }
@@ -163,8 +173,8 @@ static u3d_status conv_core(u3d_backend *be, const conv_geom *g, cl_mem xin,
     u3d_cl *cl = u3d_cl_of(be);
     fwd_plan p = fwd_choose(cl, g);
     char opts[128];
-    snprintf(opts, sizeof opts, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d", g->k,
-             p.vw, p.nv, p.cob);
+    snprintf(opts, sizeof opts, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DZB=%d",
+             g->k, p.vw, p.nv, p.cob, p.zb);
     cl_kernel kw, kf;
     U3D_TRY(get_kernel(cl, "conv3d_weights", opts, &kw, err));
     U3D_TRY(get_kernel(cl, "conv3d_fwd", opts, &kf, err));
@@ -186,12 +196,12 @@ static u3d_status conv_core(u3d_backend *be, const conv_geom *g, cl_mem xin,
         if (!st)
             st = u3d_cl_launch(cl, kw, "conv3d_weights", 1, &gs, &l, err);
     }
-    int lq = conv_lq(g), xb = p.vw * p.nv;
-    int ntiles = ceil_div(lq, xb);
+    int ntiles = ceil_div(p.lp, p.vw * p.nv);
+    int nbands = p.zb > 1 ? ceil_div(g->dout, p.zb) : 1;
     if (!st) {
-        int a[] = {g->cin,  g->cout, g->hp,   g->wp,  g->dp * g->hp * g->wp,
-                   g->dout, g->hout, g->wout, lq,     ntiles,
-                   ncb,     bias != NULL};
+        int a[] = {g->cin,  g->cout, g->hp,   g->wp,   g->dp * g->hp * g->wp,
+                   g->dout, g->hout, g->wout, p.lp,    ntiles,
+                   ncb,     nbands,  bias != NULL};
         st = arg_mem(kf, 0, xin, err);
         if (!st)
             st = arg_mem(kf, 1, wt, err);
@@ -200,8 +210,8 @@ static u3d_status conv_core(u3d_backend *be, const conv_geom *g, cl_mem xin,
         if (!st)
             st = arg_mem(kf, 3, y, err);
         if (!st)
-            st = arg_ints(kf, 4, a, 12, err);
-        size_t gs[3] = {(size_t)ntiles, (size_t)ncb, (size_t)g->n};
+            st = arg_ints(kf, 4, a, 13, err);
+        size_t gs[3] = {(size_t)ntiles, (size_t)ncb, (size_t)g->n * nbands};
         size_t l[3] = {wg0(cl, kf, tune(cl, "lws", 64), gs[0]), 1, 1};
         if (!st)
             st = u3d_cl_launch(cl, kf, "conv3d_fwd", 3, gs, l, err);

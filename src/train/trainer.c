@@ -65,28 +65,61 @@ static void dvol_free(dvol *v)
     memset(v, 0, sizeof *v);
 }
 
+/* Symmetric reflection (edge voxel repeated) of index i into [0, n). */
+static int reflect(int i, int n)
+{
+    int p = 2 * n;
+    i %= p;
+    if (i < 0)
+        i += p;
+    return i < n ? i : p - 1 - i;
+}
+
+/* Uploads a volume, mirror-padded (labels: ignore) to at least the patch
+ * size per axis: the augmentation cuts patches from inside its source. */
 static u3d_status dvol_upload(u3d_backend *be, const u3d_train_volume *tv,
-                              int ignore, dvol *v, u3d_error *err)
+                              int ignore, const int patch[3], dvol *v,
+                              u3d_error *err)
 {
     const u3d_volume *im = &tv->image;
     const u3d_labels *lb = &tv->labels;
-    size_t n = (size_t)lb->d * lb->h * lb->w;
+    int sz[3] = {lb->d, lb->h, lb->w}, dim[3], lo[3];
+    for (int a = 0; a < 3; a++) {
+        dim[a] = sz[a] > patch[a] ? sz[a] : patch[a];
+        lo[a] = (dim[a] - sz[a]) / 2;
+    }
+    size_t n = (size_t)dim[0] * dim[1] * dim[2];
     memset(v, 0, sizeof *v);
-    v->d = lb->d;
-    v->h = lb->h;
-    v->w = lb->w;
+    v->d = dim[0];
+    v->h = dim[1];
+    v->w = dim[2];
     int32_t *l32 = malloc(n * sizeof *l32);
+    float *img = malloc(n * (size_t)im->c * sizeof *img);
     v->labeled = malloc(n * sizeof *v->labeled);
-    if (!l32 || !v->labeled) {
+    if (!l32 || !img || !v->labeled) {
         free(l32);
+        free(img);
+        free(v->labeled);
+        v->labeled = NULL;
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
     }
     size_t cnt[U3D_MAX_CLASSES + 1] = {0};
-    for (size_t i = 0; i < n; i++) {
-        l32[i] = lb->data[i];
-        if (lb->data[i] != ignore && lb->data[i] < U3D_MAX_CLASSES)
-            cnt[lb->data[i]]++;
-    }
+    for (int z = 0; z < dim[0]; z++)
+        for (int y = 0; y < dim[1]; y++)
+            for (int x = 0; x < dim[2]; x++) {
+                size_t i = ((size_t)z * dim[1] + y) * dim[2] + x;
+                int sz_ = z - lo[0], sy = y - lo[1], sx = x - lo[2];
+                int inside = sz_ >= 0 && sz_ < sz[0] && sy >= 0 &&
+                             sy < sz[1] && sx >= 0 && sx < sz[2];
+                size_t si = ((size_t)reflect(sz_, sz[0]) * sz[1] +
+                             reflect(sy, sz[1])) * sz[2] + reflect(sx, sz[2]);
+                for (int c = 0; c < im->c; c++)
+                    img[(size_t)c * n + i] =
+                        im->data[(size_t)c * sz[0] * sz[1] * sz[2] + si];
+                l32[i] = inside ? lb->data[si] : ignore;
+                if (l32[i] != ignore && l32[i] >= 0 && l32[i] < U3D_MAX_CLASSES)
+                    cnt[l32[i]]++;
+            }
     for (int k = 0; k < U3D_MAX_CLASSES; k++) {
         v->start[k + 1] = v->start[k] + cnt[k];
         if (cnt[k])
@@ -96,18 +129,19 @@ static u3d_status dvol_upload(u3d_backend *be, const u3d_train_volume *tv,
     size_t fillp[U3D_MAX_CLASSES];
     memcpy(fillp, v->start, sizeof fillp);
     for (size_t i = 0; i < n; i++)
-        if (lb->data[i] != ignore && lb->data[i] < U3D_MAX_CLASSES)
-            v->labeled[fillp[lb->data[i]]++] = (uint32_t)i;
+        if (l32[i] != ignore && l32[i] >= 0 && l32[i] < U3D_MAX_CLASSES)
+            v->labeled[fillp[l32[i]]++] = (uint32_t)i;
     u3d_status st = u3d_tensor_create(
-        be, u3d_shape5(1, im->c, im->d, im->h, im->w), U3D_F32, &v->img, err);
+        be, u3d_shape5(1, im->c, dim[0], dim[1], dim[2]), U3D_F32, &v->img, err);
     if (!st)
-        st = u3d_tensor_write(&v->img, im->data, err);
+        st = u3d_tensor_write(&v->img, img, err);
     if (!st)
-        st = u3d_tensor_create(be, u3d_shape5(1, 1, lb->d, lb->h, lb->w),
+        st = u3d_tensor_create(be, u3d_shape5(1, 1, dim[0], dim[1], dim[2]),
                                U3D_I32, &v->lab, err);
     if (!st)
         st = u3d_tensor_write(&v->lab, l32, err);
     free(l32);
+    free(img);
     if (!st && v->nlabeled == 0)
         st = u3d_seterr(err, U3D_ERR_INVALID_ARG,
                         "%s: no labeled voxel (every voxel has the ignore "
@@ -266,7 +300,8 @@ static u3d_status setup(trainer *t, u3d_train_volume *vols, int nvols,
                               "%s has %d channel(s), the network takes %d",
                               vols[i].image_path, vols[i].image.c,
                               c->in_channels);
-        st = dvol_upload(t->be, &vols[i], m->ignore_label, &t->vols[i], err);
+        st = dvol_upload(t->be, &vols[i], m->ignore_label, m->patch,
+                         &t->vols[i], err);
         if (st)
             return st;
         t->nvols++;

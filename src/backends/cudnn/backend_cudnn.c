@@ -1,0 +1,490 @@
+/* The cuDNN backend: creation, device memory, scratch and the vtable. */
+#ifdef U3D_HAVE_CUDNN
+#include <nvrtc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backends/cudnn/cudnn_internal.h"
+
+/* ---- memory ---- */
+
+static u3d_status cd_alloc(u3d_backend *be, size_t bytes, void **buf,
+                           u3d_error *err)
+{
+    u3d_cudnn *cx = u3d_cudnn_of(be);
+    *buf = NULL;
+    U3D_CUDNN_TRY(u3d_cuda_check(cudaSetDevice(cx->device), "cudaSetDevice",
+                                 err));
+    cudaError_t rc = cudaMalloc(buf, bytes ? bytes : 4);
+    if (rc == cudaErrorMemoryAllocation) {
+        size_t fr = 0, tot = 0;
+        cudaGetLastError(); /* not sticky: clear it */
+        cudaMemGetInfo(&fr, &tot);
+        *buf = NULL;
+        return u3d_seterr(err, U3D_ERR_OOM,
+                          "out of GPU memory allocating %.1f MiB on %s "
+                          "(%.0f of %.0f MiB free): use a smaller patch, "
+                          "tile or batch",
+                          bytes / 1048576.0, cx->name, fr / 1048576.0,
+                          tot / 1048576.0);
+    }
+    return u3d_cuda_check(rc, "cudaMalloc", err);
+}
+
+static void cd_free(u3d_backend *be, void *buf)
+{
+    (void)be;
+    if (buf)
+        cudaFree(buf); /* waits for the work using it */
+}
+
+static u3d_status cd_write(u3d_backend *be, void *buf, size_t off,
+                           size_t bytes, const void *src, u3d_error *err)
+{
+    u3d_cudnn *cx = u3d_cudnn_of(be);
+    U3D_CUDNN_TRY(u3d_cuda_check(cudaMemcpyAsync((char *)buf + off, src, bytes,
+                                                 cudaMemcpyHostToDevice,
+                                                 cx->stream),
+                                 "cudaMemcpyAsync (host to device)", err));
+    /* src may be reused as soon as we return */
+    return u3d_cuda_check(cudaStreamSynchronize(cx->stream),
+                          "upload to the GPU", err);
+}
+
+static u3d_status cd_read(u3d_backend *be, const void *buf, size_t off,
+                          size_t bytes, void *dst, u3d_error *err)
+{
+    u3d_cudnn *cx = u3d_cudnn_of(be);
+    U3D_CUDNN_TRY(u3d_cuda_check(cudaMemcpyAsync(dst, (const char *)buf + off,
+                                                 bytes, cudaMemcpyDeviceToHost,
+                                                 cx->stream),
+                                 "cudaMemcpyAsync (device to host)", err));
+    return u3d_cuda_check(cudaStreamSynchronize(cx->stream),
+                          "download from the GPU", err);
+}
+
+u3d_status u3d_cudnn_fill(u3d_cudnn *cx, float *p, size_t n, float v,
+                          u3d_error *err)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if (bits == 0) /* +0.0f and int32 0 alike: all-zero bytes */
+        return u3d_cuda_check(cudaMemsetAsync(p, 0, n * sizeof(float),
+                                              cx->stream),
+                              "cudaMemsetAsync", err);
+    long long cnt = (long long)n;
+    void *args[] = {&p, &cnt, &v};
+    return u3d_cudnn_launch(cx, K_FILL, "fill", u3d_cudnn_blocks(cnt), 1, args,
+                            err);
+}
+
+static u3d_status cd_fill(u3d_backend *be, void *buf, size_t count,
+                          float value, u3d_error *err)
+{
+    return u3d_cudnn_fill(u3d_cudnn_of(be), buf, count, value, err);
+}
+
+static u3d_status cd_copy(u3d_backend *be, void *dst, size_t dst_off,
+                          const void *src, size_t src_off, size_t bytes,
+                          u3d_error *err)
+{
+    u3d_cudnn *cx = u3d_cudnn_of(be);
+    return u3d_cuda_check(cudaMemcpyAsync((char *)dst + dst_off,
+                                          (const char *)src + src_off, bytes,
+                                          cudaMemcpyDeviceToDevice,
+                                          cx->stream),
+                          "cudaMemcpyAsync (device to device)", err);
+}
+
+static u3d_status cd_finish(u3d_backend *be, u3d_error *err)
+{
+    u3d_cudnn *cx = u3d_cudnn_of(be);
+    U3D_CUDNN_TRY(u3d_cuda_check(cudaStreamSynchronize(cx->stream),
+                                 "queued GPU work", err));
+    return u3d_cuda_check(cudaGetLastError(), "queued GPU work", err);
+}
+
+/* ---- scratch ---- */
+
+static u3d_status grow(void **p, size_t *have, size_t want, const char *what,
+                       u3d_error *err)
+{
+    if (*have >= want && *p)
+        return U3D_OK;
+    if (*p)
+        cudaFree(*p); /* synchronizes: no queued op still uses it */
+    *p = NULL;
+    *have = 0;
+    cudaError_t rc = cudaMalloc(p, want ? want : 4);
+    if (rc != cudaSuccess) {
+        cudaGetLastError();
+        *p = NULL;
+        return u3d_seterr(err, U3D_ERR_OOM,
+                          "out of GPU memory for %.1f MiB of %s: use a "
+                          "smaller patch, tile or batch",
+                          want / 1048576.0, what);
+    }
+    *have = want;
+    return U3D_OK;
+}
+
+u3d_status u3d_cudnn_scratch(u3d_cudnn *cx, size_t bytes, void **p,
+                             u3d_error *err)
+{
+    U3D_CUDNN_TRY(grow(&cx->scratch, &cx->scratch_bytes, bytes,
+                       "reduction scratch", err));
+    *p = cx->scratch;
+    return U3D_OK;
+}
+
+u3d_status u3d_cudnn_workspace(u3d_cudnn *cx, size_t bytes, u3d_error *err)
+{
+    if (bytes == 0)
+        return U3D_OK;
+    return grow(&cx->ws, &cx->ws_bytes, bytes, "cuDNN workspace", err);
+}
+
+u3d_status u3d_cudnn_consts(u3d_cudnn *cx, int c, u3d_error *err)
+{
+    if (c <= cx->nconst)
+        return U3D_OK;
+    size_t have = 0, n = (size_t)c;
+    cudaFree(cx->ones);
+    cudaFree(cx->zeros);
+    cudaFree(cx->dparam);
+    cx->ones = cx->zeros = cx->dparam = NULL;
+    cx->nconst = 0;
+    void *a = NULL, *b = NULL, *d = NULL;
+    U3D_CUDNN_TRY(grow(&a, &have, n * 4, "batch-norm constants", err));
+    cx->ones = a;
+    have = 0;
+    U3D_CUDNN_TRY(grow(&b, &have, n * 4, "batch-norm constants", err));
+    cx->zeros = b;
+    have = 0;
+    U3D_CUDNN_TRY(grow(&d, &have, 2 * n * 4, "batch-norm constants", err));
+    cx->dparam = d;
+    U3D_CUDNN_TRY(u3d_cudnn_fill(cx, cx->ones, n, 1.0f, err));
+    U3D_CUDNN_TRY(u3d_cudnn_fill(cx, cx->zeros, n, 0.0f, err));
+    cx->nconst = c;
+    return U3D_OK;
+}
+
+u3d_status u3d_cudnn_channel_sum(u3d_cudnn *cx, const float *x, u3d_shape s,
+                                 float *out, u3d_error *err)
+{
+    long long S = (long long)u3d_shape_spatial(s), M = (long long)s.n * S;
+    int N = s.n, C = s.c, B = u3d_cudnn_chan_blocks(M);
+    void *part;
+    U3D_CUDNN_TRY(u3d_cudnn_scratch(cx, (size_t)C * B * sizeof(double), &part,
+                                    err));
+    void *a1[] = {&x, &N, &C, &S, &part};
+    U3D_CUDNN_TRY(u3d_cudnn_launch(cx, K_CHAN_PARTIAL, "channel sum", B, C, a1,
+                                   err));
+    void *a2[] = {&part, &C, &B, &out};
+    return u3d_cudnn_launch(cx, K_CHAN_FINAL, "channel sum final",
+                            u3d_cudnn_blocks(C), 1, a2, err);
+}
+
+u3d_status u3d_cudnn_bias_add(u3d_cudnn *cx, float *y, u3d_shape s,
+                              const float *b, u3d_error *err)
+{
+    long long S = (long long)u3d_shape_spatial(s);
+    long long total = (long long)u3d_shape_count(s);
+    int C = s.c;
+    void *args[] = {&y, &b, &S, &C, &total};
+    return u3d_cudnn_launch(cx, K_BIAS_ADD, "bias add", u3d_cudnn_blocks(total),
+                            1, args, err);
+}
+
+u3d_status u3d_cudnn_tensor_desc(cudnnTensorDescriptor_t *d, u3d_shape s,
+                                 u3d_error *err)
+{
+    int dims[5], strides[5];
+    *d = NULL;
+    U3D_CUDNN_TRY(u3d_dnn_check(cudnnCreateTensorDescriptor(d),
+                                "cudnnCreateTensorDescriptor", err));
+    u3d_cudnn_nd(s, dims, strides);
+    u3d_status st = u3d_dnn_check(
+        cudnnSetTensorNdDescriptor(*d, CUDNN_DATA_FLOAT, 5, dims, strides),
+        "cudnnSetTensorNdDescriptor", err);
+    if (st) {
+        cudnnDestroyTensorDescriptor(*d);
+        *d = NULL;
+    }
+    return st;
+}
+
+/* ---- lifetime ---- */
+
+static void release(u3d_cudnn *cx)
+{
+    if (!cx)
+        return;
+    cudaSetDevice(cx->device);
+    if (cx->stream)
+        cudaStreamSynchronize(cx->stream);
+    u3d_cudnn_plans_free(cx);
+    cudaFree(cx->ws);
+    cudaFree(cx->scratch);
+    cudaFree(cx->ones);
+    cudaFree(cx->zeros);
+    cudaFree(cx->dparam);
+    if (cx->lib)
+        cudaLibraryUnload(cx->lib);
+    if (cx->dnn)
+        cudnnDestroy(cx->dnn);
+    if (cx->ev0)
+        cudaEventDestroy(cx->ev0);
+    if (cx->ev1)
+        cudaEventDestroy(cx->ev1);
+    if (cx->stream)
+        cudaStreamDestroy(cx->stream);
+    u3d_cudnn_prof_free(cx);
+    free(cx);
+}
+
+static void cd_destroy(u3d_backend *be)
+{
+    u3d_cudnn *cx = u3d_cudnn_of(be);
+    if (cx)
+        u3d_cudnn_prof_print(cx, stderr);
+    release(cx);
+    free(be);
+}
+
+static const u3d_backend_ops cudnn_ops = {
+    .buffer_alloc = cd_alloc,
+    .buffer_free = cd_free,
+    .buffer_write = cd_write,
+    .buffer_read = cd_read,
+    .buffer_fill = cd_fill,
+    .buffer_copy = cd_copy,
+    .finish = cd_finish,
+    .destroy = cd_destroy,
+    .conv3d_forward = u3d_cudnn_conv3d_forward,
+    .conv3d_backward_data = u3d_cudnn_conv3d_backward_data,
+    .conv3d_backward_weight = u3d_cudnn_conv3d_backward_weight,
+    .upconv3d_forward = u3d_cudnn_upconv3d_forward,
+    .upconv3d_backward_data = u3d_cudnn_upconv3d_backward_data,
+    .upconv3d_backward_weight = u3d_cudnn_upconv3d_backward_weight,
+    .maxpool3d_forward = u3d_cudnn_maxpool3d_forward,
+    .maxpool3d_backward = u3d_cudnn_maxpool3d_backward,
+    .relu_forward = u3d_cudnn_relu_forward,
+    .relu_backward = u3d_cudnn_relu_backward,
+    .batchnorm3d_forward_train = u3d_cudnn_bn_forward_train,
+    .batchnorm3d_forward_infer = u3d_cudnn_bn_forward_infer,
+    .batchnorm3d_backward = u3d_cudnn_bn_backward,
+    .crop_concat_forward = u3d_cudnn_crop_concat_forward,
+    .crop_concat_backward = u3d_cudnn_crop_concat_backward,
+    .softmax_ce = u3d_cudnn_softmax_ce,
+    .sgd_step = u3d_cudnn_sgd_step,
+    .axpy = u3d_cudnn_axpy,
+};
+
+/* Why there is no usable device, as a sentence (for create and list). */
+static void no_device_reason(cudaError_t rc, char *buf, size_t len)
+{
+    int rt = 0;
+    cudaRuntimeGetVersion(&rt);
+    if (rc == cudaErrorInsufficientDriver)
+        snprintf(buf, len,
+                 "no NVIDIA driver for CUDA %d.%d or newer was found "
+                 "(cudaErrorInsufficientDriver: no driver is installed or it "
+                 "is too old)",
+                 rt / 1000, rt % 1000 / 10);
+    else if (rc == cudaErrorNoDevice || rc == cudaSuccess)
+        snprintf(buf, len,
+                 "no CUDA GPU was found (cudaErrorNoDevice; check "
+                 "CUDA_VISIBLE_DEVICES)");
+    else
+        snprintf(buf, len, "the CUDA runtime cannot start (%s: %s)",
+                 cudaGetErrorName(rc), cudaGetErrorString(rc));
+}
+
+/* Number of usable devices, or an error saying why there is none. */
+static u3d_status count_devices(int *n, u3d_error *err)
+{
+    char why[300];
+    *n = 0;
+    cudaError_t rc = cudaGetDeviceCount(n);
+    if (rc == cudaSuccess && *n > 0)
+        return U3D_OK;
+    cudaGetLastError();
+    no_device_reason(rc, why, sizeof why);
+    *n = 0;
+    return u3d_seterr(err, U3D_ERR_DEVICE,
+                      "the cudnn backend needs an NVIDIA GPU and its driver: "
+                      "%s; use --backend opencl or --backend ref here",
+                      why);
+}
+
+static u3d_status check_cudnn_version(u3d_error *err)
+{
+    size_t v = cudnnGetVersion();
+    if (v / 10000 != CUDNN_MAJOR)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "the cuDNN library found at run time is version "
+                          "%zu.%zu.%zu, but unet3d was built for cuDNN %d; "
+                          "install cuDNN %d",
+                          v / 10000, v % 10000 / 100, v % 100, CUDNN_MAJOR,
+                          CUDNN_MAJOR);
+    return U3D_OK;
+}
+
+static u3d_status load_kernels(u3d_cudnn *cx, u3d_error *err)
+{
+    int n = 0, arch, sass;
+    U3D_CUDNN_TRY(nvrtcGetNumSupportedArchs(&n) == NVRTC_SUCCESS && n > 0
+                      ? U3D_OK
+                      : u3d_seterr(err, U3D_ERR_DEVICE,
+                                   "NVRTC reports no GPU architectures"));
+    int *archs = calloc((size_t)n, sizeof *archs);
+    if (!archs)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    nvrtcGetSupportedArchs(archs);
+    u3d_status st = u3d_cudnn_pick_arch(cx->cc_major, cx->cc_minor, archs, n,
+                                        &arch, &sass, err);
+    free(archs);
+    if (st)
+        return st;
+    char *image;
+    size_t size;
+    U3D_CUDNN_TRY(u3d_cudnn_compile(u3d_cudnn_kernels_src, arch, sass, &image,
+                                    &size, err));
+    cudaError_t rc =
+        cudaLibraryLoadData(&cx->lib, image, NULL, NULL, 0, NULL, NULL, 0);
+    free(image);
+    if (rc == cudaErrorUnsupportedPtxVersion)
+        return u3d_seterr(err, U3D_ERR_DEVICE,
+                          "the NVIDIA driver is older than the CUDA toolkit "
+                          "unet3d was built with and cannot load its kernels "
+                          "for compute capability %d.%d; update the driver",
+                          cx->cc_major, cx->cc_minor);
+    U3D_CUDNN_TRY(u3d_cuda_check(rc, "cudaLibraryLoadData", err));
+    for (int i = 0; i < K_COUNT; i++)
+        U3D_CUDNN_TRY(u3d_cuda_check(cudaLibraryGetKernel(
+                                         &cx->k[i], cx->lib,
+                                         u3d_cudnn_kernel_names[i]),
+                                     u3d_cudnn_kernel_names[i], err));
+    return U3D_OK;
+}
+
+static u3d_status open_device(u3d_cudnn *cx, int index, u3d_error *err)
+{
+    struct cudaDeviceProp p;
+    cx->device = index;
+    U3D_CUDNN_TRY(u3d_cuda_check(cudaSetDevice(index), "cudaSetDevice", err));
+    U3D_CUDNN_TRY(u3d_cuda_check(cudaGetDeviceProperties(&p, index),
+                                 "cudaGetDeviceProperties", err));
+    snprintf(cx->name, sizeof cx->name, "%s", p.name);
+    cx->cc_major = p.major;
+    cx->cc_minor = p.minor;
+    cx->total_mem = p.totalGlobalMem;
+    U3D_CUDNN_TRY(u3d_cuda_check(
+        cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking),
+        "cudaStreamCreate", err));
+    U3D_CUDNN_TRY(u3d_dnn_check(cudnnCreate(&cx->dnn), "cudnnCreate", err));
+    U3D_CUDNN_TRY(u3d_dnn_check(cudnnSetStream(cx->dnn, cx->stream),
+                                "cudnnSetStream", err));
+    if (cx->profile) {
+        U3D_CUDNN_TRY(u3d_cuda_check(cudaEventCreate(&cx->ev0),
+                                     "cudaEventCreate", err));
+        U3D_CUDNN_TRY(u3d_cuda_check(cudaEventCreate(&cx->ev1),
+                                     "cudaEventCreate", err));
+    }
+    return load_kernels(cx, err);
+}
+
+u3d_status u3d_backend_cudnn_create(int device_index, int profile,
+                                    u3d_backend **out, u3d_error *err)
+{
+    int n;
+    *out = NULL;
+    U3D_CUDNN_TRY(check_cudnn_version(err));
+    U3D_CUDNN_TRY(count_devices(&n, err));
+    if (device_index < 0 || device_index >= n)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "CUDA device %d does not exist (%d found: 0..%d); "
+                          "'unet3d devices' lists them",
+                          device_index, n, n - 1);
+    u3d_backend *be = calloc(1, sizeof *be);
+    u3d_cudnn *cx = calloc(1, sizeof *cx);
+    if (!be || !cx) {
+        free(be);
+        free(cx);
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    }
+    cx->profile = profile;
+    u3d_status st = open_device(cx, device_index, err);
+    if (st) {
+        u3d_errprefix(err, "cudnn backend on CUDA device %d: ", device_index);
+        release(cx);
+        free(be);
+        return st;
+    }
+    size_t v = cudnnGetVersion();
+    be->ops = &cudnn_ops;
+    be->ctx = cx;
+    snprintf(be->name, sizeof be->name, "cudnn");
+    snprintf(be->device, sizeof be->device,
+             "CUDA %d: %s (compute %d.%d, %.0f MiB), cuDNN %zu.%zu.%zu",
+             device_index, cx->name, cx->cc_major, cx->cc_minor,
+             cx->total_mem / 1048576.0, v / 10000, v % 10000 / 100, v % 100);
+    *out = be;
+    return U3D_OK;
+}
+
+u3d_status u3d_cudnn_parse_device(const char *spec, int *index,
+                                  u3d_error *err)
+{
+    *index = 0;
+    if (!spec || !spec[0])
+        return U3D_OK;
+    const char *p = spec;
+    if (!strncmp(p, "cuda:", 5))
+        p += 5;
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || *end || v < 0 || v > 1024)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "the cudnn backend takes a CUDA device index as "
+                          "device (0, 1, ... or cuda:N), not '%s'; 'unet3d "
+                          "devices' lists them",
+                          spec);
+    *index = (int)v;
+    return U3D_OK;
+}
+
+u3d_status u3d_cudnn_list_devices(FILE *out, u3d_error *err)
+{
+    int n = 0, drv = 0, rt = 0;
+    cudaError_t rc = cudaGetDeviceCount(&n);
+    size_t v = cudnnGetVersion();
+    cudaRuntimeGetVersion(&rt);
+    if (rc != cudaSuccess || n == 0) {
+        char why[300];
+        cudaGetLastError();
+        no_device_reason(rc, why, sizeof why);
+        fprintf(out, "cuda     none: %s; the cudnn backend is unavailable\n",
+                why);
+        return U3D_OK;
+    }
+    cudaDriverGetVersion(&drv);
+    for (int i = 0; i < n; i++) {
+        struct cudaDeviceProp p;
+        U3D_CUDNN_TRY(u3d_cuda_check(cudaGetDeviceProperties(&p, i),
+                                     "cudaGetDeviceProperties", err));
+        fprintf(out,
+                "cuda %d   %s | compute capability %d.%d | %d SMs | %.0f MiB "
+                "| driver CUDA %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu\n",
+                i, p.name, p.major, p.minor, p.multiProcessorCount,
+                p.totalGlobalMem / 1048576.0, drv / 1000, drv % 1000 / 10,
+                rt / 1000, rt % 1000 / 10, v / 10000, v % 10000 / 100,
+                v % 100);
+    }
+    return U3D_OK;
+}
+
+#else
+typedef int u3d_cudnn_backend_unused;
+#endif

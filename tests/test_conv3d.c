@@ -139,9 +139,9 @@ static void conv3d_other_blockings(void **state)
     const char *cfgs[][2] = {
         {"VW=1 NV=1 COB=1 ACC=1", "BW_VW=1 BW_COB=1"},
         {"VW=4 NV=2 COB=3 ACC=6", "BW_VW=2 BW_COB=3"},
-        {"VW=8 NV=1 COB=8 ACC=8", "BW_VW=8 BW_COB=5"},
-        {"VW=16 NV=3 COB=4 ACC=12", "BW_VW=16 BW_COB=8"},
-        {"VW=2 NV=4 COB=16 ACC=32", "BW_VW=4 BW_COB=2"},
+        {"VW=8 NV=1 COB=8 ACC=8 ZB=3", "BW_VW=8 BW_COB=5"},
+        {"VW=16 NV=3 COB=4 ACC=12 ZB=2", "BW_VW=16 BW_COB=8"},
+        {"VW=2 NV=4 COB=16 ACC=32 ZB=5", "BW_VW=4 BW_COB=2"},
     };
     /* chunked weight gradient: many chunks, partial last vectors */
     const char *chunk = "BW_ITEMS=100000 BW_CHUNK=5 BW_MAXCHUNK=37 LWS=7";

@@ -2,6 +2,7 @@
  * work-group sizes that the kernel and the device accept (internal). */
 #ifndef UNET3D_LAYERS_REDUCE_H
 #define UNET3D_LAYERS_REDUCE_H
+#include <stdio.h>
 #include "runtime/cl_runtime.h"
 
 /* Largest power of two <= cap that both the device and kernel k accept;
@@ -35,6 +36,62 @@ static inline size_t u3d_pow2_at_least(size_t n, size_t cap)
     while (l < n && l < cap)
         l *= 2;
     return l;
+}
+
+/* Geometry of the chunked kernels (cl/batchnorm3d.cl, cl/softmax_ce.cl):
+ * vector width (build option -DVW), work-items per group (-DLWS, a power
+ * of two) and voxels per work-group. */
+typedef struct u3d_chunk_cfg {
+    int vw;
+    size_t lws;
+    cl_uint chunk;
+} u3d_chunk_cfg;
+
+/* Tuned geometry of `family` (params "vw", "lws", "chunk"): the defaults
+ * suit GPUs; src/runtime/tuning.c has the rows of other devices. The chunk
+ * is rounded to whole vectors of every item. */
+static inline u3d_chunk_cfg u3d_chunk_tune(const u3d_cl *cl,
+                                           const char *family, int vw,
+                                           int lws, int chunk)
+{
+    u3d_chunk_cfg c;
+    c.vw = u3d_cl_tune(cl, family, "vw", vw);
+    if (c.vw != 1 && c.vw != 2 && c.vw != 8 && c.vw != 16)
+        c.vw = 4;
+    int l = u3d_cl_tune(cl, family, "lws", lws);
+    c.lws = 1;
+    while (l > 1 && c.lws * 2 <= (size_t)l && c.lws < 1024)
+        c.lws *= 2;
+    if (cl->max_wg)
+        while (c.lws > cl->max_wg)
+            c.lws /= 2;
+    size_t unit = c.lws * (size_t)c.vw;
+    int ch = u3d_cl_tune(cl, family, "chunk", chunk);
+    size_t n = ch < 1 ? 1 : ((size_t)ch + unit - 1) / unit;
+    c.chunk = (cl_uint)(n * unit);
+    return c;
+}
+
+/* Kernel `name` of cl/PROGRAM.cl built for c (-DVW, -DLWS). When the
+ * kernel accepts fewer work-items than c->lws, c->lws is halved until it
+ * fits (the chunk stays: a kernel covers any chunk with any local size). */
+static inline u3d_status u3d_chunk_kernel(u3d_cl *cl, const char *program,
+                                          const char *name, u3d_chunk_cfg *c,
+                                          cl_kernel *k, u3d_error *err)
+{
+    for (;;) {
+        char opts[64];
+        snprintf(opts, sizeof opts, "-DVW=%d -DLWS=%zu", c->vw, c->lws);
+        U3D_TRY(u3d_cl_kernel_get(cl, program, name, opts, k, err));
+        size_t kmax = 0;
+        cl_int rc = clGetKernelWorkGroupInfo(*k, cl->device,
+                                             CL_KERNEL_WORK_GROUP_SIZE,
+                                             sizeof kmax, &kmax, NULL);
+        U3D_TRY(u3d_cl_check(rc, "clGetKernelWorkGroupInfo", err));
+        if (c->lws <= 1 || !kmax || c->lws <= kmax)
+            return U3D_OK;
+        c->lws /= 2;
+    }
 }
 
 #endif

@@ -345,6 +345,9 @@ void u3d_cl_destroy(u3d_cl *cl)
         n = p->next;
         free(p);
     }
+    for (int i = 0; i < U3D_CL_SCRATCH_SLOTS; i++)
+        if (cl->scratch[i])
+            clReleaseMemObject(cl->scratch[i]);
     for (size_t i = 0; i < cl->ngrave; i++)
         clReleaseMemObject(cl->graveyard[i]);
     free(cl->graveyard);
@@ -353,6 +356,54 @@ void u3d_cl_destroy(u3d_cl *cl)
     if (cl->ctx)
         clReleaseContext(cl->ctx);
     free(cl);
+}
+
+/* Releases m, or under oclgrind keeps it until destroy (see graveyard). */
+static void retire(u3d_cl *cl, cl_mem m)
+{
+    if (cl->is_oclgrind && cl->ngrave == cl->capgrave) {
+        size_t cap = cl->capgrave ? 2 * cl->capgrave : 64;
+        cl_mem *g = realloc(cl->graveyard, cap * sizeof *g);
+        if (g) {
+            cl->graveyard = g;
+            cl->capgrave = cap;
+        }
+    }
+    if (cl->is_oclgrind && cl->ngrave < cl->capgrave)
+        cl->graveyard[cl->ngrave++] = m;
+    else
+        clReleaseMemObject(m);
+}
+
+u3d_status u3d_cl_scratch(u3d_cl *cl, int slot, size_t bytes, cl_mem *out,
+                          u3d_error *err)
+{
+    if (slot < 0 || slot >= U3D_CL_SCRATCH_SLOTS)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "scratch slot %d out of range [0, %d)", slot,
+                          U3D_CL_SCRATCH_SLOTS);
+    if (bytes == 0)
+        bytes = 4;
+    if (cl->scratch[slot] && cl->scratch_bytes[slot] >= bytes) {
+        *out = cl->scratch[slot];
+        return U3D_OK;
+    }
+    /* grow geometrically so that slowly growing requests stay cheap */
+    size_t want = bytes < 2 * cl->scratch_bytes[slot]
+                      ? 2 * cl->scratch_bytes[slot]
+                      : bytes;
+    if (want > cl->max_alloc)
+        want = bytes;
+    cl_int rc;
+    cl_mem m = clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE, want, NULL, &rc);
+    if (rc != CL_SUCCESS)
+        return u3d_cl_check(rc, "clCreateBuffer(scratch)", err);
+    if (cl->scratch[slot])
+        retire(cl, cl->scratch[slot]);
+    cl->scratch[slot] = m;
+    cl->scratch_bytes[slot] = want;
+    *out = m;
+    return U3D_OK;
 }
 
 static uint64_t fnv1a(uint64_t h, const char *s)

@@ -7,6 +7,15 @@
 #include <CL/cl.h>
 #include "unet3d/backend.h"
 
+/* Scratch buffer slots (u3d_cl_scratch), one per use. */
+enum {
+    U3D_SCRATCH_BN_PART, /* batch norm: stage-1 partials */
+    U3D_SCRATCH_BN_SUMS, /* batch norm backward: per-channel sums */
+    U3D_SCRATCH_CE_PART, /* softmax-CE: stage-1 partials */
+    U3D_SCRATCH_CE_RES,  /* softmax-CE: the 4-int result */
+    U3D_CL_SCRATCH_SLOTS = 8
+};
+
 typedef struct u3d_cl_program u3d_cl_program;
 typedef struct u3d_cl_kernel u3d_cl_kernel;
 typedef struct u3d_cl_prof u3d_cl_prof;
@@ -37,6 +46,8 @@ typedef struct u3d_cl {
      * new one at the same address and then reports false positives. */
     cl_mem *graveyard;
     size_t ngrave, capgrave;
+    cl_mem scratch[U3D_CL_SCRATCH_SLOTS]; /* see u3d_cl_scratch */
+    size_t scratch_bytes[U3D_CL_SCRATCH_SLOTS];
 } u3d_cl;
 
 /* The OpenCL context of an OpenCL backend. */
@@ -64,6 +75,14 @@ u3d_status u3d_cl_kernel_get(u3d_cl *cl, const char *program,
 u3d_status u3d_cl_launch(u3d_cl *cl, cl_kernel k, const char *label,
                          cl_uint dims, const size_t *gws, const size_t *lws,
                          u3d_error *err);
+
+/* A device buffer of at least `bytes` for slot `slot` (U3D_SCRATCH_*),
+ * kept until u3d_cl_destroy and grown as needed: temporary data of a
+ * layer without an allocation (and a fill) per call. Its content is
+ * undefined; the queue is in order, so a slot is reused safely by the
+ * next call once this call's kernels are enqueued. */
+u3d_status u3d_cl_scratch(u3d_cl *cl, int slot, size_t bytes, cl_mem *out,
+                          u3d_error *err);
 
 /* Checks an OpenCL return code; fills err naming the call. */
 u3d_status u3d_cl_check(cl_int rc, const char *what, u3d_error *err);

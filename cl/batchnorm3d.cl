@@ -60,6 +60,9 @@ float hsum(const VEC v)
 #define CHUNK_RANGE(b, e, j, CH, S)                                            \
     const uint b = (j) * (CH), e = min(b + (CH), (S))
 
+/* Distance between consecutive vectors of one item. */
+#define STEP (LWS * VW)
+
 /* Vector loop of item l over [b, e): body sees the offset i of a vector. */
 #define FOR_VECTORS(i, l, b, e)                                                \
     for (uint i = (b) + (l) * VW; i + VW <= (e); i += LWS * VW)
@@ -140,33 +143,53 @@ __kernel void bn_stats_partial(__global const float *x, __global float *pmean,
         return;
     CHUNK_RANGE(b, e, j, CH, S);
     __global const float *xp = x + p * S;
-    VEC acc = (VEC)(0.0f);
+    /* four independent accumulators hide the latency of the adds */
+    VEC a0 = (VEC)(0.0f), a1 = a0, a2 = a0, a3 = a0;
     float s = 0.0f;
     uint cnt = 0;
-    FOR_VECTORS(i, l, b, e) {
-        acc += VLOAD(xp + i);
+    uint i = b + l * VW;
+    for (; i + 3u * STEP + VW <= e; i += 4u * STEP) {
+        a0 += VLOAD(xp + i);
+        a1 += VLOAD(xp + i + STEP);
+        a2 += VLOAD(xp + i + 2u * STEP);
+        a3 += VLOAD(xp + i + 3u * STEP);
+        cnt += 4u * VW;
+    }
+    for (; i + VW <= e; i += STEP) {
+        a0 += VLOAD(xp + i);
         cnt += VW;
     }
     FOR_TAIL(t, l, b, e) {
         s += xp[t];
         cnt++;
     }
-    const float mean = cnt ? (hsum(acc) + s) / (float)cnt : 0.0f;
-    VEC acc2 = (VEC)(0.0f);
-    float s2 = 0.0f;
-    FOR_VECTORS(i, l, b, e) {
-        const VEC d = VLOAD(xp + i) - mean;
-        acc2 += d * d;
+    const float mean = cnt ? (hsum((a0 + a1) + (a2 + a3)) + s) / (float)cnt
+                           : 0.0f;
+    a0 = a1 = a2 = a3 = (VEC)(0.0f);
+    for (i = b + l * VW; i + 3u * STEP + VW <= e; i += 4u * STEP) {
+        const VEC d0 = VLOAD(xp + i) - mean;
+        const VEC d1 = VLOAD(xp + i + STEP) - mean;
+        const VEC d2 = VLOAD(xp + i + 2u * STEP) - mean;
+        const VEC d3 = VLOAD(xp + i + 3u * STEP) - mean;
+        a0 += d0 * d0;
+        a1 += d1 * d1;
+        a2 += d2 * d2;
+        a3 += d3 * d3;
     }
+    for (; i + VW <= e; i += STEP) {
+        const VEC d = VLOAD(xp + i) - mean;
+        a0 += d * d;
+    }
+    float s2 = 0.0f;
     FOR_TAIL(t, l, b, e) {
         const float d = xp[t] - mean;
         s2 += d * d;
     }
-    float m = mean, m2 = hsum(acc2) + s2;
+    float m = mean, m2 = hsum((a0 + a1) + (a2 + a3)) + s2;
     uint n = cnt;
     bn_merge_group(&m, &m2, &n, lm, lm2, ln);
     if (l == 0u) {
-        const uint c = p % C, o = (c * N + p / C) * nch + j;
+        const uint img = p / C, o = ((p - img * C) * N + img) * nch + j;
         pmean[o] = m;
         pm2[o] = m2;
     }
@@ -235,7 +258,7 @@ __kernel void bn_apply(__global const float *x, __global float *y,
                        const uint CH)
 {
     const uint l = get_local_id(0), j = get_group_id(0);
-    const uint p = get_global_id(1), c = p % C;
+    const uint p = get_global_id(1), c = p - p / C * C;
     if (j * CH >= S || p >= NC)
         return;
     CHUNK_RANGE(b, e, j, CH, S);
@@ -261,28 +284,37 @@ __kernel void bn_bwd_partial(__global const float *x, __global const float *dy,
                              __local float *la, __local float *lb)
 {
     const uint l = get_local_id(0), j = get_group_id(0);
-    const uint p = get_global_id(1), c = p % C;
+    const uint p = get_global_id(1), img = p / C, c = p - img * C;
     if (j >= nch || p >= N * C) /* uniform over the work-group */
         return;
     CHUNK_RANGE(b, e, j, CH, S);
     const float mu = mean[c];
     __global const float *xp = x + p * S;
     __global const float *gp = dy + p * S;
-    VEC va = (VEC)(0.0f), vb = (VEC)(0.0f);
-    float sa = 0.0f, sb = 0.0f;
-    FOR_VECTORS(i, l, b, e) {
-        const VEC g = VLOAD(gp + i);
-        va += g;
-        vb += g * (VLOAD(xp + i) - mu);
+    /* two independent pairs of accumulators hide the latency of the adds */
+    VEC a0 = (VEC)(0.0f), a1 = a0, b0 = a0, b1 = a0;
+    uint i = b + l * VW;
+    for (; i + STEP + VW <= e; i += 2u * STEP) {
+        const VEC g0 = VLOAD(gp + i), g1 = VLOAD(gp + i + STEP);
+        a0 += g0;
+        a1 += g1;
+        b0 += g0 * (VLOAD(xp + i) - mu);
+        b1 += g1 * (VLOAD(xp + i + STEP) - mu);
     }
+    for (; i + VW <= e; i += STEP) {
+        const VEC g = VLOAD(gp + i);
+        a0 += g;
+        b0 += g * (VLOAD(xp + i) - mu);
+    }
+    float sa = 0.0f, sb = 0.0f;
     FOR_TAIL(t, l, b, e) {
         sa += gp[t];
         sb += gp[t] * (xp[t] - mu);
     }
-    float a = hsum(va) + sa, bb = hsum(vb) + sb;
+    float a = hsum(a0 + a1) + sa, bb = hsum(b0 + b1) + sb;
     bn_sum_group(&a, &bb, la, lb);
     if (l == 0u) {
-        const uint o = (c * N + p / C) * nch + j;
+        const uint o = (c * N + img) * nch + j;
         pa[o] = a;
         pb[o] = bb;
     }
@@ -337,7 +369,7 @@ __kernel void bn_bwd_apply(__global const float *x, __global const float *dy,
                            const uint CH)
 {
     const uint l = get_local_id(0), j = get_group_id(0);
-    const uint p = get_global_id(1), c = p % C;
+    const uint p = get_global_id(1), c = p - p / C * C;
     if (j * CH >= S || p >= N * C)
         return;
     CHUNK_RANGE(b, e, j, CH, S);

@@ -13,8 +13,7 @@
  *   KS      kernel size
  *   VW      vector width along q of the forward kernel (1,2,4,8,16)
  *   NV      vectors per work-item (a tile of XB = VW*NV positions)
- *   COB     output channels per work-item (accumulators ZB*COB*NV vectors)
- *   ZB      output planes per work-item (1: positions flat over the volume)
+ *   COB     output channels per work-item (accumulators COB*NV vectors)
  *   BVW     vector width of the weight-gradient kernel
  *   BCOB    output channels per work-item of the weight-gradient kernel
  *
@@ -32,9 +31,6 @@
 #endif
 #ifndef COB
 #define COB 8
-#endif
-#ifndef ZB
-#define ZB 1
 #endif
 #ifndef BVW
 #define BVW 4
@@ -111,14 +107,15 @@ __kernel void conv3d_weights(__global const float *restrict w,
     wt[i] = v;
 }
 
-/* Copies src (N, cs, d, h, w) into dst (N, cd, dd, hd, wd) shifted by off
- * voxels on every axis, zero elsewhere (also for channels c >= cs). One
- * work-item per destination row, so the index arithmetic is per row. */
+/* Copies src (N, cs, d, h, w) into dst (N, cd, dd, hd, wd): dst voxel
+ * (z, y, x) = src (z + zoff - off, y - off, x - off), zero outside src and
+ * for channels c >= cs. zoff selects a slab of planes. One work-item per
+ * destination row, so the index arithmetic is per row. */
 __kernel void conv3d_embed(__global const float *restrict src,
                            __global float *restrict dst, const int cs,
                            const int cd, const int d, const int h, const int w,
                            const int dd, const int hd, const int wd,
-                           const int off, const int rows)
+                           const int off, const int zoff, const int rows)
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -129,7 +126,7 @@ __kernel void conv3d_embed(__global const float *restrict src,
     const int z = t - t2 * dd;
     const int n = t2 / cd;
     const int c = t2 - n * cd;
-    const int sz = z - off, sy = y - off;
+    const int sz = z + zoff - off, sy = y - off;
     __global float *o = dst + (size_t)r * wd;
     int x0 = 0, x1 = 0; /* src columns copied to [x0, x1) */
     if (c < cs && sz >= 0 && sz < d && sy >= 0 && sy < h) {
@@ -207,61 +204,49 @@ inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
 }
 
 /* y(n, co, :) = sum over ci and taps of wt * x + bias.
- * x: (N, cin, Dp, Hp, Wp), slen = Dp*Hp*Wp; wt from conv3d_weights;
- * y: (N, cout, dout, hout, wout). Work-item (tile, cb, n*nbands + band)
- * computes COB output channels cb*COB.. at XB consecutive positions, so
- * every input vector loaded feeds COB*NV FMAs into register accumulators.
- * ZB == 1: positions are flat over the whole volume, [0, lp) with lp = Lq.
- * ZB > 1 (for few output channels): positions are flat within a plane,
- * [0, lp) with lp = (hout-1)*Wp + wout, and the work-item computes ZB
- * consecutive output planes of its band, so each input plane loaded serves
- * up to KS of them. A last tile (band) is shifted back to stay inside the
- * input and stores only what it owns. The host guarantees lp >= XB and
- * dout >= ZB. */
+ * x: padded input planes of Hp x Wp from element xoff on, channel stride
+ * xstride; wt from conv3d_weights; y: dout planes of hout x wout from
+ * element yoff on, channel stride ystride (a slab of a larger output).
+ * Work-item (tile, cb, n) computes output
+ * channels cb*COB .. cb*COB+COB-1 at the XB positions [tile*XB, +XB) of
+ * [0, lq), so every input vector loaded feeds COB*NV FMAs into register
+ * accumulators. The last tile is shifted back to stay inside x and stores
+ * only the positions it owns. The host guarantees lq >= XB. */
 __kernel void conv3d_fwd(__global const float *restrict x,
                          __global const float *restrict wt,
                          __global const float *restrict bias,
                          __global float *restrict y, const int cin,
                          const int cout, const int hp, const int wp,
-                         const int slen, const int dout, const int hout,
-                         const int wout, const int lp, const int ntiles,
-                         const int ncb, const int nbands, const int use_bias)
+                         const int xstride, const int xoff, const int dout,
+                         const int hout, const int wout, const int ystride,
+                         const int yoff, const int lq, const int ntiles,
+                         const int ncb, const int use_bias)
 {
     const int tile = get_global_id(0);
     const int cb = get_global_id(1);
-    const int nb = get_global_id(2);
+    const int n = get_global_id(2);
     if (tile >= ntiles || cb >= ncb)
         return;
-    const int n = nb / nbands;
-    const int band = nb - n * nbands;
-    const int p0 = tile * XB;
-    const int ps = min(p0, lp - XB); /* keeps the last tile inside x */
+    const int q0 = tile * XB;
+    const int qs = min(q0, lq - XB);
     const int hwp = hp * wp;
-#if ZB == 1
-    const int zs = 0;
-#else
-    const int zs = min(band * ZB, dout - ZB);
-#endif
 
-    floatv acc[ZB][COB][NV];
+    floatv acc[COB][NV];
 #pragma unroll
-    for (int r = 0; r < ZB; r++)
+    for (int c = 0; c < COB; c++)
 #pragma unroll
-        for (int c = 0; c < COB; c++)
-#pragma unroll
-            for (int j = 0; j < NV; j++)
-                acc[r][c][j] = (floatv)0.0f;
+        for (int j = 0; j < NV; j++)
+            acc[c][j] = (floatv)0.0f;
 
-    __global const float *xs =
-        x + (size_t)n * cin * slen + (size_t)zs * hwp + ps;
+    __global const float *xs = x + (size_t)n * cin * xstride + xoff + qs;
     __global const float *ws = wt + (size_t)cb * cin * K3 * COB;
-    for (int ci = 0; ci < cin; ci++, xs += slen, ws += K3 * COB) {
-        /* input plane s serves output plane r with tap kz = s - r */
+    for (int ci = 0; ci < cin; ci++, xs += xstride, ws += K3 * COB) {
 #pragma unroll
-        for (int s = 0; s < ZB + KS - 1; s++) {
+        for (int kz = 0; kz < KS; kz++) {
 #pragma unroll
             for (int ky = 0; ky < KS; ky++) {
-                __global const float *row = xs + s * hwp + ky * wp;
+                __global const float *row = xs + kz * hwp + ky * wp;
+                __global const float *wk = ws + (kz * KS + ky) * KS * COB;
 #pragma unroll
                 for (int kx = 0; kx < KS; kx++) {
                     floatv v[NV];
@@ -269,50 +254,38 @@ __kernel void conv3d_fwd(__global const float *restrict x,
                     for (int j = 0; j < NV; j++)
                         v[j] = VLOAD(row + kx + j * VW);
 #pragma unroll
-                    for (int r = 0; r < ZB; r++) {
-                        const int kz = s - r;
-                        if (kz < 0 || kz >= KS)
-                            continue;
-                        __global const float *wk =
-                            ws + ((kz * KS + ky) * KS + kx) * COB;
+                    for (int c = 0; c < COB; c++) {
+                        const floatv wv = (floatv)wk[kx * COB + c];
 #pragma unroll
-                        for (int c = 0; c < COB; c++) {
-                            const floatv wv = (floatv)wk[c];
-#pragma unroll
-                            for (int j = 0; j < NV; j++)
-                                acc[r][c][j] = fma(wv, v[j], acc[r][c][j]);
-                        }
+                        for (int j = 0; j < NV; j++)
+                            acc[c][j] = fma(wv, v[j], acc[c][j]);
                     }
                 }
             }
         }
     }
-    const size_t ystride = (size_t)dout * hout * wout;
     const int co0 = cb * COB;
-    __global float *yo = y + ((size_t)n * cout + co0) * ystride;
-#pragma unroll
-    for (int r = 0; r < ZB; r++) {
-        const int z = zs + r;
-        if (z >= band * ZB) /* planes before it belong to the band before */
-            store_tile(acc[r], yo, bias, use_bias, co0, cout, z * hwp + ps,
-                       z * hwp + p0, hp, wp, hout, wout, ystride);
-    }
+    store_tile(acc, y + ((size_t)n * cout + co0) * ystride + yoff, bias,
+               use_bias, co0, cout, qs, q0, hp, wp, hout, wout, ystride);
 }
 
 /* Partial weight gradients of one chunk of positions:
- * part[ch][co][ci][kz][ky][kx] = sum over q in chunk of
+ * part[ch0 + ch][co][ci][kz][ky][kx] = sum over q in chunk of
  *     dyq(n, co, q) * x(n, ci, q + (kz*Hp + ky)*Wp + kx).
- * x: (N, cin, slen) padded input; dyq: (N, coutp, sq), dy embedded in the
- * padded geometry, zero at unused positions and channels >= cout.
- * Work-item (ci*KS*KS + kz*KS + ky, cb, ch) keeps BCOB x KS vector
- * accumulators; ch = n*nq + chunk covers [chunk*qchunk, ...) of [0, lq). */
+ * x: padded input from element xoff on, channel stride xstride; dyq:
+ * (N, coutp, sq), dy embedded in the padded geometry, zero at unused
+ * positions and channels >= cout. Work-item (ci*KS*KS + kz*KS + ky, cb, ch)
+ * keeps BCOB x KS vector accumulators; ch = n*nq + chunk covers
+ * [chunk*qchunk, ...) of [0, lq). */
 __kernel void conv3d_bwd_weight(__global const float *restrict x,
                                 __global const float *restrict dyq,
                                 __global float *restrict part, const int cin,
                                 const int cout, const int coutp, const int hp,
-                                const int wp, const int slen, const int sq,
+                                const int wp, const int xstride,
+                                const int xoff, const int sq,
                                 const int lq, const int nq, const int qchunk,
-                                const int nch, const int ncb, const int pstride)
+                                const int nch, const int ncb, const int pstride,
+                                const int ch0)
 {
     const int kk = get_global_id(0);
     const int cb = get_global_id(1);
@@ -329,7 +302,7 @@ __kernel void conv3d_bwd_weight(__global const float *restrict x,
     const int qv = min(qb, lq / BVW * BVW); /* end of the vector part */
 
     __global const float *xs =
-        x + ((size_t)n * cin + ci) * slen + (kz * hp + ky) * wp;
+        x + ((size_t)n * cin + ci) * xstride + xoff + (kz * hp + ky) * wp;
     __global const float *ds = dyq + ((size_t)n * coutp + cb * BCOB) * sq;
 
     floatb acc[BCOB][KS];
@@ -367,7 +340,7 @@ __kernel void conv3d_bwd_weight(__global const float *restrict x,
                 tail[c][kx] = fma(d, xs[q + kx], tail[c][kx]);
         }
     }
-    __global float *p = part + (size_t)ch * pstride;
+    __global float *p = part + (size_t)(ch0 + ch) * pstride;
 #pragma unroll
     for (int c = 0; c < BCOB; c++) {
         const int co = cb * BCOB + c;
@@ -381,12 +354,14 @@ __kernel void conv3d_bwd_weight(__global const float *restrict x,
     }
 }
 
-/* Partial bias gradients: part[ch][boff + co] = sum of dyq(n, co, chunk). */
+/* Partial bias gradients: part[ch0 + ch][boff + co] = sum of dyq(n, co,
+ * chunk). */
 __kernel void conv3d_bwd_bias(__global const float *restrict dyq,
                               __global float *restrict part, const int cout,
                               const int coutp, const int sq, const int lq,
                               const int nq, const int qchunk, const int nch,
-                              const int pstride, const int boff)
+                              const int pstride, const int boff,
+                              const int ch0)
 {
     const int co = get_global_id(0);
     const int ch = get_global_id(1);
@@ -399,7 +374,7 @@ __kernel void conv3d_bwd_bias(__global const float *restrict dyq,
     float s = 0.0f;
     for (int q = qa; q < qb; q++)
         s += ds[q];
-    part[(size_t)ch * pstride + boff + co] = s;
+    part[(size_t)(ch0 + ch) * pstride + boff + co] = s;
 }
 
 /* out[e] = sum over chunks of part[ch][e] in chunk order (deterministic);

@@ -99,32 +99,35 @@ void windows_argmax(__global const float *p, const uint H, const uint W,
     *bo = b;
 }
 
-/* Work-item (g0, g1): g0 = xg + Wg*oy with xg the group of VX windows
- * along W (Wg = ceil(Wo / VX) groups per row), g1 = oz + Do*nc. */
+/* Work-item (g0, g1) handles `per` groups of VX windows of one output row
+ * (per = 1 on GPUs; whole rows on CPUs, which amortises the index
+ * arithmetic): g0 = xi + Wi*oy with Wi = ceil(ceil(Wo / VX) / per) items
+ * per row, g1 = oz + Do*nc. */
 __kernel void maxpool3d_forward(__global const float *x, __global float *y,
                                 const uint D, const uint H, const uint W,
-                                const uint NC, const uint Wg)
+                                const uint NC, const uint Wi, const uint per)
 {
     const uint Do = D / 2, Ho = H / 2, Wo = W / 2;
     const uint g0 = get_global_id(0), g1 = get_global_id(1);
-    if (g0 >= Ho * Wg || g1 >= Do * NC)
+    if (g0 >= Ho * Wi || g1 >= Do * NC)
         return;
-    const uint oy = g0 / Wg, ox0 = (g0 - oy * Wg) * VX;
+    const uint oy = g0 / Wi, xb = (g0 - oy * Wi) * per * VX;
+    const uint xe = min(xb + per * VX, Wo);
     const uint nc = g1 / Do, oz = g1 - nc * Do;
     __global const float *p =
-        x + nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W + 2 * ox0;
-    __global float *q = y + (g1 * Ho + oy) * Wo + ox0;
-    if (ox0 + VX <= Wo) {
+        x + nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W;
+    __global float *q = y + (g1 * Ho + oy) * Wo;
+    uint ox = xb;
+    for (; ox + VX <= xe; ox += VX) {
         VOUT m;
         VINT b;
-        windows_argmax(p, H, W, &m, &b);
-        VSTORE_OUT(m, 0, q);
-        return;
+        windows_argmax(p + 2 * ox, H, W, &m, &b);
+        VSTORE_OUT(m, 0, q + ox);
     }
-    for (uint i = 0; ox0 + i < Wo; i++) {
+    for (; ox < xe; ox++) {
         float m;
-        window_argmax(p + 2 * i, H, W, &m);
-        q[i] = m;
+        window_argmax(p + 2 * ox, H, W, &m);
+        q[ox] = m;
     }
 }
 
@@ -146,43 +149,47 @@ void window_backward(__global const float *x, __global float *dx,
                         best == (int)(dz * 4 + dy_ * 2 + dx_) ? g : 0.0f;
 }
 
-/* One work-item per VX windows of the ceil-mode tiling (Dc, Hc, Wc), so
- * every dx voxel is written by exactly one work-item: a full window routes
- * dy to its maximum and zeroes the other seven; a partial window zeroes its
- * voxels. g0 = xg + Wg*oy (Wg = ceil(Wc / VX)), g1 = oz + Dc*nc. */
+/* Work-items over the ceil-mode tiling (Dc, Hc, Wc) of windows, `per`
+ * groups of VX windows of one row each, so every dx voxel is written by
+ * exactly one work-item: a full window routes dy to its maximum and zeroes
+ * the other seven; a partial window zeroes its voxels. g0 = xi + Wi*oy
+ * (Wi = ceil(ceil(Wc / VX) / per)), g1 = oz + Dc*nc. */
 __kernel void maxpool3d_backward(__global const float *x,
                                  __global const float *dy,
                                  __global float *dx, const uint D, const uint H,
-                                 const uint W, const uint NC, const uint Wg)
+                                 const uint W, const uint NC, const uint Wi,
+                                 const uint per)
 {
     const uint Do = D / 2, Ho = H / 2, Wo = W / 2;
     const uint Dc = (D + 1) / 2, Hc = (H + 1) / 2, Wc = (W + 1) / 2;
     const uint g0 = get_global_id(0), g1 = get_global_id(1);
-    if (g0 >= Hc * Wg || g1 >= Dc * NC)
+    if (g0 >= Hc * Wi || g1 >= Dc * NC)
         return;
-    const uint oy = g0 / Wg, ox0 = (g0 - oy * Wg) * VX;
+    const uint oy = g0 / Wi, xb = (g0 - oy * Wi) * per * VX;
+    const uint xe = min(xb + per * VX, Wc);
     const uint nc = g1 / Dc, oz = g1 - nc * Dc;
-    const uint off = nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W + 2 * ox0;
-    const uint o = (nc * Do + oz) * (Ho * Wo) + oy * Wo + ox0;
-    if (oz < Do && oy < Ho && ox0 + VX <= Wo) {
-        VOUT m;
-        VINT b;
-        windows_argmax(x + off, H, W, &m, &b);
-        const VOUT g = VLOAD_OUT(0, dy + o);
-        const VOUT z = (VOUT)(0.0f);
-        for (uint r = 0; r < 4; r++) { /* rows (dz, dy) */
-            const VOUT e = select(z, g, b == (VINT)(2 * r));
-            const VOUT od = select(z, g, b == (VINT)(2 * r + 1));
-            VSTORE_IN(INTERLEAVE(e, od), 0,
-                      dx + off + ((r >> 1) * H + (r & 1u)) * W);
-        }
-        return;
-    }
+    const uint off = nc * (D * H * W) + ((2 * oz) * H + 2 * oy) * W;
+    const uint o = (nc * Do + oz) * (Ho * Wo) + oy * Wo;
     const int rows_full = oz < Do && oy < Ho;
-    for (uint i = 0; i < VX && ox0 + i < Wc; i++) {
-        const uint xx = 2 * (ox0 + i);
-        const int full = rows_full && ox0 + i < Wo;
-        window_backward(x, dx, off + 2 * i, D, H, W, 2 * oz, 2 * oy, xx, full,
-                        full ? dy[o + i] : 0.0f);
+    uint ox = xb;
+    if (rows_full) {
+        const VOUT z = (VOUT)(0.0f);
+        for (; ox + VX <= min(xe, Wo); ox += VX) {
+            VOUT m;
+            VINT b;
+            windows_argmax(x + off + 2 * ox, H, W, &m, &b);
+            const VOUT g = VLOAD_OUT(0, dy + o + ox);
+            for (uint r = 0; r < 4; r++) { /* rows (dz, dy) */
+                const VOUT e = select(z, g, b == (VINT)(2 * r));
+                const VOUT od = select(z, g, b == (VINT)(2 * r + 1));
+                VSTORE_IN(INTERLEAVE(e, od), 0,
+                          dx + off + ((r >> 1) * H + (r & 1u)) * W + 2 * ox);
+            }
+        }
+    }
+    for (; ox < xe; ox++) {
+        const int full = rows_full && ox < Wo;
+        window_backward(x, dx, off + 2 * ox, D, H, W, 2 * oz, 2 * oy, 2 * ox,
+                        full, full ? dy[o + ox] : 0.0f);
     }
 }

@@ -1,17 +1,51 @@
-/* ReLU forward and backward, elementwise. */
+/* ReLU forward and backward, elementwise. Each work-item handles VW
+ * consecutive floats (build option -DVW=1|2|4|8|16) with one vector load
+ * per array; the last item takes the n % VW leftover floats one by one.
+ * NaN maps to 0, like the reference (x > 0 is false for NaN). */
+#ifndef VW
+#define VW 4
+#endif
+#if VW == 1
+#define VEC float
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#define POS(v, a) ((v) > 0.0f ? (a) : 0.0f)
+#else
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VEC CAT(float, VW)
+#define VLOAD(p) CAT(vload, VW)(0, (p))
+#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
+/* a where v > 0, else 0 */
+#define POS(v, a) select((VEC)(0.0f), (a), (v) > 0.0f)
+#endif
+
 __kernel void relu_forward(__global const float *x, __global float *y,
                            const uint n)
 {
-    const uint i = get_global_id(0);
-    if (i < n)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f; /* no fmax: NaN stays NaN */
+    const uint o = get_global_id(0) * VW;
+    if (o >= n)
+        return;
+    if (n - o >= VW) {
+        const VEC v = VLOAD(x + o);
+        VSTORE(POS(v, v), y + o);
+        return;
+    }
+    for (uint i = o; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 /* The mask comes from the forward output: y > 0 exactly where x > 0. */
 __kernel void relu_backward(__global const float *y, __global const float *dy,
                             __global float *dx, const uint n)
 {
-    const uint i = get_global_id(0);
-    if (i < n)
+    const uint o = get_global_id(0) * VW;
+    if (o >= n)
+        return;
+    if (n - o >= VW) {
+        VSTORE(POS(VLOAD(y + o), VLOAD(dy + o)), dx + o);
+        return;
+    }
+    for (uint i = o; i < n; i++)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }

@@ -1,4 +1,20 @@
-/* Optimizer updates, elementwise. */
+/* Optimizer updates, elementwise. Each work-item handles VW consecutive
+ * floats (build option -DVW=1|2|4|8|16) with one vector load per array;
+ * the last item takes the n % VW leftover floats one by one. */
+#ifndef VW
+#define VW 4
+#endif
+#if VW == 1
+#define VEC float
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#else
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VEC CAT(float, VW)
+#define VLOAD(p) CAT(vload, VW)(0, (p))
+#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
+#endif
 
 /* PyTorch SGD, dampening 0: buf = m*buf + (g + wd*p); p -= lr*buf. */
 __kernel void sgd_step(__global float *param, __global const float *grad,
@@ -6,20 +22,36 @@ __kernel void sgd_step(__global float *param, __global const float *grad,
                        const float momentum, const float weight_decay,
                        const uint n)
 {
-    const uint i = get_global_id(0);
-    if (i >= n)
+    const uint o = get_global_id(0) * VW;
+    if (o >= n)
         return;
-    const float p = param[i];
-    const float b = momentum * buf[i] + (grad[i] + weight_decay * p);
-    buf[i] = b;
-    param[i] = p - lr * b;
+    if (n - o >= VW) {
+        const VEC p = VLOAD(param + o);
+        const VEC b = momentum * VLOAD(buf + o) +
+                      (VLOAD(grad + o) + weight_decay * p);
+        VSTORE(b, buf + o);
+        VSTORE(p - lr * b, param + o);
+        return;
+    }
+    for (uint i = o; i < n; i++) {
+        const float p = param[i];
+        const float b = momentum * buf[i] + (grad[i] + weight_decay * p);
+        buf[i] = b;
+        param[i] = p - lr * b;
+    }
 }
 
 /* y += alpha * x */
 __kernel void axpy(const float alpha, __global const float *x,
                    __global float *y, const uint n)
 {
-    const uint i = get_global_id(0);
-    if (i < n)
+    const uint o = get_global_id(0) * VW;
+    if (o >= n)
+        return;
+    if (n - o >= VW) {
+        VSTORE(VLOAD(y + o) + alpha * VLOAD(x + o), y + o);
+        return;
+    }
+    for (uint i = o; i < n; i++)
         y[i] += alpha * x[i];
 }

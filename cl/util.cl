@@ -1,9 +1,30 @@
 /* Runtime helpers. fill is a kernel rather than clEnqueueFillBuffer because
  * oclgrind's shadow memory mis-tracks filled buffers (false "uninitialized"
- * reports) and a kernel behaves the same on every device. */
+ * reports) and a kernel behaves the same on every device. Each work-item
+ * writes VW consecutive floats (build option -DVW=1|2|4|8|16), the last one
+ * the n % VW leftover floats one by one. */
+#ifndef VW
+#define VW 4
+#endif
+#if VW == 1
+#define VEC float
+#define VSTORE(v, p) (*(p) = (v))
+#else
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VEC CAT(float, VW)
+#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
+#endif
+
 __kernel void fill_f32(__global float *a, const float v, const uint n)
 {
-    const uint i = get_global_id(0);
-    if (i < n)
+    const uint o = get_global_id(0) * VW;
+    if (o >= n)
+        return;
+    if (n - o >= VW) {
+        VSTORE((VEC)(v), a + o);
+        return;
+    }
+    for (uint i = o; i < n; i++)
         a[i] = v;
 }

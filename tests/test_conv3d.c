@@ -139,12 +139,14 @@ static void conv3d_other_blockings(void **state)
     const char *cfgs[][2] = {
         {"VW=1 NV=1 COB=1 ACC=1", "BW_VW=1 BW_COB=1"},
         {"VW=4 NV=2 COB=3 ACC=6", "BW_VW=2 BW_COB=3"},
-        {"VW=8 NV=1 COB=8 ACC=8 ZB=3", "BW_VW=8 BW_COB=5"},
-        {"VW=16 NV=3 COB=4 ACC=12 ZB=2", "BW_VW=16 BW_COB=8"},
-        {"VW=2 NV=4 COB=16 ACC=32 ZB=5", "BW_VW=4 BW_COB=2"},
+        {"VW=8 NV=1 COB=8 ACC=8", "BW_VW=8 BW_COB=5"},
+        {"VW=16 NV=3 COB=4 ACC=12", "BW_VW=16 BW_COB=8"},
+        {"VW=2 NV=4 COB=16 ACC=32", "BW_VW=4 BW_COB=2"},
     };
-    /* chunked weight gradient: many chunks, partial last vectors */
-    const char *chunk = "BW_ITEMS=100000 BW_CHUNK=5 BW_MAXCHUNK=37 LWS=7";
+    /* chunked weight gradient (many chunks, partial last vectors) and
+     * one-plane slabs */
+    const char *chunk =
+        "BW_ITEMS=100000 BW_CHUNK=5 BW_MAXCHUNK=37 LWS=7 SLAB_KB=1";
     conv_shape cases[] = {
         {2, 3, 5, 5, 6, 13, 3, 0, 1},
         {2, 2, 7, 4, 5, 9, 3, 1, 1},
@@ -184,8 +186,9 @@ static double loss_of(t_env *e, const conv_shape *c, const float *x,
     u3d_conv3d_params p = {c->k, c->pad};
     u3d_error err = {0};
     u3d_shape ys = out_shape(c);
-    u3d_tensor X = t_tensor(e->ref, u3d_shape5(c->n, c->cin, c->d, c->h, c->w), x);
-    u3d_tensor W = t_tensor(e->ref, u3d_shape5(c->cout, c->cin, c->k, c->k, c->k), w);
+    u3d_shape xs = u3d_shape5(c->n, c->cin, c->d, c->h, c->w);
+    u3d_shape ws = u3d_shape5(c->cout, c->cin, c->k, c->k, c->k);
+    u3d_tensor X = t_tensor(e->ref, xs, x), W = t_tensor(e->ref, ws, w);
     u3d_tensor B = t_tensor(e->ref, u3d_shape5(1, c->cout, 1, 1, 1), b);
     u3d_tensor Y = t_tensor(e->ref, ys, NULL);
     t_ok(u3d_conv3d_forward(&p, &X, &W, &B, &Y, &err), &err, "ref forward");

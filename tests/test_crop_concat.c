@@ -92,6 +92,11 @@ static void crop_concat_matches_reference(void **state)
         u3d_shape ss = u3d_shape5(
             n, t_randi(&e->seed, 1, 4), us.d + t_randi(&e->seed, 0, 5),
             us.h + t_randi(&e->seed, 0, 5), us.w + t_randi(&e->seed, 0, 5));
+        if (r == 0) { /* wide rows: whole vectors inside, outside and
+                         across the crop window's edges */
+            us = u3d_shape5(2, 2, 2, 3, 37);
+            ss = u3d_shape5(2, 3, 4, 4, 42);
+        }
         cc_io dev = cc_make(&e->seed, ss, us), ref = dev;
         run_cc(e->cl, &dev);
         ref.y = ref.ds_over = ref.ds_acc = ref.du = NULL;

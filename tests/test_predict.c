@@ -198,6 +198,17 @@ static void same_tiled_equals_whole(void **state)
     compare_tiled(net, &img, tile, 6, "same net, OpenCL");
     u3d_volume_free(&img);
     u3d_net_destroy(net);
+    if (t_small())
+        return;
+    /* 4 levels: context 48, period 8; thin in H and W to stay fast */
+    cfg = cfg_of(4, 1, 1, 2, U3D_PAD_SAME);
+    assert_int_equal(u3d_net_context(&cfg), 48);
+    int t4[3] = {104, 16, 16};
+    net = make_net(e->cl, &cfg, 13);
+    img = make_image(1, 123, 16, 13, &seed);
+    compare_tiled(net, &img, t4, 3, "4-level same net, OpenCL");
+    u3d_volume_free(&img);
+    u3d_net_destroy(net);
 }
 
 /* Why a same net needs more context than the valid margin: one tile
@@ -371,15 +382,21 @@ static void tile_geometry(void **state)
 {
     (void)state;
     u3d_error err = {0};
-    u3d_net_config cfgs[4];
+    u3d_net_config cfgs[8];
     u3d_net_preset("tiny", &cfgs[0], &err);
     u3d_net_preset("paper", &cfgs[1], &err);
     cfgs[2] = cfg_of(3, 4, 1, 2, U3D_PAD_SAME);
     cfgs[3] = cfg_of(4, 4, 1, 2, U3D_PAD_SAME);
-    int ctx[4] = {20, 44, 24, 48};
-    for (int i = 0; i < 4; i++) {
+    cfgs[4] = cfg_of(1, 4, 1, 2, U3D_PAD_VALID);
+    cfgs[5] = cfg_of(1, 4, 1, 2, U3D_PAD_SAME);
+    cfgs[6] = cfg_of(5, 1, 1, 2, U3D_PAD_VALID);
+    cfgs[7] = cfg_of(2, 1, 1, 2, U3D_PAD_SAME);
+    /* -1: not checked */
+    int ctx[8] = {20, 44, 24, 48, 2, 2, -1, 8};
+    for (int i = 0; i < 8; i++) {
         const u3d_net_config *c = &cfgs[i];
-        assert_int_equal(u3d_net_context(c), ctx[i]);
+        if (ctx[i] >= 0)
+            assert_int_equal(u3d_net_context(c), ctx[i]);
         int min = u3d_predict_min_size(c);
         for (int n = min; n < min + 150; n += 7) {
             int vol[3] = {n, n + 3, min};
@@ -558,16 +575,19 @@ static void cli_predict(void **state)
 {
     t_env *e = *state;
     char *msg, args[4096];
-    if (run_cli("predict --help", "/tmp", &msg) != 0) {
-        free(msg);
-        printf("  %s has no predict command yet: skipped\n", cli());
-        skip();
-    }
-    free(msg);
     clifix fx;
     u3d_net *net;
     u3d_model_meta m;
     cli_setup(e, &fx, &net, &m);
+    if (run_cli("predict --help", fx.dir, &msg) != 0) {
+        free(msg);
+        printf("  %s has no predict command yet: skipped\n", cli());
+        u3d_net_destroy(net);
+        snprintf(args, sizeof args, "rm -rf %s", fx.dir);
+        assert_int_equal(system(args), 0);
+        skip();
+    }
+    free(msg);
     snprintf(args, sizeof args,
              "predict --backend ref --model %s --image %s --out %s/seg.tif "
              "--probabilities %s/p.tif --overview %s/ov.png --max-memory 64",

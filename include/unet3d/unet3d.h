@@ -13,5 +13,6 @@
 #include "unet3d/augment.h"
 #include "unet3d/train.h"
 #include "unet3d/synth.h"
+#include "unet3d/predict.h"
 #define U3D_VERSION "0.1.0"
 #endif

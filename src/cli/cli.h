@@ -13,6 +13,8 @@ int u3d_cmd_augment(int argc, char **argv); /* src/cli/cmd_augment.c */
 
 int u3d_cmd_densify(int argc, char **argv); /* src/cli/cmd_densify.c */
 int u3d_cmd_demo(int argc, char **argv);    /* src/cli/cmd_demo.c */
+int u3d_cmd_predict(int argc, char **argv);  /* src/cli/cmd_predict.c */
+int u3d_cmd_evaluate(int argc, char **argv); /* src/cli/cmd_evaluate.c */
 
 /* The densify workflow (also run by the demo). */
 typedef struct u3d_densify_opts {

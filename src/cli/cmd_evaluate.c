@@ -6,8 +6,6 @@
 #include "cli/cli.h"
 #include "unet3d/predict.h"
 
-int u3d_cmd_evaluate(int argc, char **argv); /* also in cli.h */
-
 static void usage(FILE *f)
 {
     fprintf(f,

@@ -19,6 +19,10 @@ static void usage(FILE *f)
             "                          train on sparsely labeled volumes\n"
             "  sparsify --labels L --slices Z,Y,X --out S.tif\n"
             "                          keep a few annotated slices (paper protocol)\n"
+            "  predict --model M.u3d --image I --out SEG.tif [...]\n"
+            "                          segment a volume of any size (overlap-tile)\n"
+            "  evaluate --prediction P --truth T [--exclude SPARSE] [--json]\n"
+            "                          IoU and Dice per class\n"
             "  densify --image I --labels SPARSE --out DENSE.tif [...]\n"
             "                          train on one volume's annotations, segment it\n"
             "  augment --image I [--labels L] --out DIR [--samples N]\n"
@@ -115,6 +119,10 @@ int main(int argc, char **argv)
         return cmd_golden(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return u3d_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict"))
+        return u3d_cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "evaluate"))
+        return u3d_cmd_evaluate(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))
         return u3d_cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "densify"))

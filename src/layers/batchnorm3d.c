@@ -1,42 +1,42 @@
 /* Batch norm on OpenCL (cl/batchnorm3d.cl): two-level deterministic
- * per-channel reductions, then elementwise kernels. */
+ * per-channel reductions over chunks of each plane, then chunked
+ * elementwise kernels. Partials live in per-device scratch buffers. */
+#include <stdint.h>
 #include "layers/layers.h"
 #include "layers/reduce.h"
 
-#define PART_LWS 64     /* stage-1 local size; G is a multiple of it */
-#define MIN_PER_ITEM 32 /* voxels per stage-1 item before G grows */
-#define FINAL_LWS 256   /* cap of the stage-2 work-group */
-#define APPLY_LWS 256
+#define PROG "batchnorm3d"
+#define FINAL_LWS 256 /* cap of the stage-2 work-group */
 
-/* Geometry of one call: S voxels per image, C channels, N images. */
+/* Geometry of one call: S voxels per plane, C channels, N images, nch
+ * chunks per plane. */
 typedef struct bn_geo {
-    cl_uint S, C, N, G;
-    size_t part_lws;
+    cl_uint S, C, N, nch;
+    u3d_chunk_cfg cfg;
 } bn_geo;
 
-static u3d_status geometry(u3d_cl *cl, cten *x, cl_kernel part_k, bn_geo *g,
-                           u3d_error *err)
+static u3d_status geometry(u3d_cl *cl, cten *x, bn_geo *g, u3d_error *err)
 {
+    if (u3d_shape_count(x->shape) > UINT32_MAX)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "batchnorm3d: tensors of more than 2^32 elements "
+                          "are not supported; use a smaller patch");
     g->S = (cl_uint)u3d_shape_spatial(x->shape);
     g->C = (cl_uint)x->shape.c;
     g->N = (cl_uint)x->shape.n;
-    U3D_TRY(u3d_cl_pow2_lws(cl, part_k, PART_LWS, &g->part_lws, err));
-    /* enough items to fill the device, few enough that stage 2 is cheap */
-    size_t m = (size_t)g->S * g->N;
-    size_t gmax = (size_t)u3d_cl_tune(cl, "batchnorm", "partials", 1024);
-    size_t G = (m + MIN_PER_ITEM - 1) / MIN_PER_ITEM;
-    if (G > gmax)
-        G = gmax;
-    g->G = (cl_uint)u3d_round_up(G ? G : 1, PART_LWS);
+    /* GPU defaults: 128 items x float4, 8 vectors per item and chunk */
+    g->cfg = u3d_chunk_tune(cl, "batchnorm", 4, 128, 4096);
+    g->nch = (g->S + g->cfg.chunk - 1) / g->cfg.chunk;
     return U3D_OK;
 }
 
-/* A zero-filled float scratch buffer of n elements on be. */
-static u3d_status scratch(u3d_backend *be, size_t n, u3d_tensor *t,
-                          u3d_error *err)
+/* The stage-1 partials: two arrays of C*N*nch floats. */
+static u3d_status partials(u3d_cl *cl, const bn_geo *g, cl_mem *a, cl_mem *b,
+                           u3d_error *err)
 {
-    return u3d_tensor_create(be, u3d_shape5(1, 1, 1, 1, (int)n), U3D_F32, t,
-                             err);
+    size_t bytes = (size_t)g->C * g->N * g->nch * sizeof(float);
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_BN_PART_A, bytes, a, err));
+    return u3d_cl_scratch(cl, U3D_SCRATCH_BN_PART_B, bytes, b, err);
 }
 
 static u3d_status need_two_values(const bn_geo *g, u3d_error *err)
@@ -49,18 +49,37 @@ static u3d_status need_two_values(const bn_geo *g, u3d_error *err)
     return U3D_OK;
 }
 
-/* Launches bn_apply over (S, C, N). */
+/* Launches a chunked kernel over (nch * lws, N*C). */
+static u3d_status launch_chunks(u3d_cl *cl, cl_kernel k, const char *label,
+                                const bn_geo *g, size_t lws, u3d_error *err)
+{
+    size_t gws[2] = {(size_t)g->nch * lws, (size_t)g->N * g->C};
+    size_t l[2] = {lws, 1};
+    return u3d_cl_launch(cl, k, label, 2, gws, l, err);
+}
+
+/* Sets local-memory argument i to n elements of size sz. */
+static u3d_status local_arg(cl_kernel k, cl_uint i, size_t n, size_t sz,
+                            u3d_error *err)
+{
+    return u3d_cl_check(clSetKernelArg(k, i, n * sz, NULL),
+                        "clSetKernelArg(local)", err);
+}
+
+/* Launches bn_apply. */
 static u3d_status launch_apply(u3d_cl *cl, const bn_geo *g, cten *x,
                                u3d_tensor *y, cl_mem mean, cl_mem stat,
                                cl_int stat_is_var, float eps, cten *gamma,
                                cten *beta, u3d_error *err)
 {
+    u3d_chunk_cfg cfg = g->cfg;
     cl_kernel k;
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_apply", NULL, &k, err));
+    U3D_TRY(u3d_chunk_kernel(cl, PROG, "bn_apply", &cfg, &k, err));
     cl_mem xm = u3d_cl_mem(x), ym = u3d_cl_mem(y);
     cl_mem gm = gamma ? u3d_cl_mem(gamma) : mean; /* dummy when absent */
     cl_mem bm = beta ? u3d_cl_mem(beta) : mean;
     cl_int hg = gamma != NULL, hb = beta != NULL;
+    cl_uint nc = g->N * g->C;
     U3D_ARG(k, 0, xm, err);
     U3D_ARG(k, 1, ym, err);
     U3D_ARG(k, 2, mean, err);
@@ -73,11 +92,9 @@ static u3d_status launch_apply(u3d_cl *cl, const bn_geo *g, cten *x,
     U3D_ARG(k, 9, hb, err);
     U3D_ARG(k, 10, g->S, err);
     U3D_ARG(k, 11, g->C, err);
-    size_t cap;
-    U3D_TRY(u3d_cl_pow2_lws(cl, k, APPLY_LWS, &cap, err));
-    size_t gws[3] = {g->S, g->C, g->N};
-    size_t lws[3] = {u3d_pow2_at_least(g->S, cap), 1, 1};
-    return u3d_cl_launch(cl, k, "bn_apply", 3, gws, lws, err);
+    U3D_ARG(k, 12, nc, err);
+    U3D_ARG(k, 13, g->cfg.chunk, err);
+    return launch_chunks(cl, k, "bn_apply", g, cfg.lws, err);
 }
 
 /* Stage 2 local size and the launch of a (L, C) reduction kernel. */
@@ -88,50 +105,71 @@ static u3d_status launch_final(u3d_cl *cl, cl_kernel k, const char *label,
     return u3d_cl_launch(cl, k, label, 2, gws, lws, err);
 }
 
+/* Stage 2 work-group: a power of two, no larger than the partials per
+ * channel need. */
+static u3d_status final_lws(u3d_cl *cl, cl_kernel k, const bn_geo *g,
+                            size_t *L, u3d_error *err)
+{
+    size_t cap;
+    U3D_TRY(u3d_cl_pow2_lws(cl, k, FINAL_LWS, &cap, err));
+    *L = u3d_pow2_at_least((size_t)g->N * g->nch, cap);
+    return U3D_OK;
+}
+
+static u3d_status stats_partial(u3d_cl *cl, const bn_geo *g, cten *x,
+                                cl_mem pa, cl_mem pb, u3d_error *err)
+{
+    u3d_chunk_cfg cfg = g->cfg;
+    cl_kernel k;
+    U3D_TRY(u3d_chunk_kernel(cl, PROG, "bn_stats_partial", &cfg, &k, err));
+    cl_mem xm = u3d_cl_mem(x);
+    U3D_ARG(k, 0, xm, err);
+    U3D_ARG(k, 1, pa, err);
+    U3D_ARG(k, 2, pb, err);
+    U3D_ARG(k, 3, g->S, err);
+    U3D_ARG(k, 4, g->C, err);
+    U3D_ARG(k, 5, g->N, err);
+    U3D_ARG(k, 6, g->cfg.chunk, err);
+    U3D_ARG(k, 7, g->nch, err);
+    U3D_TRY(local_arg(k, 8, cfg.lws, sizeof(float), err));
+    U3D_TRY(local_arg(k, 9, cfg.lws, sizeof(float), err));
+    U3D_TRY(local_arg(k, 10, cfg.lws, sizeof(cl_uint), err));
+    return launch_chunks(cl, k, "bn_stats_partial", g, cfg.lws, err);
+}
+
 static u3d_status stats(u3d_cl *cl, const bn_geo *g, const u3d_bn_params *p,
-                        cten *x, cl_mem part, u3d_tensor *rm, u3d_tensor *rv,
+                        cten *x, u3d_tensor *rm, u3d_tensor *rv,
                         u3d_tensor *save_mean, u3d_tensor *save_invstd,
                         u3d_error *err)
 {
-    cl_kernel k1, k2;
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_stats_partial", NULL, &k1,
-                              err));
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_stats_final", NULL, &k2,
-                              err));
-    cl_mem xm = u3d_cl_mem(x);
-    U3D_ARG(k1, 0, xm, err);
-    U3D_ARG(k1, 1, part, err);
-    U3D_ARG(k1, 2, g->S, err);
-    U3D_ARG(k1, 3, g->C, err);
-    U3D_ARG(k1, 4, g->N, err);
-    U3D_ARG(k1, 5, g->G, err);
-    size_t gws[2] = {g->G, g->C}, lws[2] = {g->part_lws, 1};
-    U3D_TRY(u3d_cl_launch(cl, k1, "bn_stats_partial", 2, gws, lws, err));
-
+    cl_mem pa, pb;
+    U3D_TRY(partials(cl, g, &pa, &pb, err));
+    U3D_TRY(stats_partial(cl, g, x, pa, pb, err));
+    cl_kernel k;
     size_t L;
-    U3D_TRY(u3d_cl_pow2_lws(cl, k2, FINAL_LWS, &L, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "bn_stats_final", NULL, &k, err));
+    U3D_TRY(final_lws(cl, k, g, &L, err));
     cl_mem smm = u3d_cl_mem(save_mean), sim = u3d_cl_mem(save_invstd);
     cl_mem rmm = rm ? u3d_cl_mem(rm) : smm, rvm = rv ? u3d_cl_mem(rv) : sim;
     cl_int update = rm != NULL;
-    U3D_ARG(k2, 0, part, err);
-    U3D_ARG(k2, 1, g->S, err);
-    U3D_ARG(k2, 2, g->C, err);
-    U3D_ARG(k2, 3, g->N, err);
-    U3D_ARG(k2, 4, g->G, err);
-    U3D_ARG(k2, 5, p->eps, err);
-    U3D_ARG(k2, 6, p->momentum, err);
-    U3D_ARG(k2, 7, update, err);
-    U3D_ARG(k2, 8, smm, err);
-    U3D_ARG(k2, 9, sim, err);
-    U3D_ARG(k2, 10, rmm, err);
-    U3D_ARG(k2, 11, rvm, err);
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 12, L * sizeof(float), NULL),
-                         "clSetKernelArg(local mean)", err));
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 13, L * sizeof(float), NULL),
-                         "clSetKernelArg(local m2)", err));
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 14, L * sizeof(cl_uint), NULL),
-                         "clSetKernelArg(local count)", err));
-    return launch_final(cl, k2, "bn_stats_final", g->C, L, err);
+    U3D_ARG(k, 0, pa, err);
+    U3D_ARG(k, 1, pb, err);
+    U3D_ARG(k, 2, g->S, err);
+    U3D_ARG(k, 3, g->C, err);
+    U3D_ARG(k, 4, g->N, err);
+    U3D_ARG(k, 5, g->cfg.chunk, err);
+    U3D_ARG(k, 6, g->nch, err);
+    U3D_ARG(k, 7, p->eps, err);
+    U3D_ARG(k, 8, p->momentum, err);
+    U3D_ARG(k, 9, update, err);
+    U3D_ARG(k, 10, smm, err);
+    U3D_ARG(k, 11, sim, err);
+    U3D_ARG(k, 12, rmm, err);
+    U3D_ARG(k, 13, rvm, err);
+    U3D_TRY(local_arg(k, 14, L, sizeof(float), err));
+    U3D_TRY(local_arg(k, 15, L, sizeof(float), err));
+    U3D_TRY(local_arg(k, 16, L, sizeof(cl_uint), err));
+    return launch_final(cl, k, "bn_stats_final", g->C, L, err);
 }
 
 u3d_status u3d_cl_batchnorm3d_forward_train(
@@ -140,22 +178,13 @@ u3d_status u3d_cl_batchnorm3d_forward_train(
     u3d_tensor *save_mean, u3d_tensor *save_invstd, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
-    cl_kernel k1;
     bn_geo g;
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_stats_partial", NULL, &k1,
-                              err));
-    U3D_TRY(geometry(cl, x, k1, &g, err));
+    U3D_TRY(geometry(cl, x, &g, err));
     U3D_TRY(need_two_values(&g, err));
-    u3d_tensor part;
-    U3D_TRY(scratch(be, 2 * (size_t)g.G * g.C, &part, err));
-    u3d_status st = stats(cl, &g, p, x, u3d_cl_mem(&part), running_mean,
-                          running_var, save_mean, save_invstd, err);
-    if (!st)
-        st = launch_apply(cl, &g, x, y, u3d_cl_mem(save_mean),
-                          u3d_cl_mem(save_invstd), 0, p->eps, gamma, beta,
-                          err);
-    u3d_tensor_release(&part);
-    return st;
+    U3D_TRY(stats(cl, &g, p, x, running_mean, running_var, save_mean,
+                  save_invstd, err));
+    return launch_apply(cl, &g, x, y, u3d_cl_mem(save_mean),
+                        u3d_cl_mem(save_invstd), 0, p->eps, gamma, beta, err);
 }
 
 u3d_status u3d_cl_batchnorm3d_forward_infer(u3d_backend *be,
@@ -166,64 +195,74 @@ u3d_status u3d_cl_batchnorm3d_forward_infer(u3d_backend *be,
                                             u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
-    bn_geo g = {(cl_uint)u3d_shape_spatial(x->shape), (cl_uint)x->shape.c,
-                (cl_uint)x->shape.n, 0, 0};
+    bn_geo g;
+    U3D_TRY(geometry(cl, x, &g, err));
     return launch_apply(cl, &g, x, y, u3d_cl_mem(running_mean),
                         u3d_cl_mem(running_var), 1, p->eps, gamma, beta, err);
 }
 
+static u3d_status bwd_partial(u3d_cl *cl, const bn_geo *g, cten *x, cten *dy,
+                              cten *save_mean, cl_mem pa, cl_mem pb,
+                              u3d_error *err)
+{
+    u3d_chunk_cfg cfg = g->cfg;
+    cl_kernel k;
+    U3D_TRY(u3d_chunk_kernel(cl, PROG, "bn_bwd_partial", &cfg, &k, err));
+    cl_mem xm = u3d_cl_mem(x), dym = u3d_cl_mem(dy);
+    cl_mem mm = u3d_cl_mem(save_mean);
+    U3D_ARG(k, 0, xm, err);
+    U3D_ARG(k, 1, dym, err);
+    U3D_ARG(k, 2, mm, err);
+    U3D_ARG(k, 3, pa, err);
+    U3D_ARG(k, 4, pb, err);
+    U3D_ARG(k, 5, g->S, err);
+    U3D_ARG(k, 6, g->C, err);
+    U3D_ARG(k, 7, g->N, err);
+    U3D_ARG(k, 8, g->cfg.chunk, err);
+    U3D_ARG(k, 9, g->nch, err);
+    U3D_TRY(local_arg(k, 10, cfg.lws, sizeof(float), err));
+    U3D_TRY(local_arg(k, 11, cfg.lws, sizeof(float), err));
+    return launch_chunks(cl, k, "bn_bwd_partial", g, cfg.lws, err);
+}
+
 /* Stages 1 and 2 of backward: sums (2C) <- sum dy, sum dy*xhat. */
 static u3d_status bwd_sums(u3d_cl *cl, const bn_geo *g, cten *x, cten *dy,
-                           cten *save_mean, cten *save_invstd, cl_mem part,
-                           cl_mem sums, u3d_tensor *dgamma, u3d_tensor *dbeta,
-                           u3d_error *err)
+                           cten *save_mean, cten *save_invstd, cl_mem pa,
+                           cl_mem pb, cl_mem sums, u3d_tensor *dgamma,
+                           u3d_tensor *dbeta, u3d_error *err)
 {
-    cl_kernel k1, k2;
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_bwd_partial", NULL, &k1,
-                              err));
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_bwd_final", NULL, &k2,
-                              err));
-    cl_mem xm = u3d_cl_mem(x), dym = u3d_cl_mem(dy);
-    cl_mem mm = u3d_cl_mem(save_mean), im = u3d_cl_mem(save_invstd);
-    U3D_ARG(k1, 0, xm, err);
-    U3D_ARG(k1, 1, dym, err);
-    U3D_ARG(k1, 2, mm, err);
-    U3D_ARG(k1, 3, part, err);
-    U3D_ARG(k1, 4, g->S, err);
-    U3D_ARG(k1, 5, g->C, err);
-    U3D_ARG(k1, 6, g->N, err);
-    U3D_ARG(k1, 7, g->G, err);
-    size_t gws[2] = {g->G, g->C}, lws[2] = {g->part_lws, 1};
-    U3D_TRY(u3d_cl_launch(cl, k1, "bn_bwd_partial", 2, gws, lws, err));
-
+    U3D_TRY(bwd_partial(cl, g, x, dy, save_mean, pa, pb, err));
+    cl_kernel k;
     size_t L;
-    U3D_TRY(u3d_cl_pow2_lws(cl, k2, FINAL_LWS, &L, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "bn_bwd_final", NULL, &k, err));
+    U3D_TRY(final_lws(cl, k, g, &L, err));
+    cl_mem im = u3d_cl_mem(save_invstd);
     cl_mem dgm = dgamma ? u3d_cl_mem(dgamma) : sums; /* dummy when absent */
     cl_mem dbm = dbeta ? u3d_cl_mem(dbeta) : sums;
     cl_int hdg = dgamma != NULL, hdb = dbeta != NULL;
-    U3D_ARG(k2, 0, part, err);
-    U3D_ARG(k2, 1, im, err);
-    U3D_ARG(k2, 2, g->C, err);
-    U3D_ARG(k2, 3, g->G, err);
-    U3D_ARG(k2, 4, sums, err);
-    U3D_ARG(k2, 5, dgm, err);
-    U3D_ARG(k2, 6, hdg, err);
-    U3D_ARG(k2, 7, dbm, err);
-    U3D_ARG(k2, 8, hdb, err);
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 9, L * sizeof(float), NULL),
-                         "clSetKernelArg(local a)", err));
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 10, L * sizeof(float), NULL),
-                         "clSetKernelArg(local b)", err));
-    return launch_final(cl, k2, "bn_bwd_final", g->C, L, err);
+    cl_uint P = g->N * g->nch;
+    U3D_ARG(k, 0, pa, err);
+    U3D_ARG(k, 1, pb, err);
+    U3D_ARG(k, 2, im, err);
+    U3D_ARG(k, 3, g->C, err);
+    U3D_ARG(k, 4, P, err);
+    U3D_ARG(k, 5, sums, err);
+    U3D_ARG(k, 6, dgm, err);
+    U3D_ARG(k, 7, hdg, err);
+    U3D_ARG(k, 8, dbm, err);
+    U3D_ARG(k, 9, hdb, err);
+    U3D_TRY(local_arg(k, 10, L, sizeof(float), err));
+    U3D_TRY(local_arg(k, 11, L, sizeof(float), err));
+    return launch_final(cl, k, "bn_bwd_final", g->C, L, err);
 }
 
 static u3d_status bwd_apply(u3d_cl *cl, const bn_geo *g, cten *x, cten *dy,
                             cten *gamma, cten *save_mean, cten *save_invstd,
                             cl_mem sums, u3d_tensor *dx, u3d_error *err)
 {
+    u3d_chunk_cfg cfg = g->cfg;
     cl_kernel k;
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_bwd_apply", NULL, &k,
-                              err));
+    U3D_TRY(u3d_chunk_kernel(cl, PROG, "bn_bwd_apply", &cfg, &k, err));
     cl_mem xm = u3d_cl_mem(x), dym = u3d_cl_mem(dy), dxm = u3d_cl_mem(dx);
     cl_mem mm = u3d_cl_mem(save_mean), im = u3d_cl_mem(save_invstd);
     cl_mem gm = gamma ? u3d_cl_mem(gamma) : mm; /* dummy when absent */
@@ -239,11 +278,8 @@ static u3d_status bwd_apply(u3d_cl *cl, const bn_geo *g, cten *x, cten *dy,
     U3D_ARG(k, 8, g->S, err);
     U3D_ARG(k, 9, g->C, err);
     U3D_ARG(k, 10, g->N, err);
-    size_t cap;
-    U3D_TRY(u3d_cl_pow2_lws(cl, k, APPLY_LWS, &cap, err));
-    size_t gws[3] = {g->S, g->C, g->N};
-    size_t lws[3] = {u3d_pow2_at_least(g->S, cap), 1, 1};
-    return u3d_cl_launch(cl, k, "bn_bwd_apply", 3, gws, lws, err);
+    U3D_ARG(k, 11, g->cfg.chunk, err);
+    return launch_chunks(cl, k, "bn_bwd_apply", g, cfg.lws, err);
 }
 
 u3d_status u3d_cl_batchnorm3d_backward(u3d_backend *be, cten *x, cten *dy,
@@ -253,22 +289,14 @@ u3d_status u3d_cl_batchnorm3d_backward(u3d_backend *be, cten *x, cten *dy,
                                        u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
-    cl_kernel k1;
     bn_geo g;
-    U3D_TRY(u3d_cl_kernel_get(cl, "batchnorm3d", "bn_bwd_partial", NULL, &k1,
-                              err));
-    U3D_TRY(geometry(cl, x, k1, &g, err));
-    u3d_tensor part, sums = {0};
-    U3D_TRY(scratch(be, 2 * (size_t)g.G * g.C, &part, err));
-    u3d_status st = scratch(be, 2 * (size_t)g.C, &sums, err);
-    if (!st)
-        st = bwd_sums(cl, &g, x, dy, save_mean, save_invstd,
-                      u3d_cl_mem(&part), u3d_cl_mem(&sums), dgamma, dbeta,
-                      err);
-    if (!st)
-        st = bwd_apply(cl, &g, x, dy, gamma, save_mean, save_invstd,
-                       u3d_cl_mem(&sums), dx, err);
-    u3d_tensor_release(&part);
-    u3d_tensor_release(&sums);
-    return st;
+    U3D_TRY(geometry(cl, x, &g, err));
+    cl_mem pa, pb, sums;
+    U3D_TRY(partials(cl, &g, &pa, &pb, err));
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_BN_SUMS,
+                           2 * (size_t)g.C * sizeof(float), &sums, err));
+    U3D_TRY(bwd_sums(cl, &g, x, dy, save_mean, save_invstd, pa, pb, sums,
+                     dgamma, dbeta, err));
+    return bwd_apply(cl, &g, x, dy, gamma, save_mean, save_invstd, sums, dx,
+                     err);
 }

@@ -1,13 +1,14 @@
 /* 3D convolution on OpenCL (cl/conv3d.cl).
  *
- * Forward: the input is zero-padded into a scratch copy when pad > 0, the
- * weights are rearranged on the device into the order the register-blocked
- * kernel reads them, then conv3d_fwd computes tiles of COB output channels
- * x VW*NV positions per work-item (see the layout note in cl/conv3d.cl).
+ * Forward: the weights are rearranged on the device into the order the
+ * register-blocked kernel reads them, then conv3d_fwd computes tiles of COB
+ * output channels x VW*NV positions per work-item (see the layout note in
+ * cl/conv3d.cl). With pad > 0 the input is zero-padded slab by slab (a few
+ * output planes at a time) into a scratch buffer, which bounds its size.
  * Backward-data is the same kernel on dy padded by k-1-pad, with the
- * weights flipped and Cin/Cout swapped. Backward-weight embeds dy in the
- * input's padded geometry, computes partial sums per chunk of positions and
- * reduces them in chunk order (deterministic, no atomics).
+ * weights flipped and Cin/Cout swapped. Backward-weight embeds dy (and pads
+ * x) slab by slab, computes partial sums per chunk of positions and reduces
+ * them in chunk order (deterministic, no atomics).
  *
  * Scratch buffers are allocated per call and released at its end (the
  * runtime defers the release until the queued kernels are done). */
@@ -19,7 +20,8 @@
 
 #define PROG "conv3d"
 
-/* geometry of one convolution over an already padded input */
+/* geometry of one kernel launch: a slab of output planes and the padded
+ * input planes it reads */
 typedef struct conv_geom {
     int n, cin, cout, k;
     int dp, hp, wp;       /* padded input */
@@ -107,117 +109,21 @@ static u3d_status get_kernel(u3d_cl *cl, const char *name, const char *opts,
     return u3d_cl_kernel_get(cl, PROG, name, opts, k, err);
 }
 
-/* dst (n, cd, dd, hd, wd) = src (n, cs, d, h, w) shifted by off, zero
- * elsewhere. */
+/* dst (n, cd, dd, hd, wd) voxel (z, y, x) = src (n, cs, d, h, w) voxel
+ * (z + zoff - off, y - off, x - off), zero outside src. */
 static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
                         int cd, int d, int h, int w, int dd, int hd, int wd,
-                        int off, u3d_error *err)
+                        int off, int zoff, u3d_error *err)
 {
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_embed", NULL, &k, err));
     int rows = n * cd * dd * hd;
-    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, rows};
+    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, zoff, rows};
     U3D_TRY(arg_mem(k, 0, src, err));
     U3D_TRY(arg_mem(k, 1, dst, err));
-    U3D_TRY(arg_ints(k, 2, a, 10, err));
+    U3D_TRY(arg_ints(k, 2, a, 11, err));
     size_t g = (size_t)rows, l = wg0(cl, k, tune(cl, "lws_small", 64), g);
     return u3d_cl_launch(cl, k, "conv3d_embed", 1, &g, &l, err);
-}
-
-/* Blocking of the forward kernel for this shape. */
-typedef struct fwd_plan {
-    int vw, nv, cob, zb;
-    int lp; /* positions per tile row: the volume (zb 1) or a plane */
-} fwd_plan;
-
-static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
-{
-    fwd_plan p;
-    int cobmax = tune(cl, "cob", 8), accmax = tune(cl, "acc", 8);
-    int nvmax = tune(cl, "nv", 4);
-    if (cobmax < 1)
-        cobmax = 1;
-    p.vw = tune(cl, "vw", 4);
-    /* fewest channel blocks, then as even as possible: Cout 3 gets one
-     * block of 3 rather than a block of 8 with 5 wasted rows */
-    int nb = ceil_div(g->cout, cobmax);
-    p.cob = ceil_div(g->cout, nb);
-    /* few output channels load many inputs per FMA: compute several
-     * output planes per work-item so each input plane serves up to k */
-    p.zb = 1;
-    if (2 * p.cob <= cobmax && g->k > 1)
-        p.zb = tune(cl, "zb", 4);
-    if (p.zb > g->dout)
-        p.zb = g->dout;
-    p.nv = accmax / (p.cob * p.zb);
-    if (p.nv > nvmax)
-        p.nv = nvmax;
-    if (p.nv < 1)
-        p.nv = 1;
-    p.lp = p.zb == 1 ? conv_lq(g) : (g->hout - 1) * g->wp + g->wout;
-    /* a tile must fit in its row (the last one shifts back) */
-    while (p.vw > 1 && p.vw > p.lp)
-        p.vw /= 2;
-    while (p.nv > 1 && p.vw * p.nv > p.lp)
-        p.nv--;
-    return p;
-}
-
-/* y = conv(xin, w) (+ bias) for an input already padded to g->dp, hp, wp.
- * flip != 0: w is a forward weight (g->cin, g->cout, k^3) used for the data
- * gradient (channels swapped, taps reversed). */
-static u3d_status conv_core(u3d_backend *be, const conv_geom *g, cl_mem xin,
-                            cl_mem w, int flip, cl_mem bias, cl_mem y,
-                            u3d_error *err)
-{
-    u3d_cl *cl = u3d_cl_of(be);
-    fwd_plan p = fwd_choose(cl, g);
-    char opts[128];
-    snprintf(opts, sizeof opts, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DZB=%d",
-             g->k, p.vw, p.nv, p.cob, p.zb);
-    cl_kernel kw, kf;
-    U3D_TRY(get_kernel(cl, "conv3d_weights", opts, &kw, err));
-    U3D_TRY(get_kernel(cl, "conv3d_fwd", opts, &kf, err));
-
-    int k3 = g->k * g->k * g->k, ncb = ceil_div(g->cout, p.cob);
-    int wtotal = ncb * p.cob * g->cin * k3;
-    cl_mem wt;
-    U3D_TRY(scratch(be, (size_t)wtotal, &wt, err));
-    u3d_status st;
-    {
-        int a[] = {g->cout, g->cin, wtotal, flip};
-        size_t gs = (size_t)wtotal;
-        size_t l = wg0(cl, kw, tune(cl, "lws_small", 64), gs);
-        st = arg_mem(kw, 0, w, err);
-        if (!st)
-            st = arg_mem(kw, 1, wt, err);
-        if (!st)
-            st = arg_ints(kw, 2, a, 4, err);
-        if (!st)
-            st = u3d_cl_launch(cl, kw, "conv3d_weights", 1, &gs, &l, err);
-    }
-    int ntiles = ceil_div(p.lp, p.vw * p.nv);
-    int nbands = p.zb > 1 ? ceil_div(g->dout, p.zb) : 1;
-    if (!st) {
-        int a[] = {g->cin,  g->cout, g->hp,   g->wp,   g->dp * g->hp * g->wp,
-                   g->dout, g->hout, g->wout, p.lp,    ntiles,
-                   ncb,     nbands,  bias != NULL};
-        st = arg_mem(kf, 0, xin, err);
-        if (!st)
-            st = arg_mem(kf, 1, wt, err);
-        if (!st) /* without bias any valid buffer: never read */
-            st = arg_mem(kf, 2, bias ? bias : wt, err);
-        if (!st)
-            st = arg_mem(kf, 3, y, err);
-        if (!st)
-            st = arg_ints(kf, 4, a, 13, err);
-        size_t gs[3] = {(size_t)ntiles, (size_t)ncb, (size_t)g->n * nbands};
-        size_t l[3] = {wg0(cl, kf, tune(cl, "lws", 64), gs[0]), 1, 1};
-        if (!st)
-            st = u3d_cl_launch(cl, kf, "conv3d_fwd", 3, gs, l, err);
-    }
-    scratch_free(be, wt);
-    return st;
 }
 
 /* Element counts must fit the kernels' int indices. */
@@ -231,29 +137,184 @@ static u3d_status check_size(const char *op, size_t count, u3d_error *err)
     return U3D_OK;
 }
 
-/* Zero-padded copy of t (or t itself when pad is 0) and its geometry. */
-static u3d_status padded(u3d_backend *be, cten *t, int pad, cl_mem *out,
-                         cl_mem *owned, int *dp, int *hp, int *wp,
-                         u3d_error *err)
+/* Output planes per slab: what fits the scratch budget (tuning slab_kb)
+ * with `extra` more input planes than output planes, balanced so the last
+ * slab is not much thinner than the others. */
+static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
+                       int dout)
 {
-    u3d_shape s = t->shape;
-    *dp = s.d + 2 * pad;
-    *hp = s.h + 2 * pad;
-    *wp = s.w + 2 * pad;
-    *owned = NULL;
-    *out = u3d_cl_mem(t);
-    if (pad == 0)
-        return U3D_OK;
-    size_t count = (size_t)s.n * s.c * *dp * *hp * *wp;
-    U3D_TRY(check_size("conv3d padding", count, err));
-    U3D_TRY(scratch(be, count, owned, err));
-    *out = *owned;
-    u3d_status st = embed(u3d_cl_of(be), u3d_cl_mem(t), *owned, s.n, s.c, s.c,
-                          s.d, s.h, s.w, *dp, *hp, *wp, pad, err);
+    size_t budget = (size_t)tune(cl, "slab_kb", 1 << 18) * 1024 / 4;
+    size_t fit = plane_floats ? budget / plane_floats : (size_t)dout;
+    int s = fit > (size_t)extra + (size_t)dout ? dout : (int)fit - extra;
+    if (s < 1)
+        s = 1;
+    int ns = ceil_div(dout, s);
+    return ceil_div(dout, ns);
+}
+
+/* Blocking of the forward kernel for this shape. */
+typedef struct fwd_plan {
+    int vw, nv, cob, ncb;
+} fwd_plan;
+
+static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
+{
+    fwd_plan p;
+    int cobmax = tune(cl, "cob", 8), accmax = tune(cl, "acc", 8);
+    int nvmax = tune(cl, "nv", 4);
+    if (cobmax < 1)
+        cobmax = 1;
+    p.vw = tune(cl, "vw", 4);
+    /* fewest channel blocks, then as even as possible: Cout 3 gets one
+     * block of 3 rather than a block of 8 with 5 wasted rows */
+    p.ncb = ceil_div(g->cout, cobmax);
+    p.cob = ceil_div(g->cout, p.ncb);
+    p.nv = accmax / p.cob;
+    if (p.nv > nvmax)
+        p.nv = nvmax;
+    if (p.nv < 1)
+        p.nv = 1;
+    /* a tile must fit in the computed range (the last one shifts back) */
+    int lq = conv_lq(g);
+    while (p.vw > 1 && p.vw > lq)
+        p.vw /= 2;
+    while (p.nv > 1 && p.vw * p.nv > lq)
+        p.nv--;
+    return p;
+}
+
+static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
+                        size_t n)
+{
+    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d", g->k, p->vw, p->nv,
+             p->cob);
+}
+
+/* Rearranged weights for the forward kernel into a new scratch *wt.
+ * flip != 0: w is a forward weight (g->cin, g->cout, k^3) used for the
+ * data gradient (channels swapped, taps reversed). */
+static u3d_status fwd_weights(u3d_backend *be, const conv_geom *g,
+                              const fwd_plan *p, cl_mem w, int flip,
+                              cl_mem *wt, u3d_error *err)
+{
+    u3d_cl *cl = u3d_cl_of(be);
+    char opts[128];
+    fwd_options(g, p, opts, sizeof opts);
+    cl_kernel k;
+    U3D_TRY(get_kernel(cl, "conv3d_weights", opts, &k, err));
+    int total = p->ncb * p->cob * g->cin * g->k * g->k * g->k;
+    U3D_TRY(scratch(be, (size_t)total, wt, err));
+    int a[] = {g->cout, g->cin, total, flip};
+    size_t gs = (size_t)total;
+    size_t l = wg0(cl, k, tune(cl, "lws_small", 64), gs);
+    u3d_status st = arg_mem(k, 0, w, err);
+    if (!st)
+        st = arg_mem(k, 1, *wt, err);
+    if (!st)
+        st = arg_ints(k, 2, a, 4, err);
+    if (!st)
+        st = u3d_cl_launch(cl, k, "conv3d_weights", 1, &gs, &l, err);
     if (st) {
-        scratch_free(be, *owned);
-        *owned = NULL;
+        scratch_free(be, *wt);
+        *wt = NULL;
     }
+    return st;
+}
+
+/* Geometry of the slab of output planes [z0, z0 + S) (clipped). */
+static conv_geom slab_geom(const conv_geom *full, int z0, int S)
+{
+    conv_geom g = *full;
+    g.dout = full->dout - z0 < S ? full->dout - z0 : S;
+    g.dp = g.dout + full->k - 1;
+    return g;
+}
+
+/* Where a launch reads its input and writes its output. */
+typedef struct conv_io {
+    cl_mem x;
+    int xstride, xoff; /* channel stride and first element of the input */
+    cl_mem y;
+    int ystride, yoff; /* the same for the output */
+} conv_io;
+
+static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
+                             const fwd_plan *p, const conv_io *io, cl_mem wt,
+                             cl_mem bias, u3d_error *err)
+{
+    char opts[128];
+    fwd_options(g, p, opts, sizeof opts);
+    cl_kernel k;
+    U3D_TRY(get_kernel(cl, "conv3d_fwd", opts, &k, err));
+    int lq = conv_lq(g), ntiles = ceil_div(lq, p->vw * p->nv);
+    int a[] = {g->cin,  g->cout,    g->hp,   g->wp,   io->xstride,
+               io->xoff, g->dout,   g->hout, g->wout, io->ystride,
+               io->yoff, lq,        ntiles,  p->ncb,  bias != NULL};
+    U3D_TRY(arg_mem(k, 0, io->x, err));
+    U3D_TRY(arg_mem(k, 1, wt, err));
+    /* without bias any valid buffer: never read */
+    U3D_TRY(arg_mem(k, 2, bias ? bias : wt, err));
+    U3D_TRY(arg_mem(k, 3, io->y, err));
+    U3D_TRY(arg_ints(k, 4, a, 15, err));
+    size_t gs[3] = {(size_t)ntiles, (size_t)p->ncb, (size_t)g->n};
+    size_t l[3] = {wg0(cl, k, tune(cl, "lws", 64), gs[0]), 1, 1};
+    return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
+}
+
+/* The launches of one convolution once the weights are arranged: straight
+ * from src without padding, else slab by slab through a padded copy. */
+static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
+                            const fwd_plan *p, cten *src, int pad, cl_mem wt,
+                            cl_mem bias, cl_mem y, u3d_error *err)
+{
+    u3d_cl *cl = u3d_cl_of(be);
+    u3d_shape s = src->shape;
+    int ohw = full->hout * full->wout, k1 = full->k - 1;
+    conv_io io = {u3d_cl_mem(src), s.d * s.h * s.w, 0,
+                  y, full->dout * ohw, 0};
+    if (pad == 0)
+        return fwd_launch(cl, full, p, &io, wt, bias, err);
+    size_t plane = (size_t)s.n * s.c * full->hp * full->wp;
+    int S = slab_planes(cl, plane, k1, full->dout);
+    cl_mem xp;
+    U3D_TRY(check_size("conv3d padding", plane * (size_t)(S + k1), err));
+    U3D_TRY(scratch(be, plane * (size_t)(S + k1), &xp, err));
+    u3d_status st = U3D_OK;
+    for (int z0 = 0; z0 < full->dout && !st; z0 += S) {
+        conv_geom g = slab_geom(full, z0, S);
+        st = embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c, s.d, s.h, s.w,
+                   g.dp, g.hp, g.wp, pad, z0, err);
+        io.x = xp;
+        io.xstride = g.dp * g.hp * g.wp;
+        io.yoff = z0 * ohw;
+        if (!st)
+            st = fwd_launch(cl, &g, p, &io, wt, bias, err);
+    }
+    scratch_free(be, xp);
+    return st;
+}
+
+/* y = conv(src zero-padded by pad, w) (+ bias); flip: see fwd_weights. */
+static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
+                           cl_mem w, int flip, cl_mem bias, u3d_tensor *y,
+                           u3d_error *err)
+{
+    u3d_shape s = src->shape, ys = y->shape;
+    conv_geom full = {s.n,         s.c,         ys.c, k,    s.d + 2 * pad,
+                      s.h + 2 * pad, s.w + 2 * pad, ys.d, ys.h, ys.w};
+    /* the plan must fit the thinnest slab */
+    conv_geom thin = full;
+    if (pad > 0) {
+        size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
+        int S = slab_planes(u3d_cl_of(be), plane, k - 1, ys.d);
+        thin.dout = ys.d - (ceil_div(ys.d, S) - 1) * S;
+    }
+    fwd_plan p = fwd_choose(u3d_cl_of(be), &thin);
+    cl_mem wt;
+    U3D_TRY(fwd_weights(be, &full, &p, w, flip, &wt, err));
+    u3d_status st =
+        fwd_slabs(be, &full, &p, src, pad, wt, bias, u3d_cl_mem(y), err);
+    scratch_free(be, wt);
     return st;
 }
 
@@ -263,14 +324,8 @@ u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
 {
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
-    conv_geom g = {x->shape.n, x->shape.c, y->shape.c, p->kernel, 0, 0, 0,
-                   y->shape.d, y->shape.h, y->shape.w};
-    cl_mem xin, xp;
-    U3D_TRY(padded(be, x, p->pad, &xin, &xp, &g.dp, &g.hp, &g.wp, err));
-    u3d_status st = conv_core(be, &g, xin, u3d_cl_mem(w), 0,
-                              b ? u3d_cl_mem(b) : NULL, u3d_cl_mem(y), err);
-    scratch_free(be, xp);
-    return st;
+    return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
+                    b ? u3d_cl_mem(b) : NULL, y, err);
 }
 
 u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
@@ -282,37 +337,32 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dy->shape),
                        err));
     /* dx = full correlation of dy with the flipped kernel */
-    int pp = p->kernel - 1 - p->pad;
-    conv_geom g = {dy->shape.n, dy->shape.c, dx->shape.c, p->kernel, 0, 0, 0,
-                   dx->shape.d, dx->shape.h, dx->shape.w};
-    cl_mem din, dp;
-    U3D_TRY(padded(be, dy, pp, &din, &dp, &g.dp, &g.hp, &g.wp, err));
-    u3d_status st =
-        conv_core(be, &g, din, u3d_cl_mem(w), 1, NULL, u3d_cl_mem(dx), err);
-    scratch_free(be, dp);
-    return st;
+    return conv_run(be, dy, p->kernel - 1 - p->pad, p->kernel, u3d_cl_mem(w),
+                    1, NULL, dx, err);
 }
 
-/* Blocking and chunking of the weight gradient. */
+/* Blocking and chunking of the weight gradient for one slab. */
 typedef struct bww_plan {
     int vw, cob, ncb, coutp;
     int nq, qchunk, nch; /* chunks per sample, their length, total */
 } bww_plan;
 
-static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g, int lq)
+static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
 {
     bww_plan p;
+    int lq = conv_lq(g);
     p.vw = tune(cl, "bw_vw", 4);
     int cobmax = tune(cl, "bw_cob", 4);
     p.ncb = ceil_div(g->cout, cobmax < 1 ? 1 : cobmax);
     p.cob = ceil_div(g->cout, p.ncb);
     p.coutp = p.ncb * p.cob;
-    /* split positions until there are enough work-items, but keep chunks
-     * long enough that the partial sums stay small */
+    /* split positions until there are enough work-items and a chunk's dy
+     * stays in cache, but keep chunks long enough that the partial sums
+     * stay few */
     long base = (long)g->cin * g->k * g->k * p.ncb * g->n;
     long want = tune(cl, "bw_items", 4096);
     int minchunk = tune(cl, "bw_chunk", 4096);
-    int maxchunk = tune(cl, "bw_maxchunk", 1 << 16); /* cache reuse */
+    int maxchunk = tune(cl, "bw_maxchunk", 1 << 16);
     int nq = (int)((want + base - 1) / base);
     if (nq < ceil_div(lq, maxchunk))
         nq = ceil_div(lq, maxchunk);
@@ -327,9 +377,16 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g, int lq)
     return p;
 }
 
+/* Buffers of the weight gradient. */
+typedef struct bww_bufs {
+    cl_mem x, dyq, part;
+    int xstride, xoff; /* input channel stride, first element */
+    int pstride;       /* floats per chunk of partial sums */
+    int ch0;           /* first chunk of this slab */
+} bww_bufs;
+
 static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
-                             const bww_plan *p, cl_mem xin, cl_mem dyq,
-                             cl_mem part, int lq, int sq, int pstride,
+                             const bww_plan *p, const bww_bufs *b,
                              int with_bias, u3d_error *err)
 {
     char opts[128];
@@ -337,12 +394,14 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
              p->cob);
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_bwd_weight", opts, &k, err));
-    int a[] = {g->cin, g->cout, p->coutp, g->hp,   g->wp,  g->dp * g->hp * g->wp,
-               sq,     lq,      p->nq,    p->qchunk, p->nch, p->ncb, pstride};
-    U3D_TRY(arg_mem(k, 0, xin, err));
-    U3D_TRY(arg_mem(k, 1, dyq, err));
-    U3D_TRY(arg_mem(k, 2, part, err));
-    U3D_TRY(arg_ints(k, 3, a, 13, err));
+    int lq = conv_lq(g), sq = g->dout * g->hp * g->wp;
+    int a[] = {g->cin,    g->cout, p->coutp, g->hp,  g->wp,
+               b->xstride, b->xoff, sq,       lq,     p->nq,
+               p->qchunk, p->nch,  p->ncb,   b->pstride, b->ch0};
+    U3D_TRY(arg_mem(k, 0, b->x, err));
+    U3D_TRY(arg_mem(k, 1, b->dyq, err));
+    U3D_TRY(arg_mem(k, 2, b->part, err));
+    U3D_TRY(arg_ints(k, 3, a, 15, err));
     size_t gs[3] = {(size_t)g->cin * g->k * g->k, (size_t)p->ncb,
                     (size_t)p->nch};
     size_t l[3] = {wg0(cl, k, tune(cl, "bw_lws", 64), gs[0]), 1, 1};
@@ -350,11 +409,12 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     if (!with_bias)
         return U3D_OK;
     U3D_TRY(get_kernel(cl, "conv3d_bwd_bias", NULL, &k, err));
-    int b[] = {g->cout, p->coutp, sq,     lq,      p->nq,
-               p->qchunk, p->nch, pstride, g->cout * g->cin * g->k * g->k * g->k};
-    U3D_TRY(arg_mem(k, 0, dyq, err));
-    U3D_TRY(arg_mem(k, 1, part, err));
-    U3D_TRY(arg_ints(k, 2, b, 9, err));
+    int nw = g->cout * g->cin * g->k * g->k * g->k; /* bias after dw */
+    int c[] = {g->cout, p->coutp,   sq, lq, p->nq, p->qchunk,
+               p->nch,  b->pstride, nw, b->ch0};
+    U3D_TRY(arg_mem(k, 0, b->dyq, err));
+    U3D_TRY(arg_mem(k, 1, b->part, err));
+    U3D_TRY(arg_ints(k, 2, c, 10, err));
     size_t gb[2] = {(size_t)g->cout, (size_t)p->nch};
     size_t lb[2] = {wg0(cl, k, tune(cl, "lws_small", 64), gb[0]), 1};
     return u3d_cl_launch(cl, k, "conv3d_bwd_bias", 2, gb, lb, err);
@@ -374,43 +434,79 @@ static u3d_status reduce(u3d_cl *cl, cl_mem part, cl_mem dw, cl_mem db,
     return u3d_cl_launch(cl, k, "conv3d_reduce", 1, &g, &l, err);
 }
 
+/* One weight-gradient slab: pads x (when pad > 0) and embeds dy, then the
+ * partial sums of its chunks. */
+static u3d_status bww_slab(u3d_cl *cl, const conv_geom *g, int z0, int pad,
+                           cten *x, cten *dy, const bww_plan *p,
+                           cl_mem xp, bww_bufs *b, int with_bias,
+                           u3d_error *err)
+{
+    u3d_shape xs = x->shape, ys = dy->shape;
+    if (pad > 0) {
+        U3D_TRY(embed(cl, u3d_cl_mem(x), xp, xs.n, xs.c, xs.c, xs.d, xs.h,
+                      xs.w, g->dp, g->hp, g->wp, pad, z0, err));
+        b->x = xp;
+        b->xstride = g->dp * g->hp * g->wp;
+        b->xoff = 0;
+    } else {
+        b->x = u3d_cl_mem(x);
+        b->xstride = xs.d * xs.h * xs.w;
+        b->xoff = z0 * xs.h * xs.w;
+    }
+    /* dy in the padded geometry, zero at unused positions and channels */
+    U3D_TRY(embed(cl, u3d_cl_mem(dy), b->dyq, ys.n, ys.c, p->coutp, ys.d,
+                  ys.h, ys.w, g->dout, g->hp, g->wp, 0, z0, err));
+    return bww_launch(cl, g, p, b, with_bias, err);
+}
+
 u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
                                          const u3d_conv3d_params *p, cten *x,
                                          cten *dy, u3d_tensor *dw,
                                          u3d_tensor *db, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
-    U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(x->shape),
-                       err));
-    conv_geom g = {x->shape.n, x->shape.c, dy->shape.c, p->kernel, 0, 0, 0,
-                   dy->shape.d, dy->shape.h, dy->shape.w};
-    cl_mem xin, xp;
-    U3D_TRY(padded(be, x, p->pad, &xin, &xp, &g.dp, &g.hp, &g.wp, err));
-    int lq = conv_lq(&g);
-    bww_plan pl = bww_choose(cl, &g, lq);
-    int sq = g.dout * g.hp * g.wp;
-    int nw = g.cout * g.cin * g.k * g.k * g.k;
-    int ne = nw + (db ? g.cout : 0);
-    cl_mem dyq = NULL, part = NULL;
-    size_t qcount = (size_t)g.n * pl.coutp * sq;
-    u3d_status st = check_size("conv3d backward-weight", qcount, err);
+    u3d_shape xs = x->shape, ys = dy->shape;
+    int pad = p->pad, k = p->kernel;
+    U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(xs), err));
+    U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(ys), err));
+    conv_geom full = {xs.n,          xs.c,          ys.c, k,    xs.d + 2 * pad,
+                      xs.h + 2 * pad, xs.w + 2 * pad, ys.d, ys.h, ys.w};
+    int coutp = bww_choose(cl, &full).coutp;
+    size_t xplane = pad > 0 ? (size_t)xs.n * xs.c * full.hp * full.wp : 0;
+    size_t qplane = (size_t)xs.n * coutp * full.hp * full.wp;
+    int S = slab_planes(cl, xplane + qplane, xplane ? k - 1 : 0, ys.d);
+    int nw = ys.c * xs.c * k * k * k, ne = nw + (db ? ys.c : 0);
+    int nch = 0; /* chunks over all slabs */
+    for (int z0 = 0; z0 < ys.d; z0 += S) {
+        conv_geom g = slab_geom(&full, z0, S);
+        nch += bww_choose(cl, &g).nch;
+    }
+    size_t xcount = xplane * (size_t)(S + k - 1), qcount = qplane * S;
+    u3d_status st = check_size("conv3d backward-weight", xcount, err);
     if (!st)
-        st = check_size("conv3d backward-weight", (size_t)pl.nch * ne, err);
+        st = check_size("conv3d backward-weight", qcount, err);
     if (!st)
-        st = scratch(be, qcount, &dyq, err);
+        st = check_size("conv3d backward-weight", (size_t)nch * ne, err);
+    cl_mem xp = NULL;
+    bww_bufs b = {0};
+    b.pstride = ne;
+    if (!st && xcount)
+        st = scratch(be, xcount, &xp, err);
     if (!st)
-        st = scratch(be, (size_t)pl.nch * ne, &part, err);
-    if (!st) /* dy in the padded geometry, zero at unused positions */
-        st = embed(cl, u3d_cl_mem(dy), dyq, g.n, g.cout, pl.coutp, g.dout,
-                   g.hout, g.wout, g.dout, g.hp, g.wp, 0, err);
+        st = scratch(be, qcount, &b.dyq, err);
     if (!st)
-        st = bww_launch(cl, &g, &pl, xin, dyq, part, lq, sq, ne, db != NULL,
-                        err);
+        st = scratch(be, (size_t)nch * ne, &b.part, err);
+    for (int z0 = 0; z0 < ys.d && !st; z0 += S) {
+        conv_geom g = slab_geom(&full, z0, S);
+        bww_plan pl = bww_choose(cl, &g);
+        st = bww_slab(cl, &g, z0, pad, x, dy, &pl, xp, &b, db != NULL, err);
+        b.ch0 += pl.nch;
+    }
     if (!st)
-        st = reduce(cl, part, u3d_cl_mem(dw), db ? u3d_cl_mem(db) : NULL, nw,
-                    ne, pl.nch, ne, err);
-    scratch_free(be, part);
-    scratch_free(be, dyq);
+        st = reduce(cl, b.part, u3d_cl_mem(dw), db ? u3d_cl_mem(db) : NULL,
+                    nw, ne, nch, ne, err);
+    scratch_free(be, b.part);
+    scratch_free(be, b.dyq);
     scratch_free(be, xp);
     return st;
 }

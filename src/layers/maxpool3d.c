@@ -17,10 +17,10 @@ static u3d_status fits_u32(const u3d_tensor *x, const char *op, u3d_error *err)
     return U3D_OK;
 }
 
-/* Per-device parameters: windows per work-item along W and the local size
- * along the row (src/runtime/tuning.c). */
+/* Per-device parameters (src/runtime/tuning.c): windows per vector (vx),
+ * vector groups per work-item along a row (per) and the local size. */
 typedef struct pool_tune {
-    int vx;
+    int vx, per;
     size_t lws;
 } pool_tune;
 
@@ -32,12 +32,16 @@ static pool_tune tune_of(const u3d_cl *cl)
         t.vx = 4;
     int l = u3d_cl_tune(cl, "maxpool3d", "lws", LWS0);
     t.lws = l < 1 ? 1 : (size_t)l;
+    t.per = u3d_cl_tune(cl, "maxpool3d", "per", 1); /* groups per item */
+    if (t.per < 1)
+        t.per = 1;
     if (cl->max_wg && t.lws > cl->max_wg)
         t.lws = cl->max_wg;
     return t;
 }
 
-/* rows x ceil(wo / vx) work-items along dim 0, planes along dim 1. */
+/* rows x ceil(ceil(wo / vx) / per) work-items along dim 0, planes along
+ * dim 1. */
 static u3d_status launch(u3d_backend *be, const char *name, cl_mem a, cl_mem b,
                          cl_mem c, u3d_shape s, size_t rows, size_t wo,
                          size_t planes, u3d_error *err)
@@ -51,6 +55,8 @@ static u3d_status launch(u3d_backend *be, const char *name, cl_mem a, cl_mem b,
     cl_uint d = (cl_uint)s.d, h = (cl_uint)s.h, w = (cl_uint)s.w;
     cl_uint nc = (cl_uint)s.n * (cl_uint)s.c;
     cl_uint wg = (cl_uint)((wo + (size_t)t.vx - 1) / (size_t)t.vx);
+    cl_uint per = (cl_uint)t.per < wg ? (cl_uint)t.per : wg;
+    cl_uint wi = wg ? (wg + per - 1) / per : 0;
     cl_uint i = 0;
     U3D_ARG(k, i++, a, err);
     U3D_ARG(k, i++, b, err);
@@ -60,8 +66,9 @@ static u3d_status launch(u3d_backend *be, const char *name, cl_mem a, cl_mem b,
     U3D_ARG(k, i++, h, err);
     U3D_ARG(k, i++, w, err);
     U3D_ARG(k, i++, nc, err);
-    U3D_ARG(k, i++, wg, err);
-    size_t g[2] = {rows * wg, planes}, l[2] = {t.lws, 1};
+    U3D_ARG(k, i++, wi, err);
+    U3D_ARG(k, i++, per, err);
+    size_t g[2] = {rows * wi, planes}, l[2] = {t.lws, 1};
     return u3d_cl_launch(cl, k, name, 2, g, l, err);
 }
 

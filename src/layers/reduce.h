@@ -1,5 +1,6 @@
-/* Launch-size helpers of the reduction layers (batch norm, softmax-CE):
- * work-group sizes that the kernel and the device accept (internal). */
+/* Launch-size helpers of the memory-bound layers (batch norm, softmax-CE,
+ * relu, sgd, crop-concat): work-group sizes that the kernel and the device
+ * accept, tuned geometries (internal). */
 #ifndef UNET3D_LAYERS_REDUCE_H
 #define UNET3D_LAYERS_REDUCE_H
 #include <stdio.h>
@@ -36,6 +37,43 @@ static inline size_t u3d_pow2_at_least(size_t n, size_t cap)
     while (l < n && l < cap)
         l *= 2;
     return l;
+}
+
+/* Vector width of the elementwise kernels (relu, sgd, crop-concat): VW
+ * floats per work-item, build option -DVW; family "elementwise". */
+static inline int u3d_ew_vw(const u3d_cl *cl)
+{
+    int vw = u3d_cl_tune(cl, "elementwise", "vw", 4);
+    return vw == 1 || vw == 2 || vw == 8 || vw == 16 ? vw : 4;
+}
+
+/* Kernel `name` of cl/PROGRAM.cl built for the elementwise vector width;
+ * *vw receives it. */
+static inline u3d_status u3d_ew_kernel(u3d_cl *cl, const char *program,
+                                       const char *name, cl_kernel *k,
+                                       int *vw, u3d_error *err)
+{
+    char opts[16];
+    *vw = u3d_ew_vw(cl);
+    snprintf(opts, sizeof opts, "-DVW=%d", *vw);
+    return u3d_cl_kernel_get(cl, program, name, opts, k, err);
+}
+
+/* Launches an elementwise kernel over n floats, vw per work-item. */
+static inline u3d_status u3d_ew_launch(u3d_cl *cl, cl_kernel k,
+                                       const char *label, size_t n, int vw,
+                                       u3d_error *err)
+{
+    if (n > (size_t)CL_UINT_MAX)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "%s: tensors of more than 2^32 elements are not "
+                          "supported; use a smaller patch",
+                          label);
+    size_t l;
+    int want = u3d_cl_tune(cl, "elementwise", "lws", 256);
+    U3D_TRY(u3d_cl_pow2_lws(cl, k, want < 1 ? 1 : (size_t)want, &l, err));
+    size_t g = (n + (size_t)vw - 1) / (size_t)vw;
+    return u3d_cl_launch(cl, k, label, 1, &g, &l, err);
 }
 
 /* Geometry of the chunked kernels (cl/batchnorm3d.cl, cl/softmax_ce.cl):

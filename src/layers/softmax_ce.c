@@ -1,110 +1,104 @@
 /* Softmax + weighted cross-entropy on OpenCL (cl/softmax_ce.cl). Four
- * launches, one blocking read of the 4-int result at the end. */
+ * launches over chunks of voxels, partials in per-device scratch buffers,
+ * one blocking read of the 4-int result at the end. */
+#include <stdint.h>
 #include <string.h>
 #include "layers/layers.h"
 #include "layers/reduce.h"
 
-#define PART_LWS 64
-#define MIN_PER_ITEM 32
+#define PROG "softmax_ce"
 #define FINAL_LWS 256
 
 typedef struct ce_geo {
-    cl_uint S, C, N, G;
+    cl_uint S, C, N, nch, G;
     cl_int ignore;
-    size_t part_lws, L;
+    u3d_chunk_cfg cfg;
+    size_t L; /* stage-2 work-group */
 } ce_geo;
 
-/* Scratch: partial weights, bad counts, bad values, partial losses (G
- * each), then the 4-int result. */
+/* Scratch: float partials (2G), int partials (2G), the 4-int result. */
 typedef struct ce_bufs {
-    u3d_tensor pw, pbad, pval, pl, res;
+    cl_mem pf, pi, res;
 } ce_bufs;
 
-static void release(ce_bufs *b)
+static u3d_status bufs_get(u3d_cl *cl, const ce_geo *g, ce_bufs *b,
+                           u3d_error *err)
 {
-    u3d_tensor_release(&b->pw);
-    u3d_tensor_release(&b->pbad);
-    u3d_tensor_release(&b->pval);
-    u3d_tensor_release(&b->pl);
-    u3d_tensor_release(&b->res);
+    size_t n = 2 * (size_t)g->G;
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_CE_PART, n * sizeof(float), &b->pf,
+                           err));
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_CE_IPART, n * sizeof(cl_int),
+                           &b->pi, err));
+    return u3d_cl_scratch(cl, U3D_SCRATCH_CE_RES, 4 * sizeof(cl_int), &b->res,
+                          err);
 }
 
-static u3d_status alloc(u3d_backend *be, cl_uint G, ce_bufs *b, u3d_error *err)
+static u3d_status local_arg(cl_kernel k, cl_uint i, size_t bytes,
+                            u3d_error *err)
 {
-    u3d_shape s = u3d_shape5(1, 1, 1, 1, (int)G);
-    memset(b, 0, sizeof *b);
-    u3d_status st = u3d_tensor_create(be, s, U3D_F32, &b->pw, err);
-    if (!st)
-        st = u3d_tensor_create(be, s, U3D_I32, &b->pbad, err);
-    if (!st)
-        st = u3d_tensor_create(be, s, U3D_I32, &b->pval, err);
-    if (!st)
-        st = u3d_tensor_create(be, s, U3D_F32, &b->pl, err);
-    if (!st)
-        st = u3d_tensor_create(be, u3d_shape5(1, 1, 1, 1, 4), U3D_I32,
-                               &b->res, err);
-    if (st)
-        release(b);
-    return st;
+    return u3d_cl_check(clSetKernelArg(k, i, bytes, NULL),
+                        "clSetKernelArg(local)", err);
+}
+
+/* Launches a chunked kernel over (nch * lws, N). */
+static u3d_status launch_chunks(u3d_cl *cl, cl_kernel k, const char *label,
+                                const ce_geo *g, size_t lws, u3d_error *err)
+{
+    size_t gws[2] = {(size_t)g->nch * lws, g->N}, l[2] = {lws, 1};
+    return u3d_cl_launch(cl, k, label, 2, gws, l, err);
 }
 
 /* Pass A: weight sum and invalid labels into res[1..3]. */
 static u3d_status pass_weights(u3d_cl *cl, const ce_geo *g, cten *labels,
-                               cten *w, ce_bufs *b, u3d_error *err)
+                               cten *w, const ce_bufs *b, u3d_error *err)
 {
+    u3d_chunk_cfg cfg = g->cfg;
     cl_kernel k1, k2;
-    U3D_TRY(u3d_cl_kernel_get(cl, "softmax_ce", "ce_weight_partial", NULL, &k1,
-                              err));
-    U3D_TRY(u3d_cl_kernel_get(cl, "softmax_ce", "ce_weight_final", NULL, &k2,
-                              err));
+    U3D_TRY(u3d_chunk_kernel(cl, PROG, "ce_weight_partial", &cfg, &k1, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_weight_final", NULL, &k2, err));
     cl_mem lm = u3d_cl_mem(labels), wm = u3d_cl_mem(w);
-    cl_mem pw = u3d_cl_mem(&b->pw), pbad = u3d_cl_mem(&b->pbad);
-    cl_mem pval = u3d_cl_mem(&b->pval), res = u3d_cl_mem(&b->res);
     U3D_ARG(k1, 0, lm, err);
     U3D_ARG(k1, 1, wm, err);
     U3D_ARG(k1, 2, g->ignore, err);
     U3D_ARG(k1, 3, g->S, err);
     U3D_ARG(k1, 4, g->C, err);
     U3D_ARG(k1, 5, g->N, err);
-    U3D_ARG(k1, 6, g->G, err);
-    U3D_ARG(k1, 7, pw, err);
-    U3D_ARG(k1, 8, pbad, err);
-    U3D_ARG(k1, 9, pval, err);
-    size_t gws = g->G, lws = g->part_lws;
-    U3D_TRY(u3d_cl_launch(cl, k1, "ce_weight_partial", 1, &gws, &lws, err));
+    U3D_ARG(k1, 6, g->cfg.chunk, err);
+    U3D_ARG(k1, 7, g->nch, err);
+    U3D_ARG(k1, 8, b->pf, err);
+    U3D_ARG(k1, 9, b->pi, err);
+    U3D_TRY(local_arg(k1, 10, cfg.lws * sizeof(float), err));
+    U3D_TRY(local_arg(k1, 11, cfg.lws * sizeof(cl_uint), err));
+    U3D_TRY(local_arg(k1, 12, cfg.lws * sizeof(cl_uint), err));
+    U3D_TRY(local_arg(k1, 13, cfg.lws * sizeof(cl_int), err));
+    U3D_TRY(launch_chunks(cl, k1, "ce_weight_partial", g, cfg.lws, err));
 
-    size_t L;
-    U3D_TRY(u3d_cl_pow2_lws(cl, k2, FINAL_LWS, &L, err));
-    U3D_ARG(k2, 0, pw, err);
-    U3D_ARG(k2, 1, pbad, err);
-    U3D_ARG(k2, 2, pval, err);
-    U3D_ARG(k2, 3, g->G, err);
-    U3D_ARG(k2, 4, res, err);
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 5, L * sizeof(float), NULL),
-                         "clSetKernelArg(local weights)", err));
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 6, L * sizeof(cl_uint), NULL),
-                         "clSetKernelArg(local counts)", err));
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 7, L * sizeof(cl_uint), NULL),
-                         "clSetKernelArg(local first)", err));
+    size_t L = g->L;
+    U3D_ARG(k2, 0, b->pf, err);
+    U3D_ARG(k2, 1, b->pi, err);
+    U3D_ARG(k2, 2, g->G, err);
+    U3D_ARG(k2, 3, b->res, err);
+    U3D_TRY(local_arg(k2, 4, L * sizeof(float), err));
+    U3D_TRY(local_arg(k2, 5, L * sizeof(cl_uint), err));
+    U3D_TRY(local_arg(k2, 6, L * sizeof(cl_uint), err));
     return u3d_cl_launch(cl, k2, "ce_weight_final", 1, &L, &L, err);
 }
 
 /* Pass B: probs, dlogits, and the loss into res[0]. */
 static u3d_status pass_loss(u3d_cl *cl, const ce_geo *g, cten *logits,
                             cten *labels, cten *w, u3d_tensor *probs,
-                            u3d_tensor *dlogits, ce_bufs *b, u3d_error *err)
+                            u3d_tensor *dlogits, const ce_bufs *b,
+                            u3d_error *err)
 {
+    u3d_chunk_cfg cfg = g->cfg;
     cl_kernel k1, k2;
-    U3D_TRY(u3d_cl_kernel_get(cl, "softmax_ce", "ce_loss_partial", NULL, &k1,
-                              err));
-    U3D_TRY(u3d_cl_kernel_get(cl, "softmax_ce", "ce_loss_final", NULL, &k2,
-                              err));
+    U3D_TRY(u3d_chunk_kernel(cl, PROG, "ce_loss_partial", &cfg, &k1, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_loss_final", NULL, &k2, err));
     cl_mem zm = u3d_cl_mem(logits), lm = u3d_cl_mem(labels);
-    cl_mem wm = u3d_cl_mem(w), res = u3d_cl_mem(&b->res);
-    cl_mem pl = u3d_cl_mem(&b->pl);
+    cl_mem wm = u3d_cl_mem(w);
     /* absent outputs: a dummy buffer the kernel never touches */
-    cl_mem pm = probs ? u3d_cl_mem(probs) : pl;
-    cl_mem dm = dlogits ? u3d_cl_mem(dlogits) : pl;
+    cl_mem pm = probs ? u3d_cl_mem(probs) : b->pf;
+    cl_mem dm = dlogits ? u3d_cl_mem(dlogits) : b->pf;
     cl_int hp = probs != NULL, hd = dlogits != NULL;
     U3D_ARG(k1, 0, zm, err);
     U3D_ARG(k1, 1, lm, err);
@@ -113,43 +107,48 @@ static u3d_status pass_loss(u3d_cl *cl, const ce_geo *g, cten *logits,
     U3D_ARG(k1, 4, g->S, err);
     U3D_ARG(k1, 5, g->C, err);
     U3D_ARG(k1, 6, g->N, err);
-    U3D_ARG(k1, 7, g->G, err);
-    U3D_ARG(k1, 8, res, err);
-    U3D_ARG(k1, 9, pm, err);
-    U3D_ARG(k1, 10, hp, err);
-    U3D_ARG(k1, 11, dm, err);
-    U3D_ARG(k1, 12, hd, err);
-    U3D_ARG(k1, 13, pl, err);
-    size_t gws = g->G, lws = g->part_lws;
-    U3D_TRY(u3d_cl_launch(cl, k1, "ce_loss_partial", 1, &gws, &lws, err));
+    U3D_ARG(k1, 7, g->cfg.chunk, err);
+    U3D_ARG(k1, 8, g->nch, err);
+    U3D_ARG(k1, 9, b->res, err);
+    U3D_ARG(k1, 10, pm, err);
+    U3D_ARG(k1, 11, hp, err);
+    U3D_ARG(k1, 12, dm, err);
+    U3D_ARG(k1, 13, hd, err);
+    U3D_ARG(k1, 14, b->pf, err);
+    U3D_TRY(local_arg(k1, 15, cfg.lws * sizeof(float), err));
+    U3D_TRY(launch_chunks(cl, k1, "ce_loss_partial", g, cfg.lws, err));
 
-    size_t L;
-    U3D_TRY(u3d_cl_pow2_lws(cl, k2, FINAL_LWS, &L, err));
-    U3D_ARG(k2, 0, pl, err);
+    size_t L = g->L;
+    U3D_ARG(k2, 0, b->pf, err);
     U3D_ARG(k2, 1, g->G, err);
-    U3D_ARG(k2, 2, res, err);
-    U3D_TRY(u3d_cl_check(clSetKernelArg(k2, 3, L * sizeof(float), NULL),
-                         "clSetKernelArg(local loss)", err));
+    U3D_ARG(k2, 2, b->res, err);
+    U3D_TRY(local_arg(k2, 3, L * sizeof(float), err));
     return u3d_cl_launch(cl, k2, "ce_loss_final", 1, &L, &L, err);
 }
 
 static u3d_status geometry(u3d_cl *cl, cten *logits, int ignore, ce_geo *g,
                            u3d_error *err)
 {
-    cl_kernel k;
-    U3D_TRY(u3d_cl_kernel_get(cl, "softmax_ce", "ce_loss_partial", NULL, &k,
-                              err));
-    U3D_TRY(u3d_cl_pow2_lws(cl, k, PART_LWS, &g->part_lws, err));
+    if (u3d_shape_count(logits->shape) > UINT32_MAX)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "softmax cross-entropy: tensors of more than 2^32 "
+                          "elements are not supported; use a smaller patch");
     g->S = (cl_uint)u3d_shape_spatial(logits->shape);
     g->C = (cl_uint)logits->shape.c;
     g->N = (cl_uint)logits->shape.n;
     g->ignore = ignore;
-    size_t v = (size_t)g->S * g->N;
-    size_t gmax = (size_t)u3d_cl_tune(cl, "softmax_ce", "partials", 4096);
-    size_t G = (v + MIN_PER_ITEM - 1) / MIN_PER_ITEM;
-    if (G > gmax)
-        G = gmax;
-    g->G = (cl_uint)u3d_round_up(G ? G : 1, PART_LWS);
+    /* GPU defaults: 64 items x 4 voxels, 8 groups per item and chunk */
+    g->cfg = u3d_chunk_tune(cl, "softmax_ce", 4, 64, 2048);
+    g->nch = (g->S + g->cfg.chunk - 1) / g->cfg.chunk;
+    g->G = g->N * g->nch;
+    /* stage 2: one work-group that both final kernels accept */
+    cl_kernel k;
+    size_t a, b;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_weight_final", NULL, &k, err));
+    U3D_TRY(u3d_cl_pow2_lws(cl, k, FINAL_LWS, &a, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_loss_final", NULL, &k, err));
+    U3D_TRY(u3d_cl_pow2_lws(cl, k, FINAL_LWS, &b, err));
+    g->L = u3d_pow2_at_least(g->G, a < b ? a : b);
     return U3D_OK;
 }
 
@@ -162,17 +161,14 @@ u3d_status u3d_cl_softmax_ce(u3d_backend *be, cten *logits, cten *labels,
     ce_geo g;
     ce_bufs b;
     U3D_TRY(geometry(cl, logits, ignore_label, &g, err));
-    U3D_TRY(alloc(be, g.G, &b, err));
+    U3D_TRY(bufs_get(cl, &g, &b, err));
+    U3D_TRY(pass_weights(cl, &g, labels, class_weights, &b, err));
+    U3D_TRY(pass_loss(cl, &g, logits, labels, class_weights, probs, dlogits,
+                      &b, err));
     cl_int res[4] = {0, 0, 0, 0};
-    u3d_status st = pass_weights(cl, &g, labels, class_weights, &b, err);
-    if (!st)
-        st = pass_loss(cl, &g, logits, labels, class_weights, probs, dlogits,
-                       &b, err);
-    if (!st)
-        st = u3d_tensor_read(&b.res, res, err);
-    release(&b);
-    if (st)
-        return st;
+    U3D_TRY(u3d_cl_check(clEnqueueReadBuffer(cl->queue, b.res, CL_TRUE, 0,
+                                             sizeof res, res, 0, NULL, NULL),
+                         "clEnqueueReadBuffer(softmax-ce result)", err));
     if (res[2] != 0)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "softmax cross-entropy: label %d found (%d invalid "

@@ -66,14 +66,27 @@ static u3d_status cl_fill(u3d_backend *be, void *buf, size_t count,
                           float value, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
+    if (count > (size_t)CL_UINT_MAX)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "fill: buffers of more than 2^32 floats are not "
+                          "supported; use a smaller patch");
+    /* vw floats per work-item, the elementwise tuning of this device */
+    int vw = u3d_cl_tune(cl, "elementwise", "vw", 4);
+    if (vw != 1 && vw != 2 && vw != 8 && vw != 16)
+        vw = 4;
+    size_t l = (size_t)u3d_cl_tune(cl, "elementwise", "lws", 256);
+    if (l < 1 || (cl->max_wg && l > cl->max_wg))
+        l = cl->max_wg ? cl->max_wg : 1;
+    char opts[16];
+    snprintf(opts, sizeof opts, "-DVW=%d", vw);
     cl_kernel k;
-    U3D_TRY(u3d_cl_kernel_get(cl, "util", "fill_f32", NULL, &k, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, "util", "fill_f32", opts, &k, err));
     cl_mem m = (cl_mem)buf;
     cl_uint n = (cl_uint)count;
     U3D_ARG(k, 0, m, err);
     U3D_ARG(k, 1, value, err);
     U3D_ARG(k, 2, n, err);
-    size_t g = count, l = 256;
+    size_t g = (count + (size_t)vw - 1) / (size_t)vw;
     return u3d_cl_launch(cl, k, "fill", 1, &g, &l, err);
 }
 

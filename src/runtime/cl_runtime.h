@@ -9,9 +9,11 @@
 
 /* Scratch buffer slots (u3d_cl_scratch), one per use. */
 enum {
-    U3D_SCRATCH_BN_PART, /* batch norm: stage-1 partials */
+    U3D_SCRATCH_BN_PART_A, /* batch norm: stage-1 partials */
+    U3D_SCRATCH_BN_PART_B,
     U3D_SCRATCH_BN_SUMS, /* batch norm backward: per-channel sums */
-    U3D_SCRATCH_CE_PART, /* softmax-CE: stage-1 partials */
+    U3D_SCRATCH_CE_PART, /* softmax-CE: stage-1 partials (float, int) */
+    U3D_SCRATCH_CE_IPART,
     U3D_SCRATCH_CE_RES,  /* softmax-CE: the 4-int result */
     U3D_CL_SCRATCH_SLOTS = 8
 };

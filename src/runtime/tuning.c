@@ -12,7 +12,29 @@ typedef struct tune_row {
 } tune_row;
 
 static const tune_row rows[] = {
-    /* filled per layer family as kernels are tuned */
+    /* filled per layer family as kernels are tuned; the first match wins,
+     * so device rows come before catch-all ones */
+
+    /* Memory-bound layers on PoCL's CPU device: one work-item per
+     * work-group walking a contiguous chunk with full SIMD loads beats
+     * PoCL's vectorisation across work-items (which gives up on loops
+     * inside work-items). maxpool3d: vx windows per work-item along W.
+     * batchnorm: vw floats per load, lws items, chunk voxels per group. */
+    {"Portable Computing Language", "maxpool3d", "vx", 8},
+    {"Portable Computing Language", "maxpool3d", "lws", 64},
+    {"Portable Computing Language", "batchnorm", "vw", 16},
+    {"Portable Computing Language", "batchnorm", "lws", 1},
+    {"Portable Computing Language", "batchnorm", "chunk", 16384},
+    {"Portable Computing Language", "softmax_ce", "vw", 16},
+    {"Portable Computing Language", "softmax_ce", "lws", 1},
+    {"Portable Computing Language", "softmax_ce", "chunk", 1024},
+    /* elementwise (relu, sgd, fill, crop-concat slabs): vw floats per
+     * work-item; crop_concat: whole rows per work-item (per = groups of vw
+     * floats, capped at the row) in work-groups of lws */
+    {"Portable Computing Language", "elementwise", "vw", 8},
+    {"Portable Computing Language", "elementwise", "lws", 64},
+    {"Portable Computing Language", "crop_concat", "per", 1 << 20},
+    {"Portable Computing Language", "crop_concat", "lws", 8},
     {"", "elementwise", "lws", 256},
 
     /* conv3d (src/layers/conv3d.c, cl/conv3d.cl). Forward / data gradient:
@@ -20,10 +42,13 @@ static const tune_row rows[] = {
      * work-item, acc = most accumulator vectors (cob * nv), nv = most
      * vectors per work-item, lws = work-group size. Weight gradient: bw_vw,
      * bw_cob, bw_lws; positions split in chunks of bw_chunk..bw_maxchunk
-     * until there are bw_items work-items. Unlisted devices (GPUs) get the
-     * defaults in conv3d.c: vw 4, cob 8, acc 8, lws 64, bw_vw 4, bw_cob 4.
+     * until there are bw_items work-items. slab_kb: scratch budget of the
+     * padded copies, which are made a slab of output planes at a time.
+     * Unlisted devices (GPUs) get the defaults in conv3d.c: vw 4, cob 8,
+     * acc 8, lws 64, bw_vw 4, bw_cob 4, slab_kb 262144.
      * PoCL on AVX-512 (2-core EPYC): zmm vectors, 16 accumulators; chunks
-     * of 16k positions keep a work-group's dy chunk in L2. */
+     * of 16k positions keep a work-group's dy chunk in L2; 16 MiB slabs
+     * stay in L3 between the copy and the convolution. */
     {"avx512", "conv3d", "vw", 16},
     {"avx512", "conv3d", "cob", 8},
     {"avx512", "conv3d", "acc", 16},
@@ -33,6 +58,7 @@ static const tune_row rows[] = {
     {"avx512", "conv3d", "bw_chunk", 1024},
     {"avx512", "conv3d", "bw_maxchunk", 16384},
     {"avx512", "conv3d", "bw_items", 256},
+    {"avx512", "conv3d", "slab_kb", 16384},
     /* other PoCL CPUs (AVX2: ymm vectors); not measured here */
     {"pthread", "conv3d", "vw", 8},
     {"pthread", "conv3d", "acc", 12},
@@ -41,6 +67,7 @@ static const tune_row rows[] = {
     {"pthread", "conv3d", "bw_chunk", 1024},
     {"pthread", "conv3d", "bw_maxchunk", 16384},
     {"pthread", "conv3d", "bw_items", 256},
+    {"pthread", "conv3d", "slab_kb", 16384},
 };
 
 int u3d_cl_tune(const u3d_cl *cl, const char *family, const char *param,

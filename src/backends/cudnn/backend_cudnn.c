@@ -68,13 +68,20 @@ u3d_status u3d_cudnn_fill(u3d_cudnn *cx, float *p, size_t n, float v,
 {
     uint32_t bits;
     memcpy(&bits, &v, sizeof bits);
+    if (bits == 0 && cx->host_mem) {
+        memset(p, 0, n * sizeof(float));
+        return U3D_OK;
+    }
     if (bits == 0) /* +0.0f and int32 0 alike: all-zero bytes */
         return u3d_cuda_check(cudaMemsetAsync(p, 0, n * sizeof(float),
                                               cx->stream),
                               "cudaMemsetAsync", err);
     long long cnt = (long long)n;
-    void *args[] = {&p, &cnt, &v};
-    return u3d_cudnn_launch(cx, K_FILL, "fill", u3d_cudnn_blocks(cnt), 1, args,
+    u3d_kargs a = {0};
+    U3D_KARG(a, p);
+    U3D_KARG(a, cnt);
+    U3D_KARG(a, v);
+    return u3d_cudnn_launch(cx, K_FILL, "fill", u3d_cudnn_blocks(cnt), 1, &a,
                             err);
 }
 
@@ -128,9 +135,34 @@ static u3d_status grow(void **p, size_t *have, size_t want, const char *what,
     return U3D_OK;
 }
 
+u3d_status u3d_cudnn_download(u3d_cudnn *cx, void *dst, const void *src,
+                              size_t bytes, u3d_error *err)
+{
+    if (cx->host_mem) {
+        memcpy(dst, src, bytes);
+        return U3D_OK;
+    }
+    U3D_CUDNN_TRY(u3d_cuda_check(cudaMemcpyAsync(dst, src, bytes,
+                                                 cudaMemcpyDeviceToHost,
+                                                 cx->stream),
+                                 "cudaMemcpyAsync (device to host)", err));
+    return u3d_cuda_check(cudaStreamSynchronize(cx->stream),
+                          "queued GPU work", err);
+}
+
 u3d_status u3d_cudnn_scratch(u3d_cudnn *cx, size_t bytes, void **p,
                              u3d_error *err)
 {
+    if (cx->host_mem && cx->scratch_bytes < bytes) {
+        free(cx->scratch);
+        cx->scratch = malloc(bytes);
+        cx->scratch_bytes = cx->scratch ? bytes : 0;
+    }
+    if (cx->host_mem) {
+        *p = cx->scratch;
+        return cx->scratch ? U3D_OK
+                           : u3d_seterr(err, U3D_ERR_OOM, "out of memory");
+    }
     U3D_CUDNN_TRY(grow(&cx->scratch, &cx->scratch_bytes, bytes,
                        "reduction scratch", err));
     *p = cx->scratch;
@@ -144,25 +176,30 @@ u3d_status u3d_cudnn_workspace(u3d_cudnn *cx, size_t bytes, u3d_error *err)
     return grow(&cx->ws, &cx->ws_bytes, bytes, "cuDNN workspace", err);
 }
 
+/* A new device buffer of n floats into *p. */
+static u3d_status dev_floats(float **p, size_t n, u3d_error *err)
+{
+    void *v = NULL;
+    size_t have = 0;
+    U3D_CUDNN_TRY(grow(&v, &have, n * sizeof(float), "batch-norm constants",
+                       err));
+    *p = v;
+    return U3D_OK;
+}
+
 u3d_status u3d_cudnn_consts(u3d_cudnn *cx, int c, u3d_error *err)
 {
     if (c <= cx->nconst)
         return U3D_OK;
-    size_t have = 0, n = (size_t)c;
-    cudaFree(cx->ones);
+    size_t n = (size_t)c;
+    cudaFree(cx->ones); /* synchronizes: no queued op still reads them */
     cudaFree(cx->zeros);
     cudaFree(cx->dparam);
     cx->ones = cx->zeros = cx->dparam = NULL;
     cx->nconst = 0;
-    void *a = NULL, *b = NULL, *d = NULL;
-    U3D_CUDNN_TRY(grow(&a, &have, n * 4, "batch-norm constants", err));
-    cx->ones = a;
-    have = 0;
-    U3D_CUDNN_TRY(grow(&b, &have, n * 4, "batch-norm constants", err));
-    cx->zeros = b;
-    have = 0;
-    U3D_CUDNN_TRY(grow(&d, &have, 2 * n * 4, "batch-norm constants", err));
-    cx->dparam = d;
+    U3D_CUDNN_TRY(dev_floats(&cx->ones, n, err));
+    U3D_CUDNN_TRY(dev_floats(&cx->zeros, n, err));
+    U3D_CUDNN_TRY(dev_floats(&cx->dparam, 2 * n, err)); /* dgamma, dbeta */
     U3D_CUDNN_TRY(u3d_cudnn_fill(cx, cx->ones, n, 1.0f, err));
     U3D_CUDNN_TRY(u3d_cudnn_fill(cx, cx->zeros, n, 0.0f, err));
     cx->nconst = c;
@@ -177,12 +214,20 @@ u3d_status u3d_cudnn_channel_sum(u3d_cudnn *cx, const float *x, u3d_shape s,
     void *part;
     U3D_CUDNN_TRY(u3d_cudnn_scratch(cx, (size_t)C * B * sizeof(double), &part,
                                     err));
-    void *a1[] = {&x, &N, &C, &S, &part};
-    U3D_CUDNN_TRY(u3d_cudnn_launch(cx, K_CHAN_PARTIAL, "channel sum", B, C, a1,
-                                   err));
-    void *a2[] = {&part, &C, &B, &out};
+    u3d_kargs a1 = {0}, a2 = {0};
+    U3D_KARG(a1, x);
+    U3D_KARG(a1, N);
+    U3D_KARG(a1, C);
+    U3D_KARG(a1, S);
+    U3D_KARG(a1, part);
+    U3D_CUDNN_TRY(u3d_cudnn_launch(cx, K_CHAN_PARTIAL, "channel sum",
+                                   (unsigned)B, (unsigned)C, &a1, err));
+    U3D_KARG(a2, part);
+    U3D_KARG(a2, C);
+    U3D_KARG(a2, B);
+    U3D_KARG(a2, out);
     return u3d_cudnn_launch(cx, K_CHAN_FINAL, "channel sum final",
-                            u3d_cudnn_blocks(C), 1, a2, err);
+                            u3d_cudnn_blocks(C), 1, &a2, err);
 }
 
 u3d_status u3d_cudnn_bias_add(u3d_cudnn *cx, float *y, u3d_shape s,
@@ -191,9 +236,14 @@ u3d_status u3d_cudnn_bias_add(u3d_cudnn *cx, float *y, u3d_shape s,
     long long S = (long long)u3d_shape_spatial(s);
     long long total = (long long)u3d_shape_count(s);
     int C = s.c;
-    void *args[] = {&y, &b, &S, &C, &total};
+    u3d_kargs a = {0};
+    U3D_KARG(a, y);
+    U3D_KARG(a, b);
+    U3D_KARG(a, S);
+    U3D_KARG(a, C);
+    U3D_KARG(a, total);
     return u3d_cudnn_launch(cx, K_BIAS_ADD, "bias add", u3d_cudnn_blocks(total),
-                            1, args, err);
+                            1, &a, err);
 }
 
 u3d_status u3d_cudnn_tensor_desc(cudnnTensorDescriptor_t *d, u3d_shape s,
@@ -364,8 +414,8 @@ static u3d_status load_kernels(u3d_cudnn *cx, u3d_error *err)
     for (int i = 0; i < K_COUNT; i++)
         U3D_CUDNN_TRY(u3d_cuda_check(cudaLibraryGetKernel(
                                          &cx->k[i], cx->lib,
-                                         u3d_cudnn_kernel_names[i]),
-                                     u3d_cudnn_kernel_names[i], err));
+                                         u3d_cudnn_kernels[i].name),
+                                     u3d_cudnn_kernels[i].name, err));
     return U3D_OK;
 }
 

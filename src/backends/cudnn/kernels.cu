@@ -2,6 +2,9 @@
  * rule differs from the contract (max-pool ties). Compiled at run time by
  * NVRTC for the device's architecture (see nvrtc.c); embedded into the
  * library by cmake/cudnn_embed.cmake. No headers: NVRTC has no C library.
+ * The source is also valid C11, which tests/test_cudnn.c compiles into a
+ * small CUDA emulator to check the kernels against the reference without a
+ * GPU: keep it free of C++-only constructs outside the macros below.
  *
  * Conventions: every launch uses blockDim.x == U3D_BLOCK (256) and loops
  * grid-stride, so any grid size is correct; element counts are below 2^31
@@ -10,13 +13,18 @@
  * and a fixed tree, so results are bitwise reproducible for a given shape.
  * Parameter types must match the argument arrays built in ops.c. */
 
+#ifndef U3D_KERNEL /* NVRTC; the tests' host emulation defines its own */
+#define U3D_KERNEL extern "C" __global__ void
+#define U3D_DEVICE __device__ static
+#endif
+
 #define U3D_BLOCK 256
 #define GRID_STRIDE(i, n)                                                      \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;       \
          i < (n); i += (long long)blockDim.x * gridDim.x)
 
 /* Tree sum of sh[0..U3D_BLOCK) into sh[0]; all threads must call it. */
-__device__ static void block_sum(volatile double *sh)
+U3D_DEVICE void block_sum(volatile double *sh)
 {
     __syncthreads();
     for (int s = U3D_BLOCK / 2; s > 0; s >>= 1) {
@@ -26,22 +34,20 @@ __device__ static void block_sum(volatile double *sh)
     }
 }
 
-extern "C" __global__ void u3d_fill_f32(float *p, long long n, float v)
+U3D_KERNEL u3d_fill_f32(float *p, long long n, float v)
 {
     GRID_STRIDE(i, n) p[i] = v;
 }
 
 /* y += alpha * x, in double like the reference. */
-extern "C" __global__ void u3d_axpy_f32(long long n, float alpha,
-                                        const float *x, float *y)
+U3D_KERNEL u3d_axpy_f32(long long n, float alpha, const float *x, float *y)
 {
     GRID_STRIDE(i, n) y[i] = (float)((double)y[i] + (double)alpha * x[i]);
 }
 
 /* buf = m*buf + g + wd*w; w -= lr*buf (PyTorch SGD, dampening 0). */
-extern "C" __global__ void u3d_sgd_f32(long long n, float lr, float m,
-                                       float wd, float *w, const float *g,
-                                       float *buf)
+U3D_KERNEL u3d_sgd_f32(long long n, float lr, float m, float wd, float *w,
+                       const float *g, float *buf)
 {
     GRID_STRIDE(i, n)
     {
@@ -52,7 +58,7 @@ extern "C" __global__ void u3d_sgd_f32(long long n, float lr, float m,
     }
 }
 
-extern "C" __global__ void u3d_relu_fwd(long long n, const float *x, float *y)
+U3D_KERNEL u3d_relu_fwd(long long n, const float *x, float *y)
 {
     GRID_STRIDE(i, n)
     {
@@ -61,23 +67,22 @@ extern "C" __global__ void u3d_relu_fwd(long long n, const float *x, float *y)
     }
 }
 
-extern "C" __global__ void u3d_relu_bwd(long long n, const float *y,
-                                        const float *dy, float *dx)
+U3D_KERNEL u3d_relu_bwd(long long n, const float *y, const float *dy, float *dx)
 {
     GRID_STRIDE(i, n) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 /* y[n,c,s] += b[c] over an N,C,S view of total elements. */
-extern "C" __global__ void u3d_bias_add(float *y, const float *b, long long S,
-                                        int C, long long total)
+U3D_KERNEL u3d_bias_add(float *y, const float *b, long long S, int C,
+                        long long total)
 {
     GRID_STRIDE(i, total) y[i] += b[(i / S) % C];
 }
 
 /* Per-channel sums of an N,C,S tensor, level 1: block (bx, c) sums the
  * elements m = n*S + s with m = bx*256 + t (mod gridDim.x*256). */
-extern "C" __global__ void u3d_chan_partial(const float *x, int N, int C,
-                                            long long S, double *part)
+U3D_KERNEL u3d_chan_partial(const float *x, int N, int C, long long S,
+                            double *part)
 {
     __shared__ double sh[U3D_BLOCK];
     int c = blockIdx.y;
@@ -95,8 +100,7 @@ extern "C" __global__ void u3d_chan_partial(const float *x, int N, int C,
 }
 
 /* Level 2: out[c] = sum of the B partials of channel c, in order. */
-extern "C" __global__ void u3d_chan_final(const double *part, int C, int B,
-                                          float *out)
+U3D_KERNEL u3d_chan_final(const double *part, int C, int B, float *out)
 {
     GRID_STRIDE(c, C)
     {
@@ -110,8 +114,8 @@ extern "C" __global__ void u3d_chan_final(const double *part, int C, int B,
 /* Offset (in one D,H,W plane) of the maximum of window (oz,oy,ox), with
  * PyTorch's scan rule: d-major, then h, then w; a voxel wins when it is
  * greater than the current maximum or NaN (ties: the first one). */
-__device__ static long long window_argmax(const float *plane, int H, int W,
-                                          int oz, int oy, int ox)
+U3D_DEVICE long long window_argmax(const float *plane, int H, int W, int oz,
+                                   int oy, int ox)
 {
     long long best = ((long long)(2 * oz) * H + 2 * oy) * W + 2 * ox;
     float m = __int_as_float(0xff800000); /* -inf */
@@ -131,9 +135,8 @@ __device__ static long long window_argmax(const float *plane, int H, int W,
 }
 
 /* One thread per output voxel of the N*C planes (od x oh x ow each). */
-extern "C" __global__ void u3d_maxpool_fwd(const float *x, float *y, int D,
-                                           int H, int W, int od, int oh,
-                                           int ow, long long total)
+U3D_KERNEL u3d_maxpool_fwd(const float *x, float *y, int D, int H, int W,
+                           int od, int oh, int ow, long long total)
 {
     GRID_STRIDE(i, total)
     {
@@ -146,10 +149,9 @@ extern "C" __global__ void u3d_maxpool_fwd(const float *x, float *y, int D,
 }
 
 /* dx must be zero beforehand; windows do not overlap, so no races. */
-extern "C" __global__ void u3d_maxpool_bwd(const float *x, const float *dy,
-                                           float *dx, int D, int H, int W,
-                                           int od, int oh, int ow,
-                                           long long total)
+U3D_KERNEL u3d_maxpool_bwd(const float *x, const float *dy, float *dx, int D,
+                           int H, int W, int od, int oh, int ow,
+                           long long total)
 {
     GRID_STRIDE(i, total)
     {
@@ -163,9 +165,9 @@ extern "C" __global__ void u3d_maxpool_bwd(const float *x, const float *dy,
 
 /* y[n, c] = c < Cs ? skip[n, c] cropped at (oz,oy,ox) : up[n, c - Cs];
  * one thread per element of y (N, Cs+Cu, D, H, W). */
-extern "C" __global__ void u3d_crop_concat_fwd(
-    const float *skip, const float *up, float *y, int N, int Cs, int Ds,
-    int Hs, int Ws, int Cu, int D, int H, int W, int oz, int oy, int ox)
+U3D_KERNEL u3d_crop_concat_fwd(const float *skip, const float *up, float *y,
+                               int N, int Cs, int Ds, int Hs, int Ws, int Cu,
+                               int D, int H, int W, int oz, int oy, int ox)
 {
     long long P = (long long)D * H * W, Ct = Cs + Cu;
     GRID_STRIDE(i, (long long)N * Ct * P)
@@ -187,9 +189,10 @@ extern "C" __global__ void u3d_crop_concat_fwd(
 /* dskip from the first Cs channels of dy: inside the crop window dy (added
  * when accumulate), outside 0 (kept when accumulate). One thread per
  * element of dskip (N, Cs, Ds, Hs, Ws). */
-extern "C" __global__ void u3d_crop_concat_bwd_skip(
-    const float *dy, float *dskip, int N, int Cs, int Ds, int Hs, int Ws,
-    int Cu, int D, int H, int W, int oz, int oy, int ox, int accumulate)
+U3D_KERNEL u3d_crop_concat_bwd_skip(const float *dy, float *dskip, int N,
+                                    int Cs, int Ds, int Hs, int Ws, int Cu,
+                                    int D, int H, int W, int oz, int oy, int ox,
+                                    int accumulate)
 {
     long long Ps = (long long)Ds * Hs * Ws, Ct = Cs + Cu;
     GRID_STRIDE(i, (long long)N * Cs * Ps)
@@ -210,9 +213,8 @@ extern "C" __global__ void u3d_crop_concat_bwd_skip(
 }
 
 /* dup[n, c] = dy[n, Cs + c]; one thread per element of dup (N, Cu, P). */
-extern "C" __global__ void u3d_crop_concat_bwd_up(const float *dy, float *dup,
-                                                  int N, int Cs, int Cu,
-                                                  long long P)
+U3D_KERNEL u3d_crop_concat_bwd_up(const float *dy, float *dup, int N, int Cs,
+                                  int Cu, long long P)
 {
     long long Ct = Cs + Cu;
     GRID_STRIDE(i, (long long)N * Cu * P)
@@ -226,11 +228,9 @@ extern "C" __global__ void u3d_crop_concat_bwd_up(const float *dy, float *dup,
 /* Softmax cross-entropy, pass 1 over the V labels: per block the sum of
  * w[label] of labeled voxels, the number of invalid labels and the lowest
  * voxel index holding one (V when none). */
-extern "C" __global__ void u3d_ce_weights(const int *lab, long long V, int C,
-                                          int ignore, const float *w,
-                                          double *part_sw,
-                                          long long *part_bad,
-                                          long long *part_first)
+U3D_KERNEL u3d_ce_weights(const int *lab, long long V, int C, int ignore,
+                          const float *w, double *part_sw, long long *part_bad,
+                          long long *part_first)
 {
     __shared__ double sh[U3D_BLOCK];
     __shared__ long long bad[U3D_BLOCK], first[U3D_BLOCK];
@@ -270,10 +270,11 @@ extern "C" __global__ void u3d_ce_weights(const int *lab, long long V, int C,
 
 /* Pass 2, one block: dout[0] = sum of weights; iout = {invalid count,
  * first invalid voxel (V when none), its label}. */
-extern "C" __global__ void u3d_ce_weights_final(
-    const double *part_sw, const long long *part_bad,
-    const long long *part_first, int G, const int *lab, long long V,
-    double *dout, long long *iout)
+U3D_KERNEL u3d_ce_weights_final(const double *part_sw,
+                                const long long *part_bad,
+                                const long long *part_first, int G,
+                                const int *lab, long long V, double *dout,
+                                long long *iout)
 {
     __shared__ double sh[U3D_BLOCK];
     __shared__ long long bad[U3D_BLOCK], first[U3D_BLOCK];
@@ -309,11 +310,9 @@ extern "C" __global__ void u3d_ce_weights_final(
  * w[y]/sum_w * (p - onehot(y)) (0 for ignored voxels) and per block the
  * loss sum of w[y] * -log p[y]. probs/dlogits may be NULL. Labels were
  * validated by pass 1 and 2. */
-extern "C" __global__ void u3d_ce_softmax(const float *z, const int *lab,
-                                          const float *w, int N, int C,
-                                          long long S, int ignore,
-                                          const double *dsw, float *probs,
-                                          float *dlogits, double *part_loss)
+U3D_KERNEL u3d_ce_softmax(const float *z, const int *lab, const float *w, int N,
+                          int C, long long S, int ignore, const double *dsw,
+                          float *probs, float *dlogits, double *part_loss)
 {
     __shared__ double sh[U3D_BLOCK];
     double sw = dsw[0], scale = sw != 0.0 ? 1.0 / sw : 0.0, loss = 0.0;
@@ -350,8 +349,7 @@ extern "C" __global__ void u3d_ce_softmax(const float *z, const int *lab,
 
 /* One block: out[0] = sum of part[0..G) (fixed order per thread, then the
  * tree). */
-extern "C" __global__ void u3d_sum_final(const double *part, int G,
-                                         double *out)
+U3D_KERNEL u3d_sum_final(const double *part, int G, double *out)
 {
     __shared__ double sh[U3D_BLOCK];
     double s = 0.0;

@@ -6,24 +6,25 @@
 #include <string.h>
 #include "backends/cudnn/cudnn_internal.h"
 
-const char *const u3d_cudnn_kernel_names[K_COUNT] = {
-    [K_FILL] = "u3d_fill_f32",
-    [K_AXPY] = "u3d_axpy_f32",
-    [K_SGD] = "u3d_sgd_f32",
-    [K_RELU_FWD] = "u3d_relu_fwd",
-    [K_RELU_BWD] = "u3d_relu_bwd",
-    [K_BIAS_ADD] = "u3d_bias_add",
-    [K_CHAN_PARTIAL] = "u3d_chan_partial",
-    [K_CHAN_FINAL] = "u3d_chan_final",
-    [K_MAXPOOL_FWD] = "u3d_maxpool_fwd",
-    [K_MAXPOOL_BWD] = "u3d_maxpool_bwd",
-    [K_CROP_FWD] = "u3d_crop_concat_fwd",
-    [K_CROP_BWD_SKIP] = "u3d_crop_concat_bwd_skip",
-    [K_CROP_BWD_UP] = "u3d_crop_concat_bwd_up",
-    [K_CE_WEIGHTS] = "u3d_ce_weights",
-    [K_CE_WEIGHTS_FINAL] = "u3d_ce_weights_final",
-    [K_CE_SOFTMAX] = "u3d_ce_softmax",
-    [K_SUM_FINAL] = "u3d_sum_final",
+/* Signatures follow kernels.cu's parameter lists ('l' pointer/long long). */
+const u3d_cudnn_kernel_info u3d_cudnn_kernels[K_COUNT] = {
+    [K_FILL] = {"u3d_fill_f32", "llf"},
+    [K_AXPY] = {"u3d_axpy_f32", "lfll"},
+    [K_SGD] = {"u3d_sgd_f32", "lffflll"},
+    [K_RELU_FWD] = {"u3d_relu_fwd", "lll"},
+    [K_RELU_BWD] = {"u3d_relu_bwd", "llll"},
+    [K_BIAS_ADD] = {"u3d_bias_add", "lllil"},
+    [K_CHAN_PARTIAL] = {"u3d_chan_partial", "liill"},
+    [K_CHAN_FINAL] = {"u3d_chan_final", "liil"},
+    [K_MAXPOOL_FWD] = {"u3d_maxpool_fwd", "lliiiiiil"},
+    [K_MAXPOOL_BWD] = {"u3d_maxpool_bwd", "llliiiiiil"},
+    [K_CROP_FWD] = {"u3d_crop_concat_fwd", "llliiiiiiiiiiii"},
+    [K_CROP_BWD_SKIP] = {"u3d_crop_concat_bwd_skip", "lliiiiiiiiiiiii"},
+    [K_CROP_BWD_UP] = {"u3d_crop_concat_bwd_up", "lliiil"},
+    [K_CE_WEIGHTS] = {"u3d_ce_weights", "lliillll"},
+    [K_CE_WEIGHTS_FINAL] = {"u3d_ce_weights_final", "lllillll"},
+    [K_CE_SOFTMAX] = {"u3d_ce_softmax", "llliilillll"},
+    [K_SUM_FINAL] = {"u3d_sum_final", "lil"},
 };
 
 static u3d_status rtc_check(nvrtcResult rc, const char *what, u3d_error *err)
@@ -173,16 +174,30 @@ void u3d_cudnn_prof_free(u3d_cudnn *cx)
 }
 
 u3d_status u3d_cudnn_launch(u3d_cudnn *cx, u3d_cudnn_kid id, const char *label,
-                            unsigned gx, unsigned gy, void **args,
+                            unsigned gx, unsigned gy, const u3d_kargs *args,
                             u3d_error *err)
 {
+    const u3d_cudnn_kernel_info *k = &u3d_cudnn_kernels[id];
+    if (strcmp(args->sig, k->sig))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "internal error in the cudnn backend: %s launches "
+                          "%s with arguments '%s', it takes '%s'",
+                          label, k->name, args->sig, k->sig);
+    if (gy > 65535) /* CUDA's grid y limit; gy is a channel count */
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "%s: %u channels exceed the 65535 the cudnn "
+                          "backend's kernels handle",
+                          label, gy);
     dim3 grid = {gx ? gx : 1, gy ? gy : 1, 1};
     dim3 block = {U3D_CUDNN_BLOCK, 1, 1};
+    if (cx->launch_hook)
+        return cx->launch_hook(cx, id, grid.x, grid.y, args, err);
     U3D_CUDNN_TRY(u3d_cudnn_prof_begin(cx, err));
     /* a cudaKernel_t cast to a function pointer is accepted by
-     * cudaLaunchKernel (CUDA 12+ runtime) */
+     * cudaLaunchKernel (CUDA 12+ runtime); the runtime copies each
+     * argument's size from the kernel's parameter list */
     cudaError_t rc = cudaLaunchKernel((const void *)cx->k[id], grid, block,
-                                      args, 0, cx->stream);
+                                      (void **)args->v, 0, cx->stream);
     U3D_CUDNN_TRY(u3d_cuda_check(rc, label, err));
     return u3d_cudnn_prof_end(cx, label, err);
 }

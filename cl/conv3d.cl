@@ -7,7 +7,8 @@
  * load along q, rows of any length fill the vectors, and positions with
  * x >= Wout or y >= Hout are computed but never stored. q runs over
  * [0, Lq), Lq = ((Dout-1)*Hp + Hout-1)*Wp + Wout, whose last tap reads the
- * last input element exactly, so no load leaves the buffer.
+ * last input element exactly, so no load leaves the buffer. The host runs
+ * a large volume as slabs of output planes; Dout, Dp are then the slab's.
  *
  * Build options (tuning, see src/runtime/tuning.c):
  *   KS      kernel size
@@ -93,7 +94,7 @@ __kernel void conv3d_weights(__global const float *restrict w,
     const int i = get_global_id(0);
     if (i >= total)
         return;
-    int t = i / COB;
+    const int t = i / COB;
     const int j = i - t * COB;
     const int t2 = t / K3;
     const int tap = t - t2 * K3;

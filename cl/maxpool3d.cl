@@ -10,41 +10,62 @@
  * GPUs), and on CPUs every load is a full SIMD vector. A group that would
  * run past the row end falls back to a per-window scalar path.
  * oclgrind 21.10's --uninitialized plugin crashes on some vector shuffles
- * (assignments to .even/.odd, horizontal sums): lanes are interleaved by
- * building the vector from its components instead. */
+ * (assignments to .even/.odd, horizontal sums) and loses track of some
+ * 8-wide ones (false reports): lanes are split from vectors of at most 8
+ * floats and interleaved by building vectors from their components. */
 #ifndef VX
 #define VX 4
 #endif
+/* LOAD_EO(p, E, O): the 2*VX floats at p split into even (dx = 0) and odd
+ * (dx = 1) lanes; STORE_EO(E, O, p): the reverse. */
 #if VX == 2
 #define VOUT float2
-#define VIN float4
 #define VINT int2
-#define VLOAD_IN vload4
-#define VSTORE_IN vstore4
 #define VSTORE_OUT vstore2
 #define VLOAD_OUT vload2
-#define INTERLEAVE(e, o) (float4)(e.s0, o.s0, e.s1, o.s1)
+#define LOAD_EO(p, E, O)                                                       \
+    do {                                                                       \
+        const float4 r_ = vload4(0, (p));                                      \
+        E = (float2)(r_.s0, r_.s2);                                            \
+        O = (float2)(r_.s1, r_.s3);                                            \
+    } while (0)
+#define STORE_EO(E, O, p) vstore4((float4)(E.s0, O.s0, E.s1, O.s1), 0, (p))
 #elif VX == 4
 #define VOUT float4
-#define VIN float8
 #define VINT int4
-#define VLOAD_IN vload8
-#define VSTORE_IN vstore8
 #define VSTORE_OUT vstore4
 #define VLOAD_OUT vload4
-#define INTERLEAVE(e, o)                                                       \
-    (float8)(e.s0, o.s0, e.s1, o.s1, e.s2, o.s2, e.s3, o.s3)
+#define LOAD_EO(p, E, O)                                                       \
+    do {                                                                       \
+        const float8 r_ = vload8(0, (p));                                      \
+        E = r_.even;                                                           \
+        O = r_.odd;                                                            \
+    } while (0)
+#define STORE_EO(E, O, p)                                                      \
+    vstore8((float8)(E.s0, O.s0, E.s1, O.s1, E.s2, O.s2, E.s3, O.s3), 0, (p))
 #elif VX == 8
 #define VOUT float8
-#define VIN float16
 #define VINT int8
-#define VLOAD_IN vload16
-#define VSTORE_IN vstore16
 #define VSTORE_OUT vstore8
 #define VLOAD_OUT vload8
-#define INTERLEAVE(e, o)                                                       \
-    (float16)(e.s0, o.s0, e.s1, o.s1, e.s2, o.s2, e.s3, o.s3, e.s4, o.s4,     \
-              e.s5, o.s5, e.s6, o.s6, e.s7, o.s7)
+/* two 8-float loads: the lanes of a 16-float load split in two trip
+ * oclgrind's shadow tracking (false reports) */
+#define LOAD_EO(p, E, O)                                                       \
+    do {                                                                       \
+        const float8 a_ = vload8(0, (p)), b_ = vload8(1, (p));                 \
+        E = (float8)(a_.even, b_.even);                                        \
+        O = (float8)(a_.odd, b_.odd);                                          \
+    } while (0)
+/* element stores: an interleaving 8-float vector built from 8-wide lanes
+ * trips oclgrind too; compilers merge consecutive stores */
+#define STORE_EO(E, O, p)                                                      \
+    do {                                                                       \
+        __global float *q_ = (p);                                              \
+        q_[0] = E.s0, q_[1] = O.s0, q_[2] = E.s1, q_[3] = O.s1;                \
+        q_[4] = E.s2, q_[5] = O.s2, q_[6] = E.s3, q_[7] = O.s3;                \
+        q_[8] = E.s4, q_[9] = O.s4, q_[10] = E.s5, q_[11] = O.s5;              \
+        q_[12] = E.s6, q_[13] = O.s6, q_[14] = E.s7, q_[15] = O.s7;            \
+    } while (0)
 #else
 #error "VX must be 2, 4 or 8"
 #endif
@@ -82,19 +103,19 @@ int window_argmax(__global const float *p, const uint H, const uint W,
 void windows_argmax(__global const float *p, const uint H, const uint W,
                     VOUT *mo, VINT *bo)
 {
-    VIN r = VLOAD_IN(0, p);
-    VOUT m = r.even;
+    VOUT m, e, o;
     VINT b = (VINT)(0);
-    TAKE(r.odd, 1);
-    r = VLOAD_IN(0, p + W);
-    TAKE(r.even, 2);
-    TAKE(r.odd, 3);
-    r = VLOAD_IN(0, p + H * W);
-    TAKE(r.even, 4);
-    TAKE(r.odd, 5);
-    r = VLOAD_IN(0, p + H * W + W);
-    TAKE(r.even, 6);
-    TAKE(r.odd, 7);
+    LOAD_EO(p, m, o);
+    TAKE(o, 1);
+    LOAD_EO(p + W, e, o);
+    TAKE(e, 2);
+    TAKE(o, 3);
+    LOAD_EO(p + H * W, e, o);
+    TAKE(e, 4);
+    TAKE(o, 5);
+    LOAD_EO(p + H * W + W, e, o);
+    TAKE(e, 6);
+    TAKE(o, 7);
     *mo = m;
     *bo = b;
 }
@@ -182,8 +203,8 @@ __kernel void maxpool3d_backward(__global const float *x,
             for (uint r = 0; r < 4; r++) { /* rows (dz, dy) */
                 const VOUT e = select(z, g, b == (VINT)(2 * r));
                 const VOUT od = select(z, g, b == (VINT)(2 * r + 1));
-                VSTORE_IN(INTERLEAVE(e, od), 0,
-                          dx + off + ((r >> 1) * H + (r & 1u)) * W + 2 * ox);
+                STORE_EO(e, od,
+                         dx + off + ((r >> 1) * H + (r & 1u)) * W + 2 * ox);
             }
         }
     }

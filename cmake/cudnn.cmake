@@ -67,7 +67,12 @@ if(UNET3D_CUDNN_ENABLED)
   # PUBLIC: tests/test_cudnn.c uses the backend's internal header too
   target_compile_definitions(unet3d PUBLIC U3D_HAVE_CUDNN=1)
   target_include_directories(unet3d SYSTEM PUBLIC ${CUDNN_INCLUDE_DIR})
-  target_link_libraries(unet3d PUBLIC CUDA::cudart CUDA::nvrtc ${CUDNN_LIBRARY})
+  # NVRTC by file: the CUDA::nvrtc target also links the driver stub
+  # (libcuda.so), which would make every binary need libcuda.so.1 and fail
+  # to start on machines without a driver (without --as-needed, e.g. in
+  # sanitizer builds). The runtime loads the driver itself when present.
+  get_target_property(_u3d_nvrtc CUDA::nvrtc IMPORTED_LOCATION)
+  target_link_libraries(unet3d PUBLIC CUDA::cudart ${_u3d_nvrtc} ${CUDNN_LIBRARY})
   message(STATUS "cuDNN backend: enabled (CUDA ${CUDAToolkit_VERSION}, "
                  "cuDNN ${_u3d_cudnn_major}: ${CUDNN_LIBRARY})")
 else()

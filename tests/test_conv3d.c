@@ -123,7 +123,7 @@ static void conv3d_matches_reference(void **state)
     int nfixed = sizeof fixed / sizeof fixed[0];
     for (int i = 0; i < nfixed; i++)
         check_case(e, &fixed[i]);
-    int reps = t_small() ? 3 : 12;
+    int reps = t_small() ? 3 : 8;
     for (int r = 0; r < reps; r++) {
         conv_shape c = random_case(&e->seed, t_small());
         check_case(e, &c);

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# The full test suite: release build + all tests (PoCL and oclgrind), then
-# an ASan/UBSan build running the unit tests.
+# The full test suite:
+#  1. release build (with the cuDNN backend when CUDA + cuDNN are installed)
+#     and every ctest: PoCL ("unit"), oclgrind ("oclgrind"), fixtures;
+#  2. the OpenCL-only build (-DUNET3D_CUDNN=OFF) and its fixture run;
+#  3. an ASan/UBSan build running the unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$jobs"
+golden=../shared/golden
 # the program binary cache stays inside the build tree
 export UNET3D_CACHE_DIR="$PWD/build/kernel-cache"
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
+
+cmake -S . -B build-nocuda -DCMAKE_BUILD_TYPE=Release -DUNET3D_CUDNN=OFF \
+      -DUNET3D_TESTS=OFF >/dev/null
+cmake --build build-nocuda -j"$jobs"
+if [ -d "$golden" ]; then
+  build-nocuda/unet3d golden "$golden"
+fi
+
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUNET3D_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 # PoCL's LLVM JIT allocations are not ours: leak checks off, other checks on.

@@ -12,7 +12,7 @@ static void usage(FILE *f)
             "usage: unet3d COMMAND [options]\n\n"
             "commands:\n"
             "  demo                    the whole workflow on a synthetic volume\n"
-            "  devices                 list OpenCL devices\n"
+            "  devices                 list OpenCL (and CUDA) devices\n"
             "  info [--preset P] [--input WxHxD]\n"
             "                          parameters, output size and memory\n"
             "  train --image I --labels L --model M.u3d [...]\n"
@@ -34,7 +34,8 @@ static void usage(FILE *f)
             "  --device SPEC           OpenCL device: P:D, gpu, cpu or part of\n"
             "                          its name (default: $UNET3D_DEVICE, else\n"
             "                          the first GPU, else the first device)\n"
-            "  --backend NAME          opencl (default), ref (plain C)\n"
+            "  --backend NAME          opencl (default), ref (plain C), cudnn\n"
+            "                          (NVIDIA, when built)\n"
             "  --profile               print per-kernel times at exit\n",
             U3D_VERSION);
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "unet3d/backend.h"
+#include "unet3d/cudnn.h"
 
 u3d_status u3d_backend_create(const u3d_backend_config *cfg, u3d_backend **out,
                               u3d_error *err)
@@ -21,10 +22,19 @@ u3d_status u3d_backend_create(const u3d_backend_config *cfg, u3d_backend **out,
         return u3d_backend_opencl_create(c.device, c.profile, out, err);
     if (!strcmp(c.backend, "ref"))
         return u3d_backend_ref_create(out, err);
-    if (!strcmp(c.backend, "cudnn"))
+    if (!strcmp(c.backend, "cudnn")) {
+#ifdef U3D_HAVE_CUDNN
+        int index;
+        u3d_status st = u3d_cudnn_parse_device(c.device, &index, err);
+        return st ? st : u3d_backend_cudnn_create(index, c.profile, out, err);
+#else
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                          "the cudnn backend is not built into this unet3d; "
-                          "use --backend opencl (works on NVIDIA too)");
+                          "the cudnn backend is not built into this unet3d "
+                          "(configure with -DUNET3D_CUDNN=ON and the CUDA "
+                          "toolkit and cuDNN installed); use --backend opencl "
+                          "(works on NVIDIA too)");
+#endif
+    }
     return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                       "unknown backend '%s' (choose opencl, ref or cudnn)",
                       c.backend);

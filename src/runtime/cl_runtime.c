@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "runtime/cl_runtime.h"
+#include "unet3d/cudnn.h"
 
 struct u3d_cl_program {
     char name[64];
@@ -141,11 +142,16 @@ static u3d_status enumerate(devlist *L, u3d_error *err)
     return U3D_OK;
 }
 
+/* OpenCL devices, then CUDA devices when the cuDNN backend is built; a
+ * machine without OpenCL still lists its CUDA devices. */
 u3d_status u3d_list_devices(FILE *out, u3d_error *err)
 {
     devlist L;
-    U3D_TRY(enumerate(&L, err));
-    for (cl_uint p = 0; p < L.np; p++) {
+    u3d_error cl_err = {0};
+    u3d_status st = enumerate(&L, &cl_err);
+    if (st)
+        fprintf(out, "opencl   none: %s\n", cl_err.msg);
+    for (cl_uint p = 0; !st && p < L.np; p++) {
         char pn[128];
         plat_str(L.plats[p], CL_PLATFORM_NAME, pn, sizeof pn);
         for (cl_uint d = 0; d < L.nd[p]; d++) {
@@ -169,6 +175,11 @@ u3d_status u3d_list_devices(FILE *out, u3d_error *err)
                     cu, (double)mem / (1024.0 * 1024.0), ver);
         }
     }
+#ifdef U3D_HAVE_CUDNN
+    U3D_TRY(u3d_cudnn_list_devices(out, err));
+#else
+    (void)err;
+#endif
     return U3D_OK;
 }
 

@@ -206,7 +206,7 @@ u3d_status u3d_cudnn_prof_end(u3d_cudnn *cx, const char *label,
 void u3d_cudnn_prof_print(const u3d_cudnn *cx, FILE *out);
 void u3d_cudnn_prof_free(u3d_cudnn *cx);
 
-/* Copies bytes from the device to dst and waits (zeros when dry_run). */
+/* Copies bytes from the device to dst and waits (a memcpy with host_mem). */
 u3d_status u3d_cudnn_download(u3d_cudnn *cx, void *dst, const void *src,
                               size_t bytes, u3d_error *err);
 /* Grow-only device scratch. */

@@ -11,7 +11,9 @@
  * (u3d_tensor_create refuses more) but indices are computed in 64 bits.
  * Reductions are two-level with a fixed assignment of elements to threads
  * and a fixed tree, so results are bitwise reproducible for a given shape.
- * Parameter types must match the argument arrays built in ops.c. */
+ * Parameter lists must match the signature table u3d_cudnn_kernels in
+ * nvrtc.c: every launch is checked against it, and the tests check it
+ * against the PTX NVRTC makes of this file. */
 
 #ifndef U3D_KERNEL /* NVRTC; the tests' host emulation defines its own */
 #define U3D_KERNEL extern "C" __global__ void

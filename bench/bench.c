@@ -23,6 +23,8 @@ static void bench_usage(FILE *f)
             "  --train PRESET [--input WxHxD] [--iters N]\n"
             "             one training iteration of a preset network\n"
             "             (default input: paper 132x132x116, small 96x96x96)\n"
+            "  --augment  augmentation of a paper-sized patch: device vs plain\n"
+            "             C, and its share of a paper-net training iteration\n"
             "Entries that fail (e.g. out of memory) are reported in their row;\n"
             "ops the backend lacks are listed as unsupported. The peak and\n"
             "SGEMM need OpenCL; on --backend ref the full sizes take long:\n"
@@ -42,6 +44,7 @@ static void list_names(FILE *f)
 
 /* Parses the bench's own options; returns -1 to go on, else an exit code. */
 typedef struct train_opts {
+    int augment;        /* the augmentation benchmark */
     const char *preset; /* NULL: the kernel benchmarks */
     int in[3];          /* W,H,D; 0: the preset's default */
     int iters;
@@ -55,6 +58,8 @@ static int parse(int argc, char **argv, u3d_bench_opts *o, int *json,
         char x;
         if (!strcmp(a, "--train") && i + 1 < argc)
             t->preset = argv[++i];
+        else if (!strcmp(a, "--augment"))
+            t->augment = 1;
         else if (!strcmp(a, "--input") && i + 1 < argc) {
             if (sscanf(argv[++i], "%dx%dx%d%c", &t->in[0], &t->in[1],
                        &t->in[2], &x) != 3) {
@@ -116,7 +121,7 @@ int u3d_cmd_bench(int argc, char **argv)
     u3d_bench_opts o = {0};
     int json = 0;
     argc = u3d_cli_common(argc, argv, &cfg);
-    train_opts t = {NULL, {0, 0, 0}, 2};
+    train_opts t = {0, NULL, {0, 0, 0}, 2};
     int rc = parse(argc, argv, &o, &json, &t);
     if (rc >= 0)
         return rc;
@@ -130,6 +135,13 @@ int u3d_cmd_bench(int argc, char **argv)
         fprintf(stderr, "unet3d: %s\n", e.msg);
         return 1;
     }
+    if (t.augment) {
+        rc = u3d_bench_augment(be, o.quick, 1, json, stdout, &e) ? 1 : 0;
+        if (rc)
+            fprintf(stderr, "unet3d bench: %s\n", e.msg);
+        u3d_backend_destroy(be);
+        return rc;
+    }
     if (t.preset) {
         if (!t.in[0]) {
             int paper = !strcmp(t.preset, "paper");
@@ -137,7 +149,7 @@ int u3d_cmd_bench(int argc, char **argv)
             t.in[2] = paper ? 116 : 96;
         }
         rc = 0;
-        if (u3d_bench_train(be, t.preset, t.in, t.iters, json, stdout, &e)) {
+        if (u3d_bench_train(be, t.preset, t.in, t.iters, json, stdout, NULL, &e)) {
             fprintf(stderr, "unet3d bench: %s\n", e.msg);
             rc = 1;
         }

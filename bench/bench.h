@@ -110,6 +110,12 @@ int u3d_bench_op_names(const char **names, int max);
  * device time per layer type (OpenCL: from a profiled extra iteration). */
 u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
                            const int in_whd[3], int iters, int json,
-                           FILE *out, u3d_error *err);
+                           FILE *out, double *best_s, u3d_error *err);
+
+/* Augmentation of one paper-sized 3-channel patch with labels: device
+ * time, the plain-C host implementation's time, and (with_train) its share
+ * of a paper-net training iteration on the same device. */
+u3d_status u3d_bench_augment(u3d_backend *be, int quick, int with_train,
+                             int json, FILE *out, u3d_error *err);
 
 #endif

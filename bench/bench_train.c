@@ -54,7 +54,7 @@ static u3d_status one_iteration(u3d_net *net, const u3d_tensor *x,
 
 u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
                            const int in_whd[3], int iters, int json,
-                           FILE *out, u3d_error *err)
+                           FILE *out, double *best_s, u3d_error *err)
 {
     u3d_net_config cfg;
     U3D_TRY(u3d_net_preset(preset, &cfg, err));
@@ -129,6 +129,8 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
         u3d_cl_set_profiling(cl, 0, NULL);
         u3d_cl_profile_reset(cl);
     }
+    if (!st && best_s)
+        *best_s = best;
     if (!st) {
         double vin = (double)in[0] * in[1] * in[2], vout = (double)o[0] * o[1] * o[2];
         char cs[200];

@@ -3,6 +3,7 @@
  * lanes along W so loads and stores coalesce. */
 #include <stdint.h>
 #include "layers/layers.h"
+#include "layers/reduce.h"
 
 #define LWS0 64
 
@@ -35,8 +36,6 @@ static pool_tune tune_of(const u3d_cl *cl)
     t.per = u3d_cl_tune(cl, "maxpool3d", "per", 1); /* groups per item */
     if (t.per < 1)
         t.per = 1;
-    if (cl->max_wg && t.lws > cl->max_wg)
-        t.lws = cl->max_wg;
     return t;
 }
 
@@ -52,6 +51,7 @@ static u3d_status launch(u3d_backend *be, const char *name, cl_mem a, cl_mem b,
     snprintf(opts, sizeof opts, "-DVX=%d", t.vx);
     cl_kernel k;
     U3D_TRY(u3d_cl_kernel_get(cl, "maxpool3d", name, opts, &k, err));
+    U3D_TRY(u3d_cl_pow2_lws(cl, k, t.lws, &t.lws, err)); /* kernel's limit */
     cl_uint d = (cl_uint)s.d, h = (cl_uint)s.h, w = (cl_uint)s.w;
     cl_uint nc = (cl_uint)s.n * (cl_uint)s.c;
     cl_uint wg = (cl_uint)((wo + (size_t)t.vx - 1) / (size_t)t.vx);

@@ -18,10 +18,13 @@ static const tune_row rows[] = {
     /* Memory-bound layers on PoCL's CPU device: one work-item per
      * work-group walking a contiguous chunk with full SIMD loads beats
      * PoCL's vectorisation across work-items (which gives up on loops
-     * inside work-items). maxpool3d: vx windows per work-item along W.
-     * batchnorm: vw floats per load, lws items, chunk voxels per group. */
+     * inside work-items). maxpool3d: vx windows per vector, per vectors
+     * per work-item (capped at the row: whole rows), lws items per group.
+     * batchnorm, softmax_ce: vw floats per load, lws items per group,
+     * chunk voxels per group. */
     {"Portable Computing Language", "maxpool3d", "vx", 8},
-    {"Portable Computing Language", "maxpool3d", "lws", 64},
+    {"Portable Computing Language", "maxpool3d", "per", 1 << 20},
+    {"Portable Computing Language", "maxpool3d", "lws", 8},
     {"Portable Computing Language", "batchnorm", "vw", 16},
     {"Portable Computing Language", "batchnorm", "lws", 1},
     {"Portable Computing Language", "batchnorm", "chunk", 16384},

@@ -9,6 +9,9 @@
  * [0, Lq), Lq = ((Dout-1)*Hp + Hout-1)*Wp + Wout, whose last tap reads the
  * last input element exactly, so no load leaves the buffer. The host runs
  * a large volume as slabs of output planes; Dout, Dp are then the slab's.
+ * Its padded copies share one border between neighbouring rows (Wp = W +
+ * pad: a read past a row's end lands in the next row's left zeros) and
+ * between planes (Hp = H + pad), with a spare plane for the last reads.
  *
  * Build options (tuning, see src/runtime/tuning.c):
  *   KS      kernel size
@@ -147,8 +150,9 @@ __kernel void conv3d_embed(__global const float *restrict src,
 }
 
 /* Stores COB x XB results of one tile. qs is the first computed position,
- * q0 <= qs + XB the first one this work-item owns (a tile at the end is
- * shifted back to stay inside the input, see conv3d_fwd). */
+ * q0 >= qs the first one this work-item owns (the last tile is shifted
+ * back to stay inside the input, see conv3d_fwd). Only positions with
+ * x < wout and y < hout are outputs. */
 inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
                        __global const float *restrict bias, const int use_bias,
                        const int co0, const int cout, const int qs,
@@ -208,11 +212,11 @@ inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
  * x: padded input planes of Hp x Wp from element xoff on, channel stride
  * xstride; wt from conv3d_weights; y: dout planes of hout x wout from
  * element yoff on, channel stride ystride (a slab of a larger output).
- * Work-item (tile, cb, n) computes output
- * channels cb*COB .. cb*COB+COB-1 at the XB positions [tile*XB, +XB) of
- * [0, lq), so every input vector loaded feeds COB*NV FMAs into register
- * accumulators. The last tile is shifted back to stay inside x and stores
- * only the positions it owns. The host guarantees lq >= XB. */
+ * Work-item (tile, cb, n) computes output channels cb*COB .. cb*COB+COB-1
+ * at the XB positions [tile*XB, +XB) of [0, lq), so every input vector
+ * loaded feeds COB*NV FMAs into register accumulators. The last tile is
+ * shifted back to stay inside x and stores only the positions it owns.
+ * The host guarantees lq >= XB. */
 __kernel void conv3d_fwd(__global const float *restrict x,
                          __global const float *restrict wt,
                          __global const float *restrict bias,

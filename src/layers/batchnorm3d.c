@@ -147,7 +147,8 @@ static u3d_status stats(u3d_cl *cl, const bn_geo *g, const u3d_bn_params *p,
     U3D_TRY(stats_partial(cl, g, x, pa, pb, err));
     cl_kernel k;
     size_t L;
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "bn_stats_final", NULL, &k, err));
+    U3D_TRY(u3d_chunk_kernel_any(cl, PROG, "bn_stats_final", &g->cfg, &k,
+                                 err));
     U3D_TRY(final_lws(cl, k, g, &L, err));
     cl_mem smm = u3d_cl_mem(save_mean), sim = u3d_cl_mem(save_invstd);
     cl_mem rmm = rm ? u3d_cl_mem(rm) : smm, rvm = rv ? u3d_cl_mem(rv) : sim;
@@ -234,7 +235,7 @@ static u3d_status bwd_sums(u3d_cl *cl, const bn_geo *g, cten *x, cten *dy,
     U3D_TRY(bwd_partial(cl, g, x, dy, save_mean, pa, pb, err));
     cl_kernel k;
     size_t L;
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "bn_bwd_final", NULL, &k, err));
+    U3D_TRY(u3d_chunk_kernel_any(cl, PROG, "bn_bwd_final", &g->cfg, &k, err));
     U3D_TRY(final_lws(cl, k, g, &L, err));
     cl_mem im = u3d_cl_mem(save_invstd);
     cl_mem dgm = dgamma ? u3d_cl_mem(dgamma) : sums; /* dummy when absent */

@@ -221,12 +221,28 @@ static u3d_status fwd_weights(u3d_backend *be, const conv_geom *g,
     return st;
 }
 
+/* Geometry of a convolution of src, read with zero padding pad, to out.
+ * Without padding src is read in place. The padded copy keeps a single gap
+ * of pad zeros between neighbouring rows, serving as the right border of
+ * one and the left border of the next (reads past a row's end wrap into
+ * it), and likewise pad zero rows between planes: Hp = H + pad,
+ * Wp = W + pad, so fewer computed positions go unused than with Wp = W +
+ * 2 pad. A spare zero plane at the end takes the reads that wrap past the
+ * last row. */
+static conv_geom conv_full(u3d_shape s, int pad, int k, u3d_shape out)
+{
+    conv_geom g = {s.n,       s.c,       out.c, k,
+                   s.d + 2 * pad + (pad > 0), s.h + pad, s.w + pad,
+                   out.d,     out.h,     out.w};
+    return g;
+}
+
 /* Geometry of the slab of output planes [z0, z0 + S) (clipped). */
 static conv_geom slab_geom(const conv_geom *full, int z0, int S)
 {
     conv_geom g = *full;
     g.dout = full->dout - z0 < S ? full->dout - z0 : S;
-    g.dp = g.dout + full->k - 1;
+    g.dp = g.dout + (full->dp - full->dout);
     return g;
 }
 
@@ -247,9 +263,9 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_fwd", opts, &k, err));
     int lq = conv_lq(g), ntiles = ceil_div(lq, p->vw * p->nv);
-    int a[] = {g->cin,  g->cout,    g->hp,   g->wp,   io->xstride,
-               io->xoff, g->dout,   g->hout, g->wout, io->ystride,
-               io->yoff, lq,        ntiles,  p->ncb,  bias != NULL};
+    int a[] = {g->cin,   g->cout, g->hp,   g->wp,  io->xstride,
+               io->xoff, g->dout, g->hout, g->wout, io->ystride,
+               io->yoff, lq,      ntiles,  p->ncb,  bias != NULL};
     U3D_TRY(arg_mem(k, 0, io->x, err));
     U3D_TRY(arg_mem(k, 1, wt, err));
     /* without bias any valid buffer: never read */
@@ -261,32 +277,36 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
 }
 
-/* The launches of one convolution once the weights are arranged: straight
- * from src without padding, else slab by slab through a padded copy. */
+/* The launches of one convolution once the weights are arranged, a slab
+ * of output planes at a time so that the input planes a slab reads stay in
+ * cache while all output channel blocks use them; with pad > 0 each slab
+ * is first copied, zero-padded, into a scratch buffer. */
 static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
-                            const fwd_plan *p, cten *src, int pad, cl_mem wt,
-                            cl_mem bias, cl_mem y, u3d_error *err)
+                            const fwd_plan *p, int S, cten *src, int pad,
+                            cl_mem wt, cl_mem bias, cl_mem y, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape s = src->shape;
-    int ohw = full->hout * full->wout, k1 = full->k - 1;
-    conv_io io = {u3d_cl_mem(src), s.d * s.h * s.w, 0,
-                  y, full->dout * ohw, 0};
-    if (pad == 0)
-        return fwd_launch(cl, full, p, &io, wt, bias, err);
+    int ohw = full->hout * full->wout, extra = full->dp - full->dout;
     size_t plane = (size_t)s.n * s.c * full->hp * full->wp;
-    int S = slab_planes(cl, plane, k1, full->dout);
-    cl_mem xp;
-    U3D_TRY(check_size("conv3d padding", plane * (size_t)(S + k1), err));
-    U3D_TRY(scratch(be, plane * (size_t)(S + k1), &xp, err));
+    cl_mem xp = NULL;
+    if (pad > 0) {
+        U3D_TRY(check_size("conv3d padding", plane * (size_t)(S + extra),
+                           err));
+        U3D_TRY(scratch(be, plane * (size_t)(S + extra), &xp, err));
+    }
     u3d_status st = U3D_OK;
     for (int z0 = 0; z0 < full->dout && !st; z0 += S) {
         conv_geom g = slab_geom(full, z0, S);
-        st = embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c, s.d, s.h, s.w,
-                   g.dp, g.hp, g.wp, pad, z0, err);
-        io.x = xp;
-        io.xstride = g.dp * g.hp * g.wp;
-        io.yoff = z0 * ohw;
+        conv_io io = {u3d_cl_mem(src), s.d * s.h * s.w, z0 * s.h * s.w,
+                      y, full->dout * ohw, z0 * ohw};
+        if (pad > 0) {
+            st = embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c, s.d, s.h, s.w,
+                       g.dp, g.hp, g.wp, pad, z0, err);
+            io.x = xp;
+            io.xstride = g.dp * g.hp * g.wp;
+            io.xoff = 0;
+        }
         if (!st)
             st = fwd_launch(cl, &g, p, &io, wt, bias, err);
     }
@@ -300,20 +320,16 @@ static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
                            u3d_error *err)
 {
     u3d_shape s = src->shape, ys = y->shape;
-    conv_geom full = {s.n,         s.c,         ys.c, k,    s.d + 2 * pad,
-                      s.h + 2 * pad, s.w + 2 * pad, ys.d, ys.h, ys.w};
-    /* the plan must fit the thinnest slab */
-    conv_geom thin = full;
-    if (pad > 0) {
-        size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
-        int S = slab_planes(u3d_cl_of(be), plane, k - 1, ys.d);
-        thin.dout = ys.d - (ceil_div(ys.d, S) - 1) * S;
-    }
+    conv_geom full = conv_full(s, pad, k, ys);
+    size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
+    int S = slab_planes(u3d_cl_of(be), plane, full.dp - ys.d, ys.d);
+    /* the blocking must fit the thinnest slab, the last */
+    conv_geom thin = slab_geom(&full, (ceil_div(ys.d, S) - 1) * S, S);
     fwd_plan p = fwd_choose(u3d_cl_of(be), &thin);
     cl_mem wt;
     U3D_TRY(fwd_weights(be, &full, &p, w, flip, &wt, err));
     u3d_status st =
-        fwd_slabs(be, &full, &p, src, pad, wt, bias, u3d_cl_mem(y), err);
+        fwd_slabs(be, &full, &p, S, src, pad, wt, bias, u3d_cl_mem(y), err);
     scratch_free(be, wt);
     return st;
 }
@@ -379,9 +395,11 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
 
 /* Buffers of the weight gradient. */
 typedef struct bww_bufs {
-    cl_mem x, dyq, part;
+    cl_mem x, dyq;
     int xstride, xoff; /* input channel stride, first element */
-    int pstride;       /* floats per chunk of partial sums */
+    cl_mem part;       /* partial sums of dw, per chunk */
+    cl_mem bpart;      /* and of db, from element boff of each chunk */
+    int pstride, boff; /* floats per chunk */
     int ch0;           /* first chunk of this slab */
 } bww_bufs;
 
@@ -395,9 +413,9 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_bwd_weight", opts, &k, err));
     int lq = conv_lq(g), sq = g->dout * g->hp * g->wp;
-    int a[] = {g->cin,    g->cout, p->coutp, g->hp,  g->wp,
-               b->xstride, b->xoff, sq,       lq,     p->nq,
-               p->qchunk, p->nch,  p->ncb,   b->pstride, b->ch0};
+    int a[] = {g->cin,     g->cout, p->coutp, g->hp,      g->wp,
+               b->xstride, b->xoff, sq,       lq,         p->nq,
+               p->qchunk,  p->nch,  p->ncb,   b->pstride, b->ch0};
     U3D_TRY(arg_mem(k, 0, b->x, err));
     U3D_TRY(arg_mem(k, 1, b->dyq, err));
     U3D_TRY(arg_mem(k, 2, b->part, err));
@@ -409,11 +427,10 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     if (!with_bias)
         return U3D_OK;
     U3D_TRY(get_kernel(cl, "conv3d_bwd_bias", NULL, &k, err));
-    int nw = g->cout * g->cin * g->k * g->k * g->k; /* bias after dw */
-    int c[] = {g->cout, p->coutp,   sq, lq, p->nq, p->qchunk,
-               p->nch,  b->pstride, nw, b->ch0};
+    int c[] = {g->cout, p->coutp,   sq,      lq,    p->nq, p->qchunk,
+               p->nch,  b->pstride, b->boff, b->ch0};
     U3D_TRY(arg_mem(k, 0, b->dyq, err));
-    U3D_TRY(arg_mem(k, 1, b->part, err));
+    U3D_TRY(arg_mem(k, 1, b->bpart, err));
     U3D_TRY(arg_ints(k, 2, c, 10, err));
     size_t gb[2] = {(size_t)g->cout, (size_t)p->nch};
     size_t lb[2] = {wg0(cl, k, tune(cl, "lws_small", 64), gb[0]), 1};
@@ -469,43 +486,50 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
     int pad = p->pad, k = p->kernel;
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(xs), err));
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(ys), err));
-    conv_geom full = {xs.n,          xs.c,          ys.c, k,    xs.d + 2 * pad,
-                      xs.h + 2 * pad, xs.w + 2 * pad, ys.d, ys.h, ys.w};
+    conv_geom full = conv_full(xs, pad, k, ys);
     int coutp = bww_choose(cl, &full).coutp;
     size_t xplane = pad > 0 ? (size_t)xs.n * xs.c * full.hp * full.wp : 0;
     size_t qplane = (size_t)xs.n * coutp * full.hp * full.wp;
-    int S = slab_planes(cl, xplane + qplane, xplane ? k - 1 : 0, ys.d);
+    int extra = xplane ? full.dp - ys.d : 0; /* more x than dy planes */
+    int S = slab_planes(cl, xplane + qplane, extra, ys.d);
     int nw = ys.c * xs.c * k * k * k, ne = nw + (db ? ys.c : 0);
     int nch = 0; /* chunks over all slabs */
     for (int z0 = 0; z0 < ys.d; z0 += S) {
         conv_geom g = slab_geom(&full, z0, S);
         nch += bww_choose(cl, &g).nch;
     }
-    size_t xcount = xplane * (size_t)(S + k - 1), qcount = qplane * S;
+    size_t xcount = xplane * (size_t)(S + extra), qcount = qplane * S;
     u3d_status st = check_size("conv3d backward-weight", xcount, err);
     if (!st)
         st = check_size("conv3d backward-weight", qcount, err);
     if (!st)
         st = check_size("conv3d backward-weight", (size_t)nch * ne, err);
-    cl_mem xp = NULL;
+    cl_mem xp = NULL, part = NULL;
     bww_bufs b = {0};
-    b.pstride = ne;
     if (!st && xcount)
         st = scratch(be, xcount, &xp, err);
     if (!st)
         st = scratch(be, qcount, &b.dyq, err);
-    if (!st)
-        st = scratch(be, (size_t)nch * ne, &b.part, err);
+    if (nch == 1) { /* a single chunk: the sums go straight to dw, db */
+        b.part = u3d_cl_mem(dw);
+        b.bpart = db ? u3d_cl_mem(db) : NULL;
+    } else {
+        if (!st)
+            st = scratch(be, (size_t)nch * ne, &part, err);
+        b.part = b.bpart = part;
+        b.pstride = ne;
+        b.boff = nw;
+    }
     for (int z0 = 0; z0 < ys.d && !st; z0 += S) {
         conv_geom g = slab_geom(&full, z0, S);
         bww_plan pl = bww_choose(cl, &g);
         st = bww_slab(cl, &g, z0, pad, x, dy, &pl, xp, &b, db != NULL, err);
         b.ch0 += pl.nch;
     }
-    if (!st)
-        st = reduce(cl, b.part, u3d_cl_mem(dw), db ? u3d_cl_mem(db) : NULL,
+    if (!st && part)
+        st = reduce(cl, part, u3d_cl_mem(dw), db ? u3d_cl_mem(db) : NULL,
                     nw, ne, nch, ne, err);
-    scratch_free(be, b.part);
+    scratch_free(be, part);
     scratch_free(be, b.dyq);
     scratch_free(be, xp);
     return st;

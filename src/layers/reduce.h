@@ -110,17 +110,35 @@ static inline u3d_chunk_cfg u3d_chunk_tune(const u3d_cl *cl,
     return c;
 }
 
-/* Kernel `name` of cl/PROGRAM.cl built for c (-DVW, -DLWS). When the
- * kernel accepts fewer work-items than c->lws, c->lws is halved until it
- * fits (the chunk stays: a kernel covers any chunk with any local size). */
+/* The build options of c: "-DVW=.. -DLWS=..". */
+static inline void u3d_chunk_opts(const u3d_chunk_cfg *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "-DVW=%d -DLWS=%zu", c->vw, c->lws);
+}
+
+/* Kernel `name` of cl/PROGRAM.cl built for c (-DVW, -DLWS), for kernels
+ * whose launch does not use c->lws (the stage-2 reductions): one program
+ * per geometry. */
+static inline u3d_status u3d_chunk_kernel_any(u3d_cl *cl, const char *program,
+                                              const char *name,
+                                              const u3d_chunk_cfg *c,
+                                              cl_kernel *k, u3d_error *err)
+{
+    char opts[64];
+    u3d_chunk_opts(c, opts, sizeof opts);
+    return u3d_cl_kernel_get(cl, program, name, opts, k, err);
+}
+
+/* Kernel `name` of cl/PROGRAM.cl built for c (-DVW, -DLWS), launched with
+ * c->lws work-items per group. When the kernel accepts fewer, c->lws is
+ * halved until it fits (the chunk stays: a kernel covers any chunk with
+ * any local size). */
 static inline u3d_status u3d_chunk_kernel(u3d_cl *cl, const char *program,
                                           const char *name, u3d_chunk_cfg *c,
                                           cl_kernel *k, u3d_error *err)
 {
     for (;;) {
-        char opts[64];
-        snprintf(opts, sizeof opts, "-DVW=%d -DLWS=%zu", c->vw, c->lws);
-        U3D_TRY(u3d_cl_kernel_get(cl, program, name, opts, k, err));
+        U3D_TRY(u3d_chunk_kernel_any(cl, program, name, c, k, err));
         size_t kmax = 0;
         cl_int rc = clGetKernelWorkGroupInfo(*k, cl->device,
                                              CL_KERNEL_WORK_GROUP_SIZE,

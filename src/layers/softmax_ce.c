@@ -55,7 +55,8 @@ static u3d_status pass_weights(u3d_cl *cl, const ce_geo *g, cten *labels,
     u3d_chunk_cfg cfg = g->cfg;
     cl_kernel k1, k2;
     U3D_TRY(u3d_chunk_kernel(cl, PROG, "ce_weight_partial", &cfg, &k1, err));
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_weight_final", NULL, &k2, err));
+    U3D_TRY(u3d_chunk_kernel_any(cl, PROG, "ce_weight_final", &g->cfg, &k2,
+                                 err));
     cl_mem lm = u3d_cl_mem(labels), wm = u3d_cl_mem(w);
     U3D_ARG(k1, 0, lm, err);
     U3D_ARG(k1, 1, wm, err);
@@ -93,7 +94,8 @@ static u3d_status pass_loss(u3d_cl *cl, const ce_geo *g, cten *logits,
     u3d_chunk_cfg cfg = g->cfg;
     cl_kernel k1, k2;
     U3D_TRY(u3d_chunk_kernel(cl, PROG, "ce_loss_partial", &cfg, &k1, err));
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_loss_final", NULL, &k2, err));
+    U3D_TRY(u3d_chunk_kernel_any(cl, PROG, "ce_loss_final", &g->cfg, &k2,
+                                 err));
     cl_mem zm = u3d_cl_mem(logits), lm = u3d_cl_mem(labels);
     cl_mem wm = u3d_cl_mem(w);
     /* absent outputs: a dummy buffer the kernel never touches */
@@ -144,9 +146,10 @@ static u3d_status geometry(u3d_cl *cl, cten *logits, int ignore, ce_geo *g,
     /* stage 2: one work-group that both final kernels accept */
     cl_kernel k;
     size_t a, b;
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_weight_final", NULL, &k, err));
+    U3D_TRY(u3d_chunk_kernel_any(cl, PROG, "ce_weight_final", &g->cfg, &k,
+                                 err));
     U3D_TRY(u3d_cl_pow2_lws(cl, k, FINAL_LWS, &a, err));
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "ce_loss_final", NULL, &k, err));
+    U3D_TRY(u3d_chunk_kernel_any(cl, PROG, "ce_loss_final", &g->cfg, &k, err));
     U3D_TRY(u3d_cl_pow2_lws(cl, k, FINAL_LWS, &b, err));
     g->L = u3d_pow2_at_least(g->G, a < b ? a : b);
     return U3D_OK;

@@ -45,13 +45,15 @@ static const tune_row rows[] = {
      * work-item, acc = most accumulator vectors (cob * nv), nv = most
      * vectors per work-item, lws = work-group size. Weight gradient: bw_vw,
      * bw_cob, bw_lws; positions split in chunks of bw_chunk..bw_maxchunk
-     * until there are bw_items work-items. slab_kb: scratch budget of the
-     * padded copies, which are made a slab of output planes at a time.
+     * until there are bw_items work-items. slab_kb: size of the input of
+     * one slab of output planes; the convolutions run slab by slab (and
+     * make their zero-padded copies per slab).
      * Unlisted devices (GPUs) get the defaults in conv3d.c: vw 4, cob 8,
-     * acc 8, lws 64, bw_vw 4, bw_cob 4, slab_kb 262144.
-     * PoCL on AVX-512 (2-core EPYC): zmm vectors, 16 accumulators; chunks
-     * of 16k positions keep a work-group's dy chunk in L2; 16 MiB slabs
-     * stay in L3 between the copy and the convolution. */
+     * acc 8, lws 64, bw_vw 4, bw_cob 4, bw_chunk 4096, bw_maxchunk 65536,
+     * bw_items 4096, slab_kb 262144.
+     * PoCL on AVX-512 (2-core EPYC, measured): zmm vectors, 16
+     * accumulators; chunks of 16k positions keep a work-group's dy chunk in
+     * L2; 8 MiB slabs stay in L3 while all channel blocks read them. */
     {"avx512", "conv3d", "vw", 16},
     {"avx512", "conv3d", "cob", 8},
     {"avx512", "conv3d", "acc", 16},
@@ -61,7 +63,7 @@ static const tune_row rows[] = {
     {"avx512", "conv3d", "bw_chunk", 1024},
     {"avx512", "conv3d", "bw_maxchunk", 16384},
     {"avx512", "conv3d", "bw_items", 256},
-    {"avx512", "conv3d", "slab_kb", 16384},
+    {"avx512", "conv3d", "slab_kb", 8192},
     /* other PoCL CPUs (AVX2: ymm vectors); not measured here */
     {"pthread", "conv3d", "vw", 8},
     {"pthread", "conv3d", "acc", 12},
@@ -70,7 +72,7 @@ static const tune_row rows[] = {
     {"pthread", "conv3d", "bw_chunk", 1024},
     {"pthread", "conv3d", "bw_maxchunk", 16384},
     {"pthread", "conv3d", "bw_items", 256},
-    {"pthread", "conv3d", "slab_kb", 16384},
+    {"pthread", "conv3d", "slab_kb", 8192},
 };
 
 int u3d_cl_tune(const u3d_cl *cl, const char *family, const char *param,

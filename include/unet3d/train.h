@@ -34,7 +34,14 @@ typedef struct u3d_model_meta {
     int batch;
     float lr, momentum, weight_decay;
     char augment[32];        /* augmentation preset name */
+    int aug_custom;          /* 1: aug below (a preset with per-transform
+                                changes) is used instead of the preset */
+    u3d_augment_params aug;
 } u3d_model_meta;
+
+/* The augmentation a model was (is being) trained with. */
+u3d_status u3d_model_augment_params(const u3d_model_meta *m,
+                                    u3d_augment_params *p, u3d_error *err);
 
 void u3d_model_meta_defaults(u3d_model_meta *m);
 

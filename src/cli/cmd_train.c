@@ -26,7 +26,12 @@ static void usage(FILE *f)
         "  --ignore-label L      label of unannotated voxels (default 255)\n"
         "  --normalize percentile|zscore|none  per channel (default\n"
         "                        percentile 1..99.8 -> 0..1)\n"
-        "  --augment paper|none  on-the-fly augmentation (default paper)\n"
+        "  --augment paper|none  on-the-fly augmentation (default paper), then\n"
+        "                        per transform: --aug-sigma S (voxels),\n"
+        "                        --aug-grid G (control-point spacing),\n"
+        "                        --aug-rotate DEG, --aug-scale LO,HI,\n"
+        "                        --aug-mirror zyx|none (axes to flip),\n"
+        "                        --aug-gray on|off (gamma/contrast/noise)\n"
         "  --seed S              (default 1): same seed, same model\n"
         "  --checkpoint-every N  write the model every N iterations (50)\n"
         "  --log FILE.csv        loss curve (default MODEL.csv)\n"
@@ -96,6 +101,8 @@ int u3d_cmd_train(int argc, char **argv)
     double minutes = 0;
     int have_patch = 0, have_lr = 0, have_mom = 0, have_seed = 0, have_aug = 0;
     char augname[32] = "paper";
+    const char *aug_sigma = NULL, *aug_grid = NULL, *aug_rot = NULL,
+               *aug_scale = NULL, *aug_mirror = NULL, *aug_gray = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define ARG(name) (!strcmp(a, name) && v && (i++, 1))
@@ -128,6 +135,12 @@ int u3d_cmd_train(int argc, char **argv)
         else if (ARG("--ignore-label")) m.ignore_label = atoi(v);
         else if (ARG("--normalize")) norm = v;
         else if (ARG("--augment")) snprintf(augname, sizeof augname, "%s", v), have_aug = 1;
+        else if (ARG("--aug-sigma")) aug_sigma = v;
+        else if (ARG("--aug-grid")) aug_grid = v;
+        else if (ARG("--aug-rotate")) aug_rot = v;
+        else if (ARG("--aug-scale")) aug_scale = v;
+        else if (ARG("--aug-mirror")) aug_mirror = v;
+        else if (ARG("--aug-gray")) aug_gray = v;
         else if (ARG("--seed")) m.seed = strtoull(v, NULL, 10), have_seed = 1;
         else if (ARG("--checkpoint-every")) every = atoi(v);
         else if (ARG("--log")) logp = v;
@@ -218,6 +231,37 @@ int u3d_cmd_train(int argc, char **argv)
             goto fail;
         }
         snprintf(m.augment, sizeof m.augment, "%s", augname);
+        if (aug_sigma || aug_grid || aug_rot || aug_scale || aug_mirror ||
+            aug_gray) {
+            u3d_augment_params *a = &m.aug;
+            if (u3d_augment_params_preset(augname, a, &e))
+                goto fail;
+            for (int k = 0; k < 3; k++) {
+                if (aug_sigma)
+                    a->sigma[k] = strtof(aug_sigma, NULL);
+                if (aug_grid)
+                    a->grid_spacing[k] = atoi(aug_grid);
+                if (aug_rot)
+                    a->rotate_deg[k] = strtof(aug_rot, NULL);
+                if (aug_mirror)
+                    a->mirror[k] = strchr(aug_mirror, "zyx"[k]) != NULL;
+            }
+            if (aug_scale &&
+                sscanf(aug_scale, "%f,%f", &a->scale_iso[0], &a->scale_iso[1]) != 2) {
+                u3d_seterr(&e, U3D_ERR_INVALID_ARG, "--aug-scale wants LO,HI");
+                goto fail;
+            }
+            if (aug_gray && !strcmp(aug_gray, "off")) {
+                a->gamma[0] = a->gamma[1] = 1;
+                a->contrast[0] = a->contrast[1] = 1;
+                a->brightness[0] = a->brightness[1] = 0;
+                a->noise_std[0] = a->noise_std[1] = 0;
+            }
+            a->ignore_label = m.ignore_label;
+            if (u3d_augment_params_check(a, &e))
+                goto fail;
+            m.aug_custom = 1;
+        }
         m.iterations = iterations;
         m.minutes = iterations ? 0 : minutes;
     }

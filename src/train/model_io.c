@@ -24,6 +24,56 @@ void u3d_model_meta_defaults(u3d_model_meta *m)
     snprintf(m->augment, sizeof m->augment, "paper");
 }
 
+u3d_status u3d_model_augment_params(const u3d_model_meta *m,
+                                    u3d_augment_params *p, u3d_error *err)
+{
+    if (m->aug_custom)
+        *p = m->aug;
+    else {
+        u3d_status st = u3d_augment_params_preset(m->augment, p, err);
+        if (st)
+            return st;
+    }
+    p->ignore_label = m->ignore_label;
+    return u3d_augment_params_check(p, err);
+}
+
+/* The augmentation parameters as one metadata line (and back): every field
+ * in declaration order. */
+static void aug_to_str(const u3d_augment_params *a, char *buf, size_t n)
+{
+    snprintf(buf, n,
+             "%.9g %.9g %.9g %d %d %d %.9g %.9g %.9g %.9g %.9g %.9g %.9g %d %d "
+             "%d %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %d %.9g",
+             a->sigma[0], a->sigma[1], a->sigma[2], a->grid_spacing[0],
+             a->grid_spacing[1], a->grid_spacing[2], a->rotate_deg[0],
+             a->rotate_deg[1], a->rotate_deg[2], a->scale_iso[0],
+             a->scale_iso[1], a->scale_axis[0], a->scale_axis[1], a->mirror[0],
+             a->mirror[1], a->mirror[2], a->gray_range[0], a->gray_range[1],
+             a->gamma[0], a->gamma[1], a->contrast[0], a->contrast[1],
+             a->brightness[0], a->brightness[1], a->noise_std[0],
+             a->noise_std[1], (int)a->fill, a->fill_value);
+}
+
+static int aug_from_str(const char *s, u3d_augment_params *a)
+{
+    int fill = 0;
+    int n = sscanf(s,
+                   "%f %f %f %d %d %d %f %f %f %f %f %f %f %d %d %d %f %f %f "
+                   "%f %f %f %f %f %f %f %d %f",
+                   &a->sigma[0], &a->sigma[1], &a->sigma[2], &a->grid_spacing[0],
+                   &a->grid_spacing[1], &a->grid_spacing[2], &a->rotate_deg[0],
+                   &a->rotate_deg[1], &a->rotate_deg[2], &a->scale_iso[0],
+                   &a->scale_iso[1], &a->scale_axis[0], &a->scale_axis[1],
+                   &a->mirror[0], &a->mirror[1], &a->mirror[2],
+                   &a->gray_range[0], &a->gray_range[1], &a->gamma[0],
+                   &a->gamma[1], &a->contrast[0], &a->contrast[1],
+                   &a->brightness[0], &a->brightness[1], &a->noise_std[0],
+                   &a->noise_std[1], &fill, &a->fill_value);
+    a->fill = fill ? U3D_AUG_FILL_CONSTANT : U3D_AUG_FILL_MIRROR;
+    return n == 28;
+}
+
 #define TRY(x)                                                                 \
     do {                                                                       \
         st = (x);                                                              \
@@ -92,6 +142,11 @@ u3d_status u3d_model_save(const char *path, u3d_net *net,
     TRY(u3d_ckpt_meta_set(&c, "momentum", err, "%.9g", m->momentum));
     TRY(u3d_ckpt_meta_set(&c, "weight_decay", err, "%.9g", m->weight_decay));
     TRY(u3d_ckpt_meta_set(&c, "augment", err, "%s", m->augment));
+    if (m->aug_custom) {
+        char ab[1024];
+        aug_to_str(&m->aug, ab, sizeof ab);
+        TRY(u3d_ckpt_meta_set(&c, "augment_params", err, "%s", ab));
+    }
     for (int i = 0; i < u3d_net_num_params(net); i++) {
         u3d_param *p = u3d_net_param(net, i);
         TRY(add_tensor(&c, p->name, &p->value, err));
@@ -201,6 +256,14 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
     m->momentum = meta_float(c, "momentum", m->momentum);
     m->weight_decay = meta_float(c, "weight_decay", 0);
     u3d_ckpt_meta_get(c, "augment", m->augment, sizeof m->augment);
+    char ab[1024];
+    if (u3d_ckpt_meta_get(c, "augment_params", ab, sizeof ab)) {
+        u3d_augment_params_none(&m->aug);
+        if (!aug_from_str(ab, &m->aug))
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s: unreadable augmentation parameters", path);
+        m->aug_custom = 1;
+    }
 done:
     return st;
 }

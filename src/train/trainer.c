@@ -287,7 +287,7 @@ static u3d_status setup(trainer *t, u3d_train_volume *vols, int nvols,
     if (st)
         return u3d_errprefix(err, "--patch %dx%dx%d (DxHxW): ", m->patch[0],
                              m->patch[1], m->patch[2]);
-    st = u3d_augment_params_preset(m->augment, &t->aug, err);
+    st = u3d_model_augment_params(m, &t->aug, err);
     if (st)
         return st;
     t->aug.ignore_label = m->ignore_label;

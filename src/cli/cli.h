@@ -24,6 +24,7 @@ typedef struct u3d_densify_opts {
     long iterations;        /* or */
     double minutes;         /* training budget (default 10) */
     int classes;            /* 0: largest annotated label + 1 */
+    int levels, base_channels; /* 0: the preset's */
     int patch[3];           /* 0: automatic */
     int patch_cap;          /* largest automatic patch per axis */
     float lr, momentum;

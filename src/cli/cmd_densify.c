@@ -67,6 +67,10 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
     if ((st = u3d_net_preset(o->preset, &m.net, err)))
         return st;
     m.net.in_channels = image->c;
+    if (o->levels > 0)
+        m.net.levels = o->levels;
+    if (o->base_channels > 0)
+        m.net.base_channels = o->base_channels;
     /* classes: as given, else the largest annotated label + 1 (>= 2) */
     int maxl = 1;
     size_t n = (size_t)sparse->d * sparse->h * sparse->w;
@@ -79,6 +83,8 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
                           "label value %d: at most %d classes are supported "
                           "(is the ignore label %d right?)",
                           maxl, U3D_MAX_CLASSES, o->ignore_label);
+    if ((st = u3d_net_config_check(&m.net, err)))
+        return st;
     m.ignore_label = o->ignore_label;
     m.lr = o->lr;
     m.momentum = o->momentum;
@@ -160,6 +166,7 @@ static void usage(FILE *f)
         "                      --annotation-slices DIR) --out DENSE.tif\n"
         "                      [--model-out M.u3d] [--iterations N | --minutes M]\n"
         "                      [--overview OUT.png] [--preset P] [--classes K]\n"
+        "                      [--levels L] [--base-channels F]\n"
         "                      [--patch DxHxW] [--lr X] [--momentum X] [--seed S]\n"
         "                      [--augment paper|none] [--ignore-label L]\n"
         "                      [--max-memory MB] [--device D] [--quiet]\n"
@@ -191,6 +198,8 @@ int u3d_cmd_densify(int argc, char **argv)
         else if (ARG("--overview")) overview = v;
         else if (ARG("--preset")) o.preset = v;
         else if (ARG("--classes")) o.classes = atoi(v);
+        else if (ARG("--levels")) o.levels = atoi(v);
+        else if (ARG("--base-channels")) o.base_channels = atoi(v);
         else if (ARG("--patch")) {
             if (sscanf(v, "%dx%dx%d%c", &o.patch[0], &o.patch[1], &o.patch[2], &x) != 3) {
                 fprintf(stderr, "unet3d densify: --patch wants DxHxW\n");

@@ -33,6 +33,8 @@ typedef struct u3d_model_meta {
     int patch[3];            /* input patch D,H,W */
     int batch;
     float lr, momentum, weight_decay;
+    int lr_poly;             /* 1: lr * (1 - progress)^0.9, progress = the
+                                share of the iterations (or minutes) done */
     char augment[32];        /* augmentation preset name */
     int aug_custom;          /* 1: aug below (a preset with per-transform
                                 changes) is used instead of the preset */

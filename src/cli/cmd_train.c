@@ -20,6 +20,7 @@ static void usage(FILE *f)
         "  --patch DxHxW         input patch (default: largest valid <= 96)\n"
         "  --batch B             patches per iteration (default 1)\n"
         "  --lr X                learning rate (default 0.01)\n"
+        "  --lr-schedule poly|constant  poly (default): lr (1 - done)^0.9\n"
         "  --momentum X          SGD momentum (default 0.99, as the paper)\n"
         "  --weight-decay X      (default 0)\n"
         "  --class-weights auto|w0,w1,...  (default auto: balanced)\n"
@@ -131,6 +132,11 @@ int u3d_cmd_train(int argc, char **argv)
         else if (ARG("--lr")) m.lr = strtof(v, NULL), have_lr = 1;
         else if (ARG("--momentum")) m.momentum = strtof(v, NULL), have_mom = 1;
         else if (ARG("--weight-decay")) m.weight_decay = strtof(v, NULL);
+        else if (ARG("--lr-schedule")) {
+            if (strcmp(v, "poly") && strcmp(v, "constant"))
+                return fail("--lr-schedule must be poly or constant");
+            m.lr_poly = !strcmp(v, "poly");
+        }
         else if (ARG("--class-weights")) cw = v;
         else if (ARG("--ignore-label")) m.ignore_label = atoi(v);
         else if (ARG("--normalize")) norm = v;

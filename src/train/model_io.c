@@ -21,6 +21,7 @@ void u3d_model_meta_defaults(u3d_model_meta *m)
     m->batch = 1;
     m->lr = 0.01f;
     m->momentum = 0.99f;
+    m->lr_poly = 1;
     snprintf(m->augment, sizeof m->augment, "paper");
 }
 
@@ -141,6 +142,8 @@ u3d_status u3d_model_save(const char *path, u3d_net *net,
     TRY(u3d_ckpt_meta_set(&c, "lr", err, "%.9g", m->lr));
     TRY(u3d_ckpt_meta_set(&c, "momentum", err, "%.9g", m->momentum));
     TRY(u3d_ckpt_meta_set(&c, "weight_decay", err, "%.9g", m->weight_decay));
+    TRY(u3d_ckpt_meta_set(&c, "lr_schedule", err, "%s",
+                          m->lr_poly ? "poly" : "constant"));
     TRY(u3d_ckpt_meta_set(&c, "augment", err, "%s", m->augment));
     if (m->aug_custom) {
         char ab[1024];
@@ -255,6 +258,8 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
     m->lr = meta_float(c, "lr", m->lr);
     m->momentum = meta_float(c, "momentum", m->momentum);
     m->weight_decay = meta_float(c, "weight_decay", 0);
+    if (u3d_ckpt_meta_get(c, "lr_schedule", buf, sizeof buf))
+        m->lr_poly = !strcmp(buf, "poly");
     u3d_ckpt_meta_get(c, "augment", m->augment, sizeof m->augment);
     char ab[1024];
     if (u3d_ckpt_meta_get(c, "augment_params", ab, sizeof ab)) {

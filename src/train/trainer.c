@@ -262,7 +262,12 @@ static u3d_status step(trainer *t, long it, float *loss, u3d_error *err)
         return U3D_OK; /* augmentation moved every label out: skip */
     st = u3d_net_backward(t->net, &t->dlogits, err);
     if (!st) {
-        u3d_sgd_params sp = {m->lr, m->momentum, m->weight_decay};
+        /* poly decay: a stable model at the end of any budget */
+        double prog = m->iterations > 0 ? (double)it / (double)m->iterations
+                                        : m->elapsed_s / (m->minutes * 60.0);
+        prog = prog < 0 ? 0 : prog > 1 ? 1 : prog;
+        float lr = m->lr_poly ? (float)(m->lr * pow(1.0 - prog, 0.9)) : m->lr;
+        u3d_sgd_params sp = {lr, m->momentum, m->weight_decay};
         st = u3d_net_sgd_step(t->net, &sp, err);
     }
     return st;

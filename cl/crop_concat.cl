@@ -83,9 +83,10 @@ __kernel void crop_concat_slab(__global const float *src, __global float *dst,
                                const uint sstride, const uint doff,
                                const uint dstride, const uint N)
 {
-    const uint f = get_global_id(0) * VW, n = get_global_id(1);
-    if (f >= len || n >= N)
+    const uint gid = get_global_id(0), n = get_global_id(1);
+    if (len == 0u || gid > (len - 1u) / VW || n >= N)
         return;
+    const uint f = gid * VW;
     __global const float *s = src + soff + n * sstride + f;
     __global float *d = dst + doff + n * dstride + f;
     if (len - f >= VW) {

@@ -23,9 +23,10 @@
 __kernel void relu_forward(__global const float *x, __global float *y,
                            const uint n)
 {
-    const uint o = get_global_id(0) * VW;
-    if (o >= n)
+    const uint gid = get_global_id(0);
+    if (n == 0u || gid > (n - 1u) / VW) /* no wrap-around near 2^32 */
         return;
+    const uint o = gid * VW;
     if (n - o >= VW) {
         const VEC v = VLOAD(x + o);
         VSTORE(POS(v, v), y + o);
@@ -39,9 +40,10 @@ __kernel void relu_forward(__global const float *x, __global float *y,
 __kernel void relu_backward(__global const float *y, __global const float *dy,
                             __global float *dx, const uint n)
 {
-    const uint o = get_global_id(0) * VW;
-    if (o >= n)
+    const uint gid = get_global_id(0);
+    if (n == 0u || gid > (n - 1u) / VW) /* no wrap-around near 2^32 */
         return;
+    const uint o = gid * VW;
     if (n - o >= VW) {
         VSTORE(POS(VLOAD(y + o), VLOAD(dy + o)), dx + o);
         return;

@@ -22,9 +22,10 @@ __kernel void sgd_step(__global float *param, __global const float *grad,
                        const float momentum, const float weight_decay,
                        const uint n)
 {
-    const uint o = get_global_id(0) * VW;
-    if (o >= n)
+    const uint gid = get_global_id(0);
+    if (n == 0u || gid > (n - 1u) / VW) /* no wrap-around near 2^32 */
         return;
+    const uint o = gid * VW;
     if (n - o >= VW) {
         const VEC p = VLOAD(param + o);
         const VEC b = momentum * VLOAD(buf + o) +
@@ -45,9 +46,10 @@ __kernel void sgd_step(__global float *param, __global const float *grad,
 __kernel void axpy(const float alpha, __global const float *x,
                    __global float *y, const uint n)
 {
-    const uint o = get_global_id(0) * VW;
-    if (o >= n)
+    const uint gid = get_global_id(0);
+    if (n == 0u || gid > (n - 1u) / VW) /* no wrap-around near 2^32 */
         return;
+    const uint o = gid * VW;
     if (n - o >= VW) {
         VSTORE(VLOAD(y + o) + alpha * VLOAD(x + o), y + o);
         return;

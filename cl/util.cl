@@ -18,9 +18,10 @@
 
 __kernel void fill_f32(__global float *a, const float v, const uint n)
 {
-    const uint o = get_global_id(0) * VW;
-    if (o >= n)
+    const uint gid = get_global_id(0);
+    if (n == 0u || gid > (n - 1u) / VW) /* no wrap-around near 2^32 */
         return;
+    const uint o = gid * VW;
     if (n - o >= VW) {
         VSTORE((VEC)(v), a + o);
         return;

@@ -1,4 +1,5 @@
 /* unet3d train: train a 3D U-Net on sparsely labeled volumes. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ static void usage(FILE *f)
         "  --lr-schedule poly|constant  poly (default): lr (1 - done)^0.9\n"
         "  --momentum X          SGD momentum (default 0.99, as the paper)\n"
         "  --weight-decay X      (default 0)\n"
-        "  --class-weights auto|w0,w1,...  (default auto: balanced)\n"
+        "  --class-weights auto|sqrt|w0,w1,...  auto (default): balanced,\n"
+        "                        w_c = n / (K n_c); sqrt: its square root\n"
         "  --ignore-label L      label of unannotated voxels (default 255)\n"
         "  --normalize percentile|zscore|none  per channel (default\n"
         "                        percentile 1..99.8 -> 0..1)\n"
@@ -284,6 +286,11 @@ int u3d_cmd_train(int argc, char **argv)
             goto fail;
         if (!strcmp(cw, "auto")) {
             u3d_class_weights_auto(counts, m.net.classes, m.class_weights);
+        } else if (!strcmp(cw, "sqrt")) {
+            /* half-way (geometric) between no weighting and balanced */
+            u3d_class_weights_auto(counts, m.net.classes, m.class_weights);
+            for (int k = 0; k < m.net.classes; k++)
+                m.class_weights[k] = sqrtf(m.class_weights[k]);
         } else {
             char *p = (char *)cw;
             for (int k = 0; k < m.net.classes; k++) {

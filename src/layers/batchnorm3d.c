@@ -1,7 +1,6 @@
 /* Batch norm on OpenCL (cl/batchnorm3d.cl): two-level deterministic
  * per-channel reductions over chunks of each plane, then chunked
  * elementwise kernels. Partials live in per-device scratch buffers. */
-#include <stdint.h>
 #include "layers/layers.h"
 #include "layers/reduce.h"
 
@@ -17,10 +16,10 @@ typedef struct bn_geo {
 
 static u3d_status geometry(u3d_cl *cl, cten *x, bn_geo *g, u3d_error *err)
 {
-    if (u3d_shape_count(x->shape) > UINT32_MAX)
+    if (u3d_shape_count(x->shape) > U3D_CHUNK_MAX_COUNT)
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                          "batchnorm3d: tensors of more than 2^32 elements "
-                          "are not supported; use a smaller patch");
+                          "batchnorm3d: tensors of more than 2^32 - 2^25 "
+                          "elements are not supported; use a smaller patch");
     g->S = (cl_uint)u3d_shape_spatial(x->shape);
     g->C = (cl_uint)x->shape.c;
     g->N = (cl_uint)x->shape.n;

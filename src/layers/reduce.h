@@ -76,6 +76,10 @@ static inline u3d_status u3d_ew_launch(u3d_cl *cl, cl_kernel k,
     return u3d_cl_launch(cl, k, label, 1, &g, &l, err);
 }
 
+/* Largest tensor of the chunked kernels: their 32-bit voxel indices run
+ * up to a chunk (<= 2^24) plus a few strides (<= 2^14) past the end. */
+#define U3D_CHUNK_MAX_COUNT ((size_t)CL_UINT_MAX - ((size_t)1 << 25))
+
 /* Geometry of the chunked kernels (cl/batchnorm3d.cl, cl/softmax_ce.cl):
  * vector width (build option -DVW), work-items per group (-DLWS, a power
  * of two) and voxels per work-group. */
@@ -105,6 +109,8 @@ static inline u3d_chunk_cfg u3d_chunk_tune(const u3d_cl *cl,
             c.lws /= 2;
     size_t unit = c.lws * (size_t)c.vw;
     int ch = u3d_cl_tune(cl, family, "chunk", chunk);
+    if (ch > (1 << 24))
+        ch = 1 << 24; /* see U3D_CHUNK_MAX_COUNT */
     size_t n = ch < 1 ? 1 : ((size_t)ch + unit - 1) / unit;
     c.chunk = (cl_uint)(n * unit);
     return c;

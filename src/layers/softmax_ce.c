@@ -1,7 +1,6 @@
 /* Softmax + weighted cross-entropy on OpenCL (cl/softmax_ce.cl). Four
  * launches over chunks of voxels, partials in per-device scratch buffers,
  * one blocking read of the 4-int result at the end. */
-#include <stdint.h>
 #include <string.h>
 #include "layers/layers.h"
 #include "layers/reduce.h"
@@ -131,10 +130,11 @@ static u3d_status pass_loss(u3d_cl *cl, const ce_geo *g, cten *logits,
 static u3d_status geometry(u3d_cl *cl, cten *logits, int ignore, ce_geo *g,
                            u3d_error *err)
 {
-    if (u3d_shape_count(logits->shape) > UINT32_MAX)
+    if (u3d_shape_count(logits->shape) > U3D_CHUNK_MAX_COUNT)
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                          "softmax cross-entropy: tensors of more than 2^32 "
-                          "elements are not supported; use a smaller patch");
+                          "softmax cross-entropy: tensors of more than "
+                          "2^32 - 2^25 elements are not supported; use a "
+                          "smaller patch");
     g->S = (cl_uint)u3d_shape_spatial(logits->shape);
     g->C = (cl_uint)logits->shape.c;
     g->N = (cl_uint)logits->shape.n;

@@ -50,21 +50,21 @@ static int conv_lq(const conv_geom *g)
     return ((g->dout - 1) * g->hp + g->hout - 1) * g->wp + g->wout;
 }
 
-static u3d_status scratch(u3d_backend *be, size_t floats, cl_mem *out,
-                          u3d_error *err)
+/* Scratch buffers are per-device slots kept between calls (the queue is
+ * in order, so a later call may reuse them): no allocation, no page
+ * faults of fresh memory on every convolution. */
+static u3d_status scratch(u3d_backend *be, int slot, size_t floats,
+                          cl_mem *out, u3d_error *err)
 {
-    void *b = NULL;
     *out = NULL;
-    U3D_TRY(be->ops->buffer_alloc(be, (floats ? floats : 1) * sizeof(float),
-                                  &b, err));
-    *out = (cl_mem)b;
-    return U3D_OK;
+    return u3d_cl_scratch(u3d_cl_of(be), slot,
+                          (floats ? floats : 1) * sizeof(float), out, err);
 }
 
 static void scratch_free(u3d_backend *be, cl_mem m)
 {
-    if (m)
-        be->ops->buffer_free(be, m);
+    (void)be; /* slots belong to the device context */
+    (void)m;
 }
 
 static u3d_status arg_mem(cl_kernel k, cl_uint i, cl_mem m, u3d_error *err)
@@ -203,7 +203,7 @@ static u3d_status fwd_weights(u3d_backend *be, const conv_geom *g,
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_weights", opts, &k, err));
     int total = p->ncb * p->cob * g->cin * g->k * g->k * g->k;
-    U3D_TRY(scratch(be, (size_t)total, wt, err));
+    U3D_TRY(scratch(be, U3D_SCRATCH_CONV_W, (size_t)total, wt, err));
     int a[] = {g->cout, g->cin, total, flip};
     size_t gs = (size_t)total;
     size_t l = wg0(cl, k, tune(cl, "lws_small", 64), gs);
@@ -293,7 +293,8 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
     if (pad > 0) {
         U3D_TRY(check_size("conv3d padding", plane * (size_t)(S + extra),
                            err));
-        U3D_TRY(scratch(be, plane * (size_t)(S + extra), &xp, err));
+        U3D_TRY(scratch(be, U3D_SCRATCH_CONV_X, plane * (size_t)(S + extra),
+                        &xp, err));
     }
     u3d_status st = U3D_OK;
     for (int z0 = 0; z0 < full->dout && !st; z0 += S) {
@@ -507,15 +508,16 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
     cl_mem xp = NULL, part = NULL;
     bww_bufs b = {0};
     if (!st && xcount)
-        st = scratch(be, xcount, &xp, err);
+        st = scratch(be, U3D_SCRATCH_CONV_X, xcount, &xp, err);
     if (!st)
-        st = scratch(be, qcount, &b.dyq, err);
+        st = scratch(be, U3D_SCRATCH_CONV_DY, qcount, &b.dyq, err);
     if (nch == 1) { /* a single chunk: the sums go straight to dw, db */
         b.part = u3d_cl_mem(dw);
         b.bpart = db ? u3d_cl_mem(db) : NULL;
     } else {
         if (!st)
-            st = scratch(be, (size_t)nch * ne, &part, err);
+            st = scratch(be, U3D_SCRATCH_CONV_PART, (size_t)nch * ne, &part,
+                         err);
         b.part = b.bpart = part;
         b.pstride = ne;
         b.boff = nw;

@@ -15,7 +15,11 @@ enum {
     U3D_SCRATCH_CE_PART, /* softmax-CE: stage-1 partials (float, int) */
     U3D_SCRATCH_CE_IPART,
     U3D_SCRATCH_CE_RES,  /* softmax-CE: the 4-int result */
-    U3D_CL_SCRATCH_SLOTS = 8
+    U3D_SCRATCH_CONV_W,  /* conv3d: rearranged weights */
+    U3D_SCRATCH_CONV_X,  /* conv3d: zero-padded input slab */
+    U3D_SCRATCH_CONV_DY, /* conv3d backward-weight: dy slab */
+    U3D_SCRATCH_CONV_PART, /* conv3d backward-weight: chunk partials */
+    U3D_CL_SCRATCH_SLOTS = 12
 };
 
 typedef struct u3d_cl_program u3d_cl_program;

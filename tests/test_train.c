@@ -86,9 +86,11 @@ static double fit_iou(u3d_net *net, const u3d_train_volume *v, int S)
 static void tiny_net_fits_synthetic_volume(void **state)
 {
     t_env *e = *state;
-    int S = 28; /* valid 2-level net: 28 -> 12 output voxels per axis */
+    /* valid 2-level net: 28 -> 12 output voxels per axis (20 -> 4 under
+     * oclgrind, which interprets every kernel) */
+    int S = t_small() ? 20 : 28;
     /* 500 iterations of a 28^3 patch: ~6 s on PoCL; IoU ~0.97 (0.95 at 300) */
-    int iters = t_small() ? 2 : 500;
+    int iters = t_small() ? 1 : 500;
     u3d_train_volume v;
     make_volume(&v, S, 3);
     u3d_model_meta m;
@@ -132,6 +134,8 @@ static void tiny_net_fits_synthetic_volume(void **state)
 static void resume_equals_uninterrupted(void **state)
 {
     t_env *e = *state;
+    if (t_small())
+        skip(); /* determinism needs no simulator; ~10 min under oclgrind */
     int S = 28;
     u3d_train_volume v;
     make_volume(&v, S, 5);

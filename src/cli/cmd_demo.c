@@ -94,6 +94,7 @@ int u3d_cmd_demo(int argc, char **argv)
         goto done;
     if (!quiet)
         printf("unet3d demo on %s\n", be->device);
+    fflush(stdout);
     if (u3d_synth_tubules(&sp, seed, &img, &truth, &e) ||
         u3d_tiff_write_volume(p_img, &img, &e) ||
         u3d_tiff_write_labels(p_truth, &truth, &e) ||
@@ -114,6 +115,7 @@ int u3d_cmd_demo(int argc, char **argv)
                "annotated %d,%d,%d slices (z,y,x) = %.1f%% of the voxels\n",
                sp.w, sp.h, sp.d, sp.z_spacing, k[0], k[1], k[2],
                100.0 * (double)kept / (double)n);
+    fflush(stdout); /* before the training progress on stderr */
     u3d_densify_opts o;
     u3d_densify_defaults(&o);
     o.minutes = minutes;

@@ -1,6 +1,5 @@
-# Runs `unet3d golden` on every layer case of ../shared/golden (the network
-# case unet3d_* belongs to the network tests); skips when the fixtures are
-# absent (exit 77).
+# Runs `unet3d golden` on every case of ../shared/golden (every layer and
+# the whole tiny network); skips when the fixtures are absent (exit 77).
 if(NOT IS_DIRECTORY "${GOLDEN}")
   message("golden fixtures not found at ${GOLDEN}: skipped")
   cmake_language(EXIT 77)
@@ -8,7 +7,7 @@ endif()
 file(GLOB cases LIST_DIRECTORIES true "${GOLDEN}/*")
 set(dirs "")
 foreach(c IN LISTS cases)
-  if(IS_DIRECTORY "${c}" AND EXISTS "${c}/case.txt" AND NOT c MATCHES "/unet3d_")
+  if(IS_DIRECTORY "${c}" AND EXISTS "${c}/case.txt")
     list(APPEND dirs "${c}")
   endif()
 endforeach()

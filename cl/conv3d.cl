@@ -20,6 +20,8 @@
  *   COB     output channels per work-item (accumulators COB*NV vectors)
  *   BVW     vector width of the weight-gradient kernel
  *   BCOB    output channels per work-item of the weight-gradient kernel
+ *   TAPOUT  forward loop order: 1 = tap rows outside channels (skips the
+ *           zero rows of padding), 0 = channels outside (few channels)
  *
  * Remainders are written a - (a/b)*b: LLVM rewrites a % b next to a / b
  * with a `freeze` instruction that oclgrind cannot execute.
@@ -38,6 +40,9 @@
 #endif
 #ifndef BVW
 #define BVW 4
+#endif
+#ifndef TAPOUT
+#define TAPOUT 1
 #endif
 #ifndef BCOB
 #define BCOB 4
@@ -92,23 +97,31 @@ inline float hsum_b(floatb v)
  * source w being (ci_n, co_n, K3) then. */
 __kernel void conv3d_weights(__global const float *restrict w,
                              __global float *restrict wt, const int co_n,
-                             const int ci_n, const int total, const int flip)
+                             const int ci_n, const int items, const int flip)
 {
+    /* one work-item per (cb, c): K3 * COB contiguous outputs, read from
+     * COB runs of K3 contiguous weights (few index divisions per float) */
     const int i = get_global_id(0);
-    if (i >= total)
+    if (i >= items)
         return;
-    const int t = i / COB;
-    const int j = i - t * COB;
-    const int t2 = t / K3;
-    const int tap = t - t2 * K3;
-    const int cb = t2 / ci_n;
-    const int c = t2 - cb * ci_n;
-    const int co = cb * COB + j;
-    float v = 0.0f;
-    if (co < co_n)
-        v = flip ? w[((size_t)c * co_n + co) * K3 + (K3 - 1 - tap)]
-                 : w[((size_t)co * ci_n + c) * K3 + tap];
-    wt[i] = v;
+    const int cb = i / ci_n;
+    const int c = i - cb * ci_n;
+    __global float *o = wt + (size_t)i * K3 * COB;
+    for (int j = 0; j < COB; j++) {
+        const int co = cb * COB + j;
+        if (co >= co_n) {
+            for (int tap = 0; tap < K3; tap++)
+                o[tap * COB + j] = 0.0f;
+        } else if (flip) {
+            __global const float *src = w + ((size_t)c * co_n + co) * K3;
+            for (int tap = 0; tap < K3; tap++)
+                o[tap * COB + j] = src[K3 - 1 - tap];
+        } else {
+            __global const float *src = w + ((size_t)co * ci_n + c) * K3;
+            for (int tap = 0; tap < K3; tap++)
+                o[tap * COB + j] = src[tap];
+        }
+    }
 }
 
 /* Copies src (N, cs, d, h, w) into dst (N, cd, dd, hd, wd): dst voxel
@@ -216,7 +229,12 @@ inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
  * at the XB positions [tile*XB, +XB) of [0, lq), so every input vector
  * loaded feeds COB*NV FMAs into register accumulators. The last tile is
  * shifted back to stay inside x and stores only the positions it owns.
- * The host guarantees lq >= XB. */
+ * The host guarantees lq >= XB.
+ * Only planes [pz0, pz1) and, within a plane, rows [py0, py1) of the
+ * padded input can be nonzero; a (kz, ky) tap row whose reads fall on zero
+ * rows only, for the whole tile, is skipped. That matters for the data
+ * gradient, which correlates dy padded by k-1: near the borders nearly
+ * half its taps would multiply zeros. */
 __kernel void conv3d_fwd(__global const float *restrict x,
                          __global const float *restrict wt,
                          __global const float *restrict bias,
@@ -225,7 +243,8 @@ __kernel void conv3d_fwd(__global const float *restrict x,
                          const int xstride, const int xoff, const int dout,
                          const int hout, const int wout, const int ystride,
                          const int yoff, const int lq, const int ntiles,
-                         const int ncb, const int use_bias)
+                         const int ncb, const int use_bias, const int pz0,
+                         const int pz1, const int py0, const int py1)
 {
     const int tile = get_global_id(0);
     const int cb = get_global_id(1);
@@ -236,6 +255,23 @@ __kernel void conv3d_fwd(__global const float *restrict x,
     const int qs = min(q0, lq - XB);
     const int hwp = hp * wp;
 
+#if TAPOUT
+    /* bit kz*KS+ky: that tap row reads a nonzero row of x for this tile */
+    int live = 0;
+    for (int t = 0; t < KS * KS; t++) {
+        const int kz = t / KS;
+        const int ky = t - kz * KS;
+        const int a = qs + kz * hwp + ky * wp; /* first element read */
+        const int r1 = (a + XB + KS - 2) / wp; /* last row read */
+        for (int r = a / wp; r <= r1; r++) {
+            const int pl = r / hp;
+            const int rr = r - pl * hp;
+            if (pl >= pz0 && pl < pz1 && rr >= py0 && rr < py1)
+                live |= 1 << t;
+        }
+    }
+#endif
+
     floatv acc[COB][NV];
 #pragma unroll
     for (int c = 0; c < COB; c++)
@@ -243,6 +279,37 @@ __kernel void conv3d_fwd(__global const float *restrict x,
         for (int j = 0; j < NV; j++)
             acc[c][j] = (floatv)0.0f;
 
+#if TAPOUT
+    /* tap rows outside, channels inside: a skipped tap row costs nothing */
+    for (int t = 0; t < KS * KS; t++) {
+        if (!((live >> t) & 1))
+            continue;
+        const int kz = t / KS;
+        const int ky = t - kz * KS;
+        __global const float *xs =
+            x + (size_t)n * cin * xstride + xoff + qs + kz * hwp + ky * wp;
+        __global const float *ws = wt + (size_t)cb * cin * K3 * COB +
+                                   t * KS * COB;
+        for (int ci = 0; ci < cin; ci++, xs += xstride, ws += K3 * COB) {
+#pragma unroll
+            for (int kx = 0; kx < KS; kx++) {
+                floatv v[NV];
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    v[j] = VLOAD(xs + kx + j * VW);
+#pragma unroll
+                for (int c = 0; c < COB; c++) {
+                    const floatv wv = (floatv)ws[kx * COB + c];
+#pragma unroll
+                    for (int j = 0; j < NV; j++)
+                        acc[c][j] = fma(wv, v[j], acc[c][j]);
+                }
+            }
+        }
+    }
+#else
+    /* channels outside, all taps inside: long unrolled bodies for few
+     * channels (zero rows are multiplied, not skipped) */
     __global const float *xs = x + (size_t)n * cin * xstride + xoff + qs;
     __global const float *ws = wt + (size_t)cb * cin * K3 * COB;
     for (int ci = 0; ci < cin; ci++, xs += xstride, ws += K3 * COB) {
@@ -269,6 +336,7 @@ __kernel void conv3d_fwd(__global const float *restrict x,
             }
         }
     }
+#endif
     const int co0 = cb * COB;
     store_tile(acc, y + ((size_t)n * cout + co0) * ystride + yoff, bias,
                use_bias, co0, cout, qs, q0, hp, wp, hout, wout, ystride);

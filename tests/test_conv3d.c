@@ -137,9 +137,9 @@ static void conv3d_other_blockings(void **state)
 {
     t_env *e = *state;
     const char *cfgs[][2] = {
-        {"VW=1 NV=1 COB=1 ACC=1", "BW_VW=1 BW_COB=1"},
-        {"VW=4 NV=2 COB=3 ACC=6", "BW_VW=2 BW_COB=3"},
-        {"VW=8 NV=1 COB=8 ACC=8", "BW_VW=8 BW_COB=5"},
+        {"VW=1 NV=1 COB=1 ACC=1 TAPOUT_CIN=1", "BW_VW=1 BW_COB=1"},
+        {"VW=4 NV=2 COB=3 ACC=6 TAPOUT_CIN=100000", "BW_VW=2 BW_COB=3"},
+        {"VW=8 NV=1 COB=8 ACC=8 TAPOUT_CIN=1", "BW_VW=8 BW_COB=5"},
         {"VW=16 NV=3 COB=4 ACC=12", "BW_VW=16 BW_COB=8"},
         {"VW=2 NV=4 COB=16 ACC=32", "BW_VW=4 BW_COB=2"},
     };

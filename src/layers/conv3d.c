@@ -6,7 +6,8 @@
  * cl/conv3d.cl). With pad > 0 the input is zero-padded slab by slab (a few
  * output planes at a time) into a scratch buffer, which bounds its size.
  * Backward-data is the same kernel on dy padded by k-1-pad, with the
- * weights flipped and Cin/Cout swapped. Backward-weight embeds dy (and pads
+ * weights flipped and Cin/Cout swapped; the kernel skips the tap rows that
+ * read only padding, which is nearly half of them on small volumes. Backward-weight embeds dy (and pads
  * x) slab by slab, computes partial sums per chunk of positions and reduces
  * them in chunk order (deterministic, no atomics).
  *
@@ -155,6 +156,7 @@ static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
 /* Blocking of the forward kernel for this shape. */
 typedef struct fwd_plan {
     int vw, nv, cob, ncb;
+    int tapout; /* loop order, see TAPOUT in cl/conv3d.cl */
 } fwd_plan;
 
 static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
@@ -180,14 +182,17 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
         p.vw /= 2;
     while (p.nv > 1 && p.vw * p.nv > lq)
         p.nv--;
+    /* tap rows outside the channel loop skip zero padding rows but make
+     * the inner loop short: worth it from tapout_cin channels on */
+    p.tapout = g->cin >= tune(cl, "tapout_cin", 16);
     return p;
 }
 
 static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
                         size_t n)
 {
-    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d", g->k, p->vw, p->nv,
-             p->cob);
+    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d", g->k,
+             p->vw, p->nv, p->cob, p->tapout);
 }
 
 /* Rearranged weights for the forward kernel into a new scratch *wt.
@@ -204,8 +209,9 @@ static u3d_status fwd_weights(u3d_backend *be, const conv_geom *g,
     U3D_TRY(get_kernel(cl, "conv3d_weights", opts, &k, err));
     int total = p->ncb * p->cob * g->cin * g->k * g->k * g->k;
     U3D_TRY(scratch(be, U3D_SCRATCH_CONV_W, (size_t)total, wt, err));
-    int a[] = {g->cout, g->cin, total, flip};
-    size_t gs = (size_t)total;
+    int items = p->ncb * g->cin; /* one per (channel block, input channel) */
+    int a[] = {g->cout, g->cin, items, flip};
+    size_t gs = (size_t)items;
     size_t l = wg0(cl, k, tune(cl, "lws_small", 64), gs);
     u3d_status st = arg_mem(k, 0, w, err);
     if (!st)
@@ -252,6 +258,7 @@ typedef struct conv_io {
     int xstride, xoff; /* channel stride and first element of the input */
     cl_mem y;
     int ystride, yoff; /* the same for the output */
+    int pz0, pz1, py0, py1; /* input planes and rows that can be nonzero */
 } conv_io;
 
 static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
@@ -265,13 +272,14 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     int lq = conv_lq(g), ntiles = ceil_div(lq, p->vw * p->nv);
     int a[] = {g->cin,   g->cout, g->hp,   g->wp,  io->xstride,
                io->xoff, g->dout, g->hout, g->wout, io->ystride,
-               io->yoff, lq,      ntiles,  p->ncb,  bias != NULL};
+               io->yoff, lq,      ntiles,  p->ncb,  bias != NULL,
+               io->pz0,  io->pz1, io->py0, io->py1};
     U3D_TRY(arg_mem(k, 0, io->x, err));
     U3D_TRY(arg_mem(k, 1, wt, err));
     /* without bias any valid buffer: never read */
     U3D_TRY(arg_mem(k, 2, bias ? bias : wt, err));
     U3D_TRY(arg_mem(k, 3, io->y, err));
-    U3D_TRY(arg_ints(k, 4, a, 15, err));
+    U3D_TRY(arg_ints(k, 4, a, 19, err));
     size_t gs[3] = {(size_t)ntiles, (size_t)p->ncb, (size_t)g->n};
     size_t l[3] = {wg0(cl, k, tune(cl, "lws", 64), gs[0]), 1, 1};
     return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
@@ -300,8 +308,15 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
     for (int z0 = 0; z0 < full->dout && !st; z0 += S) {
         conv_geom g = slab_geom(full, z0, S);
         conv_io io = {u3d_cl_mem(src), s.d * s.h * s.w, z0 * s.h * s.w,
-                      y, full->dout * ohw, z0 * ohw};
+                      y, full->dout * ohw, z0 * ohw,
+                      0, INT_MAX, 0, INT_MAX};
         if (pad > 0) {
+            /* the copy's plane z is src plane z + z0 - pad, row y src row
+             * y - pad: the rest is zero padding, see conv3d_embed */
+            io.pz0 = pad - z0;
+            io.pz1 = s.d + pad - z0;
+            io.py0 = pad;
+            io.py1 = s.h + pad;
             st = embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c, s.d, s.h, s.w,
                        g.dp, g.hp, g.wp, pad, z0, err);
             io.x = xp;
@@ -315,12 +330,13 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
     return st;
 }
 
-/* y = conv(src zero-padded by pad, w) (+ bias); flip: see fwd_weights. */
+/* y (shape ys) = conv(src zero-padded by pad, w) (+ bias); flip: see
+ * fwd_weights. */
 static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
-                           cl_mem w, int flip, cl_mem bias, u3d_tensor *y,
-                           u3d_error *err)
+                           cl_mem w, int flip, cl_mem bias, cl_mem y,
+                           u3d_shape ys, u3d_error *err)
 {
-    u3d_shape s = src->shape, ys = y->shape;
+    u3d_shape s = src->shape;
     conv_geom full = conv_full(s, pad, k, ys);
     size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
     int S = slab_planes(u3d_cl_of(be), plane, full.dp - ys.d, ys.d);
@@ -329,8 +345,7 @@ static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
     fwd_plan p = fwd_choose(u3d_cl_of(be), &thin);
     cl_mem wt;
     U3D_TRY(fwd_weights(be, &full, &p, w, flip, &wt, err));
-    u3d_status st =
-        fwd_slabs(be, &full, &p, S, src, pad, wt, bias, u3d_cl_mem(y), err);
+    u3d_status st = fwd_slabs(be, &full, &p, S, src, pad, wt, bias, y, err);
     scratch_free(be, wt);
     return st;
 }
@@ -342,7 +357,7 @@ u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
     return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
-                    b ? u3d_cl_mem(b) : NULL, y, err);
+                    b ? u3d_cl_mem(b) : NULL, u3d_cl_mem(y), y->shape, err);
 }
 
 u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
@@ -355,7 +370,7 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
                        err));
     /* dx = full correlation of dy with the flipped kernel */
     return conv_run(be, dy, p->kernel - 1 - p->pad, p->kernel, u3d_cl_mem(w),
-                    1, NULL, dx, err);
+                    1, NULL, u3d_cl_mem(dx), dx->shape, err);
 }
 
 /* Blocking and chunking of the weight gradient for one slab. */

@@ -43,7 +43,9 @@ static const tune_row rows[] = {
     /* conv3d (src/layers/conv3d.c, cl/conv3d.cl). Forward / data gradient:
      * vw = vector width along positions, cob = most output channels per
      * work-item, acc = most accumulator vectors (cob * nv), nv = most
-     * vectors per work-item, lws = work-group size. Weight gradient: bw_vw,
+     * vectors per work-item, lws = work-group size, tapout_cin = input
+     * channels from which tap rows loop outside the channels (skipping
+     * rows of zero padding; default 16). Weight gradient: bw_vw,
      * bw_cob, bw_lws; positions split in chunks of bw_chunk..bw_maxchunk
      * until there are bw_items work-items. slab_kb: size of the input of
      * one slab of output planes; the convolutions run slab by slab (and

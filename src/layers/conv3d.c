@@ -147,9 +147,9 @@ static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
     size_t budget = (size_t)tune(cl, "slab_kb", 1 << 18) * 1024 / 4;
     size_t fit = plane_floats ? budget / plane_floats : (size_t)dout;
     int s = fit > (size_t)extra + (size_t)dout ? dout : (int)fit - extra;
-    /* thinner slabs would copy each padded plane more than twice */
-    if (s < extra)
-        s = extra;
+    /* thinner slabs would copy each padded plane more than 1.5 times */
+    if (s < 2 * extra)
+        s = 2 * extra;
     if (s < 1)
         s = 1;
     int ns = ceil_div(dout, s);

@@ -140,6 +140,32 @@ u3d_status u3d_predict(u3d_net *net, const u3d_volume *img,
                        u3d_volume *probs, u3d_tile_plan *plan,
                        u3d_error *err);
 
+/* Plane-band streaming: the same prediction with the volume read from and
+ * written to callbacks one Z plane at a time, in increasing z, so host
+ * memory holds only the planes the current row of tiles along D reads
+ * (at most the tile's input depth) and keeps (at most its output depth),
+ * C x H x W floats each. read fills dst with plane z (0 <= z < d) of the
+ * normalized image; write receives plane z of the labels (H x W, when
+ * sink->labels) and probabilities or logits (K x H x W, when sink->probs).
+ * An error from a callback stops the prediction and is returned. */
+typedef struct u3d_plane_source {
+    int c, d, h, w;
+    u3d_status (*read)(void *user, int z, float *dst, u3d_error *err);
+    void *user;
+} u3d_plane_source;
+
+typedef struct u3d_plane_sink {
+    u3d_status (*write)(void *user, int z, const uint16_t *labels,
+                        const float *probs, u3d_error *err);
+    void *user;
+    int labels, probs; /* which outputs write receives */
+} u3d_plane_sink;
+
+u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
+                              const u3d_predict_opts *opts,
+                              const u3d_plane_sink *sink, u3d_tile_plan *plan,
+                              u3d_error *err);
+
 /* ---- Metrics ------------------------------------------------------------
  * Per class c over the scored voxels: TP, FP, FN; IoU = TP/(TP+FP+FN),
  * Dice = 2TP/(2TP+FP+FN). A class absent from both truth and prediction

@@ -89,6 +89,18 @@ u3d_status u3d_tiff_read_labels_mem(const void *buf, size_t len,
                                     const u3d_tiff_read_opts *opts,
                                     u3d_labels *out, u3d_error *err);
 
+/* Plane streaming, for volumes larger than host memory: the file is
+ * validated as by u3d_tiff_read_volume (every page's format, the ImageJ
+ * layout, no size limit), *shape receives C, D, H, W, spacing, unit and
+ * type with data NULL; then any Z plane is decoded on demand into C x H x W
+ * floats (NaN/Inf rejected as above). One page is held in memory. */
+typedef struct u3d_tiff_stream u3d_tiff_stream;
+u3d_status u3d_tiff_stream_open(const char *path, u3d_tiff_stream **s,
+                                u3d_volume *shape, u3d_error *err);
+u3d_status u3d_tiff_stream_read(u3d_tiff_stream *s, int z, float *dst,
+                                u3d_error *err);
+void u3d_tiff_stream_close(u3d_tiff_stream *s);
+
 /* ---- TIFF writing ------------------------------------------------------
  * ImageJ hyperstack layout (pages z-major, channel fastest; ImageJ=1.11a,
  * images, channels, slices, hyperstack=true when channels > 1, spacing,
@@ -114,6 +126,25 @@ u3d_status u3d_tiff_write_labels(const char *path, const u3d_labels *l,
 u3d_status u3d_tiff_write_labels_ex(const char *path, const u3d_labels *l,
                                     const u3d_tiff_write_opts *opts,
                                     u3d_error *err);
+
+/* Plane-by-plane writing (same layout, atomic): the shape, sample type
+ * and the display range of the ImageJ description are fixed at open; each
+ * call appends the next Z plane (C x H x W). bits: 8 or 16 for labels
+ * (values must fit), 32 for float data. BigTIFF as opts->bigtiff says (0:
+ * when the data exceed 3.9 GB). finish syncs and renames the file into
+ * place; abort (or finish before the last plane) removes it. Both free w. */
+typedef struct u3d_tiff_writer u3d_tiff_writer;
+u3d_status u3d_tiff_writer_open(const char *path, int c, int d, int h, int w,
+                                int bits, const double spacing[3],
+                                const char *unit, double vmin, double vmax,
+                                const u3d_tiff_write_opts *opts,
+                                u3d_tiff_writer **out, u3d_error *err);
+u3d_status u3d_tiff_writer_plane_f32(u3d_tiff_writer *w, const float *plane,
+                                     u3d_error *err);
+u3d_status u3d_tiff_writer_plane_u16(u3d_tiff_writer *w,
+                                     const uint16_t *plane, u3d_error *err);
+u3d_status u3d_tiff_writer_finish(u3d_tiff_writer *w, u3d_error *err);
+void u3d_tiff_writer_abort(u3d_tiff_writer *w);
 
 /* ---- Labels ------------------------------------------------------------ */
 #define U3D_NO_IGNORE (-1)

@@ -826,3 +826,154 @@ u3d_status u3d_tiff_read_labels_mem(const void *buf, size_t len,
     u3d_status st = read_any(&src, name, 1, opts, &r, &data, err);
     return labels_from(&r, data, st, out);
 }
+
+/* ---- plane streaming ---------------------------------------------------
+ * The same validation pass as above, then pages decoded on demand, one Z
+ * plane (all channels) at a time: volumes larger than host memory. */
+
+struct u3d_tiff_stream {
+    reader r;
+    u3d_tsrc src;
+    u3d_error *err; /* the caller's, per call */
+    long *dir;      /* directory index of each page with its own directory */
+    unsigned char *planes, *buf;
+    size_t cap;
+};
+
+/* Directory index of every full-resolution page (thumbnails skipped). */
+static u3d_status map_dirs(u3d_tiff_stream *s)
+{
+    reader *r = &s->r;
+    s->dir = malloc((size_t)r->npages * sizeof *s->dir);
+    if (!s->dir)
+        return fail(r, U3D_ERR_OOM, "out of memory for the page index");
+    if (!TIFFSetDirectory(r->tif, 0))
+        return fail(r, U3D_ERR_FORMAT, "cannot re-read page 0");
+    for (long page = 0, dir = 0; page < r->npages; dir++) {
+        if (dir > 0 && next_dir(r, dir - 1) != 1)
+            return fail(r, U3D_ERR_FORMAT, "page %ld vanished on re-reading",
+                        page);
+        if (!skip_page(r))
+            s->dir[page++] = dir;
+    }
+    return U3D_OK;
+}
+
+u3d_status u3d_tiff_stream_open(const char *path, u3d_tiff_stream **out,
+                                u3d_volume *shape, u3d_error *err)
+{
+    *out = NULL;
+    memset(shape, 0, sizeof *shape);
+    u3d_tiff_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return u3d_seterr(err, U3D_ERR_OOM, "%s: out of memory", path);
+    reader *r = &s->r;
+    r->name = path;
+    r->src = &s->src;
+    r->err = err;
+    r->ic = 1;
+    r->limit = SIZE_MAX; /* planes, not the volume, are held in memory */
+    u3d_status st = open_file(path, &s->src, err);
+    if (st) {
+        free(s);
+        return st;
+    }
+    r->tif = u3d_tiff_open_src(r->src, path, "rm", &r->msg, u3d_mem_limit(0));
+    if (!r->tif)
+        st = fail(r, U3D_ERR_FORMAT, "not a readable TIFF file");
+    if (!st)
+        st = scan_pages(r);
+    if (!st) {
+        if (r->ij.present) {
+            st = layout_imagej(r);
+        } else {
+            r->ic = 1;
+            r->d = r->npages;
+        }
+    }
+    if (!st && r->ij.present)
+        st = resolve_missing(r);
+    if (!st)
+        st = check_size(r);
+    if (!st)
+        st = map_dirs(s);
+    size_t page_bytes = (size_t)r->f.w * r->f.h * r->f.spp * sample_bytes(&r->f);
+    if (!st && !(s->planes = malloc(page_bytes)))
+        st = fail(r, U3D_ERR_OOM, "out of memory for one page");
+    if (st) {
+        u3d_tiff_stream_close(s);
+        return st;
+    }
+    float *none = NULL;
+    volume_from(r, none, U3D_OK, shape);
+    *out = s;
+    return U3D_OK;
+}
+
+/* Decodes page `page` (in ImageJ order) into s->planes. */
+static u3d_status stream_page(u3d_tiff_stream *s, long page)
+{
+    reader *r = &s->r;
+    size_t hw = (size_t)r->f.w * r->f.h, sb = sample_bytes(&r->f);
+    if (page >= r->npages) { /* ImageJ > 4 GB: raw data after page 0 */
+        uint64_t off = r->raw_off + (uint64_t)page * hw * sb;
+        if (u3d_tsrc_pread(r->src, off, s->planes, hw * sb))
+            return fail(r, U3D_ERR_IO, "cannot read page %ld at offset %llu",
+                        page, (unsigned long long)off);
+        swab_page(r->tif, s->planes, hw, (int)sb);
+        return U3D_OK;
+    }
+    if (!TIFFSetDirectory(r->tif, (tdir_t)s->dir[page]))
+        return fail(r, U3D_ERR_FORMAT, "cannot re-read page %ld", page);
+    page_fmt f;
+    u3d_status st;
+    size_t page_bytes = hw * r->f.spp * sb;
+    if ((st = get_fmt(r, page, &f)) || (st = same_fmt(r, page, &f)) ||
+        (st = alloc_buf(r, &f, page_bytes, &s->buf, &s->cap)))
+        return st;
+    return f.tiled ? read_tiles(r, page, s->planes, s->buf, &f)
+                   : read_strips(r, page, s->planes, s->buf, &f);
+}
+
+u3d_status u3d_tiff_stream_read(u3d_tiff_stream *s, int z, float *dst,
+                                u3d_error *err)
+{
+    reader *r = &s->r;
+    r->err = err;
+    if (z < 0 || z >= r->d)
+        return fail(r, U3D_ERR_INVALID_ARG, "plane %d of %ld requested", z,
+                    r->d);
+    size_t hw = (size_t)r->f.w * r->f.h, sb = sample_bytes(&r->f);
+    for (long ic = 0; ic < r->ic; ic++) {
+        u3d_status st = stream_page(s, (long)z * r->ic + ic);
+        if (st)
+            return st;
+        for (int k = 0; k < r->f.spp; k++) {
+            long c = ic * r->f.spp + k;
+            float *o = dst + (size_t)c * hw;
+            to_float(s->planes + (size_t)k * hw * sb, hw, &r->f, o);
+            note_nonfinite(r, o, hw, c, z);
+        }
+    }
+    if (r->nbad)
+        return fail(r, U3D_ERR_NUMERIC,
+                    "NaN/Inf value(s) in the float data, the first (%g) at "
+                    "channel %ld, z %ld, y %ld, x %ld; clean the data before "
+                    "use", (double)r->bad_val, r->bad_pos[0], r->bad_pos[1],
+                    r->bad_pos[2], r->bad_pos[3]);
+    return U3D_OK;
+}
+
+void u3d_tiff_stream_close(u3d_tiff_stream *s)
+{
+    if (!s)
+        return;
+    if (s->r.tif)
+        TIFFClose(s->r.tif);
+    if (s->src.fd >= 0)
+        close(s->src.fd);
+    free(s->dir);
+    free(s->planes);
+    free(s->buf);
+    free(s);
+}

@@ -29,6 +29,7 @@ typedef struct wjob {
     const u3d_tiff_write_opts *o;
     u3d_tmsg msg;
     u3d_error *err;
+    int plane_data; /* f32/u16 hold only the plane being written */
 } wjob;
 
 #if defined(__GNUC__)
@@ -105,7 +106,9 @@ static void fill_strip(const wjob *j, int c, int z, uint32_t y0, uint32_t rows,
                        unsigned char *buf)
 {
     size_t hw = (size_t)j->h * j->w, n = (size_t)rows * j->w;
-    size_t base = ((size_t)c * j->d + (size_t)z) * hw + (size_t)y0 * j->w;
+    size_t base = (j->plane_data ? (size_t)c * hw
+                                 : ((size_t)c * j->d + (size_t)z) * hw) +
+                  (size_t)y0 * j->w;
     if (j->f32) {
         memcpy(buf, j->f32 + base, n * sizeof(float));
     } else if (j->bps == 16) {
@@ -116,38 +119,47 @@ static void fill_strip(const wjob *j, int c, int z, uint32_t y0, uint32_t rows,
     }
 }
 
-static u3d_status write_pages(wjob *j, TIFF *t)
+static uint32_t rows_per_strip(const wjob *j)
 {
     size_t row = (size_t)j->w * (size_t)(j->bps / 8);
     uint32_t rps = (uint32_t)(row >= 262144 ? 1 : 262144 / row);
-    if (rps > (uint32_t)j->h)
-        rps = (uint32_t)j->h;
-    unsigned char *buf = malloc(rps * row);
+    return rps > (uint32_t)j->h ? (uint32_t)j->h : rps;
+}
+
+/* Writes the C pages of plane z (ImageJ page order: channel fastest, then
+ * z); buf holds one strip. */
+static u3d_status write_plane(wjob *j, TIFF *t, int z, unsigned char *buf)
+{
+    size_t row = (size_t)j->w * (size_t)(j->bps / 8);
+    uint32_t rps = rows_per_strip(j);
     char desc[1024];
+    describe(j, desc, sizeof desc);
+    for (int c = 0; c < j->c; c++) {
+        if (!set_tags(t, j, rps, z == 0 && c == 0 ? desc : NULL))
+            return wfail(j, U3D_ERR_IO, "cannot set the TIFF tags");
+        for (uint32_t s = 0, y = 0; y < (uint32_t)j->h; s++, y += rps) {
+            uint32_t rows = (uint32_t)j->h - y < rps ? (uint32_t)j->h - y : rps;
+            fill_strip(j, c, z, y, rows, buf);
+            if (TIFFWriteEncodedStrip(t, s, buf, (tmsize_t)(rows * row)) < 0)
+                return wfail(j, U3D_ERR_IO, "cannot write page %d: %s",
+                             z * j->c + c, strerror(errno));
+        }
+        if (!TIFFWriteDirectory(t))
+            return wfail(j, U3D_ERR_IO, "cannot write the directory of page "
+                         "%d: %s", z * j->c + c, strerror(errno));
+    }
+    return U3D_OK;
+}
+
+static u3d_status write_pages(wjob *j, TIFF *t)
+{
+    size_t row = (size_t)j->w * (size_t)(j->bps / 8);
+    unsigned char *buf = malloc(rows_per_strip(j) * row);
     u3d_status st = U3D_OK;
     if (!buf)
         return wfail(j, U3D_ERR_OOM, "out of memory for a strip buffer");
-    describe(j, desc, sizeof desc);
-    /* ImageJ page order: channel fastest, then z */
     for (int z = 0; z < j->d && !st; z++)
-        for (int c = 0; c < j->c && !st; c++) {
-            if (!set_tags(t, j, rps, z == 0 && c == 0 ? desc : NULL)) {
-                st = wfail(j, U3D_ERR_IO, "cannot set the TIFF tags");
-                break;
-            }
-            for (uint32_t s = 0, y = 0; y < (uint32_t)j->h; s++, y += rps) {
-                uint32_t rows = (uint32_t)j->h - y < rps ? (uint32_t)j->h - y : rps;
-                fill_strip(j, c, z, y, rows, buf);
-                if (TIFFWriteEncodedStrip(t, s, buf, (tmsize_t)(rows * row)) < 0) {
-                    st = wfail(j, U3D_ERR_IO, "cannot write page %d: %s",
-                               z * j->c + c, strerror(errno));
-                    break;
-                }
-            }
-            if (!st && !TIFFWriteDirectory(t))
-                st = wfail(j, U3D_ERR_IO, "cannot write the directory of page "
-                           "%d: %s", z * j->c + c, strerror(errno));
-        }
+        st = write_plane(j, t, z, buf);
     free(buf);
     return st;
 }
@@ -296,4 +308,161 @@ u3d_status u3d_tiff_write_labels(const char *path, const u3d_labels *l,
                                  u3d_error *err)
 {
     return u3d_tiff_write_labels_ex(path, l, NULL, err);
+}
+
+/* ---- plane-by-plane writing -------------------------------------------- */
+
+struct u3d_tiff_writer {
+    wjob j;
+    char path[4096], tmp[4200], unit[16];
+    double spacing[3];
+    u3d_tiff_write_opts o;
+    int fd, z;
+    TIFF *t;
+    unsigned char *buf;
+};
+
+void u3d_tiff_writer_abort(u3d_tiff_writer *w)
+{
+    if (!w)
+        return;
+    if (w->t)
+        TIFFClose(w->t);
+    if (w->fd >= 0) {
+        close(w->fd);
+        unlink(w->tmp);
+    }
+    free(w->buf);
+    free(w);
+}
+
+u3d_status u3d_tiff_writer_open(const char *path, int c, int d, int h, int w,
+                                int bits, const double spacing[3],
+                                const char *unit, double vmin, double vmax,
+                                const u3d_tiff_write_opts *opts,
+                                u3d_tiff_writer **out, u3d_error *err)
+{
+    *out = NULL;
+    u3d_tiff_writer *s = calloc(1, sizeof *s);
+    if (!s)
+        return u3d_seterr(err, U3D_ERR_OOM, "%s: out of memory", path);
+    s->fd = -1;
+    wjob *j = &s->j;
+    snprintf(s->path, sizeof s->path, "%s", path ? path : "(null)");
+    j->path = s->path;
+    j->err = err;
+    s->o = opts ? *opts : default_opts;
+    j->o = &s->o;
+    u3d_status st = U3D_OK;
+    if (bits != 8 && bits != 16 && bits != 32)
+        st = wfail(j, U3D_ERR_INVALID_ARG, "%d bits per sample (8, 16 or 32)",
+                   bits);
+    const char *dummy = "";
+    if (!st)
+        st = check_geometry(j, c, d, h, w, dummy, spacing);
+    if (st) {
+        u3d_tiff_writer_abort(s);
+        return st;
+    }
+    memcpy(s->spacing, spacing, sizeof s->spacing);
+    snprintf(s->unit, sizeof s->unit, "%.15s", unit ? unit : "");
+    j->c = c, j->d = d, j->h = h, j->w = w;
+    j->bps = bits;
+    j->spacing = s->spacing;
+    j->unit = s->unit;
+    j->vmin = vmin, j->vmax = vmax;
+    j->plane_data = 1;
+    uint64_t bytes = (uint64_t)c * d * h * w * (uint64_t)(bits / 8);
+    int big = s->o.bigtiff > 0 || (s->o.bigtiff == 0 && bytes > CLASSIC_MAX);
+    char hb[32];
+    if (!big && bytes > CLASSIC_MAX) {
+        st = wfail(j, U3D_ERR_INVALID_ARG,
+                   "%s of data do not fit in a classic TIFF; allow BigTIFF "
+                   "(u3d_tiff_write_opts.bigtiff = 0)",
+                   u3d_human_bytes((double)bytes, hb, sizeof hb));
+        u3d_tiff_writer_abort(s);
+        return st;
+    }
+    s->fd = open_tmp(s->path, s->tmp, sizeof s->tmp);
+    if (s->fd < 0) {
+        st = wfail(j, U3D_ERR_IO, "cannot create a temporary file next to "
+                   "it: %s", strerror(errno));
+        u3d_tiff_writer_abort(s);
+        return st;
+    }
+    u3d_tsrc src = {s->fd, NULL, 0, 0};
+    s->t = u3d_tiff_open_src(&src, s->path, big ? "w8" : "w", &j->msg, 0);
+    size_t row = (size_t)w * (size_t)(bits / 8);
+    s->buf = malloc(rows_per_strip(j) * row);
+    if (!s->t)
+        st = wfail(j, U3D_ERR_IO, "cannot start the TIFF file");
+    else if (!s->buf)
+        st = wfail(j, U3D_ERR_OOM, "out of memory for a strip buffer");
+    if (st) {
+        u3d_tiff_writer_abort(s);
+        return st;
+    }
+    *out = s;
+    return U3D_OK;
+}
+
+static u3d_status next_plane(u3d_tiff_writer *w, const float *f,
+                             const uint16_t *u, u3d_error *err)
+{
+    wjob *j = &w->j;
+    j->err = err;
+    if (w->z >= j->d)
+        return wfail(j, U3D_ERR_INVALID_ARG, "all %d planes already written",
+                     j->d);
+    if ((j->bps == 32) != (f != NULL))
+        return wfail(j, U3D_ERR_INVALID_ARG, "%s plane for a %d-bit file",
+                     f ? "float" : "label", j->bps);
+    j->f32 = f;
+    j->u16 = u;
+    u3d_status st = write_plane(j, w->t, w->z, w->buf);
+    j->f32 = NULL;
+    j->u16 = NULL;
+    if (!st)
+        w->z++;
+    return st;
+}
+
+u3d_status u3d_tiff_writer_plane_f32(u3d_tiff_writer *w, const float *plane,
+                                     u3d_error *err)
+{
+    return next_plane(w, plane, NULL, err);
+}
+
+u3d_status u3d_tiff_writer_plane_u16(u3d_tiff_writer *w,
+                                     const uint16_t *plane, u3d_error *err)
+{
+    return next_plane(w, NULL, plane, err);
+}
+
+u3d_status u3d_tiff_writer_finish(u3d_tiff_writer *w, u3d_error *err)
+{
+    wjob *j = &w->j;
+    j->err = err;
+    u3d_status st = U3D_OK;
+    if (w->z != j->d)
+        st = wfail(j, U3D_ERR_INVALID_ARG, "only %d of %d planes written",
+                   w->z, j->d);
+    if (!st && (!TIFFFlush(w->t) || j->msg.count))
+        st = wfail(j, U3D_ERR_IO, "cannot finish the file: %s",
+                   strerror(errno));
+    TIFFClose(w->t);
+    w->t = NULL;
+    if (!st && fsync(w->fd))
+        st = wfail(j, U3D_ERR_IO, "cannot sync: %s", strerror(errno));
+    if (close(w->fd) && !st)
+        st = wfail(j, U3D_ERR_IO, "cannot close: %s", strerror(errno));
+    w->fd = -1;
+    if (!st && rename(w->tmp, w->path))
+        st = wfail(j, U3D_ERR_IO, "cannot rename the temporary file into "
+                   "place: %s", strerror(errno));
+    if (st)
+        unlink(w->tmp);
+    free(w->buf);
+    free(w);
+    return st;
 }

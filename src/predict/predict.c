@@ -1,11 +1,24 @@
 /* Overlap-tile prediction of whole volumes (see include/unet3d/predict.h):
  * each tile's input is gathered on the host (mirrored or zero-extended
  * beyond the volume), run through the network, and the kept part of its
- * logits is turned into labels and probabilities on the host. */
+ * logits is turned into labels and probabilities on the host. The volume
+ * comes in and goes out plane-band by plane-band: tiles run in rows along
+ * D, each row reading only the input planes it needs (kept between rows)
+ * and handing its finished output planes on, so host memory holds about
+ * two tile depths of planes, never the volume. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "unet3d/predict.h"
+
+/* Returns the status of x when it failed. */
+#define TRY(x)                                                                 \
+    do {                                                                       \
+        u3d_status try_st_ = (x);                                              \
+        if (try_st_)                                                           \
+            return try_st_;                                                    \
+    } while (0)
 
 u3d_status u3d_model_normalize_input(u3d_volume *v, const u3d_model_meta *m,
                                      u3d_error *err)
@@ -43,27 +56,56 @@ static void axis_map(const u3d_tile_axis *a, int origin, int *map)
 
 typedef struct run {
     u3d_net *net;
-    const u3d_volume *img;
+    const u3d_plane_source *src;
+    const u3d_plane_sink *sink;
     const u3d_tile_plan *plan;
     const u3d_predict_opts *o;
-    u3d_labels *labels;
-    u3d_volume *probs;
     int classes;
     float *xin;    /* C x tile input */
     float *logits; /* classes x tile output */
     int *map[3];
     u3d_tensor x;
+    /* input planes the current tiles read: plane z in slot z % cap */
+    float *band;
+    int *band_z, cap;
+    /* kept output planes [out_lo, out_lo + out_cap) of the current row of
+     * tiles along D, labels and probabilities (or logits) */
+    uint16_t *olab;
+    float *oprob;
+    int out_lo, out_cap;
 } run;
+
+static size_t plane_vox(const run *r)
+{
+    return (size_t)r->src->h * (size_t)r->src->w;
+}
+
+/* Reads the source planes the tiles of this D origin need (the mirrored
+ * or clipped range map[0] is contiguous), keeping those already held. */
+static u3d_status load_band(run *r, u3d_error *err)
+{
+    size_t pv = (size_t)r->src->c * plane_vox(r);
+    for (int t = 0; t < r->plan->ax[0].in; t++) {
+        int z = r->map[0][t];
+        if (z < 0 || r->band_z[z % r->cap] == z)
+            continue;
+        int slot = z % r->cap;
+        r->band_z[slot] = -1;
+        TRY(r->src->read(r->src->user, z, r->band + (size_t)slot * pv,
+                             err));
+        r->band_z[slot] = z;
+    }
+    return U3D_OK;
+}
 
 static void gather(run *r)
 {
     const u3d_tile_plan *p = r->plan;
     int T[3] = {p->ax[0].in, p->ax[1].in, p->ax[2].in};
-    const u3d_volume *v = r->img;
-    size_t vox = (size_t)v->d * v->h * v->w;
+    const u3d_plane_source *v = r->src;
+    size_t pv = plane_vox(r);
     float *dst = r->xin;
-    for (int c = 0; c < v->c; c++) {
-        const float *src = v->data + (size_t)c * vox;
+    for (int c = 0; c < v->c; c++)
         for (int z = 0; z < T[0]; z++)
             for (int y = 0; y < T[1]; y++) {
                 int sz = r->map[0][z], sy = r->map[1][y];
@@ -72,21 +114,21 @@ static void gather(run *r)
                     dst += T[2];
                     continue;
                 }
-                const float *row = src + ((size_t)sz * v->h + sy) * v->w;
+                const float *row = r->band +
+                                   ((size_t)(sz % r->cap) * v->c + c) * pv +
+                                   (size_t)sy * v->w;
                 for (int x = 0; x < T[2]; x++, dst++)
                     *dst = r->map[2][x] < 0 ? 0.0f : row[r->map[2][x]];
             }
-    }
 }
 
 /* Kept voxels of the tile at origin o, kept box [lo, hi): argmax and
- * softmax (or raw logits) into the outputs. */
+ * softmax (or raw logits) into the output planes. */
 static void scatter(run *r, const int o[3], const int lo[3], const int hi[3])
 {
     const u3d_tile_plan *p = r->plan;
     int O[3] = {p->ax[0].out, p->ax[1].out, p->ax[2].out}, K = r->classes;
-    size_t ov = (size_t)O[0] * O[1] * O[2];
-    size_t vv = (size_t)r->img->d * r->img->h * r->img->w;
+    size_t ov = (size_t)O[0] * O[1] * O[2], pv = plane_vox(r);
     float e[256]; /* classes <= 256, see check_input */
     for (int z = lo[0]; z < hi[0]; z++)
         for (int y = lo[1]; y < hi[1]; y++)
@@ -94,34 +136,35 @@ static void scatter(run *r, const int o[3], const int lo[3], const int hi[3])
                 size_t ti = ((size_t)(z - o[0] - p->ax[0].offset) * O[1] +
                              (size_t)(y - o[1] - p->ax[1].offset)) * O[2] +
                             (size_t)(x - o[2] - p->ax[2].offset);
-                size_t vi = ((size_t)z * r->img->h + y) * r->img->w + x;
+                size_t zi = (size_t)(z - r->out_lo);
+                size_t vi = (size_t)y * r->src->w + (size_t)x;
                 const float *l = r->logits + ti;
                 int best = 0;
                 float mx = l[0];
                 for (int k = 1; k < K; k++)
                     if (l[k * ov] > mx)
                         mx = l[k * ov], best = k;
-                if (r->labels)
-                    r->labels->data[vi] = (uint16_t)best;
-                if (!r->probs)
+                if (r->olab)
+                    r->olab[zi * pv + vi] = (uint16_t)best;
+                if (!r->oprob)
                     continue;
-                float *pd = r->probs->data + vi;
+                float *pd = r->oprob + zi * (size_t)K * pv + vi;
                 if (r->o->raw_logits) {
                     for (int k = 0; k < K; k++)
-                        pd[k * vv] = l[k * ov];
+                        pd[k * pv] = l[k * ov];
                     continue;
                 }
                 float sum = 0.0f;
                 for (int k = 0; k < K; k++)
                     sum += e[k] = expf(l[k * ov] - mx);
                 for (int k = 0; k < K; k++)
-                    pd[k * vv] = e[k] / sum;
+                    pd[k * pv] = e[k] / sum;
             }
 }
 
-static u3d_status run_tile(run *r, int kd, int kh, int kw, u3d_error *err)
+static u3d_status run_tile(run *r, const int k[3], u3d_error *err)
 {
-    int k[3] = {kd, kh, kw}, o[3], lo[3], hi[3];
+    int o[3], lo[3], hi[3];
     for (int a = 0; a < 3; a++) {
         u3d_tile_axis_get(&r->plan->ax[a], k[a], &o[a], &lo[a], &hi[a]);
         axis_map(&r->plan->ax[a], o[a], r->map[a]);
@@ -142,26 +185,49 @@ static u3d_status run_tile(run *r, int kd, int kh, int kw, u3d_error *err)
     return U3D_OK;
 }
 
-static u3d_status run_all(run *r, u3d_error *err)
+/* One row of tiles along D: its input planes in, its kept planes out. */
+static u3d_status run_slab(run *r, int kd, int *done, u3d_error *err)
 {
     const u3d_tile_plan *p = r->plan;
-    int done = 0;
-    for (int kd = 0; kd < p->ax[0].ntiles; kd++)
-        for (int kh = 0; kh < p->ax[1].ntiles; kh++)
-            for (int kw = 0; kw < p->ax[2].ntiles; kw++) {
-                u3d_status st = run_tile(r, kd, kh, kw, err);
-                if (st)
-                    return st;
-                if (r->o->progress)
-                    r->o->progress(r->o->progress_user, ++done, p->total);
-            }
+    int o, lo, hi;
+    u3d_tile_axis_get(&p->ax[0], kd, &o, &lo, &hi);
+    axis_map(&p->ax[0], o, r->map[0]);
+    TRY(load_band(r, err));
+    r->out_lo = lo;
+    for (int kh = 0; kh < p->ax[1].ntiles; kh++)
+        for (int kw = 0; kw < p->ax[2].ntiles; kw++) {
+            int k[3] = {kd, kh, kw};
+            TRY(run_tile(r, k, err));
+            if (r->o->progress)
+                r->o->progress(r->o->progress_user, ++*done, p->total);
+        }
+    size_t pv = plane_vox(r);
+    for (int z = lo; z < hi; z++) {
+        size_t zi = (size_t)(z - lo);
+        TRY(r->sink->write(
+            r->sink->user, z, r->olab ? r->olab + zi * pv : NULL,
+            r->oprob ? r->oprob + zi * (size_t)r->classes * pv : NULL, err));
+    }
     return U3D_OK;
+}
+
+static u3d_status run_all(run *r, u3d_error *err)
+{
+    int done = 0;
+    for (int kd = 0; kd < r->plan->ax[0].ntiles; kd++)
+        TRY(run_slab(r, kd, &done, err));
+    return U3D_OK;
+}
+
+static void *alloc_n(size_t n, size_t size)
+{
+    return n && size <= SIZE_MAX / n ? malloc(n * size) : NULL;
 }
 
 static u3d_status host_buffers(run *r, u3d_error *err)
 {
     const u3d_tile_plan *p = r->plan;
-    size_t in = 1, out = 1;
+    size_t in = 1, out = 1, pv = plane_vox(r);
     for (int a = 0; a < 3; a++) {
         in *= (size_t)p->ax[a].in;
         out *= (size_t)p->ax[a].out;
@@ -169,44 +235,37 @@ static u3d_status host_buffers(run *r, u3d_error *err)
         if (!r->map[a])
             return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
     }
-    r->xin = malloc(in * (size_t)r->img->c * sizeof *r->xin);
-    r->logits = malloc(out * (size_t)r->classes * sizeof *r->logits);
-    if (!r->xin || !r->logits)
+    r->xin = alloc_n(in * (size_t)r->src->c, sizeof *r->xin);
+    r->logits = alloc_n(out * (size_t)r->classes, sizeof *r->logits);
+    /* distinct planes one D origin reads: at most its input depth */
+    r->cap = p->ax[0].in < r->src->d ? p->ax[0].in : r->src->d;
+    r->band = alloc_n((size_t)r->cap * (size_t)r->src->c, pv * sizeof(float));
+    r->band_z = alloc_n((size_t)r->cap, sizeof *r->band_z);
+    for (int k = 0; k < p->ax[0].ntiles; k++) {
+        int o, lo, hi;
+        u3d_tile_axis_get(&p->ax[0], k, &o, &lo, &hi);
+        if (hi - lo > r->out_cap)
+            r->out_cap = hi - lo;
+    }
+    if (r->sink->labels)
+        r->olab = alloc_n((size_t)r->out_cap * pv, sizeof *r->olab);
+    if (r->sink->probs)
+        r->oprob = alloc_n((size_t)r->out_cap * (size_t)r->classes * pv,
+                           sizeof *r->oprob);
+    if (!r->xin || !r->logits || !r->band || !r->band_z ||
+        (r->sink->labels && !r->olab) || (r->sink->probs && !r->oprob))
         return u3d_seterr(err, U3D_ERR_OOM,
-                          "out of host memory for a tile's data");
+                          "out of host memory for a tile's data and its "
+                          "%d input planes", r->cap);
+    for (int i = 0; i < r->cap; i++)
+        r->band_z[i] = -1;
     return U3D_OK;
 }
 
-static u3d_status alloc_outputs(run *r, u3d_labels *labels, u3d_volume *probs,
-                                u3d_error *err)
+static u3d_status check_source(const u3d_net_config *cfg,
+                               const u3d_plane_source *v, u3d_error *err)
 {
-    const u3d_volume *v = r->img;
-    u3d_status st = U3D_OK;
-    if (labels) {
-        st = u3d_labels_alloc(v->d, v->h, v->w, labels, err);
-        if (st)
-            return st;
-        memcpy(labels->spacing, v->spacing, sizeof v->spacing);
-        memcpy(labels->unit, v->unit, sizeof v->unit);
-        r->labels = labels;
-    }
-    if (probs) {
-        st = u3d_volume_alloc(r->classes, v->d, v->h, v->w, probs, err);
-        if (st)
-            return st;
-        memcpy(probs->spacing, v->spacing, sizeof v->spacing);
-        memcpy(probs->unit, v->unit, sizeof v->unit);
-        probs->bits = 32;
-        probs->is_float = 1;
-        r->probs = probs;
-    }
-    return st;
-}
-
-static u3d_status check_input(const u3d_net_config *cfg, const u3d_volume *v,
-                              u3d_error *err)
-{
-    if (!v || !v->data || v->c < 1 || v->d < 1 || v->h < 1 || v->w < 1)
+    if (!v || !v->read || v->c < 1 || v->d < 1 || v->h < 1 || v->w < 1)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "predict: empty image");
     if (v->c != cfg->in_channels)
         return u3d_seterr(err, U3D_ERR_SHAPE,
@@ -220,43 +279,37 @@ static u3d_status check_input(const u3d_net_config *cfg, const u3d_volume *v,
     return U3D_OK;
 }
 
-u3d_status u3d_predict(u3d_net *net, const u3d_volume *img,
-                       const u3d_predict_opts *opts, u3d_labels *labels,
-                       u3d_volume *probs, u3d_tile_plan *plan_out,
-                       u3d_error *err)
+u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
+                              const u3d_predict_opts *opts,
+                              const u3d_plane_sink *sink,
+                              u3d_tile_plan *plan_out, u3d_error *err)
 {
     static const u3d_predict_opts defaults;
     const u3d_predict_opts *o = opts ? opts : &defaults;
     const u3d_net_config *cfg = u3d_net_get_config(net);
-    if (labels)
-        memset(labels, 0, sizeof *labels);
-    if (probs)
-        memset(probs, 0, sizeof *probs);
-    u3d_status st = check_input(cfg, img, err);
-    if (st)
-        return st;
+    TRY(check_source(cfg, src, err));
+    if (!sink || !sink->write)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "predict: no output");
     size_t budget, max_alloc;
     u3d_predict_device_memory(u3d_net_backend(net), &budget, &max_alloc);
     if (o->max_memory)
         budget = o->max_memory;
     u3d_tile_plan plan;
-    int vol[3] = {img->d, img->h, img->w};
-    st = u3d_predict_plan(cfg, vol, o->tile, budget, max_alloc, &plan, err);
-    if (st)
-        return st;
+    int vol[3] = {src->d, src->h, src->w};
+    TRY(u3d_predict_plan(cfg, vol, o->tile, budget, max_alloc, &plan,
+                             err));
     run r;
     memset(&r, 0, sizeof r);
     r.net = net;
-    r.img = img;
+    r.src = src;
+    r.sink = sink;
     r.plan = &plan;
     r.o = o;
     r.classes = cfg->classes;
-    st = host_buffers(&r, err);
-    if (!st)
-        st = alloc_outputs(&r, labels, probs, err);
+    u3d_status st = host_buffers(&r, err);
     if (!st)
         st = u3d_tensor_create(u3d_net_backend(net),
-                               u3d_shape5(1, img->c, plan.ax[0].in,
+                               u3d_shape5(1, src->c, plan.ax[0].in,
                                           plan.ax[1].in, plan.ax[2].in),
                                U3D_F32, &r.x, err);
     if (!st)
@@ -265,16 +318,97 @@ u3d_status u3d_predict(u3d_net *net, const u3d_volume *img,
     u3d_net_free_activations(net);
     free(r.xin);
     free(r.logits);
+    free(r.band);
+    free(r.band_z);
+    free(r.olab);
+    free(r.oprob);
     for (int a = 0; a < 3; a++)
         free(r.map[a]);
+    if (!st && plan_out)
+        *plan_out = plan;
+    return st;
+}
+
+/* ---- whole volumes in memory ------------------------------------------ */
+
+typedef struct mem_io {
+    const u3d_volume *img;
+    u3d_labels *labels;
+    u3d_volume *probs;
+} mem_io;
+
+static u3d_status mem_read(void *user, int z, float *dst, u3d_error *err)
+{
+    (void)err;
+    const u3d_volume *v = ((mem_io *)user)->img;
+    size_t pv = (size_t)v->h * v->w;
+    for (int c = 0; c < v->c; c++)
+        memcpy(dst + (size_t)c * pv,
+               v->data + ((size_t)c * v->d + (size_t)z) * pv,
+               pv * sizeof *dst);
+    return U3D_OK;
+}
+
+static u3d_status mem_write(void *user, int z, const uint16_t *labels,
+                            const float *probs, u3d_error *err)
+{
+    (void)err;
+    mem_io *m = user;
+    size_t pv = (size_t)m->img->h * m->img->w;
+    if (labels)
+        memcpy(m->labels->data + (size_t)z * pv, labels,
+               pv * sizeof *labels);
+    if (probs)
+        for (int k = 0; k < m->probs->c; k++)
+            memcpy(m->probs->data + ((size_t)k * m->probs->d + (size_t)z) * pv,
+                   probs + (size_t)k * pv, pv * sizeof *probs);
+    return U3D_OK;
+}
+
+static u3d_status alloc_outputs(const u3d_volume *v, int classes,
+                                u3d_labels *labels, u3d_volume *probs,
+                                u3d_error *err)
+{
+    if (labels) {
+        TRY(u3d_labels_alloc(v->d, v->h, v->w, labels, err));
+        memcpy(labels->spacing, v->spacing, sizeof v->spacing);
+        memcpy(labels->unit, v->unit, sizeof v->unit);
+    }
+    if (probs) {
+        TRY(u3d_volume_alloc(classes, v->d, v->h, v->w, probs, err));
+        memcpy(probs->spacing, v->spacing, sizeof v->spacing);
+        memcpy(probs->unit, v->unit, sizeof v->unit);
+        probs->bits = 32;
+        probs->is_float = 1;
+    }
+    return U3D_OK;
+}
+
+u3d_status u3d_predict(u3d_net *net, const u3d_volume *img,
+                       const u3d_predict_opts *opts, u3d_labels *labels,
+                       u3d_volume *probs, u3d_tile_plan *plan_out,
+                       u3d_error *err)
+{
+    const u3d_net_config *cfg = u3d_net_get_config(net);
+    if (labels)
+        memset(labels, 0, sizeof *labels);
+    if (probs)
+        memset(probs, 0, sizeof *probs);
+    if (!img || !img->data)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "predict: empty image");
+    mem_io m = {img, labels, probs};
+    u3d_plane_source src = {img->c, img->d, img->h, img->w, mem_read, &m};
+    u3d_plane_sink sink = {mem_write, &m, labels != NULL, probs != NULL};
+    u3d_status st = check_source(cfg, &src, err);
+    if (!st)
+        st = alloc_outputs(img, cfg->classes, labels, probs, err);
+    if (!st)
+        st = u3d_predict_planes(net, &src, opts, &sink, plan_out, err);
     if (st) {
         if (labels)
             u3d_labels_free(labels);
         if (probs)
             u3d_volume_free(probs);
-        return st;
     }
-    if (plan_out)
-        *plan_out = plan;
-    return U3D_OK;
+    return st;
 }

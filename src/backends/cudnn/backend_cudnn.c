@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backends/cudnn/cudnn_internal.h"
-#include "augment/augment_internal.h"
 
 /* ---- memory ---- */
 
@@ -303,37 +302,6 @@ static void cd_destroy(u3d_backend *be)
     free(be);
 }
 
-/* Augmentation through the host implementation (bit-identical to the
- * OpenCL kernels): correct on every card, but it copies the source volume
- * to the host per sample. A CUDA port of cl/augment.cl is open work. */
-static u3d_status cd_augment(u3d_backend *be, const aug_consts *k,
-                             const u3d_tensor *src_image,
-                             const u3d_tensor *src_labels,
-                             u3d_tensor *out_image, u3d_tensor *out_labels,
-                             u3d_error *err)
-{
-    size_t si = u3d_tensor_bytes(src_image), oi = u3d_tensor_bytes(out_image);
-    size_t sl = src_labels ? u3d_tensor_bytes(src_labels) : 0;
-    size_t ol = out_labels ? u3d_tensor_bytes(out_labels) : 0;
-    char *h = malloc(si + oi + sl + ol + 1);
-    if (!h)
-        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    float *src = (float *)h, *out = (float *)(h + si);
-    int32_t *slab = sl ? (int32_t *)(h + si + oi) : NULL;
-    int32_t *olab = ol ? (int32_t *)(h + si + oi + sl) : NULL;
-    u3d_status st = cd_read(be, src_image->buf, 0, si, src, err);
-    if (!st && slab)
-        st = cd_read(be, src_labels->buf, 0, sl, slab, err);
-    if (!st)
-        st = u3d_aug_sample_host_k(k, src, slab, out, olab, err);
-    if (!st)
-        st = cd_write(be, out_image->buf, 0, oi, out, err);
-    if (!st && olab)
-        st = cd_write(be, out_labels->buf, 0, ol, olab, err);
-    free(h);
-    return st;
-}
-
 static const u3d_backend_ops cudnn_ops = {
     .buffer_alloc = cd_alloc,
     .buffer_free = cd_free,
@@ -361,7 +329,9 @@ static const u3d_backend_ops cudnn_ops = {
     .softmax_ce = u3d_cudnn_softmax_ce,
     .sgd_step = u3d_cudnn_sgd_step,
     .axpy = u3d_cudnn_axpy,
-    .augment_sample = cd_augment,
+    /* CUDA kernels on the shared code of cl/augment.cl (augment.c): the
+     * source volume stays on the GPU, results match the host's bits */
+    .augment_sample = u3d_cudnn_augment_sample,
 };
 
 /* Why there is no usable device, as a sentence (for create and list). */

@@ -1,7 +1,8 @@
 /* CUDA C kernels of the cuDNN backend: the ops cuDNN lacks or whose cuDNN
  * rule differs from the contract (max-pool ties). Compiled at run time by
  * NVRTC for the device's architecture (see nvrtc.c); embedded into the
- * library by cmake/cudnn_embed.cmake. No headers: NVRTC has no C library.
+ * library by cmake/cudnn_embed.cmake. No system headers: NVRTC has no C
+ * library (the one include, cl/augment.cl, is handed over by nvrtc.c).
  * The source is also valid C11, which tests/test_cudnn.c compiles into a
  * small CUDA emulator to check the kernels against the reference without a
  * GPU: keep it free of C++-only constructs outside the macros below.
@@ -361,4 +362,72 @@ U3D_KERNEL u3d_sum_final(const double *part, int G, double *out)
     block_sum(sh);
     if (threadIdx.x == 0)
         out[0] = sh[0];
+}
+
+/* ---- augmentation (augment.c) ----
+ * The arithmetic is the shared part of cl/augment.cl, the very source the
+ * OpenCL kernels and the host implementation compile, so a patch is bit
+ * for bit the host's: only +, -, * and bit operations, our own ln, exp,
+ * sqrt, sin and cos, and no FMA (nvrtc.c compiles with --fmad=false).
+ * NVRTC gets that file as the header "augment.cl" (nvrtc.c); the tests'
+ * emulator has it already, compiled as C by augment_internal.h. The
+ * constants travel by value (kernel parameters live in constant memory,
+ * like OpenCL's __constant buffer) and are copied to a local, so stores to
+ * out cannot alias them. Same passes and guards as the OpenCL kernels;
+ * element counts are below 2^31 (checked by augment.c). */
+#ifdef __CUDACC_RTC__
+#include "augment.cl"
+#endif
+
+U3D_KERNEL u3d_aug_control_points(aug_consts k, float *phi)
+{
+    const aug_consts kp = k;
+    GRID_STRIDE(i, (long long)kp.ncz * kp.ncy * kp.ncx)
+    {
+        aug_control_point(&kp, phi, (int)i);
+    }
+}
+
+/* p1 (3, ncz, ncy, w) from phi (3, ncz, ncy, ncx) */
+U3D_KERNEL u3d_aug_field_w(aug_consts k, const float *phi, float *p1)
+{
+    const aug_consts kp = k;
+    GRID_STRIDE(i, 3LL * kp.ncz * kp.ncy * kp.w)
+    {
+        aug_field_w(&kp, phi, p1, (int)i);
+    }
+}
+
+/* p2 (3, ncz, h, w) from p1 */
+U3D_KERNEL u3d_aug_field_h(aug_consts k, const float *p1, float *p2)
+{
+    const aug_consts kp = k;
+    GRID_STRIDE(i, 3LL * kp.ncz * kp.h * kp.w)
+    {
+        aug_field_h(&kp, p1, p2, (int)i);
+    }
+}
+
+/* One thread per output voxel; the label pointers are NULL (never read)
+ * without labels. */
+U3D_KERNEL u3d_aug_sample(aug_consts k, const float *src, const int *src_lab,
+                          const float *field, float *out, int *out_lab)
+{
+    const aug_consts kp = k;
+    GRID_STRIDE(i, (long long)kp.d * kp.h * kp.w)
+    {
+        int row = (int)i / kp.w, x = (int)i - row * kp.w;
+        int z = row / kp.h, y = row - z * kp.h;
+        aug_voxel(&kp, src, src_lab, field, out, out_lab, z, y, x);
+    }
+}
+
+/* Gray values, one thread per group of 4 channels of a voxel. */
+U3D_KERNEL u3d_aug_gray(aug_consts k, float *out)
+{
+    const aug_consts kp = k;
+    GRID_STRIDE(i, (long long)((kp.C + 3) / 4) * kp.d * kp.h * kp.w)
+    {
+        aug_gray_group(&kp, out, (int)i);
+    }
 }

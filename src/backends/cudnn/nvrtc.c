@@ -25,6 +25,11 @@ const u3d_cudnn_kernel_info u3d_cudnn_kernels[K_COUNT] = {
     [K_CE_WEIGHTS_FINAL] = {"u3d_ce_weights_final", "lllillll"},
     [K_CE_SOFTMAX] = {"u3d_ce_softmax", "llliilillll"},
     [K_SUM_FINAL] = {"u3d_sum_final", "lil"},
+    [K_AUG_CONTROL_POINTS] = {"u3d_aug_control_points", "kl"},
+    [K_AUG_FIELD_W] = {"u3d_aug_field_w", "kll"},
+    [K_AUG_FIELD_H] = {"u3d_aug_field_h", "kll"},
+    [K_AUG_SAMPLE] = {"u3d_aug_sample", "klllll"},
+    [K_AUG_GRAY] = {"u3d_aug_gray", "kl"},
 };
 
 static u3d_status rtc_check(nvrtcResult rc, const char *what, u3d_error *err)
@@ -86,9 +91,12 @@ u3d_status u3d_cudnn_compile(const char *src, int arch, int sass,
     /* no fused multiply-add contraction: elementwise results then match the
      * host reference's rounding; the kernels are memory bound anyway */
     const char *opts[] = {opt, "--fmad=false", "--std=c++17"};
+    /* kernels.cu includes the augmentation's shared arithmetic */
+    const char *headers[] = {u3d_cudnn_augment_src};
+    const char *names[] = {"augment.cl"};
     nvrtcProgram prog;
     U3D_CUDNN_TRY(rtc_check(
-        nvrtcCreateProgram(&prog, src, "kernels.cu", 0, NULL, NULL),
+        nvrtcCreateProgram(&prog, src, "kernels.cu", 1, headers, names),
         "nvrtcCreateProgram", err));
     nvrtcResult rc = nvrtcCompileProgram(prog, 3, opts);
     u3d_status st = U3D_OK;

@@ -213,6 +213,17 @@ typedef struct u3d_norm_params {
 u3d_status u3d_norm_compute(const u3d_volume *v, const uint8_t *mask,
                             u3d_norm_mode mode, double plo, double phi,
                             u3d_norm_params *p, u3d_error *err);
+/* Reads plane z (0 <= z < d) of a C x D x H x W volume into dst (C x H x
+ * W floats). */
+typedef u3d_status (*u3d_plane_read_fn)(void *user, int z, float *dst,
+                                        u3d_error *err);
+/* u3d_norm_compute (no mask) for a volume read plane by plane, in two
+ * passes: the same parameters without the volume in memory (z-score:
+ * identical sums; percentiles: exact order statistics). */
+u3d_status u3d_norm_compute_planes(int c, int d, int h, int w,
+                                   u3d_plane_read_fn read, void *user,
+                                   u3d_norm_mode mode, double plo, double phi,
+                                   u3d_norm_params *p, u3d_error *err);
 /* Applies p in place; p->c must equal v->c. */
 u3d_status u3d_norm_apply(u3d_volume *v, const u3d_norm_params *p,
                           u3d_error *err);

@@ -151,36 +151,92 @@ static void print_plan(const u3d_tile_plan *p, const u3d_backend *be)
             100.0 * p->efficiency);
 }
 
+/* The image is read plane by plane (three passes: two for its
+ * normalization statistics, one for the prediction) and the results are
+ * written plane by plane, so host memory holds a band of planes, not the
+ * volume; --overview alone reads image and result back whole. */
 typedef struct job {
     pargs a;
     u3d_backend *be;
     u3d_net *net;
     u3d_model_meta meta;
-    u3d_volume img;
-    u3d_labels seg;
-    u3d_volume probs;
+    u3d_tiff_stream *in;
+    u3d_volume shape; /* of the image, no data */
+    u3d_norm_params norm;
+    u3d_tiff_writer *seg, *probs;
     u3d_error e;
 } job;
 
-/* Model and image, checked against each other, the image normalized. */
+static u3d_status read_raw(void *user, int z, float *dst, u3d_error *err)
+{
+    return u3d_tiff_stream_read(((job *)user)->in, z, dst, err);
+}
+
+/* Plane z normalized the way the model was trained (as u3d_norm_apply). */
+static u3d_status read_norm(void *user, int z, float *dst, u3d_error *err)
+{
+    job *j = user;
+    u3d_status st = u3d_tiff_stream_read(j->in, z, dst, err);
+    if (st || j->norm.mode == U3D_NORM_NONE)
+        return st;
+    size_t hw = (size_t)j->shape.h * j->shape.w;
+    for (int c = 0; c < j->shape.c; c++) {
+        float a = j->norm.a[c], b = j->norm.b[c], *x = dst + (size_t)c * hw;
+        for (size_t i = 0; i < hw; i++)
+            x[i] = (x[i] - a) / b;
+    }
+    return U3D_OK;
+}
+
+static u3d_status write_planes(void *user, int z, const uint16_t *labels,
+                               const float *probs, u3d_error *err)
+{
+    job *j = user;
+    (void)z; /* planes arrive in order */
+    u3d_status st = u3d_tiff_writer_plane_u16(j->seg, labels, err);
+    if (!st && probs)
+        st = u3d_tiff_writer_plane_f32(j->probs, probs, err);
+    return st;
+}
+
+/* Model and image header, checked against each other; the image's
+ * normalization statistics. */
 static u3d_status load(job *j)
 {
     u3d_error *e = &j->e;
     u3d_status st = u3d_model_load(j->a.model, j->be, &j->net, &j->meta, e);
     if (st)
         return st;
-    st = u3d_tiff_read_volume(j->a.image, &j->img, e);
+    st = u3d_tiff_stream_open(j->a.image, &j->in, &j->shape, e);
     if (st)
         return st;
     const u3d_net_config *c = &j->meta.net;
-    if (j->img.c != c->in_channels)
+    if (j->shape.c != c->in_channels)
         return u3d_seterr(e, U3D_ERR_SHAPE,
                           "%s has %d channel%s but the model %s expects %d",
-                          j->a.image, j->img.c, j->img.c == 1 ? "" : "s",
+                          j->a.image, j->shape.c, j->shape.c == 1 ? "" : "s",
                           j->a.model, c->in_channels);
-    st = u3d_model_normalize_input(&j->img, &j->meta, e);
+    const u3d_volume *v = &j->shape;
+    st = u3d_norm_compute_planes(v->c, v->d, v->h, v->w, read_raw, j,
+                                 (u3d_norm_mode)j->meta.norm_mode,
+                                 j->meta.norm_plo, j->meta.norm_phi, &j->norm,
+                                 e);
     if (st)
         u3d_errprefix(e, "%s: ", j->a.image);
+    return st;
+}
+
+static u3d_status open_outputs(job *j)
+{
+    const u3d_volume *v = &j->shape;
+    int k = j->meta.net.classes;
+    u3d_status st = u3d_tiff_writer_open(
+        j->a.out, 1, v->d, v->h, v->w, k <= 256 ? 8 : 16, v->spacing, v->unit,
+        0, k - 1, NULL, &j->seg, &j->e);
+    if (!st && j->a.probs)
+        st = u3d_tiff_writer_open(j->a.probs, k, v->d, v->h, v->w, 32,
+                                  v->spacing, v->unit, 0, 1, NULL, &j->probs,
+                                  &j->e);
     return st;
 }
 
@@ -199,31 +255,53 @@ static u3d_status predict(job *j)
     o.max_memory = budget;
     /* plan first: size and budget errors come before any work */
     u3d_tile_plan plan;
-    int vol[3] = {j->img.d, j->img.h, j->img.w};
+    int vol[3] = {j->shape.d, j->shape.h, j->shape.w};
     u3d_status st = u3d_predict_plan(&j->meta.net, vol, o.tile, budget,
                                      max_alloc, &plan, e);
     if (st)
         return u3d_errprefix(e, "%s: ", j->a.image);
     if (!j->a.quiet)
         print_plan(&plan, j->be);
+    st = open_outputs(j);
+    if (st)
+        return st;
     progress pr = {{0, 0}, isatty(2), -1, j->a.quiet};
     clock_gettime(CLOCK_MONOTONIC, &pr.t0);
     o.progress = on_tile;
     o.progress_user = &pr;
-    return u3d_predict(j->net, &j->img, &o, &j->seg,
-                       j->a.probs ? &j->probs : NULL, NULL, e);
+    u3d_plane_source src = {j->shape.c, j->shape.d, j->shape.h, j->shape.w,
+                            read_norm, j};
+    u3d_plane_sink sink = {write_planes, j, 1, j->a.probs != NULL};
+    st = u3d_predict_planes(j->net, &src, &o, &sink, NULL, e);
+    if (!st) {
+        u3d_tiff_writer *w = j->seg;
+        j->seg = NULL;
+        st = u3d_tiff_writer_finish(w, e);
+    }
+    if (!st && j->probs) {
+        u3d_tiff_writer *w = j->probs;
+        j->probs = NULL;
+        st = u3d_tiff_writer_finish(w, e);
+    }
+    return st;
 }
 
-static u3d_status save(job *j)
+/* The overview needs whole slices through the volume: image and result
+ * are read back (the only step that holds them in memory). */
+static u3d_status overview(job *j)
 {
+    u3d_volume img = {0};
+    u3d_labels seg = {0};
     u3d_error *e = &j->e;
-    u3d_status st = u3d_tiff_write_labels(j->a.out, &j->seg, e);
-    if (!st && j->a.probs)
-        st = u3d_tiff_write_volume(j->a.probs, &j->probs, e);
-    if (!st && j->a.overview) {
+    u3d_status st = u3d_tiff_read_volume(j->a.image, &img, e);
+    if (!st)
+        st = u3d_tiff_read_labels(j->a.out, &seg, e);
+    if (!st) {
         u3d_overview_opts oo = {0.45f, U3D_NO_IGNORE, 0};
-        st = u3d_overview_write(j->a.overview, &j->img, &j->seg, NULL, &oo, e);
+        st = u3d_overview_write(j->a.overview, &img, &seg, NULL, &oo, e);
     }
+    u3d_volume_free(&img);
+    u3d_labels_free(&seg);
     return st;
 }
 
@@ -241,7 +319,7 @@ int u3d_cmd_predict(int argc, char **argv)
         check_writable(j.a.overview, &j.e))
         goto done;
     if (u3d_backend_create(&bc, &j.be, &j.e) || load(&j) || predict(&j) ||
-        save(&j))
+        (j.a.overview && overview(&j)))
         goto done;
     if (!j.a.quiet)
         fprintf(stderr, "wrote %s%s%s%s%s\n", j.a.out,
@@ -251,9 +329,9 @@ int u3d_cmd_predict(int argc, char **argv)
 done:
     if (rc)
         fprintf(stderr, "unet3d predict: %s\n", j.e.msg);
-    u3d_volume_free(&j.img);
-    u3d_volume_free(&j.probs);
-    u3d_labels_free(&j.seg);
+    u3d_tiff_writer_abort(j.seg); /* no partial output on failure */
+    u3d_tiff_writer_abort(j.probs);
+    u3d_tiff_stream_close(j.in);
     u3d_net_destroy(j.net);
     u3d_backend_destroy(j.be);
     return rc;

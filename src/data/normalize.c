@@ -168,3 +168,196 @@ u3d_status u3d_norm_apply(u3d_volume *v, const u3d_norm_params *p,
     }
     return U3D_OK;
 }
+
+/* ---- volumes read plane by plane ----------------------------------------
+ * The same parameters without the volume in memory: two passes over the
+ * planes. z-score sums in the same order as above (identical results);
+ * percentiles are exact order statistics found through a histogram of the
+ * upper 16 bits of an order-preserving integer key of each float, then one
+ * of the lower 16 bits inside the bins that hold the wanted ranks. */
+
+typedef struct rank_q {
+    uint64_t rank;   /* wanted order statistic */
+    uint32_t bin;    /* its upper key bits, after pass 1 */
+    uint64_t before; /* values in lower bins */
+    uint64_t *fine;  /* pass 2: histogram of the lower key bits */
+    float value;
+} rank_q;
+
+static uint32_t fkey(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+static float fval(uint32_t k)
+{
+    uint32_t u = (k & 0x80000000u) ? k & 0x7fffffffu : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+typedef struct plane_pass {
+    int c, d;
+    size_t hw;
+    u3d_plane_read_fn read;
+    void *user;
+    float *buf;
+} plane_pass;
+
+/* Pass 1: sums (z-score) or the coarse histograms (percentiles). */
+static u3d_status pass_one(plane_pass *pp, u3d_norm_mode mode, double *sum,
+                           uint64_t *coarse, u3d_error *err)
+{
+    for (int z = 0; z < pp->d; z++) {
+        u3d_status st = pp->read(pp->user, z, pp->buf, err);
+        if (st)
+            return st;
+        for (int c = 0; c < pp->c; c++) {
+            const float *x = pp->buf + (size_t)c * pp->hw;
+            for (size_t i = 0; i < pp->hw; i++) {
+                if (!isfinite(x[i]))
+                    return u3d_seterr(err, U3D_ERR_NUMERIC,
+                                      "normalize: channel %d has a NaN/Inf "
+                                      "value in plane %d", c, z);
+                if (mode == U3D_NORM_ZSCORE)
+                    sum[c] += x[i];
+                else
+                    coarse[(size_t)c * 65536 + (fkey(x[i]) >> 16)]++;
+            }
+        }
+    }
+    return U3D_OK;
+}
+
+/* Pass 2: squared deviations (z-score) or the fine histograms. */
+static u3d_status pass_two(plane_pass *pp, u3d_norm_mode mode,
+                           const double *mean, double *sq, rank_q *q,
+                           u3d_error *err)
+{
+    for (int z = 0; z < pp->d; z++) {
+        u3d_status st = pp->read(pp->user, z, pp->buf, err);
+        if (st)
+            return st;
+        for (int c = 0; c < pp->c; c++) {
+            const float *x = pp->buf + (size_t)c * pp->hw;
+            rank_q *cq = q + 4 * c;
+            for (size_t i = 0; i < pp->hw; i++) {
+                if (mode == U3D_NORM_ZSCORE) {
+                    sq[c] += (x[i] - mean[c]) * (x[i] - mean[c]);
+                    continue;
+                }
+                uint32_t k = fkey(x[i]);
+                for (int r = 0; r < 4; r++)
+                    if (k >> 16 == cq[r].bin)
+                        cq[r].fine[k & 0xffffu]++;
+            }
+        }
+    }
+    return U3D_OK;
+}
+
+static void locate_bins(const uint64_t *h, rank_q *q)
+{
+    uint64_t cum = 0;
+    uint32_t b = 0;
+    for (; b < 65536; b++) {
+        if (cum + h[b] > q->rank)
+            break;
+        cum += h[b];
+    }
+    q->bin = b;
+    q->before = cum;
+}
+
+static void locate_value(rank_q *q)
+{
+    uint64_t cum = q->before;
+    uint32_t lo = 0;
+    for (; lo < 65535; lo++) {
+        if (cum + q->fine[lo] > q->rank)
+            break;
+        cum += q->fine[lo];
+    }
+    q->value = fval(q->bin << 16 | lo);
+}
+
+u3d_status u3d_norm_compute_planes(int c, int d, int h, int w,
+                                   u3d_plane_read_fn read, void *user,
+                                   u3d_norm_mode mode, double plo, double phi,
+                                   u3d_norm_params *p, u3d_error *err)
+{
+    u3d_volume shape = {0};
+    float one = 0;
+    shape.c = c, shape.d = d, shape.h = h, shape.w = w, shape.data = &one;
+    u3d_status st = check_args(&shape, mode, plo, phi, err);
+    if (st)
+        return st;
+    memset(p, 0, sizeof *p);
+    p->c = c;
+    p->mode = mode;
+    for (int k = 0; k < c; k++)
+        p->a[k] = 0, p->b[k] = 1;
+    if (mode == U3D_NORM_NONE)
+        return U3D_OK;
+    plane_pass pp = {c, d, (size_t)h * w, read, user, NULL};
+    uint64_t n = (uint64_t)d * pp.hw;
+    double sum[U3D_NORM_MAX_C] = {0}, sq[U3D_NORM_MAX_C] = {0};
+    double mean[U3D_NORM_MAX_C] = {0};
+    rank_q q[4 * U3D_NORM_MAX_C];
+    memset(q, 0, sizeof q);
+    uint64_t *coarse = NULL;
+    pp.buf = malloc((size_t)c * pp.hw * sizeof *pp.buf);
+    if (mode == U3D_NORM_PERCENTILE) {
+        coarse = calloc((size_t)c * 65536, sizeof *coarse);
+        for (int k = 0; k < 4 * c; k++)
+            if (!(q[k].fine = calloc(65536, sizeof *q[k].fine)))
+                st = U3D_ERR_OOM;
+    }
+    if (st || !pp.buf || (mode == U3D_NORM_PERCENTILE && !coarse))
+        st = u3d_seterr(err, U3D_ERR_OOM, "normalize: out of memory");
+    if (!st)
+        st = pass_one(&pp, mode, sum, coarse, err);
+    /* ranks floor(pos) and floor(pos) + 1 of each percentile, as above */
+    double pos[2] = {plo / 100.0 * (double)(n - 1),
+                     phi / 100.0 * (double)(n - 1)};
+    for (int k = 0; !st && k < c; k++) {
+        mean[k] = sum[k] / (double)n;
+        if (mode != U3D_NORM_PERCENTILE)
+            continue;
+        for (int r = 0; r < 4; r++) {
+            uint64_t i = (uint64_t)floor(pos[r / 2]) + (uint64_t)(r % 2);
+            q[4 * k + r].rank = i < n ? i : n - 1;
+            locate_bins(coarse + (size_t)k * 65536, &q[4 * k + r]);
+        }
+    }
+    if (!st)
+        st = pass_two(&pp, mode, mean, sq, q, err);
+    for (int k = 0; !st && k < c; k++) {
+        if (mode == U3D_NORM_ZSCORE) {
+            double sd = sqrt(sq[k] / (double)n);
+            p->a[k] = (float)mean[k];
+            p->b[k] = sd > 0 ? (float)sd : 1.0f;
+            continue;
+        }
+        double v[2];
+        for (int j = 0; j < 2; j++) {
+            rank_q *lo = &q[4 * k + 2 * j], *hi = lo + 1;
+            locate_value(lo);
+            locate_value(hi);
+            double frac = pos[j] - floor(pos[j]);
+            v[j] = frac == 0 || lo->rank + 1 >= n
+                       ? lo->value
+                       : lo->value + frac * ((double)hi->value - lo->value);
+        }
+        p->a[k] = (float)v[0];
+        p->b[k] = v[1] > v[0] ? (float)(v[1] - v[0]) : 1.0f;
+    }
+    free(pp.buf);
+    free(coarse);
+    for (int k = 0; k < 4 * c; k++)
+        free(q[k].fine);
+    return st;
+}

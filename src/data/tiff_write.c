@@ -318,6 +318,7 @@ struct u3d_tiff_writer {
     double spacing[3];
     u3d_tiff_write_opts o;
     int fd, z;
+    u3d_tsrc src; /* libtiff's handle points here */
     TIFF *t;
     unsigned char *buf;
 };
@@ -390,8 +391,8 @@ u3d_status u3d_tiff_writer_open(const char *path, int c, int d, int h, int w,
         u3d_tiff_writer_abort(s);
         return st;
     }
-    u3d_tsrc src = {s->fd, NULL, 0, 0};
-    s->t = u3d_tiff_open_src(&src, s->path, big ? "w8" : "w", &j->msg, 0);
+    s->src.fd = s->fd;
+    s->t = u3d_tiff_open_src(&s->src, s->path, big ? "w8" : "w", &j->msg, 0);
     size_t row = (size_t)w * (size_t)(bits / 8);
     s->buf = malloc(rows_per_strip(j) * row);
     if (!s->t)

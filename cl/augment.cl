@@ -5,7 +5,8 @@
  *
  * Everything before the kernels is also compiled as C11 by
  * src/augment/augment_internal.h, so the host implementation (the tests'
- * oracle and the CPU baseline) runs the very same arithmetic. It uses +, -,
+ * oracle and the CPU baseline) runs the very same arithmetic, and so do the
+ * cudnn backend's CUDA kernels (src/backends/cudnn/kernels.cu). It uses +, -,
  * *, comparisons and bit operations only: no contraction into FMA,
  * reciprocals computed on the host, our own ln/exp/sqrt/sin/cos (a device
  * math library differs by a few ulp between implementations). So every
@@ -30,6 +31,15 @@ typedef uint aug_u32;
 #define AUG_MULHI(a, b) ((uint)(((ulong)(a) * (ulong)(b)) >> 32))
 #define AUG_AS_U32(f) as_uint(f)
 #define AUG_AS_F32(u) as_float(u)
+#elif defined(__CUDACC_RTC__)
+/* NVRTC, included by src/backends/cudnn/kernels.cu; nvrtc.c compiles with
+ * --fmad=false, the counterpart of FP_CONTRACT OFF */
+#define AUG_FN __device__ static __forceinline__
+#define AUG_GLOBAL
+typedef unsigned int aug_u32;
+#define AUG_MULHI(a, b) __umulhi((a), (b))
+#define AUG_AS_U32(f) __float_as_uint(f)
+#define AUG_AS_F32(u) __uint_as_float(u)
 #else
 #include <stdint.h>
 #include <string.h>

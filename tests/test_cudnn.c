@@ -5,13 +5,17 @@
  * errors, the algorithm and workspace policies, the NVRTC target choice,
  * launch sizes, compilation of every kernel with NVRTC plus a check of each
  * kernel's parameter list (from the PTX) against the signature table every
- * launch is checked with, device-spec parsing, and the clear failure of
+ * launch is checked with, the augmentation kernels' PTX (float products
+ * unfused, no fma, approximate or flush-to-zero instructions, no calls),
+ * device-spec parsing, and the clear failure of
  * creation and of the device list when there is no GPU or driver. And the
  * kernels themselves: kernels.cu is compiled here as C into a small CUDA
  * emulator (256 pthreads per block, barriers), and the backend's own op code
  * (ops.c) runs on it against the host reference: ReLU, SGD, axpy, fill,
  * max-pool (ties, NaN), crop+concat, softmax cross-entropy (multi-block
- * reductions, ignored and invalid labels), channel sums and bias addition.
+ * reductions, ignored and invalid labels), channel sums, bias addition and
+ * the augmentation (kernels.cu around the shared code of cl/augment.cl,
+ * bit for bit against the host implementation).
  *
  * With a GPU (skipped otherwise): every op, cuDNN ones included, against
  * the host reference on random shapes (odd sizes, N > 1), batch norm with
@@ -32,6 +36,9 @@
 #include <nvrtc.h>
 #include <pthread.h>
 #include "backends/cudnn/cudnn_internal.h"
+/* the augmentation's shared code as C (cl/augment.cl): the host
+ * implementation's arithmetic, and the emulated kernels' */
+#include "augment/augment_internal.h"
 
 typedef struct env {
     u3d_backend *gpu; /* NULL without a usable device */
@@ -275,11 +282,64 @@ static int ptx_signature(const char *ptx, const char *name, char *sig,
             c = 'i';
         else if (t[1] == '6' && t[2] == '4')
             c = 'l';
+        else if (!strncmp(t, "align", 5)) {
+            /* a struct by value, ".align 4 .b8 name[bytes]": 'k' when its
+             * size is the host's aug_consts (same layout in C and CUDA) */
+            const char *br = strchr(t, '[');
+            if (br && br < end &&
+                strtol(br + 1, NULL, 10) == (long)sizeof(aug_consts))
+                c = 'k';
+        }
         if (k + 1 < len)
             sig[k++] = c;
     }
     sig[k] = 0;
     return 0;
+}
+
+/* The PTX of kernel name, up to the next entry (or the end). */
+static char *ptx_body(const char *ptx, const char *name)
+{
+    char head[128];
+    snprintf(head, sizeof head, ".entry %s(", name);
+    const char *p = strstr(ptx, head);
+    if (!p)
+        return NULL;
+    const char *q = strstr(p + 1, ".entry ");
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    char *b = malloc(n + 1);
+    assert_non_null(b);
+    memcpy(b, p, n);
+    b[n] = 0;
+    return b;
+}
+
+/* The augmentation kernels keep the host's rounding: float products stay
+ * unfused (--fmad=false makes them mul.rn, which ptxas may not contract),
+ * no fma, no approximate or flush-to-zero instruction (no device math
+ * library), and no calls (all shared code inlined, so the bodies checked
+ * here are all of it). */
+static void check_aug_ptx(const char *ptx)
+{
+    static const u3d_cudnn_kid aug[] = {K_AUG_CONTROL_POINTS, K_AUG_FIELD_W,
+                                        K_AUG_FIELD_H, K_AUG_SAMPLE,
+                                        K_AUG_GRAY};
+    static const char *banned[] = {"fma.", ".approx", ".ftz", "call",
+                                   "div.rn.f32", "div.full", "sqrt."};
+    for (size_t i = 0; i < sizeof aug / sizeof aug[0]; i++) {
+        const char *name = u3d_cudnn_kernels[aug[i]].name;
+        char *b = ptx_body(ptx, name);
+        if (!b)
+            fail_msg("kernel %s missing from the PTX", name);
+        if (!strstr(b, "mul.rn.f32") || !strstr(b, "add.rn.f32"))
+            fail_msg("kernel %s: no mul.rn.f32/add.rn.f32 in its PTX (FMA "
+                     "contraction not disabled?)",
+                     name);
+        for (size_t j = 0; j < sizeof banned / sizeof banned[0]; j++)
+            if (strstr(b, banned[j]))
+                fail_msg("kernel %s: '%s' in its PTX", name, banned[j]);
+        free(b);
+    }
 }
 
 static void kernels_compile(void **state)
@@ -307,6 +367,7 @@ static void kernels_compile(void **state)
             fail_msg("kernel %s takes '%s' in the PTX, the table says '%s'",
                      k->name, sig, k->sig);
     }
+    check_aug_ptx(img);
     free(img);
     /* SASS (cubins) as created for real devices: Ampere, Hopper and the
      * newest architecture this NVRTC knows */
@@ -444,6 +505,20 @@ static void emu_call(u3d_cudnn_kid id, void *const *a)
     case K_SUM_FINAL:
         u3d_sum_final(A(0, double *), A(1, int), A(2, double *));
         break;
+    case K_AUG_CONTROL_POINTS:
+        u3d_aug_control_points(A(0, aug_consts), A(1, float *));
+        break;
+    case K_AUG_FIELD_W:
+        u3d_aug_field_w(A(0, aug_consts), A(1, float *), A(2, float *));
+        break;
+    case K_AUG_FIELD_H:
+        u3d_aug_field_h(A(0, aug_consts), A(1, float *), A(2, float *));
+        break;
+    case K_AUG_SAMPLE:
+        u3d_aug_sample(A(0, aug_consts), A(1, float *), A(2, int *),
+                       A(3, float *), A(4, float *), A(5, int *));
+        break;
+    case K_AUG_GRAY: u3d_aug_gray(A(0, aug_consts), A(1, float *)); break;
     case K_COUNT: break;
     }
 #undef F
@@ -572,6 +647,7 @@ static const u3d_backend_ops emu_ops = {
     .softmax_ce = u3d_cudnn_softmax_ce,
     .sgd_step = u3d_cudnn_sgd_step,
     .axpy = u3d_cudnn_axpy,
+    .augment_sample = u3d_cudnn_augment_sample,
 };
 
 static void emu_init(emu *m)
@@ -876,6 +952,127 @@ static void emu_channel_ops(void **state)
         free(sum);
         free(y);
     }
+    emu_done(&m);
+}
+
+/* Augmentation case r (0..4) on be against the host implementation, bit
+ * for bit (images and labels); with m (the emulator) also its launches. */
+static void aug_case(u3d_backend *be, emu *m, uint64_t *seed, int r)
+{
+    u3d_error err = {0};
+    u3d_augment_params p;
+    u3d_augment_params_paper(&p);
+    for (int a = 0; a < 3; a++) {
+        p.sigma[a] = t_randf(seed, 1, 4);
+        p.grid_spacing[a] = t_randi(seed, 2, 9);
+        p.mirror[a] = 1;
+    }
+    p.scale_axis[0] = 0.9f, p.scale_axis[1] = 1.1f;
+    p.noise_std[0] = 0.01f, p.noise_std[1] = 0.05f;
+    p.fill = r % 2 ? U3D_AUG_FILL_CONSTANT : U3D_AUG_FILL_MIRROR;
+    p.fill_value = -0.25f;
+    p.ignore_label = 99;
+    if (r == 4) { /* geometry only: the gray pass is skipped */
+        p.gamma[0] = p.gamma[1] = 1.0f;
+        p.contrast[0] = p.contrast[1] = 1.0f;
+        p.brightness[0] = p.brightness[1] = 0.0f;
+        p.noise_std[0] = p.noise_std[1] = 0.0f;
+    }
+    int C = r == 0 ? 5 : r == 1 ? 1 : t_randi(seed, 2, 4);
+    int labels = r != 2;
+    int D = t_randi(seed, 6, 16), H = t_randi(seed, 6, 16),
+        W = t_randi(seed, 6, 16);
+    int d = t_randi(seed, 5, D), h = t_randi(seed, 5, H),
+        w = t_randi(seed, 5, W);
+    u3d_shape ss = u3d_shape5(1, C, D, H, W), os = u3d_shape5(1, C, d, h, w);
+    u3d_shape ls = u3d_shape5(1, 1, d - 2 * (d / 4), h - 2 * (h / 5), w);
+    u3d_shape sls = u3d_shape5(1, 1, D, H, W);
+    float org[3] = {t_randf(seed, 0, (float)D),
+                    t_randf(seed, 0, (float)H),
+                    t_randf(seed, 0, (float)W)};
+    size_t no = u3d_shape_count(os), nl = u3d_shape_count(ls);
+    size_t nv = u3d_shape_spatial(ss);
+    float *img = t_rand_array(seed, u3d_shape_count(ss), 0, 1);
+    int32_t *lab = malloc(nv * sizeof *lab);
+    int32_t *lh = malloc(nl * sizeof *lh), *le = malloc(nl * sizeof *le);
+    int32_t *junk = malloc(nl * sizeof *junk);
+    float *oh = malloc(no * sizeof *oh);
+    assert_true(lab && lh && le && junk && oh);
+    for (size_t i = 0; i < nv; i++)
+        lab[i] = t_randi(seed, 0, 2);
+    for (size_t i = 0; i < nl; i++)
+        junk[i] = -7; /* every label must be written */
+    uint64_t key = 4242 + (uint64_t)r * 0x100000001ULL, smp = 3 + r;
+    u3d_tensor si = t_tensor(be, ss, img), oi = t_tensor(be, os, NULL);
+    u3d_tensor sl = t_tensor_i32(be, sls, lab);
+    u3d_tensor ol = t_tensor_i32(be, ls, junk);
+    if (m)
+        m->log.n = 0;
+    t_ok(u3d_augment_sample(be, &p, key, smp, &si, labels ? &sl : NULL,
+                            org, &oi, labels ? &ol : NULL, &err),
+         &err, "augment on the cudnn backend");
+    t_ok(u3d_augment_sample_host(&p, key, smp, ss, img,
+                                 labels ? lab : NULL, org, os, oh, ls,
+                                 labels ? lh : NULL, &err),
+         &err, "augment on the host");
+    /* the launches: every pass over all its items */
+    aug_consts k;
+    t_ok(u3d_aug_prepare(&p, key, smp, ss, org, os, labels ? &ls : NULL,
+                         &k, &err),
+         &err, "prepare");
+    assert_int_equal(k.use_gray, r != 4);
+    if (m) {
+        assert_int_equal(m->log.n, k.use_gray ? 5 : 4);
+        expect(m, 0, K_AUG_CONTROL_POINTS,
+               (long long)u3d_aug_phi_count(&k) / 3);
+        expect(m, 1, K_AUG_FIELD_W, (long long)u3d_aug_p1_count(&k));
+        expect(m, 2, K_AUG_FIELD_H, (long long)u3d_aug_p2_count(&k));
+        expect(m, 3, K_AUG_SAMPLE, (long long)no / C);
+        if (k.use_gray)
+            expect(m, 4, K_AUG_GRAY, (long long)u3d_aug_gray_count(&k));
+        assert_true(m->log.l[3].gx > 1); /* several blocks */
+    }
+    float *oe = t_read(&oi);
+    assert_memory_equal(oe, oh, no * sizeof *oh);
+    if (labels) {
+        t_ok(u3d_tensor_read(&ol, le, &err), &err, "read labels");
+        assert_memory_equal(le, lh, nl * sizeof *lh);
+    } else { /* untouched */
+        t_ok(u3d_tensor_read(&ol, le, &err), &err, "read labels");
+        assert_memory_equal(le, junk, nl * sizeof *le);
+    }
+    free(oe);
+    free(img), free(lab), free(lh), free(le), free(junk), free(oh);
+    u3d_tensor *all[] = {&si, &oi, &sl, &ol};
+    for (int i = 0; i < 4; i++)
+        u3d_tensor_release(all[i]);
+}
+
+/* Augmentation: the CUDA kernels (kernels.cu around the shared code of
+ * cl/augment.cl) launched by the backend's own code (augment.c) against the
+ * host implementation, bit for bit (images and labels), on odd shapes of
+ * several blocks: deformation, rotation, scaling, mirroring, gamma,
+ * contrast, noise, both fill modes, 1 to 5 channels (gray-value groups of
+ * 4), with and without labels, and without gray changes (no gray pass). */
+static void emu_augment(void **state)
+{
+    env *v = *state;
+    emu m;
+    u3d_error err = {0};
+    emu_init(&m);
+    for (int r = 0; r < 5; r++)
+        aug_case(&m.be, &m, &v->seed, r);
+    /* a patch beyond int indexing is refused before any launch */
+    aug_consts k = {0};
+    k.C = 1, k.d = k.h = k.w = 2048;
+    k.ncz = k.ncy = k.ncx = 4;
+    u3d_tensor dummy = {0};
+    m.log.n = 0;
+    assert_int_equal(u3d_cudnn_augment_sample(&m.be, &k, &dummy, NULL, &dummy,
+                                              NULL, &err),
+                     U3D_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "smaller patch"));
+    assert_int_equal(m.log.n, 0);
     emu_done(&m);
 }
 
@@ -1363,6 +1560,15 @@ static void gpu_softmax_ce(void **state)
     u3d_tensor_release(&w);
 }
 
+/* The augmentation kernels on the GPU: the host implementation's bits. */
+static void gpu_augment(void **state)
+{
+    env *e = *state;
+    NEED_GPU(e);
+    for (int r = 0; r < 5; r++)
+        aug_case(e->gpu, NULL, &e->seed, r);
+}
+
 /* Same inputs, same bits: reductions and conv algorithms are fixed. */
 static void gpu_determinism(void **state)
 {
@@ -1414,6 +1620,7 @@ int main(void)
         cmocka_unit_test(emu_crop_concat),
         cmocka_unit_test(emu_softmax_ce),
         cmocka_unit_test(emu_channel_ops),
+        cmocka_unit_test(emu_augment),
         cmocka_unit_test(parse_device),
         cmocka_unit_test(create_or_clear_error),
         cmocka_unit_test(list_devices),
@@ -1426,6 +1633,7 @@ int main(void)
         cmocka_unit_test(gpu_crop_concat),
         cmocka_unit_test(gpu_softmax_ce),
         cmocka_unit_test(gpu_determinism),
+        cmocka_unit_test(gpu_augment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -304,6 +304,83 @@ static void bigtiff_roundtrip(void **state)
     u3d_volume_free(&v);
 }
 
+/* Plane-by-plane writing gives the file the whole-volume writer gives
+ * (read back equal), BigTIFF on request; an aborted or unfinished file
+ * leaves nothing behind. */
+static void stream_matches(const char *p);
+
+static void plane_writer(void **state)
+{
+    (void)state;
+    uint64_t seed = 13;
+    u3d_error err = {0};
+    u3d_volume v = rand_volume(&seed, 3, 5, 7, 6), r;
+    size_t hw = 7 * 6;
+    const char *p = tmp_path("planes.tif");
+    for (int big = 0; big < 2; big++) {
+        u3d_tiff_write_opts o = {big, 0, big ? 1 : 0};
+        u3d_tiff_writer *w;
+        t_ok(u3d_tiff_writer_open(p, 3, 5, 7, 6, 32, v.spacing, v.unit, -3, 3,
+                                  &o, &w, &err), &err, "open");
+        float *plane = malloc(3 * hw * sizeof *plane);
+        for (int z = 0; z < 5; z++) {
+            for (int c = 0; c < 3; c++)
+                memcpy(plane + c * hw, v.data + ((size_t)c * 5 + z) * hw,
+                       hw * sizeof *plane);
+            t_ok(u3d_tiff_writer_plane_f32(w, plane, &err), &err, "plane");
+        }
+        free(plane);
+        t_ok(u3d_tiff_writer_finish(w, &err), &err, "finish");
+        size_t n;
+        unsigned char *b = slurp(p, &n);
+        assert_int_equal(b[2], big ? 43 : 42);
+        free(b);
+        t_ok(u3d_tiff_read_volume(p, &r, &err), &err, "read back");
+        assert_same_volume(&v, &r);
+        u3d_volume_free(&r);
+        stream_matches(p);
+    }
+    /* labels, 8 and 16 bits */
+    for (int bits = 8; bits <= 16; bits += 8) {
+        uint16_t lab[2 * 3 * 4];
+        for (int i = 0; i < 24; i++)
+            lab[i] = (uint16_t)(bits == 8 ? i * 10 : i * 2000);
+        u3d_tiff_writer *w;
+        t_ok(u3d_tiff_writer_open(p, 1, 2, 3, 4, bits, v.spacing, "um", 0,
+                                  bits == 8 ? 255 : 65535, NULL, &w, &err),
+             &err, "open labels");
+        t_ok(u3d_tiff_writer_plane_u16(w, lab, &err), &err, "plane 0");
+        expect_err(u3d_tiff_writer_plane_f32(w, v.data, &err),
+                   U3D_ERR_INVALID_ARG, &err, "float plane for a");
+        t_ok(u3d_tiff_writer_plane_u16(w, lab + 12, &err), &err, "plane 1");
+        expect_err(u3d_tiff_writer_plane_u16(w, lab, &err),
+                   U3D_ERR_INVALID_ARG, &err, "all 2 planes already written");
+        t_ok(u3d_tiff_writer_finish(w, &err), &err, "finish labels");
+        u3d_labels l;
+        t_ok(u3d_tiff_read_labels(p, &l, &err), &err, "read labels");
+        assert_memory_equal(l.data, lab, sizeof lab);
+        u3d_labels_free(&l);
+    }
+    /* failures: nothing left, the old file untouched */
+    size_t before = file_size(p);
+    u3d_tiff_writer *w;
+    t_ok(u3d_tiff_writer_open(p, 3, 5, 7, 6, 32, v.spacing, v.unit, 0, 1,
+                              NULL, &w, &err), &err, "open");
+    t_ok(u3d_tiff_writer_plane_f32(w, v.data, &err), &err, "plane");
+    expect_err(u3d_tiff_writer_finish(w, &err), U3D_ERR_INVALID_ARG, &err,
+               "only 1 of 5 planes written");
+    t_ok(u3d_tiff_writer_open(p, 3, 5, 7, 6, 32, v.spacing, v.unit, 0, 1,
+                              NULL, &w, &err), &err, "open");
+    u3d_tiff_writer_abort(w);
+    assert_int_equal(file_size(p), before);
+    assert_int_equal(count_tmp_files(), 0);
+    expect_err(u3d_tiff_writer_open(p, 1, 1, 1, 1, 12, v.spacing, "", 0, 1,
+                                    NULL, &w, &err),
+               U3D_ERR_INVALID_ARG, &err, "12 bits per sample");
+    assert_null(w);
+    u3d_volume_free(&v);
+}
+
 /* ---- crafted layouts --------------------------------------------------- */
 
 typedef struct spec {
@@ -398,12 +475,49 @@ static void craft(const char *path, const spec *s)
 }
 
 /* Reads a crafted file; checks the C,D,H,W mapping against pattern(). */
+/* The plane reader gives what the whole-volume reader gives, planes read
+ * out of order (random access to the pages). */
+static void stream_matches(const char *p)
+{
+    u3d_error err = {0};
+    u3d_volume whole, shape;
+    u3d_tiff_stream *s;
+    t_ok(u3d_tiff_read_volume(p, &whole, &err), &err, "whole");
+    t_ok(u3d_tiff_stream_open(p, &s, &shape, &err), &err, "stream open");
+    assert_int_equal(shape.c, whole.c);
+    assert_int_equal(shape.d, whole.d);
+    assert_int_equal(shape.h, whole.h);
+    assert_int_equal(shape.w, whole.w);
+    assert_null(shape.data);
+    for (int i = 0; i < 3; i++)
+        assert_true(shape.spacing[i] == whole.spacing[i]);
+    assert_string_equal(shape.unit, whole.unit);
+    size_t hw = (size_t)whole.h * whole.w;
+    float *plane = malloc((size_t)whole.c * hw * sizeof *plane);
+    for (int k = 0; k < whole.d; k++) {
+        int z = (k * 7 + 3) % whole.d; /* a permutation when d % 7 != 0 */
+        if (whole.d % 7 == 0)
+            z = whole.d - 1 - k;
+        t_ok(u3d_tiff_stream_read(s, z, plane, &err), &err, "stream read");
+        for (int c = 0; c < whole.c; c++)
+            assert_memory_equal(plane + (size_t)c * hw,
+                                whole.data + ((size_t)c * whole.d + z) * hw,
+                                hw * sizeof *plane);
+    }
+    expect_err(u3d_tiff_stream_read(s, whole.d, plane, &err),
+               U3D_ERR_INVALID_ARG, &err, "plane");
+    free(plane);
+    u3d_tiff_stream_close(s);
+    u3d_volume_free(&whole);
+}
+
 static void check_crafted(const spec *s, int channels_ij)
 {
     u3d_error err = {0};
     u3d_volume v;
     const char *p = tmp_path("craft.tif");
     craft(p, s);
+    stream_matches(p);
     t_ok(u3d_tiff_read_volume(p, &v, &err), &err, "crafted");
     int ic = channels_ij;
     assert_int_equal(v.c, ic * s->spp);
@@ -550,6 +664,8 @@ static void imagej_contiguous(void **state)
     u3d_error err = {0};
     u3d_volume v;
     t_ok(u3d_tiff_read_volume_mem(b, len, "contig", NULL, &v, &err), &err, "contiguous");
+    spit(tmp_path("contig.tif"), b, len);
+    stream_matches(tmp_path("contig.tif")); /* raw pages after page 0 */
     assert_int_equal(v.d, N);
     assert_int_equal(v.bits, 16);
     for (size_t i = 0; i < N * W * H; i++)
@@ -818,6 +934,62 @@ static size_t sparsify_count(int d, int h, int w, const int k[3], int random)
     return kept;
 }
 
+/* Plane-by-plane statistics equal the whole-volume ones exactly. */
+typedef struct vol_reader {
+    const u3d_volume *v;
+    int reads;
+} vol_reader;
+
+static u3d_status read_plane_of(void *user, int z, float *dst, u3d_error *err)
+{
+    (void)err;
+    vol_reader *r = user;
+    const u3d_volume *v = r->v;
+    size_t hw = (size_t)v->h * v->w;
+    for (int c = 0; c < v->c; c++)
+        memcpy(dst + c * hw, v->data + ((size_t)c * v->d + z) * hw,
+               hw * sizeof *dst);
+    r->reads++;
+    return U3D_OK;
+}
+
+static void normalization_planes(void **state)
+{
+    (void)state;
+    uint64_t seed = 21;
+    u3d_error err = {0};
+    double pcts[][2] = {{1, 99.8}, {0, 100}, {0.5, 50}, {3.3, 97.1}};
+    for (int kind = 0; kind < 3; kind++) {
+        u3d_volume v = rand_volume(&seed, 2, 6, 9, 11);
+        size_t n = (size_t)2 * 6 * 9 * 11;
+        for (size_t i = 0; i < n; i++) {
+            if (kind == 1) /* many ties, as 8-bit data */
+                v.data[i] = (float)t_randi(&seed, 0, 5);
+            else if (kind == 2) /* signs, zeros, tiny and huge magnitudes */
+                v.data[i] = (float)(t_randi(&seed, -2, 2)) *
+                            powf(10.0f, (float)t_randi(&seed, -30, 30));
+        }
+        for (int m = 0; m < 5; m++) {
+            u3d_norm_mode mode = m == 0 ? U3D_NORM_ZSCORE : U3D_NORM_PERCENTILE;
+            double lo = m ? pcts[m - 1][0] : 0, hi = m ? pcts[m - 1][1] : 0;
+            u3d_norm_params want, got;
+            vol_reader r = {&v, 0};
+            t_ok(u3d_norm_compute(&v, NULL, mode, lo, hi, &want, &err), &err,
+                 "whole");
+            t_ok(u3d_norm_compute_planes(2, 6, 9, 11, read_plane_of, &r, mode,
+                                         lo, hi, &got, &err), &err, "planes");
+            assert_int_equal(r.reads, 12); /* two passes */
+            for (int c = 0; c < 2; c++)
+                if (got.a[c] != want.a[c] || got.b[c] != want.b[c])
+                    fail_msg("kind %d mode %d channel %d: a %.9g b %.9g, "
+                             "whole volume a %.9g b %.9g", kind, m, c,
+                             (double)got.a[c], (double)got.b[c],
+                             (double)want.a[c], (double)want.b[c]);
+        }
+        u3d_volume_free(&v);
+    }
+}
+
 static void sparsify(void **state)
 {
     (void)state;
@@ -858,6 +1030,7 @@ int main(void)
         cmocka_unit_test(roundtrip_float),
         cmocka_unit_test(roundtrip_labels),
         cmocka_unit_test(bigtiff_roundtrip),
+        cmocka_unit_test(plane_writer),
         cmocka_unit_test(crafted_layouts),
         cmocka_unit_test(crafted_errors),
         cmocka_unit_test(imagej_contiguous),
@@ -867,6 +1040,7 @@ int main(void)
         cmocka_unit_test(atomic_write),
         cmocka_unit_test(label_checks),
         cmocka_unit_test(normalization),
+        cmocka_unit_test(normalization_planes),
         cmocka_unit_test(sparsify),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -319,6 +319,96 @@ static void reference_backend_and_probabilities(void **state)
     u3d_net_destroy(nc);
 }
 
+/* ---- plane-band streaming ---- */
+
+typedef struct band_io {
+    const u3d_volume *img;
+    int reads, fail_at, next_z;
+    u3d_labels *labels;
+    u3d_volume *logits;
+} band_io;
+
+static u3d_status band_read(void *user, int z, float *dst, u3d_error *err)
+{
+    band_io *b = user;
+    const u3d_volume *v = b->img;
+    if (z == b->fail_at)
+        return u3d_seterr(err, U3D_ERR_IO, "plane %d unreadable", z);
+    size_t hw = (size_t)v->h * v->w;
+    for (int c = 0; c < v->c; c++)
+        memcpy(dst + c * hw, v->data + ((size_t)c * v->d + z) * hw,
+               hw * sizeof *dst);
+    b->reads++;
+    return U3D_OK;
+}
+
+static u3d_status band_write(void *user, int z, const uint16_t *labels,
+                             const float *logits, u3d_error *err)
+{
+    (void)err;
+    band_io *b = user;
+    assert_int_equal(z, b->next_z++); /* in order, each plane once */
+    size_t hw = (size_t)b->img->h * b->img->w;
+    memcpy(b->labels->data + z * hw, labels, hw * sizeof *labels);
+    for (int k = 0; k < b->logits->c; k++)
+        memcpy(b->logits->data + ((size_t)k * b->logits->d + z) * hw,
+               logits + k * hw, hw * sizeof *logits);
+    return U3D_OK;
+}
+
+/* The volume goes in and out plane by plane, each plane read about once
+ * (rows of tiles along D keep the planes they share), with the result of
+ * u3d_predict; a failing read stops it with the reader's message. */
+static void planes_stream_in_bands(void **state)
+{
+    t_env *e = *state;
+    uint64_t seed = 303;
+    u3d_net_config cfg = cfg_of(2, 1, 1, 2, U3D_PAD_VALID);
+    int D = t_small() ? 9 : 21;
+    u3d_net *net = make_net(e->cl, &cfg, 5);
+    u3d_volume img = make_image(1, D, 8, 9, &seed);
+    int tile[3] = {20, 24, 24}; /* output 4 planes per row along D */
+    u3d_tile_plan plan;
+    u3d_labels want_l;
+    u3d_volume want = predict_logits(net, &img, tile, 0, &plan, &want_l);
+    assert_true(plan.ax[0].ntiles >= 3);
+    u3d_labels got_l;
+    u3d_volume got;
+    u3d_error err = {0};
+    t_ok(u3d_labels_alloc(D, 8, 9, &got_l, &err), &err, "alloc");
+    t_ok(u3d_volume_alloc(2, D, 8, 9, &got, &err), &err, "alloc");
+    band_io b = {&img, 0, -1, 0, &got_l, &got};
+    u3d_plane_source src = {1, D, 8, 9, band_read, &b};
+    u3d_plane_sink sink = {band_write, &b, 1, 1};
+    u3d_predict_opts o;
+    memset(&o, 0, sizeof o);
+    o.raw_logits = 1;
+    memcpy(o.tile, tile, sizeof tile);
+    o.max_memory = (size_t)1 << 40;
+    t_ok(u3d_predict_planes(net, &src, &o, &sink, NULL, &err), &err,
+         "planes");
+    assert_int_equal(b.next_z, D);
+    printf("  %d planes, %d rows of tiles along D, %d plane reads\n", D,
+           plan.ax[0].ntiles, b.reads);
+    assert_true(b.reads >= D && b.reads <= D + tile[0]);
+    assert_memory_equal(got.data, want.data, vcount(&got) * sizeof(float));
+    assert_memory_equal(got_l.data, want_l.data,
+                        (size_t)D * 8 * 9 * sizeof *got_l.data);
+    /* a failing read */
+    band_io f = {&img, 0, D / 2, 0, &got_l, &got};
+    src.user = sink.user = &f;
+    assert_int_equal(u3d_predict_planes(net, &src, &o, &sink, NULL, &err),
+                     U3D_ERR_IO);
+    assert_non_null(strstr(err.msg, "unreadable"));
+    assert_true(f.next_z < D);
+    u3d_labels_free(&got_l);
+    u3d_labels_free(&want_l);
+    u3d_volume_free(&got);
+    u3d_volume_free(&want);
+    u3d_volume_free(&img);
+    u3d_net_destroy(net);
+}
+
 static void batchstats_mode(void **state)
 {
     t_env *e = *state;
@@ -678,6 +768,7 @@ int main(void)
         cmocka_unit_test(same_net_needs_its_context),
         cmocka_unit_test(reference_backend_and_probabilities),
         cmocka_unit_test(batchstats_mode),
+        cmocka_unit_test(planes_stream_in_bands),
         cmocka_unit_test(bad_inputs),
         cmocka_unit_test(cli_predict),
     };

@@ -323,21 +323,25 @@ static void reference_backend_and_probabilities(void **state)
 
 typedef struct band_io {
     const u3d_volume *img;
-    int reads, fail_at, next_z;
+    int reads, fail_at, next_z, max_rows;
     u3d_labels *labels;
     u3d_volume *logits;
 } band_io;
 
-static u3d_status band_read(void *user, int z, float *dst, u3d_error *err)
+static u3d_status band_read(void *user, int z, int y0, int ny, float *dst,
+                            u3d_error *err)
 {
     band_io *b = user;
     const u3d_volume *v = b->img;
     if (z == b->fail_at)
         return u3d_seterr(err, U3D_ERR_IO, "plane %d unreadable", z);
-    size_t hw = (size_t)v->h * v->w;
+    assert_true(z >= 0 && z < v->d && y0 >= 0 && ny >= 1 && y0 + ny <= v->h);
+    if (ny > b->max_rows)
+        b->max_rows = ny;
+    size_t hw = (size_t)v->h * v->w, n = (size_t)ny * v->w;
     for (int c = 0; c < v->c; c++)
-        memcpy(dst + c * hw, v->data + ((size_t)c * v->d + z) * hw,
-               hw * sizeof *dst);
+        memcpy(dst + c * n, v->data + ((size_t)c * v->d + z) * hw + y0 * v->w,
+               n * sizeof *dst);
     b->reads++;
     return U3D_OK;
 }
@@ -356,18 +360,18 @@ static u3d_status band_write(void *user, int z, const uint16_t *labels,
     return U3D_OK;
 }
 
-/* The volume goes in and out plane by plane, each plane read about once
- * (rows of tiles along D keep the planes they share), with the result of
- * u3d_predict; a failing read stops it with the reader's message. */
+/* The volume goes in by windows of rows (at most a tile's height) and out
+ * plane by plane, in order, with the result of u3d_predict; a failing read
+ * stops it with the reader's message. */
 static void planes_stream_in_bands(void **state)
 {
     t_env *e = *state;
     uint64_t seed = 303;
     u3d_net_config cfg = cfg_of(2, 1, 1, 2, U3D_PAD_VALID);
-    int D = t_small() ? 9 : 21;
+    int D = t_small() ? 9 : 21, H = 30;
     u3d_net *net = make_net(e->cl, &cfg, 5);
-    u3d_volume img = make_image(1, D, 8, 9, &seed);
-    int tile[3] = {20, 24, 24}; /* output 4 planes per row along D */
+    u3d_volume img = make_image(1, D, H, 9, &seed);
+    int tile[3] = {20, 20, 24}; /* outputs of 4 planes and rows per tile */
     u3d_tile_plan plan;
     u3d_labels want_l;
     u3d_volume want = predict_logits(net, &img, tile, 0, &plan, &want_l);
@@ -375,10 +379,10 @@ static void planes_stream_in_bands(void **state)
     u3d_labels got_l;
     u3d_volume got;
     u3d_error err = {0};
-    t_ok(u3d_labels_alloc(D, 8, 9, &got_l, &err), &err, "alloc");
-    t_ok(u3d_volume_alloc(2, D, 8, 9, &got, &err), &err, "alloc");
-    band_io b = {&img, 0, -1, 0, &got_l, &got};
-    u3d_plane_source src = {1, D, 8, 9, band_read, &b};
+    t_ok(u3d_labels_alloc(D, H, 9, &got_l, &err), &err, "alloc");
+    t_ok(u3d_volume_alloc(2, D, H, 9, &got, &err), &err, "alloc");
+    band_io b = {&img, 0, -1, 0, 0, &got_l, &got};
+    u3d_plane_source src = {1, D, H, 9, band_read, &b};
     u3d_plane_sink sink = {band_write, &b, 1, 1};
     u3d_predict_opts o;
     memset(&o, 0, sizeof o);
@@ -388,14 +392,18 @@ static void planes_stream_in_bands(void **state)
     t_ok(u3d_predict_planes(net, &src, &o, &sink, NULL, &err), &err,
          "planes");
     assert_int_equal(b.next_z, D);
-    printf("  %d planes, %d rows of tiles along D, %d plane reads\n", D,
-           plan.ax[0].ntiles, b.reads);
-    assert_true(b.reads >= D && b.reads <= D + tile[0]);
+    printf("  %d planes of %d rows, %dx%d rows of tiles along D and H, %d "
+           "window reads of at most %d rows\n", D, H, plan.ax[0].ntiles,
+           plan.ax[1].ntiles, b.reads, b.max_rows);
+    assert_true(plan.ax[1].ntiles >= 3);
+    assert_true(b.max_rows <= tile[1] && b.max_rows < H);
+    assert_true(b.reads >= D &&
+                b.reads <= plan.ax[0].ntiles * plan.ax[1].ntiles * tile[0]);
     assert_memory_equal(got.data, want.data, vcount(&got) * sizeof(float));
     assert_memory_equal(got_l.data, want_l.data,
-                        (size_t)D * 8 * 9 * sizeof *got_l.data);
+                        (size_t)D * H * 9 * sizeof *got_l.data);
     /* a failing read */
-    band_io f = {&img, 0, D / 2, 0, &got_l, &got};
+    band_io f = {&img, 0, D / 2, 0, 0, &got_l, &got};
     src.user = sink.user = &f;
     assert_int_equal(u3d_predict_planes(net, &src, &o, &sink, NULL, &err),
                      U3D_ERR_IO);

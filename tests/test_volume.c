@@ -504,6 +504,17 @@ static void stream_matches(const char *p)
                                 whole.data + ((size_t)c * whole.d + z) * hw,
                                 hw * sizeof *plane);
     }
+    /* windows of rows */
+    int y0 = whole.h / 3, ny = whole.h - y0 > 2 ? 2 : whole.h - y0;
+    t_ok(u3d_tiff_stream_read_rows(s, whole.d - 1, y0, ny, plane, &err), &err,
+         "rows");
+    for (int c = 0; c < whole.c; c++)
+        assert_memory_equal(plane + (size_t)c * ny * whole.w,
+                            whole.data + ((size_t)c * whole.d + whole.d - 1) *
+                                hw + (size_t)y0 * whole.w,
+                            (size_t)ny * whole.w * sizeof *plane);
+    expect_err(u3d_tiff_stream_read_rows(s, 0, whole.h - 1, 2, plane, &err),
+               U3D_ERR_INVALID_ARG, &err, "rows");
     expect_err(u3d_tiff_stream_read(s, whole.d, plane, &err),
                U3D_ERR_INVALID_ARG, &err, "plane");
     free(plane);

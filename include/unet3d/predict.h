@@ -141,16 +141,19 @@ u3d_status u3d_predict(u3d_net *net, const u3d_volume *img,
                        u3d_error *err);
 
 /* Plane-band streaming: the same prediction with the volume read from and
- * written to callbacks one Z plane at a time, in increasing z, so host
- * memory holds only the planes the current row of tiles along D reads
- * (at most the tile's input depth) and keeps (at most its output depth),
- * C x H x W floats each. read fills dst with plane z (0 <= z < d) of the
- * normalized image; write receives plane z of the labels (H x W, when
- * sink->labels) and probabilities or logits (K x H x W, when sink->probs).
- * An error from a callback stops the prediction and is returned. */
+ * written to callbacks, so host memory holds only what the current row of
+ * tiles reads (a tile's depth of windows of at most a tile's height of
+ * rows) and keeps (a tile's depth of output planes). read fills dst with
+ * rows [y0, y0 + ny) of plane z of the normalized image (C x ny x W
+ * floats); it is called for every row of tiles, so each plane is read
+ * about (tiles along H) x (tile input / output depth) times. write receives
+ * the planes in increasing z: the labels (H x W, when sink->labels) and
+ * probabilities or logits (K x H x W, when sink->probs). An error from a
+ * callback stops the prediction and is returned. */
 typedef struct u3d_plane_source {
     int c, d, h, w;
-    u3d_status (*read)(void *user, int z, float *dst, u3d_error *err);
+    u3d_status (*read)(void *user, int z, int y0, int ny, float *dst,
+                       u3d_error *err);
     void *user;
 } u3d_plane_source;
 

@@ -99,6 +99,10 @@ u3d_status u3d_tiff_stream_open(const char *path, u3d_tiff_stream **s,
                                 u3d_volume *shape, u3d_error *err);
 u3d_status u3d_tiff_stream_read(u3d_tiff_stream *s, int z, float *dst,
                                 u3d_error *err);
+/* Rows [y0, y0 + ny) of plane z only: C x ny x W floats (the page is still
+ * decoded whole; only the window is converted and kept). */
+u3d_status u3d_tiff_stream_read_rows(u3d_tiff_stream *s, int z, int y0,
+                                     int ny, float *dst, u3d_error *err);
 void u3d_tiff_stream_close(u3d_tiff_stream *s);
 
 /* ---- TIFF writing ------------------------------------------------------

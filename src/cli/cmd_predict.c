@@ -152,9 +152,10 @@ static void print_plan(const u3d_tile_plan *p, const u3d_backend *be)
 }
 
 /* The image is read plane by plane (three passes: two for its
- * normalization statistics, one for the prediction) and the results are
- * written plane by plane, so host memory holds a band of planes, not the
- * volume; --overview alone reads image and result back whole. */
+ * normalization statistics, one for the prediction, in windows of rows)
+ * and the results are written plane by plane, so host memory holds a band
+ * of planes, not the volume; --overview alone reads image and result back
+ * whole. */
 typedef struct job {
     pargs a;
     u3d_backend *be;
@@ -172,14 +173,16 @@ static u3d_status read_raw(void *user, int z, float *dst, u3d_error *err)
     return u3d_tiff_stream_read(((job *)user)->in, z, dst, err);
 }
 
-/* Plane z normalized the way the model was trained (as u3d_norm_apply). */
-static u3d_status read_norm(void *user, int z, float *dst, u3d_error *err)
+/* Rows of plane z normalized the way the model was trained (as
+ * u3d_norm_apply). */
+static u3d_status read_norm(void *user, int z, int y0, int ny, float *dst,
+                            u3d_error *err)
 {
     job *j = user;
-    u3d_status st = u3d_tiff_stream_read(j->in, z, dst, err);
+    u3d_status st = u3d_tiff_stream_read_rows(j->in, z, y0, ny, dst, err);
     if (st || j->norm.mode == U3D_NORM_NONE)
         return st;
-    size_t hw = (size_t)j->shape.h * j->shape.w;
+    size_t hw = (size_t)ny * j->shape.w;
     for (int c = 0; c < j->shape.c; c++) {
         float a = j->norm.a[c], b = j->norm.b[c], *x = dst + (size_t)c * hw;
         for (size_t i = 0; i < hw; i++)

@@ -935,24 +935,29 @@ static u3d_status stream_page(u3d_tiff_stream *s, long page)
                    : read_strips(r, page, s->planes, s->buf, &f);
 }
 
-u3d_status u3d_tiff_stream_read(u3d_tiff_stream *s, int z, float *dst,
-                                u3d_error *err)
+u3d_status u3d_tiff_stream_read_rows(u3d_tiff_stream *s, int z, int y0,
+                                     int ny, float *dst, u3d_error *err)
 {
     reader *r = &s->r;
     r->err = err;
-    if (z < 0 || z >= r->d)
-        return fail(r, U3D_ERR_INVALID_ARG, "plane %d of %ld requested", z,
-                    r->d);
+    if (z < 0 || z >= r->d || y0 < 0 || ny < 1 || (uint32_t)y0 + ny > r->f.h)
+        return fail(r, U3D_ERR_INVALID_ARG,
+                    "rows %d..%d of plane %d requested from %ld planes of %u "
+                    "rows", y0, y0 + ny - 1, z, r->d, r->f.h);
     size_t hw = (size_t)r->f.w * r->f.h, sb = sample_bytes(&r->f);
+    size_t n = (size_t)ny * r->f.w, off = (size_t)y0 * r->f.w * sb;
     for (long ic = 0; ic < r->ic; ic++) {
         u3d_status st = stream_page(s, (long)z * r->ic + ic);
         if (st)
             return st;
         for (int k = 0; k < r->f.spp; k++) {
             long c = ic * r->f.spp + k;
-            float *o = dst + (size_t)c * hw;
-            to_float(s->planes + (size_t)k * hw * sb, hw, &r->f, o);
-            note_nonfinite(r, o, hw, c, z);
+            float *o = dst + (size_t)c * n;
+            to_float(s->planes + (size_t)k * hw * sb + off, n, &r->f, o);
+            size_t before = r->nbad;
+            note_nonfinite(r, o, n, c, z);
+            if (!before && r->nbad)
+                r->bad_pos[2] += y0; /* rows of the window -> of the plane */
         }
     }
     if (r->nbad)
@@ -962,6 +967,12 @@ u3d_status u3d_tiff_stream_read(u3d_tiff_stream *s, int z, float *dst,
                     "use", (double)r->bad_val, r->bad_pos[0], r->bad_pos[1],
                     r->bad_pos[2], r->bad_pos[3]);
     return U3D_OK;
+}
+
+u3d_status u3d_tiff_stream_read(u3d_tiff_stream *s, int z, float *dst,
+                                u3d_error *err)
+{
+    return u3d_tiff_stream_read_rows(s, z, 0, (int)s->r.f.h, dst, err);
 }
 
 void u3d_tiff_stream_close(u3d_tiff_stream *s)

@@ -3,9 +3,11 @@
  * beyond the volume), run through the network, and the kept part of its
  * logits is turned into labels and probabilities on the host. The volume
  * comes in and goes out plane-band by plane-band: tiles run in rows along
- * D, each row reading only the input planes it needs (kept between rows)
- * and handing its finished output planes on, so host memory holds about
- * two tile depths of planes, never the volume. */
+ * D (and within them along H), each reading only the window of rows its
+ * tiles need from its input planes, and each row along D hands its
+ * finished output planes on, so host memory holds a tile's input window
+ * and one tile depth of output planes, never the volume. */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,9 +67,10 @@ typedef struct run {
     float *logits; /* classes x tile output */
     int *map[3];
     u3d_tensor x;
-    /* input planes the current tiles read: plane z in slot z % cap */
+    /* the input the current row of tiles (along D and H) reads: for each
+     * tile position t along D, rows [ylo, ylo + rows) of plane map[0][t] */
     float *band;
-    int *band_z, cap;
+    int ylo, rows;
     /* kept output planes [out_lo, out_lo + out_cap) of the current row of
      * tiles along D, labels and probabilities (or logits) */
     uint16_t *olab;
@@ -80,20 +83,33 @@ static size_t plane_vox(const run *r)
     return (size_t)r->src->h * (size_t)r->src->w;
 }
 
-/* Reads the source planes the tiles of this D origin need (the mirrored
- * or clipped range map[0] is contiguous), keeping those already held. */
+/* Reads the window of rows the tiles of this (D, H) origin read from each
+ * of their input planes (map[1] is a contiguous range, clipped or
+ * mirrored): host memory holds a tile's depth of row windows, not planes. */
 static u3d_status load_band(run *r, u3d_error *err)
 {
-    size_t pv = (size_t)r->src->c * plane_vox(r);
+    const u3d_tile_axis *ah = &r->plan->ax[1];
+    int lo = INT_MAX, hi = -1;
+    for (int t = 0; t < ah->in; t++)
+        if (r->map[1][t] >= 0) {
+            lo = r->map[1][t] < lo ? r->map[1][t] : lo;
+            hi = r->map[1][t] > hi ? r->map[1][t] : hi;
+        }
+    if (hi < 0)
+        return U3D_OK; /* only zero padding */
+    r->ylo = lo;
+    r->rows = hi - lo + 1;
+    size_t win = (size_t)r->src->c * (size_t)r->rows * (size_t)r->src->w;
     for (int t = 0; t < r->plan->ax[0].in; t++) {
         int z = r->map[0][t];
-        if (z < 0 || r->band_z[z % r->cap] == z)
+        if (z < 0)
             continue;
-        int slot = z % r->cap;
-        r->band_z[slot] = -1;
-        TRY(r->src->read(r->src->user, z, r->band + (size_t)slot * pv,
-                             err));
-        r->band_z[slot] = z;
+        int same = t > 0 && r->map[0][t - 1] == z; /* mirrored edge plane */
+        float *dst = r->band + (size_t)t * win;
+        if (same)
+            memcpy(dst, dst - win, win * sizeof *dst);
+        else
+            TRY(r->src->read(r->src->user, z, lo, r->rows, dst, err));
     }
     return U3D_OK;
 }
@@ -103,7 +119,7 @@ static void gather(run *r)
     const u3d_tile_plan *p = r->plan;
     int T[3] = {p->ax[0].in, p->ax[1].in, p->ax[2].in};
     const u3d_plane_source *v = r->src;
-    size_t pv = plane_vox(r);
+    size_t win = (size_t)v->c * (size_t)r->rows * (size_t)v->w;
     float *dst = r->xin;
     for (int c = 0; c < v->c; c++)
         for (int z = 0; z < T[0]; z++)
@@ -114,9 +130,9 @@ static void gather(run *r)
                     dst += T[2];
                     continue;
                 }
-                const float *row = r->band +
-                                   ((size_t)(sz % r->cap) * v->c + c) * pv +
-                                   (size_t)sy * v->w;
+                const float *row =
+                    r->band + (size_t)z * win +
+                    ((size_t)c * r->rows + (size_t)(sy - r->ylo)) * v->w;
                 for (int x = 0; x < T[2]; x++, dst++)
                     *dst = r->map[2][x] < 0 ? 0.0f : row[r->map[2][x]];
             }
@@ -162,13 +178,13 @@ static void scatter(run *r, const int o[3], const int lo[3], const int hi[3])
             }
 }
 
+/* One tile; map[0] and map[1] and the band are those of its row. */
 static u3d_status run_tile(run *r, const int k[3], u3d_error *err)
 {
     int o[3], lo[3], hi[3];
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < 3; a++)
         u3d_tile_axis_get(&r->plan->ax[a], k[a], &o[a], &lo[a], &hi[a]);
-        axis_map(&r->plan->ax[a], o[a], r->map[a]);
-    }
+    axis_map(&r->plan->ax[2], o[2], r->map[2]);
     gather(r);
     const u3d_tensor *logits;
     u3d_net_mode mode = r->o->batchstats ? U3D_NET_EVAL_BATCHSTATS
@@ -192,15 +208,19 @@ static u3d_status run_slab(run *r, int kd, int *done, u3d_error *err)
     int o, lo, hi;
     u3d_tile_axis_get(&p->ax[0], kd, &o, &lo, &hi);
     axis_map(&p->ax[0], o, r->map[0]);
-    TRY(load_band(r, err));
     r->out_lo = lo;
-    for (int kh = 0; kh < p->ax[1].ntiles; kh++)
+    for (int kh = 0; kh < p->ax[1].ntiles; kh++) {
+        int oh, lh, hh;
+        u3d_tile_axis_get(&p->ax[1], kh, &oh, &lh, &hh);
+        axis_map(&p->ax[1], oh, r->map[1]);
+        TRY(load_band(r, err));
         for (int kw = 0; kw < p->ax[2].ntiles; kw++) {
             int k[3] = {kd, kh, kw};
             TRY(run_tile(r, k, err));
             if (r->o->progress)
                 r->o->progress(r->o->progress_user, ++*done, p->total);
         }
+    }
     size_t pv = plane_vox(r);
     for (int z = lo; z < hi; z++) {
         size_t zi = (size_t)(z - lo);
@@ -237,10 +257,10 @@ static u3d_status host_buffers(run *r, u3d_error *err)
     }
     r->xin = alloc_n(in * (size_t)r->src->c, sizeof *r->xin);
     r->logits = alloc_n(out * (size_t)r->classes, sizeof *r->logits);
-    /* distinct planes one D origin reads: at most its input depth */
-    r->cap = p->ax[0].in < r->src->d ? p->ax[0].in : r->src->d;
-    r->band = alloc_n((size_t)r->cap * (size_t)r->src->c, pv * sizeof(float));
-    r->band_z = alloc_n((size_t)r->cap, sizeof *r->band_z);
+    /* a window of at most min(tile, H) rows per tile position along D */
+    int rows = p->ax[1].in < r->src->h ? p->ax[1].in : r->src->h;
+    r->band = alloc_n((size_t)p->ax[0].in * (size_t)r->src->c,
+                      (size_t)rows * (size_t)r->src->w * sizeof(float));
     for (int k = 0; k < p->ax[0].ntiles; k++) {
         int o, lo, hi;
         u3d_tile_axis_get(&p->ax[0], k, &o, &lo, &hi);
@@ -252,13 +272,11 @@ static u3d_status host_buffers(run *r, u3d_error *err)
     if (r->sink->probs)
         r->oprob = alloc_n((size_t)r->out_cap * (size_t)r->classes * pv,
                            sizeof *r->oprob);
-    if (!r->xin || !r->logits || !r->band || !r->band_z ||
-        (r->sink->labels && !r->olab) || (r->sink->probs && !r->oprob))
+    if (!r->xin || !r->logits || !r->band || (r->sink->labels && !r->olab) ||
+        (r->sink->probs && !r->oprob))
         return u3d_seterr(err, U3D_ERR_OOM,
-                          "out of host memory for a tile's data and its "
-                          "%d input planes", r->cap);
-    for (int i = 0; i < r->cap; i++)
-        r->band_z[i] = -1;
+                          "out of host memory for a tile's data and %d "
+                          "output planes", r->out_cap);
     return U3D_OK;
 }
 
@@ -319,7 +337,6 @@ u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
     free(r.xin);
     free(r.logits);
     free(r.band);
-    free(r.band_z);
     free(r.olab);
     free(r.oprob);
     for (int a = 0; a < 3; a++)
@@ -337,15 +354,17 @@ typedef struct mem_io {
     u3d_volume *probs;
 } mem_io;
 
-static u3d_status mem_read(void *user, int z, float *dst, u3d_error *err)
+static u3d_status mem_read(void *user, int z, int y0, int ny, float *dst,
+                           u3d_error *err)
 {
     (void)err;
     const u3d_volume *v = ((mem_io *)user)->img;
-    size_t pv = (size_t)v->h * v->w;
+    size_t pv = (size_t)v->h * v->w, n = (size_t)ny * v->w;
     for (int c = 0; c < v->c; c++)
-        memcpy(dst + (size_t)c * pv,
-               v->data + ((size_t)c * v->d + (size_t)z) * pv,
-               pv * sizeof *dst);
+        memcpy(dst + (size_t)c * n,
+               v->data + ((size_t)c * v->d + (size_t)z) * pv +
+                   (size_t)y0 * v->w,
+               n * sizeof *dst);
     return U3D_OK;
 }
 

@@ -368,7 +368,7 @@ static void planes_stream_in_bands(void **state)
     t_env *e = *state;
     uint64_t seed = 303;
     u3d_net_config cfg = cfg_of(2, 1, 1, 2, U3D_PAD_VALID);
-    int D = t_small() ? 9 : 21, H = t_small() ? 12 : 30;
+    int D = t_small() ? 9 : 21, H = t_small() ? 24 : 30;
     u3d_net *net = make_net(e->cl, &cfg, 5);
     u3d_volume img = make_image(1, D, H, 9, &seed);
     int tile[3] = {20, 20, 24}; /* outputs of 4 planes and rows per tile */

@@ -653,14 +653,9 @@ static u3d_status decode_pages(reader *r, void *out)
 
 /* ---- entry points ------------------------------------------------------ */
 
-static u3d_status run_reader(reader *r, const u3d_tiff_read_opts *opts,
-                             void **data)
+/* Pass 1 and the layout: pages, ImageJ channels and depth, size checks. */
+static u3d_status analyse(reader *r)
 {
-    r->limit = u3d_mem_limit(opts ? opts->max_bytes : 0);
-    r->ic = 1;
-    r->tif = u3d_tiff_open_src(r->src, r->name, "rm", &r->msg, r->limit);
-    if (!r->tif)
-        return fail(r, U3D_ERR_FORMAT, "not a readable TIFF file");
     u3d_status st = scan_pages(r);
     if (!st) {
         if (r->ij.present) {
@@ -674,6 +669,18 @@ static u3d_status run_reader(reader *r, const u3d_tiff_read_opts *opts,
         st = resolve_missing(r); /* before the size: a truncated file says so */
     if (!st)
         st = check_size(r);
+    return st;
+}
+
+static u3d_status run_reader(reader *r, const u3d_tiff_read_opts *opts,
+                             void **data)
+{
+    r->limit = u3d_mem_limit(opts ? opts->max_bytes : 0);
+    r->ic = 1;
+    r->tif = u3d_tiff_open_src(r->src, r->name, "rm", &r->msg, r->limit);
+    if (!r->tif)
+        return fail(r, U3D_ERR_FORMAT, "not a readable TIFF file");
+    u3d_status st = analyse(r);
     if (!st) {
         size_t n = (size_t)r->c * r->d * r->f.w * r->f.h;
         *data = malloc(n * (r->labels ? sizeof(uint16_t) : sizeof(float)));
@@ -882,19 +889,7 @@ u3d_status u3d_tiff_stream_open(const char *path, u3d_tiff_stream **out,
     if (!r->tif)
         st = fail(r, U3D_ERR_FORMAT, "not a readable TIFF file");
     if (!st)
-        st = scan_pages(r);
-    if (!st) {
-        if (r->ij.present) {
-            st = layout_imagej(r);
-        } else {
-            r->ic = 1;
-            r->d = r->npages;
-        }
-    }
-    if (!st && r->ij.present)
-        st = resolve_missing(r);
-    if (!st)
-        st = check_size(r);
+        st = analyse(r);
     if (!st)
         st = map_dirs(s);
     size_t page_bytes = (size_t)r->f.w * r->f.h * r->f.spp * sample_bytes(&r->f);

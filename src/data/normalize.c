@@ -207,54 +207,61 @@ typedef struct plane_pass {
     float *buf;
 } plane_pass;
 
-/* Pass 1: sums (z-score) or the coarse histograms (percentiles). */
-static u3d_status pass_one(plane_pass *pp, u3d_norm_mode mode, double *sum,
-                           uint64_t *coarse, u3d_error *err)
+/* Pass 1 over one channel of a plane: sums (z-score) or the coarse
+ * histogram (percentiles); rejects NaN/Inf. */
+static u3d_status first_pass(const float *x, size_t n, u3d_norm_mode mode,
+                             double *sum, uint64_t *coarse, int c, int z,
+                             u3d_error *err)
 {
-    for (int z = 0; z < pp->d; z++) {
-        u3d_status st = pp->read(pp->user, z, pp->buf, err);
-        if (st)
-            return st;
-        for (int c = 0; c < pp->c; c++) {
-            const float *x = pp->buf + (size_t)c * pp->hw;
-            for (size_t i = 0; i < pp->hw; i++) {
-                if (!isfinite(x[i]))
-                    return u3d_seterr(err, U3D_ERR_NUMERIC,
-                                      "normalize: channel %d has a NaN/Inf "
-                                      "value in plane %d", c, z);
-                if (mode == U3D_NORM_ZSCORE)
-                    sum[c] += x[i];
-                else
-                    coarse[(size_t)c * 65536 + (fkey(x[i]) >> 16)]++;
-            }
-        }
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]))
+            return u3d_seterr(err, U3D_ERR_NUMERIC,
+                              "normalize: channel %d has a NaN/Inf value in "
+                              "plane %d", c, z);
+        if (mode == U3D_NORM_ZSCORE)
+            *sum += x[i];
+        else
+            coarse[fkey(x[i]) >> 16]++;
     }
     return U3D_OK;
 }
 
-/* Pass 2: squared deviations (z-score) or the fine histograms. */
-static u3d_status pass_two(plane_pass *pp, u3d_norm_mode mode,
-                           const double *mean, double *sq, rank_q *q,
-                           u3d_error *err)
+/* Pass 2: squared deviations (z-score) or the fine histograms of the bins
+ * holding the wanted ranks. */
+static void second_pass(const float *x, size_t n, u3d_norm_mode mode,
+                        double mean, double *sq, rank_q *q)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (mode == U3D_NORM_ZSCORE) {
+            *sq += (x[i] - mean) * (x[i] - mean);
+            continue;
+        }
+        uint32_t k = fkey(x[i]);
+        for (int r = 0; r < 4; r++)
+            if (k >> 16 == q[r].bin)
+                q[r].fine[k & 0xffffu]++;
+    }
+}
+
+/* One pass over all planes (second: 0 or 1), channel by channel. */
+static u3d_status scan_planes(plane_pass *pp, int second, u3d_norm_mode mode,
+                              double *sum, uint64_t *coarse,
+                              const double *mean, double *sq, rank_q *q,
+                              u3d_error *err)
 {
     for (int z = 0; z < pp->d; z++) {
         u3d_status st = pp->read(pp->user, z, pp->buf, err);
+        for (int c = 0; c < pp->c && !st; c++) {
+            const float *x = pp->buf + (size_t)c * pp->hw;
+            if (second)
+                second_pass(x, pp->hw, mode, mean[c], &sq[c], q + 4 * c);
+            else
+                st = first_pass(x, pp->hw, mode, &sum[c],
+                                coarse ? coarse + (size_t)c * 65536 : NULL,
+                                c, z, err);
+        }
         if (st)
             return st;
-        for (int c = 0; c < pp->c; c++) {
-            const float *x = pp->buf + (size_t)c * pp->hw;
-            rank_q *cq = q + 4 * c;
-            for (size_t i = 0; i < pp->hw; i++) {
-                if (mode == U3D_NORM_ZSCORE) {
-                    sq[c] += (x[i] - mean[c]) * (x[i] - mean[c]);
-                    continue;
-                }
-                uint32_t k = fkey(x[i]);
-                for (int r = 0; r < 4; r++)
-                    if (k >> 16 == cq[r].bin)
-                        cq[r].fine[k & 0xffffu]++;
-            }
-        }
     }
     return U3D_OK;
 }
@@ -319,7 +326,7 @@ u3d_status u3d_norm_compute_planes(int c, int d, int h, int w,
     if (st || !pp.buf || (mode == U3D_NORM_PERCENTILE && !coarse))
         st = u3d_seterr(err, U3D_ERR_OOM, "normalize: out of memory");
     if (!st)
-        st = pass_one(&pp, mode, sum, coarse, err);
+        st = scan_planes(&pp, 0, mode, sum, coarse, NULL, NULL, NULL, err);
     /* ranks floor(pos) and floor(pos) + 1 of each percentile, as above */
     double pos[2] = {plo / 100.0 * (double)(n - 1),
                      phi / 100.0 * (double)(n - 1)};
@@ -334,7 +341,7 @@ u3d_status u3d_norm_compute_planes(int c, int d, int h, int w,
         }
     }
     if (!st)
-        st = pass_two(&pp, mode, mean, sq, q, err);
+        st = scan_planes(&pp, 1, mode, NULL, NULL, mean, sq, q, err);
     for (int k = 0; !st && k < c; k++) {
         if (mode == U3D_NORM_ZSCORE) {
             double sd = sqrt(sq[k] / (double)n);

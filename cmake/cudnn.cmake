@@ -78,12 +78,23 @@ if(UNET3D_CUDNN_ENABLED)
   # PUBLIC: tests/test_cudnn.c uses the backend's internal header too
   target_compile_definitions(unet3d PUBLIC U3D_HAVE_CUDNN=1)
   target_include_directories(unet3d SYSTEM PUBLIC ${CUDNN_INCLUDE_DIR})
-  # NVRTC by file: the CUDA::nvrtc target also links the driver stub
-  # (libcuda.so), which would make every binary need libcuda.so.1 and fail
-  # to start on machines without a driver (without --as-needed, e.g. in
-  # sanitizer builds). The runtime loads the driver itself when present.
+  # The CUDA runtime, NVRTC and cuDNN are not linked: loader.c opens them
+  # with dlopen on first use, so OpenCL runs never map them (34 MiB of
+  # resident memory) and binaries start on machines without them. It
+  # tries the soname, then the folder the build found each library in.
+  get_target_property(_u3d_cudart CUDA::cudart IMPORTED_LOCATION)
   get_target_property(_u3d_nvrtc CUDA::nvrtc IMPORTED_LOCATION)
-  target_link_libraries(unet3d PUBLIC CUDA::cudart ${_u3d_nvrtc} ${CUDNN_LIBRARY})
+  get_filename_component(_u3d_cudart_dir "${_u3d_cudart}" DIRECTORY)
+  get_filename_component(_u3d_nvrtc_dir "${_u3d_nvrtc}" DIRECTORY)
+  get_filename_component(_u3d_cudnn_dir "${CUDNN_LIBRARY}" DIRECTORY)
+  set(_u3d_cuda_major ${CUDAToolkit_VERSION_MAJOR})
+  set_source_files_properties(
+    ${CMAKE_SOURCE_DIR}/src/backends/cudnn/loader.c PROPERTIES
+    COMPILE_DEFINITIONS
+    "U3D_CUDART_SONAME=\"libcudart.so.${_u3d_cuda_major}\";U3D_CUDART_DIR=\"${_u3d_cudart_dir}\";U3D_NVRTC_SONAME=\"libnvrtc.so.${_u3d_cuda_major}\";U3D_NVRTC_DIR=\"${_u3d_nvrtc_dir}\";U3D_CUDNN_SONAME=\"libcudnn.so.${_u3d_cudnn_major}\";U3D_CUDNN_DIR=\"${_u3d_cudnn_dir}\"")
+  target_include_directories(unet3d SYSTEM PUBLIC ${CUDAToolkit_INCLUDE_DIRS})
+  find_package(Threads REQUIRED)
+  target_link_libraries(unet3d PUBLIC ${CMAKE_DL_LIBS} Threads::Threads)
   message(STATUS "cuDNN backend: enabled (CUDA ${CUDAToolkit_VERSION}, "
                  "cuDNN ${_u3d_cudnn_major}: ${CUDNN_LIBRARY})")
 else()

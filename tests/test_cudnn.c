@@ -1603,8 +1603,58 @@ static void gpu_determinism(void **state)
         u3d_tensor_release(all[i]);
 }
 
+/* ------------------------------------------------------------------ */
+/* loading                                                             */
+
+/* 1 when a mapping of this process names the file name (a soname). */
+static int mapped(const char *name)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096];
+    int hit = 0;
+    if (!f)
+        return -1;
+    while (!hit && fgets(line, sizeof line, f))
+        hit = strstr(line, name) != NULL;
+    fclose(f);
+    return hit;
+}
+
+/* unet3d does not link the CUDA libraries (loader.c): an OpenCL run never
+ * maps them (34 MiB of resident memory); the first CUDA call loads all
+ * three. Runs first, in its own group, before anything touches CUDA. */
+static void libraries_load_on_first_use(void **state)
+{
+    (void)state;
+    const char *libs[] = {"libcudart.so", "libnvrtc.so", "libcudnn.so"};
+    u3d_backend *be = NULL;
+    u3d_error err = {0};
+    if (mapped("libc.so") != 1)
+        skip(); /* no /proc here */
+    /* the OpenCL backend's life leaves them unmapped */
+    if (!u3d_backend_opencl_create(NULL, 0, &be, &err))
+        u3d_backend_destroy(be);
+    for (int i = 0; i < 3; i++)
+        if (mapped(libs[i]))
+            fail_msg("%s is mapped before any CUDA call", libs[i]);
+    t_ok(u3d_cuda_libs_load(&err), &err, "loading the CUDA libraries");
+    for (int i = 0; i < 3; i++)
+        if (mapped(libs[i]) != 1)
+            fail_msg("%s is not mapped after loading", libs[i]);
+    /* a forwarded call reaches the real library */
+    size_t v = cudnnGetVersion();
+    assert_int_equal(v / 10000, CUDNN_MAJOR);
+    int rt = 0;
+    assert_int_equal(cudaRuntimeGetVersion(&rt), cudaSuccess);
+    assert_int_equal(rt / 1000, CUDART_VERSION / 1000);
+}
+
 int main(void)
 {
+    const struct CMUnitTest first[] = {
+        cmocka_unit_test(libraries_load_on_first_use),
+    };
+    int failed = cmocka_run_group_tests_name("loading", first, NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nd_layout),
         cmocka_unit_test(conv_geometry),
@@ -1635,7 +1685,7 @@ int main(void)
         cmocka_unit_test(gpu_determinism),
         cmocka_unit_test(gpu_augment),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return failed + cmocka_run_group_tests(tests, setup, teardown);
 }
 
 #else /* built without the cuDNN backend: nothing to test */

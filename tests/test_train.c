@@ -123,6 +123,21 @@ static void tiny_net_fits_synthetic_volume(void **state)
         t_assert_tensors_close(&u3d_net_param(back, i)->value,
                                &u3d_net_param(net, i)->value, 0.0, "param");
     u3d_net_destroy(back);
+    /* for inference: the same parameters and buffers, no optimizer state
+     * (no gradient or momentum buffers on the device) */
+    t_ok(u3d_model_load_inference(path, e->cl, &back, &mb, &err), &err,
+         "load for inference");
+    for (int i = 0; i < u3d_net_num_params(net); i++) {
+        u3d_param *p = u3d_net_param(back, i);
+        t_assert_tensors_close(&p->value, &u3d_net_param(net, i)->value, 0.0,
+                               "param");
+        assert_null(p->grad.buf);
+        assert_null(p->momentum.buf);
+    }
+    for (int i = 0; i < u3d_net_num_buffers(net); i++)
+        t_assert_tensors_close(&u3d_net_buffer(back, i)->value,
+                               &u3d_net_buffer(net, i)->value, 0.0, "buffer");
+    u3d_net_destroy(back);
     u3d_net_destroy(net);
     remove(path);
     u3d_volume_free(&v.image);

@@ -57,6 +57,12 @@ u3d_status u3d_model_save(const char *path, u3d_net *net,
  * Momentum buffers are restored when present. */
 u3d_status u3d_model_load(const char *path, u3d_backend *be, u3d_net **net,
                           u3d_model_meta *m, u3d_error *err);
+/* The same for inference: momentum buffers are checked but not loaded, and
+ * no gradient buffers are made, so the device holds the parameters alone
+ * (the paper network's optimizer state is 145 MiB). */
+u3d_status u3d_model_load_inference(const char *path, u3d_backend *be,
+                                    u3d_net **net, u3d_model_meta *m,
+                                    u3d_error *err);
 
 /* One training volume: image (normalized in place by the trainer) and
  * sparse labels of the same D,H,W. */

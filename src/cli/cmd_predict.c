@@ -207,7 +207,8 @@ static u3d_status write_planes(void *user, int z, const uint16_t *labels,
 static u3d_status load(job *j)
 {
     u3d_error *e = &j->e;
-    u3d_status st = u3d_model_load(j->a.model, j->be, &j->net, &j->meta, e);
+    u3d_status st = u3d_model_load_inference(j->a.model, j->be, &j->net,
+                                              &j->meta, e);
     if (st)
         return st;
     st = u3d_tiff_stream_open(j->a.image, &j->in, &j->shape, e);

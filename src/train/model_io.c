@@ -273,22 +273,26 @@ done:
     return st;
 }
 
-static u3d_status load_tensor(const u3d_ckpt *c, const char *path,
-                              const char *name, u3d_tensor *t, int required,
-                              u3d_error *err)
+/* Checks that tensor name is present (or not required), of the shape
+ * the architecture needs and finite; *out is NULL when absent. */
+static u3d_status check_tensor(const u3d_ckpt *c, const char *path,
+                               const char *name, u3d_shape shape,
+                               int required, const u3d_ckpt_tensor **out,
+                               u3d_error *err)
 {
     char a[64], b[64];
     const u3d_ckpt_tensor *ct = u3d_ckpt_find(c, name);
+    *out = ct;
     if (!ct)
         return required ? u3d_seterr(err, U3D_ERR_FORMAT,
                                      "%s: tensor %s is missing", path, name)
                         : U3D_OK;
-    if (!u3d_shape_eq(ct->shape, t->shape))
+    if (!u3d_shape_eq(ct->shape, shape))
         return u3d_seterr(err, U3D_ERR_FORMAT,
                           "%s: tensor %s has shape %s, the architecture needs "
                           "%s",
                           path, name, u3d_shape_str(ct->shape, a, sizeof a),
-                          u3d_shape_str(t->shape, b, sizeof b));
+                          u3d_shape_str(shape, b, sizeof b));
     size_t n = u3d_shape_count(ct->shape);
     for (size_t i = 0; i < n; i++)
         if (!isfinite(ct->data[i]))
@@ -296,11 +300,23 @@ static u3d_status load_tensor(const u3d_ckpt *c, const char *path,
                               "%s: tensor %s holds NaN/Inf (the training "
                               "diverged; lower --lr)",
                               path, name);
+    return U3D_OK;
+}
+
+static u3d_status load_tensor(const u3d_ckpt *c, const char *path,
+                              const char *name, u3d_tensor *t, int required,
+                              u3d_error *err)
+{
+    const u3d_ckpt_tensor *ct;
+    u3d_status st = check_tensor(c, path, name, t->shape, required, &ct, err);
+    if (st || !ct)
+        return st;
     return u3d_tensor_write(t, ct->data, err);
 }
 
-u3d_status u3d_model_load(const char *path, u3d_backend *be, u3d_net **net,
-                          u3d_model_meta *m, u3d_error *err)
+static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
+                             u3d_model_meta *m, int optimizer,
+                             u3d_error *err)
 {
     u3d_ckpt c;
     *net = NULL;
@@ -322,7 +338,8 @@ u3d_status u3d_model_load(const char *path, u3d_backend *be, u3d_net **net,
         if (u3d_ckpt_find(&c, nm))
             have_momentum = 1;
     }
-    if (have_momentum)
+    const u3d_ckpt_tensor *ct;
+    if (have_momentum && optimizer)
         TRY(u3d_net_prepare_training(nt, err));
     for (int i = 0; i < u3d_net_num_params(nt); i++) {
         u3d_param *p = u3d_net_param(nt, i);
@@ -330,7 +347,9 @@ u3d_status u3d_model_load(const char *path, u3d_backend *be, u3d_net **net,
         if (have_momentum) {
             char nm[64];
             snprintf(nm, sizeof nm, "%s.momentum", p->name);
-            TRY(load_tensor(&c, path, nm, &p->momentum, 1, err));
+            TRY(optimizer ? load_tensor(&c, path, nm, &p->momentum, 1, err)
+                          : check_tensor(&c, path, nm, p->value.shape, 1, &ct,
+                                         err));
         }
     }
     for (int i = 0; i < u3d_net_num_buffers(nt); i++) {
@@ -343,4 +362,17 @@ done:
     u3d_net_destroy(nt);
     u3d_ckpt_free(&c);
     return st;
+}
+
+u3d_status u3d_model_load(const char *path, u3d_backend *be, u3d_net **net,
+                          u3d_model_meta *m, u3d_error *err)
+{
+    return load_model(path, be, net, m, 1, err);
+}
+
+u3d_status u3d_model_load_inference(const char *path, u3d_backend *be,
+                                    u3d_net **net, u3d_model_meta *m,
+                                    u3d_error *err)
+{
+    return load_model(path, be, net, m, 0, err);
 }

@@ -453,6 +453,7 @@ u3d_status u3d_backend_cudnn_create(int device_index, int profile,
 {
     int n;
     *out = NULL;
+    U3D_CUDNN_TRY(u3d_cuda_libs_load(err));
     U3D_CUDNN_TRY(check_cudnn_version(err));
     U3D_CUDNN_TRY(count_devices(&n, err));
     if (device_index < 0 || device_index >= n)
@@ -511,6 +512,11 @@ u3d_status u3d_cudnn_parse_device(const char *spec, int *index,
 u3d_status u3d_cudnn_list_devices(FILE *out, u3d_error *err)
 {
     int n = 0, drv = 0, rt = 0;
+    u3d_error le;
+    if (u3d_cuda_libs_load(&le)) {
+        fprintf(out, "cuda     none: %s\n", le.msg);
+        return U3D_OK;
+    }
     cudaError_t rc = cudaGetDeviceCount(&n);
     size_t v = cudnnGetVersion();
     cudaRuntimeGetVersion(&rt);

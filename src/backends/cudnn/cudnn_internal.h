@@ -122,6 +122,12 @@ int u3d_cudnn_chan_blocks(long long m);
 int u3d_cudnn_reduce_blocks(long long n);
 
 /* ---- error translation ---- */
+/* Loads the CUDA runtime, NVRTC and cuDNN (loader.c: unet3d does not link
+ * them, so OpenCL runs never map them); U3D_ERR_DEVICE naming the missing
+ * library otherwise. Every CUDA call loads them anyway; this gives the
+ * message. */
+u3d_status u3d_cuda_libs_load(u3d_error *err);
+
 u3d_status u3d_cuda_check(cudaError_t rc, const char *what, u3d_error *err);
 u3d_status u3d_dnn_check(cudnnStatus_t rc, const char *what, u3d_error *err);
 

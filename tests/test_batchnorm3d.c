@@ -146,6 +146,58 @@ static void bn_matches_reference(void **state)
     }
 }
 
+/* In place (y = x), as the inference plan runs BN on the conv output's
+ * own buffer: the same values as out of place, on every backend, for the
+ * running statistics and for the batch statistics (predict --batchstats). */
+static void bn_in_place(void **state)
+{
+    t_env *e = *state;
+    u3d_backend *bes[2] = {e->cl, e->ref};
+    for (int r = 0; r < 4; r++) {
+        u3d_shape s = u3d_shape5(t_randi(&e->seed, 1, 2),
+                                 t_randi(&e->seed, 1, 5), t_randi(&e->seed, 2, 7),
+                                 t_randi(&e->seed, 1, 7), t_randi(&e->seed, 2, 9));
+        int affine = r % 2;
+        bn_in in = bn_random(&e->seed, s, affine, 1);
+        u3d_shape cs = u3d_shape5(1, s.c, 1, 1, 1);
+        for (int b = 0; b < 2; b++) {
+            u3d_backend *be = bes[b];
+            u3d_error err = {0};
+            u3d_tensor x = t_tensor(be, s, in.x), y = t_tensor(be, s, NULL);
+            u3d_tensor g = affine ? t_tensor(be, cs, in.gamma) : x;
+            u3d_tensor bt = affine ? t_tensor(be, cs, in.beta) : x;
+            u3d_tensor rm = t_tensor(be, cs, in.rm), rv = t_tensor(be, cs, in.rv);
+            u3d_tensor m = t_tensor(be, cs, NULL), v = t_tensor(be, cs, NULL);
+            u3d_tensor *gp = affine ? &g : NULL, *bp = affine ? &bt : NULL;
+            /* inference: out of place into y, then in place on x */
+            t_ok(u3d_batchnorm3d_forward_infer(&BN, &x, gp, bp, &rm, &rv, &y,
+                                               &err),
+                 &err, "bn inference");
+            t_ok(u3d_batchnorm3d_forward_infer(&BN, &x, gp, bp, &rm, &rv, &x,
+                                               &err),
+                 &err, "bn inference in place");
+            t_assert_tensors_close(&x, &y, 0.0, "bn inference in place");
+            /* batch statistics, no running update */
+            t_ok(u3d_tensor_write(&x, in.x, &err), &err, "reset x");
+            t_ok(u3d_batchnorm3d_forward_train(&BN, &x, gp, bp, NULL, NULL, &y,
+                                               &m, &v, &err),
+                 &err, "bn batch statistics");
+            t_ok(u3d_batchnorm3d_forward_train(&BN, &x, gp, bp, NULL, NULL, &x,
+                                               &m, &v, &err),
+                 &err, "bn batch statistics in place");
+            t_assert_tensors_close(&x, &y, 0.0, "bn batch statistics in place");
+            u3d_tensor *all[] = {&x, &y, &rm, &rv, &m, &v};
+            for (int i = 0; i < 6; i++)
+                u3d_tensor_release(all[i]);
+            if (affine) {
+                u3d_tensor_release(&g);
+                u3d_tensor_release(&bt);
+            }
+        }
+        bn_free_in(&in);
+    }
+}
+
 /* One large channel pair (the paper's net has ~2M voxels per channel):
  * device statistics and parameter gradients vs a double host computation.
  * Channel 0 has a large offset (mean 100, spread 1), the hard case for a
@@ -372,6 +424,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bn_matches_reference),
+        cmocka_unit_test(bn_in_place),
         cmocka_unit_test(bn_large_channel_accuracy),
         cmocka_unit_test(bn_running_stats_update),
         cmocka_unit_test(bn_backward_fd_affine),

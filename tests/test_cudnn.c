@@ -1457,6 +1457,35 @@ static void gpu_batchnorm(void **state)
     u3d_tensor *all[] = {&x, &y, &m, &v};
     for (int i = 0; i < 4; i++)
         u3d_tensor_release(all[i]);
+    /* in place (y = x), as the inference plan runs it: the values of the
+     * out-of-place call, with running and with batch statistics */
+    s = u3d_shape5(1, 3, 9, 10, 11);
+    u3d_shape cs = u3d_shape5(1, 3, 1, 1, 1);
+    size_t n = u3d_shape_count(s);
+    float *hx = t_rand_array(&e->seed, n, -2, 3);
+    float rmh[3] = {0.3f, -0.2f, 1.0f}, rvh[3] = {1.5f, 0.7f, 2.0f};
+    x = t_tensor(e->gpu, s, hx);
+    y = t_tensor(e->gpu, s, NULL);
+    m = t_tensor(e->gpu, cs, NULL);
+    v = t_tensor(e->gpu, cs, NULL);
+    u3d_tensor rm = t_tensor(e->gpu, cs, rmh), rv = t_tensor(e->gpu, cs, rvh);
+    t_ok(u3d_batchnorm3d_forward_infer(&p, &x, NULL, NULL, &rm, &rv, &y, &err),
+         &err, "bn inference");
+    t_ok(u3d_batchnorm3d_forward_infer(&p, &x, NULL, NULL, &rm, &rv, &x, &err),
+         &err, "bn inference in place");
+    t_assert_tensors_close(&x, &y, 0.0, "bn inference in place");
+    t_ok(u3d_tensor_write(&x, hx, &err), &err, "reset x");
+    t_ok(u3d_batchnorm3d_forward_train(&p, &x, NULL, NULL, NULL, NULL, &y, &m,
+                                       &v, &err),
+         &err, "bn batch statistics");
+    t_ok(u3d_batchnorm3d_forward_train(&p, &x, NULL, NULL, NULL, NULL, &x, &m,
+                                       &v, &err),
+         &err, "bn batch statistics in place");
+    t_assert_tensors_close(&x, &y, 0.0, "bn batch statistics in place");
+    u3d_tensor *more[] = {&x, &y, &m, &v, &rm, &rv};
+    for (int i = 0; i < 6; i++)
+        u3d_tensor_release(more[i]);
+    free(hx);
 }
 
 static void gpu_crop_concat(void **state)

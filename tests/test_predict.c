@@ -346,14 +346,15 @@ static u3d_status band_read(void *user, int z, int y0, int ny, float *dst,
     return U3D_OK;
 }
 
-static u3d_status band_write(void *user, int z, const uint16_t *labels,
+static u3d_status band_write(void *user, int z, const uint8_t *labels,
                              const float *logits, u3d_error *err)
 {
     (void)err;
     band_io *b = user;
     assert_int_equal(z, b->next_z++); /* in order, each plane once */
     size_t hw = (size_t)b->img->h * b->img->w;
-    memcpy(b->labels->data + z * hw, labels, hw * sizeof *labels);
+    for (size_t i = 0; i < hw; i++)
+        b->labels->data[z * hw + i] = labels[i];
     for (int k = 0; k < b->logits->c; k++)
         memcpy(b->logits->data + ((size_t)k * b->logits->d + z) * hw,
                logits + k * hw, hw * sizeof *logits);

@@ -361,6 +361,33 @@ static void plane_writer(void **state)
         assert_memory_equal(l.data, lab, sizeof lab);
         u3d_labels_free(&l);
     }
+    /* 8-bit label planes (predict's), into 8- and 16-bit files */
+    for (int bits = 8; bits <= 16; bits += 8) {
+        uint8_t lab[2 * 3 * 4];
+        for (int i = 0; i < 24; i++)
+            lab[i] = (uint8_t)(i * 11);
+        u3d_tiff_writer *w;
+        t_ok(u3d_tiff_writer_open(p, 1, 2, 3, 4, bits, v.spacing, "um", 0,
+                                  255, NULL, &w, &err),
+             &err, "open labels");
+        t_ok(u3d_tiff_writer_plane_u8(w, lab, &err), &err, "u8 plane 0");
+        t_ok(u3d_tiff_writer_plane_u8(w, lab + 12, &err), &err, "u8 plane 1");
+        t_ok(u3d_tiff_writer_finish(w, &err), &err, "finish labels");
+        u3d_labels l;
+        t_ok(u3d_tiff_read_labels(p, &l, &err), &err, "read labels");
+        for (int i = 0; i < 24; i++)
+            assert_int_equal(l.data[i], lab[i]);
+        u3d_labels_free(&l);
+    }
+    {
+        uint8_t lab[6 * 7] = {0};
+        u3d_tiff_writer *w;
+        t_ok(u3d_tiff_writer_open(p, 1, 1, 7, 6, 32, v.spacing, v.unit, 0, 1,
+                                  NULL, &w, &err), &err, "open float");
+        expect_err(u3d_tiff_writer_plane_u8(w, lab, &err), U3D_ERR_INVALID_ARG,
+                   &err, "label plane for a 32-bit file");
+        u3d_tiff_writer_abort(w);
+    }
     /* failures: nothing left, the old file untouched */
     size_t before = file_size(p);
     u3d_tiff_writer *w;

@@ -147,7 +147,8 @@ u3d_status u3d_predict(u3d_net *net, const u3d_volume *img,
  * rows [y0, y0 + ny) of plane z of the normalized image (C x ny x W
  * floats); it is called for every row of tiles, so each plane is read
  * about (tiles along H) x (tile input / output depth) times. write receives
- * the planes in increasing z: the labels (H x W, when sink->labels) and
+ * the planes in increasing z: the labels (H x W bytes, when sink->labels:
+ * predict supports at most 256 classes) and
  * probabilities or logits (K x H x W, when sink->probs). An error from a
  * callback stops the prediction and is returned. */
 typedef struct u3d_plane_source {
@@ -158,7 +159,7 @@ typedef struct u3d_plane_source {
 } u3d_plane_source;
 
 typedef struct u3d_plane_sink {
-    u3d_status (*write)(void *user, int z, const uint16_t *labels,
+    u3d_status (*write)(void *user, int z, const uint8_t *labels,
                         const float *probs, u3d_error *err);
     void *user;
     int labels, probs; /* which outputs write receives */

@@ -147,6 +147,9 @@ u3d_status u3d_tiff_writer_plane_f32(u3d_tiff_writer *w, const float *plane,
                                      u3d_error *err);
 u3d_status u3d_tiff_writer_plane_u16(u3d_tiff_writer *w,
                                      const uint16_t *plane, u3d_error *err);
+/* 8-bit labels, for an 8- or 16-bit label file. */
+u3d_status u3d_tiff_writer_plane_u8(u3d_tiff_writer *w, const uint8_t *plane,
+                                    u3d_error *err);
 u3d_status u3d_tiff_writer_finish(u3d_tiff_writer *w, u3d_error *err);
 void u3d_tiff_writer_abort(u3d_tiff_writer *w);
 

@@ -191,12 +191,12 @@ static u3d_status read_norm(void *user, int z, int y0, int ny, float *dst,
     return U3D_OK;
 }
 
-static u3d_status write_planes(void *user, int z, const uint16_t *labels,
+static u3d_status write_planes(void *user, int z, const uint8_t *labels,
                                const float *probs, u3d_error *err)
 {
     job *j = user;
     (void)z; /* planes arrive in order */
-    u3d_status st = u3d_tiff_writer_plane_u16(j->seg, labels, err);
+    u3d_status st = u3d_tiff_writer_plane_u8(j->seg, labels, err);
     if (!st && probs)
         st = u3d_tiff_writer_plane_f32(j->probs, probs, err);
     return st;

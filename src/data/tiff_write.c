@@ -21,7 +21,8 @@ typedef struct wjob {
     const char *path;
     int c, d, h, w;
     const float *f32;   /* volume data, or */
-    const uint16_t *u16; /* label data */
+    const uint16_t *u16; /* label data, or */
+    const uint8_t *u8;   /* 8-bit label data (one plane) */
     int bps;             /* 8, 16 or 32 */
     const double *spacing;
     const char *unit;
@@ -29,7 +30,7 @@ typedef struct wjob {
     const u3d_tiff_write_opts *o;
     u3d_tmsg msg;
     u3d_error *err;
-    int plane_data; /* f32/u16 hold only the plane being written */
+    int plane_data; /* f32/u16/u8 hold only the plane being written */
 } wjob;
 
 #if defined(__GNUC__)
@@ -111,6 +112,13 @@ static void fill_strip(const wjob *j, int c, int z, uint32_t y0, uint32_t rows,
                   (size_t)y0 * j->w;
     if (j->f32) {
         memcpy(buf, j->f32 + base, n * sizeof(float));
+    } else if (j->u8 && j->bps == 8) {
+        memcpy(buf, j->u8 + base, n);
+    } else if (j->u8) { /* 8-bit labels into a 16-bit file */
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v = j->u8[base + i];
+            memcpy(buf + 2 * i, &v, sizeof v);
+        }
     } else if (j->bps == 16) {
         memcpy(buf, j->u16 + base, n * sizeof(uint16_t));
     } else {
@@ -408,7 +416,8 @@ u3d_status u3d_tiff_writer_open(const char *path, int c, int d, int h, int w,
 }
 
 static u3d_status next_plane(u3d_tiff_writer *w, const float *f,
-                             const uint16_t *u, u3d_error *err)
+                             const uint16_t *u, const uint8_t *u8,
+                             u3d_error *err)
 {
     wjob *j = &w->j;
     j->err = err;
@@ -420,9 +429,11 @@ static u3d_status next_plane(u3d_tiff_writer *w, const float *f,
                      f ? "float" : "label", j->bps);
     j->f32 = f;
     j->u16 = u;
+    j->u8 = u8;
     u3d_status st = write_plane(j, w->t, w->z, w->buf);
     j->f32 = NULL;
     j->u16 = NULL;
+    j->u8 = NULL;
     if (!st)
         w->z++;
     return st;
@@ -431,13 +442,19 @@ static u3d_status next_plane(u3d_tiff_writer *w, const float *f,
 u3d_status u3d_tiff_writer_plane_f32(u3d_tiff_writer *w, const float *plane,
                                      u3d_error *err)
 {
-    return next_plane(w, plane, NULL, err);
+    return next_plane(w, plane, NULL, NULL, err);
 }
 
 u3d_status u3d_tiff_writer_plane_u16(u3d_tiff_writer *w,
                                      const uint16_t *plane, u3d_error *err)
 {
-    return next_plane(w, NULL, plane, err);
+    return next_plane(w, NULL, plane, NULL, err);
+}
+
+u3d_status u3d_tiff_writer_plane_u8(u3d_tiff_writer *w, const uint8_t *plane,
+                                    u3d_error *err)
+{
+    return next_plane(w, NULL, NULL, plane, err);
 }
 
 u3d_status u3d_tiff_writer_finish(u3d_tiff_writer *w, u3d_error *err)

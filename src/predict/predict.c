@@ -73,7 +73,7 @@ typedef struct run {
     int ylo, rows;
     /* kept output planes [out_lo, out_lo + out_cap) of the current row of
      * tiles along D, labels and probabilities (or logits) */
-    uint16_t *olab;
+    uint8_t *olab; /* classes <= 256 (check_source): half of uint16 */
     float *oprob;
     int out_lo, out_cap;
 } run;
@@ -161,7 +161,7 @@ static void scatter(run *r, const int o[3], const int lo[3], const int hi[3])
                     if (l[k * ov] > mx)
                         mx = l[k * ov], best = k;
                 if (r->olab)
-                    r->olab[zi * pv + vi] = (uint16_t)best;
+                    r->olab[zi * pv + vi] = (uint8_t)best;
                 if (!r->oprob)
                     continue;
                 float *pd = r->oprob + zi * (size_t)K * pv + vi;
@@ -368,15 +368,15 @@ static u3d_status mem_read(void *user, int z, int y0, int ny, float *dst,
     return U3D_OK;
 }
 
-static u3d_status mem_write(void *user, int z, const uint16_t *labels,
+static u3d_status mem_write(void *user, int z, const uint8_t *labels,
                             const float *probs, u3d_error *err)
 {
     (void)err;
     mem_io *m = user;
     size_t pv = (size_t)m->img->h * m->img->w;
     if (labels)
-        memcpy(m->labels->data + (size_t)z * pv, labels,
-               pv * sizeof *labels);
+        for (size_t i = 0; i < pv; i++)
+            m->labels->data[(size_t)z * pv + i] = labels[i];
     if (probs)
         for (int k = 0; k < m->probs->c; k++)
             memcpy(m->probs->data + ((size_t)k * m->probs->d + (size_t)z) * pv,

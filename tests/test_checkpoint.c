@@ -64,6 +64,50 @@ static void round_trip(void **state)
     remove(path);
 }
 
+static int only_bias(const char *name, void *user)
+{
+    ++*(int *)user;
+    return strstr(name, "bias") != NULL;
+}
+
+/* A filtered read: the rejected tensors are listed with their shapes and
+ * no values; damage inside one of them is still caught by the checksum. */
+static void read_some_tensors(void **state)
+{
+    (void)state;
+    u3d_ckpt c, d;
+    u3d_error err = {0};
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/u3d_ckpt_some_%d.u3d", (int)getpid());
+    make(&c);
+    t_ok(u3d_ckpt_write(path, &c, &err), &err, "write");
+    int asked = 0;
+    t_ok(u3d_ckpt_read_some(path, only_bias, &asked, &d, &err), &err, "read");
+    assert_int_equal(asked, 2);
+    assert_int_equal(d.ntensors, 2);
+    const u3d_ckpt_tensor *w = u3d_ckpt_find(&d, "enc_0_0_weight");
+    const u3d_ckpt_tensor *b = u3d_ckpt_find(&d, "enc_0_0_bias");
+    assert_true(w && b);
+    assert_null(w->data);
+    assert_true(u3d_shape_eq(w->shape, u3d_shape5(2, 3, 1, 2, 2)));
+    assert_memory_equal(b->data, c.tensors[1].data, 3 * sizeof(float));
+    u3d_ckpt_free(&d);
+    /* a flipped byte in the weight's values (skipped, not read) */
+    long len;
+    char *bytes = slurp(path, &len);
+    const char *at = memchr(bytes, 'w', (size_t)len); /* "enc_0_0_weight" */
+    assert_non_null(at);
+    long off = (long)(at - bytes) + 10 + 4 + 20 + 8; /* into the values */
+    bytes[off] ^= 0x21;
+    spit(path, bytes, len);
+    assert_int_equal(u3d_ckpt_read_some(path, only_bias, &asked, &d, &err),
+                     U3D_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "checksum"));
+    free(bytes);
+    u3d_ckpt_free(&c);
+    remove(path);
+}
+
 static void damage_is_rejected(void **state)
 {
     (void)state;
@@ -124,6 +168,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
+        cmocka_unit_test(read_some_tensors),
         cmocka_unit_test(damage_is_rejected),
         cmocka_unit_test(failed_write_leaves_nothing),
     };

@@ -28,7 +28,7 @@ extern "C" {
 typedef struct u3d_ckpt_tensor {
     char name[64];
     u3d_shape shape;
-    float *data; /* owned by the checkpoint */
+    float *data; /* owned by the checkpoint; NULL when not read */
 } u3d_ckpt_tensor;
 
 typedef struct u3d_ckpt {
@@ -57,6 +57,13 @@ const u3d_ckpt_tensor *u3d_ckpt_find(const u3d_ckpt *c, const char *name);
 /* Writes to PATH.tmp-PID then renames: a crash never leaves a half file. */
 u3d_status u3d_ckpt_write(const char *path, const u3d_ckpt *c, u3d_error *err);
 u3d_status u3d_ckpt_read(const char *path, u3d_ckpt *c, u3d_error *err);
+/* The same, holding the values only of the tensors keep() accepts: the
+ * others are listed (name, shape) with data NULL. The file is streamed,
+ * so host memory holds the kept tensors, never the file; the checksum
+ * and the structure are checked over all of it. */
+u3d_status u3d_ckpt_read_some(const char *path,
+                              int (*keep)(const char *name, void *user),
+                              void *user, u3d_ckpt *c, u3d_error *err);
 
 uint32_t u3d_crc32(uint32_t crc, const void *data, size_t len);
 

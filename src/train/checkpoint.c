@@ -1,5 +1,6 @@
 /* The .u3d container (format in include/unet3d/checkpoint.h). */
 #define _POSIX_C_SOURCE 200809L
+#define _FILE_OFFSET_BITS 64
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,73 +185,150 @@ u3d_status u3d_ckpt_write(const char *path, const u3d_ckpt *c, u3d_error *err)
     return U3D_OK;
 }
 
-/* Reader over a whole-file buffer with bounds checks. */
+/* Streaming reader over [0, len) of the file with bounds checks: a model
+ * is read tensor by tensor, never whole (the paper network's file with its
+ * momentum buffers is 145 MiB, which a laptop's predict should not hold
+ * twice). */
 typedef struct rd {
-    const unsigned char *p;
-    size_t len, pos;
-    int ok;
+    FILE *f;
+    uint64_t len, pos;
+    int ok, io; /* io: a read failed (not a format error) */
 } rd;
 
-static const unsigned char *take(rd *r, size_t n)
+static int take(rd *r, void *dst, uint64_t n)
 {
     if (!r->ok || n > r->len - r->pos) {
         r->ok = 0;
-        return NULL;
+        return 0;
     }
-    const unsigned char *p = r->p + r->pos;
+    if (n && fread(dst, 1, (size_t)n, r->f) != (size_t)n) {
+        r->ok = 0;
+        r->io = 1;
+        return 0;
+    }
     r->pos += n;
-    return p;
+    return 1;
+}
+
+static int skip(rd *r, uint64_t n)
+{
+    if (!r->ok || n > r->len - r->pos) {
+        r->ok = 0;
+        return 0;
+    }
+    if (fseeko(r->f, (off_t)(r->pos + n), SEEK_SET)) {
+        r->ok = 0;
+        r->io = 1;
+        return 0;
+    }
+    r->pos += n;
+    return 1;
+}
+
+static uint32_t le32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+           (uint32_t)b[3] << 24;
 }
 
 static uint32_t get_u32(rd *r)
 {
-    const unsigned char *b = take(r, 4);
-    return b ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-                   (uint32_t)b[3] << 24
-             : 0;
+    unsigned char b[4];
+    return take(r, b, 4) ? le32(b) : 0;
+}
+
+/* CRC-32 of bytes [0, n) of f, streamed; 0 on a read error. */
+static int crc_of(FILE *f, uint64_t n, uint32_t *crc)
+{
+    static const size_t CHUNK = 1 << 20;
+    unsigned char *b = malloc(CHUNK);
+    int ok = b && !fseeko(f, 0, SEEK_SET);
+    *crc = 0;
+    while (ok && n) {
+        size_t k = n < CHUNK ? (size_t)n : CHUNK;
+        ok = fread(b, 1, k, f) == k;
+        if (ok)
+            *crc = u3d_crc32(*crc, b, k);
+        n -= k;
+    }
+    free(b);
+    return ok;
+}
+
+/* Appends a tensor record taking ownership of data (may be NULL). */
+static u3d_status add_owned(u3d_ckpt *c, const char *name, u3d_shape shape,
+                            float *data, u3d_error *err)
+{
+    u3d_ckpt_tensor *t = realloc(c->tensors, (c->ntensors + 1) * sizeof *t);
+    if (!t) {
+        free(data);
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    }
+    c->tensors = t;
+    t = &c->tensors[c->ntensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->shape = shape;
+    t->data = data;
+    return U3D_OK;
 }
 
 u3d_status u3d_ckpt_read(const char *path, u3d_ckpt *c, u3d_error *err)
+{
+    return u3d_ckpt_read_some(path, NULL, NULL, c, err);
+}
+
+u3d_status u3d_ckpt_read_some(const char *path,
+                              int (*keep)(const char *name, void *user),
+                              void *user, u3d_ckpt *c, u3d_error *err)
 {
     u3d_ckpt_init(c);
     FILE *f = fopen(path, "rb");
     if (!f)
         return u3d_seterr(err, U3D_ERR_IO, "%s: cannot open: %m", path);
-    unsigned char *buf = NULL;
-    long len = -1;
-    if (!fseek(f, 0, SEEK_END))
-        len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET)) {
+    u3d_status st = U3D_OK;
+    rd r = {f, 0, 0, 1, 0};
+    off_t end = -1;
+    if (!fseeko(f, 0, SEEK_END))
+        end = ftello(f);
+    if (end < 0 || fseeko(f, 0, SEEK_SET)) {
         fclose(f);
         return u3d_seterr(err, U3D_ERR_IO, "%s: cannot read", path);
     }
-    buf = malloc(len > 0 ? (size_t)len : 1);
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        free(buf);
-        fclose(f);
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot read the file", path);
-    }
-    fclose(f);
-    u3d_status st = U3D_OK;
-    rd r = {buf, (size_t)len, 0, 1};
+    uint64_t len = (uint64_t)end;
 #define BAD(...)                                                               \
     do {                                                                       \
         st = u3d_seterr(err, U3D_ERR_FORMAT, __VA_ARGS__);                     \
         goto done;                                                             \
     } while (0)
-    if ((size_t)len < 8 + 8 + 8 + 4 + 4 + 8 || memcmp(buf, MAGIC, 8))
+#define IOFAIL()                                                               \
+    do {                                                                       \
+        st = u3d_seterr(err, U3D_ERR_IO, "%s: cannot read the file", path);    \
+        goto done;                                                             \
+    } while (0)
+    unsigned char head[8], tail[12];
+    r.len = len;
+    if (len < 8 + 8 + 8 + 4 + 4 + 8)
         BAD("%s: not a unet3d model/checkpoint (.u3d) file", path);
-    if (memcmp(buf + len - 8, ENDMARK, 8))
+    if (!take(&r, head, 8))
+        IOFAIL();
+    if (memcmp(head, MAGIC, 8))
+        BAD("%s: not a unet3d model/checkpoint (.u3d) file", path);
+    if (fseeko(f, (off_t)(len - 12), SEEK_SET) || fread(tail, 1, 12, f) != 12)
+        IOFAIL();
+    if (memcmp(tail + 4, ENDMARK, 8))
         BAD("%s: truncated checkpoint (end marker missing): the file was cut "
             "short; use an earlier checkpoint",
             path);
-    uint32_t want = (uint32_t)buf[len - 12] | (uint32_t)buf[len - 11] << 8 |
-                    (uint32_t)buf[len - 10] << 16 |
-                    (uint32_t)buf[len - 9] << 24;
-    if (u3d_crc32(0, buf, (size_t)len - 12) != want)
+    uint32_t crc;
+    if (!crc_of(f, len - 12, &crc))
+        IOFAIL();
+    if (crc != le32(tail))
         BAD("%s: checksum mismatch: the checkpoint is corrupt", path);
-    r.len = (size_t)len - 12;
-    take(&r, 8);
+    /* the checksum holds: parse [8, len - 12) */
+    r.len = len - 12;
+    if (fseeko(f, 8, SEEK_SET))
+        IOFAIL();
     uint32_t ver = get_u32(&r);
     get_u32(&r);
     if (ver > U3D_CKPT_VERSION || ver == 0)
@@ -261,26 +339,33 @@ u3d_status u3d_ckpt_read(const char *path, u3d_ckpt *c, u3d_error *err)
     ml |= (uint64_t)get_u32(&r) << 32;
     if (!r.ok || ml > r.len - r.pos)
         BAD("%s: inconsistent metadata length", path);
-    c->meta = malloc(ml + 1);
+    c->meta = malloc((size_t)ml + 1);
     if (!c->meta) {
         st = u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
         goto done;
     }
-    memcpy(c->meta, take(&r, ml), ml);
+    if (!take(&r, c->meta, ml))
+        IOFAIL();
     c->meta[ml] = 0;
     uint32_t nt = get_u32(&r);
     if (!r.ok || nt > 100000)
         BAD("%s: inconsistent tensor count", path);
     for (uint32_t i = 0; i < nt; i++) {
-        const unsigned char *nb = take(&r, 2);
-        size_t nl = nb ? (size_t)(nb[0] | nb[1] << 8) : 0;
-        const unsigned char *name = take(&r, nl);
+        unsigned char nb[2] = {0, 0};
+        char nm[64];
+        take(&r, nb, 2);
+        size_t nl = (size_t)(nb[0] | nb[1] << 8);
+        if (r.ok && nl > 0 && nl < 64)
+            take(&r, nm, nl);
         uint32_t dt = get_u32(&r);
         uint32_t dims[5];
         for (int k = 0; k < 5; k++)
             dims[k] = get_u32(&r);
+        if (r.io)
+            IOFAIL();
         if (!r.ok || nl == 0 || nl >= 64 || dt != 0)
             BAD("%s: tensor %u has a bad header", path, i);
+        nm[nl] = 0;
         uint64_t cnt = 1;
         for (int k = 0; k < 5; k++) {
             if (dims[k] == 0 || dims[k] > 0x7fffffffu)
@@ -289,28 +374,33 @@ u3d_status u3d_ckpt_read(const char *path, u3d_ckpt *c, u3d_error *err)
             if (cnt > (r.len - r.pos) / 4)
                 BAD("%s: tensor %u is larger than the file", path, i);
         }
-        const unsigned char *data = take(&r, cnt * 4);
-        char nm[64];
-        memcpy(nm, name, nl);
-        nm[nl] = 0;
         u3d_shape s = u3d_shape5((int)dims[0], (int)dims[1], (int)dims[2],
                                  (int)dims[3], (int)dims[4]);
-        float *tmp = malloc(cnt * 4);
-        if (!tmp) {
-            st = u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-            goto done;
+        float *data = NULL;
+        if (!keep || keep(nm, user)) {
+            /* the file is little-endian float32, as every supported host */
+            data = malloc((size_t)cnt * 4);
+            if (!data) {
+                st = u3d_seterr(err, U3D_ERR_OOM, "out of host memory for "
+                                "tensor %s", nm);
+                goto done;
+            }
+            if (!take(&r, data, cnt * 4)) {
+                free(data);
+                IOFAIL();
+            }
+        } else if (!skip(&r, cnt * 4)) {
+            IOFAIL();
         }
-        memcpy(tmp, data, cnt * 4);
-        st = u3d_ckpt_add(c, nm, s, tmp, err);
-        free(tmp);
-        if (st)
+        if ((st = add_owned(c, nm, s, data, err)))
             goto done;
     }
     if (r.pos != r.len)
         BAD("%s: trailing bytes after the last tensor", path);
 #undef BAD
+#undef IOFAIL
 done:
-    free(buf);
+    fclose(f);
     if (st)
         u3d_ckpt_free(c);
     return st;

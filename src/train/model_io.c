@@ -293,7 +293,7 @@ static u3d_status check_tensor(const u3d_ckpt *c, const char *path,
                           "%s",
                           path, name, u3d_shape_str(ct->shape, a, sizeof a),
                           u3d_shape_str(shape, b, sizeof b));
-    size_t n = u3d_shape_count(ct->shape);
+    size_t n = ct->data ? u3d_shape_count(ct->shape) : 0; /* data: if read */
     for (size_t i = 0; i < n; i++)
         if (!isfinite(ct->data[i]))
             return u3d_seterr(err, U3D_ERR_NUMERIC,
@@ -314,13 +314,22 @@ static u3d_status load_tensor(const u3d_ckpt *c, const char *path,
     return u3d_tensor_write(t, ct->data, err);
 }
 
+static int no_momentum(const char *name, void *user)
+{
+    (void)user;
+    size_t n = strlen(name), k = strlen(".momentum");
+    return !(n > k && !strcmp(name + n - k, ".momentum"));
+}
+
 static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
                              u3d_model_meta *m, int optimizer,
                              u3d_error *err)
 {
     u3d_ckpt c;
     *net = NULL;
-    u3d_status st = u3d_ckpt_read(path, &c, err);
+    /* for inference the momentum buffers' values are not even read */
+    u3d_status st = u3d_ckpt_read_some(path, optimizer ? NULL : no_momentum,
+                                       NULL, &c, err);
     if (st)
         return st;
     u3d_net *nt = NULL;

@@ -557,6 +557,63 @@ static void paper_net_in_one_gigabyte(void **state)
     assert_non_null(strstr(err.msg, "at least 52"));
 }
 
+/* The device memory a prediction holds, measured by the backend (tensors
+ * and its own scratch), stays within the plan, and the plan within the
+ * budget: --max-memory is kept, not only estimated. On every backend, for
+ * valid and same padding, with budgets that force several tile sizes. */
+static void device_memory_within_plan(void **state)
+{
+    t_env *e = *state;
+    uint64_t seed = 99;
+    u3d_backend *bes[2] = {e->cl, e->ref};
+    u3d_net_config cfgs[2] = {cfg_of(2, 4, 1, 2, U3D_PAD_VALID),
+                              cfg_of(2, 4, 1, 2, U3D_PAD_SAME)};
+    int D = t_small() ? 14 : 30, H = t_small() ? 16 : 40;
+    u3d_volume img = make_image(1, D, H, 26, &seed);
+    for (int b = 0; b < 2; b++)
+        for (int c = 0; c < 2; c++) {
+            size_t last = 0;
+            for (size_t kib = 256; kib <= 8192; kib *= 2) {
+                u3d_backend *be = bes[b];
+                u3d_error err = {0};
+                u3d_backend_memory_reset(be);
+                size_t base;
+                u3d_backend_memory(be, &base, NULL);
+                u3d_net *net = make_net(be, &cfgs[c], 5);
+                u3d_predict_opts o;
+                memset(&o, 0, sizeof o);
+                o.max_memory = kib << 10;
+                u3d_tile_plan plan;
+                u3d_labels lab;
+                u3d_status st = u3d_predict(net, &img, &o, &lab, NULL, &plan,
+                                            &err);
+                if (st == U3D_ERR_OOM) { /* budget below the smallest tile */
+                    u3d_net_destroy(net);
+                    continue;
+                }
+                t_ok(st, &err, "predict within a budget");
+                size_t peak;
+                u3d_backend_memory(be, NULL, &peak);
+                if (plan.memory != last)
+                    printf("  %s, %s: budget %zu KiB, plan %.0f KiB, measured "
+                           "peak %.0f KiB, %d tiles\n", be->name,
+                           c ? "same" : "valid", kib, plan.memory / 1024.0,
+                           (peak - base) / 1024.0, plan.total);
+                last = plan.memory;
+                assert_true(plan.memory <= o.max_memory);
+                assert_true(peak - base <= plan.memory);
+                u3d_labels_free(&lab);
+                u3d_net_destroy(net);
+                size_t now;
+                u3d_backend_memory(be, &now, NULL);
+                /* everything but the grow-only scratch is given back */
+                assert_true(now - base <= peak - base);
+            }
+            assert_true(last > 0); /* some budget fit */
+        }
+    u3d_volume_free(&img);
+}
+
 /* ---- bad inputs ---- */
 
 static void bad_inputs(void **state)
@@ -772,6 +829,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tile_geometry),
         cmocka_unit_test(paper_net_in_one_gigabyte),
+        cmocka_unit_test(device_memory_within_plan),
         cmocka_unit_test(valid_tiled_equals_whole),
         cmocka_unit_test(same_tiled_equals_whole),
         cmocka_unit_test(same_net_needs_its_context),

@@ -97,6 +97,9 @@ typedef struct u3d_backend_ops {
                                  cten *src_image, cten *src_labels,
                                  u3d_tensor *out_image, u3d_tensor *out_labels,
                                  u3d_error *);
+    /* optional: device bytes the backend holds besides tensors (kernel
+     * scratch, workspaces), which only grow; NULL: none */
+    size_t (*scratch_bytes)(u3d_backend *);
 } u3d_backend_ops;
 
 struct u3d_backend {
@@ -104,6 +107,9 @@ struct u3d_backend {
     void *ctx;          /* backend private state */
     char name[32];      /* "opencl", "ref", "cudnn" */
     char device[256];   /* human readable device description */
+    /* device bytes held in tensors now, and the most since creation (or
+     * u3d_backend_memory_reset): kept by u3d_tensor_create/_release */
+    size_t tensor_bytes, tensor_peak;
 };
 
 typedef struct u3d_backend_config {
@@ -120,6 +126,13 @@ u3d_status u3d_backend_create(const u3d_backend_config *cfg,
                               u3d_backend **out, u3d_error *err);
 void u3d_backend_destroy(u3d_backend *be);
 u3d_status u3d_backend_finish(u3d_backend *be, u3d_error *err);
+/* Device memory the backend holds now and at most (tensors and its own
+ * scratch), in bytes: what a budget such as predict's --max-memory is
+ * checked against. peak bounds the true high-water mark from above (it
+ * adds the scratch's current, grow-only size to the tensors' peak). */
+void u3d_backend_memory(const u3d_backend *be, size_t *now, size_t *peak);
+/* Starts a new peak from what is held now. */
+void u3d_backend_memory_reset(u3d_backend *be);
 /* Lists OpenCL platforms and devices (and CUDA devices when built). */
 u3d_status u3d_list_devices(FILE *out, u3d_error *err);
 

@@ -277,6 +277,14 @@ static u3d_status predict(job *j)
                             read_norm, j};
     u3d_plane_sink sink = {write_planes, j, 1, j->a.probs != NULL};
     st = u3d_predict_planes(j->net, &src, &o, &sink, NULL, e);
+    if (!st && !j->a.quiet) {
+        size_t peak; /* measured, tensors and scratch: the budget holds */
+        u3d_backend_memory(j->be, NULL, &peak);
+        fprintf(stderr, "device memory: peak %.1f MiB (plan %.1f MiB, "
+                        "budget %.0f MiB)\n",
+                (double)peak / 1048576.0, (double)plan.memory / 1048576.0,
+                (double)plan.budget / 1048576.0);
+    }
     if (!st) {
         u3d_tiff_writer *w = j->seg;
         j->seg = NULL;

@@ -59,14 +59,21 @@ u3d_status u3d_tensor_create(u3d_backend *be, u3d_shape s, u3d_dtype dt,
         be->ops->buffer_free(be, t.buf);
         return st;
     }
+    be->tensor_bytes += u3d_tensor_bytes(&t);
+    if (be->tensor_bytes > be->tensor_peak)
+        be->tensor_peak = be->tensor_bytes;
     *out = t;
     return U3D_OK;
 }
 
 void u3d_tensor_release(u3d_tensor *t)
 {
-    if (t && t->be && t->buf)
+    if (t && t->be && t->buf) {
         t->be->ops->buffer_free(t->be, t->buf);
+        size_t b = u3d_tensor_bytes(t);
+        t->be->tensor_bytes -= b < t->be->tensor_bytes ? b
+                                                       : t->be->tensor_bytes;
+    }
     if (t)
         memset(t, 0, sizeof *t);
 }

@@ -46,6 +46,22 @@ void u3d_backend_destroy(u3d_backend *be)
         be->ops->destroy(be);
 }
 
+void u3d_backend_memory(const u3d_backend *be, size_t *now, size_t *peak)
+{
+    size_t s = be->ops->scratch_bytes
+                   ? be->ops->scratch_bytes((u3d_backend *)be)
+                   : 0;
+    if (now)
+        *now = be->tensor_bytes + s;
+    if (peak)
+        *peak = be->tensor_peak + s;
+}
+
+void u3d_backend_memory_reset(u3d_backend *be)
+{
+    be->tensor_peak = be->tensor_bytes;
+}
+
 u3d_status u3d_backend_finish(u3d_backend *be, u3d_error *err)
 {
     return be->ops->finish(be, err);

@@ -114,6 +114,16 @@ static void cl_destroy(u3d_backend *be)
     free(be);
 }
 
+/* The conv scratch slots (grow-only, see u3d_cl_scratch). */
+static size_t cl_scratch_total(u3d_backend *be)
+{
+    const u3d_cl *cl = u3d_cl_of(be);
+    size_t n = 0;
+    for (int i = 0; i < U3D_CL_SCRATCH_SLOTS; i++)
+        n += cl->scratch_bytes[i];
+    return n;
+}
+
 static const u3d_backend_ops opencl_ops = {
     .buffer_alloc = cl_alloc,
     .buffer_free = cl_free,
@@ -142,6 +152,7 @@ static const u3d_backend_ops opencl_ops = {
     .sgd_step = u3d_cl_sgd_step,
     .axpy = u3d_cl_axpy,
     .augment_sample = u3d_aug_sample_cl,
+    .scratch_bytes = cl_scratch_total,
 };
 
 u3d_status u3d_backend_opencl_create(const char *device, int profile,

@@ -302,6 +302,13 @@ static void cd_destroy(u3d_backend *be)
     free(be);
 }
 
+/* Workspace and reduction scratch (grow-only). */
+static size_t cd_scratch_total(u3d_backend *be)
+{
+    const u3d_cudnn *cx = u3d_cudnn_of(be);
+    return cx->ws_bytes + cx->scratch_bytes;
+}
+
 static const u3d_backend_ops cudnn_ops = {
     .buffer_alloc = cd_alloc,
     .buffer_free = cd_free,
@@ -332,6 +339,7 @@ static const u3d_backend_ops cudnn_ops = {
     /* CUDA kernels on the shared code of cl/augment.cl (augment.c): the
      * source volume stays on the GPU, results match the host's bits */
     .augment_sample = u3d_cudnn_augment_sample,
+    .scratch_bytes = cd_scratch_total,
 };
 
 /* Why there is no usable device, as a sentence (for create and list). */

@@ -564,12 +564,15 @@ static void paper_net_in_one_gigabyte(void **state)
 static void device_memory_within_plan(void **state)
 {
     t_env *e = *state;
+    /* host-side accounting over kernels the other tests already run under
+     * oclgrind, where these dozens of tiles would take minutes */
+    if (t_small())
+        skip();
     uint64_t seed = 99;
     u3d_backend *bes[2] = {e->cl, e->ref};
     u3d_net_config cfgs[2] = {cfg_of(2, 4, 1, 2, U3D_PAD_VALID),
                               cfg_of(2, 4, 1, 2, U3D_PAD_SAME)};
-    int D = t_small() ? 14 : 30, H = t_small() ? 16 : 40;
-    u3d_volume img = make_image(1, D, H, 26, &seed);
+    u3d_volume img = make_image(1, 30, 40, 26, &seed);
     for (int b = 0; b < 2; b++)
         for (int c = 0; c < 2; c++) {
             size_t last = 0;

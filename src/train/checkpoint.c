@@ -165,7 +165,8 @@ u3d_status u3d_ckpt_write(const char *path, const u3d_ckpt *c, u3d_error *err)
         put_u16(&w, nl);
         put(&w, t->name, nl);
         put_u32(&w, 0);
-        const int *dims = &t->shape.n;
+        const int dims[5] = {t->shape.n, t->shape.c, t->shape.d, t->shape.h,
+                             t->shape.w};
         for (int k = 0; k < 5; k++)
             put_u32(&w, (uint32_t)dims[k]);
         /* float32 little-endian: the host order on every supported CPU */

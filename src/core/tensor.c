@@ -70,9 +70,7 @@ void u3d_tensor_release(u3d_tensor *t)
 {
     if (t && t->be && t->buf) {
         t->be->ops->buffer_free(t->be, t->buf);
-        size_t b = u3d_tensor_bytes(t);
-        t->be->tensor_bytes -= b < t->be->tensor_bytes ? b
-                                                       : t->be->tensor_bytes;
+        t->be->tensor_bytes -= u3d_tensor_bytes(t); /* counted at create */
     }
     if (t)
         memset(t, 0, sizeof *t);

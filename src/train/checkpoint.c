@@ -79,6 +79,24 @@ const char *u3d_ckpt_meta_get(const u3d_ckpt *c, const char *key, char *buf,
     return NULL;
 }
 
+/* Appends a tensor record taking ownership of data (may be NULL). */
+static u3d_status add_owned(u3d_ckpt *c, const char *name, u3d_shape shape,
+                            float *data, u3d_error *err)
+{
+    u3d_ckpt_tensor *t = realloc(c->tensors, (c->ntensors + 1) * sizeof *t);
+    if (!t) {
+        free(data);
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    }
+    c->tensors = t;
+    t = &c->tensors[c->ntensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->shape = shape;
+    t->data = data;
+    return U3D_OK;
+}
+
 u3d_status u3d_ckpt_add(u3d_ckpt *c, const char *name, u3d_shape shape,
                         const float *data, u3d_error *err)
 {
@@ -87,20 +105,11 @@ u3d_status u3d_ckpt_add(u3d_ckpt *c, const char *name, u3d_shape shape,
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "checkpoint tensor '%s': name too long or empty shape",
                           name);
-    u3d_ckpt_tensor *t = realloc(c->tensors, (c->ntensors + 1) * sizeof *t);
-    if (!t)
+    float *copy = malloc(n * sizeof(float));
+    if (!copy)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    c->tensors = t;
-    t = &c->tensors[c->ntensors];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->shape = shape;
-    t->data = malloc(n * sizeof(float));
-    if (!t->data)
-        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    memcpy(t->data, data, n * sizeof(float));
-    c->ntensors++;
-    return U3D_OK;
+    memcpy(copy, data, n * sizeof(float));
+    return add_owned(c, name, shape, copy, err);
 }
 
 const u3d_ckpt_tensor *u3d_ckpt_find(const u3d_ckpt *c, const char *name)
@@ -254,24 +263,6 @@ static int crc_of(FILE *f, uint64_t n, uint32_t *crc)
     }
     free(b);
     return ok;
-}
-
-/* Appends a tensor record taking ownership of data (may be NULL). */
-static u3d_status add_owned(u3d_ckpt *c, const char *name, u3d_shape shape,
-                            float *data, u3d_error *err)
-{
-    u3d_ckpt_tensor *t = realloc(c->tensors, (c->ntensors + 1) * sizeof *t);
-    if (!t) {
-        free(data);
-        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    }
-    c->tensors = t;
-    t = &c->tensors[c->ntensors++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->shape = shape;
-    t->data = data;
-    return U3D_OK;
 }
 
 u3d_status u3d_ckpt_read(const char *path, u3d_ckpt *c, u3d_error *err)

@@ -342,21 +342,16 @@ u3d_status u3d_cuda_libs_load(u3d_error *err)
 
 /* ---- the forwarding definitions ---- */
 
+/* NAME forwards to library lib's NAME, or fails with that library's
+ * "not initialized" code when it could not be loaded. */
+#define U3D_FWD(lib, fail, ret, name, params, args)                            \
+    ret name params { return ready(lib) ? p_##name args : (fail); }
 #define U3D_FWD_CUDART(ret, name, params, args)                                \
-    ret name params                                                            \
-    {                                                                          \
-        return ready(0) ? p_##name args : cudaErrorSharedObjectInitFailed;     \
-    }
+    U3D_FWD(0, cudaErrorSharedObjectInitFailed, ret, name, params, args)
 #define U3D_FWD_NVRTC(ret, name, params, args)                                 \
-    ret name params                                                            \
-    {                                                                          \
-        return ready(1) ? p_##name args : NVRTC_ERROR_INTERNAL_ERROR;          \
-    }
+    U3D_FWD(1, NVRTC_ERROR_INTERNAL_ERROR, ret, name, params, args)
 #define U3D_FWD_CUDNN(ret, name, params, args)                                 \
-    ret name params                                                            \
-    {                                                                          \
-        return ready(2) ? p_##name args : CUDNN_STATUS_NOT_INITIALIZED;        \
-    }
+    U3D_FWD(2, CUDNN_STATUS_NOT_INITIALIZED, ret, name, params, args)
 U3D_CUDART_FUNCS(U3D_FWD_CUDART)
 U3D_NVRTC_FUNCS(U3D_FWD_NVRTC)
 U3D_CUDNN_FUNCS(U3D_FWD_CUDNN)

@@ -230,7 +230,8 @@ int u3d_cmd_densify(int argc, char **argv)
     o.labels_name = lab ? lab : slices;
     o.out_name = out;
     u3d_error e = {0};
-    u3d_volume v = {0};
+    /* declared before the first goto: done: frees them */
+    u3d_volume v = {0}, shown = {0};
     u3d_labels sp = {0}, dense = {0};
     u3d_backend *be = NULL;
     int rc = 1;
@@ -252,7 +253,6 @@ int u3d_cmd_densify(int argc, char **argv)
                                 "the later file wins)"
                               : "");
     }
-    u3d_volume shown = {0};
     if (overview && u3d_volume_alloc(v.c, v.d, v.h, v.w, &shown, &e) == U3D_OK) {
         memcpy(shown.data, v.data, sizeof(float) * v.c * (size_t)v.d * v.h * v.w);
         memcpy(shown.spacing, v.spacing, sizeof v.spacing);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "bench.h"
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 
 /* Vector width x accumulators tried; the best wins. 16 float16 accumulators
  * fill half of AVX-512's registers; GPUs prefer fewer, narrower ones. */

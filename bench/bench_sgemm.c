@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "bench.h"
-#include "runtime/cl_runtime.h" /* first: fixes the OpenCL target version */
+#include "backends/opencl/runtime.h" /* first: fixes the OpenCL target version */
 #include <clblast_c.h>
 
 const char *const u3d_bench_sgemm_names[] = {"sgemm_1024", "sgemm_2048",

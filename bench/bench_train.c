@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "bench.h"
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 
 static double now_s(void)
 {

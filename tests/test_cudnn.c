@@ -11,7 +11,7 @@
  * creation and of the device list when there is no GPU or driver. And the
  * kernels themselves: kernels.cu is compiled here as C into a small CUDA
  * emulator (256 pthreads per block, barriers), and the backend's own op code
- * (ops.c) runs on it against the host reference: ReLU, SGD, axpy, fill,
+ * (its per-op files) runs on it against the host reference: ReLU, SGD, axpy, fill,
  * max-pool (ties, NaN), crop+concat, softmax cross-entropy (multi-block
  * reductions, ignored and invalid labels), channel sums, bias addition and
  * the augmentation (kernels.cu around the shared code of cl/augment.cl,

@@ -41,21 +41,21 @@ static inline size_t u3d_aug_gray_count(const aug_consts *k)
     return (size_t)(k->C + 3) / 4 * k->d * k->h * k->w;
 }
 
-/* The OpenCL path (augment_cl.c); tensors already validated. */
+/* The OpenCL path (backends/opencl/augment.c); tensors already validated. */
 u3d_status u3d_aug_sample_cl(u3d_backend *be, const aug_consts *k,
                              const u3d_tensor *src_image,
                              const u3d_tensor *src_labels,
                              u3d_tensor *out_image, u3d_tensor *out_labels,
                              u3d_error *err);
 
-/* The ref backend's vtable entry (augment_host.c). */
+/* The ref backend's vtable entry (backends/ref/augment.c). */
 u3d_status u3d_ref_augment_sample(u3d_backend *be, const aug_consts *k,
                                   const u3d_tensor *src_image,
                                   const u3d_tensor *src_labels,
                                   u3d_tensor *out_image, u3d_tensor *out_labels,
                                   u3d_error *err);
 
-/* The host path on prepared constants (augment_host.c). */
+/* The host path on prepared constants (backends/ref/augment.c). */
 u3d_status u3d_aug_sample_host_k(const aug_consts *k, const float *src,
                                  const int32_t *src_lab, float *out,
                                  int32_t *out_lab, u3d_error *err);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 #include "unet3d/predict.h"
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }

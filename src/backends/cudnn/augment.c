@@ -1,5 +1,5 @@
 /* Augmentation on the GPU: the passes of the OpenCL path
- * (src/augment/augment_cl.c) as the CUDA kernels of kernels.cu, which run
+ * (src/backends/opencl/augment.c) as the CUDA kernels of kernels.cu, which run
  * the shared arithmetic of cl/augment.cl, so a patch is bit for bit the
  * host implementation's. Control points, the B-spline field along w, then
  * along h, one sampling pass that finishes it along d, maps and samples,

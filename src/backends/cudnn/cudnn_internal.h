@@ -185,7 +185,7 @@ typedef struct u3d_cudnn {
     float *ones, *zeros; /* gamma/beta stand-ins of batch norm */
     float *dparam;       /* dgamma/dbeta stand-ins */
     int nconst;          /* channels the three above hold */
-    u3d_cudnn_plan *plans; /* conv plan cache, see conv.c */
+    u3d_cudnn_plan *plans; /* conv plan cache, see conv3d.c */
     int nplans, capplans;
     /* profiling */
     int profile;
@@ -207,6 +207,11 @@ static inline u3d_cudnn *u3d_cudnn_of(u3d_backend *be)
     return (u3d_cudnn *)be->ctx;
 }
 static inline float *u3d_cudnn_f(const u3d_tensor *t) { return (float *)t->buf; }
+/* Element count of a tensor, as the kernels' long long. */
+static inline long long u3d_cudnn_count(const u3d_tensor *t)
+{
+    return (long long)u3d_shape_count(t->shape);
+}
 
 /* Launches kernel id with U3D_CUDNN_BLOCK threads per block on a gx x gy
  * grid; label names it in profiles and errors. Arguments whose signature
@@ -244,7 +249,7 @@ u3d_status u3d_cudnn_bias_add(u3d_cudnn *cx, float *y, u3d_shape s,
 u3d_status u3d_cudnn_tensor_desc(cudnnTensorDescriptor_t *d, u3d_shape s,
                                  u3d_error *err);
 
-/* ---- conv plans (conv.c) ---- */
+/* ---- conv plans (conv3d.c) ---- */
 typedef enum u3d_cudnn_conv_kind {
     U3D_CONV_FWD = 0,
     U3D_CONV_BWD_DATA = 1,
@@ -270,7 +275,7 @@ u3d_status u3d_cudnn_conv_run(u3d_cudnn *cx, u3d_cudnn_conv_kind kind,
                               const float *b, float *out, u3d_error *err);
 void u3d_cudnn_plans_free(u3d_cudnn *cx);
 
-/* ---- the backend's ops (ops.c, conv.c, bn.c) ---- */
+/* ---- the backend's ops (one file per op) ---- */
 u3d_status u3d_cudnn_conv3d_forward(u3d_backend *, const u3d_conv3d_params *,
                                     cten *x, cten *w, cten *b, u3d_tensor *y,
                                     u3d_error *);

@@ -1,7 +1,7 @@
 /* Batch norm reference: per-channel statistics in double, two passes
  * (mean, then squared deviations). */
 #include <math.h>
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 /* x[n][c][s] of an N,C,S view. */
 #define AT(p, n, c, s) ((p)[((size_t)(n) * C + (c)) * S + (s)])

@@ -2,8 +2,8 @@
  * launches over chunks of voxels, partials in per-device scratch buffers,
  * one blocking read of the 4-int result at the end. */
 #include <string.h>
-#include "layers/layers.h"
-#include "layers/reduce.h"
+#include "backends/opencl/opencl.h"
+#include "backends/opencl/reduce.h"
 
 #define PROG "softmax_ce"
 #define FINAL_LWS 256

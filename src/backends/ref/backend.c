@@ -1,7 +1,7 @@
 /* The host reference backend: buffers are malloc'd, ops are plain loops. */
 #include <stdlib.h>
 #include <string.h>
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 #include "augment/augment_internal.h"
 
 static u3d_status ref_alloc(u3d_backend *be, size_t bytes, void **buf,

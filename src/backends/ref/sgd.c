@@ -1,5 +1,5 @@
 /* SGD step and axpy reference. */
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 u3d_status u3d_ref_sgd_step(u3d_backend *be, const u3d_sgd_params *p,
                             u3d_tensor *param, cten *grad, u3d_tensor *buf,

@@ -2,8 +2,8 @@
  * floats per work-item with lanes along W; the up channels are contiguous
  * slabs per sample. */
 #include <stdint.h>
-#include "layers/layers.h"
-#include "layers/reduce.h"
+#include "backends/opencl/opencl.h"
+#include "backends/opencl/reduce.h"
 
 #define PROG "crop_concat"
 #define LWS0 64

@@ -1,7 +1,7 @@
 /* The OpenCL backend: buffers are cl_mem, ops are the layers' host routines. */
 #include <stdlib.h>
 #include <string.h>
-#include "layers/layers.h"
+#include "backends/opencl/opencl.h"
 #include "augment/augment_internal.h"
 
 static u3d_status cl_alloc(u3d_backend *be, size_t bytes, void **buf,

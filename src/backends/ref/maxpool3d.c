@@ -5,7 +5,7 @@
  * one), and an all -inf window keeps its first voxel. */
 #include <math.h>
 #include <string.h>
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 /* Offset in the channel plane of the maximum of window (oz, oy, ox). */
 static size_t window_argmax(const float *plane, u3d_shape s, int oz, int oy,

@@ -1,7 +1,7 @@
 /* Softmax + weighted cross-entropy reference, in double per voxel. */
 #include <math.h>
 #include <stdint.h>
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 /* First label that is neither a class nor ignore, and how many there are. */
 static size_t count_invalid(const int32_t *lab, size_t nv, int C, int ignore,

@@ -2,7 +2,7 @@
  * row whose device substring matches (case-sensitive, "" matches any) and
  * whose family/param match wins. Rows were measured with `unet3d bench`. */
 #include <string.h>
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 
 typedef struct tune_row {
     const char *device; /* substring of "platform device" */
@@ -40,7 +40,7 @@ static const tune_row rows[] = {
     {"Portable Computing Language", "crop_concat", "lws", 8},
     {"", "elementwise", "lws", 256},
 
-    /* conv3d (src/layers/conv3d.c, cl/conv3d.cl). Forward / data gradient:
+    /* conv3d (conv3d.c, cl/conv3d.cl). Forward / data gradient:
      * vw = vector width along positions, cob = most output channels per
      * work-item, acc = most accumulator vectors (cob * nv), nv = most
      * vectors per work-item, lws = work-group size, tapout_cin = input

@@ -1,5 +1,5 @@
 /* ReLU reference. */
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 u3d_status u3d_ref_relu_forward(u3d_backend *be, cten *x, u3d_tensor *y,
                                 u3d_error *err)

@@ -1,9 +1,9 @@
 /* OpenCL host routines of every layer, one file pair per layer:
- * src/layers/NAME.c + cl/NAME.cl. Shapes are validated by src/core/ops.c
+ * src/backends/opencl/NAME.c + cl/NAME.cl. Shapes are validated by src/core/ops.c
  * before these run (internal header). */
 #ifndef UNET3D_LAYERS_H
 #define UNET3D_LAYERS_H
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 
 u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p, cten *x, cten *w, cten *b, u3d_tensor *y,
     u3d_error *err);

@@ -3,7 +3,7 @@
  * finishes the field along d, maps and samples, then the gray-value pass
  * (skipped when it would change nothing). */
 #include "augment/augment_internal.h"
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 
 #define LWS 256
 

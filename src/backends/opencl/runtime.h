@@ -114,7 +114,7 @@ static inline size_t u3d_round_up(size_t n, size_t m)
     return (n + m - 1) / m * m;
 }
 
-/* Tuning parameters per device, kept as data (src/runtime/tuning.c).
+/* Tuning parameters per device, kept as data (tuning.c).
  * Returns the value of `param` for kernel family `family` on this device,
  * or `fallback`. */
 int u3d_cl_tune(const u3d_cl *cl, const char *family, const char *param,

@@ -4,7 +4,7 @@
  * to a scratch buffer, then sums the chunks in order (deterministic). */
 #include <stdint.h>
 #include <stdio.h>
-#include "layers/layers.h"
+#include "backends/opencl/opencl.h"
 
 #define PROG "upconv3d"
 #define LWS0 64 /* lanes along W for forward / backward-data */

@@ -1,6 +1,6 @@
 /* ReLU on OpenCL (cl/relu.cl): elementwise, VW floats per work-item. */
-#include "layers/layers.h"
-#include "layers/reduce.h"
+#include "backends/opencl/opencl.h"
+#include "backends/opencl/reduce.h"
 
 u3d_status u3d_cl_relu_forward(u3d_backend *be, cten *x, u3d_tensor *y,
                                u3d_error *err)

@@ -1,8 +1,8 @@
 /* Batch norm on OpenCL (cl/batchnorm3d.cl): two-level deterministic
  * per-channel reductions over chunks of each plane, then chunked
  * elementwise kernels. Partials live in per-device scratch buffers. */
-#include "layers/layers.h"
-#include "layers/reduce.h"
+#include "backends/opencl/opencl.h"
+#include "backends/opencl/reduce.h"
 
 #define PROG "batchnorm3d"
 #define FINAL_LWS 256 /* cap of the stage-2 work-group */

@@ -2,8 +2,8 @@
  * work-item per VX output voxels along W (forward) or VX windows (backward),
  * lanes along W so loads and stores coalesce. */
 #include <stdint.h>
-#include "layers/layers.h"
-#include "layers/reduce.h"
+#include "backends/opencl/opencl.h"
+#include "backends/opencl/reduce.h"
 
 #define LWS0 64
 
@@ -18,7 +18,7 @@ static u3d_status fits_u32(const u3d_tensor *x, const char *op, u3d_error *err)
     return U3D_OK;
 }
 
-/* Per-device parameters (src/runtime/tuning.c): windows per vector (vx),
+/* Per-device parameters (tuning.c): windows per vector (vx),
  * vector groups per work-item along a row (per) and the local size. */
 typedef struct pool_tune {
     int vx, per;

@@ -2,7 +2,7 @@
  *   y[n,co,2z+a,2y+b,2x+c] = sum_ci x[n,ci,z,y,x] * w[ci,co,a,b,c] + b[co]
  * The kernel never overlaps itself (stride = size), so every output voxel
  * has exactly one input voxel and one tap. Sums are kept in double. */
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 /* Offset of tap t = a*4 + b*2 + c of input voxel (z,y,x) in one output
  * channel plane of size 2D x 2H x 2W. */

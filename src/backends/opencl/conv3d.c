@@ -17,7 +17,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "layers/layers.h"
+#include "backends/opencl/opencl.h"
 
 #define PROG "conv3d"
 
@@ -30,7 +30,7 @@ typedef struct conv_geom {
 } conv_geom;
 
 /* Tuning value: env UNET3D_CONV3D_<PARAM> (for tuning a new device), else
- * the table of src/runtime/tuning.c, else fallback. */
+ * the table of tuning.c, else fallback. */
 static int tune(const u3d_cl *cl, const char *param, int fallback)
 {
     char name[64];

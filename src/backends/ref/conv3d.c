@@ -1,6 +1,6 @@
 /* 3D convolution reference: direct loops, sums in double. Every output is
  * gathered (no scatter), so each formula reads as its definition. */
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 typedef struct dims {
     int n, c, d, h, w;

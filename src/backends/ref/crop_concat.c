@@ -3,7 +3,7 @@
  *   y[n, Cs + c]   = up[n, c, z, y, x]
  * with the crop offset per axis (skip size - up size) / 2. */
 #include <string.h>
-#include "ref/ref.h"
+#include "backends/ref/ref.h"
 
 /* Offset of voxel (z,y,x) of the crop window in one skip channel plane. */
 static size_t skip_off(u3d_shape sk, u3d_shape up, int z, int y, int x)

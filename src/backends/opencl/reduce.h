@@ -4,7 +4,7 @@
 #ifndef UNET3D_LAYERS_REDUCE_H
 #define UNET3D_LAYERS_REDUCE_H
 #include <stdio.h>
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 
 /* Largest power of two <= cap that both the device and kernel k accept;
  * tree reductions in local memory rely on the power of two. */
@@ -90,7 +90,7 @@ typedef struct u3d_chunk_cfg {
 } u3d_chunk_cfg;
 
 /* Tuned geometry of `family` (params "vw", "lws", "chunk"): the defaults
- * suit GPUs; src/runtime/tuning.c has the rows of other devices. The chunk
+ * suit GPUs; src/backends/opencl/tuning.c has the rows of other devices. The chunk
  * is rounded to whole vectors of every item. */
 static inline u3d_chunk_cfg u3d_chunk_tune(const u3d_cl *cl,
                                            const char *family, int vw,

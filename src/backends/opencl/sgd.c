@@ -1,7 +1,7 @@
 /* SGD step and axpy on OpenCL (cl/sgd.cl): elementwise, VW floats per
  * work-item. */
-#include "layers/layers.h"
-#include "layers/reduce.h"
+#include "backends/opencl/opencl.h"
+#include "backends/opencl/reduce.h"
 
 u3d_status u3d_cl_sgd_step(u3d_backend *be, const u3d_sgd_params *p,
                            u3d_tensor *param, cten *grad, u3d_tensor *buf,

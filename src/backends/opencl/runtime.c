@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "runtime/cl_runtime.h"
+#include "backends/opencl/runtime.h"
 #include "unet3d/cudnn.h"
 
 struct u3d_cl_program {

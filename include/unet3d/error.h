@@ -41,6 +41,24 @@ u3d_status u3d_errprefix(u3d_error *err, const char *fmt, ...)
 
 const char *u3d_status_name(u3d_status s);
 
+/* Returns the status of a fallible call from the calling function unless it
+ * is U3D_OK: `U3D_TRY(u3d_tensor_create(...));`. */
+#define U3D_TRY(x)                                                             \
+    do {                                                                       \
+        u3d_status u3d_try_st_ = (x);                                          \
+        if (u3d_try_st_ != U3D_OK)                                             \
+            return u3d_try_st_;                                                \
+    } while (0)
+
+/* Stores the status of a fallible call in st and jumps to label unless it is
+ * U3D_OK (for functions that release resources at one exit). */
+#define U3D_TRY_GOTO(st, label, x)                                             \
+    do {                                                                       \
+        (st) = (x);                                                            \
+        if ((st) != U3D_OK)                                                    \
+            goto label;                                                        \
+    } while (0)
+
 #ifdef __cplusplus
 }
 #endif

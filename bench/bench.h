@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include "unet3d/unet3d.h"
+#include "core/backend_impl.h" /* bench reads buffers at offsets */
 
 #define U3D_BENCH_MAX_SGEMM 4
 #define U3D_BENCH_MAX_OPS 48

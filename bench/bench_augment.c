@@ -91,13 +91,13 @@ u3d_status u3d_bench_augment(u3d_backend *be, int quick, int with_train,
                     "\"channels\": %d, \"device_ms\": %.3f, \"host_ms\": %.3f, "
                     "\"host_over_device\": %.3f, \"train_iteration_s\": %.3f, "
                     "\"share_of_iteration\": %.5f}\n",
-                    be->device, P[2], P[1], P[0], C, dev * 1e3, host * 1e3,
+                    u3d_backend_device(be), P[2], P[1], P[0], C, dev * 1e3, host * 1e3,
                     host / dev, iter, iter > 0 ? dev / iter : -1.0);
         else {
             fprintf(out, "augmentation (paper preset + mirroring) of one %dx%dx%d "
                          "(WxHxD) %d-channel patch with its %dx%dx%d labels\n",
                     P[2], P[1], P[0], C, L[2], L[1], L[0]);
-            fprintf(out, "device: %s\n", be->device);
+            fprintf(out, "device: %s\n", u3d_backend_device(be));
             fprintf(out, "  on the device:       %9.1f ms (best of %d)\n",
                     dev * 1e3, reps);
             fprintf(out, "  plain C on the host: %9.1f ms (1 thread) = %.2fx the device time\n",

@@ -28,7 +28,7 @@ typedef struct peak_launch {
 
 static int is_opencl(const u3d_backend *be)
 {
-    return strcmp(be->name, "opencl") == 0;
+    return strcmp(u3d_backend_name(be), "opencl") == 0;
 }
 
 /* One launch of `iters` iterations, waited for; *sec its wall time. */
@@ -150,7 +150,7 @@ u3d_status u3d_bench_peak(u3d_backend *be, const u3d_bench_opts *o,
     if (!is_opencl(be))
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "the FMA peak needs the OpenCL backend, not %s",
-                          be->name);
+                          u3d_backend_name(be));
     /* quick: one mid-sized variant, enough to show the kernel works */
     int first = o->quick ? 2 : 0, last = o->quick ? 3 : NVARIANTS;
     peak_launch pl[NVARIANTS];
@@ -181,7 +181,7 @@ u3d_status u3d_bench_bandwidth(u3d_backend *be, const u3d_bench_opts *o,
     if (!is_opencl(be))
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "the copy bandwidth needs the OpenCL backend, not %s",
-                          be->name);
+                          u3d_backend_name(be));
     u3d_cl *cl = u3d_cl_of(be);
     int quick = o->quick || cl->is_oclgrind;
     /* 64 MiB per buffer: far beyond any cache */

@@ -174,8 +174,8 @@ u3d_status u3d_bench_run(u3d_backend *be, const u3d_bench_opts *o,
     u3d_status st = u3d_bench_check_only(o, err);
     if (st)
         return st;
-    snprintf(r->device, sizeof r->device, "%s", be->device);
-    snprintf(r->backend, sizeof r->backend, "%s", be->name);
+    snprintf(r->device, sizeof r->device, "%s", u3d_backend_device(be));
+    snprintf(r->backend, sizeof r->backend, "%s", u3d_backend_name(be));
     /* the peak is always measured: every percentage needs it */
     if (o->verbose)
         fprintf(stderr, "bench: FMA peak and bandwidth...\n");

@@ -130,7 +130,7 @@ static void sgemm_one(u3d_backend *be, const u3d_bench_opts *o, int i,
 void u3d_bench_sgemm_all(u3d_backend *be, const u3d_bench_opts *o,
                          u3d_bench_report *r)
 {
-    int opencl = strcmp(be->name, "opencl") == 0;
+    int opencl = strcmp(u3d_backend_name(be), "opencl") == 0;
     char why[300] = "";
     sgemm_fn *sgemm = NULL;
     for (int i = 0; u3d_bench_sgemm_names[i]; i++) {
@@ -149,7 +149,7 @@ void u3d_bench_sgemm_all(u3d_backend *be, const u3d_bench_opts *o,
         if (!opencl) {
             row->state = U3D_BENCH_SKIPPED;
             snprintf(row->note, sizeof row->note,
-                     "CLBlast needs the OpenCL backend, not %s", be->name);
+                     "CLBlast needs the OpenCL backend, not %s", u3d_backend_name(be));
             continue;
         }
         if (!sgemm && !why[0])

@@ -94,7 +94,7 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
         st = u3d_net_prepare_training(net, err);
     if (!st) /* warm-up: kernel builds, activation allocation */
         st = one_iteration(net, &x, &lab, &cw, &dl, err);
-    u3d_cl *cl = strcmp(be->name, "opencl") ? NULL : u3d_cl_of(be);
+    u3d_cl *cl = strcmp(u3d_backend_name(be), "opencl") ? NULL : u3d_cl_of(be);
     double best = INFINITY;
     for (int i = 0; !st && i < iters; i++) {
         double t0 = now_s();
@@ -139,7 +139,7 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
             fprintf(out, "{\"device\": \"%s\", \"preset\": \"%s\", \"input_whd\": [%d, %d, %d], "
                          "\"output_whd\": [%d, %d, %d], \"seconds_per_iteration\": %.4f, "
                          "\"input_voxels_per_s\": %.1f, \"output_voxels_per_s\": %.1f, \"share\": {",
-                    be->device, preset, in[2], in[1], in[0], o[2], o[1], o[0], best,
+                    u3d_backend_device(be), preset, in[2], in[1], in[0], o[2], o[1], o[0], best,
                     vin / best, vout / best);
             for (int k = 0; k < nsh; k++)
                 fprintf(out, "%s\"%s\": %.4f", k ? ", " : "", sh[k].type,
@@ -147,7 +147,7 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
             fprintf(out, "}}\n");
         } else {
             fprintf(out, "training iteration, %s preset (%s)\n", preset, cs);
-            fprintf(out, "device: %s\n", be->device);
+            fprintf(out, "device: %s\n", u3d_backend_device(be));
             fprintf(out, "input %dx%dx%d -> output %dx%dx%d (WxHxD), batch 1\n",
                     in[2], in[1], in[0], o[2], o[1], o[0]);
             fprintf(out, "time per iteration: %.3f s (best of %d)\n", best, iters);

@@ -1129,8 +1129,8 @@ static void create_or_clear_error(void **state)
 {
     env *e = *state;
     if (e->gpu) {
-        assert_string_equal(e->gpu->name, "cudnn");
-        assert_non_null(strstr(e->gpu->device, "cuDNN"));
+        assert_string_equal(u3d_backend_name(e->gpu), "cudnn");
+        assert_non_null(strstr(u3d_backend_device(e->gpu), "cuDNN"));
         u3d_backend *b2 = NULL;
         u3d_error err = {0};
         assert_int_equal(u3d_backend_cudnn_create(999, 0, &b2, &err),
@@ -1181,7 +1181,7 @@ static void create_by_name(void **state)
     u3d_status st = u3d_backend_create(&cfg, &b, &err);
     if (st == U3D_OK) {
         assert_non_null(e->gpu);
-        assert_string_equal(b->name, "cudnn");
+        assert_string_equal(u3d_backend_name(b), "cudnn");
         u3d_backend_destroy(b);
         return;
     }

@@ -599,7 +599,7 @@ static void device_memory_within_plan(void **state)
                 u3d_backend_memory(be, NULL, &peak);
                 if (plan.memory != last)
                     printf("  %s, %s: budget %zu KiB, plan %.0f KiB, measured "
-                           "peak %.0f KiB, %d tiles\n", be->name,
+                           "peak %.0f KiB, %d tiles\n", u3d_backend_name(be),
                            c ? "same" : "valid", kib, plan.memory / 1024.0,
                            (peak - base) / 1024.0, plan.total);
                 last = plan.memory;

@@ -1,9 +1,8 @@
-/* The backend seam: a struct of function pointers per compute backend.
- *
- * Layers and the network call the u3d_* operations of ops.h, which validate
- * shapes once and dispatch through these pointers, so adding a backend
- * (cuDNN) never touches their callers. An op a backend lacks is NULL and
- * reported as unsupported. Backend functions may assume validated shapes. */
+/* Compute backends: "opencl" (any OpenCL 1.2 device), "ref" (plain C, the
+ * tests' oracle) and "cudnn" (NVIDIA). A backend is an opaque handle:
+ * tensors are created on it (tensor.h) and the ops of ops.h run on their
+ * tensors' backend. Its function table is internal
+ * (src/core/backend_impl.h). */
 #ifndef UNET3D_BACKEND_H
 #define UNET3D_BACKEND_H
 
@@ -13,104 +12,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef const u3d_tensor cten;
-/* Per-sample constants of an augmentation (cl/augment.cl, shared by the
- * host code): opaque to the seam. */
-struct aug_consts;
-
-typedef struct u3d_backend_ops {
-    /* memory */
-    u3d_status (*buffer_alloc)(u3d_backend *be, size_t bytes, void **buf,
-                               u3d_error *err);
-    void (*buffer_free)(u3d_backend *be, void *buf);
-    u3d_status (*buffer_write)(u3d_backend *be, void *buf, size_t offset,
-                               size_t bytes, const void *src, u3d_error *err);
-    u3d_status (*buffer_read)(u3d_backend *be, const void *buf, size_t offset,
-                              size_t bytes, void *dst, u3d_error *err);
-    u3d_status (*buffer_fill)(u3d_backend *be, void *buf, size_t count,
-                              float value, u3d_error *err);
-    u3d_status (*buffer_copy)(u3d_backend *be, void *dst, size_t dst_off,
-                              const void *src, size_t src_off, size_t bytes,
-                              u3d_error *err);
-    /* waits for queued work; reports asynchronous failures */
-    u3d_status (*finish)(u3d_backend *be, u3d_error *err);
-    void (*destroy)(u3d_backend *be);
-
-    /* operations, see ops.h for the contracts */
-    u3d_status (*conv3d_forward)(u3d_backend *, const u3d_conv3d_params *,
-                                 cten *x, cten *w, cten *b, u3d_tensor *y,
-                                 u3d_error *);
-    u3d_status (*conv3d_backward_data)(u3d_backend *, const u3d_conv3d_params *,
-                                       cten *dy, cten *w, u3d_tensor *dx,
-                                       u3d_error *);
-    u3d_status (*conv3d_backward_weight)(u3d_backend *,
-                                         const u3d_conv3d_params *, cten *x,
-                                         cten *dy, u3d_tensor *dw,
-                                         u3d_tensor *db, u3d_error *);
-    u3d_status (*upconv3d_forward)(u3d_backend *, cten *x, cten *w, cten *b,
-                                   u3d_tensor *y, u3d_error *);
-    u3d_status (*upconv3d_backward_data)(u3d_backend *, cten *dy, cten *w,
-                                         u3d_tensor *dx, u3d_error *);
-    u3d_status (*upconv3d_backward_weight)(u3d_backend *, cten *x, cten *dy,
-                                           u3d_tensor *dw, u3d_tensor *db,
-                                           u3d_error *);
-    u3d_status (*maxpool3d_forward)(u3d_backend *, cten *x, u3d_tensor *y,
-                                    u3d_error *);
-    u3d_status (*maxpool3d_backward)(u3d_backend *, cten *x, cten *dy,
-                                     u3d_tensor *dx, u3d_error *);
-    u3d_status (*relu_forward)(u3d_backend *, cten *x, u3d_tensor *y,
-                               u3d_error *);
-    u3d_status (*relu_backward)(u3d_backend *, cten *y, cten *dy,
-                                u3d_tensor *dx, u3d_error *);
-    u3d_status (*batchnorm3d_forward_train)(
-        u3d_backend *, const u3d_bn_params *, cten *x, cten *gamma, cten *beta,
-        u3d_tensor *running_mean, u3d_tensor *running_var, u3d_tensor *y,
-        u3d_tensor *save_mean, u3d_tensor *save_invstd, u3d_error *);
-    u3d_status (*batchnorm3d_forward_infer)(u3d_backend *,
-                                            const u3d_bn_params *, cten *x,
-                                            cten *gamma, cten *beta,
-                                            cten *running_mean,
-                                            cten *running_var, u3d_tensor *y,
-                                            u3d_error *);
-    u3d_status (*batchnorm3d_backward)(u3d_backend *, cten *x, cten *dy,
-                                       cten *gamma, cten *save_mean,
-                                       cten *save_invstd, u3d_tensor *dx,
-                                       u3d_tensor *dgamma, u3d_tensor *dbeta,
-                                       u3d_error *);
-    u3d_status (*crop_concat_forward)(u3d_backend *, cten *skip, cten *up,
-                                      u3d_tensor *y, u3d_error *);
-    u3d_status (*crop_concat_backward)(u3d_backend *, cten *dy,
-                                       u3d_tensor *dskip, u3d_tensor *dup,
-                                       int accumulate_skip, u3d_error *);
-    u3d_status (*softmax_ce)(u3d_backend *, cten *logits, cten *labels,
-                             cten *class_weights, int ignore_label,
-                             u3d_tensor *probs, u3d_tensor *dlogits,
-                             float *loss, float *weight_sum, u3d_error *);
-    u3d_status (*sgd_step)(u3d_backend *, const u3d_sgd_params *,
-                           u3d_tensor *param, cten *grad, u3d_tensor *buf,
-                           u3d_error *);
-    u3d_status (*axpy)(u3d_backend *, float alpha, cten *x, u3d_tensor *y,
-                       u3d_error *);
-    /* one augmented patch (augment.h); src_labels/out_labels may be NULL */
-    u3d_status (*augment_sample)(u3d_backend *, const struct aug_consts *plan,
-                                 cten *src_image, cten *src_labels,
-                                 u3d_tensor *out_image, u3d_tensor *out_labels,
-                                 u3d_error *);
-    /* optional: device bytes the backend holds besides tensors (kernel
-     * scratch, workspaces), which only grow; NULL: none */
-    size_t (*scratch_bytes)(u3d_backend *);
-} u3d_backend_ops;
-
-struct u3d_backend {
-    const u3d_backend_ops *ops;
-    void *ctx;          /* backend private state */
-    char name[32];      /* "opencl", "ref", "cudnn" */
-    char device[256];   /* human readable device description */
-    /* device bytes held in tensors now, and the most since creation (or
-     * u3d_backend_memory_reset): kept by u3d_tensor_create/_release */
-    size_t tensor_bytes, tensor_peak;
-};
 
 typedef struct u3d_backend_config {
     const char *backend; /* "opencl" (default), "ref" or "cudnn"; NULL: env
@@ -125,6 +26,10 @@ typedef struct u3d_backend_config {
 u3d_status u3d_backend_create(const u3d_backend_config *cfg,
                               u3d_backend **out, u3d_error *err);
 void u3d_backend_destroy(u3d_backend *be);
+/* "opencl", "ref" or "cudnn". */
+const char *u3d_backend_name(const u3d_backend *be);
+/* The device in words (platform and device name, or the CUDA card). */
+const char *u3d_backend_device(const u3d_backend *be);
 u3d_status u3d_backend_finish(u3d_backend *be, u3d_error *err);
 /* Device memory the backend holds now and at most (tensors and its own
  * scratch), in bytes: what a budget such as predict's --max-memory is

@@ -355,10 +355,6 @@ u3d_status u3d_augment_sample(u3d_backend *be, const u3d_augment_params *p,
     AUG_TRY(u3d_aug_prepare(p, seed, sample_index, src_image->shape, origin,
                             out_image->shape,
                             out_labels ? &out_labels->shape : NULL, &k, err));
-    if (be->ops->augment_sample)
-        return be->ops->augment_sample(be, &k, src_image, src_labels,
-                                       out_image, out_labels, err);
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                      "augmentation is not implemented by the %s backend",
-                      be->name);
+    return be->ops->augment_sample(be, &k, src_image, src_labels, out_image,
+                                   out_labels, err);
 }

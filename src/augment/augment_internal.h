@@ -3,7 +3,7 @@
 #ifndef UNET3D_AUGMENT_INTERNAL_H
 #define UNET3D_AUGMENT_INTERNAL_H
 #include "unet3d/augment.h"
-#include "unet3d/backend.h"
+#include "core/backend_impl.h"
 #include "../../cl/augment.cl"
 
 #define AUG_TRY(x)                                                             \
@@ -41,19 +41,8 @@ static inline size_t u3d_aug_gray_count(const aug_consts *k)
     return (size_t)(k->C + 3) / 4 * k->d * k->h * k->w;
 }
 
-/* The OpenCL path (backends/opencl/augment.c); tensors already validated. */
-u3d_status u3d_aug_sample_cl(u3d_backend *be, const aug_consts *k,
-                             const u3d_tensor *src_image,
-                             const u3d_tensor *src_labels,
-                             u3d_tensor *out_image, u3d_tensor *out_labels,
-                             u3d_error *err);
-
-/* The ref backend's vtable entry (backends/ref/augment.c). */
-u3d_status u3d_ref_augment_sample(u3d_backend *be, const aug_consts *k,
-                                  const u3d_tensor *src_image,
-                                  const u3d_tensor *src_labels,
-                                  u3d_tensor *out_image, u3d_tensor *out_labels,
-                                  u3d_error *err);
+/* Each backend's augment_sample (u3d_cl_augment_sample, ...) is declared
+ * with its ops from the op list. */
 
 /* The host path on prepared constants (backends/ref/augment.c). */
 u3d_status u3d_aug_sample_host_k(const aug_consts *k, const float *src,

@@ -93,7 +93,7 @@ int u3d_cmd_demo(int argc, char **argv)
     if (u3d_backend_create(&bc, &be, &e))
         goto done;
     if (!quiet)
-        printf("unet3d demo on %s\n", be->device);
+        printf("unet3d demo on %s\n", u3d_backend_device(be));
     fflush(stdout);
     if (u3d_synth_tubules(&sp, seed, &img, &truth, &e) ||
         u3d_tiff_write_volume(p_img, &img, &e) ||

@@ -145,7 +145,7 @@ static void print_plan(const u3d_tile_plan *p, const u3d_backend *be)
             "device: %s\ntiles: %dx%dx%d = %d of %dx%dx%d voxels (D x H x W), "
             "keeping up to %dx%dx%d each; ~%.0f MiB device memory "
             "(budget %.0f MiB), %.0f%% of the computed voxels kept\n",
-            be->device, x[0].ntiles, x[1].ntiles, x[2].ntiles, p->total,
+            u3d_backend_device(be), x[0].ntiles, x[1].ntiles, x[2].ntiles, p->total,
             x[0].in, x[1].in, x[2].in, x[0].step, x[1].step, x[2].step,
             (double)p->memory / 1048576.0, (double)p->budget / 1048576.0,
             100.0 * p->efficiency);

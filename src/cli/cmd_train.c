@@ -317,7 +317,7 @@ int u3d_cmd_train(int argc, char **argv)
         fprintf(stderr,
                 "device: %s\nnetwork: %s\npatch %dx%dx%d -> %dx%dx%d (DxHxW), "
                 "batch %d, lr %g, momentum %g, augment %s\nclass weights:",
-                be->device, u3d_net_config_str(&m.net, cfgs, sizeof cfgs),
+                u3d_backend_device(be), u3d_net_config_str(&m.net, cfgs, sizeof cfgs),
                 m.patch[0], m.patch[1], m.patch[2], out[0], out[1], out[2],
                 m.batch, m.lr, m.momentum, m.augment);
         for (int k = 0; k < m.net.classes; k++)

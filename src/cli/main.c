@@ -86,7 +86,7 @@ static int cmd_golden(int argc, char **argv)
         fprintf(stderr, "unet3d: %s\n", e.msg);
         return 1;
     }
-    printf("device: %s (%s backend)\n", be->device, be->name);
+    printf("device: %s (%s backend)\n", u3d_backend_device(be), u3d_backend_name(be));
     int passed, failed;
     u3d_status st = u3d_golden_run(be, argv + 1, argc - 1, stdout, &passed,
                                    &failed, &e);

@@ -1,7 +1,7 @@
 /* Backend choice by name. */
 #include <stdlib.h>
 #include <string.h>
-#include "unet3d/backend.h"
+#include "core/backend_impl.h"
 #include "unet3d/cudnn.h"
 
 u3d_status u3d_backend_create(const u3d_backend_config *cfg, u3d_backend **out,
@@ -45,6 +45,10 @@ void u3d_backend_destroy(u3d_backend *be)
     if (be)
         be->ops->destroy(be);
 }
+
+const char *u3d_backend_name(const u3d_backend *be) { return be->name; }
+
+const char *u3d_backend_device(const u3d_backend *be) { return be->device; }
 
 void u3d_backend_memory(const u3d_backend *be, size_t *now, size_t *peak)
 {

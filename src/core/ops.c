@@ -1,6 +1,6 @@
 /* Shape validation and dispatch of every operation to its backend. */
 #include <string.h>
-#include "unet3d/backend.h"
+#include "core/backend_impl.h"
 
 #define SB 96
 
@@ -35,27 +35,26 @@ static u3d_status want_shape(const char *op, const char *name,
     return U3D_OK;
 }
 
-static u3d_status no_op(const char *op, u3d_backend *be, u3d_error *err)
+static const char *const op_names[U3D_OP_COUNT] = {
+#define U3D_X(E, name, params) [U3D_OP_##E] = #name,
+    U3D_OPS(U3D_X)
+#undef U3D_X
+};
+
+const char *u3d_op_name(u3d_op op)
 {
-    return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                      "%s is not implemented by the %s backend", op, be->name);
+    return (int)op >= 0 && op < U3D_OP_COUNT ? op_names[op] : NULL;
 }
 
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-#define F32(name, t) TRY(check_tensor(OP, name, t, be, U3D_F32, err))
+#define F32(name, t) U3D_TRY(check_tensor(OP, name, t, be, U3D_F32, err))
 #define OPTF32(name, t)                                                        \
     do {                                                                       \
         if (t)                                                                 \
             F32(name, t);                                                      \
     } while (0)
-#define SHAPE(name, t, s) TRY(want_shape(OP, name, t, s, err))
-#define DISPATCH(fn, ...)                                                      \
-    (be->ops->fn ? be->ops->fn(be, __VA_ARGS__) : no_op(OP, be, err))
+#define SHAPE(name, t, s) U3D_TRY(want_shape(OP, name, t, s, err))
+/* every backend's table is complete (generated from the op list) */
+#define DISPATCH(fn, ...) be->ops->fn(be, __VA_ARGS__)
 
 static u3d_shape chan_shape(int c) { return u3d_shape5(1, c, 1, 1, 1); }
 
@@ -100,14 +99,14 @@ u3d_status u3d_conv3d_forward(const u3d_conv3d_params *p, const u3d_tensor *x,
                               u3d_tensor *y, u3d_error *err)
 {
     const char *OP = "conv3d forward";
-    TRY(conv_params(OP, p, err));
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(conv_params(OP, p, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("w", w);
     OPTF32("b", b);
     F32("y", y);
     u3d_shape ys;
-    TRY(conv_out_shape(OP, p, x->shape, w->shape, &ys, err));
+    U3D_TRY(conv_out_shape(OP, p, x->shape, w->shape, &ys, err));
     if (b)
         SHAPE("b", b, chan_shape(w->shape.n));
     SHAPE("y", y, ys);
@@ -119,13 +118,13 @@ u3d_status u3d_conv3d_backward_data(const u3d_conv3d_params *p,
                                     u3d_tensor *dx, u3d_error *err)
 {
     const char *OP = "conv3d backward-data";
-    TRY(conv_params(OP, p, err));
-    TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
+    U3D_TRY(conv_params(OP, p, err));
+    U3D_TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
     u3d_backend *be = dy->be;
     F32("w", w);
     F32("dx", dx);
     u3d_shape ys;
-    TRY(conv_out_shape(OP, p, dx->shape, w->shape, &ys, err));
+    U3D_TRY(conv_out_shape(OP, p, dx->shape, w->shape, &ys, err));
     SHAPE("dy", dy, ys);
     return DISPATCH(conv3d_backward_data, p, dy, w, dx, err);
 }
@@ -136,14 +135,14 @@ u3d_status u3d_conv3d_backward_weight(const u3d_conv3d_params *p,
                                       u3d_error *err)
 {
     const char *OP = "conv3d backward-weight";
-    TRY(conv_params(OP, p, err));
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(conv_params(OP, p, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("dy", dy);
     F32("dw", dw);
     OPTF32("db", db);
     u3d_shape ys;
-    TRY(conv_out_shape(OP, p, x->shape, dw->shape, &ys, err));
+    U3D_TRY(conv_out_shape(OP, p, x->shape, dw->shape, &ys, err));
     SHAPE("dy", dy, ys);
     if (db)
         SHAPE("db", db, chan_shape(dw->shape.n));
@@ -169,13 +168,13 @@ u3d_status u3d_upconv3d_forward(const u3d_tensor *x, const u3d_tensor *w,
                                 u3d_error *err)
 {
     const char *OP = "upconv3d forward";
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("w", w);
     OPTF32("b", b);
     F32("y", y);
     u3d_shape ys;
-    TRY(upconv_check(OP, x->shape, w->shape, &ys, err));
+    U3D_TRY(upconv_check(OP, x->shape, w->shape, &ys, err));
     if (b)
         SHAPE("b", b, chan_shape(w->shape.c));
     SHAPE("y", y, ys);
@@ -187,12 +186,12 @@ u3d_status u3d_upconv3d_backward_data(const u3d_tensor *dy,
                                       u3d_error *err)
 {
     const char *OP = "upconv3d backward-data";
-    TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
     u3d_backend *be = dy->be;
     F32("w", w);
     F32("dx", dx);
     u3d_shape ys;
-    TRY(upconv_check(OP, dx->shape, w->shape, &ys, err));
+    U3D_TRY(upconv_check(OP, dx->shape, w->shape, &ys, err));
     SHAPE("dy", dy, ys);
     return DISPATCH(upconv3d_backward_data, dy, w, dx, err);
 }
@@ -202,13 +201,13 @@ u3d_status u3d_upconv3d_backward_weight(const u3d_tensor *x,
                                         u3d_tensor *db, u3d_error *err)
 {
     const char *OP = "upconv3d backward-weight";
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("dy", dy);
     F32("dw", dw);
     OPTF32("db", db);
     u3d_shape ys;
-    TRY(upconv_check(OP, x->shape, dw->shape, &ys, err));
+    U3D_TRY(upconv_check(OP, x->shape, dw->shape, &ys, err));
     SHAPE("dy", dy, ys);
     if (db)
         SHAPE("db", db, chan_shape(dw->shape.c));
@@ -231,11 +230,11 @@ u3d_status u3d_maxpool3d_forward(const u3d_tensor *x, u3d_tensor *y,
                                  u3d_error *err)
 {
     const char *OP = "maxpool3d forward";
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("y", y);
     u3d_shape ys;
-    TRY(pool_shape(OP, x->shape, &ys, err));
+    U3D_TRY(pool_shape(OP, x->shape, &ys, err));
     SHAPE("y", y, ys);
     return DISPATCH(maxpool3d_forward, x, y, err);
 }
@@ -244,12 +243,12 @@ u3d_status u3d_maxpool3d_backward(const u3d_tensor *x, const u3d_tensor *dy,
                                   u3d_tensor *dx, u3d_error *err)
 {
     const char *OP = "maxpool3d backward";
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("dy", dy);
     F32("dx", dx);
     u3d_shape ys;
-    TRY(pool_shape(OP, x->shape, &ys, err));
+    U3D_TRY(pool_shape(OP, x->shape, &ys, err));
     SHAPE("dy", dy, ys);
     SHAPE("dx", dx, x->shape);
     return DISPATCH(maxpool3d_backward, x, dy, dx, err);
@@ -258,7 +257,7 @@ u3d_status u3d_maxpool3d_backward(const u3d_tensor *x, const u3d_tensor *dy,
 u3d_status u3d_relu_forward(const u3d_tensor *x, u3d_tensor *y, u3d_error *err)
 {
     const char *OP = "relu forward";
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("y", y);
     SHAPE("y", y, x->shape);
@@ -269,7 +268,7 @@ u3d_status u3d_relu_backward(const u3d_tensor *y, const u3d_tensor *dy,
                              u3d_tensor *dx, u3d_error *err)
 {
     const char *OP = "relu backward";
-    TRY(check_tensor(OP, "y", y, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "y", y, NULL, U3D_F32, err));
     u3d_backend *be = y->be;
     F32("dy", dy);
     F32("dx", dx);
@@ -294,8 +293,8 @@ u3d_status u3d_batchnorm3d_forward_train(
     u3d_error *err)
 {
     const char *OP = "batchnorm3d forward (training)";
-    TRY(bn_params(OP, p, err));
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(bn_params(OP, p, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     u3d_shape cs = chan_shape(x->shape.c);
     OPTF32("gamma", gamma);
@@ -329,8 +328,8 @@ u3d_status u3d_batchnorm3d_forward_infer(
     const u3d_tensor *running_var, u3d_tensor *y, u3d_error *err)
 {
     const char *OP = "batchnorm3d forward (inference)";
-    TRY(bn_params(OP, p, err));
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(bn_params(OP, p, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     u3d_shape cs = chan_shape(x->shape.c);
     OPTF32("gamma", gamma);
@@ -355,7 +354,7 @@ u3d_status u3d_batchnorm3d_backward(
     u3d_tensor *dx, u3d_tensor *dgamma, u3d_tensor *dbeta, u3d_error *err)
 {
     const char *OP = "batchnorm3d backward";
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     u3d_shape cs = chan_shape(x->shape.c);
     F32("dy", dy);
@@ -395,11 +394,11 @@ u3d_status u3d_crop_concat_forward(const u3d_tensor *skip,
                                    u3d_error *err)
 {
     const char *OP = "crop-concat forward";
-    TRY(check_tensor(OP, "skip", skip, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "skip", skip, NULL, U3D_F32, err));
     u3d_backend *be = skip->be;
     F32("up", up);
     F32("y", y);
-    TRY(crop_check(OP, skip->shape, up->shape, err));
+    U3D_TRY(crop_check(OP, skip->shape, up->shape, err));
     u3d_shape ys = up->shape;
     ys.c = skip->shape.c + up->shape.c;
     SHAPE("y", y, ys);
@@ -411,11 +410,11 @@ u3d_status u3d_crop_concat_backward(const u3d_tensor *dy, u3d_tensor *dskip,
                                     u3d_error *err)
 {
     const char *OP = "crop-concat backward";
-    TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
     u3d_backend *be = dy->be;
     F32("dskip", dskip);
     F32("dup", dup);
-    TRY(crop_check(OP, dskip->shape, dup->shape, err));
+    U3D_TRY(crop_check(OP, dskip->shape, dup->shape, err));
     u3d_shape ys = dup->shape;
     ys.c = dskip->shape.c + dup->shape.c;
     SHAPE("dy", dy, ys);
@@ -428,9 +427,9 @@ u3d_status u3d_softmax_ce(const u3d_tensor *logits, const u3d_tensor *labels,
                           float *weight_sum, u3d_error *err)
 {
     const char *OP = "softmax cross-entropy";
-    TRY(check_tensor(OP, "logits", logits, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "logits", logits, NULL, U3D_F32, err));
     u3d_backend *be = logits->be;
-    TRY(check_tensor(OP, "labels", labels, be, U3D_I32, err));
+    U3D_TRY(check_tensor(OP, "labels", labels, be, U3D_I32, err));
     F32("class_weights", class_weights);
     OPTF32("probs", probs);
     OPTF32("dlogits", dlogits);
@@ -454,7 +453,7 @@ u3d_status u3d_sgd_step(const u3d_sgd_params *p, u3d_tensor *param,
                         u3d_error *err)
 {
     const char *OP = "sgd step";
-    TRY(check_tensor(OP, "param", param, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "param", param, NULL, U3D_F32, err));
     u3d_backend *be = param->be;
     F32("grad", grad);
     F32("momentum buffer", buf);
@@ -471,7 +470,7 @@ u3d_status u3d_axpy(float alpha, const u3d_tensor *x, u3d_tensor *y,
                     u3d_error *err)
 {
     const char *OP = "axpy";
-    TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
+    U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("y", y);
     if (u3d_shape_count(x->shape) != u3d_shape_count(y->shape))

@@ -1,6 +1,6 @@
 #include <stdio.h>
 #include <string.h>
-#include "unet3d/backend.h"
+#include "core/backend_impl.h"
 
 size_t u3d_shape_count(u3d_shape s)
 {

@@ -1,7 +1,7 @@
 /* Internals of the 3D U-Net shared by the files of src/model. */
 #ifndef UNET3D_NET_INTERNAL_H
 #define UNET3D_NET_INTERNAL_H
-#include "unet3d/backend.h"
+#include "core/backend_impl.h"
 #include "unet3d/model.h"
 
 #define NET_MAXL U3D_NET_MAX_LEVELS

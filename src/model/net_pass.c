@@ -99,7 +99,7 @@ u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
     if (!x || !x->buf || x->be != net->be || x->dtype != U3D_F32)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "network input must be a float32 tensor on the "
-                          "network's backend (%s)", net->be->name);
+                          "network's backend (%s)", u3d_backend_name(net->be));
     if (x->shape.c != net->cfg.in_channels)
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "network input %s has %d channels, the network "

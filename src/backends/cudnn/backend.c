@@ -13,7 +13,7 @@ static u3d_status cd_alloc(u3d_backend *be, size_t bytes, void **buf,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     *buf = NULL;
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaSetDevice(cx->device), "cudaSetDevice",
+    U3D_TRY(u3d_cuda_check(cudaSetDevice(cx->device), "cudaSetDevice",
                                  err));
     cudaError_t rc = cudaMalloc(buf, bytes ? bytes : 4);
     if (rc == cudaErrorMemoryAllocation) {
@@ -42,7 +42,7 @@ static u3d_status cd_write(u3d_backend *be, void *buf, size_t off,
                            size_t bytes, const void *src, u3d_error *err)
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaMemcpyAsync((char *)buf + off, src, bytes,
+    U3D_TRY(u3d_cuda_check(cudaMemcpyAsync((char *)buf + off, src, bytes,
                                                  cudaMemcpyHostToDevice,
                                                  cx->stream),
                                  "cudaMemcpyAsync (host to device)", err));
@@ -55,7 +55,7 @@ static u3d_status cd_read(u3d_backend *be, const void *buf, size_t off,
                           size_t bytes, void *dst, u3d_error *err)
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaMemcpyAsync(dst, (const char *)buf + off,
+    U3D_TRY(u3d_cuda_check(cudaMemcpyAsync(dst, (const char *)buf + off,
                                                  bytes, cudaMemcpyDeviceToHost,
                                                  cx->stream),
                                  "cudaMemcpyAsync (device to host)", err));
@@ -106,7 +106,7 @@ static u3d_status cd_copy(u3d_backend *be, void *dst, size_t dst_off,
 static u3d_status cd_finish(u3d_backend *be, u3d_error *err)
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaStreamSynchronize(cx->stream),
+    U3D_TRY(u3d_cuda_check(cudaStreamSynchronize(cx->stream),
                                  "queued GPU work", err));
     return u3d_cuda_check(cudaGetLastError(), "queued GPU work", err);
 }
@@ -142,7 +142,7 @@ u3d_status u3d_cudnn_download(u3d_cudnn *cx, void *dst, const void *src,
         memcpy(dst, src, bytes);
         return U3D_OK;
     }
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaMemcpyAsync(dst, src, bytes,
+    U3D_TRY(u3d_cuda_check(cudaMemcpyAsync(dst, src, bytes,
                                                  cudaMemcpyDeviceToHost,
                                                  cx->stream),
                                  "cudaMemcpyAsync (device to host)", err));
@@ -163,7 +163,7 @@ u3d_status u3d_cudnn_scratch(u3d_cudnn *cx, size_t bytes, void **p,
         return cx->scratch ? U3D_OK
                            : u3d_seterr(err, U3D_ERR_OOM, "out of memory");
     }
-    U3D_CUDNN_TRY(grow(&cx->scratch, &cx->scratch_bytes, bytes,
+    U3D_TRY(grow(&cx->scratch, &cx->scratch_bytes, bytes,
                        "reduction scratch", err));
     *p = cx->scratch;
     return U3D_OK;
@@ -181,7 +181,7 @@ static u3d_status dev_floats(float **p, size_t n, u3d_error *err)
 {
     void *v = NULL;
     size_t have = 0;
-    U3D_CUDNN_TRY(grow(&v, &have, n * sizeof(float), "batch-norm constants",
+    U3D_TRY(grow(&v, &have, n * sizeof(float), "batch-norm constants",
                        err));
     *p = v;
     return U3D_OK;
@@ -197,11 +197,11 @@ u3d_status u3d_cudnn_consts(u3d_cudnn *cx, int c, u3d_error *err)
     cudaFree(cx->dparam);
     cx->ones = cx->zeros = cx->dparam = NULL;
     cx->nconst = 0;
-    U3D_CUDNN_TRY(dev_floats(&cx->ones, n, err));
-    U3D_CUDNN_TRY(dev_floats(&cx->zeros, n, err));
-    U3D_CUDNN_TRY(dev_floats(&cx->dparam, 2 * n, err)); /* dgamma, dbeta */
-    U3D_CUDNN_TRY(u3d_cudnn_fill(cx, cx->ones, n, 1.0f, err));
-    U3D_CUDNN_TRY(u3d_cudnn_fill(cx, cx->zeros, n, 0.0f, err));
+    U3D_TRY(dev_floats(&cx->ones, n, err));
+    U3D_TRY(dev_floats(&cx->zeros, n, err));
+    U3D_TRY(dev_floats(&cx->dparam, 2 * n, err)); /* dgamma, dbeta */
+    U3D_TRY(u3d_cudnn_fill(cx, cx->ones, n, 1.0f, err));
+    U3D_TRY(u3d_cudnn_fill(cx, cx->zeros, n, 0.0f, err));
     cx->nconst = c;
     return U3D_OK;
 }
@@ -212,7 +212,7 @@ u3d_status u3d_cudnn_channel_sum(u3d_cudnn *cx, const float *x, u3d_shape s,
     long long S = (long long)u3d_shape_spatial(s), M = (long long)s.n * S;
     int N = s.n, C = s.c, B = u3d_cudnn_chan_blocks(M);
     void *part;
-    U3D_CUDNN_TRY(u3d_cudnn_scratch(cx, (size_t)C * B * sizeof(double), &part,
+    U3D_TRY(u3d_cudnn_scratch(cx, (size_t)C * B * sizeof(double), &part,
                                     err));
     u3d_kargs a1 = {0}, a2 = {0};
     U3D_KARG(a1, x);
@@ -220,7 +220,7 @@ u3d_status u3d_cudnn_channel_sum(u3d_cudnn *cx, const float *x, u3d_shape s,
     U3D_KARG(a1, C);
     U3D_KARG(a1, S);
     U3D_KARG(a1, part);
-    U3D_CUDNN_TRY(u3d_cudnn_launch(cx, K_CHAN_PARTIAL, "channel sum",
+    U3D_TRY(u3d_cudnn_launch(cx, K_CHAN_PARTIAL, "channel sum",
                                    (unsigned)B, (unsigned)C, &a1, err));
     U3D_KARG(a2, part);
     U3D_KARG(a2, C);
@@ -251,7 +251,7 @@ u3d_status u3d_cudnn_tensor_desc(cudnnTensorDescriptor_t *d, u3d_shape s,
 {
     int dims[5], strides[5];
     *d = NULL;
-    U3D_CUDNN_TRY(u3d_dnn_check(cudnnCreateTensorDescriptor(d),
+    U3D_TRY(u3d_dnn_check(cudnnCreateTensorDescriptor(d),
                                 "cudnnCreateTensorDescriptor", err));
     u3d_cudnn_nd(s, dims, strides);
     u3d_status st = u3d_dnn_check(
@@ -318,27 +318,10 @@ static const u3d_backend_ops cudnn_ops = {
     .buffer_copy = cd_copy,
     .finish = cd_finish,
     .destroy = cd_destroy,
-    .conv3d_forward = u3d_cudnn_conv3d_forward,
-    .conv3d_backward_data = u3d_cudnn_conv3d_backward_data,
-    .conv3d_backward_weight = u3d_cudnn_conv3d_backward_weight,
-    .upconv3d_forward = u3d_cudnn_upconv3d_forward,
-    .upconv3d_backward_data = u3d_cudnn_upconv3d_backward_data,
-    .upconv3d_backward_weight = u3d_cudnn_upconv3d_backward_weight,
-    .maxpool3d_forward = u3d_cudnn_maxpool3d_forward,
-    .maxpool3d_backward = u3d_cudnn_maxpool3d_backward,
-    .relu_forward = u3d_cudnn_relu_forward,
-    .relu_backward = u3d_cudnn_relu_backward,
-    .batchnorm3d_forward_train = u3d_cudnn_bn_forward_train,
-    .batchnorm3d_forward_infer = u3d_cudnn_bn_forward_infer,
-    .batchnorm3d_backward = u3d_cudnn_bn_backward,
-    .crop_concat_forward = u3d_cudnn_crop_concat_forward,
-    .crop_concat_backward = u3d_cudnn_crop_concat_backward,
-    .softmax_ce = u3d_cudnn_softmax_ce,
-    .sgd_step = u3d_cudnn_sgd_step,
-    .axpy = u3d_cudnn_axpy,
-    /* CUDA kernels on the shared code of cl/augment.cl (augment.c): the
-     * source volume stays on the GPU, results match the host's bits */
-    .augment_sample = u3d_cudnn_augment_sample,
+    /* augment_sample: CUDA kernels on the shared code of cl/augment.cl
+     * (augment.c): the source volume stays on the GPU, results match the
+     * host's bits */
+    U3D_BACKEND_OP_TABLE(cudnn)
     .scratch_bytes = cd_scratch_total,
 };
 
@@ -395,7 +378,7 @@ static u3d_status check_cudnn_version(u3d_error *err)
 static u3d_status load_kernels(u3d_cudnn *cx, u3d_error *err)
 {
     int n = 0, arch, sass;
-    U3D_CUDNN_TRY(nvrtcGetNumSupportedArchs(&n) == NVRTC_SUCCESS && n > 0
+    U3D_TRY(nvrtcGetNumSupportedArchs(&n) == NVRTC_SUCCESS && n > 0
                       ? U3D_OK
                       : u3d_seterr(err, U3D_ERR_DEVICE,
                                    "NVRTC reports no GPU architectures"));
@@ -410,7 +393,7 @@ static u3d_status load_kernels(u3d_cudnn *cx, u3d_error *err)
         return st;
     char *image;
     size_t size;
-    U3D_CUDNN_TRY(u3d_cudnn_compile(u3d_cudnn_kernels_src, arch, sass, &image,
+    U3D_TRY(u3d_cudnn_compile(u3d_cudnn_kernels_src, arch, sass, &image,
                                     &size, err));
     cudaError_t rc =
         cudaLibraryLoadData(&cx->lib, image, NULL, NULL, 0, NULL, NULL, 0);
@@ -421,9 +404,9 @@ static u3d_status load_kernels(u3d_cudnn *cx, u3d_error *err)
                           "unet3d was built with and cannot load its kernels "
                           "for compute capability %d.%d; update the driver",
                           cx->cc_major, cx->cc_minor);
-    U3D_CUDNN_TRY(u3d_cuda_check(rc, "cudaLibraryLoadData", err));
+    U3D_TRY(u3d_cuda_check(rc, "cudaLibraryLoadData", err));
     for (int i = 0; i < K_COUNT; i++)
-        U3D_CUDNN_TRY(u3d_cuda_check(cudaLibraryGetKernel(
+        U3D_TRY(u3d_cuda_check(cudaLibraryGetKernel(
                                          &cx->k[i], cx->lib,
                                          u3d_cudnn_kernels[i].name),
                                      u3d_cudnn_kernels[i].name, err));
@@ -434,23 +417,23 @@ static u3d_status open_device(u3d_cudnn *cx, int index, u3d_error *err)
 {
     struct cudaDeviceProp p;
     cx->device = index;
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaSetDevice(index), "cudaSetDevice", err));
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaGetDeviceProperties(&p, index),
+    U3D_TRY(u3d_cuda_check(cudaSetDevice(index), "cudaSetDevice", err));
+    U3D_TRY(u3d_cuda_check(cudaGetDeviceProperties(&p, index),
                                  "cudaGetDeviceProperties", err));
     snprintf(cx->name, sizeof cx->name, "%s", p.name);
     cx->cc_major = p.major;
     cx->cc_minor = p.minor;
     cx->total_mem = p.totalGlobalMem;
-    U3D_CUDNN_TRY(u3d_cuda_check(
+    U3D_TRY(u3d_cuda_check(
         cudaStreamCreateWithFlags(&cx->stream, cudaStreamNonBlocking),
         "cudaStreamCreate", err));
-    U3D_CUDNN_TRY(u3d_dnn_check(cudnnCreate(&cx->dnn), "cudnnCreate", err));
-    U3D_CUDNN_TRY(u3d_dnn_check(cudnnSetStream(cx->dnn, cx->stream),
+    U3D_TRY(u3d_dnn_check(cudnnCreate(&cx->dnn), "cudnnCreate", err));
+    U3D_TRY(u3d_dnn_check(cudnnSetStream(cx->dnn, cx->stream),
                                 "cudnnSetStream", err));
     if (cx->profile) {
-        U3D_CUDNN_TRY(u3d_cuda_check(cudaEventCreate(&cx->ev0),
+        U3D_TRY(u3d_cuda_check(cudaEventCreate(&cx->ev0),
                                      "cudaEventCreate", err));
-        U3D_CUDNN_TRY(u3d_cuda_check(cudaEventCreate(&cx->ev1),
+        U3D_TRY(u3d_cuda_check(cudaEventCreate(&cx->ev1),
                                      "cudaEventCreate", err));
     }
     return load_kernels(cx, err);
@@ -461,9 +444,9 @@ u3d_status u3d_backend_cudnn_create(int device_index, int profile,
 {
     int n;
     *out = NULL;
-    U3D_CUDNN_TRY(u3d_cuda_libs_load(err));
-    U3D_CUDNN_TRY(check_cudnn_version(err));
-    U3D_CUDNN_TRY(count_devices(&n, err));
+    U3D_TRY(u3d_cuda_libs_load(err));
+    U3D_TRY(check_cudnn_version(err));
+    U3D_TRY(count_devices(&n, err));
     if (device_index < 0 || device_index >= n)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "CUDA device %d does not exist (%d found: 0..%d); "
@@ -539,7 +522,7 @@ u3d_status u3d_cudnn_list_devices(FILE *out, u3d_error *err)
     cudaDriverGetVersion(&drv);
     for (int i = 0; i < n; i++) {
         struct cudaDeviceProp p;
-        U3D_CUDNN_TRY(u3d_cuda_check(cudaGetDeviceProperties(&p, i),
+        U3D_TRY(u3d_cuda_check(cudaGetDeviceProperties(&p, i),
                                      "cudaGetDeviceProperties", err));
         fprintf(out,
                 "cuda %d   %s | compute capability %d.%d | %d SMs | %.0f MiB "

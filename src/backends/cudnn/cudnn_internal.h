@@ -18,6 +18,7 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include "unet3d/cudnn.h"
+#include "core/backend_impl.h"
 
 #define U3D_CUDNN_BLOCK 256 /* threads per block of every launch */
 
@@ -276,71 +277,8 @@ u3d_status u3d_cudnn_conv_run(u3d_cudnn *cx, u3d_cudnn_conv_kind kind,
 void u3d_cudnn_plans_free(u3d_cudnn *cx);
 
 /* ---- the backend's ops (one file per op) ---- */
-u3d_status u3d_cudnn_conv3d_forward(u3d_backend *, const u3d_conv3d_params *,
-                                    cten *x, cten *w, cten *b, u3d_tensor *y,
-                                    u3d_error *);
-u3d_status u3d_cudnn_conv3d_backward_data(u3d_backend *,
-                                          const u3d_conv3d_params *, cten *dy,
-                                          cten *w, u3d_tensor *dx, u3d_error *);
-u3d_status u3d_cudnn_conv3d_backward_weight(u3d_backend *,
-                                            const u3d_conv3d_params *,
-                                            cten *x, cten *dy, u3d_tensor *dw,
-                                            u3d_tensor *db, u3d_error *);
-u3d_status u3d_cudnn_upconv3d_forward(u3d_backend *, cten *x, cten *w,
-                                      cten *b, u3d_tensor *y, u3d_error *);
-u3d_status u3d_cudnn_upconv3d_backward_data(u3d_backend *, cten *dy, cten *w,
-                                            u3d_tensor *dx, u3d_error *);
-u3d_status u3d_cudnn_upconv3d_backward_weight(u3d_backend *, cten *x,
-                                              cten *dy, u3d_tensor *dw,
-                                              u3d_tensor *db, u3d_error *);
-u3d_status u3d_cudnn_maxpool3d_forward(u3d_backend *, cten *x, u3d_tensor *y,
-                                       u3d_error *);
-u3d_status u3d_cudnn_maxpool3d_backward(u3d_backend *, cten *x, cten *dy,
-                                        u3d_tensor *dx, u3d_error *);
-u3d_status u3d_cudnn_relu_forward(u3d_backend *, cten *x, u3d_tensor *y,
-                                  u3d_error *);
-u3d_status u3d_cudnn_relu_backward(u3d_backend *, cten *y, cten *dy,
-                                   u3d_tensor *dx, u3d_error *);
-u3d_status u3d_cudnn_bn_forward_train(u3d_backend *, const u3d_bn_params *,
-                                      cten *x, cten *gamma, cten *beta,
-                                      u3d_tensor *running_mean,
-                                      u3d_tensor *running_var, u3d_tensor *y,
-                                      u3d_tensor *save_mean,
-                                      u3d_tensor *save_invstd, u3d_error *);
-u3d_status u3d_cudnn_bn_forward_infer(u3d_backend *, const u3d_bn_params *,
-                                      cten *x, cten *gamma, cten *beta,
-                                      cten *running_mean, cten *running_var,
-                                      u3d_tensor *y, u3d_error *);
-u3d_status u3d_cudnn_bn_backward(u3d_backend *, cten *x, cten *dy,
-                                 cten *gamma, cten *save_mean,
-                                 cten *save_invstd, u3d_tensor *dx,
-                                 u3d_tensor *dgamma, u3d_tensor *dbeta,
-                                 u3d_error *);
-u3d_status u3d_cudnn_crop_concat_forward(u3d_backend *, cten *skip, cten *up,
-                                         u3d_tensor *y, u3d_error *);
-u3d_status u3d_cudnn_crop_concat_backward(u3d_backend *, cten *dy,
-                                          u3d_tensor *dskip, u3d_tensor *dup,
-                                          int accumulate_skip, u3d_error *);
-u3d_status u3d_cudnn_softmax_ce(u3d_backend *, cten *logits, cten *labels,
-                                cten *class_weights, int ignore_label,
-                                u3d_tensor *probs, u3d_tensor *dlogits,
-                                float *loss, float *weight_sum, u3d_error *);
-u3d_status u3d_cudnn_sgd_step(u3d_backend *, const u3d_sgd_params *,
-                              u3d_tensor *param, cten *grad, u3d_tensor *buf,
-                              u3d_error *);
-u3d_status u3d_cudnn_axpy(u3d_backend *, float alpha, cten *x, u3d_tensor *y,
-                          u3d_error *);
-/* augment.c: the passes of cl/augment.cl as CUDA kernels */
-u3d_status u3d_cudnn_augment_sample(u3d_backend *, const struct aug_consts *k,
-                                    cten *src_image, cten *src_labels,
-                                    u3d_tensor *out_image,
-                                    u3d_tensor *out_labels, u3d_error *);
-
-#define U3D_CUDNN_TRY(x)                                                       \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
+/* u3d_cudnn_NAME for every op of include/unet3d/op_list.h; augment.c runs
+ * the passes of cl/augment.cl as CUDA kernels */
+U3D_BACKEND_DECLARE_OPS(cudnn)
 
 #endif

@@ -3,7 +3,7 @@
  * finishes the field along d, maps and samples, then the gray-value pass
  * (skipped when it would change nothing). */
 #include "augment/augment_internal.h"
-#include "backends/opencl/runtime.h"
+#include "backends/opencl/opencl.h"
 
 #define LWS 256
 
@@ -77,7 +77,7 @@ static u3d_status run(u3d_cl *cl, const aug_consts *k, const aug_bufs *b,
     return launch(cl, "aug_gray_pass", u3d_aug_gray_count(k), a5, 2, err);
 }
 
-u3d_status u3d_aug_sample_cl(u3d_backend *be, const aug_consts *k,
+u3d_status u3d_cl_augment_sample(u3d_backend *be, const aug_consts *k,
                              const u3d_tensor *src_image,
                              const u3d_tensor *src_labels,
                              u3d_tensor *out_image, u3d_tensor *out_labels,

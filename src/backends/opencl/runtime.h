@@ -5,7 +5,7 @@
 #define CL_TARGET_OPENCL_VERSION 120
 #define CL_USE_DEPRECATED_OPENCL_1_2_APIS
 #include <CL/cl.h>
-#include "unet3d/backend.h"
+#include "core/backend_impl.h"
 
 /* Scratch buffer slots (u3d_cl_scratch), one per use. */
 enum {
@@ -99,13 +99,6 @@ u3d_status u3d_cl_check(cl_int rc, const char *what, u3d_error *err);
         cl_int rc_ = clSetKernelArg((k), (i), sizeof(v), &(v));                \
         if (rc_ != CL_SUCCESS)                                                 \
             return u3d_cl_check(rc_, "clSetKernelArg(" #v ")", (err));         \
-    } while (0)
-
-#define U3D_TRY(x)                                                             \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
     } while (0)
 
 /* Global size rounded up to a multiple of the local size. */

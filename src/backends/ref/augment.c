@@ -3,6 +3,7 @@
  * as C), so it is bit-identical to the device up to pow (gamma). */
 #include <stdlib.h>
 #include "augment/augment_internal.h"
+#include "backends/ref/ref.h"
 
 /* The three field stages into fresh arrays; *p2 owned by the caller. */
 static u3d_status host_field(const aug_consts *k, float **p2_out,

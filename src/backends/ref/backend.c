@@ -79,25 +79,8 @@ static const u3d_backend_ops ref_ops = {
     .buffer_copy = ref_copy,
     .finish = ref_finish,
     .destroy = ref_destroy,
-    .conv3d_forward = u3d_ref_conv3d_forward,
-    .conv3d_backward_data = u3d_ref_conv3d_backward_data,
-    .conv3d_backward_weight = u3d_ref_conv3d_backward_weight,
-    .upconv3d_forward = u3d_ref_upconv3d_forward,
-    .upconv3d_backward_data = u3d_ref_upconv3d_backward_data,
-    .upconv3d_backward_weight = u3d_ref_upconv3d_backward_weight,
-    .maxpool3d_forward = u3d_ref_maxpool3d_forward,
-    .maxpool3d_backward = u3d_ref_maxpool3d_backward,
-    .relu_forward = u3d_ref_relu_forward,
-    .relu_backward = u3d_ref_relu_backward,
-    .batchnorm3d_forward_train = u3d_ref_batchnorm3d_forward_train,
-    .batchnorm3d_forward_infer = u3d_ref_batchnorm3d_forward_infer,
-    .batchnorm3d_backward = u3d_ref_batchnorm3d_backward,
-    .crop_concat_forward = u3d_ref_crop_concat_forward,
-    .crop_concat_backward = u3d_ref_crop_concat_backward,
-    .softmax_ce = u3d_ref_softmax_ce,
-    .sgd_step = u3d_ref_sgd_step,
-    .axpy = u3d_ref_axpy,
-    .augment_sample = u3d_ref_augment_sample,};
+    U3D_BACKEND_OP_TABLE(ref)
+};
 
 u3d_status u3d_backend_ref_create(u3d_backend **out, u3d_error *err)
 {

@@ -5,7 +5,6 @@
 #include "unet3d/tensor.h"
 #include "unet3d/ops.h"
 #include "unet3d/backend.h"
-#include "unet3d/npy.h"
 #include "unet3d/rng.h"
 #include "unet3d/checkpoint.h"
 #include "unet3d/model.h"

@@ -5,6 +5,7 @@
 #define UNET3D_GOLDEN_H
 #include <stdio.h>
 #include "unet3d/unet3d.h"
+#include "golden/npy.h"
 
 /* Documented tolerances (README): normwise relative error
  * max|got-want| / max(max|want|, tiny). */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "unet3d/npy.h"
+#include "golden/npy.h"
 
 void u3d_npy_free(u3d_npy *a)
 {

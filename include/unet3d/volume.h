@@ -182,11 +182,16 @@ u3d_status u3d_labels_sparsify(u3d_labels *l, const int k[3], int random,
 
 /* ---- Annotation slices as PNG ------------------------------------------
  * Files zNNNN.png (x-y plane z=NNNN, W x H pixels), yNNNN.png (x-z plane,
- * W x D) and xNNNN.png (y-z plane, H x D) in dir: 8-bit gray label images,
- * 255 = unlabeled. Builds a d,h,w label volume, 255 where nothing was
- * painted. A slice index outside the volume, a wrong image size, a color
- * or unreadable PNG is an error naming the file. conflicts counts voxels
- * painted with different labels on crossing slices (the later file wins). */
+ * W x D) and xNNNN.png (y-z plane, H x D) in dir: label images, 255 =
+ * unlabeled. Values are taken as stored, never as colours: gray (1-16 bits)
+ * as its values, palette images as their indexes, alpha 0 (or a palette
+ * entry with tRNS alpha 0) as unlabeled, RGB only where R = G = B; gAMA
+ * and sRGB are ignored. Builds a d,h,w label volume, 255 where nothing was
+ * painted. A slice index outside the volume (or too long to be one), a
+ * wrong image size (checked from the header, before decoding), a colour
+ * pixel, a file that is not a regular file, or a broken PNG is an error
+ * naming the file. conflicts counts voxels painted with different labels
+ * on crossing slices (the later file wins). */
 u3d_status u3d_labels_from_png_slices(const char *dir, int d, int h, int w,
                                       int *nslices, size_t *conflicts,
                                       u3d_labels *out, u3d_error *err);

@@ -226,11 +226,13 @@ static u3d_status read_first(reader *r)
 /* Pass 1: validate every page, count them. */
 static u3d_status scan_pages(reader *r)
 {
-    long want = r->ij.present && r->ij.images ? r->ij.images : LONG_MAX;
     long page = 0, dir = 0;
     u3d_status st = read_first(r);
     if (st)
         return st;
+    /* after read_first: the ImageJ description bounds the pages to read
+     * (the buffers are sized from it) */
+    long want = r->ij.present && r->ij.images ? r->ij.images : LONG_MAX;
     for (;;) {
         if (!skip_page(r)) {
             page_fmt f;
@@ -667,6 +669,11 @@ static u3d_status analyse(reader *r)
     }
     if (!st && r->ij.present)
         st = resolve_missing(r); /* before the size: a truncated file says so */
+    /* the buffers hold ic * d pages: never decode more than that */
+    if (!st && r->npages > r->ic * r->d)
+        st = fail(r, U3D_ERR_FORMAT,
+                  "has %ld pages but its ImageJ metadata describes %ld",
+                  r->npages, r->ic * r->d);
     if (!st)
         st = check_size(r);
     return st;

@@ -130,7 +130,7 @@ static void wanted(const u3d_opt *o, char *buf, size_t n)
         snprintf(buf, n, "a number %s", range);
         break;
     case U3D_OPT_FLOAT2:
-        snprintf(buf, n, "two numbers A,B, each %s", range);
+        snprintf(buf, n, "two numbers %s, each %s", o->meta, range);
         break;
     case U3D_OPT_SIZE3:
         snprintf(buf, n, "sizes DxHxW (depth x height x width), each %s",

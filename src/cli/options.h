@@ -43,7 +43,8 @@ typedef struct u3d_opt {
                           lists the choices */
     const char *help;  /* lines separated by \n; NULL: hidden alias */
     const char *const *choices; /* CHOICE: NULL-terminated */
-    int *given;        /* set to 1 when given (LIST: the count); or NULL */
+    int *given;        /* set to 1 when given, or NULL; LIST: the count
+                          (required) */
     int flags;         /* U3D_OPT_REQUIRED, U3D_OPT_GT */
 } u3d_opt;
 

@@ -119,6 +119,43 @@ static void slices_train_and_keep_annotations(void **state)
     u3d_labels_free(&sp);
 }
 
+/* densify takes train's options and hands them to the model it trains */
+static void train_options_reach_the_model(void **state)
+{
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s densify --image %s --annotation-slices %s --out %s "
+             "--model-out %s --log %s --iterations 2 %s --padding same "
+             "--batchnorm none --normalize zscore --lr-schedule constant "
+             "--weight-decay 0.001 --class-weights 0.5,2 --aug-mirror zyx "
+             "--aug-gray off --seed 7 --checkpoint-every 1 --batch 2",
+             exe, P("img.tif"), P("ok"), P("dense2.tif"), P("m.u3d"),
+             P("log.csv"), OPTS);
+    assert_int_equal(run(cmd), 0);
+    u3d_ckpt c;
+    u3d_error err = {0};
+    char buf[256];
+    t_ok(u3d_ckpt_read(P("m.u3d"), &c, &err), &err, "model");
+    static const char *const want[][2] = {
+        {"padding", "same"},        {"batchnorm", "none"},
+        {"lr_schedule", "constant"}, {"weight_decay", "0.00100000005"},
+        {"class_weights", "0.5,2"},  {"seed", "7"},
+        {"batch", "2"},              {"patch", "28x28x28"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *v = u3d_ckpt_meta_get(&c, want[i][0], buf, sizeof buf);
+        if (!v || strcmp(v, want[i][1]))
+            fail_msg("%s: want %s, got %s", want[i][0], want[i][1],
+                     v ? v : "(none)");
+    }
+    const char *v = u3d_ckpt_meta_get(&c, "normalization", buf, sizeof buf);
+    assert_true(v && !strncmp(v, "zscore", 6));
+    assert_non_null(u3d_ckpt_meta_get(&c, "augment_params", buf, sizeof buf));
+    u3d_ckpt_free(&c);
+    assert_int_equal(access(P("log.csv"), F_OK), 0);
+}
+
 /* ann: a folder of PNG slices, or (labels != 0) a label TIFF */
 static void expect_error(const char *img, const char *ann, const char *want,
                          int labels)
@@ -155,6 +192,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slices_train_and_keep_annotations),
+        cmocka_unit_test(train_options_reach_the_model),
         cmocka_unit_test(bad_inputs),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -4,76 +4,62 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "unet3d/predict.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: unet3d evaluate --prediction SEG.tif --truth GT.tif "
-        "[options]\n\n"
-        "  --exclude SPARSE.tif   leave out the voxels annotated there (not\n"
-        "                         the ignore label): score only what the\n"
-        "                         network had to infer, as the paper\n"
-        "  --ignore-label L|none  truth voxels not scored, and the unannotated\n"
-        "                         value of --exclude (default 255)\n"
-        "  --classes K            report at least K classes\n"
-        "  --names a,b,...        class names for the table\n"
-        "  --json                 JSON on stdout: iou (per class), mean_iou,\n"
-        "                         dice, mean_dice, voxels (scored), ...\n"
-        "  --overview OUT.png --image IMG.tif\n"
-        "                         middle slices: prediction (top row) and\n"
-        "                         truth (bottom row) over the image\n"
-        "IoU = TP/(TP+FP+FN), Dice = 2TP/(2TP+FP+FN) per class; the means\n"
-        "average the classes present in truth or prediction.\n");
-}
-
 typedef struct eargs {
-    const char *pred, *truth, *exclude, *names, *overview, *image;
+    const char *pred, *truth, *exclude, *names, *overview, *image, *ignore_s;
     int ignore, classes, json;
 } eargs;
 
+static const char ABOUT[] =
+    "IoU = TP/(TP+FP+FN), Dice = 2TP/(2TP+FP+FN) per class; the means\n"
+    "average the classes present in truth or prediction.\n";
+
+/* Returns -1 when parsed, else the exit code. */
 static int parse(int argc, char **argv, eargs *a)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (!strcmp(s, name) && v && (i++, 1))
-        if (ARG("--prediction")) a->pred = v;
-        else if (ARG("--truth")) a->truth = v;
-        else if (ARG("--exclude")) a->exclude = v;
-        else if (ARG("--names")) a->names = v;
-        else if (ARG("--overview")) a->overview = v;
-        else if (ARG("--image")) a->image = v;
-        else if (ARG("--classes")) a->classes = atoi(v);
-        else if (ARG("--ignore-label")) {
-            char *end;
-            long l = strtol(v, &end, 10);
-            if (!strcmp(v, "none"))
-                a->ignore = U3D_NO_IGNORE;
-            else if (*end || end == v || l < 0 || l > 65535) {
-                fprintf(stderr, "unet3d evaluate: --ignore-label must be "
-                                "0..65535 or none\n");
-                return 2;
-            } else
-                a->ignore = (int)l;
-        } else if (!strcmp(s, "--json")) a->json = 1;
-        else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "unet3d evaluate: unknown or incomplete option "
-                            "%s\n\n", s);
-            usage(stderr);
-            return 2;
-        }
-#undef ARG
-    }
-    if (!a->pred || !a->truth || (!a->overview != !a->image)) {
-        if (a->pred && a->truth)
-            fprintf(stderr, "unet3d evaluate: --overview needs --image and "
-                            "vice versa\n");
-        usage(stderr);
-        return 2;
-    }
+    const u3d_opt opts[] = {
+        {"--prediction", U3D_OPT_STRING, &a->pred, 0, 0, "SEG.tif",
+         .help = "the labels to score", .flags = U3D_OPT_REQUIRED},
+        {"--truth", U3D_OPT_STRING, &a->truth, 0, 0, "GT.tif",
+         .help = "dense ground truth", .flags = U3D_OPT_REQUIRED},
+        {"--exclude", U3D_OPT_STRING, &a->exclude, 0, 0, "SPARSE.tif",
+         .help = "leave out the voxels annotated there (not\n"
+                 "the ignore label): score only what the\n"
+                 "network had to infer, as the paper"},
+        {"--ignore-label", U3D_OPT_STRING, &a->ignore_s, 0, 0, "L|none",
+         .help = "truth voxels not scored, and the unannotated\n"
+                 "value of --exclude (default 255)"},
+        {"--classes", U3D_OPT_INT, &a->classes, 1, 256, "K",
+         .help = "report at least K classes"},
+        {"--names", U3D_OPT_STRING, &a->names, 0, 0, "a,b,...",
+         .help = "class names for the table"},
+        {"--json", U3D_OPT_FLAG, &a->json, 0, 0, NULL,
+         .help = "JSON on stdout: iou (per class), mean_iou,\n"
+                 "dice, mean_dice, voxels (scored), ..."},
+        {"--overview", U3D_OPT_STRING, &a->overview, 0, 0, "OUT.png",
+         .help = "middle slices: prediction (top row) and\n"
+                 "truth (bottom row) over the image (needs --image)"},
+        {"--image", U3D_OPT_STRING, &a->image, 0, 0, "IMG.tif",
+         .help = "the image under --overview"},
+        {0}};
+    const u3d_cmd_spec spec = {
+        "evaluate", "--prediction SEG.tif --truth GT.tif [options]", ABOUT,
+        opts};
+    int rc = u3d_opts_parse(&spec, argc, argv);
+    if (rc >= 0)
+        return rc;
+    long l;
+    if (a->ignore_s && !strcmp(a->ignore_s, "none"))
+        a->ignore = U3D_NO_IGNORE;
+    else if (a->ignore_s && !u3d_opts_long(a->ignore_s, 0, 65535, &l))
+        return u3d_opts_fail(&spec, "--ignore-label wants an integer in "
+                                    "0..65535 or none, got '%s'", a->ignore_s);
+    else if (a->ignore_s)
+        a->ignore = (int)l;
+    if (!a->overview != !a->image)
+        return u3d_opts_fail(&spec, "--overview needs --image and vice versa");
     return -1;
 }
 

@@ -8,26 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "unet3d/predict.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: unet3d predict --model M.u3d --image IMG.tif --out SEG.tif "
-        "[options]\n\n"
-        "  --probabilities P.tif  float32 probabilities, one channel per class\n"
-        "  --logits               write logits instead of probabilities\n"
-        "  --max-memory MB        device-memory budget in MiB (default: 80%% of\n"
-        "                         the device's global memory)\n"
-        "  --tile DxHxW           network input tile (default: the cheapest\n"
-        "                         tiling that fits the budget)\n"
-        "  --batchstats           batch norm with each tile's statistics (the\n"
-        "                         paper) instead of the running statistics\n"
-        "  --overview OUT.png     orthogonal middle slices with the result\n"
-        "  --quiet                no progress\n"
-        "  --device D, --backend B, --profile\n"
-        "The labels (and probabilities) get the image's voxel spacing.\n");
-}
 
 typedef struct progress {
     struct timespec t0;
@@ -81,14 +63,8 @@ static int check_writable(const char *path, u3d_error *e)
     return 1;
 }
 
-static int parse_dims(const char *s, int d[3])
-{
-    char x;
-    return sscanf(s, "%dx%dx%d%c", &d[0], &d[1], &d[2], &x) == 3 &&
-           d[0] > 0 && d[1] > 0 && d[2] > 0;
-}
-
 typedef struct pargs {
+    u3d_backend_config bc;
     const char *model, *image, *out, *probs, *overview;
     double max_mb;
     int tile[3], batchstats, logits, quiet;
@@ -97,45 +73,38 @@ typedef struct pargs {
 /* Returns -1 when parsed, else the exit code. */
 static int parse(int argc, char **argv, pargs *a)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (!strcmp(s, name) && v && (i++, 1))
-        if (ARG("--model")) a->model = v;
-        else if (ARG("--image")) a->image = v;
-        else if (ARG("--out")) a->out = v;
-        else if (ARG("--probabilities")) a->probs = v;
-        else if (ARG("--overview")) a->overview = v;
-        else if (ARG("--max-memory")) {
-            a->max_mb = atof(v);
-            if (!(a->max_mb > 0)) {
-                fprintf(stderr, "unet3d predict: --max-memory wants MiB > 0\n");
-                return 2;
-            }
-        } else if (ARG("--tile")) {
-            if (!parse_dims(v, a->tile)) {
-                fprintf(stderr, "unet3d predict: --tile wants DxHxW, e.g. "
-                                "116x132x132\n");
-                return 2;
-            }
-        } else if (!strcmp(s, "--batchstats")) a->batchstats = 1;
-        else if (!strcmp(s, "--logits")) a->logits = 1;
-        else if (!strcmp(s, "--quiet")) a->quiet = 1;
-        else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "unet3d predict: unknown or incomplete option "
-                            "%s\n\n", s);
-            usage(stderr);
-            return 2;
-        }
-#undef ARG
-    }
-    if (!a->model || !a->image || !a->out) {
-        usage(stderr);
-        return 2;
-    }
-    return -1;
+    const u3d_opt opts[] = {
+        {"--model", U3D_OPT_STRING, &a->model, 0, 0, "M.u3d",
+         .help = "a model written by unet3d train", .flags = U3D_OPT_REQUIRED},
+        {"--image", U3D_OPT_STRING, &a->image, 0, 0, "IMG.tif",
+         .help = "the volume to segment", .flags = U3D_OPT_REQUIRED},
+        {"--out", U3D_OPT_STRING, &a->out, 0, 0, "SEG.tif",
+         .help = "the labels to write", .flags = U3D_OPT_REQUIRED},
+        {"--probabilities", U3D_OPT_STRING, &a->probs, 0, 0, "P.tif",
+         .help = "float32 probabilities, one channel per class"},
+        {"--logits", U3D_OPT_FLAG, &a->logits, 0, 0, NULL,
+         .help = "write logits instead of probabilities"},
+        {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
+         .help = "device-memory budget in MiB (default: 80% of\n"
+                 "the device's global memory)",
+         .flags = U3D_OPT_GT},
+        {"--tile", U3D_OPT_SIZE3, a->tile, 1, U3D_OPT_MAX_SIZE, "DxHxW",
+         .help = "network input tile (default: the cheapest\n"
+                 "tiling that fits the budget)"},
+        {"--batchstats", U3D_OPT_FLAG, &a->batchstats, 0, 0, NULL,
+         .help = "batch norm with each tile's statistics (the\n"
+                 "paper) instead of the running statistics"},
+        {"--overview", U3D_OPT_STRING, &a->overview, 0, 0, "OUT.png",
+         .help = "orthogonal middle slices with the result"},
+        {"--quiet", U3D_OPT_FLAG, &a->quiet, 0, 0, NULL,
+         .help = "no progress"},
+        U3D_OPTS_DEVICE(&a->bc),
+        {0}};
+    const u3d_cmd_spec spec = {
+        "predict", "--model M.u3d --image IMG.tif --out SEG.tif [options]",
+        "The labels (and probabilities) get the image's voxel spacing.\n",
+        opts};
+    return u3d_opts_parse(&spec, argc, argv);
 }
 
 static void print_plan(const u3d_tile_plan *p, const u3d_backend *be)
@@ -319,8 +288,6 @@ static u3d_status overview(job *j)
 
 int u3d_cmd_predict(int argc, char **argv)
 {
-    u3d_backend_config bc = {0};
-    argc = u3d_cli_common(argc, argv, &bc);
     job j;
     memset(&j, 0, sizeof j);
     int rc = parse(argc, argv, &j.a);
@@ -330,7 +297,7 @@ int u3d_cmd_predict(int argc, char **argv)
     if (check_writable(j.a.out, &j.e) || check_writable(j.a.probs, &j.e) ||
         check_writable(j.a.overview, &j.e))
         goto done;
-    if (u3d_backend_create(&bc, &j.be, &j.e) || load(&j) || predict(&j) ||
+    if (u3d_backend_create(&j.a.bc, &j.be, &j.e) || load(&j) || predict(&j) ||
         (j.a.overview && overview(&j)))
         goto done;
     if (!j.a.quiet)

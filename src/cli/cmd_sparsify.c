@@ -4,62 +4,59 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static void usage(FILE *f)
+typedef struct sargs {
+    const char *in, *out;
+    int k[3], random, ignore;
+    unsigned long long seed;
+} sargs;
+
+/* Returns -1 when parsed, else the exit code. */
+static int parse(int argc, char **argv, sargs *a)
 {
-    fprintf(f, "usage: unet3d sparsify --labels DENSE.tif --slices Z,Y,X "
-               "--out SPARSE.tif\n"
-               "                       [--random --seed S] [--ignore-label L]\n"
-               "keeps Z evenly spaced z-slices, Y y-slices and X x-slices; "
-               "every other voxel\nbecomes the ignore label (default 255)\n");
+    const u3d_opt opts[] = {
+        {"--labels", U3D_OPT_STRING, &a->in, 0, 0, "DENSE.tif",
+         .help = "dense labels", .flags = U3D_OPT_REQUIRED},
+        {"--slices", U3D_OPT_INT3, a->k, 0, 1000000, "Z,Y,X",
+         .help = "keep Z evenly spaced z-slices, Y y-slices and\n"
+                 "X x-slices",
+         .flags = U3D_OPT_REQUIRED},
+        {"--out", U3D_OPT_STRING, &a->out, 0, 0, "SPARSE.tif",
+         .help = "the sparse labels to write", .flags = U3D_OPT_REQUIRED},
+        {"--random", U3D_OPT_FLAG, &a->random, 0, 0, NULL,
+         .help = "random slices instead of evenly spaced ones"},
+        {"--seed", U3D_OPT_U64, &a->seed, 0, 0, "S",
+         .help = "of --random (default 1)"},
+        {"--ignore-label", U3D_OPT_INT, &a->ignore, 0, 65535, "L",
+         .help = "what every other voxel becomes (default 255)"},
+        {0}};
+    const u3d_cmd_spec spec = {
+        "sparsify", "--labels DENSE.tif --slices Z,Y,X --out SPARSE.tif "
+                    "[options]", NULL, opts};
+    return u3d_opts_parse(&spec, argc, argv);
 }
 
 int u3d_cmd_sparsify(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *slices = NULL;
-    int random = 0, ignore = 255;
-    unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--labels") && v) in = argv[++i];
-        else if (!strcmp(a, "--out") && v) out = argv[++i];
-        else if (!strcmp(a, "--slices") && v) slices = argv[++i];
-        else if (!strcmp(a, "--seed") && v) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--ignore-label") && v) ignore = atoi(argv[++i]);
-        else if (!strcmp(a, "--random")) random = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "unet3d sparsify: unknown or incomplete option %s\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    int k[3];
-    char x;
-    if (!in || !out || !slices ||
-        sscanf(slices, "%d,%d,%d%c", &k[0], &k[1], &k[2], &x) != 3 || k[0] < 0 ||
-        k[1] < 0 || k[2] < 0) {
-        usage(stderr);
-        return 2;
-    }
-    if (ignore < 0 || ignore > 65535) {
-        fprintf(stderr, "unet3d sparsify: --ignore-label must be 0..65535\n");
-        return 2;
-    }
+    sargs a = {NULL, NULL, {0, 0, 0}, 0, 255, 1};
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
     u3d_labels l = {0};
     u3d_error e = {0};
     size_t kept = 0;
-    int rc = 1;
-    if (u3d_tiff_read_labels(in, &l, &e) ||
-        u3d_labels_sparsify(&l, k, random, seed, (uint16_t)ignore, &kept, &e) ||
-        u3d_tiff_write_labels(out, &l, &e))
+    rc = 1;
+    if (u3d_tiff_read_labels(a.in, &l, &e) ||
+        u3d_labels_sparsify(&l, a.k, a.random, a.seed, (uint16_t)a.ignore,
+                            &kept, &e) ||
+        u3d_tiff_write_labels(a.out, &l, &e))
         fprintf(stderr, "unet3d sparsify: %s\n", e.msg);
     else {
         size_t n = (size_t)l.d * l.h * l.w;
         printf("kept %zu of %zu voxels (%.2f%%) on %d,%d,%d slices; wrote %s\n",
-               kept, n, 100.0 * (double)kept / (double)n, k[0], k[1], k[2], out);
+               kept, n, 100.0 * (double)kept / (double)n, a.k[0], a.k[1],
+               a.k[2], a.out);
         rc = 0;
     }
     u3d_labels_free(&l);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "golden/golden.h"
 
 static void usage(FILE *f)
@@ -13,7 +14,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  demo                    the whole workflow on a synthetic volume\n"
             "  devices                 list OpenCL (and CUDA) devices\n"
-            "  info [--preset P] [--input WxHxD]\n"
+            "  info [--preset P] [--input DxHxW]\n"
             "                          parameters, output size and memory\n"
             "  train --image I --labels L --model M.u3d [...]\n"
             "                          train on sparsely labeled volumes\n"
@@ -40,23 +41,6 @@ static void usage(FILE *f)
             U3D_VERSION);
 }
 
-/* Pulls the common options out of argv (in place); returns new argc. */
-int u3d_cli_common(int argc, char **argv, u3d_backend_config *cfg)
-{
-    int o = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            cfg->device = argv[++i];
-        else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
-            cfg->backend = argv[++i];
-        else if (!strcmp(argv[i], "--profile"))
-            cfg->profile = 1;
-        else
-            argv[o++] = argv[i];
-    }
-    return o;
-}
-
 static int cmd_devices(void)
 {
     u3d_error e = {0};
@@ -70,16 +54,18 @@ static int cmd_devices(void)
 static int cmd_golden(int argc, char **argv)
 {
     u3d_backend_config cfg = {0};
-    argc = u3d_cli_common(argc, argv, &cfg);
-    if (argc < 2) {
-        fprintf(stderr, "usage: unet3d golden [--device D] [--backend B] DIR...\n");
-        return 2;
-    }
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-') {
-            fprintf(stderr, "unet3d golden: unknown option %s\n", argv[i]);
-            return 2;
-        }
+    const char *dirs[4096];
+    int ndirs = 0;
+    const u3d_opt opts[] = {
+        {"DIR", U3D_OPT_LIST, dirs, 0, 4096, NULL,
+         .help = "fixture folders (each with a case.txt)", .given = &ndirs,
+         .flags = U3D_OPT_REQUIRED},
+        U3D_OPTS_DEVICE(&cfg),
+        {0}};
+    const u3d_cmd_spec spec = {"golden", "[options] DIR...", NULL, opts};
+    int rc = u3d_opts_parse(&spec, argc, argv);
+    if (rc >= 0)
+        return rc;
     u3d_error e = {0};
     u3d_backend *be;
     if (u3d_backend_create(&cfg, &be, &e)) {
@@ -88,7 +74,7 @@ static int cmd_golden(int argc, char **argv)
     }
     printf("device: %s (%s backend)\n", u3d_backend_device(be), u3d_backend_name(be));
     int passed, failed;
-    u3d_status st = u3d_golden_run(be, argv + 1, argc - 1, stdout, &passed,
+    u3d_status st = u3d_golden_run(be, (char **)dirs, ndirs, stdout, &passed,
                                    &failed, &e);
     u3d_backend_destroy(be);
     if (st) {

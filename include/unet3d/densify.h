@@ -1,0 +1,57 @@
+/* Densification, the semi-automatic workflow of Cicek et al. 2016 on one
+ * volume: train on its sparse annotation, segment the whole volume, keep
+ * the annotated voxels' labels. The engine of `unet3d densify` and
+ * `unet3d demo`. */
+#ifndef UNET3D_DENSIFY_H
+#define UNET3D_DENSIFY_H
+#include <stddef.h>
+#include "unet3d/backend.h"
+#include "unet3d/train.h"
+#include "unet3d/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum u3d_class_weighting {
+    U3D_WEIGHTS_BALANCED = 0, /* u3d_class_weights_auto */
+    U3D_WEIGHTS_SQRT = 1,     /* its square root: half-way (geometric)
+                                 between no weighting and balanced */
+    U3D_WEIGHTS_GIVEN = 2     /* the weights as set, untouched */
+} u3d_class_weighting;
+
+/* Class weights w[0..classes) from labeled-voxel counts; GIVEN leaves w. */
+void u3d_class_weights_set(u3d_class_weighting mode, const size_t *counts,
+                           int classes, float *w);
+
+typedef struct u3d_densify_opts {
+    /* The training setup: network, normalization, SGD, augmentation, seed,
+     * ignore label. meta.net.classes 0: the largest annotated label + 1;
+     * meta.net.in_channels: the image's; meta.patch all 0: automatic (the
+     * largest valid size per axis up to patch_cap and the volume plus the
+     * network's context); meta.iterations and meta.minutes both 0: 10
+     * minutes. */
+    u3d_model_meta meta;
+    u3d_class_weighting weights;
+    int patch_cap;
+    const char *model_out;  /* keep the trained model here (may be NULL) */
+    const char *log_path;   /* CSV loss curve (may be NULL) */
+    int checkpoint_every;   /* with model_out: iterations between saves */
+    const char *image_name, *labels_name, *out_name; /* for messages */
+    size_t max_memory;      /* device budget for prediction; 0: device's */
+    int quiet;
+} u3d_densify_opts;
+
+/* The small preset, paper augmentation, automatic classes, patch and
+ * balanced class weights, checkpoints every 50 iterations. */
+void u3d_densify_defaults(u3d_densify_opts *o);
+/* Trains on sparse's annotated voxels of image (normalized in place),
+ * predicts the whole volume into dense, annotated voxels kept. */
+u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
+                       u3d_volume *image, const u3d_labels *sparse,
+                       u3d_labels *dense, u3d_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

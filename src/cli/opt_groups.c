@@ -1,0 +1,176 @@
+/* Option groups shared by several commands (options.h): the network, the
+ * augmentation and the training setup, each turned into the library's
+ * structures in one place. */
+#include <stdlib.h>
+#include <string.h>
+#include "cli/options.h"
+
+const char *const u3d_cli_aug_presets[] = {"paper", "none", NULL};
+const char *const u3d_cli_onoff[] = {"off", "on", NULL};
+const char *const u3d_cli_lr_schedules[] = {"constant", "poly", NULL};
+
+void u3d_cli_net_defaults(u3d_cli_net *n, const char *preset)
+{
+    memset(n, 0, sizeof *n);
+    n->preset = preset;
+    n->padding = n->bn = -1;
+}
+
+u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
+                              u3d_error *err)
+{
+    u3d_status st = u3d_net_preset(n->preset, c, err);
+    if (st)
+        return u3d_errprefix(err, "--preset: ");
+    if (n->classes > 0)
+        c->classes = n->classes;
+    if (n->levels > 0)
+        c->levels = n->levels;
+    if (n->base_channels > 0)
+        c->base_channels = n->base_channels;
+    if (n->in_channels > 0)
+        c->in_channels = n->in_channels;
+    if (n->padding >= 0)
+        c->padding = (u3d_padding)n->padding;
+    if (n->bn >= 0)
+        c->bn = (u3d_bn_mode)n->bn;
+    return u3d_net_config_check(c, err);
+}
+
+void u3d_cli_aug_defaults(u3d_cli_aug *a)
+{
+    memset(a, 0, sizeof *a);
+    a->gray = 1;
+}
+
+int u3d_cli_aug_custom(const u3d_cli_aug *a)
+{
+    return a->g_sigma || a->g_grid || a->g_rotate || a->g_scale ||
+           a->g_mirror || a->g_gray;
+}
+
+/* "none" or letters of "zyx": the axes flipped at random. */
+static u3d_status set_mirror(const char *s, int mirror[3], u3d_error *err)
+{
+    if (!strcmp(s, "none"))
+        s = "";
+    if (strspn(s, "zyx") != strlen(s))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "--aug-mirror wants axes among z, y, x (e.g. zyx) "
+                          "or none, got '%s'", s);
+    for (int k = 0; k < 3; k++)
+        mirror[k] = strchr(s, "zyx"[k]) != NULL;
+    return U3D_OK;
+}
+
+u3d_status u3d_cli_aug_params(const u3d_cli_aug *a, int ignore_label,
+                              u3d_augment_params *p, u3d_error *err)
+{
+    u3d_status st =
+        u3d_augment_params_preset(u3d_cli_aug_presets[a->preset], p, err);
+    if (!st && a->g_mirror)
+        st = set_mirror(a->mirror, p->mirror, err);
+    if (st)
+        return st;
+    for (int k = 0; k < 3; k++) {
+        if (a->g_sigma)
+            p->sigma[k] = a->sigma;
+        if (a->g_grid)
+            p->grid_spacing[k] = a->grid;
+        if (a->g_rotate)
+            p->rotate_deg[k] = a->rotate;
+    }
+    if (a->g_scale)
+        memcpy(p->scale_iso, a->scale, sizeof p->scale_iso);
+    if (a->g_gray && !a->gray) {
+        p->gamma[0] = p->gamma[1] = 1;
+        p->contrast[0] = p->contrast[1] = 1;
+        p->brightness[0] = p->brightness[1] = 0;
+        p->noise_std[0] = p->noise_std[1] = 0;
+    }
+    p->ignore_label = ignore_label;
+    return u3d_augment_params_check(p, err);
+}
+
+void u3d_cli_train_defaults(u3d_cli_train *t)
+{
+    u3d_model_meta m;
+    u3d_model_meta_defaults(&m);
+    memset(t, 0, sizeof *t);
+    u3d_cli_net_defaults(&t->net, "small");
+    u3d_cli_aug_defaults(&t->aug);
+    t->batch = m.batch;
+    t->lr = m.lr;
+    t->momentum = m.momentum;
+    t->weight_decay = m.weight_decay;
+    t->lr_poly = m.lr_poly;
+    t->ignore_label = m.ignore_label;
+    t->norm = m.norm_mode;
+    t->seed = m.seed;
+    t->every = 50;
+    t->class_weights = "auto";
+}
+
+u3d_status u3d_cli_class_weights(const char *s, int classes,
+                                 u3d_class_weighting *mode, float *w,
+                                 u3d_error *err)
+{
+    *mode = !strcmp(s, "auto")   ? U3D_WEIGHTS_BALANCED
+            : !strcmp(s, "sqrt") ? U3D_WEIGHTS_SQRT
+                                 : U3D_WEIGHTS_GIVEN;
+    if (*mode != U3D_WEIGHTS_GIVEN)
+        return U3D_OK;
+    const char *p = s;
+    for (int k = 0; k < classes; k++) {
+        char *end;
+        double v = strtod(p, &end);
+        int last = k == classes - 1;
+        if (end == p || !(v >= 0 && v <= 1e6) || *end != (last ? 0 : ','))
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "--class-weights wants auto, sqrt or %d "
+                              "numbers in 0..1e6 separated by commas, got "
+                              "'%s'", classes, s);
+        w[k] = (float)v;
+        p = end + 1;
+    }
+    return U3D_OK;
+}
+
+/* Network and normalization of a new model. */
+static u3d_status meta_net(const u3d_cli_train *t, int classes_auto,
+                           u3d_model_meta *m, u3d_error *err)
+{
+    u3d_status st = u3d_cli_net_config(&t->net, &m->net, err);
+    if (st)
+        return st;
+    if (classes_auto && t->net.classes <= 0)
+        m->net.classes = 0;
+    m->norm_mode = t->norm;
+    m->ignore_label = t->ignore_label;
+    return U3D_OK;
+}
+
+u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
+                              u3d_model_meta *m, u3d_error *err)
+{
+    u3d_model_meta_defaults(m);
+    u3d_status st = meta_net(t, classes_auto, m, err);
+    if (st)
+        return st;
+    if (t->g_patch)
+        memcpy(m->patch, t->patch, sizeof m->patch);
+    m->batch = t->batch;
+    m->lr = t->lr;
+    m->momentum = t->momentum;
+    m->weight_decay = t->weight_decay;
+    m->lr_poly = t->lr_poly;
+    m->seed = t->seed;
+    m->iterations = t->iterations;
+    m->minutes = t->iterations ? 0 : t->minutes;
+    snprintf(m->augment, sizeof m->augment, "%s",
+             u3d_cli_aug_presets[t->aug.preset]);
+    if (!u3d_cli_aug_custom(&t->aug))
+        return U3D_OK;
+    m->aug_custom = 1;
+    return u3d_cli_aug_params(&t->aug, t->ignore_label, &m->aug, err);
+}

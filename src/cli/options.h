@@ -1,0 +1,230 @@
+/* Command-line options of the unet3d commands (internal). Each command
+ * describes its options in one table (name, kind, destination, range,
+ * help); the parser and --help both read it, so an option is spelled,
+ * checked and documented the same way everywhere.
+ *
+ * Sizes are D x H x W (Z, Y, X: numpy, ImageJ and TIFF order) in every
+ * command, written "DxHxW". Numbers are strict: the whole value must parse,
+ * NaN and infinities are refused, and each value must lie in the option's
+ * range, so an overflow cannot reach the size arithmetic. Every error is
+ * one line naming the option and the value; the command then exits 1. */
+#ifndef UNET3D_CLI_OPTIONS_H
+#define UNET3D_CLI_OPTIONS_H
+#include <stdio.h>
+#include "unet3d/unet3d.h"
+
+typedef enum u3d_opt_kind {
+    U3D_OPT_FLAG,   /* int: 1 */
+    U3D_OPT_SET,    /* int: (int)lo (a hidden spelling of a choice) */
+    U3D_OPT_INT,    /* int in [lo, hi] */
+    U3D_OPT_LONG,   /* long in [lo, hi] */
+    U3D_OPT_U64,    /* unsigned long long, 0 .. 2^64-1 */
+    U3D_OPT_DOUBLE, /* finite double in [lo, hi] */
+    U3D_OPT_FLOAT,  /* finite float in [lo, hi] */
+    U3D_OPT_FLOAT2, /* float[2] "A,B", each in [lo, hi] */
+    U3D_OPT_SIZE3,  /* int[3] "DxHxW", each in [lo, hi] */
+    U3D_OPT_INT3,   /* int[3] "Z,Y,X", each in [lo, hi] */
+    U3D_OPT_STRING, /* const char * */
+    U3D_OPT_CHOICE, /* int: index of the value in choices */
+    U3D_OPT_LIST    /* const char *[hi]: every occurrence (or positional) */
+} u3d_opt_kind;
+
+enum {
+    U3D_OPT_REQUIRED = 1, /* the command needs it */
+    U3D_OPT_GT = 2        /* lo itself excluded: "> lo" */
+};
+
+typedef struct u3d_opt {
+    const char *name;  /* "--levels"; a name without "-": positional */
+    u3d_opt_kind kind;
+    void *dest;
+    double lo, hi;     /* numeric range; LIST: hi = capacity */
+    const char *meta;  /* the value in --help ("N", "DxHxW"); CHOICE: NULL
+                          lists the choices */
+    const char *help;  /* lines separated by \n; NULL: hidden alias */
+    const char *const *choices; /* CHOICE: NULL-terminated */
+    int *given;        /* set to 1 when given, or NULL; LIST: the count
+                          (required) */
+    int flags;         /* U3D_OPT_REQUIRED, U3D_OPT_GT */
+} u3d_opt;
+
+typedef struct u3d_cmd_spec {
+    const char *name;     /* "train" */
+    const char *synopsis; /* after "usage: unet3d NAME " */
+    const char *about;    /* after the options, or NULL */
+    const u3d_opt *opts;  /* ends with {NULL} */
+} u3d_cmd_spec;
+
+/* Parses argv[1..argc) ("--name value" or "--name=value") into the
+ * destinations. Returns -1 to go on, 0 after printing --help, 1 after a
+ * one-line error on stderr. */
+int u3d_opts_parse(const u3d_cmd_spec *c, int argc, char **argv);
+void u3d_opts_help(const u3d_cmd_spec *c, FILE *f);
+/* "unet3d NAME: message" on stderr; returns 1, the exit status. */
+int u3d_opts_fail(const u3d_cmd_spec *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Strict integer s in [lo, hi] for values parsed outside the table; 0 when
+ * it is not one (no message). */
+int u3d_opts_long(const char *s, long lo, long hi, long *out);
+
+/* ---- option groups shared by several commands ---- */
+
+/* The device (--device, --backend, --profile). */
+#define U3D_OPTS_DEVICE(bc)                                                 \
+    {"--device", U3D_OPT_STRING, &(bc)->device, 0, 0, "SPEC",               \
+     .help = "OpenCL device: P:D, gpu, cpu or part of its name\n"           \
+             "(default: $UNET3D_DEVICE, else the first GPU, else\n"         \
+             "the first device)"},                                          \
+    {"--backend", U3D_OPT_STRING, &(bc)->backend, 0, 0, "NAME",             \
+     .help = "opencl (default), ref (plain C), cudnn (NVIDIA,\n"            \
+             "when built)"},                                                \
+    {"--profile", U3D_OPT_FLAG, &(bc)->profile, 0, 0, NULL,                 \
+     .help = "print per-kernel times at exit"}
+
+/* Largest size per axis of a patch, tile or network input: far above any
+ * device's memory, and small enough that the size and memory arithmetic
+ * of the model (u3d_net_valid_size, u3d_net_memory) cannot overflow. */
+#define U3D_OPT_MAX_SIZE 4096
+/* Widest first layer accepted (the paper: 32). */
+#define U3D_OPT_MAX_BASE 1024
+#define U3D_OPT_MAX_BATCH 256
+
+/* Network architecture: info, train and densify. -1: the preset's. */
+typedef struct u3d_cli_net {
+    const char *preset;
+    int classes, levels, base_channels, in_channels;
+    int padding, bn; /* u3d_padding, u3d_bn_mode */
+} u3d_cli_net;
+
+void u3d_cli_net_defaults(u3d_cli_net *n, const char *preset);
+/* The preset with the options applied, checked. */
+u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
+                              u3d_error *err);
+
+#define U3D_OPTS_NET(n)                                                     \
+    {"--preset", U3D_OPT_STRING, &(n)->preset, 0, 0, "P",                   \
+     .help = "network preset: paper, small or tiny"},                       \
+    {"--classes", U3D_OPT_INT, &(n)->classes, 1, U3D_MAX_CLASSES, "K",      \
+     .help = "number of classes (default: the preset's)"},                  \
+    {"--levels", U3D_OPT_INT, &(n)->levels, 1, U3D_NET_MAX_LEVELS, "L",     \
+     .help = "resolution levels (default: the preset's)"},                  \
+    {"--base-channels", U3D_OPT_INT, &(n)->base_channels, 1,                \
+     U3D_OPT_MAX_BASE, "F",                                                 \
+     .help = "channels of the first convolution (preset's)"},               \
+    {"--padding", U3D_OPT_CHOICE, &(n)->padding, 0, 0, NULL,                \
+     .help = "convolutions without (valid) or with zero\n"                  \
+             "padding (default: the preset's)",                             \
+     .choices = u3d_padding_names},                                         \
+    {"--batchnorm", U3D_OPT_CHOICE, &(n)->bn, 0, 0, NULL,                   \
+     .help = "batch norm: none, without (plain) or with\n"                  \
+             "scale/shift (affine) (default: the preset's)",                \
+     .choices = u3d_bn_mode_names}
+
+/* Augmentation: train, densify and augment. */
+typedef struct u3d_cli_aug {
+    int preset; /* index in u3d_cli_aug_presets */
+    float sigma, rotate, scale[2];
+    int grid, gray;
+    const char *mirror;
+    int g_preset, g_sigma, g_grid, g_rotate, g_scale, g_mirror, g_gray;
+                /* given */
+} u3d_cli_aug;
+
+extern const char *const u3d_cli_aug_presets[]; /* paper, none */
+void u3d_cli_aug_defaults(u3d_cli_aug *a);
+/* 1 when a per-transform option was given. */
+int u3d_cli_aug_custom(const u3d_cli_aug *a);
+/* The preset with the per-transform options applied, checked. */
+u3d_status u3d_cli_aug_params(const u3d_cli_aug *a, int ignore_label,
+                              u3d_augment_params *p, u3d_error *err);
+
+#define U3D_OPTS_AUG(a)                                                     \
+    {"--augment", U3D_OPT_CHOICE, &(a)->preset, 0, 0, NULL,                 \
+     .help = "augmentation preset (default paper), changed\n"               \
+             "per transform by the --aug-* options",                        \
+     .choices = u3d_cli_aug_presets, .given = &(a)->g_preset},             \
+    {"--aug-sigma", U3D_OPT_FLOAT, &(a)->sigma, 0, 100, "S",                \
+     .help = "deformation: control-point std (voxels)", .given = &(a)->g_sigma}, \
+    {"--aug-grid", U3D_OPT_INT, &(a)->grid, 1, U3D_OPT_MAX_SIZE, "G",       \
+     .help = "deformation: control-point spacing (voxels)",                 \
+     .given = &(a)->g_grid},                                                \
+    {"--aug-rotate", U3D_OPT_FLOAT, &(a)->rotate, 0, 180, "DEG",            \
+     .help = "rotation about each axis: +-DEG",                             \
+     .given = &(a)->g_rotate},                                              \
+    {"--aug-scale", U3D_OPT_FLOAT2, (a)->scale, 0, 100, "LO,HI",            \
+     .help = "isotropic scale range", .given = &(a)->g_scale,               \
+     .flags = U3D_OPT_GT},                                                  \
+    {"--aug-mirror", U3D_OPT_STRING, &(a)->mirror, 0, 0, "zyx|none",        \
+     .help = "axes flipped at random (any of z, y, x)",                     \
+     .given = &(a)->g_mirror},                                              \
+    {"--aug-gray", U3D_OPT_CHOICE, &(a)->gray, 0, 0, NULL,                  \
+     .help = "gamma, contrast, brightness and noise",                       \
+     .choices = u3d_cli_onoff, .given = &(a)->g_gray}
+
+extern const char *const u3d_cli_onoff[]; /* off, on */
+
+/* Training setup: train and densify. */
+typedef struct u3d_cli_train {
+    u3d_cli_net net;
+    u3d_cli_aug aug;
+    long iterations;
+    double minutes;
+    int patch[3], batch, lr_poly, ignore_label, norm, every, quiet;
+    float lr, momentum, weight_decay;
+    const char *class_weights, *log;
+    unsigned long long seed;
+    int g_patch, g_lr, g_momentum, g_seed; /* given */
+} u3d_cli_train;
+
+void u3d_cli_train_defaults(u3d_cli_train *t);
+/* The model's training setup from the options (in_channels 1 until the
+ * images are read; classes 0 when not given and classes_auto). */
+u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
+                              u3d_model_meta *m, u3d_error *err);
+/* Class weights: auto, sqrt or a list of `classes` numbers (into w). */
+u3d_status u3d_cli_class_weights(const char *s, int classes,
+                                 u3d_class_weighting *mode, float *w,
+                                 u3d_error *err);
+
+#define U3D_OPTS_TRAIN(t)                                                   \
+    {"--iterations", U3D_OPT_LONG, &(t)->iterations, 1, 1e9, "N",           \
+     .help = "train N iterations in total, or"},                            \
+    {"--minutes", U3D_OPT_DOUBLE, &(t)->minutes, 0, 1e6, "M",               \
+     .help = "train for M minutes of wall time", .flags = U3D_OPT_GT},      \
+    {"--patch", U3D_OPT_SIZE3, (t)->patch, 1, U3D_OPT_MAX_SIZE, "DxHxW",    \
+     .help = "input patch (default: automatic)", .given = &(t)->g_patch},   \
+    {"--batch", U3D_OPT_INT, &(t)->batch, 1, U3D_OPT_MAX_BATCH, "B",        \
+     .help = "patches per iteration (default 1)"},                          \
+    {"--lr", U3D_OPT_FLOAT, &(t)->lr, 0, 10, "X",                           \
+     .help = "learning rate (default 0.01)", .given = &(t)->g_lr,           \
+     .flags = U3D_OPT_GT},                                                  \
+    {"--lr-schedule", U3D_OPT_CHOICE, &(t)->lr_poly, 0, 0, NULL,            \
+     .help = "poly (default): lr (1 - done)^0.9",                           \
+     .choices = u3d_cli_lr_schedules},                                      \
+    {"--momentum", U3D_OPT_FLOAT, &(t)->momentum, 0, 1, "X",                \
+     .help = "SGD momentum (default 0.99, as the paper)",                   \
+     .given = &(t)->g_momentum},                                            \
+    {"--weight-decay", U3D_OPT_FLOAT, &(t)->weight_decay, 0, 1, "X",        \
+     .help = "(default 0)"},                                                \
+    {"--class-weights", U3D_OPT_STRING, &(t)->class_weights, 0, 0,          \
+     "auto|sqrt|w0,w1,...",                                                 \
+     .help = "auto (default): balanced, w_c = n / (K n_c);\n"               \
+             "sqrt: its square root"},                                      \
+    {"--ignore-label", U3D_OPT_INT, &(t)->ignore_label, 0, 65535, "L",      \
+     .help = "label of unannotated voxels (default 255)"},                  \
+    {"--normalize", U3D_OPT_CHOICE, &(t)->norm, 0, 0, NULL,                 \
+     .help = "per channel (default percentile 1..99.8 -> 0..1)",            \
+     .choices = u3d_norm_mode_names},                                       \
+    {"--seed", U3D_OPT_U64, &(t)->seed, 0, 0, "S",                          \
+     .help = "(default 1): same seed, same model", .given = &(t)->g_seed},  \
+    {"--checkpoint-every", U3D_OPT_INT, &(t)->every, 0, 1e9, "N",           \
+     .help = "write the model every N iterations (50; 0: at\n"              \
+             "the end only)"},                                              \
+    {"--log", U3D_OPT_STRING, &(t)->log, 0, 0, "FILE.csv",                  \
+     .help = "loss curve"},                                                 \
+    {"--quiet", U3D_OPT_FLAG, &(t)->quiet, 0, 0, NULL,                      \
+     .help = "no progress"}
+
+extern const char *const u3d_cli_lr_schedules[]; /* constant, poly */
+
+#endif

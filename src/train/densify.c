@@ -1,0 +1,190 @@
+/* Densification (densify.h): train on the annotated voxels of one volume,
+ * predict the whole volume, keep the user's labels where they annotated. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "unet3d/densify.h"
+#include "unet3d/predict.h"
+
+void u3d_class_weights_set(u3d_class_weighting mode, const size_t *counts,
+                           int classes, float *w)
+{
+    if (mode == U3D_WEIGHTS_GIVEN)
+        return;
+    u3d_class_weights_auto(counts, classes, w);
+    if (mode == U3D_WEIGHTS_SQRT)
+        for (int k = 0; k < classes; k++)
+            w[k] = sqrtf(w[k]);
+}
+
+void u3d_densify_defaults(u3d_densify_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    u3d_model_meta_defaults(&o->meta);
+    o->meta.net.classes = 0;
+    o->patch_cap = 96;
+    o->checkpoint_every = 50;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress(void *user, int done, int total)
+{
+    double el = now_s() - *(double *)user;
+    fprintf(stderr, "\rpredicting: tile %d/%d  ETA %.0f s   ", done, total,
+            done ? el / done * (total - done) : 0.0);
+    if (done == total)
+        fprintf(stderr, "\n");
+}
+
+/* Largest valid patch per axis <= min(cap, size + 2*context). */
+static u3d_status densify_patch(const u3d_net_config *c, const int vol[3],
+                                int cap, int patch[3], u3d_error *err)
+{
+    int ctx = u3d_net_context(c);
+    for (int a = 0; a < 3; a++) {
+        int want = vol[a] + 2 * ctx, below, above;
+        if (want > cap)
+            want = cap;
+        if (!u3d_net_valid_size(c, want, &below, &above))
+            want = below > 0 ? below : above;
+        patch[a] = want;
+    }
+    int out[3];
+    return u3d_net_output_size(c, patch, out, err);
+}
+
+/* Classes as given, else the largest annotated label + 1 (>= 2). */
+static u3d_status densify_classes(const u3d_densify_opts *o,
+                                  const u3d_labels *sparse, u3d_model_meta *m,
+                                  u3d_error *err)
+{
+    int maxl = 1;
+    size_t n = (size_t)sparse->d * sparse->h * sparse->w;
+    for (size_t i = 0; i < n; i++)
+        if (sparse->data[i] != m->ignore_label && sparse->data[i] > maxl)
+            maxl = sparse->data[i];
+    m->net.classes = o->meta.net.classes > 0 ? o->meta.net.classes : maxl + 1;
+    if (m->net.classes > U3D_MAX_CLASSES)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "label value %d: at most %d classes are supported "
+                          "(is the ignore label %d right?)",
+                          maxl, U3D_MAX_CLASSES, m->ignore_label);
+    return u3d_net_config_check(&m->net, err);
+}
+
+/* The training setup of o completed from the image and its annotation:
+ * classes, class weights, patch, time budget. */
+static u3d_status densify_meta(const u3d_densify_opts *o,
+                               const u3d_volume *image,
+                               const u3d_labels *sparse, u3d_model_meta *m,
+                               size_t *annotated, u3d_error *err)
+{
+    *m = o->meta;
+    m->net.in_channels = image->c;
+    u3d_status st = densify_classes(o, sparse, m, err);
+    if (st)
+        return st;
+    if (!m->iterations && !(m->minutes > 0))
+        m->minutes = 10;
+    if (m->iterations)
+        m->minutes = 0;
+    size_t counts[U3D_MAX_CLASSES] = {0};
+    if ((st = u3d_labels_check(sparse, m->net.classes, m->ignore_label,
+                               counts, NULL, err)))
+        return u3d_errprefix(err, "%s: ", o->labels_name);
+    u3d_class_weights_set(o->weights, counts, m->net.classes,
+                          m->class_weights);
+    *annotated = 0;
+    for (int k = 0; k < m->net.classes; k++)
+        *annotated += counts[k];
+    int vol[3] = {image->d, image->h, image->w};
+    if (m->patch[0] && m->patch[1] && m->patch[2])
+        return U3D_OK;
+    return densify_patch(&m->net, vol, o->patch_cap, m->patch, err);
+}
+
+static void say_training(const u3d_densify_opts *o, const u3d_model_meta *m,
+                         size_t annotated)
+{
+    char cs[200];
+    fprintf(stderr, "training %s on %zu annotated voxels (%s), patch %dx%dx%d "
+                    "(DxHxW)%s\n",
+            u3d_net_config_str(&m->net, cs, sizeof cs), annotated,
+            o->labels_name, m->patch[0], m->patch[1], m->patch[2],
+            m->iterations ? "" : ", time budget");
+}
+
+/* Segments image with net; the annotated voxels keep sparse's labels. */
+static u3d_status densify_predict(u3d_net *net, const u3d_densify_opts *o,
+                                  u3d_volume *image, const u3d_labels *sparse,
+                                  u3d_labels *dense, u3d_error *err)
+{
+    double t0 = now_s();
+    u3d_predict_opts po = {0};
+    po.max_memory = o->max_memory;
+    po.progress = o->quiet ? NULL : progress;
+    po.progress_user = &t0;
+    u3d_status st = u3d_predict(net, image, &po, dense, NULL, NULL, err);
+    if (st)
+        return st;
+    size_t n = (size_t)sparse->d * sparse->h * sparse->w;
+    for (size_t i = 0; i < n; i++)
+        if (sparse->data[i] != o->meta.ignore_label)
+            dense->data[i] = sparse->data[i];
+    memcpy(dense->spacing, image->spacing, sizeof dense->spacing);
+    memcpy(dense->unit, image->unit, sizeof dense->unit);
+    return U3D_OK;
+}
+
+u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
+                       u3d_volume *image, const u3d_labels *sparse,
+                       u3d_labels *dense, u3d_error *err)
+{
+    u3d_model_meta m;
+    u3d_train_volume tv;
+    u3d_net *net = NULL;
+    char tmpmodel[4200] = "";
+    size_t annotated = 0;
+    memset(&tv, 0, sizeof tv);
+    memset(dense, 0, sizeof *dense);
+    u3d_status st = densify_meta(o, image, sparse, &m, &annotated, err);
+    /* normalize as prediction will (the model stores the mode) */
+    if (st || (st = u3d_model_normalize_input(image, &m, err)))
+        return st;
+    tv.image = *image;
+    tv.labels = *sparse;
+    snprintf(tv.image_path, sizeof tv.image_path, "%s", o->image_name);
+    snprintf(tv.labels_path, sizeof tv.labels_path, "%s", o->labels_name);
+    const char *model = o->model_out;
+    if (!model) {
+        snprintf(tmpmodel, sizeof tmpmodel, "%s.model-%ld.u3d.tmp",
+                 o->out_name ? o->out_name : "densify", (long)getpid());
+        model = tmpmodel;
+    }
+    if ((st = u3d_net_create(be, &m.net, &net, err)) ||
+        (st = u3d_net_init(net, m.seed, err)))
+        goto done;
+    if (!o->quiet)
+        say_training(o, &m, annotated);
+    u3d_train_opts to = {model, o->log_path,
+                         o->model_out ? o->checkpoint_every : 0, 0, o->quiet,
+                         0, stderr};
+    if (!(st = u3d_train_run(net, &m, &tv, 1, &to, err)))
+        st = densify_predict(net, o, image, sparse, dense, err);
+done:
+    if (!o->model_out)
+        remove(tmpmodel);
+    u3d_net_destroy(net);
+    if (st)
+        u3d_labels_free(dense);
+    return st;
+}

@@ -208,12 +208,96 @@ static void help_lists_options(void **state)
     assert_null(strstr(out, "--sigma"));
 }
 
+/* Writes a small file and returns its path (in dir). */
+static const char *touch(const char *name, const char *text)
+{
+    static char p[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    FILE *f = fopen(p[k], "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p[k];
+}
+
+/* Refused before any work; the input is left as it was. */
+static void refused_keeps(const char *args, const char *what, const char *in,
+                          const char *text)
+{
+    rejected(args, what, NULL);
+    FILE *f = fopen(in, "r");
+    char buf[64] = {0};
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    if (strcmp(buf, text))
+        fail_msg("unet3d %s changed %s", args, in);
+}
+
+/* Issue #14 items 8, 9 and 11: an output that is an input (or another
+ * output), a device or FIFO, or in an unwritable folder is refused before
+ * any work, naming the option and the file. */
+static void outputs_checked_first(void **state)
+{
+    (void)state;
+    const char *v = touch("v.tif", "image"), *l = touch("l.tif", "labels");
+    const char *m = touch("m.u3d", "model");
+    char a[2048], alias[300], fifo[300];
+    snprintf(a, sizeof a, "predict --model %s --image %s --out %s", m, v, v);
+    refused_keeps(a, "is the same file as --image", v, "image");
+    snprintf(a, sizeof a, "train --image %s --labels %s --model %s "
+             "--iterations 1", v, l, v);
+    refused_keeps(a, "--model", v, "image");
+    snprintf(a, sizeof a, "densify --image %s --labels %s --out %s", v, l, v);
+    refused_keeps(a, "--out", v, "image");
+    snprintf(a, sizeof a, "sparsify --labels %s --slices 1,1,1 --out %s", l,
+             l);
+    refused_keeps(a, "--out", l, "labels");
+    /* the same file by another name */
+    snprintf(alias, sizeof alias, "%s/../%s/l.tif", dir, strrchr(dir, '/') + 1);
+    snprintf(a, sizeof a, "sparsify --labels %s --slices 1,1,1 --out %s", l,
+             alias);
+    refused_keeps(a, "is the same file as --labels", l, "labels");
+    snprintf(a, sizeof a, "predict --model %s --image %s --out %s/s.tif "
+             "--probabilities %s/s.tif", m, v, dir, dir);
+    rejected(a, "written twice", NULL);
+    snprintf(a, sizeof a, "predict --model %s --image %s --out %s/s.tif "
+             "--overview %s/./s.tif", m, v, dir, dir);
+    rejected(a, "--overview", NULL);
+    snprintf(a, sizeof a, "sparsify --labels %s --slices 1,1,1 --out "
+             "/dev/full", l);
+    rejected(a, "/dev/full: exists and is not a regular file", NULL);
+    snprintf(fifo, sizeof fifo, "%s/fifo.tif", dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    snprintf(a, sizeof a, "sparsify --labels %s --slices 1,1,1 --out %s", l,
+             fifo);
+    rejected(a, "fifo.tif: exists and is not a regular file", NULL);
+    struct stat sb;
+    assert_int_equal(stat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    snprintf(a, sizeof a, "densify --image %s --labels %s --out %s/d.tif "
+             "--model-out /nonexistent-u3d/m.u3d", v, l, dir);
+    rejected(a, "--model-out /nonexistent-u3d/m.u3d: cannot write", NULL);
+    snprintf(a, sizeof a, "densify --image %s --labels %s --out %s/d.tif "
+             "--log /nonexistent-u3d/x.csv", v, l, dir);
+    rejected(a, "--log", NULL);
+    snprintf(a, sizeof a, "densify --image %s --labels %s --out %s/d.tif "
+             "--overview %s", v, l, dir, dir);
+    rejected(a, "--overview", NULL);
+    snprintf(a, sizeof a, "%s/d.tif", dir);
+    assert_int_not_equal(access(a, F_OK), 0); /* no output left */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_values),
         cmocka_unit_test(info_sizes_dhw),
         cmocka_unit_test(help_lists_options),
+        cmocka_unit_test(outputs_checked_first),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -22,9 +22,10 @@ static int parse(int argc, char **argv, aargs *a)
     u3d_cli_aug *g = &a->aug;
     const u3d_opt opts[] = {
         {"--image", U3D_OPT_STRING, &a->img, 0, 0, "A.tif",
-         .help = "the volume", .flags = U3D_OPT_REQUIRED},
+         .help = "the volume", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
         {"--labels", U3D_OPT_STRING, &a->lab, 0, 0, "L.tif",
-         .help = "its labels, transformed alike"},
+         .help = "its labels, transformed alike",
+         .flags = U3D_OPT_IN},
         {"--out", U3D_OPT_STRING, &a->out, 0, 0, "DIR",
          .help = "the folder to write to", .flags = U3D_OPT_REQUIRED},
         {"--samples", U3D_OPT_INT, &a->samples, 1, 10000, "N",

@@ -21,13 +21,14 @@ static int parse(int argc, char **argv, eargs *a)
 {
     const u3d_opt opts[] = {
         {"--prediction", U3D_OPT_STRING, &a->pred, 0, 0, "SEG.tif",
-         .help = "the labels to score", .flags = U3D_OPT_REQUIRED},
+         .help = "the labels to score", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
         {"--truth", U3D_OPT_STRING, &a->truth, 0, 0, "GT.tif",
-         .help = "dense ground truth", .flags = U3D_OPT_REQUIRED},
+         .help = "dense ground truth", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
         {"--exclude", U3D_OPT_STRING, &a->exclude, 0, 0, "SPARSE.tif",
          .help = "leave out the voxels annotated there (not\n"
                  "the ignore label): score only what the\n"
-                 "network had to infer, as the paper"},
+                 "network had to infer, as the paper",
+         .flags = U3D_OPT_IN},
         {"--ignore-label", U3D_OPT_STRING, &a->ignore_s, 0, 0, "L|none",
          .help = "truth voxels not scored, and the unannotated\n"
                  "value of --exclude (default 255)"},
@@ -40,9 +41,11 @@ static int parse(int argc, char **argv, eargs *a)
                  "dice, mean_dice, voxels (scored), ..."},
         {"--overview", U3D_OPT_STRING, &a->overview, 0, 0, "OUT.png",
          .help = "middle slices: prediction (top row) and\n"
-                 "truth (bottom row) over the image (needs --image)"},
+                 "truth (bottom row) over the image (needs --image)",
+         .flags = U3D_OPT_OUT},
         {"--image", U3D_OPT_STRING, &a->image, 0, 0, "IMG.tif",
-         .help = "the image under --overview"},
+         .help = "the image under --overview",
+         .flags = U3D_OPT_IN},
         {0}};
     const u3d_cmd_spec spec = {
         "evaluate", "--prediction SEG.tif --truth GT.tif [options]", ABOUT,

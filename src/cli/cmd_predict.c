@@ -75,13 +75,14 @@ static int parse(int argc, char **argv, pargs *a)
 {
     const u3d_opt opts[] = {
         {"--model", U3D_OPT_STRING, &a->model, 0, 0, "M.u3d",
-         .help = "a model written by unet3d train", .flags = U3D_OPT_REQUIRED},
+         .help = "a model written by unet3d train", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
         {"--image", U3D_OPT_STRING, &a->image, 0, 0, "IMG.tif",
-         .help = "the volume to segment", .flags = U3D_OPT_REQUIRED},
+         .help = "the volume to segment", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
         {"--out", U3D_OPT_STRING, &a->out, 0, 0, "SEG.tif",
-         .help = "the labels to write", .flags = U3D_OPT_REQUIRED},
+         .help = "the labels to write", .flags = U3D_OPT_REQUIRED | U3D_OPT_OUT},
         {"--probabilities", U3D_OPT_STRING, &a->probs, 0, 0, "P.tif",
-         .help = "float32 probabilities, one channel per class"},
+         .help = "float32 probabilities, one channel per class",
+         .flags = U3D_OPT_OUT},
         {"--logits", U3D_OPT_FLAG, &a->logits, 0, 0, NULL,
          .help = "write logits instead of probabilities"},
         {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
@@ -95,7 +96,8 @@ static int parse(int argc, char **argv, pargs *a)
          .help = "batch norm with each tile's statistics (the\n"
                  "paper) instead of the running statistics"},
         {"--overview", U3D_OPT_STRING, &a->overview, 0, 0, "OUT.png",
-         .help = "orthogonal middle slices with the result"},
+         .help = "orthogonal middle slices with the result",
+         .flags = U3D_OPT_OUT},
         {"--quiet", U3D_OPT_FLAG, &a->quiet, 0, 0, NULL,
          .help = "no progress"},
         U3D_OPTS_DEVICE(&a->bc),

@@ -17,13 +17,13 @@ static int parse(int argc, char **argv, sargs *a)
 {
     const u3d_opt opts[] = {
         {"--labels", U3D_OPT_STRING, &a->in, 0, 0, "DENSE.tif",
-         .help = "dense labels", .flags = U3D_OPT_REQUIRED},
+         .help = "dense labels", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
         {"--slices", U3D_OPT_INT3, a->k, 0, 1000000, "Z,Y,X",
          .help = "keep Z evenly spaced z-slices, Y y-slices and\n"
                  "X x-slices",
          .flags = U3D_OPT_REQUIRED},
         {"--out", U3D_OPT_STRING, &a->out, 0, 0, "SPARSE.tif",
-         .help = "the sparse labels to write", .flags = U3D_OPT_REQUIRED},
+         .help = "the sparse labels to write", .flags = U3D_OPT_REQUIRED | U3D_OPT_OUT},
         {"--random", U3D_OPT_FLAG, &a->random, 0, 0, NULL,
          .help = "random slices instead of evenly spaced ones"},
         {"--seed", U3D_OPT_U64, &a->seed, 0, 0, "S",

@@ -1,10 +1,14 @@
 /* The option parser and --help of every unet3d command (options.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "cli/options.h"
 
 int u3d_opts_fail(const u3d_cmd_spec *c, const char *fmt, ...)
@@ -256,6 +260,113 @@ static int check_required(const u3d_cmd_spec *c, const int *seen)
     return 0;
 }
 
+/* ---- files named by options ---- */
+
+typedef struct named_file {
+    const char *opt, *path;
+    int out;
+} named_file;
+
+/* The IN/OUT files given, at most cap. */
+static int named_files(const u3d_cmd_spec *c, named_file *f, int cap)
+{
+    int n = 0;
+    for (const u3d_opt *o = c->opts; o->name; o++) {
+        if (!(o->flags & (U3D_OPT_IN | U3D_OPT_OUT)))
+            continue;
+        int out = (o->flags & U3D_OPT_OUT) != 0;
+        if (o->kind == U3D_OPT_STRING) {
+            const char *p = *(const char **)o->dest;
+            if (p && n < cap)
+                f[n++] = (named_file){o->name, p, out};
+        } else if (o->kind == U3D_OPT_LIST && o->given) {
+            const char **v = o->dest;
+            for (int k = 0; k < *o->given && n < cap; k++)
+                f[n++] = (named_file){o->name, v[k], out};
+        }
+    }
+    return n;
+}
+
+/* The folder of path and its last component. */
+static void split_path(const char *path, char *dir, size_t n,
+                       const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == path)
+        snprintf(dir, n, "/");
+    else
+        snprintf(dir, n, "%.*s", (int)(slash - path), path);
+}
+
+/* 1 when a and b name the same file: the same inode when both exist,
+ * else the same name in the same (resolved) folder. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea != eb)
+        return 0;
+    char da[4096], db[4096], ra[PATH_MAX], rb[PATH_MAX];
+    const char *ba, *bb;
+    split_path(a, da, sizeof da, &ba);
+    split_path(b, db, sizeof db, &bb);
+    if (strcmp(ba, bb))
+        return 0;
+    if (!realpath(da, ra) || !realpath(db, rb))
+        return !strcmp(da, db);
+    return !strcmp(ra, rb);
+}
+
+/* An output must be (or become) a regular file in a writable folder. */
+static int check_output(const u3d_cmd_spec *c, const named_file *f)
+{
+    struct stat sb;
+    char dir[4096];
+    const char *base;
+    if (!f->path[0])
+        return u3d_opts_fail(c, "%s: empty file name", f->opt);
+    if (stat(f->path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return u3d_opts_fail(c, "%s %s: exists and is not a regular file "
+                                "(a folder, device or FIFO); name a file",
+                             f->opt, f->path);
+    split_path(f->path, dir, sizeof dir, &base);
+    if (!base[0])
+        return u3d_opts_fail(c, "%s %s: names a folder; name a file", f->opt,
+                             f->path);
+    if (access(dir, W_OK | X_OK))
+        return u3d_opts_fail(c, "%s %s: cannot write to folder %s: %s",
+                             f->opt, f->path, dir, strerror(errno));
+    return 0;
+}
+
+static int check_files(const u3d_cmd_spec *c)
+{
+    enum { CAP = 64 };
+    named_file f[CAP];
+    int n = named_files(c, f, CAP);
+    for (int i = 0; i < n; i++) {
+        if (!f[i].out)
+            continue;
+        if (check_output(c, &f[i]))
+            return 1;
+        for (int j = 0; j < n; j++)
+            if (j != i && (j > i || !f[j].out) &&
+                same_file(f[i].path, f[j].path))
+                return u3d_opts_fail(
+                    c, "%s %s is the same file as %s %s: it would be %s; "
+                       "choose another name",
+                    f[i].opt, f[i].path, f[j].opt, f[j].path,
+                    f[j].out ? "written twice" : "overwritten");
+    }
+    return 0;
+}
+
 /* Option argv[*i]; moves *i past its value. */
 static int one(const u3d_cmd_spec *c, int argc, char **argv, int *i,
                int *seen)
@@ -306,6 +417,8 @@ int u3d_opts_parse(const u3d_cmd_spec *c, int argc, char **argv)
     }
     if (!rc)
         rc = check_required(c, seen);
+    if (!rc)
+        rc = check_files(c);
     free(seen);
     return rc ? 1 : -1;
 }

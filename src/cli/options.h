@@ -31,7 +31,14 @@ typedef enum u3d_opt_kind {
 
 enum {
     U3D_OPT_REQUIRED = 1, /* the command needs it */
-    U3D_OPT_GT = 2        /* lo itself excluded: "> lo" */
+    U3D_OPT_GT = 2,       /* lo itself excluded: "> lo" */
+    /* STRING or LIST naming files the command reads (IN) or writes (OUT).
+     * Before any work the parser refuses an output that is the same file
+     * as an input or another output, one that exists but is not a regular
+     * file (a device, a FIFO, a folder), and one in a folder it cannot
+     * write to, so no input is lost and no run fails at its end. */
+    U3D_OPT_IN = 4,
+    U3D_OPT_OUT = 8
 };
 
 typedef struct u3d_opt {
@@ -221,7 +228,7 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
      .help = "write the model every N iterations (50; 0: at\n"              \
              "the end only)"},                                              \
     {"--log", U3D_OPT_STRING, &(t)->log, 0, 0, "FILE.csv",                  \
-     .help = "loss curve"},                                                 \
+     .help = "loss curve", .flags = U3D_OPT_OUT},                           \
     {"--quiet", U3D_OPT_FLAG, &(t)->quiet, 0, 0, NULL,                      \
      .help = "no progress"}
 

@@ -36,6 +36,28 @@ int t_setup(void **state)
     return 0;
 }
 
+int t_backends(const char *prog, u3d_backend *out[T_MAX_BACKENDS])
+{
+    /* every backend u3d_backend_create knows besides "ref" */
+    static const char *const names[] = {"opencl", "cudnn"};
+    int n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        u3d_backend_config cfg = {0};
+        u3d_error err = {0};
+        cfg.backend = names[i];
+        if (n == T_MAX_BACKENDS)
+            break;
+        if (u3d_backend_create(&cfg, &out[n], &err)) {
+            out[n] = NULL;
+            fprintf(stderr, "%s: %s backend skipped: %s\n", prog, names[i],
+                    err.msg);
+            continue;
+        }
+        n++;
+    }
+    return n;
+}
+
 int t_teardown(void **state)
 {
     t_env *e = *state;

@@ -19,6 +19,15 @@ typedef struct t_env {
 int t_setup(void **state);
 int t_teardown(void **state);
 
+/* The backends every op test runs on (all but "ref", the oracle): the one
+ * list of names lives in test_util.c, so a new backend added there runs
+ * every case of test_ops.c. Each name u3d_backend_create can make here is
+ * created into out[]; each it cannot make prints
+ * "<prog>: <name> backend skipped: <error>" once. Returns the count; the
+ * caller destroys them. */
+#define T_MAX_BACKENDS 8
+int t_backends(const char *prog, u3d_backend *out[T_MAX_BACKENDS]);
+
 /* 1 when running under oclgrind (or UNET3D_TEST_SMALL=1): use small shapes,
  * the simulator is ~1000x slower. */
 int t_small(void);

@@ -1290,7 +1290,7 @@ static void run_case(void **state)
     }
     for (int b = 0; b < g_nbe; b++) {
         const be_tol *t = g_tol[b];
-        set_ctx(c, g_be[b]->name);
+        set_ctx(c, u3d_backend_name(g_be[b]));
         outs o = {0};
         k->run(g_be[b], c, &h, &o);
         if (o.n != ref.n)
@@ -1519,16 +1519,71 @@ static void rejects_bad_input(void **state)
             u3d_status st = bad_call(be, c, &err);
             if (st != c->want)
                 fail_msg("%s on %s: status %d, want %d (%s)", c->name,
-                         be->name, (int)st, (int)c->want, err.msg);
+                         u3d_backend_name(be), (int)st, (int)c->want, err.msg);
             for (int j = 0; j < 3 && c->msg[j]; j++)
                 if (!strstr(err.msg, c->msg[j]))
                     fail_msg("%s on %s: message '%s' lacks '%s'", c->name,
-                             be->name, err.msg, c->msg[j]);
+                             u3d_backend_name(be), err.msg, c->msg[j]);
         }
     }
 }
 
 /* ------------------------------------------------------------------ */
+
+/* Which library ops (include/unet3d/op_list.h) each kind of case runs. An
+ * op added to the list must get cases here (or a named test elsewhere), so
+ * the table cannot silently miss it. */
+static const struct {
+    u3d_op op;
+    int kind; /* OP_*, or -1: tested elsewhere, see `where` */
+    const char *where;
+} COVERAGE[] = {
+    {U3D_OP_CONV3D_FORWARD, OP_CONV, NULL},
+    {U3D_OP_CONV3D_BACKWARD_DATA, OP_CONV, NULL},
+    {U3D_OP_CONV3D_BACKWARD_WEIGHT, OP_CONV, NULL},
+    {U3D_OP_UPCONV3D_FORWARD, OP_UPCONV, NULL},
+    {U3D_OP_UPCONV3D_BACKWARD_DATA, OP_UPCONV, NULL},
+    {U3D_OP_UPCONV3D_BACKWARD_WEIGHT, OP_UPCONV, NULL},
+    {U3D_OP_MAXPOOL3D_FORWARD, OP_POOL, NULL},
+    {U3D_OP_MAXPOOL3D_BACKWARD, OP_POOL, NULL},
+    {U3D_OP_RELU_FORWARD, OP_RELU, NULL},
+    {U3D_OP_RELU_BACKWARD, OP_RELU, NULL},
+    {U3D_OP_BATCHNORM3D_FORWARD_TRAIN, OP_BN, NULL},
+    {U3D_OP_BATCHNORM3D_FORWARD_INFER, OP_BN, NULL},
+    {U3D_OP_BATCHNORM3D_BACKWARD, OP_BN, NULL},
+    {U3D_OP_CROP_CONCAT_FORWARD, OP_CC, NULL},
+    {U3D_OP_CROP_CONCAT_BACKWARD, OP_CC, NULL},
+    {U3D_OP_SOFTMAX_CE, OP_CE, NULL},
+    {U3D_OP_SGD_STEP, OP_SGD, NULL},
+    {U3D_OP_AXPY, OP_AXPY, NULL},
+    /* its inputs are augment.c's prepared constants: test_augment runs it
+     * on the device against the host implementation bit for bit, and
+     * test_cudnn's gpu_augment on the GPU */
+    {U3D_OP_AUGMENT_SAMPLE, -1, "test_augment, test_cudnn (gpu_augment)"},
+};
+
+static int check_op_coverage(void)
+{
+    int bad = 0;
+    for (int op = 0; op < U3D_OP_COUNT; op++) {
+        int found = 0;
+        for (size_t i = 0; i < sizeof COVERAGE / sizeof *COVERAGE; i++) {
+            if ((int)COVERAGE[i].op != op)
+                continue;
+            if (COVERAGE[i].kind < 0)
+                found = 1;
+            for (size_t k = 0; k < NCASES && !found; k++)
+                found = CASES[k].op == COVERAGE[i].kind;
+        }
+        if (!found) {
+            fprintf(stderr, "test_ops: op %s of the op list has no case in "
+                            "the op-test table: add its cases (and a "
+                            "COVERAGE row)\n", u3d_op_name((u3d_op)op));
+            bad = 1;
+        }
+    }
+    return bad;
+}
 
 int main(void)
 {
@@ -1545,14 +1600,16 @@ int main(void)
     }
     for (int b = 0; b < g_nbe; b++) {
         for (size_t i = 0; i < sizeof TOLS / sizeof TOLS[0]; i++)
-            if (!strcmp(TOLS[i].backend, g_be[b]->name))
+            if (!strcmp(TOLS[i].backend, u3d_backend_name(g_be[b])))
                 g_tol[b] = &TOLS[i];
         if (!g_tol[b]) {
             fprintf(stderr, "test_ops: no tolerances for backend %s: add a "
-                            "row to TOLS\n", g_be[b]->name);
+                            "row to TOLS\n", u3d_backend_name(g_be[b]));
             return 1;
         }
     }
+    if (check_op_coverage())
+        return 1;
     for (size_t i = 0; i < NCASES; i++) /* names: the seeds, the tests */
         for (size_t j = 0; j < i; j++)
             if (CASES[i].op == CASES[j].op &&
@@ -1581,7 +1638,7 @@ int main(void)
     nt++;
     printf("test_ops: %zu cases x %d backend(s) (", nt - 1, g_nbe);
     for (int b = 0; b < g_nbe; b++)
-        printf("%s%s", b ? ", " : "", g_be[b]->name);
+        printf("%s%s", b ? ", " : "", u3d_backend_name(g_be[b]));
     printf(") against ref");
     if (skipped)
         printf("; %zu large cases left out (small mode)", skipped);

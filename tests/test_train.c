@@ -217,12 +217,110 @@ static void class_weights_balance(void **state)
     assert_true(w[2] == 0.0f);
 }
 
+/* Issue #14 item 5: a run whose parameters become NaN/Inf stops with an
+ * error and never writes them over the model file, which keeps a model
+ * whose every value is finite. */
+static void diverging_run_keeps_finite_model(void **state)
+{
+    t_env *e = *state;
+    int S = 20;
+    u3d_train_volume v;
+    make_volume(&v, S, 9);
+    u3d_error err = {0};
+    char pa[64];
+    snprintf(pa, sizeof pa, "/tmp/u3d_div_%d.u3d", (int)getpid());
+    u3d_model_meta m;
+    tiny_meta(&m, S);
+    m.iterations = 1;
+    u3d_net *net;
+    t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
+    t_ok(u3d_net_init(net, 1, &err), &err, "init");
+    u3d_train_opts o = {pa, NULL, 1, 0, 1, 0, NULL};
+    t_ok(u3d_train_run(net, &m, &v, 1, &o, &err), &err, "good run");
+    /* The issue's reproducer (--lr 1e30 --iterations 2 --checkpoint-every
+     * 1) saved NaN/Inf although the loss it printed was finite: batch norm
+     * keeps the loss finite while a value it does not use in training
+     * (running statistics, or a momentum buffer before the step) is not.
+     * Here a running mean is made NaN: the next checkpoint must refuse. */
+    int nb = u3d_net_num_buffers(net);
+    assert_true(nb > 0);
+    u3d_param *b = u3d_net_buffer(net, 0);
+    size_t n = u3d_shape_count(b->value.shape);
+    float *bad = malloc(n * sizeof *bad);
+    for (size_t k = 0; k < n; k++)
+        bad[k] = NAN;
+    t_ok(u3d_tensor_write(&b->value, bad, &err), &err, "poison");
+    free(bad);
+    m.iterations = 2;
+    u3d_status st = u3d_train_run(net, &m, &v, 1, &o, &err);
+    u3d_net_destroy(net);
+    assert_int_equal(st, U3D_ERR_NUMERIC);
+    assert_non_null(strstr(err.msg, "diverged"));
+    u3d_ckpt c;
+    t_ok(u3d_ckpt_read(pa, &c, &err), &err, "read back");
+    for (int i = 0; i < c.ntensors; i++) {
+        size_t n = u3d_shape_count(c.tensors[i].shape);
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(c.tensors[i].data[k]))
+                fail_msg("%s holds a non-finite value", c.tensors[i].name);
+    }
+    u3d_ckpt_free(&c);
+    remove(pa);
+    u3d_volume_free(&v.image);
+    u3d_labels_free(&v.labels);
+}
+
+/* Issue #14 item 6: --resume keeps the loss log's header and the rows of
+ * the iterations before the checkpoint; each iteration appears once. */
+static void resume_keeps_loss_log(void **state)
+{
+    t_env *e = *state;
+    int S = 20;
+    u3d_train_volume v;
+    make_volume(&v, S, 3);
+    u3d_error err = {0};
+    char pm[64], pl[64];
+    snprintf(pm, sizeof pm, "/tmp/u3d_log_%d.u3d", (int)getpid());
+    snprintf(pl, sizeof pl, "/tmp/u3d_log_%d.csv", (int)getpid());
+    u3d_model_meta m;
+    tiny_meta(&m, S);
+    m.iterations = 5;
+    u3d_net *net;
+    t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
+    t_ok(u3d_net_init(net, 1, &err), &err, "init");
+    /* dies after iteration 3; the checkpoint and the log hold 2 */
+    u3d_train_opts o = {pm, pl, 2, 0, 1, 3, NULL};
+    t_ok(u3d_train_run(net, &m, &v, 1, &o, &err), &err, "part");
+    u3d_net_destroy(net);
+    u3d_model_meta mr;
+    t_ok(u3d_model_load(pm, e->cl, &net, &mr, &err), &err, "load");
+    u3d_train_opts oc = {pm, pl, 2, 0, 1, 0, NULL};
+    t_ok(u3d_train_run(net, &mr, &v, 1, &oc, &err), &err, "resume");
+    u3d_net_destroy(net);
+    FILE *f = fopen(pl, "r");
+    assert_non_null(f);
+    char line[256];
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "iteration,loss,seconds\n");
+    long want = 1;
+    while (fgets(line, sizeof line, f))
+        assert_int_equal(strtol(line, NULL, 10), want++);
+    fclose(f);
+    assert_int_equal(want, 6);
+    remove(pm);
+    remove(pl);
+    u3d_volume_free(&v.image);
+    u3d_labels_free(&v.labels);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(class_weights_balance),
         cmocka_unit_test(tiny_net_fits_synthetic_volume),
         cmocka_unit_test(resume_equals_uninterrupted),
+        cmocka_unit_test(diverging_run_keeps_finite_model),
+        cmocka_unit_test(resume_keeps_loss_log),
     };
     return cmocka_run_group_tests(tests, t_setup, t_teardown);
 }

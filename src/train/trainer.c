@@ -181,6 +181,81 @@ static void log_line(trainer *t, const char *line)
 }
 
 /* Writes the CSV atomically (temp file + rename). */
+/* The loss log starts with its header; a resumed run keeps the rows of
+ * the iterations its checkpoint holds (later ones are run again) so the
+ * file stays the whole run's curve. */
+static void resume_log(trainer *t, const char *path, long upto)
+{
+    static const char header[] = "iteration,loss,seconds\n";
+    log_line(t, header);
+    FILE *f = upto > 0 && path ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char *end;
+        long it = strtol(line, &end, 10);
+        if (end != line && *end == ',' && it >= 1 && it <= upto &&
+            strchr(line, '\n'))
+            log_line(t, line);
+    }
+    fclose(f);
+}
+
+/* A model with NaN/Inf parameters (a diverging run: the loss of the
+ * iteration was still finite, its SGD step was not) must never replace the
+ * last good model on disk. */
+typedef struct finite_scan {
+    float *h;
+    size_t cap;
+    long iteration;
+} finite_scan;
+
+static u3d_status scan_tensor(finite_scan *f, const u3d_tensor *t,
+                              const char *name, const char *what,
+                              u3d_error *err)
+{
+    if (!t->buf)
+        return U3D_OK;
+    size_t n = u3d_shape_count(t->shape);
+    if (n > f->cap) {
+        float *q = realloc(f->h, n * sizeof *q);
+        if (!q)
+            return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+        f->h = q;
+        f->cap = n;
+    }
+    U3D_TRY(u3d_tensor_read(t, f->h, err));
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(f->h[j]))
+            return u3d_seterr(err, U3D_ERR_NUMERIC,
+                              "training diverged at iteration %ld: %s%s "
+                              "became %s; the model file keeps the last "
+                              "finite checkpoint; lower --lr",
+                              f->iteration, name, what,
+                              isnan(f->h[j]) ? "NaN" : "infinite");
+    return U3D_OK;
+}
+
+/* Values, momentum buffers and batch-norm running statistics. */
+static u3d_status check_finite(u3d_net *net, long iteration, u3d_error *err)
+{
+    finite_scan f = {NULL, 0, iteration};
+    u3d_status st = U3D_OK;
+    for (int i = 0; i < u3d_net_num_params(net) && !st; i++) {
+        u3d_param *p = u3d_net_param(net, i);
+        st = scan_tensor(&f, &p->value, p->name, "", err);
+        if (!st)
+            st = scan_tensor(&f, &p->momentum, p->name, " (momentum)", err);
+    }
+    for (int i = 0; i < u3d_net_num_buffers(net) && !st; i++) {
+        u3d_param *b = u3d_net_buffer(net, i);
+        st = scan_tensor(&f, &b->value, b->name, "", err);
+    }
+    free(f.h);
+    return st;
+}
+
 static u3d_status write_log(const trainer *t, const char *path, u3d_error *err)
 {
     if (!path || !t->log)
@@ -197,6 +272,15 @@ static u3d_status write_log(const trainer *t, const char *path, u3d_error *err)
         return u3d_seterr(err, U3D_ERR_IO, "%s: write failed: %m", path);
     }
     return U3D_OK;
+}
+
+/* Saves the model and the loss log, unless the parameters are not finite. */
+static u3d_status save(trainer *t, u3d_net *net, const u3d_train_opts *o,
+                       u3d_error *err)
+{
+    U3D_TRY(check_finite(net, t->m->iteration, err));
+    U3D_TRY(u3d_model_save(o->model_path, net, t->m, 1, err));
+    return write_log(t, o->log_path, err);
 }
 
 /* Draws the patch of batch item b of iteration it and augments it into
@@ -359,8 +443,8 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
     if (m->batch < 1)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "--batch must be >= 1");
     u3d_status st = setup(&t, vols, nvols, err);
-    if (!st && !m->iteration)
-        log_line(&t, "iteration,loss,seconds\n");
+    if (!st)
+        resume_log(&t, o->log_path, m->iteration);
     double t0 = now_s(), last_print = 0, base = m->elapsed_s;
     long first = m->iteration, done_here = 0;
     size_t vox = (size_t)m->batch * m->patch[0] * m->patch[1] * m->patch[2];
@@ -406,19 +490,14 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
             last_print = run;
         }
         if (o->checkpoint_every > 0 &&
-            m->iteration % o->checkpoint_every == 0) {
-            st = u3d_model_save(o->model_path, net, m, 1, err);
-            if (!st)
-                st = write_log(&t, o->log_path, err);
-        }
+            m->iteration % o->checkpoint_every == 0)
+            st = save(&t, net, o, err);
         if (o->stop_after > 0 && done_here >= o->stop_after)
             goto out; /* testing hook: as if the process died here */
     }
     (void)first;
     if (!st)
-        st = u3d_model_save(o->model_path, net, m, 1, err);
-    if (!st)
-        st = write_log(&t, o->log_path, err);
+        st = save(&t, net, o, err);
 out:
     teardown(&t);
     return st;

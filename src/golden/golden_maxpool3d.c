@@ -3,12 +3,6 @@
 #include <string.h>
 #include "golden/golden.h"
 
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
 #define SB 96
 
 typedef struct pool_case {
@@ -18,8 +12,8 @@ typedef struct pool_case {
 static u3d_status read_params(const golden_case *c, u3d_error *err)
 {
     int kernel, stride;
-    TRY(golden_int(c, "kernel", &kernel, err));
-    TRY(golden_int(c, "stride", &stride, err));
+    U3D_TRY(golden_int(c, "kernel", &kernel, err));
+    U3D_TRY(golden_int(c, "stride", &stride, err));
     if (kernel != 2 || stride != 2)
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "%s/case.txt: kernel %d stride %d; max-pooling "
@@ -32,8 +26,8 @@ static u3d_status setup(u3d_backend *be, const golden_case *c, pool_case *t,
                         u3d_error *err)
 {
     char a[SB], b[SB];
-    TRY(golden_tensor(be, c, "x", &t->x, err));
-    TRY(golden_tensor(be, c, "dy", &t->dy, err));
+    U3D_TRY(golden_tensor(be, c, "x", &t->x, err));
+    U3D_TRY(golden_tensor(be, c, "dy", &t->dy, err));
     u3d_shape xs = t->x.shape;
     if (xs.d < 2 || xs.h < 2 || xs.w < 2)
         return u3d_seterr(err, U3D_ERR_SHAPE,
@@ -45,8 +39,8 @@ static u3d_status setup(u3d_backend *be, const golden_case *c, pool_case *t,
         return u3d_seterr(
             err, U3D_ERR_SHAPE, "%s/dy.npy has shape %s, expected %s", c->dir,
             u3d_shape_str(t->dy.shape, a, SB), u3d_shape_str(ys, b, SB));
-    TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
-    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
+    U3D_TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
+    U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
     return U3D_OK;
 }
 
@@ -58,8 +52,8 @@ static u3d_status run_and_check(const golden_case *c, golden_report *rep,
         st = u3d_maxpool3d_backward(&t->x, &t->dy, &t->dx, err);
     if (st)
         return u3d_errprefix(err, "%s: ", c->dir);
-    TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
-    TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
+    U3D_TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
+    U3D_TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
     return U3D_OK;
 }
 

@@ -4,12 +4,6 @@
 #include <string.h>
 #include "golden/golden.h"
 
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
 #define SB 96
 
 typedef struct up_case {
@@ -28,9 +22,9 @@ static void up_case_release(up_case *t)
 static u3d_status read_params(const golden_case *c, up_case *t, u3d_error *err)
 {
     int kernel, stride;
-    TRY(golden_int(c, "kernel", &kernel, err));
-    TRY(golden_int(c, "stride", &stride, err));
-    TRY(golden_int(c, "bias", &t->bias, err));
+    U3D_TRY(golden_int(c, "kernel", &kernel, err));
+    U3D_TRY(golden_int(c, "stride", &stride, err));
+    U3D_TRY(golden_int(c, "bias", &t->bias, err));
     if (kernel != 2 || stride != 2)
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "%s/case.txt: kernel %d stride %d; the transposed "
@@ -55,21 +49,21 @@ static u3d_status want(const golden_case *c, const char *name,
 static u3d_status setup(u3d_backend *be, const golden_case *c, up_case *t,
                         u3d_error *err)
 {
-    TRY(golden_tensor(be, c, "x", &t->x, err));
-    TRY(golden_tensor(be, c, "w", &t->w, err));
-    TRY(golden_tensor(be, c, "dy", &t->dy, err));
+    U3D_TRY(golden_tensor(be, c, "x", &t->x, err));
+    U3D_TRY(golden_tensor(be, c, "w", &t->w, err));
+    U3D_TRY(golden_tensor(be, c, "dy", &t->dy, err));
     u3d_shape xs = t->x.shape, ws = t->w.shape;
-    TRY(want(c, "w", &t->w, u3d_shape5(xs.c, ws.c, 2, 2, 2), err));
+    U3D_TRY(want(c, "w", &t->w, u3d_shape5(xs.c, ws.c, 2, 2, 2), err));
     u3d_shape ys = u3d_shape5(xs.n, ws.c, 2 * xs.d, 2 * xs.h, 2 * xs.w);
-    TRY(want(c, "dy", &t->dy, ys, err));
+    U3D_TRY(want(c, "dy", &t->dy, ys, err));
     if (t->bias) {
-        TRY(golden_tensor(be, c, "b", &t->b, err));
-        TRY(want(c, "b", &t->b, u3d_shape5(1, ws.c, 1, 1, 1), err));
-        TRY(u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
+        U3D_TRY(golden_tensor(be, c, "b", &t->b, err));
+        U3D_TRY(want(c, "b", &t->b, u3d_shape5(1, ws.c, 1, 1, 1), err));
+        U3D_TRY(u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
     }
-    TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
-    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
-    TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
+    U3D_TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
+    U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
+    U3D_TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
     return U3D_OK;
 }
 
@@ -84,11 +78,11 @@ static u3d_status run_and_check(const golden_case *c, golden_report *rep,
         st = u3d_upconv3d_backward_weight(&t->x, &t->dy, &t->dw, db, err);
     if (st)
         return u3d_errprefix(err, "%s: ", c->dir);
-    TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
-    TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
-    TRY(golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
+    U3D_TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
+    U3D_TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
+    U3D_TRY(golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
     if (t->bias)
-        TRY(golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
+        U3D_TRY(golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
     return U3D_OK;
 }
 

@@ -28,8 +28,8 @@ static void bn_free(bn_descs *d)
 static u3d_status bn_init(bn_descs *d, u3d_shape s, u3d_error *err)
 {
     d->x = d->p = NULL;
-    U3D_CUDNN_TRY(u3d_cudnn_tensor_desc(&d->x, s, err));
-    U3D_CUDNN_TRY(u3d_dnn_check(cudnnCreateTensorDescriptor(&d->p),
+    U3D_TRY(u3d_cudnn_tensor_desc(&d->x, s, err));
+    U3D_TRY(u3d_dnn_check(cudnnCreateTensorDescriptor(&d->p),
                                 "cudnnCreateTensorDescriptor", err));
     return u3d_dnn_check(
         cudnnDeriveBNTensorDescriptor(d->p, d->x, CUDNN_BATCHNORM_SPATIAL),
@@ -59,8 +59,8 @@ static u3d_status train(u3d_cudnn *cx, const bn_descs *d,
 {
     const float one = 1.0f, zero = 0.0f;
     const char *label = "cudnn batchnorm forward (training)";
-    U3D_CUDNN_TRY(u3d_cudnn_prof_begin(cx, err));
-    U3D_CUDNN_TRY(u3d_dnn_check(
+    U3D_TRY(u3d_cudnn_prof_begin(cx, err));
+    U3D_TRY(u3d_dnn_check(
         cudnnBatchNormalizationForwardTraining(
             cx->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, d->x,
             u3d_cudnn_f(x), d->x, u3d_cudnn_f(y), d->p,
@@ -86,8 +86,8 @@ u3d_status u3d_cudnn_bn_forward_train(u3d_backend *be,
                           "batchnorm3d (training): each channel needs more "
                           "than one value (N*D*H*W = 1); use a larger batch "
                           "or patch, or inference mode");
-    U3D_CUDNN_TRY(check_eps(p->eps, err));
-    U3D_CUDNN_TRY(u3d_cudnn_consts(cx, x->shape.c, err));
+    U3D_TRY(check_eps(p->eps, err));
+    U3D_TRY(u3d_cudnn_consts(cx, x->shape.c, err));
     bn_descs d;
     u3d_status st = bn_init(&d, x->shape, err);
     if (!st)
@@ -106,8 +106,8 @@ u3d_status u3d_cudnn_bn_forward_infer(u3d_backend *be,
     u3d_cudnn *cx = u3d_cudnn_of(be);
     const float one = 1.0f, zero = 0.0f;
     const char *label = "cudnn batchnorm forward (inference)";
-    U3D_CUDNN_TRY(check_eps(p->eps, err));
-    U3D_CUDNN_TRY(u3d_cudnn_consts(cx, x->shape.c, err));
+    U3D_TRY(check_eps(p->eps, err));
+    U3D_TRY(u3d_cudnn_consts(cx, x->shape.c, err));
     bn_descs d;
     u3d_status st = bn_init(&d, x->shape, err);
     if (!st)
@@ -137,7 +137,7 @@ u3d_status u3d_cudnn_bn_backward(u3d_backend *be, cten *x, cten *dy,
     const float one = 1.0f, zero = 0.0f;
     const char *label = "cudnn batchnorm backward";
     int C = x->shape.c;
-    U3D_CUDNN_TRY(u3d_cudnn_consts(cx, C, err));
+    U3D_TRY(u3d_cudnn_consts(cx, C, err));
     float *dg = dgamma ? u3d_cudnn_f(dgamma) : cx->dparam;
     float *dbt = dbeta ? u3d_cudnn_f(dbeta) : cx->dparam + C;
     /* eps only matters when cuDNN recomputes the statistics, which it does

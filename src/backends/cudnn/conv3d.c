@@ -48,7 +48,7 @@ static u3d_status filter_desc(cudnnFilterDescriptor_t *f, u3d_shape w,
 {
     int dims[5], strides[5];
     u3d_cudnn_nd(w, dims, strides); /* K,C,k,k,k packed = CUDNN_TENSOR_NCHW */
-    U3D_CUDNN_TRY(u3d_dnn_check(cudnnCreateFilterDescriptor(f),
+    U3D_TRY(u3d_dnn_check(cudnnCreateFilterDescriptor(f),
                                 "cudnnCreateFilterDescriptor", err));
     return u3d_dnn_check(cudnnSetFilterNdDescriptor(*f, CUDNN_DATA_FLOAT,
                                                     CUDNN_TENSOR_NCHW, 5, dims),
@@ -60,10 +60,10 @@ static u3d_status conv_desc(cudnnConvolutionDescriptor_t *c, int pad,
 {
     int padv[3] = {pad, pad, pad}, str[3] = {stride, stride, stride};
     int dil[3] = {1, 1, 1};
-    U3D_CUDNN_TRY(u3d_dnn_check(cudnnCreateConvolutionDescriptor(c),
+    U3D_TRY(u3d_dnn_check(cudnnCreateConvolutionDescriptor(c),
                                 "cudnnCreateConvolutionDescriptor", err));
     /* cross-correlation = PyTorch's conv; float accumulation */
-    U3D_CUDNN_TRY(u3d_dnn_check(
+    U3D_TRY(u3d_dnn_check(
         cudnnSetConvolutionNdDescriptor(*c, 3, padv, str, dil,
                                         CUDNN_CROSS_CORRELATION,
                                         CUDNN_DATA_FLOAT),
@@ -80,7 +80,7 @@ static u3d_status check_out_dims(const u3d_cudnn_conv_descs *d,
 {
     int od[5], want[5], st[5];
     char a[SB], b[SB], c[SB];
-    U3D_CUDNN_TRY(u3d_dnn_check(
+    U3D_TRY(u3d_dnn_check(
         cudnnGetConvolutionNdForwardOutputDim(d->conv, d->x, d->w, 5, od),
         "cudnnGetConvolutionNdForwardOutputDim", err));
     u3d_cudnn_nd(g->y, want, st);
@@ -139,7 +139,7 @@ static u3d_status candidates(u3d_cudnn *cx, const u3d_cudnn_plan *p,
     *n = 0;
     if (p->kind == U3D_CONV_FWD) {
         cudnnConvolutionFwdAlgoPerf_t pf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        U3D_CUDNN_TRY(u3d_dnn_check(
+        U3D_TRY(u3d_dnn_check(
             cudnnGetConvolutionForwardAlgorithm_v7(
                 cx->dnn, d->x, d->w, d->conv, d->y,
                 CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, pf),
@@ -149,7 +149,7 @@ static u3d_status candidates(u3d_cudnn *cx, const u3d_cudnn_plan *p,
     } else if (p->kind == U3D_CONV_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t
             pf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        U3D_CUDNN_TRY(u3d_dnn_check(
+        U3D_TRY(u3d_dnn_check(
             cudnnGetConvolutionBackwardDataAlgorithm_v7(
                 cx->dnn, d->w, d->y, d->conv, d->x,
                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, n, pf),
@@ -159,7 +159,7 @@ static u3d_status candidates(u3d_cudnn *cx, const u3d_cudnn_plan *p,
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t
             pf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        U3D_CUDNN_TRY(u3d_dnn_check(
+        U3D_TRY(u3d_dnn_check(
             cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                 cx->dnn, d->x, d->y, d->conv, d->w,
                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, pf),
@@ -195,8 +195,8 @@ static u3d_status choose_algo(u3d_cudnn *cx, u3d_cudnn_plan *p, u3d_error *err)
     int order[16], n, k;
     size_t fr = 0, tot = 0;
     char a[SB], b[SB];
-    U3D_CUDNN_TRY(candidates(cx, p, c, &n, err));
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaMemGetInfo(&fr, &tot), "cudaMemGetInfo",
+    U3D_TRY(candidates(cx, p, c, &n, err));
+    U3D_TRY(u3d_cuda_check(cudaMemGetInfo(&fr, &tot), "cudaMemGetInfo",
                                  err));
     size_t limit = u3d_cudnn_workspace_limit(fr, cx->ws_bytes);
     k = u3d_cudnn_algo_order(c, n, limit, order);
@@ -272,7 +272,7 @@ static u3d_status get_plan(u3d_cudnn *cx, u3d_cudnn_conv_kind kind,
     memset(&p, 0, sizeof p);
     p.kind = kind;
     p.g = *g;
-    U3D_CUDNN_TRY(u3d_cudnn_conv_descs_init(&p.d, g, err));
+    U3D_TRY(u3d_cudnn_conv_descs_init(&p.d, g, err));
     u3d_status st = choose_algo(cx, &p, err);
     if (!st)
         st = make_room(cx, err);
@@ -311,10 +311,10 @@ u3d_status u3d_cudnn_conv_run(u3d_cudnn *cx, u3d_cudnn_conv_kind kind,
                               const float *b, float *out, u3d_error *err)
 {
     u3d_cudnn_plan *p;
-    U3D_CUDNN_TRY(get_plan(cx, kind, g, &p, err));
-    U3D_CUDNN_TRY(u3d_cudnn_workspace(cx, p->ws, err));
-    U3D_CUDNN_TRY(u3d_cudnn_prof_begin(cx, err));
-    U3D_CUDNN_TRY(u3d_dnn_check(run_plan(cx, p, a, b, out), p->label, err));
+    U3D_TRY(get_plan(cx, kind, g, &p, err));
+    U3D_TRY(u3d_cudnn_workspace(cx, p->ws, err));
+    U3D_TRY(u3d_cudnn_prof_begin(cx, err));
+    U3D_TRY(u3d_dnn_check(run_plan(cx, p, a, b, out), p->label, err));
     return u3d_cudnn_prof_end(cx, p->label, err);
 }
 
@@ -326,7 +326,7 @@ static u3d_status geom(u3d_shape x, u3d_shape w, int pad, int stride,
                        u3d_shape want, u3d_cudnn_conv_geom *g, u3d_error *err)
 {
     char a[SB], b[SB];
-    U3D_CUDNN_TRY(u3d_cudnn_conv_geometry(x, w, pad, stride, g, err));
+    U3D_TRY(u3d_cudnn_conv_geometry(x, w, pad, stride, g, err));
     if (!u3d_shape_eq(g->y, want))
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "cudnn conv: output would be %s, expected %s",
@@ -342,8 +342,8 @@ u3d_status u3d_cudnn_conv3d_forward(u3d_backend *be,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_CUDNN_TRY(geom(x->shape, w->shape, p->pad, 1, y->shape, &g, err));
-    U3D_CUDNN_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_FWD, &g, u3d_cudnn_f(x),
+    U3D_TRY(geom(x->shape, w->shape, p->pad, 1, y->shape, &g, err));
+    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_FWD, &g, u3d_cudnn_f(x),
                                      u3d_cudnn_f(w), u3d_cudnn_f(y), err));
     if (!b)
         return U3D_OK;
@@ -357,7 +357,7 @@ u3d_status u3d_cudnn_conv3d_backward_data(u3d_backend *be,
                                           u3d_error *err)
 {
     u3d_cudnn_conv_geom g;
-    U3D_CUDNN_TRY(geom(dx->shape, w->shape, p->pad, 1, dy->shape, &g, err));
+    U3D_TRY(geom(dx->shape, w->shape, p->pad, 1, dy->shape, &g, err));
     return u3d_cudnn_conv_run(u3d_cudnn_of(be), U3D_CONV_BWD_DATA, &g,
                               u3d_cudnn_f(dy), u3d_cudnn_f(w),
                               u3d_cudnn_f(dx), err);
@@ -370,8 +370,8 @@ u3d_status u3d_cudnn_conv3d_backward_weight(u3d_backend *be,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_CUDNN_TRY(geom(x->shape, dw->shape, p->pad, 1, dy->shape, &g, err));
-    U3D_CUDNN_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g,
+    U3D_TRY(geom(x->shape, dw->shape, p->pad, 1, dy->shape, &g, err));
+    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g,
                                      u3d_cudnn_f(x), u3d_cudnn_f(dy),
                                      u3d_cudnn_f(dw), err));
     if (!db)
@@ -385,8 +385,8 @@ u3d_status u3d_cudnn_upconv3d_forward(u3d_backend *be, cten *x, cten *w,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_CUDNN_TRY(geom(y->shape, w->shape, 0, 2, x->shape, &g, err));
-    U3D_CUDNN_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_DATA, &g,
+    U3D_TRY(geom(y->shape, w->shape, 0, 2, x->shape, &g, err));
+    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_DATA, &g,
                                      u3d_cudnn_f(x), u3d_cudnn_f(w),
                                      u3d_cudnn_f(y), err));
     if (!b)
@@ -400,7 +400,7 @@ u3d_status u3d_cudnn_upconv3d_backward_data(u3d_backend *be, cten *dy,
                                             u3d_error *err)
 {
     u3d_cudnn_conv_geom g;
-    U3D_CUDNN_TRY(geom(dy->shape, w->shape, 0, 2, dx->shape, &g, err));
+    U3D_TRY(geom(dy->shape, w->shape, 0, 2, dx->shape, &g, err));
     return u3d_cudnn_conv_run(u3d_cudnn_of(be), U3D_CONV_FWD, &g,
                               u3d_cudnn_f(dy), u3d_cudnn_f(w),
                               u3d_cudnn_f(dx), err);
@@ -412,8 +412,8 @@ u3d_status u3d_cudnn_upconv3d_backward_weight(u3d_backend *be, cten *x,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_CUDNN_TRY(geom(dy->shape, dw->shape, 0, 2, x->shape, &g, err));
-    U3D_CUDNN_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g,
+    U3D_TRY(geom(dy->shape, dw->shape, 0, 2, x->shape, &g, err));
+    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g,
                                      u3d_cudnn_f(dy), u3d_cudnn_f(x),
                                      u3d_cudnn_f(dw), err));
     if (!db)

@@ -59,7 +59,7 @@ u3d_status u3d_cudnn_crop_concat_backward(u3d_backend *be, cten *dy,
     U3D_KARG(a1, oy);
     U3D_KARG(a1, ox);
     U3D_KARG(a1, acc);
-    U3D_CUDNN_TRY(u3d_cudnn_launch(cx, K_CROP_BWD_SKIP,
+    U3D_TRY(u3d_cudnn_launch(cx, K_CROP_BWD_SKIP,
                                    "crop-concat backward (skip)",
                                    u3d_cudnn_blocks(u3d_cudnn_count(dskip)), 1, &a1,
                                    err));

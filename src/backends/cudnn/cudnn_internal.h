@@ -336,11 +336,7 @@ u3d_status u3d_cudnn_augment_sample(u3d_backend *, const struct aug_consts *k,
                                     u3d_tensor *out_image,
                                     u3d_tensor *out_labels, u3d_error *);
 
-#define U3D_CUDNN_TRY(x)                                                       \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
+/* The old name of U3D_TRY (unet3d/error.h), still used by backend.c. */
+#define U3D_CUDNN_TRY(x) U3D_TRY(x)
 
 #endif

@@ -35,7 +35,7 @@ u3d_status u3d_cudnn_maxpool3d_backward(u3d_backend *be, cten *x, cten *dy,
     const float *a = u3d_cudnn_f(x), *g = u3d_cudnn_f(dy);
     float *d = u3d_cudnn_f(dx);
     /* zero first: non-maxima and dropped trailing voxels stay 0 */
-    U3D_CUDNN_TRY(u3d_cudnn_fill(cx, d, (size_t)u3d_cudnn_count(dx), 0.0f, err));
+    U3D_TRY(u3d_cudnn_fill(cx, d, (size_t)u3d_cudnn_count(dx), 0.0f, err));
     u3d_kargs k = {0};
     U3D_KARG(k, a);
     U3D_KARG(k, g);

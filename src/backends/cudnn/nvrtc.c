@@ -64,7 +64,7 @@ static u3d_status fetch_image(nvrtcProgram prog, int sass, char **image,
     size_t n = 0;
     nvrtcResult rc = sass ? nvrtcGetCUBINSize(prog, &n)
                           : nvrtcGetPTXSize(prog, &n);
-    U3D_CUDNN_TRY(rtc_check(rc, sass ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize",
+    U3D_TRY(rtc_check(rc, sass ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize",
                             err));
     char *buf = malloc(n + 1);
     if (!buf)
@@ -95,7 +95,7 @@ u3d_status u3d_cudnn_compile(const char *src, int arch, int sass,
     const char *headers[] = {u3d_cudnn_augment_src};
     const char *names[] = {"augment.cl"};
     nvrtcProgram prog;
-    U3D_CUDNN_TRY(rtc_check(
+    U3D_TRY(rtc_check(
         nvrtcCreateProgram(&prog, src, "kernels.cu", 1, headers, names),
         "nvrtcCreateProgram", err));
     nvrtcResult rc = nvrtcCompileProgram(prog, 3, opts);
@@ -149,10 +149,10 @@ u3d_status u3d_cudnn_prof_end(u3d_cudnn *cx, const char *label,
     if (!cx->profile)
         return U3D_OK;
     float ms = 0;
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaEventRecord(cx->ev1, cx->stream),
+    U3D_TRY(u3d_cuda_check(cudaEventRecord(cx->ev1, cx->stream),
                                  "cudaEventRecord", err));
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaEventSynchronize(cx->ev1), label, err));
-    U3D_CUDNN_TRY(u3d_cuda_check(cudaEventElapsedTime(&ms, cx->ev0, cx->ev1),
+    U3D_TRY(u3d_cuda_check(cudaEventSynchronize(cx->ev1), label, err));
+    U3D_TRY(u3d_cuda_check(cudaEventElapsedTime(&ms, cx->ev0, cx->ev1),
                                  "cudaEventElapsedTime", err));
     prof_add(cx, label, ms);
     return U3D_OK;
@@ -200,13 +200,13 @@ u3d_status u3d_cudnn_launch(u3d_cudnn *cx, u3d_cudnn_kid id, const char *label,
     dim3 block = {U3D_CUDNN_BLOCK, 1, 1};
     if (cx->launch_hook)
         return cx->launch_hook(cx, id, grid.x, grid.y, args, err);
-    U3D_CUDNN_TRY(u3d_cudnn_prof_begin(cx, err));
+    U3D_TRY(u3d_cudnn_prof_begin(cx, err));
     /* a cudaKernel_t cast to a function pointer is accepted by
      * cudaLaunchKernel (CUDA 12+ runtime); the runtime copies each
      * argument's size from the kernel's parameter list */
     cudaError_t rc = cudaLaunchKernel((const void *)cx->k[id], grid, block,
                                       (void **)args->v, 0, cx->stream);
-    U3D_CUDNN_TRY(u3d_cuda_check(rc, label, err));
+    U3D_TRY(u3d_cuda_check(rc, label, err));
     return u3d_cudnn_prof_end(cx, label, err);
 }
 

@@ -73,8 +73,18 @@ if(UNET3D_CUDNN_ENABLED)
             -P ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
     DEPENDS ${_u3d_cudnn_aug} ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
     COMMENT "Embedding cl/augment.cl for the cuDNN backend's kernels")
+  # and cl/philox.h, which augment.cl includes
+  set(_u3d_cudnn_philox ${CMAKE_SOURCE_DIR}/cl/philox.h)
+  set(_u3d_cudnn_philox_embed ${CMAKE_BINARY_DIR}/cudnn_philox_src.c)
+  add_custom_command(
+    OUTPUT ${_u3d_cudnn_philox_embed}
+    COMMAND ${CMAKE_COMMAND} -DIN=${_u3d_cudnn_philox}
+            -DOUT=${_u3d_cudnn_philox_embed} -DNAME=u3d_cudnn_philox_src
+            -P ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
+    DEPENDS ${_u3d_cudnn_philox} ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
+    COMMENT "Embedding cl/philox.h for the cuDNN backend's kernels")
   target_sources(unet3d PRIVATE ${U3D_CUDNN_SOURCES} ${_u3d_cudnn_embed}
-                 ${_u3d_cudnn_aug_embed})
+                 ${_u3d_cudnn_aug_embed} ${_u3d_cudnn_philox_embed})
   # PUBLIC: tests/test_cudnn.c uses the backend's internal header too
   target_compile_definitions(unet3d PUBLIC U3D_HAVE_CUDNN=1)
   target_include_directories(unet3d SYSTEM PUBLIC ${CUDNN_INCLUDE_DIR})

@@ -91,12 +91,13 @@ u3d_status u3d_cudnn_compile(const char *src, int arch, int sass,
     /* no fused multiply-add contraction: elementwise results then match the
      * host reference's rounding; the kernels are memory bound anyway */
     const char *opts[] = {opt, "--fmad=false", "--std=c++17"};
-    /* kernels.cu includes the augmentation's shared arithmetic */
-    const char *headers[] = {u3d_cudnn_augment_src};
-    const char *names[] = {"augment.cl"};
+    /* kernels.cu includes the augmentation's shared arithmetic, which
+     * includes Philox */
+    const char *headers[] = {u3d_cudnn_augment_src, u3d_cudnn_philox_src};
+    const char *names[] = {"augment.cl", "philox.h"};
     nvrtcProgram prog;
     U3D_TRY(rtc_check(
-        nvrtcCreateProgram(&prog, src, "kernels.cu", 1, headers, names),
+        nvrtcCreateProgram(&prog, src, "kernels.cu", 2, headers, names),
         "nvrtcCreateProgram", err));
     nvrtcResult rc = nvrtcCompileProgram(prog, 3, opts);
     u3d_status st = U3D_OK;

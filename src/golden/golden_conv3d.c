@@ -58,8 +58,7 @@ static u3d_status setup(u3d_backend *be, const golden_case *c, conv_case *t,
     U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
     U3D_TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
     if (t->bias)
-        U3D_TRY(
-            u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
+        U3D_TRY(u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
     return U3D_OK;
 }
 
@@ -77,13 +76,10 @@ static u3d_status run_and_check(const golden_case *c, golden_report *rep,
         return st;
     }
     U3D_TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
-    U3D_TRY(
-        golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
-    U3D_TRY(
-        golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
+    U3D_TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
+    U3D_TRY(golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
     if (t->bias)
-        U3D_TRY(
-            golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
+        U3D_TRY(golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
     return U3D_OK;
 }
 

@@ -44,15 +44,16 @@ static u3d_status run(u3d_backend *be, const golden_case *c,
                           "%s/logits.npy must hold float32", c->dir);
     U3D_TRY(load(be, c, "labels", U3D_I32, ls, &t->labels, err));
     U3D_TRY(load(be, c, "class_weights", U3D_F32, u3d_shape5(1, zs.c, 1, 1, 1),
-             &t->weights, err));
+                 &t->weights, err));
     U3D_TRY(u3d_tensor_create(be, zs, U3D_F32, &t->probs, err));
     U3D_TRY(u3d_tensor_create(be, zs, U3D_F32, &t->dlogits, err));
     float loss = 0;
-    U3D_TRY(u3d_softmax_ce(&t->logits, &t->labels, &t->weights, ignore, &t->probs,
-                       &t->dlogits, &loss, NULL, err));
-    U3D_TRY(golden_check_host(c, rep, "loss", &loss, 1, U3D_GOLDEN_TOL_FWD, err));
+    U3D_TRY(u3d_softmax_ce(&t->logits, &t->labels, &t->weights, ignore,
+                           &t->probs, &t->dlogits, &loss, NULL, err));
+    U3D_TRY(
+        golden_check_host(c, rep, "loss", &loss, 1, U3D_GOLDEN_TOL_FWD, err));
     U3D_TRY(golden_check(c, rep, "probabilities", &t->probs, U3D_GOLDEN_TOL_FWD,
-                     err));
+                         err));
     return golden_check(c, rep, "dlogits", &t->dlogits, U3D_GOLDEN_TOL_GRAD,
                         err);
 }

@@ -373,8 +373,9 @@ U3D_KERNEL u3d_sum_final(const double *part, int G, double *out)
  * includes as "philox.h" (nvrtc.c); the tests' emulator has them already,
  * compiled as C by augment_internal.h. The constants travel by value
  * (kernel parameters live in constant memory, like OpenCL's __constant
- * buffer) and are copied to a local, so stores to out cannot alias them. Same passes and guards as the OpenCL kernels;
- * element counts are below 2^31 (checked by augment.c). */
+ * buffer) and are copied to a local, so stores to out cannot alias them.
+ * Same passes and guards as the OpenCL kernels; element counts are below
+ * 2^31 (checked by augment.c). */
 #ifdef __CUDACC_RTC__
 #include "augment.cl"
 #endif

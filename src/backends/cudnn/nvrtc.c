@@ -64,8 +64,7 @@ static u3d_status fetch_image(nvrtcProgram prog, int sass, char **image,
     size_t n = 0;
     nvrtcResult rc = sass ? nvrtcGetCUBINSize(prog, &n)
                           : nvrtcGetPTXSize(prog, &n);
-    U3D_TRY(rtc_check(rc, sass ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize",
-                            err));
+    U3D_TRY(rtc_check(rc, sass ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize", err));
     char *buf = malloc(n + 1);
     if (!buf)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
@@ -151,10 +150,10 @@ u3d_status u3d_cudnn_prof_end(u3d_cudnn *cx, const char *label,
         return U3D_OK;
     float ms = 0;
     U3D_TRY(u3d_cuda_check(cudaEventRecord(cx->ev1, cx->stream),
-                                 "cudaEventRecord", err));
+                           "cudaEventRecord", err));
     U3D_TRY(u3d_cuda_check(cudaEventSynchronize(cx->ev1), label, err));
     U3D_TRY(u3d_cuda_check(cudaEventElapsedTime(&ms, cx->ev0, cx->ev1),
-                                 "cudaEventElapsedTime", err));
+                           "cudaEventElapsedTime", err));
     prof_add(cx, label, ms);
     return U3D_OK;
 }

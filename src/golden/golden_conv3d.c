@@ -75,12 +75,11 @@ static u3d_status run_and_check(const golden_case *c, golden_report *rep,
         u3d_errprefix(err, "%s (x.npy, w.npy, b.npy, dy.npy): ", c->dir);
         return st;
     }
-    U3D_TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
-    U3D_TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
-    U3D_TRY(golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
-    if (t->bias)
-        U3D_TRY(golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
-    return U3D_OK;
+    const golden_expect rows[] = {{"y", &t->y, U3D_GOLDEN_TOL_FWD},
+                                  {"dx", &t->dx, U3D_GOLDEN_TOL_GRAD},
+                                  {"dw", &t->dw, U3D_GOLDEN_TOL_GRAD},
+                                  {"db", db, U3D_GOLDEN_TOL_GRAD}};
+    return golden_check_all(c, rep, rows, sizeof rows / sizeof rows[0], err);
 }
 
 u3d_status golden_conv3d(u3d_backend *be, const golden_case *c,

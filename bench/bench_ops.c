@@ -89,14 +89,6 @@ static op_case shrink(op_case c)
 
 /* ---- data ---- */
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 #define CHUNK (1 << 20) /* elements per host write */
 
 /* Uniform values in [-scale, scale) (F32) or in [0, classes) (I32),
@@ -110,7 +102,7 @@ static u3d_status fill_random(u3d_tensor *t, float scale, int classes,
     if (!buf)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
     for (size_t i = 0; i < m; i++) {
-        uint64_t r = rng_next(&seed);
+        uint64_t r = u3d_splitmix64(&seed);
         if (t->dtype == U3D_I32) {
             int32_t v = (int32_t)(r % (uint64_t)classes);
             memcpy(&buf[i], &v, sizeof v);

@@ -28,7 +28,6 @@
 #endif
 #define AUG_GLOBAL __global
 typedef uint aug_u32;
-#define AUG_MULHI(a, b) ((uint)(((ulong)(a) * (ulong)(b)) >> 32))
 #define AUG_AS_U32(f) as_uint(f)
 #define AUG_AS_F32(u) as_float(u)
 #elif defined(__CUDACC_RTC__)
@@ -37,7 +36,6 @@ typedef uint aug_u32;
 #define AUG_FN __device__ static __forceinline__
 #define AUG_GLOBAL
 typedef unsigned int aug_u32;
-#define AUG_MULHI(a, b) __umulhi((a), (b))
 #define AUG_AS_U32(f) __float_as_uint(f)
 #define AUG_AS_F32(u) __uint_as_float(u)
 #else
@@ -50,10 +48,6 @@ typedef unsigned int aug_u32;
 #define AUG_FN static inline
 #define AUG_GLOBAL
 typedef uint32_t aug_u32;
-static inline aug_u32 aug_mulhi_host(aug_u32 a, aug_u32 b)
-{
-    return (aug_u32)(((uint64_t)a * b) >> 32);
-}
 static inline aug_u32 aug_as_u32_host(float f)
 {
     aug_u32 u;
@@ -66,10 +60,14 @@ static inline float aug_as_f32_host(aug_u32 u)
     memcpy(&f, &u, sizeof f);
     return f;
 }
-#define AUG_MULHI(a, b) aug_mulhi_host((a), (b))
 #define AUG_AS_U32(f) aug_as_u32_host(f)
 #define AUG_AS_F32(u) aug_as_f32_host(u)
 #endif
+
+/* Philox4x32-10, the function of u3d_philox4x32 (src/core/rng.c). */
+#define PHILOX_FN AUG_FN
+#include "philox.h"
+#define aug_philox philox4x32
 
 /* Philox counter word 1 tells the streams of one (seed, sample) apart; the
  * host's u3d_rng (per-sample scalars) uses word 1 = 0. */
@@ -110,26 +108,6 @@ AUG_FN int aug_ifloor(float x)
 {
     int i = (int)x; /* truncation */
     return (float)i > x ? i - 1 : i;
-}
-
-/* Philox4x32-10, the same function as u3d_philox4x32 (src/core/rng.c). */
-AUG_FN void aug_philox(aug_u32 c0, aug_u32 c1, aug_u32 c2, aug_u32 c3,
-                       aug_u32 k0, aug_u32 k1, aug_u32 *out)
-{
-    for (int r = 0; r < 10; r++) {
-        aug_u32 hi0 = AUG_MULHI(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-        aug_u32 hi1 = AUG_MULHI(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
 }
 
 /* ln(x) for a normal x > 0: x = f 2^e with f in [sqrt(1/2), sqrt(2)),

@@ -20,24 +20,10 @@
  * are still in cache); items and chunks are merged with Chan et al.'s
  * pairwise formula. The variance never forms the cancelling difference
  * E[x^2] - E[x]^2 and needs no per-voxel division. */
-#ifndef VW
-#define VW 4
-#endif
 #ifndef LWS
 #define LWS 64
 #endif
-
-#if VW == 1
-#define VEC float
-#define VLOAD(p) (*(p))
-#define VSTORE(v, p) (*(p) = (v))
-#else
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VLOAD(p) CAT(vload, VW)(0, (p))
-#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
-#endif
+#include "vector_width.h"
 
 /* Sum of the lanes of v in a fixed order. Through a private array:
  * oclgrind 21.10's --uninitialized plugin crashes on the shuffles a

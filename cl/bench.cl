@@ -19,9 +19,7 @@
 #define UNROLL 8
 #endif
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
+#include "vector_width.h"
 
 #define A4(M) M(0) M(1) M(2) M(3)
 #define A8(M) A4(M) M(4) M(5) M(6) M(7)

@@ -51,19 +51,10 @@
 #define K3 (KS * KS * KS)
 #define XB (VW * NV)
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
+#include "vector_width.h"
 
-/* floatv / vector load-store of width VW (and floatb of width BVW). */
-#if VW == 1
-typedef float floatv;
-#define VLOAD(p) (*(p))
-#define VSTORE(v, p) (*(p) = (v))
-#else
-typedef CAT(float, VW) floatv;
-#define VLOAD(p) CAT(vload, VW)(0, (p))
-#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
-#endif
+/* floatv: VW floats, VLOAD/VSTORE (and floatb of width BVW). */
+typedef VEC floatv;
 
 #if BVW == 1
 typedef float floatb;

@@ -5,20 +5,7 @@
  * accesses coalesce); the floats after the last whole vector of a range go
  * one at a time. Crop offsets (oz, oy, ox) = (skip - up) / 2 per
  * axis, computed on the host. Sizes fit in 32 bits (checked on the host). */
-#ifndef VW
-#define VW 4
-#endif
-#if VW == 1
-#define VEC float
-#define VLOAD(p) (*(p))
-#define VSTORE(v, p) (*(p) = (v))
-#else
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VLOAD(p) CAT(vload, VW)(0, (p))
-#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
-#endif
+#include "vector_width.h"
 
 /* The skip channels of y. Each work-item copies `per` groups of VW floats
  * of one row (per = 1 on GPUs; a whole row on CPUs, which amortises the

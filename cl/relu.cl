@@ -2,21 +2,11 @@
  * consecutive floats (build option -DVW=1|2|4|8|16) with one vector load
  * per array; the last item takes the n % VW leftover floats one by one.
  * NaN maps to 0, like the reference (x > 0 is false for NaN). */
-#ifndef VW
-#define VW 4
-#endif
+#include "vector_width.h"
+/* a where v > 0, else 0 */
 #if VW == 1
-#define VEC float
-#define VLOAD(p) (*(p))
-#define VSTORE(v, p) (*(p) = (v))
 #define POS(v, a) ((v) > 0.0f ? (a) : 0.0f)
 #else
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VLOAD(p) CAT(vload, VW)(0, (p))
-#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
-/* a where v > 0, else 0 */
 #define POS(v, a) select((VEC)(0.0f), (a), (v) > 0.0f)
 #endif
 

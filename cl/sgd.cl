@@ -1,20 +1,7 @@
 /* Optimizer updates, elementwise. Each work-item handles VW consecutive
  * floats (build option -DVW=1|2|4|8|16) with one vector load per array;
  * the last item takes the n % VW leftover floats one by one. */
-#ifndef VW
-#define VW 4
-#endif
-#if VW == 1
-#define VEC float
-#define VLOAD(p) (*(p))
-#define VSTORE(v, p) (*(p) = (v))
-#else
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VLOAD(p) CAT(vload, VW)(0, (p))
-#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
-#endif
+#include "vector_width.h"
 
 /* PyTorch SGD, dampening 0: buf = m*buf + (g + wd*p); p -= lr*buf. */
 __kernel void sgd_step(__global float *param, __global const float *grad,

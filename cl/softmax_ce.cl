@@ -16,30 +16,13 @@
  * pi[0..G) invalid counts, pi[G..2G) the first invalid label of the chunk.
  * res (4 ints): [0] loss and [1] weight sum as float bits, [2] number of
  * invalid labels, [3] the first invalid label in voxel order. */
-#ifndef VW
-#define VW 4
-#endif
 #ifndef LWS
 #define LWS 64
 #endif
-
+#include "vector_width.h"
 #if VW == 1
-#define VEC float
-#define VINT int
-#define VLOAD(p) (*(p))
-#define VSTORE(v, p) (*(p) = (v))
-#define VLOADI(p) (*(p))
-#define VSTOREI(v, p) (*(p) = (v))
 #define ANY(m) (m)
 #else
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VINT CAT(int, VW)
-#define VLOAD(p) CAT(vload, VW)(0, (p))
-#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
-#define VLOADI(p) CAT(vload, VW)(0, (p))
-#define VSTOREI(v, p) CAT(vstore, VW)((v), 0, (p))
 #define ANY(m) any(m)
 #endif
 
@@ -61,11 +44,11 @@ VEC load_part(__global const float *p, const uint cnt)
 VINT load_labels(__global const int *p, const uint cnt, const int fill)
 {
     if (cnt == VW)
-        return VLOADI(p);
+        return VLOAD(p);
     int t[VW];
     for (uint k = 0; k < VW; k++)
         t[k] = k < cnt ? p[k] : fill;
-    return VLOADI(t);
+    return VLOAD(t);
 }
 
 /* Stores the first cnt lanes of v at p. */
@@ -96,7 +79,7 @@ float hsum(const VEC v)
 uint hcount(const VINT m) /* lanes whose mask is set (nonzero) */
 {
     int t[VW];
-    VSTOREI(m, t);
+    VSTORE(m, t);
     uint s = 0;
     for (int i = 0; i < VW; i++)
         s += t[i] != 0;

@@ -3,18 +3,7 @@
  * reports) and a kernel behaves the same on every device. Each work-item
  * writes VW consecutive floats (build option -DVW=1|2|4|8|16), the last one
  * the n % VW leftover floats one by one. */
-#ifndef VW
-#define VW 4
-#endif
-#if VW == 1
-#define VEC float
-#define VSTORE(v, p) (*(p) = (v))
-#else
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VSTORE(v, p) CAT(vstore, VW)((v), 0, (p))
-#endif
+#include "vector_width.h"
 
 __kernel void fill_f32(__global float *a, const float v, const uint n)
 {

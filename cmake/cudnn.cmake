@@ -55,26 +55,27 @@ endif()
 file(GLOB U3D_CUDNN_SOURCES CONFIGURE_DEPENDS
      ${CMAKE_SOURCE_DIR}/src/backends/cudnn/*.c)
 if(UNET3D_CUDNN_ENABLED)
-  set(_u3d_cudnn_cu ${CMAKE_SOURCE_DIR}/src/backends/cudnn/kernels.cu)
-  set(_u3d_cudnn_embed ${CMAKE_BINARY_DIR}/cudnn_kernels_src.c)
-  add_custom_command(
-    OUTPUT ${_u3d_cudnn_embed}
-    COMMAND ${CMAKE_COMMAND} -DIN=${_u3d_cudnn_cu} -DOUT=${_u3d_cudnn_embed}
-            -P ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
-    DEPENDS ${_u3d_cudnn_cu} ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
-    COMMENT "Embedding the cuDNN backend's CUDA kernels")
-  # the augmentation's shared arithmetic, which kernels.cu includes
-  set(_u3d_cudnn_aug ${CMAKE_SOURCE_DIR}/cl/augment.cl)
-  set(_u3d_cudnn_aug_embed ${CMAKE_BINARY_DIR}/cudnn_augment_src.c)
-  add_custom_command(
-    OUTPUT ${_u3d_cudnn_aug_embed}
-    COMMAND ${CMAKE_COMMAND} -DIN=${_u3d_cudnn_aug} -DOUT=${_u3d_cudnn_aug_embed}
-            -DNAME=u3d_cudnn_augment_src
-            -P ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
-    DEPENDS ${_u3d_cudnn_aug} ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
-    COMMENT "Embedding cl/augment.cl for the cuDNN backend's kernels")
-  target_sources(unet3d PRIVATE ${U3D_CUDNN_SOURCES} ${_u3d_cudnn_embed}
-                 ${_u3d_cudnn_aug_embed})
+  # Sources NVRTC compiles at run time, embedded as NUL-terminated arrays:
+  # kernels.cu, the augmentation's shared arithmetic it includes
+  # (cl/augment.cl) and the Philox that includes (cl/philox.h).
+  set(_u3d_cudnn_embeds
+      src/backends/cudnn/kernels.cu u3d_cudnn_kernels_src
+      cl/augment.cl u3d_cudnn_augment_src
+      cl/philox.h u3d_cudnn_philox_src)
+  set(_u3d_cudnn_embedded "")
+  while(_u3d_cudnn_embeds)
+    list(POP_FRONT _u3d_cudnn_embeds _in _name)
+    set(_out ${CMAKE_BINARY_DIR}/${_name}.c)
+    add_custom_command(
+      OUTPUT ${_out}
+      COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_SOURCE_DIR}/${_in} -DOUT=${_out}
+              -DNAME=${_name} -P ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
+      DEPENDS ${CMAKE_SOURCE_DIR}/${_in}
+              ${CMAKE_SOURCE_DIR}/cmake/cudnn_embed.cmake
+      COMMENT "Embedding ${_in} for the cuDNN backend (NVRTC)")
+    list(APPEND _u3d_cudnn_embedded ${_out})
+  endwhile()
+  target_sources(unet3d PRIVATE ${U3D_CUDNN_SOURCES} ${_u3d_cudnn_embedded})
   # PUBLIC: tests/test_cudnn.c uses the backend's internal header too
   target_compile_definitions(unet3d PUBLIC U3D_HAVE_CUDNN=1)
   target_include_directories(unet3d SYSTEM PUBLIC ${CUDNN_INCLUDE_DIR})

@@ -1,7 +1,7 @@
 # Embeds src/backends/cudnn/kernels.cu into a C source as the NUL-terminated
 # array u3d_cudnn_kernels_src (compiled by NVRTC at run time); NAME picks
 # another array name (cl/augment.cl becomes u3d_cudnn_augment_src, a header
-# of kernels.cu).
+# of kernels.cu; cl/philox.h u3d_cudnn_philox_src, a header of augment.cl).
 # Invoked at build time: cmake -DIN=kernels.cu -DOUT=file.c [-DNAME=array] -P cudnn_embed.cmake
 if(NOT NAME)
   set(NAME u3d_cudnn_kernels_src)

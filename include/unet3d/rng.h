@@ -29,6 +29,11 @@ uint32_t u3d_rng_below(u3d_rng *r, uint32_t n);
 /* Standard normal (Box-Muller). */
 float u3d_rng_normal(u3d_rng *r);
 
+/* splitmix64 (Steele et al. 2014): the next 64-bit value of a sequence whose
+ * whole state is *state; for seeding and cheap host-side draws (shuffles,
+ * test data) where no counter-based stream is needed. */
+uint64_t u3d_splitmix64(uint64_t *state);
+
 #ifdef __cplusplus
 }
 #endif

@@ -105,13 +105,13 @@ u3d_status u3d_augment_params_check(const u3d_augment_params *p,
     if (!p)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "augment: no parameters given");
-    AUG_TRY(check_axes(p, err));
-    AUG_TRY(check_range("scale_iso", p->scale_iso, 0, 1, err));
-    AUG_TRY(check_range("scale_axis", p->scale_axis, 0, 1, err));
-    AUG_TRY(check_range("gamma", p->gamma, 0, 1, err));
-    AUG_TRY(check_range("contrast", p->contrast, 0, 0, err));
-    AUG_TRY(check_range("brightness", p->brightness, -INFINITY, 0, err));
-    AUG_TRY(check_range("noise_std", p->noise_std, 0, 0, err));
+    U3D_TRY(check_axes(p, err));
+    U3D_TRY(check_range("scale_iso", p->scale_iso, 0, 1, err));
+    U3D_TRY(check_range("scale_axis", p->scale_axis, 0, 1, err));
+    U3D_TRY(check_range("gamma", p->gamma, 0, 1, err));
+    U3D_TRY(check_range("contrast", p->contrast, 0, 0, err));
+    U3D_TRY(check_range("brightness", p->brightness, -INFINITY, 0, err));
+    U3D_TRY(check_range("noise_std", p->noise_std, 0, 0, err));
     if (!isfinite(p->gray_range[0]) || !isfinite(p->gray_range[1]) ||
         !(p->gray_range[0] < p->gray_range[1]))
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
@@ -260,8 +260,8 @@ u3d_status u3d_aug_prepare(const u3d_augment_params *p, uint64_t seed,
                            const float origin[3], u3d_shape out,
                            const u3d_shape *lab, aug_consts *k, u3d_error *err)
 {
-    AUG_TRY(u3d_augment_params_check(p, err));
-    AUG_TRY(check_shapes(src, out, lab, err));
+    U3D_TRY(u3d_augment_params_check(p, err));
+    U3D_TRY(check_shapes(src, out, lab, err));
     if (!origin || !isfinite(origin[0]) || !isfinite(origin[1]) ||
         !isfinite(origin[2]))
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
@@ -320,16 +320,16 @@ static u3d_status check_tensors(u3d_backend *be, const u3d_tensor *si,
                                 const u3d_tensor *ol, u3d_error *err)
 {
     char a[SB], b[SB];
-    AUG_TRY(check_tensor("src_image", si, be, U3D_F32, err));
-    AUG_TRY(check_tensor("out_image", oi, be, U3D_F32, err));
+    U3D_TRY(check_tensor("src_image", si, be, U3D_F32, err));
+    U3D_TRY(check_tensor("out_image", oi, be, U3D_F32, err));
     if (!sl != !ol)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "augment: give both src_labels and out_labels or "
                           "neither");
     if (!sl)
         return U3D_OK;
-    AUG_TRY(check_tensor("src_labels", sl, be, U3D_I32, err));
-    AUG_TRY(check_tensor("out_labels", ol, be, U3D_I32, err));
+    U3D_TRY(check_tensor("src_labels", sl, be, U3D_I32, err));
+    U3D_TRY(check_tensor("out_labels", ol, be, U3D_I32, err));
     u3d_shape s = si->shape;
     if (!u3d_shape_eq(sl->shape, u3d_shape5(1, 1, s.d, s.h, s.w)))
         return u3d_seterr(err, U3D_ERR_SHAPE,
@@ -349,10 +349,10 @@ u3d_status u3d_augment_sample(u3d_backend *be, const u3d_augment_params *p,
 {
     if (!be)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "augment: no backend");
-    AUG_TRY(check_tensors(be, src_image, src_labels, out_image, out_labels,
+    U3D_TRY(check_tensors(be, src_image, src_labels, out_image, out_labels,
                           err));
     aug_consts k;
-    AUG_TRY(u3d_aug_prepare(p, seed, sample_index, src_image->shape, origin,
+    U3D_TRY(u3d_aug_prepare(p, seed, sample_index, src_image->shape, origin,
                             out_image->shape,
                             out_labels ? &out_labels->shape : NULL, &k, err));
     return be->ops->augment_sample(be, &k, src_image, src_labels, out_image,

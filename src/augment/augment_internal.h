@@ -6,13 +6,6 @@
 #include "core/backend_impl.h"
 #include "../../cl/augment.cl"
 
-#define AUG_TRY(x)                                                             \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-
 /* Checks params and shapes (label_shape NULL: no labels) and fills k for
  * one call: the per-sample draws, the control grid, the label box. */
 u3d_status u3d_aug_prepare(const u3d_augment_params *p, uint64_t seed,

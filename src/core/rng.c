@@ -1,33 +1,20 @@
-/* Philox4x32-10 and a small stream on top of it. */
+/* Philox4x32-10 (cl/philox.h, shared with the kernels), a small stream on
+ * top of it, and splitmix64. */
 #include <math.h>
 #include "unet3d/rng.h"
-
-static void mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
-{
-    uint64_t p = (uint64_t)a * b;
-    *hi = (uint32_t)(p >> 32);
-    *lo = (uint32_t)p;
-}
+#include "../../cl/philox.h"
 
 void u3d_philox4x32(const uint32_t c[4], const uint32_t k[2], uint32_t out[4])
 {
-    uint32_t x0 = c[0], x1 = c[1], x2 = c[2], x3 = c[3];
-    uint32_t k0 = k[0], k1 = k[1];
-    for (int r = 0; r < 10; r++) {
-        uint32_t hi0, lo0, hi1, lo1;
-        mulhilo(0xD2511F53u, x0, &hi0, &lo0);
-        mulhilo(0xCD9E8D57u, x2, &hi1, &lo1);
-        x0 = hi1 ^ x1 ^ k0;
-        x1 = lo1;
-        x2 = hi0 ^ x3 ^ k1;
-        x3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = x0;
-    out[1] = x1;
-    out[2] = x2;
-    out[3] = x3;
+    philox4x32(c[0], c[1], c[2], c[3], k[0], k[1], out);
+}
+
+uint64_t u3d_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
 }
 
 void u3d_rng_init(u3d_rng *r, uint64_t seed, uint64_t stream)

@@ -196,6 +196,15 @@ const char *u3d_tmsg_suffix(const u3d_tmsg *m, const char *name, char *buf,
     return buf;
 }
 
+u3d_status u3d_tmsg_fail(u3d_error *err, u3d_status code, const char *name,
+                         const u3d_tmsg *m, const char *fmt, va_list ap)
+{
+    char what[700], sfx[600];
+    vsnprintf(what, sizeof what, fmt, ap);
+    return u3d_seterr(err, code, "%s: %s%s", name, what,
+                      u3d_tmsg_suffix(m, name, sfx, sizeof sfx));
+}
+
 const char *u3d_human_bytes(double bytes, char *buf, size_t len)
 {
     static const char *unit[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};

@@ -3,6 +3,7 @@
  * global handlers), ImageJ description parsing, overflow-safe sizes. */
 #ifndef UNET3D_DATA_TIFF_IO_H
 #define UNET3D_DATA_TIFF_IO_H
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <tiffio.h>
@@ -32,6 +33,18 @@ int u3d_tsrc_pread(u3d_tsrc *src, uint64_t off, void *buf, size_t len);
  * "name: " in libtiff's text is dropped (the caller names the file). */
 const char *u3d_tmsg_suffix(const u3d_tmsg *m, const char *name, char *buf,
                             size_t len);
+/* Sets err to "name: what (libtiff: ...)" on one line, what formatted
+ * from fmt and ap, m's text as in u3d_tmsg_suffix; returns code. The
+ * reader's and the writer's failures all end here. */
+u3d_status u3d_tmsg_fail(u3d_error *err, u3d_status code, const char *name,
+                         const u3d_tmsg *m, const char *fmt, va_list ap);
+
+#if defined(__GNUC__)
+#define U3D_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define U3D_PRINTF(a, b)
+#endif
+
 /* "12.3 MB", "4.1 GB": sizes in messages. */
 const char *u3d_human_bytes(double bytes, char *buf, size_t len);
 

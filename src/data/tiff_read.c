@@ -43,25 +43,17 @@ typedef struct reader {
     float bad_val;
 } reader;
 
-#if defined(__GNUC__)
-#define U3D_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define U3D_PRINTF(a, b)
-#endif
-
 static u3d_status fail(reader *r, u3d_status code, const char *fmt, ...)
     U3D_PRINTF(3, 4);
 
 /* "name: what (libtiff: ...)", one line. */
 static u3d_status fail(reader *r, u3d_status code, const char *fmt, ...)
 {
-    char what[700], sfx[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    u3d_status st = u3d_tmsg_fail(r->err, code, r->name, &r->msg, fmt, ap);
     va_end(ap);
-    return u3d_seterr(r->err, code, "%s: %s%s", r->name, what,
-                      u3d_tmsg_suffix(&r->msg, r->name, sfx, sizeof sfx));
+    return st;
 }
 
 static size_t sample_bytes(const page_fmt *f) { return f->bps / 8u; }
@@ -773,19 +765,26 @@ static u3d_status labels_from(reader *r, uint16_t *data, u3d_status st,
     return U3D_OK;
 }
 
+/* read_any on the file at path; an open failure leaves *data NULL. */
+static u3d_status read_path(const char *path, int labels,
+                            const u3d_tiff_read_opts *opts, reader *r,
+                            void **data, u3d_error *err)
+{
+    u3d_tsrc src;
+    *data = NULL;
+    U3D_TRY(open_file(path, &src, err));
+    u3d_status st = read_any(&src, path, labels, opts, r, data, err);
+    close(src.fd);
+    return st;
+}
+
 u3d_status u3d_tiff_read_volume_ex(const char *path,
                                    const u3d_tiff_read_opts *opts,
                                    u3d_volume *out, u3d_error *err)
 {
-    u3d_tsrc src;
     reader r;
-    void *data = NULL;
-    memset(out, 0, sizeof *out);
-    u3d_status st = open_file(path, &src, err);
-    if (st)
-        return st;
-    st = read_any(&src, path, 0, opts, &r, &data, err);
-    close(src.fd);
+    void *data;
+    u3d_status st = read_path(path, 0, opts, &r, &data, err);
     return volume_from(&r, data, st, out);
 }
 
@@ -811,15 +810,9 @@ u3d_status u3d_tiff_read_labels_ex(const char *path,
                                    const u3d_tiff_read_opts *opts,
                                    u3d_labels *out, u3d_error *err)
 {
-    u3d_tsrc src;
     reader r;
-    void *data = NULL;
-    memset(out, 0, sizeof *out);
-    u3d_status st = open_file(path, &src, err);
-    if (st)
-        return st;
-    st = read_any(&src, path, 1, opts, &r, &data, err);
-    close(src.fd);
+    void *data;
+    u3d_status st = read_path(path, 1, opts, &r, &data, err);
     return labels_from(&r, data, st, out);
 }
 

@@ -33,24 +33,16 @@ typedef struct wjob {
     int plane_data; /* f32/u16/u8 hold only the plane being written */
 } wjob;
 
-#if defined(__GNUC__)
-#define U3D_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define U3D_PRINTF(a, b)
-#endif
-
 static u3d_status wfail(wjob *j, u3d_status code, const char *fmt, ...)
     U3D_PRINTF(3, 4);
 
 static u3d_status wfail(wjob *j, u3d_status code, const char *fmt, ...)
 {
-    char what[700], sfx[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    u3d_status st = u3d_tmsg_fail(j->err, code, j->path, &j->msg, fmt, ap);
     va_end(ap);
-    return u3d_seterr(j->err, code, "%s: %s%s", j->path, what,
-                      u3d_tmsg_suffix(&j->msg, j->path, sfx, sizeof sfx));
+    return st;
 }
 
 static void describe(const wjob *j, char *buf, size_t len)
@@ -248,19 +240,24 @@ static u3d_status check_geometry(wjob *j, int c, int d, int h, int w,
 
 static const u3d_tiff_write_opts default_opts = {1, 0, 0};
 
+static void job_init(wjob *j, const char *path,
+                     const u3d_tiff_write_opts *opts, u3d_error *err)
+{
+    memset(j, 0, sizeof *j);
+    j->path = path ? path : "(null)";
+    j->err = err;
+    j->o = opts ? opts : &default_opts;
+}
+
 u3d_status u3d_tiff_write_volume_ex(const char *path, const u3d_volume *v,
                                     const u3d_tiff_write_opts *opts,
                                     u3d_error *err)
 {
-    wjob j = {0};
-    j.path = path ? path : "(null)";
-    j.err = err;
-    j.o = opts ? opts : &default_opts;
+    wjob j;
+    job_init(&j, path, opts, err);
     if (!path || !v)
         return wfail(&j, U3D_ERR_INVALID_ARG, "no path or no volume to write");
-    u3d_status st = check_geometry(&j, v->c, v->d, v->h, v->w, v->data, v->spacing);
-    if (st)
-        return st;
+    U3D_TRY(check_geometry(&j, v->c, v->d, v->h, v->w, v->data, v->spacing));
     j.c = v->c, j.d = v->d, j.h = v->h, j.w = v->w;
     j.f32 = v->data;
     j.bps = 32;
@@ -288,15 +285,11 @@ u3d_status u3d_tiff_write_labels_ex(const char *path, const u3d_labels *l,
                                     const u3d_tiff_write_opts *opts,
                                     u3d_error *err)
 {
-    wjob j = {0};
-    j.path = path ? path : "(null)";
-    j.err = err;
-    j.o = opts ? opts : &default_opts;
+    wjob j;
+    job_init(&j, path, opts, err);
     if (!path || !l)
         return wfail(&j, U3D_ERR_INVALID_ARG, "no path or no labels to write");
-    u3d_status st = check_geometry(&j, 1, l->d, l->h, l->w, l->data, l->spacing);
-    if (st)
-        return st;
+    U3D_TRY(check_geometry(&j, 1, l->d, l->h, l->w, l->data, l->spacing));
     j.c = 1, j.d = l->d, j.h = l->h, j.w = l->w;
     j.u16 = l->data;
     j.spacing = l->spacing;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/tiff_io.h"
+#include "unet3d/rng.h"
 #include "unet3d/volume.h"
 
 static size_t count4(int c, int d, int h, int w)
@@ -118,14 +119,6 @@ u3d_status u3d_check_image_labels(const u3d_volume *img, const char *img_name,
 
 /* ---- sparse annotation -------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Marks k of n positions in keep[]: evenly spaced or random. */
 static u3d_status pick(unsigned char *keep, int n, int k, int random,
                        uint64_t *seed, u3d_error *err)
@@ -145,7 +138,7 @@ static u3d_status pick(unsigned char *keep, int n, int k, int random,
     for (int i = 0; i < n; i++)
         idx[i] = i;
     for (int i = 0; i < k; i++) { /* partial Fisher-Yates */
-        int j = i + (int)(splitmix(seed) % (uint64_t)(n - i));
+        int j = i + (int)(u3d_splitmix64(seed) % (uint64_t)(n - i));
         int t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;

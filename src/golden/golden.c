@@ -29,19 +29,28 @@ const char *golden_get(const golden_case *c, const char *key)
     return NULL;
 }
 
-u3d_status golden_int(const golden_case *c, const char *key, int *out,
-                      u3d_error *err)
+/* The value of key as a number; is_int: an integer (strtol). */
+static u3d_status number(const golden_case *c, const char *key, int is_int,
+                         double *out, u3d_error *err)
 {
     const char *v = golden_get(c, key);
     char *end;
     if (!v)
         return u3d_seterr(err, U3D_ERR_FORMAT, "%s/case.txt: key '%s' missing",
                           c->dir, key);
-    long x = strtol(v, &end, 10);
+    *out = is_int ? (double)strtol(v, &end, 10) : strtod(v, &end);
     if (end == v)
         return u3d_seterr(err, U3D_ERR_FORMAT,
-                          "%s/case.txt: '%s' is not an integer: %s", c->dir,
-                          key, v);
+                          "%s/case.txt: '%s' is not %s: %s", c->dir, key,
+                          is_int ? "an integer" : "a number", v);
+    return U3D_OK;
+}
+
+u3d_status golden_int(const golden_case *c, const char *key, int *out,
+                      u3d_error *err)
+{
+    double x;
+    U3D_TRY(number(c, key, 1, &x, err));
     *out = (int)x;
     return U3D_OK;
 }
@@ -49,17 +58,23 @@ u3d_status golden_int(const golden_case *c, const char *key, int *out,
 u3d_status golden_float(const golden_case *c, const char *key, float *out,
                         u3d_error *err)
 {
-    const char *v = golden_get(c, key);
-    char *end;
-    if (!v)
-        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/case.txt: key '%s' missing",
-                          c->dir, key);
-    double x = strtod(v, &end);
-    if (end == v)
-        return u3d_seterr(err, U3D_ERR_FORMAT,
-                          "%s/case.txt: '%s' is not a number: %s", c->dir, key,
-                          v);
+    double x;
+    U3D_TRY(number(c, key, 0, &x, err));
     *out = (float)x;
+    return U3D_OK;
+}
+
+u3d_status golden_kernel2_stride2(const golden_case *c, const char *op,
+                                  u3d_error *err)
+{
+    int kernel, stride;
+    U3D_TRY(golden_int(c, "kernel", &kernel, err));
+    U3D_TRY(golden_int(c, "stride", &stride, err));
+    if (kernel != 2 || stride != 2)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "%s/case.txt: kernel %d stride %d; %s supports "
+                          "kernel 2 stride 2 only",
+                          c->dir, kernel, stride, op);
     return U3D_OK;
 }
 
@@ -115,6 +130,28 @@ u3d_status golden_tensor(u3d_backend *be, const golden_case *c,
     }
     u3d_npy_free(&a);
     return st;
+}
+
+u3d_status golden_want_shape(const golden_case *c, const char *name,
+                             u3d_shape have, u3d_shape want, u3d_error *err)
+{
+    char a[96], b[96];
+    if (u3d_shape_eq(have, want))
+        return U3D_OK;
+    return u3d_seterr(err, U3D_ERR_SHAPE, "%s/%s.npy has shape %s, expected %s",
+                      c->dir, name, u3d_shape_str(have, a, sizeof a),
+                      u3d_shape_str(want, b, sizeof b));
+}
+
+u3d_status golden_load(u3d_backend *be, const golden_case *c, const char *name,
+                       u3d_dtype dt, const u3d_shape *s, u3d_tensor *out,
+                       u3d_error *err)
+{
+    U3D_TRY(golden_tensor(be, c, name, out, err));
+    if (out->dtype != dt)
+        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/%s.npy must hold %s",
+                          c->dir, name, dt == U3D_I32 ? "int32" : "float32");
+    return s ? golden_want_shape(c, name, out->shape, *s, err) : U3D_OK;
 }
 
 u3d_status golden_check_host(const golden_case *c, golden_report *rep,
@@ -177,6 +214,17 @@ u3d_status golden_check(const golden_case *c, golden_report *rep,
         st = golden_check_host(c, rep, name, h, n, tol, err);
     free(h);
     return st;
+}
+
+u3d_status golden_check_all(const golden_case *c, golden_report *rep,
+                            const golden_expect *rows, size_t n,
+                            u3d_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].got)
+            U3D_TRY(golden_check(c, rep, rows[i].name, rows[i].got,
+                                 rows[i].tol, err));
+    return U3D_OK;
 }
 
 static void free_case(golden_case *c)

@@ -49,6 +49,17 @@ u3d_status golden_shape(const golden_case *c, const char *name,
 /* Loads NAME.npy into a new tensor on be (dtype from the file). */
 u3d_status golden_tensor(u3d_backend *be, const golden_case *c,
                          const char *name, u3d_tensor *out, u3d_error *err);
+/* golden_tensor, then requires dtype dt and, unless s is NULL, shape *s. */
+u3d_status golden_load(u3d_backend *be, const golden_case *c, const char *name,
+                       u3d_dtype dt, const u3d_shape *s, u3d_tensor *out,
+                       u3d_error *err);
+/* U3D_ERR_SHAPE naming NAME.npy unless its shape `have` is `want`. */
+u3d_status golden_want_shape(const golden_case *c, const char *name,
+                             u3d_shape have, u3d_shape want, u3d_error *err);
+/* The keys kernel and stride, which must both be 2 (`op` names the
+ * operation in the message). */
+u3d_status golden_kernel2_stride2(const golden_case *c, const char *op,
+                                  u3d_error *err);
 /* Compares a device tensor with NAME.npy under tol; records in rep. */
 u3d_status golden_check(const golden_case *c, golden_report *rep,
                         const char *name, const u3d_tensor *got, double tol,
@@ -57,6 +68,17 @@ u3d_status golden_check(const golden_case *c, golden_report *rep,
 u3d_status golden_check_host(const golden_case *c, golden_report *rep,
                              const char *name, const float *got, size_t n,
                              double tol, u3d_error *err);
+/* One row of golden_check_all: got against NAME.npy under tol; a row with
+ * got NULL (an output the case does not have) is skipped. */
+typedef struct golden_expect {
+    const char *name;
+    const u3d_tensor *got;
+    double tol;
+} golden_expect;
+/* golden_check of each row in order; stops at the first error. */
+u3d_status golden_check_all(const golden_case *c, golden_report *rep,
+                            const golden_expect *rows, size_t n,
+                            u3d_error *err);
 
 typedef u3d_status (*golden_handler)(u3d_backend *be, const golden_case *c,
                                      golden_report *rep, u3d_error *err);

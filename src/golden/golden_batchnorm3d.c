@@ -3,14 +3,6 @@
 #include <string.h>
 #include "golden/golden.h"
 
-/* returns the status of a failing call */
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-
 typedef struct bn_case {
     u3d_tensor x, dy, gamma, beta, rm_in, rv_in, rm, rv;
     u3d_tensor y, dx, dgamma, dbeta, mean, invstd, y_eval;
@@ -26,47 +18,34 @@ static void release_all(bn_case *t)
         u3d_tensor_release(all[i]);
 }
 
-/* Loads NAME.npy and checks it has shape s (float32). */
+/* Loads NAME.npy, which must be float32 of shape s. */
 static u3d_status load(u3d_backend *be, const golden_case *c,
                        const char *name, u3d_shape s, u3d_tensor *t,
                        u3d_error *err)
 {
-    char a[96], b[96];
-    TRY(golden_tensor(be, c, name, t, err));
-    if (t->dtype != U3D_F32)
-        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/%s.npy must hold float32",
-                          c->dir, name);
-    if (!u3d_shape_eq(t->shape, s))
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s/%s.npy has shape %s, expected %s", c->dir, name,
-                          u3d_shape_str(t->shape, a, sizeof a),
-                          u3d_shape_str(s, b, sizeof b));
-    return U3D_OK;
+    return golden_load(be, c, name, U3D_F32, &s, t, err);
 }
 
 static u3d_status load_inputs(u3d_backend *be, const golden_case *c,
                               int affine, bn_case *t, u3d_error *err)
 {
-    TRY(golden_tensor(be, c, "x", &t->x, err));
+    U3D_TRY(golden_load(be, c, "x", U3D_F32, NULL, &t->x, err));
     u3d_shape xs = t->x.shape, cs = u3d_shape5(1, xs.c, 1, 1, 1);
-    if (t->x.dtype != U3D_F32)
-        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/x.npy must hold float32",
-                          c->dir);
-    TRY(load(be, c, "dy", xs, &t->dy, err));
-    TRY(load(be, c, "running_mean_in", cs, &t->rm_in, err));
-    TRY(load(be, c, "running_var_in", cs, &t->rv_in, err));
-    TRY(load(be, c, "running_mean_in", cs, &t->rm, err));
-    TRY(load(be, c, "running_var_in", cs, &t->rv, err));
+    U3D_TRY(load(be, c, "dy", xs, &t->dy, err));
+    U3D_TRY(load(be, c, "running_mean_in", cs, &t->rm_in, err));
+    U3D_TRY(load(be, c, "running_var_in", cs, &t->rv_in, err));
+    U3D_TRY(load(be, c, "running_mean_in", cs, &t->rm, err));
+    U3D_TRY(load(be, c, "running_var_in", cs, &t->rv, err));
     if (affine) {
-        TRY(load(be, c, "gamma", cs, &t->gamma, err));
-        TRY(load(be, c, "beta", cs, &t->beta, err));
-        TRY(u3d_tensor_create(be, cs, U3D_F32, &t->dgamma, err));
-        TRY(u3d_tensor_create(be, cs, U3D_F32, &t->dbeta, err));
+        U3D_TRY(load(be, c, "gamma", cs, &t->gamma, err));
+        U3D_TRY(load(be, c, "beta", cs, &t->beta, err));
+        U3D_TRY(u3d_tensor_create(be, cs, U3D_F32, &t->dgamma, err));
+        U3D_TRY(u3d_tensor_create(be, cs, U3D_F32, &t->dbeta, err));
     }
-    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->y, err));
-    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
-    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->y_eval, err));
-    TRY(u3d_tensor_create(be, cs, U3D_F32, &t->mean, err));
+    U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->y, err));
+    U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
+    U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->y_eval, err));
+    U3D_TRY(u3d_tensor_create(be, cs, U3D_F32, &t->mean, err));
     return u3d_tensor_create(be, cs, U3D_F32, &t->invstd, err);
 }
 
@@ -75,33 +54,27 @@ static u3d_status run(u3d_backend *be, const golden_case *c,
 {
     u3d_bn_params p;
     int affine;
-    TRY(golden_float(c, "eps", &p.eps, err));
-    TRY(golden_float(c, "momentum", &p.momentum, err));
-    TRY(golden_int(c, "affine", &affine, err));
-    TRY(load_inputs(be, c, affine, t, err));
+    U3D_TRY(golden_float(c, "eps", &p.eps, err));
+    U3D_TRY(golden_float(c, "momentum", &p.momentum, err));
+    U3D_TRY(golden_int(c, "affine", &affine, err));
+    U3D_TRY(load_inputs(be, c, affine, t, err));
     u3d_tensor *g = affine ? &t->gamma : NULL, *b = affine ? &t->beta : NULL;
-    TRY(u3d_batchnorm3d_forward_train(&p, &t->x, g, b, &t->rm, &t->rv,
+    U3D_TRY(u3d_batchnorm3d_forward_train(&p, &t->x, g, b, &t->rm, &t->rv,
                                           &t->y, &t->mean, &t->invstd, err));
-    TRY(u3d_batchnorm3d_backward(&t->x, &t->dy, g, &t->mean, &t->invstd,
+    U3D_TRY(u3d_batchnorm3d_backward(&t->x, &t->dy, g, &t->mean, &t->invstd,
                                      &t->dx, affine ? &t->dgamma : NULL,
                                      affine ? &t->dbeta : NULL, err));
-    TRY(u3d_batchnorm3d_forward_infer(&p, &t->x, g, b, &t->rm_in,
+    U3D_TRY(u3d_batchnorm3d_forward_infer(&p, &t->x, g, b, &t->rm_in,
                                           &t->rv_in, &t->y_eval, err));
-    TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
-    TRY(golden_check(c, rep, "running_mean_out", &t->rm,
-                         U3D_GOLDEN_TOL_FWD, err));
-    TRY(golden_check(c, rep, "running_var_out", &t->rv,
-                         U3D_GOLDEN_TOL_FWD, err));
-    TRY(golden_check(c, rep, "y_eval", &t->y_eval, U3D_GOLDEN_TOL_FWD,
-                         err));
-    TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
-    if (affine) {
-        TRY(golden_check(c, rep, "dgamma", &t->dgamma,
-                             U3D_GOLDEN_TOL_GRAD, err));
-        TRY(golden_check(c, rep, "dbeta", &t->dbeta, U3D_GOLDEN_TOL_GRAD,
-                             err));
-    }
-    return U3D_OK;
+    const golden_expect rows[] = {
+        {"y", &t->y, U3D_GOLDEN_TOL_FWD},
+        {"running_mean_out", &t->rm, U3D_GOLDEN_TOL_FWD},
+        {"running_var_out", &t->rv, U3D_GOLDEN_TOL_FWD},
+        {"y_eval", &t->y_eval, U3D_GOLDEN_TOL_FWD},
+        {"dx", &t->dx, U3D_GOLDEN_TOL_GRAD},
+        {"dgamma", affine ? &t->dgamma : NULL, U3D_GOLDEN_TOL_GRAD},
+        {"dbeta", affine ? &t->dbeta : NULL, U3D_GOLDEN_TOL_GRAD}};
+    return golden_check_all(c, rep, rows, sizeof rows / sizeof rows[0], err);
 }
 
 u3d_status golden_batchnorm3d(u3d_backend *be, const golden_case *c,

@@ -2,13 +2,6 @@
  * forward and both backward ops and checks y, dx, dw and db. */
 #include "golden/golden.h"
 
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-
 typedef struct conv_case {
     u3d_conv3d_params p;
     int bias;
@@ -27,11 +20,11 @@ static u3d_status read_params(const golden_case *c, conv_case *t,
                               u3d_error *err)
 {
     int stride = 1;
-    TRY(golden_int(c, "kernel", &t->p.kernel, err));
-    TRY(golden_int(c, "padding", &t->p.pad, err));
-    TRY(golden_int(c, "bias", &t->bias, err));
+    U3D_TRY(golden_int(c, "kernel", &t->p.kernel, err));
+    U3D_TRY(golden_int(c, "padding", &t->p.pad, err));
+    U3D_TRY(golden_int(c, "bias", &t->bias, err));
     if (golden_get(c, "stride"))
-        TRY(golden_int(c, "stride", &stride, err));
+        U3D_TRY(golden_int(c, "stride", &stride, err));
     if (stride != 1)
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "%s/case.txt: stride %d; conv3d supports stride 1",
@@ -48,11 +41,11 @@ static u3d_status read_params(const golden_case *c, conv_case *t,
 static u3d_status setup(u3d_backend *be, const golden_case *c, conv_case *t,
                         u3d_error *err)
 {
-    TRY(golden_tensor(be, c, "x", &t->x, err));
-    TRY(golden_tensor(be, c, "w", &t->w, err));
-    TRY(golden_tensor(be, c, "dy", &t->dy, err));
+    U3D_TRY(golden_tensor(be, c, "x", &t->x, err));
+    U3D_TRY(golden_tensor(be, c, "w", &t->w, err));
+    U3D_TRY(golden_tensor(be, c, "dy", &t->dy, err));
     if (t->bias)
-        TRY(golden_tensor(be, c, "b", &t->b, err));
+        U3D_TRY(golden_tensor(be, c, "b", &t->b, err));
     u3d_shape xs = t->x.shape, ws = t->w.shape;
     u3d_shape ys = u3d_shape5(xs.n, ws.n, u3d_conv3d_out_size(xs.d, &t->p),
                               u3d_conv3d_out_size(xs.h, &t->p),
@@ -61,12 +54,11 @@ static u3d_status setup(u3d_backend *be, const golden_case *c, conv_case *t,
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "%s/x.npy is smaller than the kernel %d", c->dir,
                           t->p.kernel);
-    TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
-    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
-    TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
+    U3D_TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
+    U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
+    U3D_TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
     if (t->bias)
-        TRY(
-            u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
+        U3D_TRY(u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
     return U3D_OK;
 }
 
@@ -83,15 +75,11 @@ static u3d_status run_and_check(const golden_case *c, golden_report *rep,
         u3d_errprefix(err, "%s (x.npy, w.npy, b.npy, dy.npy): ", c->dir);
         return st;
     }
-    TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
-    TRY(
-        golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
-    TRY(
-        golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
-    if (t->bias)
-        TRY(
-            golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
-    return U3D_OK;
+    const golden_expect rows[] = {{"y", &t->y, U3D_GOLDEN_TOL_FWD},
+                                  {"dx", &t->dx, U3D_GOLDEN_TOL_GRAD},
+                                  {"dw", &t->dw, U3D_GOLDEN_TOL_GRAD},
+                                  {"db", db, U3D_GOLDEN_TOL_GRAD}};
+    return golden_check_all(c, rep, rows, sizeof rows / sizeof rows[0], err);
 }
 
 u3d_status golden_conv3d(u3d_backend *be, const golden_case *c,

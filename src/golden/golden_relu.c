@@ -16,10 +16,10 @@ u3d_status golden_relu(u3d_backend *be, const golden_case *c,
         st = u3d_relu_forward(&x, &y, err);
     if (!st)
         st = u3d_relu_backward(&y, &dy, &dx, err);
+    const golden_expect rows[] = {{"y", &y, U3D_GOLDEN_TOL_FWD},
+                                  {"dx", &dx, U3D_GOLDEN_TOL_GRAD}};
     if (!st)
-        st = golden_check(c, rep, "y", &y, U3D_GOLDEN_TOL_FWD, err);
-    if (!st)
-        st = golden_check(c, rep, "dx", &dx, U3D_GOLDEN_TOL_GRAD, err);
+        st = golden_check_all(c, rep, rows, 2, err);
     u3d_tensor_release(&x);
     u3d_tensor_release(&dy);
     u3d_tensor_release(&y);

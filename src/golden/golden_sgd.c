@@ -72,10 +72,10 @@ u3d_status golden_sgd(u3d_backend *be, const golden_case *c,
         st = flat(be, c, "buf_in", &n, &buf, err);
     if (!st)
         st = u3d_sgd_step(&p, &param, &grad, &buf, err);
+    const golden_expect rows[] = {{"param_out", &param, U3D_GOLDEN_TOL_FWD},
+                                  {"buf_out", &buf, U3D_GOLDEN_TOL_FWD}};
     if (!st)
-        st = golden_check(c, rep, "param_out", &param, U3D_GOLDEN_TOL_FWD, err);
-    if (!st)
-        st = golden_check(c, rep, "buf_out", &buf, U3D_GOLDEN_TOL_FWD, err);
+        st = golden_check_all(c, rep, rows, 2, err);
     u3d_tensor_release(&param);
     u3d_tensor_release(&grad);
     u3d_tensor_release(&buf);

@@ -3,35 +3,9 @@
 #include <string.h>
 #include "golden/golden.h"
 
-/* returns the status of a failing call */
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-
 typedef struct ce_case {
     u3d_tensor logits, labels, weights, probs, dlogits;
 } ce_case;
-
-/* Loads NAME.npy and checks its dtype and shape. */
-static u3d_status load(u3d_backend *be, const golden_case *c,
-                       const char *name, u3d_dtype dt, u3d_shape s,
-                       u3d_tensor *t, u3d_error *err)
-{
-    char a[96], b[96];
-    TRY(golden_tensor(be, c, name, t, err));
-    if (t->dtype != dt)
-        return u3d_seterr(err, U3D_ERR_FORMAT, "%s/%s.npy must hold %s",
-                          c->dir, name, dt == U3D_I32 ? "int32" : "float32");
-    if (!u3d_shape_eq(t->shape, s))
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s/%s.npy has shape %s, expected %s", c->dir, name,
-                          u3d_shape_str(t->shape, a, sizeof a),
-                          u3d_shape_str(s, b, sizeof b));
-    return U3D_OK;
-}
 
 static u3d_status run(u3d_backend *be, const golden_case *c,
                       golden_report *rep, ce_case *t, u3d_error *err)
@@ -43,24 +17,22 @@ static u3d_status run(u3d_backend *be, const golden_case *c,
                           "%s/case.txt: reduction '%s' (only weighted_mean "
                           "is implemented)",
                           c->dir, red);
-    TRY(golden_int(c, "ignore_label", &ignore, err));
-    TRY(golden_tensor(be, c, "logits", &t->logits, err));
-    u3d_shape zs = t->logits.shape, ls = zs;
+    U3D_TRY(golden_int(c, "ignore_label", &ignore, err));
+    U3D_TRY(golden_load(be, c, "logits", U3D_F32, NULL, &t->logits, err));
+    u3d_shape zs = t->logits.shape, ls = zs, ws = u3d_shape5(1, zs.c, 1, 1, 1);
     ls.c = 1;
-    if (t->logits.dtype != U3D_F32)
-        return u3d_seterr(err, U3D_ERR_FORMAT,
-                          "%s/logits.npy must hold float32", c->dir);
-    TRY(load(be, c, "labels", U3D_I32, ls, &t->labels, err));
-    TRY(load(be, c, "class_weights", U3D_F32, u3d_shape5(1, zs.c, 1, 1, 1),
-             &t->weights, err));
-    TRY(u3d_tensor_create(be, zs, U3D_F32, &t->probs, err));
-    TRY(u3d_tensor_create(be, zs, U3D_F32, &t->dlogits, err));
+    U3D_TRY(golden_load(be, c, "labels", U3D_I32, &ls, &t->labels, err));
+    U3D_TRY(golden_load(be, c, "class_weights", U3D_F32, &ws, &t->weights,
+                        err));
+    U3D_TRY(u3d_tensor_create(be, zs, U3D_F32, &t->probs, err));
+    U3D_TRY(u3d_tensor_create(be, zs, U3D_F32, &t->dlogits, err));
     float loss = 0;
-    TRY(u3d_softmax_ce(&t->logits, &t->labels, &t->weights, ignore, &t->probs,
-                       &t->dlogits, &loss, NULL, err));
-    TRY(golden_check_host(c, rep, "loss", &loss, 1, U3D_GOLDEN_TOL_FWD, err));
-    TRY(golden_check(c, rep, "probabilities", &t->probs, U3D_GOLDEN_TOL_FWD,
-                     err));
+    U3D_TRY(u3d_softmax_ce(&t->logits, &t->labels, &t->weights, ignore,
+                           &t->probs, &t->dlogits, &loss, NULL, err));
+    U3D_TRY(
+        golden_check_host(c, rep, "loss", &loss, 1, U3D_GOLDEN_TOL_FWD, err));
+    U3D_TRY(golden_check(c, rep, "probabilities", &t->probs, U3D_GOLDEN_TOL_FWD,
+                         err));
     return golden_check(c, rep, "dlogits", &t->dlogits, U3D_GOLDEN_TOL_GRAD,
                         err);
 }

@@ -4,14 +4,6 @@
 #include <string.h>
 #include "golden/golden.h"
 
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-#define SB 96
-
 typedef struct up_case {
     int bias;
     u3d_tensor x, w, b, dy, y, dx, dw, db;
@@ -27,49 +19,29 @@ static void up_case_release(up_case *t)
 
 static u3d_status read_params(const golden_case *c, up_case *t, u3d_error *err)
 {
-    int kernel, stride;
-    TRY(golden_int(c, "kernel", &kernel, err));
-    TRY(golden_int(c, "stride", &stride, err));
-    TRY(golden_int(c, "bias", &t->bias, err));
-    if (kernel != 2 || stride != 2)
-        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                          "%s/case.txt: kernel %d stride %d; the transposed "
-                          "convolution supports kernel 2 stride 2 only",
-                          c->dir, kernel, stride);
-    return U3D_OK;
-}
-
-/* A tensor file whose shape differs from what the others imply. */
-static u3d_status want(const golden_case *c, const char *name,
-                       const u3d_tensor *t, u3d_shape s, u3d_error *err)
-{
-    char a[SB], b[SB];
-    if (!u3d_shape_eq(t->shape, s))
-        return u3d_seterr(
-            err, U3D_ERR_SHAPE, "%s/%s.npy has shape %s, expected %s", c->dir,
-            name, u3d_shape_str(t->shape, a, SB), u3d_shape_str(s, b, SB));
-    return U3D_OK;
+    U3D_TRY(golden_kernel2_stride2(c, "the transposed convolution", err));
+    return golden_int(c, "bias", &t->bias, err);
 }
 
 /* Loads the inputs, checks their shapes agree, creates the outputs. */
 static u3d_status setup(u3d_backend *be, const golden_case *c, up_case *t,
                         u3d_error *err)
 {
-    TRY(golden_tensor(be, c, "x", &t->x, err));
-    TRY(golden_tensor(be, c, "w", &t->w, err));
-    TRY(golden_tensor(be, c, "dy", &t->dy, err));
+    U3D_TRY(golden_tensor(be, c, "x", &t->x, err));
+    U3D_TRY(golden_tensor(be, c, "w", &t->w, err));
     u3d_shape xs = t->x.shape, ws = t->w.shape;
-    TRY(want(c, "w", &t->w, u3d_shape5(xs.c, ws.c, 2, 2, 2), err));
+    U3D_TRY(golden_want_shape(c, "w", ws, u3d_shape5(xs.c, ws.c, 2, 2, 2),
+                              err));
     u3d_shape ys = u3d_shape5(xs.n, ws.c, 2 * xs.d, 2 * xs.h, 2 * xs.w);
-    TRY(want(c, "dy", &t->dy, ys, err));
+    U3D_TRY(golden_load(be, c, "dy", U3D_F32, &ys, &t->dy, err));
     if (t->bias) {
-        TRY(golden_tensor(be, c, "b", &t->b, err));
-        TRY(want(c, "b", &t->b, u3d_shape5(1, ws.c, 1, 1, 1), err));
-        TRY(u3d_tensor_create(be, t->b.shape, U3D_F32, &t->db, err));
+        u3d_shape bs = u3d_shape5(1, ws.c, 1, 1, 1);
+        U3D_TRY(golden_load(be, c, "b", U3D_F32, &bs, &t->b, err));
+        U3D_TRY(u3d_tensor_create(be, bs, U3D_F32, &t->db, err));
     }
-    TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
-    TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
-    TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
+    U3D_TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
+    U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
+    U3D_TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));
     return U3D_OK;
 }
 
@@ -84,12 +56,11 @@ static u3d_status run_and_check(const golden_case *c, golden_report *rep,
         st = u3d_upconv3d_backward_weight(&t->x, &t->dy, &t->dw, db, err);
     if (st)
         return u3d_errprefix(err, "%s: ", c->dir);
-    TRY(golden_check(c, rep, "y", &t->y, U3D_GOLDEN_TOL_FWD, err));
-    TRY(golden_check(c, rep, "dx", &t->dx, U3D_GOLDEN_TOL_GRAD, err));
-    TRY(golden_check(c, rep, "dw", &t->dw, U3D_GOLDEN_TOL_GRAD, err));
-    if (t->bias)
-        TRY(golden_check(c, rep, "db", &t->db, U3D_GOLDEN_TOL_GRAD, err));
-    return U3D_OK;
+    const golden_expect rows[] = {{"y", &t->y, U3D_GOLDEN_TOL_FWD},
+                                  {"dx", &t->dx, U3D_GOLDEN_TOL_GRAD},
+                                  {"dw", &t->dw, U3D_GOLDEN_TOL_GRAD},
+                                  {"db", db, U3D_GOLDEN_TOL_GRAD}};
+    return golden_check_all(c, rep, rows, sizeof rows / sizeof rows[0], err);
 }
 
 u3d_status golden_upconv3d(u3d_backend *be, const golden_case *c,

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "data/mirror.h"
 #include "unet3d/predict.h"
 
 /* Returns the status of x when it failed. */
@@ -35,15 +36,6 @@ u3d_status u3d_model_normalize_input(u3d_volume *v, const u3d_model_meta *m,
     return st;
 }
 
-/* Symmetric reflection (edge repeated), for any offset. */
-static int mirror(int i, int n)
-{
-    int p = 2 * n, r = i % p;
-    if (r < 0)
-        r += p;
-    return r < n ? r : p - 1 - r;
-}
-
 /* Source index per tile position along one axis; -1: zero. */
 static void axis_map(const u3d_tile_axis *a, int origin, int *map)
 {
@@ -52,7 +44,7 @@ static void axis_map(const u3d_tile_axis *a, int origin, int *map)
         if (a->same)
             map[t] = p >= 0 && p < a->size ? p : -1;
         else
-            map[t] = mirror(p, a->size);
+            map[t] = u3d_mirror(p, a->size);
     }
 }
 

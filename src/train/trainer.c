@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "data/mirror.h"
 #include "unet3d/unet3d.h"
 
 static double now_s(void)
@@ -65,16 +66,6 @@ static void dvol_free(dvol *v)
     memset(v, 0, sizeof *v);
 }
 
-/* Symmetric reflection (edge voxel repeated) of index i into [0, n). */
-static int reflect(int i, int n)
-{
-    int p = 2 * n;
-    i %= p;
-    if (i < 0)
-        i += p;
-    return i < n ? i : p - 1 - i;
-}
-
 /* Uploads a volume, mirror-padded (labels: ignore) to at least the patch
  * size per axis: the augmentation cuts patches from inside its source. */
 static u3d_status dvol_upload(u3d_backend *be, const u3d_train_volume *tv,
@@ -111,8 +102,9 @@ static u3d_status dvol_upload(u3d_backend *be, const u3d_train_volume *tv,
                 int sz_ = z - lo[0], sy = y - lo[1], sx = x - lo[2];
                 int inside = sz_ >= 0 && sz_ < sz[0] && sy >= 0 &&
                              sy < sz[1] && sx >= 0 && sx < sz[2];
-                size_t si = ((size_t)reflect(sz_, sz[0]) * sz[1] +
-                             reflect(sy, sz[1])) * sz[2] + reflect(sx, sz[2]);
+                size_t si = ((size_t)u3d_mirror(sz_, sz[0]) * sz[1] +
+                             u3d_mirror(sy, sz[1])) * sz[2] +
+                            u3d_mirror(sx, sz[2]);
                 for (int c = 0; c < im->c; c++)
                     img[(size_t)c * n + i] =
                         im->data[(size_t)c * sz[0] * sz[1] * sz[2] + si];

@@ -41,8 +41,8 @@ u3d_status u3d_cudnn_augment_sample(u3d_backend *be, const aug_consts *k,
     /* the three field stages in the backend's grow-only scratch: the
      * stream orders this op after earlier users and before later ones */
     void *scratch;
-    U3D_TRY(u3d_cudnn_scratch(cx, (nphi + n1 + n2) * sizeof(float),
-                                    &scratch, err));
+    U3D_TRY(
+        u3d_cudnn_scratch(cx, (nphi + n1 + n2) * sizeof(float), &scratch, err));
     float *phi = scratch, *p1 = phi + nphi, *p2 = p1 + n1;
     const float *src = src_image->buf;
     float *out = out_image->buf;
@@ -53,26 +53,23 @@ u3d_status u3d_cudnn_augment_sample(u3d_backend *be, const aug_consts *k,
     u3d_kargs a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0};
     U3D_KARG_AUG(a1, k);
     U3D_KARG(a1, phi);
-    U3D_TRY(aug_launch(cx, K_AUG_CONTROL_POINTS,
-                             "augment control points", nphi / 3, &a1, err));
+    U3D_TRY(aug_launch(cx, K_AUG_CONTROL_POINTS, "augment control points",
+                       nphi / 3, &a1, err));
     U3D_KARG_AUG(a2, k);
     U3D_KARG(a2, phi);
     U3D_KARG(a2, p1);
-    U3D_TRY(aug_launch(cx, K_AUG_FIELD_W, "augment field (w)", n1, &a2,
-                             err));
+    U3D_TRY(aug_launch(cx, K_AUG_FIELD_W, "augment field (w)", n1, &a2, err));
     U3D_KARG_AUG(a3, k);
     U3D_KARG(a3, p1);
     U3D_KARG(a3, p2);
-    U3D_TRY(aug_launch(cx, K_AUG_FIELD_H, "augment field (h)", n2, &a3,
-                             err));
+    U3D_TRY(aug_launch(cx, K_AUG_FIELD_H, "augment field (h)", n2, &a3, err));
     U3D_KARG_AUG(a4, k);
     U3D_KARG(a4, src);
     U3D_KARG(a4, slab);
     U3D_KARG(a4, p2);
     U3D_KARG(a4, out);
     U3D_KARG(a4, olab);
-    U3D_TRY(aug_launch(cx, K_AUG_SAMPLE, "augment sample", nv, &a4,
-                             err));
+    U3D_TRY(aug_launch(cx, K_AUG_SAMPLE, "augment sample", nv, &a4, err));
     if (!k->use_gray)
         return U3D_OK;
     U3D_KARG_AUG(a5, k);

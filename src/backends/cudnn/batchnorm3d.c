@@ -30,7 +30,7 @@ static u3d_status bn_init(bn_descs *d, u3d_shape s, u3d_error *err)
     d->x = d->p = NULL;
     U3D_TRY(u3d_cudnn_tensor_desc(&d->x, s, err));
     U3D_TRY(u3d_dnn_check(cudnnCreateTensorDescriptor(&d->p),
-                                "cudnnCreateTensorDescriptor", err));
+                          "cudnnCreateTensorDescriptor", err));
     return u3d_dnn_check(
         cudnnDeriveBNTensorDescriptor(d->p, d->x, CUDNN_BATCHNORM_SPATIAL),
         "cudnnDeriveBNTensorDescriptor", err);

@@ -49,7 +49,7 @@ static u3d_status filter_desc(cudnnFilterDescriptor_t *f, u3d_shape w,
     int dims[5], strides[5];
     u3d_cudnn_nd(w, dims, strides); /* K,C,k,k,k packed = CUDNN_TENSOR_NCHW */
     U3D_TRY(u3d_dnn_check(cudnnCreateFilterDescriptor(f),
-                                "cudnnCreateFilterDescriptor", err));
+                          "cudnnCreateFilterDescriptor", err));
     return u3d_dnn_check(cudnnSetFilterNdDescriptor(*f, CUDNN_DATA_FLOAT,
                                                     CUDNN_TENSOR_NCHW, 5, dims),
                          "cudnnSetFilterNdDescriptor", err);
@@ -61,7 +61,7 @@ static u3d_status conv_desc(cudnnConvolutionDescriptor_t *c, int pad,
     int padv[3] = {pad, pad, pad}, str[3] = {stride, stride, stride};
     int dil[3] = {1, 1, 1};
     U3D_TRY(u3d_dnn_check(cudnnCreateConvolutionDescriptor(c),
-                                "cudnnCreateConvolutionDescriptor", err));
+                          "cudnnCreateConvolutionDescriptor", err));
     /* cross-correlation = PyTorch's conv; float accumulation */
     U3D_TRY(u3d_dnn_check(
         cudnnSetConvolutionNdDescriptor(*c, 3, padv, str, dil,
@@ -196,8 +196,7 @@ static u3d_status choose_algo(u3d_cudnn *cx, u3d_cudnn_plan *p, u3d_error *err)
     size_t fr = 0, tot = 0;
     char a[SB], b[SB];
     U3D_TRY(candidates(cx, p, c, &n, err));
-    U3D_TRY(u3d_cuda_check(cudaMemGetInfo(&fr, &tot), "cudaMemGetInfo",
-                                 err));
+    U3D_TRY(u3d_cuda_check(cudaMemGetInfo(&fr, &tot), "cudaMemGetInfo", err));
     size_t limit = u3d_cudnn_workspace_limit(fr, cx->ws_bytes);
     k = u3d_cudnn_algo_order(c, n, limit, order);
     for (int i = 0; i < k; i++) {
@@ -344,7 +343,7 @@ u3d_status u3d_cudnn_conv3d_forward(u3d_backend *be,
     u3d_cudnn_conv_geom g;
     U3D_TRY(geom(x->shape, w->shape, p->pad, 1, y->shape, &g, err));
     U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_FWD, &g, u3d_cudnn_f(x),
-                                     u3d_cudnn_f(w), u3d_cudnn_f(y), err));
+                               u3d_cudnn_f(w), u3d_cudnn_f(y), err));
     if (!b)
         return U3D_OK;
     return u3d_cudnn_bias_add(cx, u3d_cudnn_f(y), y->shape, u3d_cudnn_f(b),
@@ -371,9 +370,8 @@ u3d_status u3d_cudnn_conv3d_backward_weight(u3d_backend *be,
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
     U3D_TRY(geom(x->shape, dw->shape, p->pad, 1, dy->shape, &g, err));
-    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g,
-                                     u3d_cudnn_f(x), u3d_cudnn_f(dy),
-                                     u3d_cudnn_f(dw), err));
+    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g, u3d_cudnn_f(x),
+                               u3d_cudnn_f(dy), u3d_cudnn_f(dw), err));
     if (!db)
         return U3D_OK;
     return u3d_cudnn_channel_sum(cx, u3d_cudnn_f(dy), dy->shape,
@@ -386,9 +384,8 @@ u3d_status u3d_cudnn_upconv3d_forward(u3d_backend *be, cten *x, cten *w,
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
     U3D_TRY(geom(y->shape, w->shape, 0, 2, x->shape, &g, err));
-    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_DATA, &g,
-                                     u3d_cudnn_f(x), u3d_cudnn_f(w),
-                                     u3d_cudnn_f(y), err));
+    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_DATA, &g, u3d_cudnn_f(x),
+                               u3d_cudnn_f(w), u3d_cudnn_f(y), err));
     if (!b)
         return U3D_OK;
     return u3d_cudnn_bias_add(cx, u3d_cudnn_f(y), y->shape, u3d_cudnn_f(b),
@@ -413,9 +410,8 @@ u3d_status u3d_cudnn_upconv3d_backward_weight(u3d_backend *be, cten *x,
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
     U3D_TRY(geom(dy->shape, dw->shape, 0, 2, x->shape, &g, err));
-    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g,
-                                     u3d_cudnn_f(dy), u3d_cudnn_f(x),
-                                     u3d_cudnn_f(dw), err));
+    U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g, u3d_cudnn_f(dy),
+                               u3d_cudnn_f(x), u3d_cudnn_f(dw), err));
     if (!db)
         return U3D_OK;
     return u3d_cudnn_channel_sum(cx, u3d_cudnn_f(dy), dy->shape,

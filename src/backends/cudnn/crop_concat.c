@@ -59,10 +59,9 @@ u3d_status u3d_cudnn_crop_concat_backward(u3d_backend *be, cten *dy,
     U3D_KARG(a1, oy);
     U3D_KARG(a1, ox);
     U3D_KARG(a1, acc);
-    U3D_TRY(u3d_cudnn_launch(cx, K_CROP_BWD_SKIP,
-                                   "crop-concat backward (skip)",
-                                   u3d_cudnn_blocks(u3d_cudnn_count(dskip)), 1, &a1,
-                                   err));
+    U3D_TRY(u3d_cudnn_launch(cx, K_CROP_BWD_SKIP, "crop-concat backward (skip)",
+                             u3d_cudnn_blocks(u3d_cudnn_count(dskip)), 1, &a1,
+                             err));
     long long P = (long long)u3d_shape_spatial(u);
     U3D_KARG(a2, g);
     U3D_KARG(a2, du);

@@ -369,12 +369,13 @@ U3D_KERNEL u3d_sum_final(const double *part, int G, double *out)
  * OpenCL kernels and the host implementation compile, so a patch is bit
  * for bit the host's: only +, -, * and bit operations, our own ln, exp,
  * sqrt, sin and cos, and no FMA (nvrtc.c compiles with --fmad=false).
- * NVRTC gets that file as the header "augment.cl" (nvrtc.c); the tests'
- * emulator has it already, compiled as C by augment_internal.h. The
- * constants travel by value (kernel parameters live in constant memory,
- * like OpenCL's __constant buffer) and are copied to a local, so stores to
- * out cannot alias them. Same passes and guards as the OpenCL kernels;
- * element counts are below 2^31 (checked by augment.c). */
+ * NVRTC gets that file as the header "augment.cl" and the Philox it
+ * includes as "philox.h" (nvrtc.c); the tests' emulator has them already,
+ * compiled as C by augment_internal.h. The constants travel by value
+ * (kernel parameters live in constant memory, like OpenCL's __constant
+ * buffer) and are copied to a local, so stores to out cannot alias them.
+ * Same passes and guards as the OpenCL kernels; element counts are below
+ * 2^31 (checked by augment.c). */
 #ifdef __CUDACC_RTC__
 #include "augment.cl"
 #endif

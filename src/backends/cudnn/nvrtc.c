@@ -64,8 +64,7 @@ static u3d_status fetch_image(nvrtcProgram prog, int sass, char **image,
     size_t n = 0;
     nvrtcResult rc = sass ? nvrtcGetCUBINSize(prog, &n)
                           : nvrtcGetPTXSize(prog, &n);
-    U3D_TRY(rtc_check(rc, sass ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize",
-                            err));
+    U3D_TRY(rtc_check(rc, sass ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize", err));
     char *buf = malloc(n + 1);
     if (!buf)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
@@ -91,12 +90,13 @@ u3d_status u3d_cudnn_compile(const char *src, int arch, int sass,
     /* no fused multiply-add contraction: elementwise results then match the
      * host reference's rounding; the kernels are memory bound anyway */
     const char *opts[] = {opt, "--fmad=false", "--std=c++17"};
-    /* kernels.cu includes the augmentation's shared arithmetic */
-    const char *headers[] = {u3d_cudnn_augment_src};
-    const char *names[] = {"augment.cl"};
+    /* kernels.cu includes the augmentation's shared arithmetic, which
+     * includes Philox */
+    const char *headers[] = {u3d_cudnn_augment_src, u3d_cudnn_philox_src};
+    const char *names[] = {"augment.cl", "philox.h"};
     nvrtcProgram prog;
     U3D_TRY(rtc_check(
-        nvrtcCreateProgram(&prog, src, "kernels.cu", 1, headers, names),
+        nvrtcCreateProgram(&prog, src, "kernels.cu", 2, headers, names),
         "nvrtcCreateProgram", err));
     nvrtcResult rc = nvrtcCompileProgram(prog, 3, opts);
     u3d_status st = U3D_OK;
@@ -150,10 +150,10 @@ u3d_status u3d_cudnn_prof_end(u3d_cudnn *cx, const char *label,
         return U3D_OK;
     float ms = 0;
     U3D_TRY(u3d_cuda_check(cudaEventRecord(cx->ev1, cx->stream),
-                                 "cudaEventRecord", err));
+                           "cudaEventRecord", err));
     U3D_TRY(u3d_cuda_check(cudaEventSynchronize(cx->ev1), label, err));
     U3D_TRY(u3d_cuda_check(cudaEventElapsedTime(&ms, cx->ev0, cx->ev1),
-                                 "cudaEventElapsedTime", err));
+                           "cudaEventElapsedTime", err));
     prof_add(cx, label, ms);
     return U3D_OK;
 }

@@ -15,8 +15,7 @@ static u3d_status ce_alloc(u3d_cudnn *cx, int G, ce_scratch *s,
 {
     void *base;
     size_t g = (size_t)G;
-    U3D_TRY(u3d_cudnn_scratch(cx, (4 * g + 8) * sizeof(double), &base,
-                                    err));
+    U3D_TRY(u3d_cudnn_scratch(cx, (4 * g + 8) * sizeof(double), &base, err));
     double *d = base; /* doubles and long longs are both 8 bytes */
     s->sw = d;
     s->loss = d + g;
@@ -46,7 +45,7 @@ static u3d_status ce_weights(u3d_cudnn *cx, cten *labels, int C, int ignore,
     U3D_KARG(a1, s->bad);
     U3D_KARG(a1, s->first);
     U3D_TRY(u3d_cudnn_launch(cx, K_CE_WEIGHTS, "softmax-ce weights",
-                                   (unsigned)G, 1, &a1, err));
+                             (unsigned)G, 1, &a1, err));
     U3D_KARG(a2, s->sw);
     U3D_KARG(a2, s->bad);
     U3D_KARG(a2, s->first);
@@ -55,8 +54,8 @@ static u3d_status ce_weights(u3d_cudnn *cx, cten *labels, int C, int ignore,
     U3D_KARG(a2, V);
     U3D_KARG(a2, s->dres);
     U3D_KARG(a2, s->ires);
-    U3D_TRY(u3d_cudnn_launch(cx, K_CE_WEIGHTS_FINAL,
-                                   "softmax-ce weights final", 1, 1, &a2, err));
+    U3D_TRY(u3d_cudnn_launch(cx, K_CE_WEIGHTS_FINAL, "softmax-ce weights final",
+                             1, 1, &a2, err));
     U3D_TRY(u3d_cudnn_download(cx, ires, s->ires, sizeof ires, err));
     U3D_TRY(u3d_cudnn_download(cx, sw, s->dres, sizeof *sw, err));
     if (ires[0])
@@ -81,8 +80,8 @@ u3d_status u3d_cudnn_softmax_ce(u3d_backend *be, cten *logits, cten *labels,
     ce_scratch sc;
     double sw, sl;
     U3D_TRY(ce_alloc(cx, G, &sc, err));
-    U3D_TRY(ce_weights(cx, labels, C, ignore_label, class_weights, G,
-                             &sc, &sw, err));
+    U3D_TRY(ce_weights(cx, labels, C, ignore_label, class_weights, G, &sc, &sw,
+                       err));
     const float *z = u3d_cudnn_f(logits), *w = u3d_cudnn_f(class_weights);
     const int *lab = (const int *)labels->buf;
     float *pr = probs ? u3d_cudnn_f(probs) : NULL;
@@ -100,13 +99,13 @@ u3d_status u3d_cudnn_softmax_ce(u3d_backend *be, cten *logits, cten *labels,
     U3D_KARG(a3, pr);
     U3D_KARG(a3, dl);
     U3D_KARG(a3, sc.loss);
-    U3D_TRY(u3d_cudnn_launch(cx, K_CE_SOFTMAX, "softmax-ce", (unsigned)G,
-                                   1, &a3, err));
+    U3D_TRY(u3d_cudnn_launch(cx, K_CE_SOFTMAX, "softmax-ce", (unsigned)G, 1,
+                             &a3, err));
     U3D_KARG(a4, sc.loss);
     U3D_KARG(a4, G);
     U3D_KARG(a4, lres);
-    U3D_TRY(u3d_cudnn_launch(cx, K_SUM_FINAL, "softmax-ce loss final", 1,
-                                   1, &a4, err));
+    U3D_TRY(u3d_cudnn_launch(cx, K_SUM_FINAL, "softmax-ce loss final", 1, 1,
+                             &a4, err));
     U3D_TRY(u3d_cudnn_download(cx, &sl, lres, sizeof sl, err));
     *loss = (float)(sw != 0 ? sl / sw : 0.0);
     if (weight_sum)

@@ -24,10 +24,10 @@ static void bufs_free(u3d_backend *be, aug_bufs *b)
 static u3d_status bufs_alloc(u3d_backend *be, const aug_consts *k,
                              aug_bufs *b, u3d_error *err)
 {
-    AUG_TRY(be->ops->buffer_alloc(be, sizeof *k, &b->k, err));
-    AUG_TRY(be->ops->buffer_write(be, b->k, 0, sizeof *k, k, err));
-    AUG_TRY(be->ops->buffer_alloc(be, u3d_aug_phi_count(k) * 4, &b->phi, err));
-    AUG_TRY(be->ops->buffer_alloc(be, u3d_aug_p1_count(k) * 4, &b->p1, err));
+    U3D_TRY(be->ops->buffer_alloc(be, sizeof *k, &b->k, err));
+    U3D_TRY(be->ops->buffer_write(be, b->k, 0, sizeof *k, k, err));
+    U3D_TRY(be->ops->buffer_alloc(be, u3d_aug_phi_count(k) * 4, &b->phi, err));
+    U3D_TRY(be->ops->buffer_alloc(be, u3d_aug_p1_count(k) * 4, &b->p1, err));
     return be->ops->buffer_alloc(be, u3d_aug_p2_count(k) * 4, &b->p2, err);
 }
 
@@ -37,7 +37,7 @@ static u3d_status launch(u3d_cl *cl, const char *name, size_t n,
 {
     cl_kernel kern;
     const char *opts = cl->is_cpu ? "-DAUG_ALWAYS_INLINE" : NULL;
-    AUG_TRY(u3d_cl_kernel_get(cl, "augment", name, opts, &kern, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, "augment", name, opts, &kern, err));
     for (int i = 0; i < nargs; i++) {
         cl_int rc = clSetKernelArg(kern, (cl_uint)i, sizeof(cl_mem), &args[i]);
         if (rc != CL_SUCCESS)
@@ -60,17 +60,17 @@ static u3d_status run(u3d_cl *cl, const aug_consts *k, const aug_bufs *b,
 {
     cl_mem km = b->k, phi = b->phi, p1 = b->p1, p2 = b->p2;
     cl_mem a1[2] = {km, phi};
-    AUG_TRY(launch(cl, "aug_control_points", u3d_aug_phi_count(k) / 3, a1, 2,
+    U3D_TRY(launch(cl, "aug_control_points", u3d_aug_phi_count(k) / 3, a1, 2,
                    err));
     cl_mem a2[3] = {km, phi, p1};
-    AUG_TRY(launch(cl, "aug_field_w_pass", u3d_aug_p1_count(k), a2, 3, err));
+    U3D_TRY(launch(cl, "aug_field_w_pass", u3d_aug_p1_count(k), a2, 3, err));
     cl_mem a3[3] = {km, p1, p2};
-    AUG_TRY(launch(cl, "aug_field_h_pass", u3d_aug_p2_count(k), a3, 3, err));
+    U3D_TRY(launch(cl, "aug_field_h_pass", u3d_aug_p2_count(k), a3, 3, err));
     /* without labels the label arguments are NULL buffers, never read */
     cl_mem a4[6] = {km,  u3d_cl_mem(si), sl ? u3d_cl_mem(sl) : NULL,
                     p2,  u3d_cl_mem(oi), ol ? u3d_cl_mem(ol) : NULL};
     size_t n = (size_t)k->d * k->h * k->w;
-    AUG_TRY(launch(cl, "aug_sample", n, a4, 6, err));
+    U3D_TRY(launch(cl, "aug_sample", n, a4, 6, err));
     if (!k->use_gray)
         return U3D_OK;
     cl_mem a5[2] = {km, u3d_cl_mem(oi)};

@@ -52,7 +52,7 @@ u3d_status u3d_aug_sample_host_k(const aug_consts *k, const float *src,
                                  int32_t *out_lab, u3d_error *err)
 {
     float *p2;
-    AUG_TRY(host_field(k, &p2, err));
+    U3D_TRY(host_field(k, &p2, err));
     for (int z = 0; z < k->d; z++)
         for (int y = 0; y < k->h; y++)
             for (int x = 0; x < k->w; x++)
@@ -80,7 +80,7 @@ u3d_status u3d_augment_sample_host(const u3d_augment_params *p, uint64_t seed,
                           "augment: give both src_labels and out_labels or "
                           "neither");
     aug_consts k;
-    AUG_TRY(u3d_aug_prepare(p, seed, sample_index, src_shape, origin,
+    U3D_TRY(u3d_aug_prepare(p, seed, sample_index, src_shape, origin,
                             out_shape, src_labels ? &label_shape : NULL, &k,
                             err));
     return u3d_aug_sample_host_k(&k, src_image, src_labels, out_image,
@@ -98,9 +98,9 @@ u3d_status u3d_augment_field_host(const u3d_augment_params *p, uint64_t seed,
     if (!field)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "augment: no output array for the field");
-    AUG_TRY(u3d_aug_prepare(p, seed, sample_index, s, origin, s, NULL, &k,
+    U3D_TRY(u3d_aug_prepare(p, seed, sample_index, s, origin, s, NULL, &k,
                             err));
-    AUG_TRY(host_field(&k, &p2, err));
+    U3D_TRY(host_field(&k, &p2, err));
     size_t n = u3d_shape_spatial(s);
     for (int z = 0; z < d; z++)
         for (int y = 0; y < h; y++)

@@ -101,13 +101,6 @@ u3d_status u3d_cl_check(cl_int rc, const char *what, u3d_error *err);
             return u3d_cl_check(rc_, "clSetKernelArg(" #v ")", (err));         \
     } while (0)
 
-#define U3D_TRY(x)                                                             \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-
 /* Global size rounded up to a multiple of the local size. */
 static inline size_t u3d_round_up(size_t n, size_t m)
 {

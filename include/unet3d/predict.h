@@ -54,7 +54,7 @@
 #include <stdio.h>
 #include "unet3d/backend.h"
 #include "unet3d/model.h"
-#include "unet3d/train.h"
+#include "unet3d/model_io.h"
 #include "unet3d/volume.h"
 #ifdef __cplusplus
 extern "C" {

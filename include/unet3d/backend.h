@@ -100,6 +100,13 @@ typedef struct u3d_backend_ops {
     /* optional: device bytes the backend holds besides tensors (kernel
      * scratch, workspaces), which only grow; NULL: none */
     size_t (*scratch_bytes)(u3d_backend *);
+    /* optional: the most device bytes of scratch the backend holds while
+     * conv3d_forward runs the n convolutions p[i] of inputs x[i] with
+     * weights w[i] (each any number of times, in any order), for memory
+     * planning; NULL: none */
+    size_t (*conv3d_scratch_bytes)(u3d_backend *, int n,
+                                   const u3d_conv3d_params *p,
+                                   const u3d_shape *x, const u3d_shape *w);
 } u3d_backend_ops;
 
 struct u3d_backend {
@@ -110,6 +117,9 @@ struct u3d_backend {
     /* device bytes held in tensors now, and the most since creation (or
      * u3d_backend_memory_reset): kept by u3d_tensor_create/_release */
     size_t tensor_bytes, tensor_peak;
+    /* the device's memory and largest single buffer in bytes, set by the
+     * backend at creation; 0: unknown (the reference backend's host) */
+    size_t mem_total, max_alloc;
 };
 
 typedef struct u3d_backend_config {
@@ -133,6 +143,10 @@ u3d_status u3d_backend_finish(u3d_backend *be, u3d_error *err);
 void u3d_backend_memory(const u3d_backend *be, size_t *now, size_t *peak);
 /* Starts a new peak from what is held now. */
 void u3d_backend_memory_reset(u3d_backend *be);
+/* The device's memory and its largest single buffer in bytes (0 where
+ * unknown). */
+void u3d_backend_device_memory(const u3d_backend *be, size_t *total,
+                               size_t *max_alloc);
 /* Lists OpenCL platforms and devices (and CUDA devices when built). */
 u3d_status u3d_list_devices(FILE *out, u3d_error *err);
 

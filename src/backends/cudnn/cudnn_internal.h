@@ -286,6 +286,9 @@ u3d_status u3d_cudnn_conv3d_backward_weight(u3d_backend *,
                                             const u3d_conv3d_params *,
                                             cten *x, cten *dy, u3d_tensor *dw,
                                             u3d_tensor *db, u3d_error *);
+size_t u3d_cudnn_conv3d_scratch_bytes(u3d_backend *, int n,
+                                      const u3d_conv3d_params *p,
+                                      const u3d_shape *x, const u3d_shape *w);
 u3d_status u3d_cudnn_upconv3d_forward(u3d_backend *, cten *x, cten *w,
                                       cten *b, u3d_tensor *y, u3d_error *);
 u3d_status u3d_cudnn_upconv3d_backward_data(u3d_backend *, cten *dy, cten *w,

@@ -11,6 +11,10 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be, const u3d_conv3d_params 
     u3d_error *err);
 u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be, const u3d_conv3d_params *p, cten *x, cten *dy, u3d_tensor *dw, u3d_tensor *db,
     u3d_error *err);
+/* the backend's conv3d_scratch_bytes (conv3d.c) */
+size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
+                                   const u3d_conv3d_params *p,
+                                   const u3d_shape *x, const u3d_shape *w);
 u3d_status u3d_cl_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b, u3d_tensor *y,
     u3d_error *err);
 u3d_status u3d_cl_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w, u3d_tensor *dx,

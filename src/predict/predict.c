@@ -306,7 +306,8 @@ u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
         budget = o->max_memory;
     u3d_tile_plan plan;
     int vol[3] = {src->d, src->h, src->w};
-    U3D_TRY(u3d_predict_plan(cfg, vol, o->tile, budget, max_alloc, &plan, err));
+    U3D_TRY(u3d_predict_plan_backend(u3d_net_backend(net), cfg, vol, o->tile,
+                                     budget, &plan, err));
     run r;
     memset(&r, 0, sizeof r);
     r.net = net;

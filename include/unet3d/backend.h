@@ -38,6 +38,10 @@ u3d_status u3d_backend_finish(u3d_backend *be, u3d_error *err);
 void u3d_backend_memory(const u3d_backend *be, size_t *now, size_t *peak);
 /* Starts a new peak from what is held now. */
 void u3d_backend_memory_reset(u3d_backend *be);
+/* The device's memory and its largest single buffer in bytes (0 where
+ * unknown). */
+void u3d_backend_device_memory(const u3d_backend *be, size_t *total,
+                               size_t *max_alloc);
 /* Lists OpenCL platforms and devices (and CUDA devices when built). */
 u3d_status u3d_list_devices(FILE *out, u3d_error *err);
 

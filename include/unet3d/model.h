@@ -85,7 +85,8 @@ int u3d_net_valid_size(const u3d_net_config *cfg, int size, int *below,
 size_t u3d_net_param_count(const u3d_net_config *cfg, int count_bn_affine);
 
 /* Device memory in bytes, as this implementation allocates it (backend
- * workspace of the convolutions, if any, not included). */
+ * workspace of the convolutions, if any, not included: see
+ * u3d_net_backend_scratch). */
 typedef struct u3d_net_mem {
     size_t params;       /* parameter values, BN running and saved stats */
     size_t grads;        /* gradients + SGD momentum (training only) */
@@ -95,9 +96,25 @@ typedef struct u3d_net_mem {
     size_t infer_io;     /* input */
     size_t train_total;  /* params + grads + train_acts + train_io */
     size_t infer_total;  /* params + infer_acts + infer_io */
+    size_t train_largest; /* the largest single activation buffer */
+    size_t infer_largest;
 } u3d_net_mem;
 u3d_status u3d_net_memory(const u3d_net_config *cfg, int batch,
                           const int in[3], u3d_net_mem *out, u3d_error *err);
+
+/* Device bytes of backend scratch (u3d_backend_ops.conv3d_scratch_bytes)
+ * the network's convolutions hold on be for an input of batch x in[3]
+ * (D,H,W): what u3d_net_memory leaves out. 0 for a backend without such
+ * scratch, a NULL be, or an input the network does not take. */
+size_t u3d_net_backend_scratch(u3d_backend *be, const u3d_net_config *cfg,
+                               int batch, const int in[3]);
+
+/* Context margin per axis, the voxels of input a tile needs beyond its
+ * output on each side: valid nets (in - out) / 2 (44 for the paper net,
+ * 20 for "tiny"); same nets the band next to a tile border that differs
+ * from the whole-volume pass (see predict.h), rounded up to a multiple of
+ * 2^(levels-1). 0 for an invalid configuration. */
+int u3d_net_context(const u3d_net_config *cfg);
 
 /* ---- the network object ---- */
 

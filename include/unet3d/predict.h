@@ -43,10 +43,11 @@
  *
  * Tile size: unless given, the tile with the least computation (tiles x
  * input voxels per tile) whose inference fits the device-memory budget
- * (u3d_net_memory(..).infer_total plus an estimate of the convolutions'
- * scratch buffers), every single buffer also within the device's
- * max-allocation size. Default budget: 80% of CL_DEVICE_GLOBAL_MEM_SIZE
- * (OpenCL), half the physical memory (reference backend). */
+ * (u3d_net_memory(..).infer_total plus the scratch the backend says its
+ * convolutions hold, u3d_net_backend_scratch), every single buffer also
+ * within the device's max-allocation size. Default budget: 80% of the
+ * device's memory (OpenCL: CL_DEVICE_GLOBAL_MEM_SIZE; cuDNN), half the
+ * physical memory (reference backend). */
 #ifndef UNET3D_PREDICT_H
 #define UNET3D_PREDICT_H
 #include <stddef.h>
@@ -54,7 +55,7 @@
 #include <stdio.h>
 #include "unet3d/backend.h"
 #include "unet3d/model.h"
-#include "unet3d/train.h"
+#include "unet3d/model_io.h"
 #include "unet3d/volume.h"
 #ifdef __cplusplus
 extern "C" {
@@ -66,12 +67,10 @@ extern "C" {
 u3d_status u3d_model_normalize_input(u3d_volume *v, const u3d_model_meta *m,
                                      u3d_error *err);
 
-/* Context margin per axis: valid nets (in - out) / 2, same nets the band
- * described above rounded up to a multiple of 2^(levels-1). */
-int u3d_net_context(const u3d_net_config *cfg);
 /* Smallest volume size per axis predict accepts: valid nets the margin m
- * (the mirrored context is one reflection of the image, not a repeated
- * folding), same nets 2^(levels-1) (the smallest input they take). */
+ * (u3d_net_context, model.h; the mirrored context is one reflection of
+ * the image, not a repeated folding), same nets 2^(levels-1) (the
+ * smallest input they take). */
 int u3d_predict_min_size(const u3d_net_config *cfg);
 
 /* Tiling along one axis. */
@@ -103,12 +102,20 @@ typedef struct u3d_tile_plan {
 void u3d_tile_axis_get(const u3d_tile_axis *a, int k, int *origin,
                        int *keep_lo, int *keep_hi);
 
-/* Plans the tiling of a volume vol[3] (D,H,W). tile (may be NULL; zeros:
- * automatic) fixes the network input tile per axis (valid nets: a valid
- * input size whose output is >= 2^(levels-1); same nets: a multiple of
- * 2^(levels-1), >= 2c + 2^(levels-1) unless it covers the axis). budget:
- * device bytes (0: unlimited), max_alloc: largest single buffer (0:
- * unlimited). Errors say which size or budget is needed. */
+/* Plans the tiling of a volume vol[3] (D,H,W) for the backend be that
+ * will run it: its convolution scratch counts, and its device's largest
+ * single buffer bounds every buffer. tile (may be NULL; zeros: automatic)
+ * fixes the network input tile per axis (valid nets: a valid input size
+ * whose output is >= 2^(levels-1); same nets: a multiple of 2^(levels-1),
+ * >= 2c + 2^(levels-1) unless it covers the axis). budget: device bytes
+ * (0: unlimited). Errors say which size or budget is needed. */
+u3d_status u3d_predict_plan_backend(u3d_backend *be,
+                                    const u3d_net_config *cfg,
+                                    const int vol[3], const int *tile,
+                                    size_t budget, u3d_tile_plan *plan,
+                                    u3d_error *err);
+/* The same without a backend: the network's own buffers only, max_alloc
+ * the largest single buffer (0: unlimited). */
 u3d_status u3d_predict_plan(const u3d_net_config *cfg, const int vol[3],
                             const int *tile, size_t budget, size_t max_alloc,
                             u3d_tile_plan *plan, u3d_error *err);

@@ -8,6 +8,7 @@
 #include "unet3d/rng.h"
 #include "unet3d/checkpoint.h"
 #include "unet3d/model.h"
+#include "unet3d/model_io.h"
 #include "unet3d/volume.h"
 #include "unet3d/augment.h"
 #include "unet3d/train.h"

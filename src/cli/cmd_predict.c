@@ -231,8 +231,8 @@ static u3d_status predict(job *j)
     /* plan first: size and budget errors come before any work */
     u3d_tile_plan plan;
     int vol[3] = {j->shape.d, j->shape.h, j->shape.w};
-    u3d_status st = u3d_predict_plan(&j->meta.net, vol, o.tile, budget,
-                                     max_alloc, &plan, e);
+    u3d_status st = u3d_predict_plan_backend(j->be, &j->meta.net, vol,
+                                             o.tile, budget, &plan, e);
     if (st)
         return u3d_errprefix(e, "%s: ", j->a.image);
     if (!j->a.quiet)

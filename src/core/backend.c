@@ -66,6 +66,13 @@ void u3d_backend_memory_reset(u3d_backend *be)
     be->tensor_peak = be->tensor_bytes;
 }
 
+void u3d_backend_device_memory(const u3d_backend *be, size_t *total,
+                               size_t *max_alloc)
+{
+    *total = be->mem_total;
+    *max_alloc = be->max_alloc;
+}
+
 u3d_status u3d_backend_finish(u3d_backend *be, u3d_error *err)
 {
     return be->ops->finish(be, err);

@@ -38,6 +38,13 @@ typedef struct u3d_backend_ops {
     /* optional: device bytes the backend holds besides tensors (kernel
      * scratch, workspaces), which only grow; NULL: none */
     size_t (*scratch_bytes)(u3d_backend *);
+    /* optional: the most device bytes of scratch the backend holds while
+     * conv3d_forward runs the n convolutions p[i] of inputs x[i] with
+     * weights w[i] (each any number of times, in any order), for memory
+     * planning; NULL: none */
+    size_t (*conv3d_scratch_bytes)(u3d_backend *, int n,
+                                   const u3d_conv3d_params *p,
+                                   const u3d_shape *x, const u3d_shape *w);
 
     /* the operations, one member per line of op_list.h */
 #define U3D_X(E, name, params)                                                 \
@@ -83,6 +90,9 @@ struct u3d_backend {
     /* device bytes held in tensors now, and the most since creation (or
      * u3d_backend_memory_reset): kept by u3d_tensor_create/_release */
     size_t tensor_bytes, tensor_peak;
+    /* the device's memory and largest single buffer in bytes, set by the
+     * backend at creation; 0: unknown (the reference backend's host) */
+    size_t mem_total, max_alloc;
 };
 
 #endif

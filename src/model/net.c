@@ -1,5 +1,6 @@
-/* 3D U-Net object: layout, parameters, initialisation and activation
- * planning. Forward/backward are in net_pass.c. */
+/* 3D U-Net object: layout (from the layers of geometry.c), parameters,
+ * initialisation, activation planning and the memory estimate that
+ * planning gives. Forward/backward are in net_pass.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,70 +37,87 @@ static int add_buf(u3d_net *net, const char *pfx, const char *suffix,
                      suffix);
 }
 
-/* conv named conv_pfx, then (with BN) the BN named bn_pfx. */
-static void layout_block(u3d_net *net, net_block *b, const char *conv_pfx,
-                         const char *bn_pfx, int cin, int cout, int k,
-                         int bn, int relu)
+/* The block of conv layer y. */
+static net_block *block_of(u3d_net *net, const net_layer *y)
+{
+    if (y->part == NET_ENC)
+        return &net->enc[y->stage][y->i];
+    if (y->part == NET_DEC)
+        return &net->dec[y->stage][y->i];
+    return &net->out;
+}
+
+/* The view that will hold the output of layer i (-1: the input). */
+static const u3d_tensor *output_of(u3d_net *net, const net_geom *g, int i)
+{
+    if (i < 0)
+        return &net->x;
+    const net_layer *y = &g->l[i];
+    switch (y->op) {
+    case NET_CONV:
+        return &block_of(net, y)->a;
+    case NET_POOL:
+        return &net->pool[y->stage];
+    case NET_UP:
+        return &net->up[y->stage];
+    default:
+        return &net->cat[y->stage];
+    }
+}
+
+/* The block of conv layer y: its conv parameters, then (with BN) the
+ * BN's. */
+static void layout_block(u3d_net *net, const net_geom *g, const net_layer *y)
 {
     const u3d_net_config *c = &net->cfg;
+    net_block *b = block_of(net, y);
+    int k = y->k, cout = y->cout;
+    snprintf(b->name, sizeof b->name, "%s", y->name);
     b->cp.kernel = k;
-    b->cp.pad = (k > 1 && c->padding == U3D_PAD_SAME) ? (k - 1) / 2 : 0;
-    b->cin = cin;
+    b->cp.pad = y->pad;
+    b->cin = y->cin;
     b->cout = cout;
-    b->relu = relu;
-    b->bn = bn && c->bn != U3D_BN_NONE;
-    b->w = add_param(net, conv_pfx, "weight", u3d_shape5(cout, cin, k, k, k));
-    b->b = add_param(net, conv_pfx, "bias", chan(cout));
+    b->relu = y->relu;
+    b->bn = y->bn && c->bn != U3D_BN_NONE;
+    b->in = output_of(net, g, y->in);
+    b->w = add_param(net, y->name, "weight",
+                     u3d_shape5(cout, y->cin, k, k, k));
+    b->b = add_param(net, y->name, "bias", chan(cout));
     b->gamma = b->beta = b->rmean = b->rvar = -1;
     if (!b->bn)
         return;
     if (c->bn == U3D_BN_AFFINE) {
-        b->gamma = add_param(net, bn_pfx, "weight", chan(cout));
-        b->beta = add_param(net, bn_pfx, "bias", chan(cout));
+        b->gamma = add_param(net, y->bn_name, "weight", chan(cout));
+        b->beta = add_param(net, y->bn_name, "bias", chan(cout));
     }
-    b->rmean = add_buf(net, bn_pfx, "running_mean", chan(cout));
-    b->rvar = add_buf(net, bn_pfx, "running_var", chan(cout));
+    b->rmean = add_buf(net, y->bn_name, "running_mean", chan(cout));
+    b->rvar = add_buf(net, y->bn_name, "running_var", chan(cout));
     b->save_mean.shape = b->save_invstd.shape = chan(cout);
 }
 
 void net_layout(u3d_net *net, const u3d_net_config *cfg)
 {
-    int L = cfg->levels, f = cfg->base_channels;
-    char p0[24], p1[24];
+    net_geom g;
+    net_geometry(cfg, &g);
     net->cfg = *cfg;
     net->nparams = net->nbufs = 0;
-    for (int l = 0; l < L; l++) {
-        int cin = l ? f << l : cfg->in_channels;
-        for (int i = 0; i < 2; i++) {
-            net_block *b = &net->enc[l][i];
-            snprintf(p0, sizeof p0, "enc_%d_%d", l, 2 * i);
-            snprintf(p1, sizeof p1, "enc_%d_%d", l, 2 * i + 1);
-            layout_block(net, b, p0, p1, i ? f << l : cin, f << (l + i), 3,
-                         1, 1);
-            snprintf(b->name, sizeof b->name, "%s", p0);
-            b->in = i ? &net->enc[l][0].a : l ? &net->pool[l - 1] : &net->x;
+    /* parameters in the reference order: encoder convs, up-convs, then
+     * decoder convs and the output conv */
+    for (int pass = 0; pass < 3; pass++)
+        for (int i = 0; i < g.n; i++) {
+            const net_layer *y = &g.l[i];
+            int order = y->op == NET_UP ? 1 : y->part == NET_ENC ? 0 : 2;
+            if (order != pass)
+                continue;
+            if (y->op == NET_CONV)
+                layout_block(net, &g, y);
+            if (y->op != NET_UP)
+                continue;
+            /* (Cin, Cout, 2, 2, 2) as PyTorch's ConvTranspose3d */
+            net->up_w[y->stage] = add_param(
+                net, y->name, "weight", u3d_shape5(y->cin, y->cout, 2, 2, 2));
+            net->up_in[y->stage] = output_of(net, &g, y->in);
         }
-    }
-    for (int j = 0; j < L - 1; j++) {
-        int up = f << (L - j); /* = f*2^(m+2), m = L-2-j */
-        snprintf(p0, sizeof p0, "up_%d", j);
-        net->up_w[j] = add_param(net, p0, "weight", u3d_shape5(up, up, 2, 2, 2));
-        net->up_in[j] = j ? &net->dec[j - 1][1].a : &net->enc[L - 1][1].a;
-    }
-    for (int j = 0; j < L - 1; j++) {
-        int s = f << (L - 1 - j), up = f << (L - j);
-        for (int i = 0; i < 2; i++) {
-            net_block *b = &net->dec[j][i];
-            snprintf(p0, sizeof p0, "dec_%d_%d", j, 2 * i);
-            snprintf(p1, sizeof p1, "dec_%d_%d", j, 2 * i + 1);
-            layout_block(net, b, p0, p1, i ? s : s + up, s, 3, 1, 1);
-            snprintf(b->name, sizeof b->name, "%s", p0);
-            b->in = i ? &net->dec[j][0].a : &net->cat[j];
-        }
-    }
-    layout_block(net, &net->out, "out", "", 2 * f, cfg->classes, 1, 0, 0);
-    snprintf(net->out.name, sizeof net->out.name, "out");
-    net->out.in = L > 1 ? &net->dec[L - 2][1].a : &net->enc[0][1].a;
 }
 
 /* Every block of the network, for loops that do not care about order. */
@@ -165,6 +183,8 @@ static u3d_status own(plan_ctx *pc, u3d_shape s, u3d_tensor *view,
     }
     net->nowned++;
     net->plan_bytes += 4 * u3d_shape_count(s);
+    if (4 * u3d_shape_count(s) > net->plan_largest)
+        net->plan_largest = 4 * u3d_shape_count(s);
     if (view)
         *view = *t;
     return U3D_OK;
@@ -350,6 +370,7 @@ void net_plan_free(u3d_net *net)
     net->nowned = 0;
     net->plan = NET_PLAN_NONE;
     net->plan_bytes = 0;
+    net->plan_largest = 0;
     net->fwd_train = 0;
 }
 
@@ -594,5 +615,46 @@ u3d_status u3d_net_init(u3d_net *net, uint64_t seed, u3d_error *err)
     }
     if (st)
         return u3d_errprefix(err, "initialising the network: ");
+    return U3D_OK;
+}
+
+/* ---- memory estimate: the activation plans without a device ---- */
+
+u3d_status u3d_net_memory(const u3d_net_config *cfg, int batch,
+                          const int in[3], u3d_net_mem *m, u3d_error *err)
+{
+    int out[3];
+    memset(m, 0, sizeof *m);
+    u3d_status st = u3d_net_output_size(cfg, in, out, err);
+    if (st)
+        return st;
+    if (batch < 1)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "batch must be >= 1, got %d", batch);
+    u3d_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    net_layout(net, cfg);
+    u3d_shape xs = u3d_shape5(batch, cfg->in_channels, in[0], in[1], in[2]);
+    st = net_plan(net, xs, NET_PLAN_TRAIN, err);
+    m->train_acts = net->plan_bytes;
+    m->train_largest = net->plan_largest;
+    net_plan_free(net);
+    if (!st)
+        st = net_plan(net, xs, NET_PLAN_INFER, err);
+    m->infer_acts = net->plan_bytes;
+    m->infer_largest = net->plan_largest;
+    net_plan_free(net);
+    m->params = net_param_bytes(net);
+    m->grads = 2 * net_learnable_bytes(net);
+    free(net);
+    if (st)
+        return st;
+    size_t vin = (size_t)in[0] * in[1] * in[2];
+    size_t vout = (size_t)out[0] * out[1] * out[2];
+    m->infer_io = 4 * (size_t)batch * cfg->in_channels * vin;
+    m->train_io = m->infer_io + 4 * (size_t)batch * vout * (1 + cfg->classes);
+    m->train_total = m->params + m->grads + m->train_acts + m->train_io;
+    m->infer_total = m->params + m->infer_acts + m->infer_io;
     return U3D_OK;
 }

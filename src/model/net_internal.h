@@ -2,27 +2,12 @@
 #ifndef UNET3D_NET_INTERNAL_H
 #define UNET3D_NET_INTERNAL_H
 #include "core/backend_impl.h"
+#include "model/geometry.h"
 #include "unet3d/model.h"
 
-#define NET_MAXL U3D_NET_MAX_LEVELS
 #define NET_MAXP (16 * NET_MAXL + 8)
 #define NET_MAXB (8 * NET_MAXL)
 #define NET_MAXOWN (16 * NET_MAXL + 8)
-
-/* Sizes along one spatial axis at every stage of the network. */
-typedef struct net_axis {
-    int in;
-    int enc[NET_MAXL][2]; /* conv outputs of encoder level l */
-    int pool[NET_MAXL];   /* after the max-pool of level l (l < L-1) */
-    int up[NET_MAXL];     /* up-conv output of decoder step j */
-    int dec[NET_MAXL][2]; /* conv outputs of decoder step j */
-    int out;
-} net_axis;
-
-/* 1 when `in` passes through the network; otherwise 0 and `why` says at
- * which stage it fails. */
-int net_axis_trace(const u3d_net_config *cfg, int in, net_axis *s, char *why,
-                   size_t len);
 
 /* conv (k^3) -> [BN] -> [ReLU]; the output conv has neither. */
 typedef struct net_block {
@@ -66,11 +51,13 @@ struct u3d_net {
     int nowned;
     u3d_tensor owned[NET_MAXOWN];
     size_t plan_bytes;
+    size_t plan_largest; /* bytes of its largest buffer */
     int fwd_train;      /* the last forward was TRAIN and succeeded */
     int training_ready; /* grads and momentum allocated */
 };
 
-/* Fills names, shapes and blocks from cfg (no allocation). */
+/* Fills names, shapes and blocks from the layers of cfg (geometry.h), no
+ * allocation. */
 void net_layout(u3d_net *net, const u3d_net_config *cfg);
 /* Plans activation buffers for input shape x: allocates them when net->be
  * is set, else only counts net->plan_bytes. */

@@ -3,13 +3,6 @@
 #include <string.h>
 #include "model/net_internal.h"
 
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status s_ = (x);                                                   \
-        if (s_)                                                                \
-            return s_;                                                         \
-    } while (0)
-
 static u3d_tensor *val(u3d_net *net, int i)
 {
     return i >= 0 ? &net->params[i].value : NULL;
@@ -35,24 +28,24 @@ static u3d_bn_params bn_params(const u3d_net *net)
 static u3d_status block_forward(u3d_net *net, net_block *b, u3d_net_mode mode,
                                 u3d_error *err)
 {
-    TRY(u3d_conv3d_forward(&b->cp, b->in, val(net, b->w), val(net, b->b),
-                           &b->z, err));
+    U3D_TRY(u3d_conv3d_forward(&b->cp, b->in, val(net, b->w), val(net, b->b),
+                               &b->z, err));
     if (b->bn) {
         u3d_bn_params p = bn_params(net);
         u3d_tensor *g = val(net, b->gamma), *be = val(net, b->beta);
         if (mode == U3D_NET_EVAL)
-            TRY(u3d_batchnorm3d_forward_infer(&p, &b->z, g, be,
-                                              buf(net, b->rmean),
-                                              buf(net, b->rvar), &b->a, err));
+            U3D_TRY(u3d_batchnorm3d_forward_infer(
+                &p, &b->z, g, be, buf(net, b->rmean), buf(net, b->rvar), &b->a,
+                err));
         else
-            TRY(u3d_batchnorm3d_forward_train(
+            U3D_TRY(u3d_batchnorm3d_forward_train(
                 &p, &b->z, g, be,
                 mode == U3D_NET_TRAIN ? buf(net, b->rmean) : NULL,
                 mode == U3D_NET_TRAIN ? buf(net, b->rvar) : NULL, &b->a,
                 &b->save_mean, &b->save_invstd, err));
     }
     if (b->relu)
-        TRY(u3d_relu_forward(&b->a, &b->a, err));
+        U3D_TRY(u3d_relu_forward(&b->a, &b->a, err));
     return U3D_OK;
 }
 
@@ -110,9 +103,9 @@ u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
     /* an existing training plan serves inference of the same shape too */
     if (!net->plan || !u3d_shape_eq(net->plan_x, x->shape) ||
         (want == NET_PLAN_TRAIN && net->plan != NET_PLAN_TRAIN))
-        TRY(net_plan(net, x->shape, want, err));
+        U3D_TRY(net_plan(net, x->shape, want, err));
     net->x = *x;
-    TRY(run_forward(net, mode, err));
+    U3D_TRY(run_forward(net, mode, err));
     net->fwd_train = mode == U3D_NET_TRAIN;
     *logits = &net->out.z;
     return U3D_OK;
@@ -140,16 +133,15 @@ static u3d_status block_backward(u3d_net *net, net_block *b, gcur *cur,
 {
     gcur dz = *cur;
     if (b->relu)
-        TRY(u3d_relu_backward(&b->a, &cur->t, &cur->t, err));
+        U3D_TRY(u3d_relu_backward(&b->a, &cur->t, &cur->t, err));
     if (b->bn) {
         dz = gview(net, 1 - cur->k, b->z.shape);
-        TRY(u3d_batchnorm3d_backward(&b->z, &cur->t, val(net, b->gamma),
-                                     &b->save_mean, &b->save_invstd, &dz.t,
-                                     grad(net, b->gamma), grad(net, b->beta),
-                                     err));
+        U3D_TRY(u3d_batchnorm3d_backward(
+            &b->z, &cur->t, val(net, b->gamma), &b->save_mean, &b->save_invstd,
+            &dz.t, grad(net, b->gamma), grad(net, b->beta), err));
     }
-    TRY(u3d_conv3d_backward_weight(&b->cp, b->in, &dz.t, grad(net, b->w),
-                                   grad(net, b->b), err));
+    U3D_TRY(u3d_conv3d_backward_weight(&b->cp, b->in, &dz.t, grad(net, b->w),
+                                       grad(net, b->b), err));
     if (!need_dx)
         return U3D_OK;
     *cur = gview(net, 1 - dz.k, b->in->shape);
@@ -214,7 +206,7 @@ u3d_status u3d_net_backward(u3d_net *net, const u3d_tensor *dlogits,
                           "dlogits has shape %s, the logits %s",
                           u3d_shape_str(dlogits->shape, a, sizeof a),
                           u3d_shape_str(net->out.z.shape, b, sizeof b));
-    TRY(u3d_net_prepare_training(net, err));
+    U3D_TRY(u3d_net_prepare_training(net, err));
     net_block *o = &net->out;
     if (u3d_conv3d_backward_weight(&o->cp, o->in, dlogits, grad(net, o->w),
                                    grad(net, o->b), err))
@@ -223,16 +215,16 @@ u3d_status u3d_net_backward(u3d_net *net, const u3d_tensor *dlogits,
     if (u3d_conv3d_backward_data(&o->cp, dlogits, val(net, o->w), &cur.t, err))
         return u3d_errprefix(err, "out backward: ");
     for (int j = net->cfg.levels - 2; j >= 0; j--)
-        TRY(decoder_backward(net, j, &cur, err));
+        U3D_TRY(decoder_backward(net, j, &cur, err));
     for (int l = net->cfg.levels - 1; l >= 0; l--)
-        TRY(encoder_backward(net, l, &cur, err));
+        U3D_TRY(encoder_backward(net, l, &cur, err));
     return U3D_OK;
 }
 
 u3d_status u3d_net_sgd_step(u3d_net *net, const u3d_sgd_params *p,
                             u3d_error *err)
 {
-    TRY(u3d_net_prepare_training(net, err));
+    U3D_TRY(u3d_net_prepare_training(net, err));
     for (int i = 0; i < net->nparams; i++) {
         u3d_param *q = &net->params[i];
         if (u3d_sgd_step(p, &q->value, &q->grad, &q->momentum, err))

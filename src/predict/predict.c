@@ -15,14 +15,6 @@
 #include "data/mirror.h"
 #include "unet3d/predict.h"
 
-/* Returns the status of x when it failed. */
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        u3d_status try_st_ = (x);                                              \
-        if (try_st_)                                                           \
-            return try_st_;                                                    \
-    } while (0)
-
 u3d_status u3d_model_normalize_input(u3d_volume *v, const u3d_model_meta *m,
                                      u3d_error *err)
 {
@@ -101,7 +93,7 @@ static u3d_status load_band(run *r, u3d_error *err)
         if (same)
             memcpy(dst, dst - win, win * sizeof *dst);
         else
-            TRY(r->src->read(r->src->user, z, lo, r->rows, dst, err));
+            U3D_TRY(r->src->read(r->src->user, z, lo, r->rows, dst, err));
     }
     return U3D_OK;
 }
@@ -205,10 +197,10 @@ static u3d_status run_slab(run *r, int kd, int *done, u3d_error *err)
         int oh, lh, hh;
         u3d_tile_axis_get(&p->ax[1], kh, &oh, &lh, &hh);
         axis_map(&p->ax[1], oh, r->map[1]);
-        TRY(load_band(r, err));
+        U3D_TRY(load_band(r, err));
         for (int kw = 0; kw < p->ax[2].ntiles; kw++) {
             int k[3] = {kd, kh, kw};
-            TRY(run_tile(r, k, err));
+            U3D_TRY(run_tile(r, k, err));
             if (r->o->progress)
                 r->o->progress(r->o->progress_user, ++*done, p->total);
         }
@@ -216,7 +208,7 @@ static u3d_status run_slab(run *r, int kd, int *done, u3d_error *err)
     size_t pv = plane_vox(r);
     for (int z = lo; z < hi; z++) {
         size_t zi = (size_t)(z - lo);
-        TRY(r->sink->write(
+        U3D_TRY(r->sink->write(
             r->sink->user, z, r->olab ? r->olab + zi * pv : NULL,
             r->oprob ? r->oprob + zi * (size_t)r->classes * pv : NULL, err));
     }
@@ -227,7 +219,7 @@ static u3d_status run_all(run *r, u3d_error *err)
 {
     int done = 0;
     for (int kd = 0; kd < r->plan->ax[0].ntiles; kd++)
-        TRY(run_slab(r, kd, &done, err));
+        U3D_TRY(run_slab(r, kd, &done, err));
     return U3D_OK;
 }
 
@@ -297,7 +289,7 @@ u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
     static const u3d_predict_opts defaults;
     const u3d_predict_opts *o = opts ? opts : &defaults;
     const u3d_net_config *cfg = u3d_net_get_config(net);
-    TRY(check_source(cfg, src, err));
+    U3D_TRY(check_source(cfg, src, err));
     if (!sink || !sink->write)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "predict: no output");
     size_t budget, max_alloc;
@@ -306,8 +298,8 @@ u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
         budget = o->max_memory;
     u3d_tile_plan plan;
     int vol[3] = {src->d, src->h, src->w};
-    TRY(u3d_predict_plan(cfg, vol, o->tile, budget, max_alloc, &plan,
-                             err));
+    U3D_TRY(u3d_predict_plan_backend(u3d_net_backend(net), cfg, vol, o->tile,
+                                     budget, &plan, err));
     run r;
     memset(&r, 0, sizeof r);
     r.net = net;
@@ -381,12 +373,12 @@ static u3d_status alloc_outputs(const u3d_volume *v, int classes,
                                 u3d_error *err)
 {
     if (labels) {
-        TRY(u3d_labels_alloc(v->d, v->h, v->w, labels, err));
+        U3D_TRY(u3d_labels_alloc(v->d, v->h, v->w, labels, err));
         memcpy(labels->spacing, v->spacing, sizeof v->spacing);
         memcpy(labels->unit, v->unit, sizeof v->unit);
     }
     if (probs) {
-        TRY(u3d_volume_alloc(classes, v->d, v->h, v->w, probs, err));
+        U3D_TRY(u3d_volume_alloc(classes, v->d, v->h, v->w, probs, err));
         memcpy(probs->spacing, v->spacing, sizeof v->spacing);
         memcpy(probs->unit, v->unit, sizeof v->unit);
         probs->bits = 32;

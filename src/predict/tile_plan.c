@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "backends/opencl/runtime.h"
 #include "unet3d/predict.h"
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -18,50 +17,12 @@ static const char *mib(size_t b, char *buf, size_t len)
     return buf;
 }
 
-/* Width of the band next to a tile border whose values differ from the
- * whole-volume pass in a same-padded net (level-0 voxels): every padded
- * conv widens it by one voxel of its level; pools halve it (rounding up,
- * tiles start on the pooling grid), up-convs double it; a concat takes the
- * wider of skip and up path. */
-static int same_band(const u3d_net_config *c)
-{
-    int L = c->levels, b = 0, skip[U3D_NET_MAX_LEVELS];
-    for (int l = 0; l < L; l++) {
-        b += 2;
-        skip[l] = b;
-        if (l < L - 1)
-            b = (b + 1) / 2;
-    }
-    for (int j = 0; j < L - 1; j++) {
-        int m = L - 2 - j;
-        b *= 2;
-        if (skip[m] > b)
-            b = skip[m];
-        b += 2;
-    }
-    return b;
-}
-
 static int smallest_valid(const u3d_net_config *c)
 {
     int lo, hi;
     if (u3d_net_valid_size(c, 1, &lo, &hi))
         return 1;
     return hi;
-}
-
-int u3d_net_context(const u3d_net_config *cfg)
-{
-    if (u3d_net_config_check(cfg, NULL))
-        return 0;
-    if (cfg->padding == U3D_PAD_SAME) {
-        int P = period(cfg);
-        return ceil_div(same_band(cfg), P) * P;
-    }
-    int t = smallest_valid(cfg), in[3] = {t, t, t}, out[3];
-    if (!t || u3d_net_output_size(cfg, in, out, NULL))
-        return 0;
-    return (t - out[0]) / 2;
 }
 
 int u3d_predict_min_size(const u3d_net_config *cfg)
@@ -97,77 +58,24 @@ void u3d_tile_axis_get(const u3d_tile_axis *a, int k, int *origin,
 
 /* ---- memory ---- */
 
-/* Largest channel count of any buffer at level l. */
-static size_t level_channels(const u3d_net_config *c, int l)
-{
-    size_t f = (size_t)c->base_channels, ch = f << (l + 1);
-    if (l < c->levels - 1)
-        ch = 6 * f << l; /* concat of skip (2f 2^l) and up path (4f 2^l) */
-    if (l == 0) {
-        if ((size_t)c->in_channels > ch)
-            ch = (size_t)c->in_channels;
-        if ((size_t)c->classes > ch)
-            ch = (size_t)c->classes;
-    }
-    return ch;
-}
-
-/* Conv scratch the OpenCL backend allocates besides the planned buffers
- * (rearranged weights of a layer, output channels padded to blocks, and
- * for same nets a zero-padded copy of the conv input), twice because a
- * released scratch buffer lives until its kernels are done; and the
- * largest single buffer in elements. Spatial sizes per level are bounded
- * by ceil(in / 2^l). */
-static void extra_memory(const u3d_net_config *c, const int in[3],
-                         size_t *scratch, size_t *largest)
-{
-    size_t f = (size_t)c->base_channels, wmax = 0, pmax = 0, big = 0;
-    int same = c->padding == U3D_PAD_SAME;
-    for (int l = 0; l < c->levels; l++) {
-        size_t vox = 1, pvox = 1;
-        for (int a = 0; a < 3; a++) {
-            size_t s = (size_t)ceil_div(in[a], 1 << l);
-            vox *= s;
-            pvox *= s + 2;
-        }
-        size_t cin_enc = l ? f << l : (size_t)c->in_channels;
-        size_t convs[4][2] = {{cin_enc, f << l}, {f << l, f << (l + 1)},
-                              {6 * f << l, f << (l + 1)},
-                              {f << (l + 1), f << (l + 1)}};
-        int nconv = l < c->levels - 1 ? 4 : 2;
-        for (int i = 0; i < nconv; i++) {
-            size_t w = (convs[i][1] + 15) / 16 * 16 * convs[i][0] * 27;
-            if (w > wmax)
-                wmax = w;
-            if (same && convs[i][0] * pvox > pmax)
-                pmax = convs[i][0] * pvox;
-        }
-        size_t b = level_channels(c, l) * (same ? pvox : vox);
-        if (b > big)
-            big = b;
-    }
-    *scratch = 2 * 4 * (wmax + pmax);
-    *largest = big;
-}
-
 typedef struct mem_ctx {
     const u3d_net_config *cfg;
+    u3d_backend *be; /* its convolution scratch counts; NULL: none */
     size_t budget, max_alloc;
 } mem_ctx;
 
-/* Device bytes of one tile's inference; 0 when the tile cannot run
- * (a buffer over the device's or the kernels' limits). */
+/* Device bytes of one tile's inference: the network's buffers and the
+ * backend's convolution scratch; 0 when the tile cannot run (a buffer
+ * over the device's or the kernels' limits). */
 static size_t tile_memory(const mem_ctx *mc, const int in[3])
 {
     u3d_net_mem m;
     if (u3d_net_memory(mc->cfg, 1, in, &m, NULL))
         return 0;
-    size_t scratch, largest;
-    extra_memory(mc->cfg, in, &scratch, &largest);
-    if (largest > (size_t)INT_MAX ||
-        (mc->max_alloc && largest * 4 > mc->max_alloc))
+    if (m.infer_largest / 4 > (size_t)INT_MAX ||
+        (mc->max_alloc && m.infer_largest > mc->max_alloc))
         return 0;
-    return m.infer_total + scratch;
+    return m.infer_total + u3d_net_backend_scratch(mc->be, mc->cfg, 1, in);
 }
 
 static int fits(const mem_ctx *mc, const int in[3], size_t *mem)
@@ -398,9 +306,10 @@ static u3d_status check_volume(const u3d_net_config *cfg, const int vol[3],
     return U3D_OK;
 }
 
-u3d_status u3d_predict_plan(const u3d_net_config *cfg, const int vol[3],
-                            const int *tile, size_t budget, size_t max_alloc,
-                            u3d_tile_plan *plan, u3d_error *err)
+static u3d_status plan_tiles(u3d_backend *be, const u3d_net_config *cfg,
+                             const int vol[3], const int *tile, size_t budget,
+                             size_t max_alloc, u3d_tile_plan *plan,
+                             u3d_error *err)
 {
     static const char ax[3] = {'D', 'H', 'W'};
     memset(plan, 0, sizeof *plan);
@@ -409,7 +318,7 @@ u3d_status u3d_predict_plan(const u3d_net_config *cfg, const int vol[3],
         st = check_volume(cfg, vol, err);
     if (st)
         return st;
-    mem_ctx mc = {cfg, budget, max_alloc};
+    mem_ctx mc = {cfg, be, budget, max_alloc};
     axis_list l[3];
     memset(l, 0, sizeof l);
     int given = 0;
@@ -447,16 +356,36 @@ u3d_status u3d_predict_plan(const u3d_net_config *cfg, const int vol[3],
     return st;
 }
 
+u3d_status u3d_predict_plan(const u3d_net_config *cfg, const int vol[3],
+                            const int *tile, size_t budget, size_t max_alloc,
+                            u3d_tile_plan *plan, u3d_error *err)
+{
+    return plan_tiles(NULL, cfg, vol, tile, budget, max_alloc, plan, err);
+}
+
+u3d_status u3d_predict_plan_backend(u3d_backend *be,
+                                    const u3d_net_config *cfg,
+                                    const int vol[3], const int *tile,
+                                    size_t budget, u3d_tile_plan *plan,
+                                    u3d_error *err)
+{
+    size_t total = 0, max_alloc = 0;
+    if (be)
+        u3d_backend_device_memory(be, &total, &max_alloc);
+    return plan_tiles(be, cfg, vol, tile, budget, max_alloc, plan, err);
+}
+
 void u3d_predict_device_memory(u3d_backend *be, size_t *budget,
                                size_t *max_alloc)
 {
+    size_t total = 0;
     *budget = 0;
     *max_alloc = 0;
-    if (be && !strcmp(be->name, "opencl") && be->ctx) {
-        const u3d_cl *cl = u3d_cl_of(be);
+    if (be)
+        u3d_backend_device_memory(be, &total, max_alloc);
+    if (total) {
         /* leave room for the driver, other programs and fragmentation */
-        *budget = (size_t)(cl->global_mem / 10 * 8);
-        *max_alloc = (size_t)cl->max_alloc;
+        *budget = total / 10 * 8;
         return;
     }
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);

@@ -323,6 +323,7 @@ static const u3d_backend_ops cudnn_ops = {
      * host's bits */
     U3D_BACKEND_OP_TABLE(cudnn)
     .scratch_bytes = cd_scratch_total,
+    .conv3d_scratch_bytes = u3d_cudnn_conv3d_scratch_bytes,
 };
 
 /* Why there is no usable device, as a sentence (for create and list). */
@@ -475,6 +476,7 @@ u3d_status u3d_backend_cudnn_create(int device_index, int profile,
              "CUDA %d: %s (compute %d.%d, %.0f MiB), cuDNN %zu.%zu.%zu",
              device_index, cx->name, cx->cc_major, cx->cc_minor,
              cx->total_mem / 1048576.0, v / 10000, v % 10000 / 100, v % 100);
+    be->mem_total = be->max_alloc = cx->total_mem;
     *out = be;
     return U3D_OK;
 }

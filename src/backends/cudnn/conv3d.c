@@ -350,6 +350,31 @@ u3d_status u3d_cudnn_conv3d_forward(u3d_backend *be,
                               err);
 }
 
+/* The one cuDNN workspace is shared by every convolution and grows to the
+ * largest plan's, and a new plan may take the workspace held plus half the
+ * free memory beyond a reserve, at most 2 GiB (u3d_cudnn_workspace_limit):
+ * that bound, whatever the shapes. (The exact figure would cost a cuDNN
+ * algorithm query per convolution of every tile size a planner tries, and
+ * depend on the free memory when the plan is made.) */
+size_t u3d_cudnn_conv3d_scratch_bytes(u3d_backend *be, int n,
+                                      const u3d_conv3d_params *p,
+                                      const u3d_shape *x, const u3d_shape *w)
+{
+    u3d_cudnn *cx = u3d_cudnn_of(be);
+    size_t fr = 0, tot = 0;
+    (void)p;
+    (void)x;
+    (void)w;
+    if (n < 1)
+        return 0;
+    if (cudaSetDevice(cx->device) != cudaSuccess ||
+        cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: clear it */
+        fr = cx->total_mem;
+    }
+    return u3d_cudnn_workspace_limit(fr, cx->ws_bytes);
+}
+
 u3d_status u3d_cudnn_conv3d_backward_data(u3d_backend *be,
                                           const u3d_conv3d_params *p, cten *dy,
                                           cten *w, u3d_tensor *dx,

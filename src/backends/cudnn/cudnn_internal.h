@@ -282,5 +282,9 @@ void u3d_cudnn_plans_free(u3d_cudnn *cx);
 /* u3d_cudnn_NAME for every op of include/unet3d/op_list.h; augment.c runs
  * the passes of cl/augment.cl as CUDA kernels */
 U3D_BACKEND_DECLARE_OPS(cudnn)
+/* the backend's conv3d_scratch_bytes: the workspace bound */
+size_t u3d_cudnn_conv3d_scratch_bytes(u3d_backend *, int n,
+                                      const u3d_conv3d_params *p,
+                                      const u3d_shape *x, const u3d_shape *w);
 
 #endif

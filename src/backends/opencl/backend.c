@@ -135,6 +135,7 @@ static const u3d_backend_ops opencl_ops = {
     .destroy = cl_destroy,
     U3D_BACKEND_OP_TABLE(cl)
     .scratch_bytes = cl_scratch_total,
+    .conv3d_scratch_bytes = u3d_cl_conv3d_scratch_bytes,
 };
 
 u3d_status u3d_backend_opencl_create(const char *device, int profile,
@@ -155,6 +156,8 @@ u3d_status u3d_backend_opencl_create(const char *device, int profile,
     snprintf(be->name, sizeof be->name, "opencl");
     snprintf(be->device, sizeof be->device, "%s / %s", cl->platform_name,
              cl->device_name);
+    be->mem_total = (size_t)cl->global_mem;
+    be->max_alloc = (size_t)cl->max_alloc;
     *out = be;
     return U3D_OK;
 }

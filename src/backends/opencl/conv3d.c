@@ -198,6 +198,13 @@ static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
              p->vw, p->nv, p->cob, p->tapout);
 }
 
+/* Floats of the rearranged weights: output channels padded to whole
+ * channel blocks. */
+static size_t fwd_weights_count(const conv_geom *g, const fwd_plan *p)
+{
+    return (size_t)p->ncb * p->cob * g->cin * g->k * g->k * g->k;
+}
+
 /* Rearranged weights for the forward kernel into a new scratch *wt.
  * flip != 0: w is a forward weight (g->cin, g->cout, k^3) used for the
  * data gradient (channels swapped, taps reversed). */
@@ -210,8 +217,8 @@ static u3d_status fwd_weights(u3d_backend *be, const conv_geom *g,
     fwd_options(g, p, opts, sizeof opts);
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_weights", opts, &k, err));
-    int total = p->ncb * p->cob * g->cin * g->k * g->k * g->k;
-    U3D_TRY(scratch(be, U3D_SCRATCH_CONV_W, (size_t)total, wt, err));
+    U3D_TRY(scratch(be, U3D_SCRATCH_CONV_W, fwd_weights_count(g, p), wt,
+                    err));
     int items = p->ncb * g->cin; /* one per (channel block, input channel) */
     int a[] = {g->cout, g->cin, items, flip};
     size_t gs = (size_t)items;
@@ -288,6 +295,13 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
 }
 
+/* Floats of the zero-padded input slab of S output planes (pad > 0). */
+static size_t fwd_pad_count(const conv_geom *full, int S)
+{
+    size_t plane = (size_t)full->n * full->cin * full->hp * full->wp;
+    return plane * (size_t)(S + full->dp - full->dout);
+}
+
 /* The launches of one convolution once the weights are arranged, a slab
  * of output planes at a time so that the input planes a slab reads stay in
  * cache while all output channel blocks use them; with pad > 0 each slab
@@ -298,14 +312,12 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
 {
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape s = src->shape;
-    int ohw = full->hout * full->wout, extra = full->dp - full->dout;
-    size_t plane = (size_t)s.n * s.c * full->hp * full->wp;
+    int ohw = full->hout * full->wout;
     cl_mem xp = NULL;
     if (pad > 0) {
-        U3D_TRY(check_size("conv3d padding", plane * (size_t)(S + extra),
-                           err));
-        U3D_TRY(scratch(be, U3D_SCRATCH_CONV_X, plane * (size_t)(S + extra),
-                        &xp, err));
+        U3D_TRY(check_size("conv3d padding", fwd_pad_count(full, S), err));
+        U3D_TRY(scratch(be, U3D_SCRATCH_CONV_X, fwd_pad_count(full, S), &xp,
+                        err));
     }
     u3d_status st = U3D_OK;
     for (int z0 = 0; z0 < full->dout && !st; z0 += S) {
@@ -333,19 +345,29 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
     return st;
 }
 
+/* Geometry, slab height S and blocking of a convolution of input shape s
+ * zero-padded by pad to output shape ys. */
+static void fwd_setup(const u3d_cl *cl, u3d_shape s, int pad, int k,
+                      u3d_shape ys, conv_geom *full, int *S, fwd_plan *p)
+{
+    *full = conv_full(s, pad, k, ys);
+    size_t plane = (size_t)s.n * s.c * full->hp * full->wp;
+    *S = slab_planes(cl, plane, full->dp - ys.d, ys.d);
+    /* the blocking must fit the thinnest slab, the last */
+    conv_geom thin = slab_geom(full, (ceil_div(ys.d, *S) - 1) * *S, *S);
+    *p = fwd_choose(cl, &thin);
+}
+
 /* y (shape ys) = conv(src zero-padded by pad, w) (+ bias); flip: see
  * fwd_weights. */
 static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
                            cl_mem w, int flip, cl_mem bias, cl_mem y,
                            u3d_shape ys, u3d_error *err)
 {
-    u3d_shape s = src->shape;
-    conv_geom full = conv_full(s, pad, k, ys);
-    size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
-    int S = slab_planes(u3d_cl_of(be), plane, full.dp - ys.d, ys.d);
-    /* the blocking must fit the thinnest slab, the last */
-    conv_geom thin = slab_geom(&full, (ceil_div(ys.d, S) - 1) * S, S);
-    fwd_plan p = fwd_choose(u3d_cl_of(be), &thin);
+    conv_geom full;
+    fwd_plan p;
+    int S;
+    fwd_setup(u3d_cl_of(be), src->shape, pad, k, ys, &full, &S, &p);
     cl_mem wt;
     U3D_TRY(fwd_weights(be, &full, &p, w, flip, &wt, err));
     u3d_status st = fwd_slabs(be, &full, &p, S, src, pad, wt, bias, y, err);
@@ -361,6 +383,37 @@ u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
     return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
                     b ? u3d_cl_mem(b) : NULL, u3d_cl_mem(y), y->shape, err);
+}
+
+/* A forward convolution holds two scratch slots: the rearranged weights
+ * (output channels padded to whole channel blocks) and, with pad > 0, the
+ * zero-padded input slab. The slots are shared by all convolutions, so
+ * each grows to its largest request, doubled: a slot grows geometrically,
+ * to less than twice the request (u3d_cl_scratch). (The smaller buffer it
+ * replaces lives on until the kernels queued on it are done, a transient
+ * the backend's scratch_bytes does not count either.) */
+size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
+                                   const u3d_conv3d_params *p,
+                                   const u3d_shape *x, const u3d_shape *w)
+{
+    const u3d_cl *cl = u3d_cl_of(be);
+    size_t wmax = 0, xmax = 0;
+    for (int i = 0; i < n; i++) {
+        int k = p[i].kernel, pad = p[i].pad, grow = 2 * pad - k + 1;
+        u3d_shape ys = u3d_shape5(x[i].n, w[i].n, x[i].d + grow,
+                                  x[i].h + grow, x[i].w + grow);
+        if (ys.d < 1 || ys.h < 1 || ys.w < 1)
+            continue;
+        conv_geom full;
+        fwd_plan fp;
+        int S;
+        fwd_setup(cl, x[i], pad, k, ys, &full, &S, &fp);
+        size_t wt = fwd_weights_count(&full, &fp);
+        size_t xp = pad > 0 ? fwd_pad_count(&full, S) : 0;
+        wmax = wt > wmax ? wt : wmax;
+        xmax = xp > xmax ? xp : xmax;
+    }
+    return 2 * sizeof(float) * (wmax + xmax);
 }
 
 u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,

@@ -5,7 +5,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include "unet3d/checkpoint.h"
-#include "unet3d/train.h"
+#include "unet3d/model_io.h"
+#include "unet3d/volume.h"
+
+/* Metadata names of the enumerations, both ways: index = enum value. */
+typedef struct enum_names {
+    const char *const *name;
+    int n;
+    int fallback; /* the value of an unknown name when reading */
+} enum_names;
+
+static const char *const padding_name[] = {"valid", "same"};
+static const char *const bn_name[] = {"none", "plain", "affine"};
+static const char *const norm_name[] = {"none", "zscore", "percentile"};
+static const enum_names PADDING = {padding_name, 2, U3D_PAD_VALID};
+static const enum_names BATCHNORM = {bn_name, 3, U3D_BN_AFFINE};
+static const enum_names NORMALIZATION = {norm_name, 3, U3D_NORM_NONE};
+
+/* Name of v; out of range: the fallback's. */
+static const char *enum_str(const enum_names *t, int v)
+{
+    return t->name[v >= 0 && v < t->n ? v : t->fallback];
+}
+
+static int enum_val(const enum_names *t, const char *s)
+{
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(s, t->name[i]))
+            return i;
+    return t->fallback;
+}
 
 void u3d_model_meta_defaults(u3d_model_meta *m)
 {
@@ -75,13 +104,6 @@ static int aug_from_str(const char *s, u3d_augment_params *a)
     return n == 28;
 }
 
-#define TRY(x)                                                                 \
-    do {                                                                       \
-        st = (x);                                                              \
-        if (st)                                                                \
-            goto done;                                                         \
-    } while (0)
-
 static u3d_status add_tensor(u3d_ckpt *c, const char *name,
                              const u3d_tensor *t, u3d_error *err)
 {
@@ -96,74 +118,78 @@ static u3d_status add_tensor(u3d_ckpt *c, const char *name,
     return st;
 }
 
+static u3d_status put_meta(u3d_ckpt *c, const u3d_model_meta *m,
+                           u3d_error *err)
+{
+    const u3d_net_config *n = &m->net;
+    char w[U3D_MAX_CLASSES * 16] = "";
+    for (int i = 0, o = 0; i < n->classes && i < U3D_MAX_CLASSES; i++)
+        o += snprintf(w + o, sizeof w - (size_t)o, "%s%.9g", i ? "," : "",
+                      m->class_weights[i]);
+    U3D_TRY(u3d_ckpt_meta_set(c, "format", err, "unet3d-model"));
+    U3D_TRY(u3d_ckpt_meta_set(c, "levels", err, "%d", n->levels));
+    U3D_TRY(u3d_ckpt_meta_set(c, "base_channels", err, "%d",
+                              n->base_channels));
+    U3D_TRY(u3d_ckpt_meta_set(c, "in_channels", err, "%d", n->in_channels));
+    U3D_TRY(u3d_ckpt_meta_set(c, "classes", err, "%d", n->classes));
+    U3D_TRY(u3d_ckpt_meta_set(c, "padding", err, "%s",
+                              enum_str(&PADDING, n->padding)));
+    U3D_TRY(u3d_ckpt_meta_set(c, "batchnorm", err, "%s",
+                              enum_str(&BATCHNORM, n->bn)));
+    U3D_TRY(u3d_ckpt_meta_set(c, "bn_eps", err, "%.9g", n->bn_eps));
+    U3D_TRY(u3d_ckpt_meta_set(c, "bn_momentum", err, "%.9g", n->bn_momentum));
+    U3D_TRY(u3d_ckpt_meta_set(c, "normalization", err, "%s %.9g %.9g",
+                              enum_str(&NORMALIZATION, m->norm_mode),
+                              m->norm_plo, m->norm_phi));
+    U3D_TRY(u3d_ckpt_meta_set(c, "ignore_label", err, "%d", m->ignore_label));
+    U3D_TRY(u3d_ckpt_meta_set(c, "class_weights", err, "%s", w));
+    U3D_TRY(u3d_ckpt_meta_set(c, "class_names", err, "%s", m->class_names));
+    U3D_TRY(u3d_ckpt_meta_set(c, "iteration", err, "%ld", m->iteration));
+    U3D_TRY(u3d_ckpt_meta_set(c, "iterations", err, "%ld", m->iterations));
+    U3D_TRY(u3d_ckpt_meta_set(c, "minutes", err, "%.9g", m->minutes));
+    U3D_TRY(u3d_ckpt_meta_set(c, "elapsed_s", err, "%.6f", m->elapsed_s));
+    U3D_TRY(u3d_ckpt_meta_set(c, "seed", err, "%llu",
+                              (unsigned long long)m->seed));
+    U3D_TRY(u3d_ckpt_meta_set(c, "patch", err, "%dx%dx%d", m->patch[0],
+                              m->patch[1], m->patch[2]));
+    U3D_TRY(u3d_ckpt_meta_set(c, "batch", err, "%d", m->batch));
+    U3D_TRY(u3d_ckpt_meta_set(c, "lr", err, "%.9g", m->lr));
+    U3D_TRY(u3d_ckpt_meta_set(c, "momentum", err, "%.9g", m->momentum));
+    U3D_TRY(u3d_ckpt_meta_set(c, "weight_decay", err, "%.9g",
+                              m->weight_decay));
+    U3D_TRY(u3d_ckpt_meta_set(c, "lr_schedule", err, "%s",
+                              m->lr_poly ? "poly" : "constant"));
+    U3D_TRY(u3d_ckpt_meta_set(c, "augment", err, "%s", m->augment));
+    if (m->aug_custom) {
+        char ab[1024];
+        aug_to_str(&m->aug, ab, sizeof ab);
+        U3D_TRY(u3d_ckpt_meta_set(c, "augment_params", err, "%s", ab));
+    }
+    return U3D_OK;
+}
+
 u3d_status u3d_model_save(const char *path, u3d_net *net,
                           const u3d_model_meta *m, int with_optimizer,
                           u3d_error *err)
 {
     u3d_ckpt c;
     u3d_status st = U3D_OK;
-    const u3d_net_config *n = &m->net;
-    char w[U3D_MAX_CLASSES * 16] = "";
     u3d_ckpt_init(&c);
-    for (int i = 0, o = 0; i < n->classes && i < U3D_MAX_CLASSES; i++)
-        o += snprintf(w + o, sizeof w - (size_t)o, "%s%.9g", i ? "," : "",
-                      m->class_weights[i]);
-    TRY(u3d_ckpt_meta_set(&c, "format", err, "unet3d-model"));
-    TRY(u3d_ckpt_meta_set(&c, "levels", err, "%d", n->levels));
-    TRY(u3d_ckpt_meta_set(&c, "base_channels", err, "%d", n->base_channels));
-    TRY(u3d_ckpt_meta_set(&c, "in_channels", err, "%d", n->in_channels));
-    TRY(u3d_ckpt_meta_set(&c, "classes", err, "%d", n->classes));
-    TRY(u3d_ckpt_meta_set(&c, "padding", err, "%s",
-                          n->padding == U3D_PAD_SAME ? "same" : "valid"));
-    TRY(u3d_ckpt_meta_set(&c, "batchnorm", err, "%s",
-                          n->bn == U3D_BN_NONE    ? "none"
-                          : n->bn == U3D_BN_PLAIN ? "plain"
-                                                  : "affine"));
-    TRY(u3d_ckpt_meta_set(&c, "bn_eps", err, "%.9g", n->bn_eps));
-    TRY(u3d_ckpt_meta_set(&c, "bn_momentum", err, "%.9g", n->bn_momentum));
-    TRY(u3d_ckpt_meta_set(&c, "normalization", err, "%s %.9g %.9g",
-                          m->norm_mode == U3D_NORM_ZSCORE ? "zscore"
-                          : m->norm_mode == U3D_NORM_PERCENTILE
-                              ? "percentile"
-                              : "none",
-                          m->norm_plo, m->norm_phi));
-    TRY(u3d_ckpt_meta_set(&c, "ignore_label", err, "%d", m->ignore_label));
-    TRY(u3d_ckpt_meta_set(&c, "class_weights", err, "%s", w));
-    TRY(u3d_ckpt_meta_set(&c, "class_names", err, "%s", m->class_names));
-    TRY(u3d_ckpt_meta_set(&c, "iteration", err, "%ld", m->iteration));
-    TRY(u3d_ckpt_meta_set(&c, "iterations", err, "%ld", m->iterations));
-    TRY(u3d_ckpt_meta_set(&c, "minutes", err, "%.9g", m->minutes));
-    TRY(u3d_ckpt_meta_set(&c, "elapsed_s", err, "%.6f", m->elapsed_s));
-    TRY(u3d_ckpt_meta_set(&c, "seed", err, "%llu",
-                          (unsigned long long)m->seed));
-    TRY(u3d_ckpt_meta_set(&c, "patch", err, "%dx%dx%d", m->patch[0],
-                          m->patch[1], m->patch[2]));
-    TRY(u3d_ckpt_meta_set(&c, "batch", err, "%d", m->batch));
-    TRY(u3d_ckpt_meta_set(&c, "lr", err, "%.9g", m->lr));
-    TRY(u3d_ckpt_meta_set(&c, "momentum", err, "%.9g", m->momentum));
-    TRY(u3d_ckpt_meta_set(&c, "weight_decay", err, "%.9g", m->weight_decay));
-    TRY(u3d_ckpt_meta_set(&c, "lr_schedule", err, "%s",
-                          m->lr_poly ? "poly" : "constant"));
-    TRY(u3d_ckpt_meta_set(&c, "augment", err, "%s", m->augment));
-    if (m->aug_custom) {
-        char ab[1024];
-        aug_to_str(&m->aug, ab, sizeof ab);
-        TRY(u3d_ckpt_meta_set(&c, "augment_params", err, "%s", ab));
-    }
+    U3D_TRY_GOTO(st, done, put_meta(&c, m, err));
     for (int i = 0; i < u3d_net_num_params(net); i++) {
         u3d_param *p = u3d_net_param(net, i);
-        TRY(add_tensor(&c, p->name, &p->value, err));
+        U3D_TRY_GOTO(st, done, add_tensor(&c, p->name, &p->value, err));
         if (with_optimizer && p->momentum.buf) {
             char nm[64];
             snprintf(nm, sizeof nm, "%s.momentum", p->name);
-            TRY(add_tensor(&c, nm, &p->momentum, err));
+            U3D_TRY_GOTO(st, done, add_tensor(&c, nm, &p->momentum, err));
         }
     }
     for (int i = 0; i < u3d_net_num_buffers(net); i++) {
         u3d_param *p = u3d_net_buffer(net, i);
-        TRY(add_tensor(&c, p->name, &p->value, err));
+        U3D_TRY_GOTO(st, done, add_tensor(&c, p->name, &p->value, err));
     }
-    TRY(u3d_ckpt_write(path, &c, err));
+    U3D_TRY_GOTO(st, done, u3d_ckpt_write(path, &c, err));
 done:
     u3d_ckpt_free(&c);
     return st;
@@ -196,43 +222,38 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
 {
     char buf[U3D_MAX_CLASSES * 16];
     long v = 0;
-    u3d_status st = U3D_OK;
     u3d_model_meta_defaults(m);
     if (!u3d_ckpt_meta_get(c, "format", buf, sizeof buf) ||
         strcmp(buf, "unet3d-model"))
         return u3d_seterr(err, U3D_ERR_FORMAT,
                           "%s: a .u3d file but not a unet3d model", path);
     u3d_net_config *n = &m->net;
-    TRY(meta_int(c, path, "levels", &v, err));
+    U3D_TRY(meta_int(c, path, "levels", &v, err));
     n->levels = (int)v;
-    TRY(meta_int(c, path, "base_channels", &v, err));
+    U3D_TRY(meta_int(c, path, "base_channels", &v, err));
     n->base_channels = (int)v;
-    TRY(meta_int(c, path, "in_channels", &v, err));
+    U3D_TRY(meta_int(c, path, "in_channels", &v, err));
     n->in_channels = (int)v;
-    TRY(meta_int(c, path, "classes", &v, err));
+    U3D_TRY(meta_int(c, path, "classes", &v, err));
     n->classes = (int)v;
     if (n->classes < 1 || n->classes > U3D_MAX_CLASSES)
         return u3d_seterr(err, U3D_ERR_FORMAT, "%s: %d classes is out of range",
                           path, n->classes);
     u3d_ckpt_meta_get(c, "padding", buf, sizeof buf);
-    n->padding = !strcmp(buf, "same") ? U3D_PAD_SAME : U3D_PAD_VALID;
+    n->padding = (u3d_padding)enum_val(&PADDING, buf);
     u3d_ckpt_meta_get(c, "batchnorm", buf, sizeof buf);
-    n->bn = !strcmp(buf, "none")    ? U3D_BN_NONE
-            : !strcmp(buf, "plain") ? U3D_BN_PLAIN
-                                    : U3D_BN_AFFINE;
+    n->bn = (u3d_bn_mode)enum_val(&BATCHNORM, buf);
     n->bn_eps = meta_float(c, "bn_eps", 1e-5f);
     n->bn_momentum = meta_float(c, "bn_momentum", 0.1f);
     if (u3d_ckpt_meta_get(c, "normalization", buf, sizeof buf)) {
         char mode[32] = "";
         float lo = 1, hi = 99.8f;
         sscanf(buf, "%31s %f %f", mode, &lo, &hi);
-        m->norm_mode = !strcmp(mode, "zscore")       ? U3D_NORM_ZSCORE
-                       : !strcmp(mode, "percentile") ? U3D_NORM_PERCENTILE
-                                                     : U3D_NORM_NONE;
+        m->norm_mode = enum_val(&NORMALIZATION, mode);
         m->norm_plo = lo;
         m->norm_phi = hi;
     }
-    TRY(meta_int(c, path, "ignore_label", &v, err));
+    U3D_TRY(meta_int(c, path, "ignore_label", &v, err));
     m->ignore_label = (int)v;
     if (u3d_ckpt_meta_get(c, "class_weights", buf, sizeof buf)) {
         char *p = buf;
@@ -243,7 +264,7 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
         }
     }
     u3d_ckpt_meta_get(c, "class_names", m->class_names, sizeof m->class_names);
-    TRY(meta_int(c, path, "iteration", &v, err));
+    U3D_TRY(meta_int(c, path, "iteration", &v, err));
     m->iteration = v;
     if (!meta_int(c, path, "iterations", &v, NULL))
         m->iterations = v;
@@ -269,8 +290,7 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
                               "%s: unreadable augmentation parameters", path);
         m->aug_custom = 1;
     }
-done:
-    return st;
+    return U3D_OK;
 }
 
 /* Checks that tensor name is present (or not required), of the shape
@@ -321,6 +341,40 @@ static int no_momentum(const char *name, void *user)
     return !(n > k && !strcmp(name + n - k, ".momentum"));
 }
 
+/* Every parameter and buffer of net from c; momentum buffers (all or
+ * none) restored with optimizer != 0, else only checked. */
+static u3d_status load_tensors(const u3d_ckpt *c, const char *path,
+                               u3d_net *net, int optimizer, u3d_error *err)
+{
+    int have_momentum = 0;
+    for (int i = 0; i < u3d_net_num_params(net); i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s.momentum", u3d_net_param(net, i)->name);
+        if (u3d_ckpt_find(c, nm))
+            have_momentum = 1;
+    }
+    const u3d_ckpt_tensor *ct;
+    if (have_momentum && optimizer)
+        U3D_TRY(u3d_net_prepare_training(net, err));
+    for (int i = 0; i < u3d_net_num_params(net); i++) {
+        u3d_param *p = u3d_net_param(net, i);
+        U3D_TRY(load_tensor(c, path, p->name, &p->value, 1, err));
+        if (have_momentum) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "%s.momentum", p->name);
+            U3D_TRY(optimizer
+                        ? load_tensor(c, path, nm, &p->momentum, 1, err)
+                        : check_tensor(c, path, nm, p->value.shape, 1, &ct,
+                                       err));
+        }
+    }
+    for (int i = 0; i < u3d_net_num_buffers(net); i++) {
+        u3d_param *p = u3d_net_buffer(net, i);
+        U3D_TRY(load_tensor(c, path, p->name, &p->value, 1, err));
+    }
+    return U3D_OK;
+}
+
 static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
                              u3d_model_meta *m, int optimizer,
                              u3d_error *err)
@@ -333,38 +387,14 @@ static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
     if (st)
         return st;
     u3d_net *nt = NULL;
-    TRY(parse_meta(&c, path, m, err));
+    U3D_TRY_GOTO(st, done, parse_meta(&c, path, m, err));
     st = u3d_net_config_check(&m->net, err);
     if (st) {
         u3d_errprefix(err, "%s: ", path);
         goto done;
     }
-    TRY(u3d_net_create(be, &m->net, &nt, err));
-    int have_momentum = 0;
-    for (int i = 0; i < u3d_net_num_params(nt); i++) {
-        char nm[64];
-        snprintf(nm, sizeof nm, "%s.momentum", u3d_net_param(nt, i)->name);
-        if (u3d_ckpt_find(&c, nm))
-            have_momentum = 1;
-    }
-    const u3d_ckpt_tensor *ct;
-    if (have_momentum && optimizer)
-        TRY(u3d_net_prepare_training(nt, err));
-    for (int i = 0; i < u3d_net_num_params(nt); i++) {
-        u3d_param *p = u3d_net_param(nt, i);
-        TRY(load_tensor(&c, path, p->name, &p->value, 1, err));
-        if (have_momentum) {
-            char nm[64];
-            snprintf(nm, sizeof nm, "%s.momentum", p->name);
-            TRY(optimizer ? load_tensor(&c, path, nm, &p->momentum, 1, err)
-                          : check_tensor(&c, path, nm, p->value.shape, 1, &ct,
-                                         err));
-        }
-    }
-    for (int i = 0; i < u3d_net_num_buffers(nt); i++) {
-        u3d_param *p = u3d_net_buffer(nt, i);
-        TRY(load_tensor(&c, path, p->name, &p->value, 1, err));
-    }
+    U3D_TRY_GOTO(st, done, u3d_net_create(be, &m->net, &nt, err));
+    U3D_TRY_GOTO(st, done, load_tensors(&c, path, nt, optimizer, err));
     *net = nt;
     nt = NULL;
 done:

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model/net_internal.h"
+#include "unet3d/rng.h"
 
 static u3d_shape chan(int c) { return u3d_shape5(1, c, 1, 1, 1); }
 
@@ -561,18 +562,10 @@ u3d_status u3d_net_prepare_training(u3d_net *net, u3d_error *err)
 
 /* ---- initialisation ---- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in (0, 1]: never 0, so log() in Box-Muller is finite. */
 static double unif(uint64_t *s)
 {
-    return ((splitmix(s) >> 11) + 1) * (1.0 / 9007199254740992.0);
+    return ((u3d_splitmix64(s) >> 11) + 1) * (1.0 / 9007199254740992.0);
 }
 
 /* He-normal weights of one tensor; an own stream per parameter index so a

@@ -187,6 +187,17 @@ static u3d_status read_label_png(const char *path, int w, int h,
         goto done;
     }
     png_set_user_limits(r.png, 1u << 24, 1u << 24);
+    /* ancillary chunks other than tRNS (text, profiles, gamma) are never
+     * needed: skipped unread, so a crafted one cannot make libpng allocate
+     * or inflate gigabytes (a 106-byte zTXt claiming 2 GB did) */
+    static const png_byte skip[] =
+        "zTXt\0tEXt\0iTXt\0iCCP\0sPLT\0eXIf\0gAMA\0sRGB\0cHRM\0bKGD\0"
+        "hIST\0pHYs\0sBIT\0tIME\0oFFs\0pCAL\0sCAL";
+    png_set_keep_unknown_chunks(r.png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(r.png, PNG_HANDLE_CHUNK_NEVER, skip,
+                                (int)(sizeof skip / 5));
+    png_set_chunk_malloc_max(r.png, 8u << 20);
+    png_set_chunk_cache_max(r.png, 1000);
     png_init_io(r.png, r.f);
     png_set_sig_bytes(r.png, 8);
     png_read_info(r.png, r.info);

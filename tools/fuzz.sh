@@ -57,6 +57,7 @@ for src in tests/fuzz/fuzz_*.c; do
   mkdir -p "$corpus" "$art"
   cp tests/fuzz/corpus/"$h"/* "$corpus"/ 2>/dev/null
   opts=()
+  [ -f "tests/fuzz/$h.dict" ] && opts+=(-dict="tests/fuzz/$h.dict")
   asan=$ASAN_OPTIONS
   case $h in
     fuzz_model) # models over 4 KB (the "tiny" preset: 289 KB) are made

@@ -56,8 +56,9 @@ for src in tests/fuzz/fuzz_*.c; do
   art=$b/crashes/$h
   mkdir -p "$corpus" "$art"
   cp tests/fuzz/corpus/"$h"/* "$corpus"/ 2>/dev/null
-  opts=()
-  [ -f "tests/fuzz/$h.dict" ] && opts+=(-dict="tests/fuzz/$h.dict")
+  # one allocation over 1 GB for an input of a few KB is a finding (the
+  # RSS check alone, once a second, can miss a short-lived one)
+  mlim=1024
   asan=$ASAN_OPTIONS
   case $h in
     fuzz_model) # models over 4 KB (the "tiny" preset: 289 KB) are made
@@ -68,14 +69,15 @@ for src in tests/fuzz/fuzz_*.c; do
     fuzz_tiff_read) # u3d_tiff_stream_open allocates one page, unbounded by
       # design: absurd sizes must fail cleanly (NULL), not abort the run;
       # memory really used is still capped by -rss_limit_mb
-      opts+=(-malloc_limit_mb=1048576)
+      mlim=1048576
       asan=$asan:allocator_may_return_null=1 ;;
   esac
+  opts=(-rss_limit_mb=2048 -malloc_limit_mb=$mlim -timeout=10)
+  [ -f "tests/fuzz/$h.dict" ] && opts+=(-dict="tests/fuzz/$h.dict")
   for known in tests/fuzz/crashes/"$h"/*; do
     [ -f "$known" ] || continue
     klog=$b/logs/$h-$(basename "$known").log
-    if ! ASAN_OPTIONS=$asan "$b/tests/fuzz/$h" -rss_limit_mb=2048 -timeout=10 \
-         "${opts[@]}" "$known" >"$klog" 2>&1; then
+    if ! ASAN_OPTIONS=$asan "$b/tests/fuzz/$h" "${opts[@]}" "$known" >"$klog" 2>&1; then
       echo "fuzz: FAIL $h on the known input $known; log $klog"
       grep -m1 -E 'ERROR: |runtime error:' "$klog" | sed "s/^/  /"
       fails+=("$h: $known (known input)")
@@ -84,7 +86,7 @@ for src in tests/fuzz/fuzz_*.c; do
   log=$b/logs/$h.log
   echo "fuzz: $h for ${secs}s ($(ls "$corpus" | wc -l) seeds)"
   ASAN_OPTIONS=$asan nice -n 10 "$b/tests/fuzz/$h" -max_total_time="$secs" \
-    -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -print_final_stats=1 \
     -artifact_prefix="$art/" "${opts[@]}" "$corpus" >"$log" 2>&1
   rc=$?
   grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | sed "s/^/  /"
@@ -92,12 +94,14 @@ for src in tests/fuzz/fuzz_*.c; do
     crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     echo "fuzz: FAIL $h (exit $rc): ${crash:-no input saved}; log $log"
     grep -m1 -E 'ERROR: |runtime error:|==[0-9]+== ' "$log" | sed "s/^/  /"
-    grep -m4 -E '^ +#[0-9]+ 0x' "$log" | sed "s/^/  /"
+    grep -E '^ +#[0-9]+ 0x.* in ' "$log" |
+      grep -vE 'fuzzer::|__sanitizer|__asan|__interceptor|libc_start|[( ]malloc ' |
+      head -4 | sed "s/^/  /"
     fails+=("$h: ${crash:-see $log}")
   fi
 done
 if [ ${#fails[@]} -gt 0 ]; then
-  echo "fuzz: ${#fails[@]} harness(es) failed:"
+  echo "fuzz: ${#fails[@]} failure(s):"
   printf '  %s\n' "${fails[@]}"
   echo "reproduce: build-fuzz/tests/fuzz/HARNESS FILE"
   exit 1

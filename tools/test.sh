@@ -3,7 +3,8 @@
 #  1. release build (with the cuDNN backend when CUDA + cuDNN are installed)
 #     and every ctest: PoCL ("unit"), oclgrind ("oclgrind"), fixtures;
 #  2. the OpenCL-only build (-DUNET3D_CUDNN=OFF) and its fixture run;
-#  3. an ASan/UBSan build running the unit tests.
+#  3. an ASan/UBSan build running the unit tests;
+#  4. the libFuzzer harnesses of the file readers, 60 s each (tools/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -28,3 +29,6 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j"$jobs" -L unit)
+
+# fuzz.sh sets its own sanitizer options (leak checks on: no OpenCL there)
+tools/fuzz.sh 60

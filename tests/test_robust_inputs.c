@@ -77,10 +77,96 @@ static void imagej_images_above_page_count(void **state)
     assert_non_null(strstr(err.msg, "images=9"));
 }
 
+/* ---- model files (#14 item 13 and the fuzzer's huge_architecture) ---- */
+
+static char model[256];
+
+/* A tiny model saved through the library (ref backend). */
+static void save_tiny_model(const char *p)
+{
+    u3d_error err = {0};
+    u3d_backend *be;
+    t_ok(u3d_backend_ref_create(&be, &err), &err, "ref");
+    u3d_model_meta m;
+    u3d_model_meta_defaults(&m);
+    t_ok(u3d_net_preset("tiny", &m.net, &err), &err, "preset");
+    m.net.levels = 2;
+    m.net.base_channels = 2;
+    m.net.in_channels = 1;
+    m.net.classes = 2;
+    u3d_net *net;
+    t_ok(u3d_net_create(be, &m.net, &net, &err), &err, "net");
+    t_ok(u3d_net_init(net, 1, &err), &err, "init");
+    t_ok(u3d_model_save(p, net, &m, 0, &err), &err, "save");
+    u3d_net_destroy(net);
+    u3d_backend_destroy(be);
+}
+
+/* Rewrites the value of key in the model's metadata (checksum anew). */
+static void edit_meta(const char *p, const char *key, const char *value)
+{
+    u3d_error err = {0};
+    u3d_ckpt c;
+    t_ok(u3d_ckpt_read(p, &c, &err), &err, "read");
+    size_t n = strlen(c.meta) + strlen(value) + 64;
+    char *meta = calloc(n, 1), *line = c.meta;
+    size_t kl = strlen(key);
+    while (*line) {
+        char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
+        if (!strncmp(line, key, kl) && line[kl] == ' ')
+            snprintf(meta + strlen(meta), n - strlen(meta), "%s %s\n", key,
+                     value);
+        else
+            strncat(meta, line, len);
+        line += len;
+    }
+    free(c.meta);
+    c.meta = meta;
+    t_ok(u3d_ckpt_write(p, &c, &err), &err, "write");
+    u3d_ckpt_free(&c);
+}
+
+static void expect_model_refused(const char *key, const char *value,
+                                 const char *want)
+{
+    save_tiny_model(model);
+    edit_meta(model, key, value);
+    u3d_error err = {0};
+    u3d_backend *be;
+    t_ok(u3d_backend_ref_create(&be, &err), &err, "ref");
+    u3d_net *net = NULL;
+    u3d_model_meta m;
+    u3d_status st = u3d_model_load(model, be, &net, &m, &err);
+    u3d_backend_destroy(be);
+    if (st == U3D_OK)
+        fail_msg("%s %s: loaded, expected '%s'", key, value, want);
+    assert_null(net);
+    if (!strstr(err.msg, model) || !strstr(err.msg, want))
+        fail_msg("%s %s: message '%s' lacks the file or '%s'", key, value,
+                 err.msg, want);
+}
+
+static void model_metadata_edits_refused(void **state)
+{
+    (void)state;
+    expect_model_refused("padding", "diagonal", "unknown padding 'diagonal'");
+    expect_model_refused("batchnorm", "sometimes",
+                         "unknown batchnorm 'sometimes'");
+    expect_model_refused("normalization", "loudness 1 2",
+                         "unknown normalization 'loudness'");
+    /* another network than the stored one */
+    expect_model_refused("levels", "1", "is not part of the network");
+    expect_model_refused("batchnorm", "none", "is not part of the network");
+    /* a few bytes describing gigabytes: refused before allocating */
+    expect_model_refused("base_channels", "4096", "holds only");
+}
+
 static int setup(void **state)
 {
     (void)state;
     snprintf(path, sizeof path, "/tmp/u3d_robust_%d.tif", (int)getpid());
+    snprintf(model, sizeof model, "/tmp/u3d_robust_%d.u3d", (int)getpid());
     return 0;
 }
 
@@ -88,6 +174,7 @@ static int teardown(void **state)
 {
     (void)state;
     unlink(path);
+    unlink(model);
     return 0;
 }
 
@@ -96,6 +183,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(imagej_images_below_page_count),
         cmocka_unit_test(imagej_images_above_page_count),
+        cmocka_unit_test(model_metadata_edits_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

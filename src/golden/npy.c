@@ -134,6 +134,24 @@ u3d_status u3d_npy_load(const char *path, u3d_npy *out, u3d_error *err)
     }
     out->count = count;
     out->is_int = kind == 1 || kind == 3 || kind >= 4;
+    /* the shape is the header's word: check it against the bytes the file
+     * holds before allocating for it */
+    long here = ftell(f);
+    if (here < 0 || fseek(f, 0, SEEK_END)) {
+        st = u3d_seterr(err, U3D_ERR_IO, "%s: cannot read: %m", path);
+        goto done;
+    }
+    long size = ftell(f);
+    if (size < here || fseek(f, here, SEEK_SET)) {
+        st = u3d_seterr(err, U3D_ERR_IO, "%s: cannot read: %m", path);
+        goto done;
+    }
+    if ((size_t)(size - here) != count * esz) {
+        st = bad(err, path, (size_t)(size - here) < count * esz
+                                ? "data shorter than its shape says"
+                                : "data longer than its shape says");
+        goto done;
+    }
     unsigned char *raw = malloc(count * esz + 1);
     out->data = malloc(count * 4 + 1);
     if (!raw || !out->data) {

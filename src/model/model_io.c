@@ -12,7 +12,7 @@
 typedef struct enum_names {
     const char *const *name;
     int n;
-    int fallback; /* the value of an unknown name when reading */
+    int fallback; /* the name written for an out-of-range value */
 } enum_names;
 
 static const char *const padding_name[] = {"valid", "same"};
@@ -28,12 +28,32 @@ static const char *enum_str(const enum_names *t, int v)
     return t->name[v >= 0 && v < t->n ? v : t->fallback];
 }
 
+/* Value of name s; -1 for a name that is none of them. */
 static int enum_val(const enum_names *t, const char *s)
 {
     for (int i = 0; i < t->n; i++)
         if (!strcmp(s, t->name[i]))
             return i;
-    return t->fallback;
+    return -1;
+}
+
+/* A model's enumeration entry: absent keeps the default, an unknown name
+ * is an error (a silent default would load another network, or normalize
+ * the input otherwise than in training). */
+static u3d_status meta_enum(const u3d_ckpt *c, const char *path,
+                            const char *key, const enum_names *t, char *buf,
+                            size_t n, int *out, u3d_error *err)
+{
+    if (!u3d_ckpt_meta_get(c, key, buf, n))
+        return U3D_OK;
+    char word[32] = "";
+    sscanf(buf, "%31s", word);
+    int v = enum_val(t, word);
+    if (v < 0)
+        return u3d_seterr(err, U3D_ERR_FORMAT, "%s: unknown %s '%s'", path,
+                          key, word);
+    *out = v;
+    return U3D_OK;
 }
 
 void u3d_model_meta_defaults(u3d_model_meta *m)
@@ -239,17 +259,23 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
     if (n->classes < 1 || n->classes > U3D_MAX_CLASSES)
         return u3d_seterr(err, U3D_ERR_FORMAT, "%s: %d classes is out of range",
                           path, n->classes);
-    u3d_ckpt_meta_get(c, "padding", buf, sizeof buf);
-    n->padding = (u3d_padding)enum_val(&PADDING, buf);
-    u3d_ckpt_meta_get(c, "batchnorm", buf, sizeof buf);
-    n->bn = (u3d_bn_mode)enum_val(&BATCHNORM, buf);
+    int e = n->padding;
+    U3D_TRY(meta_enum(c, path, "padding", &PADDING, buf, sizeof buf, &e, err));
+    n->padding = (u3d_padding)e;
+    e = n->bn;
+    U3D_TRY(meta_enum(c, path, "batchnorm", &BATCHNORM, buf, sizeof buf, &e,
+                      err));
+    n->bn = (u3d_bn_mode)e;
     n->bn_eps = meta_float(c, "bn_eps", 1e-5f);
     n->bn_momentum = meta_float(c, "bn_momentum", 0.1f);
+    e = m->norm_mode;
+    U3D_TRY(meta_enum(c, path, "normalization", &NORMALIZATION, buf,
+                      sizeof buf, &e, err));
     if (u3d_ckpt_meta_get(c, "normalization", buf, sizeof buf)) {
         char mode[32] = "";
         float lo = 1, hi = 99.8f;
         sscanf(buf, "%31s %f %f", mode, &lo, &hi);
-        m->norm_mode = enum_val(&NORMALIZATION, mode);
+        m->norm_mode = e;
         m->norm_plo = lo;
         m->norm_phi = hi;
     }
@@ -375,6 +401,54 @@ static u3d_status load_tensors(const u3d_ckpt *c, const char *path,
     return U3D_OK;
 }
 
+/* The file must hold at least the values the architecture in its
+ * metadata needs, checked before the network is allocated (a few edited
+ * metadata bytes must not make the loader allocate gigabytes). */
+static u3d_status check_size(const u3d_ckpt *c, const char *path,
+                             const u3d_net_config *cfg, u3d_error *err)
+{
+    size_t have = 0, need = u3d_net_param_count(cfg, 0);
+    for (int i = 0; i < c->ntensors; i++)
+        have += u3d_shape_count(c->tensors[i].shape);
+    if (have < need)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s: its metadata describes a network of %zu "
+                          "parameters, but the file holds only %zu values "
+                          "(edited or damaged)", path, need, have);
+    return U3D_OK;
+}
+
+/* 1 when name is a tensor of net (a parameter, its momentum or a
+ * buffer). */
+static int net_has(u3d_net *net, const char *name)
+{
+    char nm[64];
+    for (int i = 0; i < u3d_net_num_params(net); i++) {
+        const char *p = u3d_net_param(net, i)->name;
+        snprintf(nm, sizeof nm, "%s.momentum", p);
+        if (!strcmp(name, p) || !strcmp(name, nm))
+            return 1;
+    }
+    for (int i = 0; i < u3d_net_num_buffers(net); i++)
+        if (!strcmp(name, u3d_net_buffer(net, i)->name))
+            return 1;
+    return 0;
+}
+
+/* A tensor the architecture does not use means the metadata describes
+ * another network than the one stored (levels or batch norm edited). */
+static u3d_status check_no_extra(const u3d_ckpt *c, const char *path,
+                                 u3d_net *net, u3d_error *err)
+{
+    for (int i = 0; i < c->ntensors; i++)
+        if (!net_has(net, c->tensors[i].name))
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s: tensor %s is not part of the network its "
+                              "metadata describes (edited or damaged)",
+                              path, c->tensors[i].name);
+    return U3D_OK;
+}
+
 static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
                              u3d_model_meta *m, int optimizer,
                              u3d_error *err)
@@ -393,7 +467,9 @@ static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
         u3d_errprefix(err, "%s: ", path);
         goto done;
     }
+    U3D_TRY_GOTO(st, done, check_size(&c, path, &m->net, err));
     U3D_TRY_GOTO(st, done, u3d_net_create(be, &m->net, &nt, err));
+    U3D_TRY_GOTO(st, done, check_no_extra(&c, path, nt, err));
     U3D_TRY_GOTO(st, done, load_tensors(&c, path, nt, optimizer, err));
     *net = nt;
     nt = NULL;

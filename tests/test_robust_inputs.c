@@ -2,11 +2,14 @@
  * naming the file, or reads exactly what the file describes; never a memory
  * error (this test also runs in the ASan/UBSan build). */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tiffio.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include "golden/npy.h"
 #include "test_util.h"
 
 static char path[256];
@@ -162,11 +165,90 @@ static void model_metadata_edits_refused(void **state)
     expect_model_refused("base_channels", "4096", "holds only");
 }
 
+/* ---- golden fixtures (#14 item 7) ---- */
+
+static char gdir[256];
+
+/* A copy of the shared relu fixture in gdir whose y.npy is replaced by
+ * count values v (count 0: the fixture's own count). */
+static int relu_case(float v, size_t count)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s/relu' '%s'", gdir,
+             U3D_GOLDEN_DIR, gdir);
+    if (system(cmd) != 0)
+        return 0;
+    char p[400];
+    snprintf(p, sizeof p, "%s/y.npy", gdir);
+    u3d_npy y;
+    u3d_error err = {0};
+    t_ok(u3d_npy_load(p, &y, &err), &err, "y.npy");
+    if (count) {
+        y.ndim = 1;
+        y.dims[0] = y.count = count;
+        free(y.data);
+        y.data = malloc(count * sizeof(float));
+    }
+    for (size_t i = 0; i < y.count; i++)
+        ((float *)y.data)[i] = v;
+    t_ok(u3d_npy_save(p, &y, &err), &err, "save");
+    u3d_npy_free(&y);
+    return 1;
+}
+
+/* Runs `unet3d golden gdir`; returns its exit status, output in out. */
+static int golden_run(char *out, size_t n)
+{
+    char cmd[600], po[300];
+    snprintf(po, sizeof po, "%s.out", gdir);
+    snprintf(cmd, sizeof cmd, "%s/unet3d golden --backend ref '%s' > '%s' 2>&1",
+             U3D_BINARY_DIR, gdir, po);
+    int rc = system(cmd);
+    FILE *f = fopen(po, "r");
+    size_t k = f ? fread(out, 1, n - 1, f) : 0;
+    out[k] = 0;
+    if (f)
+        fclose(f);
+    unlink(po);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static void golden_fails_on_bad_fixtures(void **state)
+{
+    (void)state;
+    char out[4096];
+    if (!relu_case(0, 0))
+        skip(); /* no shared fixtures beside the repository */
+    assert_int_equal(golden_run(out, sizeof out), 1); /* y all 0: wrong */
+    /* NaN expected values cannot pass with max_abs 0 */
+    assert_true(relu_case(NAN, 0));
+    if (golden_run(out, sizeof out) != 1 || !strstr(out, "non-finite"))
+        fail_msg("an all-NaN expected tensor passed: %s", out);
+    /* a count mismatch names the fixture's real count */
+    assert_true(relu_case(1, 7));
+    if (golden_run(out, sizeof out) != 1 ||
+        !strstr(out, "y.npy holds 7 float values"))
+        fail_msg("count mismatch message: %s", out);
+    /* more than 64 key lines: said so, not "no 'op' line" */
+    char p[400];
+    snprintf(p, sizeof p, "%s/case.txt", gdir);
+    FILE *f = fopen(p, "a");
+    for (int i = 0; i < 70; i++)
+        fprintf(f, "key%d %d\n", i, i);
+    fclose(f);
+    if (golden_run(out, sizeof out) != 1 || !strstr(out, "more than 64"))
+        fail_msg("too many keys: %s", out);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", gdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
     snprintf(path, sizeof path, "/tmp/u3d_robust_%d.tif", (int)getpid());
     snprintf(model, sizeof model, "/tmp/u3d_robust_%d.u3d", (int)getpid());
+    snprintf(gdir, sizeof gdir, "/tmp/u3d_robust_golden_%d", (int)getpid());
     return 0;
 }
 
@@ -184,6 +266,7 @@ int main(void)
         cmocka_unit_test(imagej_images_below_page_count),
         cmocka_unit_test(imagej_images_above_page_count),
         cmocka_unit_test(model_metadata_edits_refused),
+        cmocka_unit_test(golden_fails_on_bad_fixtures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -163,19 +163,22 @@ u3d_status golden_check_host(const golden_case *c, golden_report *rep,
     if (st)
         return st;
     if (want.count != n || want.is_int) {
+        /* formatted before the free, which clears the count */
+        u3d_seterr(err, U3D_ERR_SHAPE,
+                   "%s/%s.npy holds %zu %s values, the result has %zu floats",
+                   c->dir, name, want.count, want.is_int ? "integer" : "float",
+                   n);
         u3d_npy_free(&want);
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s/%s.npy holds %zu %s values, the result has %zu "
-                          "floats",
-                          c->dir, name, want.count,
-                          want.is_int ? "integer" : "float", n);
+        return U3D_ERR_SHAPE;
     }
     const float *w = want.data;
     double amax = 0, emax = 0;
     int nonfinite = 0;
     for (size_t i = 0; i < n; i++) {
         double e = fabs((double)got[i] - (double)w[i]);
-        if (!isfinite(got[i]))
+        /* NaN compares false: a non-finite value on either side fails the
+         * case rather than vanishing from the maxima */
+        if (!isfinite(got[i]) || !isfinite(w[i]))
             nonfinite = 1;
         if (e > emax)
             emax = e;
@@ -254,8 +257,13 @@ static u3d_status load_case(const char *dir, golden_case *c, u3d_error *err)
         if (!len || line[0] == '#')
             continue;
         char *sp = strchr(line, ' ');
-        if (c->nkv >= 64)
-            break;
+        if (c->nkv >= 64) {
+            free(line);
+            fclose(f);
+            free_case(c);
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s: more than 64 key lines", path);
+        }
         golden_kv *kv = &c->kv[c->nkv];
         if (sp)
             *sp = 0;

@@ -176,7 +176,17 @@ u3d_status u3d_npy_load(const char *path, u3d_npy *out, u3d_error *err)
         case 0: memcpy(&fo32[i], raw + 4 * i, 4); break;
         case 1: memcpy(&io32[i], raw + 4 * i, 4); break;
         case 2: { double d; memcpy(&d, raw + 8 * i, 8); fo32[i] = (float)d; break; }
-        case 3: { int64_t d; memcpy(&d, raw + 8 * i, 8); io32[i] = (int32_t)d; break; }
+        case 3: {
+            int64_t d;
+            memcpy(&d, raw + 8 * i, 8);
+            if (d < INT32_MIN || d > INT32_MAX) {
+                free(raw);
+                st = bad(err, path, "an int64 value is outside the int32 range");
+                goto done;
+            }
+            io32[i] = (int32_t)d;
+            break;
+        }
         case 4: io32[i] = raw[i]; break;
         case 5: io32[i] = (int8_t)raw[i]; break;
         case 6: { uint16_t d; memcpy(&d, raw + 2 * i, 2); io32[i] = d; break; }

@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <tiffio.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "core/outfile.h"
 #include "golden/npy.h"
 #include "test_util.h"
 
@@ -243,12 +246,119 @@ static void golden_fails_on_bad_fixtures(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- outputs (#14 items 9 and 10) ---- */
+
+static char odir[256];
+
+static int count_tmp(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.tmp-' > '%s.n'", dir,
+             dir);
+    if (system(cmd) < 0)
+        return -1;
+    char p[300];
+    snprintf(p, sizeof p, "%s.n", dir);
+    FILE *f = fopen(p, "r");
+    int n = -1;
+    if (f && fscanf(f, "%d", &n) != 1)
+        n = -1;
+    if (f)
+        fclose(f);
+    unlink(p);
+    return n;
+}
+
+static u3d_labels small_labels(void)
+{
+    u3d_labels l;
+    u3d_error err = {0};
+    t_ok(u3d_labels_alloc(2, 3, 4, &l, &err), &err, "labels");
+    return l;
+}
+
+/* A writer never replaces a FIFO (or device) by a regular file. */
+static void writers_refuse_non_regular_targets(void **state)
+{
+    (void)state;
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/out.tif", odir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    u3d_labels l = small_labels();
+    u3d_error err = {0};
+    assert_int_not_equal(u3d_tiff_write_labels(fifo, &l, &err), U3D_OK);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    u3d_labels_free(&l);
+    unsigned char px[4] = {0};
+    snprintf(fifo, sizeof fifo, "%s/out.png", odir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_not_equal(u3d_png_write_gray(fifo, 2, 2, px, &err), U3D_OK);
+    struct stat sb;
+    assert_int_equal(stat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    assert_int_equal(count_tmp(odir), 0);
+}
+
+/* SIGKILL leaves a temporary file: the next write of the same target
+ * removes it (its process is gone) and keeps a live process's. */
+static void stale_temporaries_swept(void **state)
+{
+    (void)state;
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    assert_true(dead > 0);
+    waitpid(dead, NULL, 0);
+    char target[300], stale[400], live[400];
+    snprintf(target, sizeof target, "%s/seg.tif", odir);
+    snprintf(stale, sizeof stale, "%s.tmp-%ld-0", target, (long)dead);
+    snprintf(live, sizeof live, "%s.tmp-%ld-0", target, (long)getppid());
+    FILE *f = fopen(stale, "w");
+    fclose(f);
+    f = fopen(live, "w");
+    fclose(f);
+    u3d_labels l = small_labels();
+    u3d_error err = {0};
+    t_ok(u3d_tiff_write_labels(target, &l, &err), &err, "write");
+    u3d_labels_free(&l);
+    assert_int_not_equal(access(stale, F_OK), 0);
+    assert_int_equal(access(live, F_OK), 0);
+    unlink(live);
+}
+
+/* SIGTERM and SIGINT during a write remove its temporary file. */
+static void signals_remove_temporaries(void **state)
+{
+    (void)state;
+    static const int sigs[] = {SIGTERM, SIGINT};
+    for (int k = 0; k < 2; k++) {
+        pid_t c = fork();
+        if (c == 0) {
+            u3d_outfile_cleanup_on_signals();
+            char target[300];
+            snprintf(target, sizeof target, "%s/model.u3d", odir);
+            u3d_outfile o;
+            if (u3d_outfile_open(&o, target, NULL))
+                _exit(3);
+            raise(sigs[k]); /* as a kill in the middle of the write */
+            _exit(4);
+        }
+        int status = 0;
+        waitpid(c, &status, 0);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), sigs[k]);
+        assert_int_equal(count_tmp(odir), 0);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
     snprintf(path, sizeof path, "/tmp/u3d_robust_%d.tif", (int)getpid());
     snprintf(model, sizeof model, "/tmp/u3d_robust_%d.u3d", (int)getpid());
     snprintf(gdir, sizeof gdir, "/tmp/u3d_robust_golden_%d", (int)getpid());
+    snprintf(odir, sizeof odir, "/tmp/u3d_robust_out_%d", (int)getpid());
+    mkdir(odir, 0755);
     return 0;
 }
 
@@ -257,7 +367,9 @@ static int teardown(void **state)
     (void)state;
     unlink(path);
     unlink(model);
-    return 0;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", odir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -267,6 +379,9 @@ int main(void)
         cmocka_unit_test(imagej_images_above_page_count),
         cmocka_unit_test(model_metadata_edits_refused),
         cmocka_unit_test(golden_fails_on_bad_fixtures),
+        cmocka_unit_test(writers_refuse_non_regular_targets),
+        cmocka_unit_test(stale_temporaries_swept),
+        cmocka_unit_test(signals_remove_temporaries),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "core/outfile.h"
 #include "cli/options.h"
 #include "golden/golden.h"
 
@@ -87,6 +88,8 @@ static int cmd_golden(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Ctrl-C or a scheduler's SIGTERM leaves no temporary file behind */
+    u3d_outfile_cleanup_on_signals();
     if (argc < 2) {
         usage(stderr);
         return 2;

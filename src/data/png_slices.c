@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "unet3d/volume.h"
+#include "core/outfile.h"
 
 /* Label values are values, never colours: the reader applies no libpng
  * transformation that changes a stored value (no gamma from gAMA/sRGB, no
@@ -320,16 +321,13 @@ u3d_status u3d_png_write_gray(const char *path, int w, int h,
     im.width = (png_uint_32)w;
     im.height = (png_uint_32)h;
     im.format = PNG_FORMAT_GRAY;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (!png_image_write_to_file(&im, tmp, 0, px, 0, NULL)) {
-        remove(tmp);
+    u3d_outfile o;
+    U3D_TRY(u3d_outfile_open(&o, path, err));
+    FILE *f = u3d_outfile_stream(&o, err);
+    if (!f || !png_image_write_to_stdio(&im, f, 0, px, 0, NULL)) {
+        u3d_outfile_abort(&o);
         return u3d_seterr(err, U3D_ERR_IO, "%s: cannot write PNG (%s)", path,
                           im.message);
     }
-    if (rename(tmp, path)) {
-        remove(tmp);
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot write: %m", path);
-    }
-    return U3D_OK;
+    return u3d_outfile_commit(&o, err);
 }

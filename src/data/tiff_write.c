@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/outfile.h"
 #include "data/tiff_io.h"
 #include "unet3d/volume.h"
 
@@ -164,25 +165,6 @@ static u3d_status write_pages(wjob *j, TIFF *t)
     return st;
 }
 
-/* Creates "<path>.<pid>.<n>.tmp" exclusively (mode 0666 less umask). */
-static int open_tmp(const char *path, char *tmp, size_t len)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned n = (unsigned)ts.tv_nsec;
-    for (int tries = 0; tries < 100; tries++, n = n * 1103515245u + 12345u) {
-        if ((size_t)snprintf(tmp, len, "%s.%ld.%08x.tmp", path, (long)getpid(),
-                             n) >= len) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
-}
-
 static u3d_status write_file(wjob *j)
 {
     uint64_t bytes = (uint64_t)j->c * j->d * j->h * j->w * (uint64_t)(j->bps / 8);
@@ -193,12 +175,9 @@ static u3d_status write_file(wjob *j)
                      "%s of data do not fit in a classic TIFF; allow BigTIFF "
                      "(u3d_tiff_write_opts.bigtiff = 0)",
                      u3d_human_bytes((double)bytes, hb, sizeof hb));
-    char tmp[4200];
-    int fd = open_tmp(j->path, tmp, sizeof tmp);
-    if (fd < 0)
-        return wfail(j, U3D_ERR_IO, "cannot create a temporary file next to "
-                     "it: %s", strerror(errno));
-    u3d_tsrc src = {fd, NULL, 0, 0};
+    u3d_outfile o;
+    U3D_TRY(u3d_outfile_open(&o, j->path, j->err));
+    u3d_tsrc src = {o.fd, NULL, 0, 0};
     TIFF *t = u3d_tiff_open_src(&src, j->path, big ? "w8" : "w", &j->msg, 0);
     u3d_status st = U3D_OK;
     if (!t) {
@@ -209,16 +188,11 @@ static u3d_status write_file(wjob *j)
             st = wfail(j, U3D_ERR_IO, "cannot finish the file: %s", strerror(errno));
         TIFFClose(t);
     }
-    if (!st && fsync(fd))
-        st = wfail(j, U3D_ERR_IO, "cannot sync: %s", strerror(errno));
-    if (close(fd) && !st)
-        st = wfail(j, U3D_ERR_IO, "cannot close: %s", strerror(errno));
-    if (!st && rename(tmp, j->path))
-        st = wfail(j, U3D_ERR_IO, "cannot rename the temporary file into "
-                   "place: %s", strerror(errno));
-    if (st)
-        unlink(tmp);
-    return st;
+    if (st) {
+        u3d_outfile_abort(&o);
+        return st;
+    }
+    return u3d_outfile_commit(&o, j->err);
 }
 
 static u3d_status check_geometry(wjob *j, int c, int d, int h, int w,
@@ -315,10 +289,11 @@ u3d_status u3d_tiff_write_labels(const char *path, const u3d_labels *l,
 
 struct u3d_tiff_writer {
     wjob j;
-    char path[4096], tmp[4200], unit[16];
+    char path[4096], unit[16];
     double spacing[3];
     u3d_tiff_write_opts o;
-    int fd, z;
+    u3d_outfile out; /* out.fd < 0: not open */
+    int z;
     u3d_tsrc src; /* libtiff's handle points here */
     TIFF *t;
     unsigned char *buf;
@@ -330,10 +305,8 @@ void u3d_tiff_writer_abort(u3d_tiff_writer *w)
         return;
     if (w->t)
         TIFFClose(w->t);
-    if (w->fd >= 0) {
-        close(w->fd);
-        unlink(w->tmp);
-    }
+    if (w->out.fd >= 0)
+        u3d_outfile_abort(&w->out);
     free(w->buf);
     free(w);
 }
@@ -348,7 +321,7 @@ u3d_status u3d_tiff_writer_open(const char *path, int c, int d, int h, int w,
     u3d_tiff_writer *s = calloc(1, sizeof *s);
     if (!s)
         return u3d_seterr(err, U3D_ERR_OOM, "%s: out of memory", path);
-    s->fd = -1;
+    s->out.fd = -1;
     wjob *j = &s->j;
     snprintf(s->path, sizeof s->path, "%s", path ? path : "(null)");
     j->path = s->path;
@@ -385,14 +358,13 @@ u3d_status u3d_tiff_writer_open(const char *path, int c, int d, int h, int w,
         u3d_tiff_writer_abort(s);
         return st;
     }
-    s->fd = open_tmp(s->path, s->tmp, sizeof s->tmp);
-    if (s->fd < 0) {
-        st = wfail(j, U3D_ERR_IO, "cannot create a temporary file next to "
-                   "it: %s", strerror(errno));
+    st = u3d_outfile_open(&s->out, s->path, err);
+    if (st) {
+        s->out.fd = -1;
         u3d_tiff_writer_abort(s);
         return st;
     }
-    s->src.fd = s->fd;
+    s->src.fd = s->out.fd;
     s->t = u3d_tiff_open_src(&s->src, s->path, big ? "w8" : "w", &j->msg, 0);
     size_t row = (size_t)w * (size_t)(bits / 8);
     s->buf = malloc(rows_per_strip(j) * row);
@@ -463,16 +435,10 @@ u3d_status u3d_tiff_writer_finish(u3d_tiff_writer *w, u3d_error *err)
                    strerror(errno));
     TIFFClose(w->t);
     w->t = NULL;
-    if (!st && fsync(w->fd))
-        st = wfail(j, U3D_ERR_IO, "cannot sync: %s", strerror(errno));
-    if (close(w->fd) && !st)
-        st = wfail(j, U3D_ERR_IO, "cannot close: %s", strerror(errno));
-    w->fd = -1;
-    if (!st && rename(w->tmp, w->path))
-        st = wfail(j, U3D_ERR_IO, "cannot rename the temporary file into "
-                   "place: %s", strerror(errno));
     if (st)
-        unlink(w->tmp);
+        u3d_outfile_abort(&w->out);
+    else
+        st = u3d_outfile_commit(&w->out, err);
     free(w->buf);
     free(w);
     return st;

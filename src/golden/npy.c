@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "golden/npy.h"
+#include "core/outfile.h"
 
 void u3d_npy_free(u3d_npy *a)
 {
@@ -213,11 +214,13 @@ u3d_status u3d_npy_save(const char *path, const u3d_npy *a, u3d_error *err)
                      a->is_int ? "<i4" : "<f4", shape);
     int total = 10 + n + 1;
     int pad = (64 - total % 64) % 64;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot create: %m", tmp);
+    u3d_outfile out;
+    U3D_TRY(u3d_outfile_open(&out, path, err));
+    FILE *f = u3d_outfile_stream(&out, err);
+    if (!f) {
+        u3d_outfile_abort(&out);
+        return U3D_ERR_IO;
+    }
     unsigned short hl = (unsigned short)(n + pad + 1);
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
                              (unsigned char)(hl & 0xff),
@@ -227,10 +230,9 @@ u3d_status u3d_npy_save(const char *path, const u3d_npy *a, u3d_error *err)
         ok = fputc(' ', f) != EOF;
     ok = ok && fputc('\n', f) != EOF;
     ok = ok && fwrite(a->data, 4, a->count, f) == a->count;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
+    if (!ok) {
+        u3d_outfile_abort(&out);
         return u3d_seterr(err, U3D_ERR_IO, "%s: write failed: %m", path);
     }
-    return U3D_OK;
+    return u3d_outfile_commit(&out, err);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "unet3d/checkpoint.h"
+#include "core/outfile.h"
 
 static const char MAGIC[8] = {'U', '3', 'D', 'M', 'O', 'D', 'E', 'L'};
 static const char ENDMARK[8] = {'U', '3', 'D', '-', 'E', 'N', 'D', '!'};
@@ -156,11 +157,13 @@ static void put_u64(wr *w, uint64_t v)
 
 u3d_status u3d_ckpt_write(const char *path, const u3d_ckpt *c, u3d_error *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    wr w = {fopen(tmp, "wb"), 0, 1};
-    if (!w.f)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot create: %m", tmp);
+    u3d_outfile o;
+    U3D_TRY(u3d_outfile_open(&o, path, err));
+    wr w = {u3d_outfile_stream(&o, err), 0, 1};
+    if (!w.f) {
+        u3d_outfile_abort(&o);
+        return U3D_ERR_IO;
+    }
     size_t ml = c->meta ? strlen(c->meta) : 0;
     put(&w, MAGIC, 8);
     put_u32(&w, U3D_CKPT_VERSION);
@@ -184,15 +187,11 @@ u3d_status u3d_ckpt_write(const char *path, const u3d_ckpt *c, u3d_error *err)
     uint32_t crc = w.crc;
     put_u32(&w, crc);
     put(&w, ENDMARK, 8);
-    if (fflush(w.f) || fsync(fileno(w.f)))
-        w.ok = 0;
-    if (fclose(w.f))
-        w.ok = 0;
-    if (!w.ok || rename(tmp, path)) {
-        remove(tmp);
+    if (!w.ok) {
+        u3d_outfile_abort(&o);
         return u3d_seterr(err, U3D_ERR_IO, "%s: write failed: %m", path);
     }
-    return U3D_OK;
+    return u3d_outfile_commit(&o, err);
 }
 
 /* Streaming reader over [0, len) of the file with bounds checks: a model

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "unet3d/predict.h"
+#include "core/outfile.h"
 
 #define GAP 4           /* pixels between panels and rows */
 #define MAX_ZOOM 8      /* small volumes are enlarged up to this factor */
@@ -190,35 +191,19 @@ static int png_out(FILE *f, const unsigned char *rgb, int w, int h)
     return 0;
 }
 
-/* Writes to "<path>.<pid>.tmp", then renames it over path. */
+/* Writes a temporary file, then renames it over path (outfile.h). */
 static u3d_status write_atomic(const char *path, const unsigned char *rgb,
                                int w, int h, u3d_error *err)
 {
-    char tmp[4200];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path,
-                         (long)getpid()) >= sizeof tmp)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot create a temporary "
-                          "file next to it: %s", path, strerror(errno));
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return u3d_seterr(err, U3D_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    int bad = png_out(f, rgb, w, h) || fflush(f) || fsync(fileno(f));
-    int e = errno;
-    bad = fclose(f) || bad;
-    if (!bad && rename(tmp, path))
-        bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp);
+    u3d_outfile o;
+    U3D_TRY(u3d_outfile_open(&o, path, err));
+    FILE *f = u3d_outfile_stream(&o, err);
+    if (!f || png_out(f, rgb, w, h)) {
+        u3d_outfile_abort(&o);
         return u3d_seterr(err, U3D_ERR_IO, "%s: cannot write the PNG: %s",
-                          path, strerror(e));
+                          path, strerror(errno));
     }
-    return U3D_OK;
+    return u3d_outfile_commit(&o, err);
 }
 
 static u3d_status check(const u3d_volume *img, const u3d_labels *l,

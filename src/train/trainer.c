@@ -8,6 +8,7 @@
 #include <time.h>
 #include "data/mirror.h"
 #include "unet3d/unet3d.h"
+#include "core/outfile.h"
 
 static double now_s(void)
 {
@@ -252,18 +253,14 @@ static u3d_status write_log(const trainer *t, const char *path, u3d_error *err)
 {
     if (!path || !t->log)
         return U3D_OK;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot create: %m", tmp);
-    int ok = fputs(t->log, f) >= 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
+    u3d_outfile o;
+    U3D_TRY(u3d_outfile_open(&o, path, err));
+    FILE *f = u3d_outfile_stream(&o, err);
+    if (!f || fputs(t->log, f) < 0) {
+        u3d_outfile_abort(&o);
         return u3d_seterr(err, U3D_ERR_IO, "%s: write failed: %m", path);
     }
-    return U3D_OK;
+    return u3d_outfile_commit(&o, err);
 }
 
 /* Saves the model and the loss log, unless the parameters are not finite. */

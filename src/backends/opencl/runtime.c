@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "backends/opencl/runtime.h"
+#include "core/outfile.h"
 #include "unet3d/cudnn.h"
 
 struct u3d_cl_program {
@@ -482,14 +483,14 @@ static void save_cached(u3d_cl *cl, cl_program prog, const char *path)
         return;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) ==
         CL_SUCCESS) {
-        char tmp[600];
-        snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-        FILE *f = fopen(tmp, "wb");
-        if (f) {
-            int ok = fwrite(bin, 1, sz, f) == sz;
-            ok = (fclose(f) == 0) && ok;
-            if (!ok || rename(tmp, path))
-                remove(tmp);
+        /* a cache: a file that cannot be written is simply not cached */
+        u3d_outfile o;
+        if (!u3d_outfile_open(&o, path, NULL)) {
+            FILE *f = u3d_outfile_stream(&o, NULL);
+            if (f && fwrite(bin, 1, sz, f) == sz)
+                u3d_outfile_commit(&o, NULL);
+            else
+                u3d_outfile_abort(&o);
         }
     }
     free(bin);

@@ -1,0 +1,46 @@
+/* Atomic output files (internal): every file unet3d writes goes to a
+ * temporary file beside its target, "TARGET.tmp-PID-N", renamed over the
+ * target when complete, so a failure, a signal or a kill never leaves a
+ * half-written output nor destroys the previous one.
+ *
+ *  - A target that exists but is not a regular file (a device, a FIFO, a
+ *    folder) is refused: renaming over /dev/full would replace it.
+ *  - Temporary files of processes that no longer run (killed with
+ *    SIGKILL) are removed the next time their target is written, so they
+ *    never accumulate.
+ *  - With u3d_outfile_cleanup_on_signals() (the unet3d program calls it),
+ *    SIGINT, SIGTERM and SIGHUP remove the open temporary files before the
+ *    process dies. The list of open temporary files is the one piece of
+ *    process-wide state: a signal handler has nothing else to reach. */
+#ifndef UNET3D_OUTFILE_H
+#define UNET3D_OUTFILE_H
+#include <stdio.h>
+#include "unet3d/error.h"
+
+typedef struct u3d_outfile {
+    char path[4096]; /* the target */
+    char tmp[4200];  /* the temporary file */
+    int fd;          /* open on tmp, -1 when closed */
+    FILE *f;         /* from u3d_outfile_stream, or NULL */
+    int slot;        /* in the signal list, -1: none */
+} u3d_outfile;
+
+/* Creates the temporary file of path (exclusively) and opens it. */
+u3d_status u3d_outfile_open(u3d_outfile *o, const char *path, u3d_error *err);
+/* The open file as a stdio stream (owned by o). */
+FILE *u3d_outfile_stream(u3d_outfile *o, u3d_error *err);
+/* Flushes, closes and renames the temporary file over the target; on
+ * failure removes it. The target is then complete or untouched. */
+u3d_status u3d_outfile_commit(u3d_outfile *o, u3d_error *err);
+/* Closes and removes the temporary file; the target is untouched. */
+void u3d_outfile_abort(u3d_outfile *o);
+
+/* Refuses a target that exists and is not a regular file. */
+u3d_status u3d_outfile_check_target(const char *path, u3d_error *err);
+/* Removes path's temporary files left by processes that no longer run. */
+void u3d_outfile_sweep(const char *path);
+/* Installs the SIGINT/SIGTERM/SIGHUP handler that removes open temporary
+ * files, then lets the signal end the process as before. */
+void u3d_outfile_cleanup_on_signals(void);
+
+#endif

@@ -22,7 +22,9 @@ typedef struct u3d_train_volume {
 } u3d_train_volume;
 
 typedef struct u3d_train_opts {
-    const char *model_path;  /* final model; checkpoints go there too */
+    const char *model_path;  /* final model; checkpoints go there too;
+                                NULL: none written (the net in memory is
+                                the result) */
     const char *log_path;    /* CSV loss curve, or NULL */
     int checkpoint_every;    /* iterations between checkpoints, 0: end only */
     int class_weights_auto;  /* from labeled-voxel frequencies */

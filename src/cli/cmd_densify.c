@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "unet3d/predict.h"
@@ -146,6 +147,8 @@ static u3d_status run(djob *j)
         st = u3d_overview_write(a->overview,
                                 j->shown.data ? &j->shown : &j->v, &j->dense,
                                 NULL, &oo, &j->e);
+        if (st) /* a failed command leaves none of its outputs */
+            unlink(a->out);
     }
     if (!st && !a->t.quiet)
         fprintf(stderr, "wrote %s%s%s\n", a->out, a->overview ? " and " : "",

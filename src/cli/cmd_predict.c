@@ -299,9 +299,15 @@ int u3d_cmd_predict(int argc, char **argv)
     if (check_writable(j.a.out, &j.e) || check_writable(j.a.probs, &j.e) ||
         check_writable(j.a.overview, &j.e))
         goto done;
-    if (u3d_backend_create(&j.a.bc, &j.be, &j.e) || load(&j) || predict(&j) ||
-        (j.a.overview && overview(&j)))
+    if (u3d_backend_create(&j.a.bc, &j.be, &j.e) || load(&j) || predict(&j))
         goto done;
+    if (j.a.overview && overview(&j)) {
+        /* a failed command leaves none of its outputs */
+        unlink(j.a.out);
+        if (j.a.probs)
+            unlink(j.a.probs);
+        goto done;
+    }
     if (!j.a.quiet)
         fprintf(stderr, "wrote %s%s%s%s%s\n", j.a.out,
                 j.a.probs ? ", " : "", j.a.probs ? j.a.probs : "",

@@ -152,7 +152,6 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
     u3d_model_meta m;
     u3d_train_volume tv;
     u3d_net *net = NULL;
-    char tmpmodel[4200] = "";
     size_t annotated = 0;
     memset(&tv, 0, sizeof tv);
     memset(dense, 0, sizeof *dense);
@@ -164,25 +163,17 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
     tv.labels = *sparse;
     snprintf(tv.image_path, sizeof tv.image_path, "%s", o->image_name);
     snprintf(tv.labels_path, sizeof tv.labels_path, "%s", o->labels_name);
-    const char *model = o->model_out;
-    if (!model) {
-        snprintf(tmpmodel, sizeof tmpmodel, "%s.model-%ld.u3d.tmp",
-                 o->out_name ? o->out_name : "densify", (long)getpid());
-        model = tmpmodel;
-    }
     if ((st = u3d_net_create(be, &m.net, &net, err)) ||
         (st = u3d_net_init(net, m.seed, err)))
         goto done;
     if (!o->quiet)
         say_training(o, &m, annotated);
-    u3d_train_opts to = {model, o->log_path,
+    u3d_train_opts to = {o->model_out, o->log_path,
                          o->model_out ? o->checkpoint_every : 0, 0, o->quiet,
                          0, stderr};
     if (!(st = u3d_train_run(net, &m, &tv, 1, &to, err)))
         st = densify_predict(net, o, image, sparse, dense, err);
 done:
-    if (!o->model_out)
-        remove(tmpmodel);
     u3d_net_destroy(net);
     if (st)
         u3d_labels_free(dense);

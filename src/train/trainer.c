@@ -268,7 +268,8 @@ static u3d_status save(trainer *t, u3d_net *net, const u3d_train_opts *o,
                        u3d_error *err)
 {
     U3D_TRY(check_finite(net, t->m->iteration, err));
-    U3D_TRY(u3d_model_save(o->model_path, net, t->m, 1, err));
+    if (o->model_path) /* NULL: the caller keeps the model in memory */
+        U3D_TRY(u3d_model_save(o->model_path, net, t->m, 1, err));
     return write_log(t, o->log_path, err);
 }
 

@@ -2,6 +2,7 @@
  * naming the file, or reads exactly what the file describes; never a memory
  * error (this test also runs in the ASan/UBSan build). */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,26 @@ static void signals_remove_temporaries(void **state)
     }
 }
 
+/* #14 item 3: sizes near INT_MAX (from options or files) neither overflow
+ * (UBSan build) nor loop for minutes; the errors say why. */
+static void huge_sizes_refused(void **state)
+{
+    (void)state;
+    u3d_net_config c;
+    u3d_error err = {0};
+    t_ok(u3d_net_preset("paper", &c, &err), &err, "preset");
+    int below, above;
+    assert_int_equal(u3d_net_valid_size(&c, INT_MAX, &below, &above), 0);
+    assert_true(below > 0 && below <= U3D_NET_MAX_INPUT);
+    int in[3] = {INT_MAX, INT_MAX, INT_MAX}, out[3];
+    assert_int_not_equal(u3d_net_output_size(&c, in, out, &err), U3D_OK);
+    assert_non_null(strstr(err.msg, "voxels per axis"));
+    int big[3] = {below, below, below};
+    u3d_net_mem m;
+    assert_int_not_equal(u3d_net_memory(&c, 1, big, &m, &err), U3D_OK);
+    assert_non_null(strstr(err.msg, "beyond"));
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -382,6 +403,7 @@ int main(void)
         cmocka_unit_test(writers_refuse_non_regular_targets),
         cmocka_unit_test(stale_temporaries_swept),
         cmocka_unit_test(signals_remove_temporaries),
+        cmocka_unit_test(huge_sizes_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -25,6 +25,9 @@ extern "C" {
 #endif
 
 #define U3D_NET_MAX_LEVELS 8
+/* Largest network input per axis: far beyond any device's memory, and
+ * small enough that no size arithmetic of the model can overflow. */
+#define U3D_NET_MAX_INPUT (1 << 20)
 
 typedef enum u3d_padding {
     U3D_PAD_VALID = 0, /* unpadded 3x3x3 convs: the output is smaller */

@@ -88,6 +88,11 @@ int net_trace(const net_geom *g, int in, int size[NET_MAXLAYERS], char *why,
         snprintf(why, len, "size %d is not positive", in);
         return 0;
     }
+    if (in > U3D_NET_MAX_INPUT) {
+        snprintf(why, len, "size %d is above the %d voxels per axis a "
+                 "network input can have", in, U3D_NET_MAX_INPUT);
+        return 0;
+    }
     for (int i = 0; i < g->n; i++) {
         const net_layer *y = &g->l[i];
         int v = y->in < 0 ? in : size[y->in];
@@ -155,14 +160,18 @@ static int valid_size(const net_geom *g, int size, int *below, int *above)
     int s[NET_MAXLAYERS];
     char why[8];
     *below = *above = 0;
-    for (int t = size - 1; t >= 1; t--)
+    if (size > U3D_NET_MAX_INPUT)
+        size = U3D_NET_MAX_INPUT + 1; /* the nearest valid ones are below */
+    /* valid sizes repeat with period 2^(levels-1): the nearest ones lie
+     * within span; the bound covers inputs far below the smallest valid
+     * size too */
+    int span = (8 << g->cfg.levels) + 64;
+    for (int t = size - 1; t >= 1 && t >= size - span; t--)
         if (net_trace(g, t, s, why, sizeof why)) {
             *below = t;
             break;
         }
-    /* valid sizes repeat with period 2^(levels-1); the bound covers inputs
-     * far below the smallest valid size too */
-    int limit = (size > 0 ? size : 0) + (8 << g->cfg.levels) + 64;
+    int limit = (size > 0 ? size : 0) + span;
     for (int t = size + 1; t <= limit; t++)
         if (net_trace(g, t, s, why, sizeof why)) {
             *above = t;
@@ -203,8 +212,10 @@ u3d_status u3d_net_output_size(const u3d_net_config *cfg, const int in[3],
         int lo, hi;
         valid_size(&g, in[a], &lo, &hi);
         char near[64];
-        if (lo)
+        if (lo && hi)
             snprintf(near, sizeof near, "%d or %d", lo, hi);
+        else if (lo)
+            snprintf(near, sizeof near, "%d (the largest)", lo);
         else
             snprintf(near, sizeof near, "%d (the smallest)", hi);
         used += (size_t)snprintf(msg + used, sizeof msg - used,

@@ -624,6 +624,13 @@ u3d_status u3d_net_memory(const u3d_net_config *cfg, int batch,
     if (batch < 1)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "batch must be >= 1, got %d", batch);
+    /* a bound on the byte counts below, in double: valid sizes up to
+     * U3D_NET_MAX_INPUT per axis would overflow size_t */
+    double widest = 6.0 * cfg->base_channels + cfg->in_channels + cfg->classes;
+    if ((double)in[0] * in[1] * in[2] * batch * widest * 4 * 64 > 0x1p62)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "input %dx%dx%d (D x H x W), batch %d: far beyond "
+                          "any device's memory", in[0], in[1], in[2], batch);
     u3d_net *net = calloc(1, sizeof *net);
     if (!net)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");

@@ -75,8 +75,9 @@ static u3d_status densify_classes(const u3d_densify_opts *o,
     m->net.classes = o->meta.net.classes > 0 ? o->meta.net.classes : maxl + 1;
     if (m->net.classes > U3D_MAX_CLASSES)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                          "label value %d: at most %d classes are supported "
-                          "(is the ignore label %d right?)",
+                          "%s: label value %d: at most %d classes are "
+                          "supported (is the ignore label %d right?)",
+                          o->labels_name ? o->labels_name : "the labels",
                           maxl, U3D_MAX_CLASSES, m->ignore_label);
     return u3d_net_config_check(&m->net, err);
 }

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one command on a lent GPU machine.
+#
+#   here:   tools/gpu_check.sh --prepare   build build-gpu/ (with cuDNN) and
+#                                          pack gpu-pack/: what travels
+#           tools/gpu_check.sh --dry-run   --prepare, then the whole check on
+#                                          this machine's OpenCL device
+#                                          (PoCL), small sizes; cuDNN absent
+#   there:  the device tool's run with command "tools/gpu_check.sh --run",
+#           carry ["gpu-pack"], timeout_s 480 (the GPU machine has none of
+#           our Debian packages and no network: the binaries and every
+#           library they need that is not glibc travel in gpu-pack/lib)
+#
+# The report: $OUT/gpu_check.txt there (also printed), gpu-pack/report.txt
+# here. Each step has its own time limit and the check goes on after a
+# failing step, so one run gives everything: the op-test table and the
+# fixtures on opencl and cudnn, bench (all rows) and bench --train paper on
+# both, and `unet3d tune --quick` with bench again when the program has it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PACK=$ROOT/gpu-pack
+BINS="unet3d test_ops test_opencl_ops test_cudnn"
+
+prepare() {
+    local cudnn=ON
+    [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null || cudnn=AUTO
+    cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DUNET3D_CUDNN=$cudnn \
+        >/dev/null || return 1
+    cmake --build build-gpu -j"$(nproc)" --target unet3d_cli test_ops \
+        test_opencl_ops $( [ $cudnn = ON ] && echo test_cudnn ) >/dev/null ||
+        return 1
+    rm -rf "$PACK"
+    mkdir -p "$PACK/bin" "$PACK/lib" "$PACK/icd"
+    cp build-gpu/unet3d "$PACK/bin/"
+    for t in test_ops test_opencl_ops test_cudnn; do
+        [ -x "build-gpu/tests/$t" ] && cp "build-gpu/tests/$t" "$PACK/bin/"
+    done
+    # every shared library but glibc's own: the GPU image's glibc is as new
+    # or newer; libOpenCL.so.1 is Debian's ICD loader
+    ldd "$PACK"/bin/* | awk '/=> \//{print $3}' | sort -u | while read -r l; do
+        case $(basename "$l") in
+        libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;
+        *) cp -L "$l" "$PACK/lib/" ;;
+        esac
+    done
+    if [ -d ../shared/golden ]; then
+        cp -r ../shared/golden "$PACK/golden"
+    else
+        echo "gpu_check: ../shared/golden not found: the fixtures will not run"
+    fi
+    git rev-parse --short HEAD > "$PACK/commit" 2>/dev/null
+    echo "gpu_check: packed $(du -sh "$PACK" | cut -f1) into gpu-pack/ (the device" \
+         "tool carries up to 64 MiB with the tree):"
+    (cd "$PACK" && ls bin lib | tr '\n' ' ')
+    echo
+}
+
+REPORT=/dev/null
+say() { echo "$*" | tee -a "$REPORT"; }
+
+# step NAME SECONDS COMMAND...: runs it with a time limit, logs it, goes on
+step() {
+    local name=$1 limit=$2
+    shift 2
+    say ""
+    say "=== $name  ($*)"
+    local t0=$SECONDS log
+    log=$(mktemp)
+    timeout --kill-after=5 "$limit" "$@" >"$log" 2>&1
+    local rc=$?
+    cat "$log" >>"$REPORT"
+    tail -n 25 "$log"
+    rm -f "$log"
+    say "--- $name: exit $rc, $((SECONDS - t0)) s$( [ $rc = 124 ] && echo ' (time limit)')"
+}
+
+# The first folder holding a file named like $1 under the given roots.
+find_lib_dir() {
+    local pat=$1
+    shift
+    local f
+    f=$(find "$@" -name "$pat" 2>/dev/null | head -n 1)
+    [ -n "$f" ] && dirname "$f"
+}
+
+setup_env() {
+    local ld=$PACK/lib
+    local py_roots
+    py_roots=$(python3 -c 'import site,sys; print(" ".join(site.getsitepackages()+[p for p in sys.path if "site-packages" in p]))' 2>/dev/null)
+    local d
+    for pat in 'libcudnn.so.9*' 'libcudart.so.1[2-9]*' 'libnvrtc.so.1[2-9]*' \
+               'libnvrtc-builtins.so*' 'libcublas.so.1[2-9]*'; do
+        d=$(find_lib_dir "$pat" $py_roots /usr/local/cuda/lib64 \
+            /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu)
+        if [ -n "$d" ]; then
+            say "found $pat in $d"
+            case ":$ld:" in *":$d:"*) ;; *) ld=$ld:$d ;; esac
+        else
+            say "NOT FOUND: $pat (cudnn backend steps will say why)"
+        fi
+    done
+    local ocl
+    ocl=$(ldconfig -p 2>/dev/null | awk '/libnvidia-opencl.so.1/{print $NF; exit}')
+    [ -z "$ocl" ] && ocl=$(find /usr/local/nvidia /usr/lib/x86_64-linux-gnu \
+        /usr/lib64 -name 'libnvidia-opencl.so.1' 2>/dev/null | head -n 1)
+    if [ -n "$ocl" ]; then
+        echo "$ocl" > "$PACK/icd/nvidia.icd"
+        export OCL_ICD_VENDORS=$PACK/icd
+        say "found NVIDIA's OpenCL driver: $ocl"
+    elif [ "$MODE" = run ]; then
+        say "NOT FOUND: libnvidia-opencl.so.1 (the opencl steps will see no GPU)"
+    fi
+    export LD_LIBRARY_PATH=$ld${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export UNET3D_CACHE_DIR=${TMPDIR:-/tmp}/unet3d-gpu-check-cache
+}
+
+run_checks() {
+    local B=$PACK/bin G=$PACK/golden quick=() train=paper tlim=150
+    if [ "$MODE" = dry ]; then
+        quick=(--quick) train=tiny tlim=120
+    fi
+    say "gpu_check $(cat "$PACK/commit" 2>/dev/null) on $(hostname), $(date -u)"
+    step gpu 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    step devices 60 "$B/unet3d" devices
+    step op_tests 150 "$B/test_ops"
+    step opencl_ops 120 "$B/test_opencl_ops"
+    [ -x "$B/test_cudnn" ] && step cudnn_tests 150 "$B/test_cudnn"
+    if [ -d "$G" ]; then
+        step golden_opencl 90 "$B/unet3d" golden --backend opencl "$G"
+        step golden_cudnn 90 "$B/unet3d" golden --backend cudnn "$G"
+    fi
+    step bench_opencl "$tlim" "$B/unet3d" bench --backend opencl "${quick[@]}"
+    step bench_cudnn "$tlim" "$B/unet3d" bench --backend cudnn "${quick[@]}"
+    step train_opencl 120 "$B/unet3d" bench --backend opencl --train "$train"
+    step train_cudnn 120 "$B/unet3d" bench --backend cudnn --train "$train"
+    if "$B/unet3d" tune --help >/dev/null 2>&1; then
+        step tune 120 "$B/unet3d" tune --quick
+        step bench_tuned "$tlim" "$B/unet3d" bench --backend opencl "${quick[@]}"
+    else
+        say ""
+        say "=== tune: this unet3d has no tune command yet (issue #16): skipped"
+    fi
+    say ""
+    say "gpu_check: done in $SECONDS s"
+}
+
+case ${1:---dry-run} in
+--prepare)
+    prepare
+    ;;
+--dry-run)
+    MODE=dry
+    prepare || { echo "gpu_check: the build failed"; exit 1; }
+    REPORT=$PACK/report.txt
+    : >"$REPORT"
+    echo "gpu_check: dry run on this machine (what --run does on the GPU" \
+         "machine, with small sizes)"
+    setup_env
+    run_checks
+    echo "gpu_check: report in gpu-pack/report.txt"
+    ;;
+--run)
+    MODE=run
+    [ -x "$PACK/bin/unet3d" ] || {
+        echo "gpu_check: gpu-pack/ is missing: run tools/gpu_check.sh" \
+             "--prepare here and carry gpu-pack"
+        exit 1
+    }
+    REPORT=${OUT:-$PACK}/gpu_check.txt
+    : >"$REPORT"
+    setup_env
+    run_checks
+    ;;
+*)
+    sed -n '2,20p' "$0"
+    exit 2
+    ;;
+esac

@@ -372,6 +372,31 @@ static void huge_sizes_refused(void **state)
     assert_non_null(strstr(err.msg, "beyond"));
 }
 
+/* #14 item 9: a FIFO as an input file is refused at once (opening it for
+ * reading used to wait for a writer forever). */
+static void fifo_inputs_refused(void **state)
+{
+    (void)state;
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/in.fifo", odir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    alarm(20); /* a hang fails the test instead of stalling the suite */
+    u3d_error err = {0};
+    u3d_labels l;
+    assert_int_not_equal(u3d_tiff_read_labels(fifo, &l, &err), U3D_OK);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    u3d_volume v;
+    u3d_tiff_stream *ts;
+    assert_int_not_equal(u3d_tiff_stream_open(fifo, &ts, &v, &err), U3D_OK);
+    u3d_ckpt c;
+    assert_int_not_equal(u3d_ckpt_read(fifo, &c, &err), U3D_OK);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    u3d_npy n;
+    assert_int_not_equal(u3d_npy_load(fifo, &n, &err), U3D_OK);
+    alarm(0);
+    unlink(fifo);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -404,6 +429,7 @@ int main(void)
         cmocka_unit_test(stale_temporaries_swept),
         cmocka_unit_test(signals_remove_temporaries),
         cmocka_unit_test(huge_sizes_refused),
+        cmocka_unit_test(fifo_inputs_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

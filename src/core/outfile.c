@@ -58,6 +58,42 @@ void u3d_outfile_cleanup_on_signals(void)
     }
 }
 
+/* ---- inputs ---- */
+
+int u3d_infile_open(const char *path, u3d_error *err)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        u3d_seterr(err, U3D_ERR_IO, "%s: cannot open: %s", path,
+                   strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        u3d_seterr(err, U3D_ERR_IO, "%s: not a regular file", path);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+FILE *u3d_infile_fopen(const char *path, u3d_error *err)
+{
+    int fd = u3d_infile_open(path, err);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        u3d_seterr(err, U3D_ERR_IO, "%s: cannot open: %s", path,
+                   strerror(errno));
+    }
+    return f;
+}
+
 /* ---- targets ---- */
 
 u3d_status u3d_outfile_check_target(const char *path, u3d_error *err)

@@ -35,6 +35,13 @@ u3d_status u3d_outfile_commit(u3d_outfile *o, u3d_error *err);
 /* Closes and removes the temporary file; the target is untouched. */
 void u3d_outfile_abort(u3d_outfile *o);
 
+/* Inputs: opens path for reading only when it is a regular file, without
+ * blocking on a FIFO (whose open waits for a writer forever) or reading a
+ * device; returns a descriptor or -1 with err set. */
+int u3d_infile_open(const char *path, u3d_error *err);
+/* The same as a stdio stream, or NULL with err set. */
+FILE *u3d_infile_fopen(const char *path, u3d_error *err);
+
 /* Refuses a target that exists and is not a regular file. */
 u3d_status u3d_outfile_check_target(const char *path, u3d_error *err);
 /* Removes path's temporary files left by processes that no longer run. */

@@ -51,17 +51,10 @@ static void png_warn(png_structp png, png_const_charp msg)
  * end) and checks the PNG signature. */
 static u3d_status png_open(png_reader *r, u3d_error *err)
 {
-    struct stat sb;
     unsigned char sig[8];
-    if (stat(r->path, &sb))
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot read: %m", r->path);
-    if (!S_ISREG(sb.st_mode))
-        return u3d_seterr(err, U3D_ERR_IO,
-                          "%s: not a regular file (annotation slices must be "
-                          "PNG files)", r->path);
-    r->f = fopen(r->path, "rb");
+    r->f = u3d_infile_fopen(r->path, err);
     if (!r->f)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot read: %m", r->path);
+        return U3D_ERR_IO;
     if (fread(sig, 1, 8, r->f) != 8 || png_sig_cmp(sig, 0, 8))
         return u3d_seterr(err, U3D_ERR_FORMAT, "%s: not a PNG file", r->path);
     /* the size from the IHDR chunk that must come first, before libpng

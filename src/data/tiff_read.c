@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/outfile.h"
 #include "data/tiff_io.h"
 #include "unet3d/volume.h"
 
@@ -706,13 +707,11 @@ static u3d_status open_file(const char *path, u3d_tsrc *src, u3d_error *err)
 {
     struct stat sb;
     memset(src, 0, sizeof *src);
-    src->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (src->fd < 0)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot open: %s", path,
-                          strerror(errno));
-    if (fstat(src->fd, &sb) || !S_ISREG(sb.st_mode)) {
-        close(src->fd);
-        return u3d_seterr(err, U3D_ERR_IO, "%s: not a regular file", path);
+    src->fd = u3d_infile_open(path, err);
+    if (src->fd < 0 || fstat(src->fd, &sb)) {
+        if (src->fd >= 0)
+            close(src->fd);
+        return U3D_ERR_IO;
     }
     src->size = (uint64_t)sb.st_size;
     return U3D_OK;

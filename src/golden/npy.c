@@ -44,9 +44,9 @@ static u3d_status bad(u3d_error *err, const char *path, const char *what)
 u3d_status u3d_npy_load(const char *path, u3d_npy *out, u3d_error *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
+    FILE *f = u3d_infile_fopen(path, err);
     if (!f)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot open: %m", path);
+        return U3D_ERR_IO;
     unsigned char pre[10];
     char *hdr = NULL;
     u3d_status st = U3D_OK;

@@ -274,9 +274,9 @@ u3d_status u3d_ckpt_read_some(const char *path,
                               void *user, u3d_ckpt *c, u3d_error *err)
 {
     u3d_ckpt_init(c);
-    FILE *f = fopen(path, "rb");
+    FILE *f = u3d_infile_fopen(path, err);
     if (!f)
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot open: %m", path);
+        return U3D_ERR_IO;
     u3d_status st = U3D_OK;
     rd r = {f, 0, 0, 1, 0};
     off_t end = -1;

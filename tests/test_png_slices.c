@@ -29,6 +29,7 @@ typedef struct png_spec {
     int npalette;
     const png_byte *trns;      /* palette alpha */
     int ntrns;
+    int trns_gray;             /* > 0: this gray value is transparent */
 } png_spec;
 
 /* Writes a PNG whose samples come from sample(x, y, channel). */
@@ -53,6 +54,11 @@ static void write_png(const char *path, const png_spec *p,
         png_set_PLTE(png, info, p->palette, p->npalette);
     if (p->trns)
         png_set_tRNS(png, info, p->trns, p->ntrns, NULL);
+    if (p->trns_gray > 0) {
+        png_color_16 tc = {0};
+        tc.gray = (png_uint_16)p->trns_gray;
+        png_set_tRNS(png, info, NULL, 0, &tc);
+    }
     png_write_info(png, info);
     int ch = p->color_type == PNG_COLOR_TYPE_GRAY         ? 1
              : p->color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
@@ -210,6 +216,28 @@ static void transparent_is_unannotated(void **state)
         for (int x = 0; x < S; x++)
             assert_int_equal(l.data[(S + y) * S + x],
                              x < 4 ? 255 : (unsigned)(y % 2 + 1));
+    u3d_labels_free(&l);
+}
+
+/* A gray image whose tRNS chunk makes the value 2 transparent. */
+static void gray_trns_is_unannotated(void **state)
+{
+    (void)state;
+    const char *d = case_dir("gtrns");
+    char p[512];
+    snprintf(p, sizeof p, "%s/z0002.png", d);
+    png_spec s = {.color_type = PNG_COLOR_TYPE_GRAY, .depth = 8, .w = S,
+                  .h = S, .trns_gray = 2};
+    write_png(p, &s, pal);
+    u3d_labels l;
+    u3d_error err = {0};
+    t_ok(read_dir(d, &l, &err), &err, "gray tRNS");
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            unsigned want = pal(x, y, 0);
+            assert_int_equal(l.data[(2 * S + y) * S + x],
+                             want == 2 ? 255 : want);
+        }
     u3d_labels_free(&l);
 }
 
@@ -379,6 +407,7 @@ int main(void)
         cmocka_unit_test(gamma_chunk_changes_nothing),
         cmocka_unit_test(palette_indexes_are_labels),
         cmocka_unit_test(transparent_is_unannotated),
+        cmocka_unit_test(gray_trns_is_unannotated),
         cmocka_unit_test(rgb_only_when_gray),
         cmocka_unit_test(huge_header_refused_before_decoding),
         cmocka_unit_test(truncated_png_refused),

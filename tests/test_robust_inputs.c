@@ -165,6 +165,12 @@ static void model_metadata_edits_refused(void **state)
     /* another network than the stored one */
     expect_model_refused("levels", "1", "is not part of the network");
     expect_model_refused("batchnorm", "none", "is not part of the network");
+    /* numbers that would give silently wrong results */
+    expect_model_refused("normalization", "percentile nan 99.8",
+                         "normalization percentiles");
+    expect_model_refused("class_weights", "1,-3", "class_weights");
+    expect_model_refused("levels", "4294967298", "not a number in range");
+    expect_model_refused("ignore_label", "70000", "ignore_label");
     /* a few bytes describing gigabytes: refused before allocating */
     expect_model_refused("base_channels", "4096", "holds only");
 }

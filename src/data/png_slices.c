@@ -19,7 +19,8 @@
  * as 0/1/2/100 reads back as 0/1/2/100. Accepted:
  *  - gray, 1 to 16 bits: the stored values;
  *  - palette (indexed) images: the indexes, which painting tools store as
- *    labels; an index whose tRNS alpha is 0 is unannotated;
+ *    labels; an index whose tRNS alpha is 0 is unannotated (and so is the
+ *    one gray value or colour a tRNS chunk marks transparent);
  *  - gray+alpha: alpha 0 is unannotated, any other alpha takes the gray;
  *  - RGB(A) only where R = G = B on every pixel (with the same alpha rule);
  *    anything else is refused, naming the first pixel that is a colour. */
@@ -109,9 +110,11 @@ static u3d_status png_decode(png_reader *r, int w, int h, uint16_t *out,
     int depth = png_get_bit_depth(png, info);
     unsigned char *trns = NULL;
     int ntrns = 0;
-    if (type == PNG_COLOR_TYPE_PALETTE &&
-        png_get_valid(png, info, PNG_INFO_tRNS))
-        png_get_tRNS(png, info, &trns, &ntrns, NULL);
+    png_color_16p tc = NULL; /* gray or RGB: the one transparent value */
+    if (png_get_valid(png, info, PNG_INFO_tRNS))
+        png_get_tRNS(png, info, &trns, &ntrns, &tc);
+    if (type != PNG_COLOR_TYPE_GRAY && type != PNG_COLOR_TYPE_RGB)
+        tc = NULL;
     if (depth < 8)
         png_set_packing(png); /* one value per byte, not scaled */
     if (depth == 16)
@@ -146,6 +149,9 @@ static u3d_status png_decode(png_reader *r, int w, int h, uint16_t *out,
             }
             int v = pixel_label(px, c, type & PNG_COLOR_MASK_ALPHA,
                                 type == PNG_COLOR_TYPE_PALETTE, trns, ntrns);
+            if (tc && px[0] == (c == 1 ? tc->gray : tc->red) &&
+                (c == 1 || (px[1] == tc->green && px[2] == tc->blue)))
+                v = PNG_UNLABELED; /* the tRNS colour: transparent */
             if (v < 0) {
                 st = u3d_seterr(err, U3D_ERR_FORMAT,
                                 "%s: pixel (x %d, y %d) is a colour (R, G, B "

@@ -1,6 +1,8 @@
 /* Model files: a .u3d checkpoint with the architecture and training state
  * in its metadata and every parameter/statistic as a tensor. */
 #include <math.h>
+#include <limits.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,11 +224,13 @@ static u3d_status meta_int(const u3d_ckpt *c, const char *path,
     if (!u3d_ckpt_meta_get(c, key, buf, sizeof buf))
         return u3d_seterr(err, U3D_ERR_FORMAT,
                           "%s: model metadata lacks '%s'", path, key);
+    errno = 0;
     *out = strtol(buf, &end, 10);
-    if (end == buf)
+    /* whole numbers within int (the fields are ints but iteration) */
+    if (end == buf || *end || errno || *out < INT_MIN || *out > INT_MAX)
         return u3d_seterr(err, U3D_ERR_FORMAT,
-                          "%s: model metadata '%s' is not a number: %s", path,
-                          key, buf);
+                          "%s: model metadata '%s' is not a number in range: "
+                          "%s", path, key, buf);
     return U3D_OK;
 }
 
@@ -235,6 +239,49 @@ static float meta_float(const u3d_ckpt *c, const char *key, float dflt)
     char buf[64];
     return u3d_ckpt_meta_get(c, key, buf, sizeof buf) ? strtof(buf, NULL)
                                                       : dflt;
+}
+
+/* The values parse_meta read must be ones training can have written: an
+ * edited or damaged number (NaN percentiles, a negative class weight)
+ * would otherwise give silently wrong labels. */
+static int finite_in(double v, double lo, double hi)
+{
+    return isfinite(v) && v >= lo && v <= hi;
+}
+
+static u3d_status check_meta(const u3d_model_meta *m, const char *path,
+                             u3d_error *err)
+{
+    const char *bad = NULL;
+    const u3d_net_config *n = &m->net;
+    if (!finite_in(n->bn_eps, 1e-12, 1) || !finite_in(n->bn_momentum, 0, 1))
+        bad = "batch-norm eps or momentum";
+    else if (m->norm_mode == U3D_NORM_PERCENTILE &&
+             !(finite_in(m->norm_plo, 0, 100) &&
+               finite_in(m->norm_phi, 0, 100) && m->norm_plo < m->norm_phi))
+        bad = "normalization percentiles";
+    else if (m->ignore_label < 0 || m->ignore_label > 65535)
+        bad = "ignore_label";
+    else if (m->iteration < 0 || m->iterations < 0 ||
+             !finite_in(m->minutes, 0, 1e9) ||
+             !finite_in(m->elapsed_s, 0, 1e12))
+        bad = "iteration count or time budget";
+    else if (m->batch < 1 || m->batch > 4096)
+        bad = "batch";
+    else if (!finite_in(m->lr, 0, 1e6) || !finite_in(m->momentum, 0, 1) ||
+             !finite_in(m->weight_decay, 0, 1e6))
+        bad = "optimizer settings";
+    for (int a = 0; a < 3 && !bad; a++)
+        if (m->patch[a] < 0 || m->patch[a] > U3D_NET_MAX_INPUT)
+            bad = "patch";
+    for (int k = 0; k < n->classes && !bad; k++)
+        if (!finite_in(m->class_weights[k], 0, 1e9))
+            bad = "class_weights";
+    if (bad)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s: the model's %s are out of range (edited or "
+                          "damaged metadata)", path, bad);
+    return U3D_OK;
 }
 
 static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
@@ -316,7 +363,7 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
                               "%s: unreadable augmentation parameters", path);
         m->aug_custom = 1;
     }
-    return U3D_OK;
+    return check_meta(m, path, err);
 }
 
 /* Checks that tensor name is present (or not required), of the shape

@@ -20,8 +20,11 @@ static void list_names(FILE *f)
 typedef struct train_opts {
     int augment;        /* the augmentation benchmark */
     const char *preset; /* NULL: the kernel benchmarks */
+    int infer;          /* preset: one inference tile, not a training
+                           iteration */
     int in[3];          /* D,H,W; 0: the preset's default */
     int iters;
+    const char *infer_preset;
 } train_opts;
 
 static const char ABOUT[] =
@@ -54,6 +57,9 @@ static int parse(int argc, char **argv, u3d_backend_config *cfg,
         {"-v", U3D_OPT_FLAG, &o->verbose, 0, 0, NULL, .help = NULL},
         {"--train", U3D_OPT_STRING, &t->preset, 0, 0, "PRESET",
          .help = "one training iteration of a preset network"},
+        {"--infer", U3D_OPT_STRING, &t->infer_preset, 0, 0, "PRESET",
+         .help = "one inference tile of a preset network, as\n"
+                 "predict runs it: seconds per tile, GFLOP/s"},
         {"--input", U3D_OPT_SIZE3, t->in, 1, 4096, "DxHxW",
          .help = "its input (default: paper 116x132x132,\n"
                  "others 96x96x96)"},
@@ -88,7 +94,7 @@ int u3d_cmd_bench(int argc, char **argv)
     u3d_backend_config cfg = {0};
     u3d_bench_opts o = {0};
     int json = 0;
-    train_opts t = {0, NULL, {0, 0, 0}, 2};
+    train_opts t = {0, NULL, 0, {0, 0, 0}, 2, NULL};
     int rc = parse(argc, argv, &cfg, &o, &json, &t);
     if (rc >= 0)
         return rc;
@@ -109,15 +115,25 @@ int u3d_cmd_bench(int argc, char **argv)
         u3d_backend_destroy(be);
         return rc;
     }
+    if (t.infer_preset) {
+        if (t.preset) {
+            fprintf(stderr, "unet3d bench: --train and --infer are two runs: "
+                            "give one\n");
+            u3d_backend_destroy(be);
+            return 1;
+        }
+        t.preset = t.infer_preset;
+        t.infer = 1;
+    }
     if (t.preset) {
         if (!t.in[0]) {
             int paper = !strcmp(t.preset, "paper");
             t.in[0] = paper ? 116 : 96;
             t.in[1] = t.in[2] = paper ? 132 : 96;
         }
-        int whd[3] = {t.in[2], t.in[1], t.in[0]}; /* the bench's order */
         rc = 0;
-        if (u3d_bench_train(be, t.preset, whd, t.iters, json, stdout, NULL, &e)) {
+        if ((t.infer ? u3d_bench_infer : u3d_bench_train)(
+                be, t.preset, t.in, t.iters, json, stdout, NULL, &e)) {
             fprintf(stderr, "unet3d bench: %s\n", e.msg);
             rc = 1;
         }

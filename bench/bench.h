@@ -106,12 +106,18 @@ void u3d_bench_fill_ratios(u3d_bench_report *r);
 extern const char *const u3d_bench_sgemm_names[];
 int u3d_bench_op_names(const char **names, int max);
 
-/* One training iteration of a preset network at input in_whd (W,H,D):
- * best time over iters runs after a warm-up, voxels/s, and the share of
- * device time per layer type (OpenCL: from a profiled extra iteration). */
+/* One training iteration of a preset network at input in (D,H,W): best
+ * time over iters runs after a warm-up, voxels/s, and the share of device
+ * time per layer type (OpenCL: from a profiled extra iteration). */
 u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
-                           const int in_whd[3], int iters, int json,
-                           FILE *out, double *best_s, u3d_error *err);
+                           const int in[3], int iters, int json, FILE *out,
+                           double *best_s, u3d_error *err);
+/* One inference tile of a preset network at input in (D,H,W), as predict
+ * runs it (running batch-norm statistics, the inference plan), warm: best
+ * time over iters runs, and GFLOP/s of its convolutions. */
+u3d_status u3d_bench_infer(u3d_backend *be, const char *preset,
+                           const int in[3], int iters, int json, FILE *out,
+                           double *best_s, u3d_error *err);
 
 /* Augmentation of one paper-sized 3-channel patch with labels: device
  * time, the plain-C host implementation's time, and (with_train) its share

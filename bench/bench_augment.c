@@ -77,9 +77,9 @@ u3d_status u3d_bench_augment(u3d_backend *be, int quick, int with_train,
     if (!st && with_train) {
         /* a paper-net iteration, timed the way bench --train does */
         FILE *null = fopen("/dev/null", "w");
-        int in_whd[3] = {P[2], P[1], P[0]};
+        int in_dhw[3] = {P[0], P[1], P[2]};
         int tiny[3] = {44, 44, 44};
-        st = u3d_bench_train(be, quick ? "tiny" : "paper", quick ? tiny : in_whd,
+        st = u3d_bench_train(be, quick ? "tiny" : "paper", quick ? tiny : in_dhw,
                              1, 0, null ? null : stderr, &iter, err);
         if (null)
             fclose(null);

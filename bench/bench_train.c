@@ -53,12 +53,12 @@ static u3d_status one_iteration(u3d_net *net, const u3d_tensor *x,
 }
 
 u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
-                           const int in_whd[3], int iters, int json,
-                           FILE *out, double *best_s, u3d_error *err)
+                           const int in[3], int iters, int json, FILE *out,
+                           double *best_s, u3d_error *err)
 {
     u3d_net_config cfg;
     U3D_TRY(u3d_net_preset(preset, &cfg, err));
-    int in[3] = {in_whd[2], in_whd[1], in_whd[0]}, o[3];
+    int o[3];
     U3D_TRY(u3d_net_output_size(&cfg, in, o, err));
     u3d_net *net = NULL;
     u3d_tensor x = {0}, lab = {0}, cw = {0}, dl = {0};
@@ -136,10 +136,10 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
         char cs[200];
         u3d_net_config_str(&cfg, cs, sizeof cs);
         if (json) {
-            fprintf(out, "{\"device\": \"%s\", \"preset\": \"%s\", \"input_whd\": [%d, %d, %d], "
-                         "\"output_whd\": [%d, %d, %d], \"seconds_per_iteration\": %.4f, "
+            fprintf(out, "{\"device\": \"%s\", \"preset\": \"%s\", \"input_dhw\": [%d, %d, %d], "
+                         "\"output_dhw\": [%d, %d, %d], \"seconds_per_iteration\": %.4f, "
                          "\"input_voxels_per_s\": %.1f, \"output_voxels_per_s\": %.1f, \"share\": {",
-                    u3d_backend_device(be), preset, in[2], in[1], in[0], o[2], o[1], o[0], best,
+                    u3d_backend_device(be), preset, in[0], in[1], in[2], o[0], o[1], o[2], best,
                     vin / best, vout / best);
             for (int k = 0; k < nsh; k++)
                 fprintf(out, "%s\"%s\": %.4f", k ? ", " : "", sh[k].type,
@@ -148,8 +148,8 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
         } else {
             fprintf(out, "training iteration, %s preset (%s)\n", preset, cs);
             fprintf(out, "device: %s\n", u3d_backend_device(be));
-            fprintf(out, "input %dx%dx%d -> output %dx%dx%d (WxHxD), batch 1\n",
-                    in[2], in[1], in[0], o[2], o[1], o[0]);
+            fprintf(out, "input %dx%dx%d -> output %dx%dx%d (DxHxW), batch 1\n",
+                    in[0], in[1], in[2], o[0], o[1], o[2]);
             fprintf(out, "time per iteration: %.3f s (best of %d)\n", best, iters);
             fprintf(out, "voxels/s: %.0f input, %.0f output\n", vin / best, vout / best);
             if (nsh) {

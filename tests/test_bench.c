@@ -253,6 +253,40 @@ static void bench_rejects_unknown_entry(void **state)
     free(r);
 }
 
+/* bench --infer: one warm tile, its time and the convolutions' GFLOP of
+ * the network (checked against the closed form), as JSON and text. */
+static void bench_infer_tile(void **state)
+{
+    t_env *e = *state;
+    int in[3] = {44, 44, 44};
+    u3d_error err = {0};
+    FILE *f = tmpfile();
+    double best = 0;
+    t_ok(u3d_bench_infer(e->cl, "tiny", in, 1, 1, f, &best, &err), &err,
+         "bench --infer tiny");
+    assert_true(best > 0 && isfinite(best));
+    long n = ftell(f);
+    char *js = calloc((size_t)n + 1, 1);
+    rewind(f);
+    assert_int_equal(fread(js, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    assert_true(json_valid(js));
+    assert_non_null(strstr(js, "\"seconds_per_tile\""));
+    assert_non_null(strstr(js, "\"input_dhw\": [44, 44, 44]"));
+    free(js);
+    /* the paper tile's forward: 533.5 GFLOP (issue #17's figure) */
+    u3d_net_config c;
+    t_ok(u3d_net_preset("paper", &c, &err), &err, "preset");
+    int tile[3] = {116, 132, 132};
+    double g = u3d_net_forward_flops(&c, tile) * 1e-9;
+    assert_true(g > 533.0 && g < 534.0);
+    /* a size the network cannot take has no figure */
+    u3d_net_config one;
+    t_ok(u3d_net_preset("tiny", &one, &err), &err, "preset");
+    int bad[3] = {3, 3, 3};
+    assert_true(u3d_net_forward_flops(&one, bad) == 0); /* too small */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +295,7 @@ int main(void)
         cmocka_unit_test(bench_quick_run),
         cmocka_unit_test(bench_only_on_ref),
         cmocka_unit_test(bench_rejects_unknown_entry),
+        cmocka_unit_test(bench_infer_tile),
     };
     return cmocka_run_group_tests(tests, t_setup, t_teardown);
 }

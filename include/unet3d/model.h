@@ -118,6 +118,11 @@ size_t u3d_net_backend_scratch(u3d_backend *be, const u3d_net_config *cfg,
  * from the whole-volume pass (see predict.h), rounded up to a multiple of
  * 2^(levels-1). 0 for an invalid configuration. */
 int u3d_net_context(const u3d_net_config *cfg);
+/* Floating-point operations of one forward pass of batch 1 with input in
+ * (D, H, W): 2 per multiply-add of the convolutions and up-convolutions
+ * (batch norm, ReLU and pooling, a fraction of a percent, not counted);
+ * 0 for an invalid configuration or size. */
+double u3d_net_forward_flops(const u3d_net_config *cfg, const int in[3]);
 
 /* ---- the network object ---- */
 

@@ -330,3 +330,26 @@ size_t u3d_net_backend_scratch(u3d_backend *be, const u3d_net_config *cfg,
     }
     return be->ops->conv3d_scratch_bytes(be, n, p, x, w);
 }
+
+double u3d_net_forward_flops(const u3d_net_config *cfg, const int in[3])
+{
+    if (u3d_net_config_check(cfg, NULL))
+        return 0;
+    net_geom g;
+    net_geometry(cfg, &g);
+    int size[3][NET_MAXLAYERS];
+    char why[8];
+    for (int a = 0; a < 3; a++)
+        if (!net_trace(&g, in[a], size[a], why, sizeof why))
+            return 0;
+    double flops = 0;
+    for (int i = 0; i < g.n; i++) {
+        const net_layer *y = &g.l[i];
+        double vox = (double)size[0][i] * size[1][i] * size[2][i];
+        if (y->op == NET_CONV) /* per output voxel: cin * k^3 MACs each */
+            flops += 2.0 * y->cin * y->cout * y->k * y->k * y->k * vox;
+        else if (y->op == NET_UP) /* per output voxel: cin MACs each */
+            flops += 2.0 * y->cin * y->cout * vox;
+    }
+    return flops;
+}

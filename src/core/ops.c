@@ -46,13 +46,21 @@ const char *u3d_op_name(u3d_op op)
     return (int)op >= 0 && op < U3D_OP_COUNT ? op_names[op] : NULL;
 }
 
+/* A float32 tensor of be with shape s; OPT: the same unless t is NULL. */
+static u3d_status arg(const char *op, const char *name, const u3d_tensor *t,
+                      u3d_backend *be, u3d_shape s, u3d_error *err)
+{
+    U3D_TRY(check_tensor(op, name, t, be, U3D_F32, err));
+    return want_shape(op, name, t, s, err);
+}
+
 #define F32(name, t) U3D_TRY(check_tensor(OP, name, t, be, U3D_F32, err))
-#define OPTF32(name, t)                                                        \
+#define ARG(name, t, s) U3D_TRY(arg(OP, name, t, be, s, err))
+#define OPT(name, t, s)                                                        \
     do {                                                                       \
         if (t)                                                                 \
-            F32(name, t);                                                      \
+            ARG(name, t, s);                                                   \
     } while (0)
-#define SHAPE(name, t, s) U3D_TRY(want_shape(OP, name, t, s, err))
 /* every backend's table is complete (generated from the op list) */
 #define DISPATCH(fn, ...) be->ops->fn(be, __VA_ARGS__)
 
@@ -103,13 +111,10 @@ u3d_status u3d_conv3d_forward(const u3d_conv3d_params *p, const u3d_tensor *x,
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("w", w);
-    OPTF32("b", b);
-    F32("y", y);
     u3d_shape ys;
     U3D_TRY(conv_out_shape(OP, p, x->shape, w->shape, &ys, err));
-    if (b)
-        SHAPE("b", b, chan_shape(w->shape.n));
-    SHAPE("y", y, ys);
+    OPT("b", b, chan_shape(w->shape.n));
+    ARG("y", y, ys);
     return DISPATCH(conv3d_forward, p, x, w, b, y, err);
 }
 
@@ -125,7 +130,7 @@ u3d_status u3d_conv3d_backward_data(const u3d_conv3d_params *p,
     F32("dx", dx);
     u3d_shape ys;
     U3D_TRY(conv_out_shape(OP, p, dx->shape, w->shape, &ys, err));
-    SHAPE("dy", dy, ys);
+    ARG("dy", dy, ys);
     return DISPATCH(conv3d_backward_data, p, dy, w, dx, err);
 }
 
@@ -138,14 +143,11 @@ u3d_status u3d_conv3d_backward_weight(const u3d_conv3d_params *p,
     U3D_TRY(conv_params(OP, p, err));
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
-    F32("dy", dy);
     F32("dw", dw);
-    OPTF32("db", db);
     u3d_shape ys;
     U3D_TRY(conv_out_shape(OP, p, x->shape, dw->shape, &ys, err));
-    SHAPE("dy", dy, ys);
-    if (db)
-        SHAPE("db", db, chan_shape(dw->shape.n));
+    ARG("dy", dy, ys);
+    OPT("db", db, chan_shape(dw->shape.n));
     return DISPATCH(conv3d_backward_weight, p, x, dy, dw, db, err);
 }
 
@@ -171,13 +173,10 @@ u3d_status u3d_upconv3d_forward(const u3d_tensor *x, const u3d_tensor *w,
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("w", w);
-    OPTF32("b", b);
-    F32("y", y);
     u3d_shape ys;
     U3D_TRY(upconv_check(OP, x->shape, w->shape, &ys, err));
-    if (b)
-        SHAPE("b", b, chan_shape(w->shape.c));
-    SHAPE("y", y, ys);
+    OPT("b", b, chan_shape(w->shape.c));
+    ARG("y", y, ys);
     return DISPATCH(upconv3d_forward, x, w, b, y, err);
 }
 
@@ -192,7 +191,7 @@ u3d_status u3d_upconv3d_backward_data(const u3d_tensor *dy,
     F32("dx", dx);
     u3d_shape ys;
     U3D_TRY(upconv_check(OP, dx->shape, w->shape, &ys, err));
-    SHAPE("dy", dy, ys);
+    ARG("dy", dy, ys);
     return DISPATCH(upconv3d_backward_data, dy, w, dx, err);
 }
 
@@ -203,14 +202,11 @@ u3d_status u3d_upconv3d_backward_weight(const u3d_tensor *x,
     const char *OP = "upconv3d backward-weight";
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
-    F32("dy", dy);
     F32("dw", dw);
-    OPTF32("db", db);
     u3d_shape ys;
     U3D_TRY(upconv_check(OP, x->shape, dw->shape, &ys, err));
-    SHAPE("dy", dy, ys);
-    if (db)
-        SHAPE("db", db, chan_shape(dw->shape.c));
+    ARG("dy", dy, ys);
+    OPT("db", db, chan_shape(dw->shape.c));
     return DISPATCH(upconv3d_backward_weight, x, dy, dw, db, err);
 }
 
@@ -232,10 +228,9 @@ u3d_status u3d_maxpool3d_forward(const u3d_tensor *x, u3d_tensor *y,
     const char *OP = "maxpool3d forward";
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
-    F32("y", y);
     u3d_shape ys;
     U3D_TRY(pool_shape(OP, x->shape, &ys, err));
-    SHAPE("y", y, ys);
+    ARG("y", y, ys);
     return DISPATCH(maxpool3d_forward, x, y, err);
 }
 
@@ -245,12 +240,10 @@ u3d_status u3d_maxpool3d_backward(const u3d_tensor *x, const u3d_tensor *dy,
     const char *OP = "maxpool3d backward";
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
-    F32("dy", dy);
-    F32("dx", dx);
     u3d_shape ys;
     U3D_TRY(pool_shape(OP, x->shape, &ys, err));
-    SHAPE("dy", dy, ys);
-    SHAPE("dx", dx, x->shape);
+    ARG("dy", dy, ys);
+    ARG("dx", dx, x->shape);
     return DISPATCH(maxpool3d_backward, x, dy, dx, err);
 }
 
@@ -259,8 +252,7 @@ u3d_status u3d_relu_forward(const u3d_tensor *x, u3d_tensor *y, u3d_error *err)
     const char *OP = "relu forward";
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
-    F32("y", y);
-    SHAPE("y", y, x->shape);
+    ARG("y", y, x->shape);
     return DISPATCH(relu_forward, x, y, err);
 }
 
@@ -270,10 +262,8 @@ u3d_status u3d_relu_backward(const u3d_tensor *y, const u3d_tensor *dy,
     const char *OP = "relu backward";
     U3D_TRY(check_tensor(OP, "y", y, NULL, U3D_F32, err));
     u3d_backend *be = y->be;
-    F32("dy", dy);
-    F32("dx", dx);
-    SHAPE("dy", dy, y->shape);
-    SHAPE("dx", dx, y->shape);
+    ARG("dy", dy, y->shape);
+    ARG("dx", dx, y->shape);
     return DISPATCH(relu_backward, y, dy, dx, err);
 }
 
@@ -297,27 +287,16 @@ u3d_status u3d_batchnorm3d_forward_train(
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     u3d_shape cs = chan_shape(x->shape.c);
-    OPTF32("gamma", gamma);
-    OPTF32("beta", beta);
-    OPTF32("running_mean", running_mean);
-    OPTF32("running_var", running_var);
-    F32("y", y);
-    F32("save_mean", save_mean);
-    F32("save_invstd", save_invstd);
-    if (gamma)
-        SHAPE("gamma", gamma, cs);
-    if (beta)
-        SHAPE("beta", beta, cs);
+    OPT("gamma", gamma, cs);
+    OPT("beta", beta, cs);
     if ((running_mean == NULL) != (running_var == NULL))
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "%s: give both running statistics or neither", OP);
-    if (running_mean) {
-        SHAPE("running_mean", running_mean, cs);
-        SHAPE("running_var", running_var, cs);
-    }
-    SHAPE("y", y, x->shape);
-    SHAPE("save_mean", save_mean, cs);
-    SHAPE("save_invstd", save_invstd, cs);
+    OPT("running_mean", running_mean, cs);
+    OPT("running_var", running_var, cs);
+    ARG("y", y, x->shape);
+    ARG("save_mean", save_mean, cs);
+    ARG("save_invstd", save_invstd, cs);
     return DISPATCH(batchnorm3d_forward_train, p, x, gamma, beta, running_mean,
                     running_var, y, save_mean, save_invstd, err);
 }
@@ -332,18 +311,11 @@ u3d_status u3d_batchnorm3d_forward_infer(
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     u3d_shape cs = chan_shape(x->shape.c);
-    OPTF32("gamma", gamma);
-    OPTF32("beta", beta);
-    F32("running_mean", running_mean);
-    F32("running_var", running_var);
-    F32("y", y);
-    if (gamma)
-        SHAPE("gamma", gamma, cs);
-    if (beta)
-        SHAPE("beta", beta, cs);
-    SHAPE("running_mean", running_mean, cs);
-    SHAPE("running_var", running_var, cs);
-    SHAPE("y", y, x->shape);
+    OPT("gamma", gamma, cs);
+    OPT("beta", beta, cs);
+    ARG("running_mean", running_mean, cs);
+    ARG("running_var", running_var, cs);
+    ARG("y", y, x->shape);
     return DISPATCH(batchnorm3d_forward_infer, p, x, gamma, beta, running_mean,
                     running_var, y, err);
 }
@@ -357,23 +329,13 @@ u3d_status u3d_batchnorm3d_backward(
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     u3d_shape cs = chan_shape(x->shape.c);
-    F32("dy", dy);
-    OPTF32("gamma", gamma);
-    F32("save_mean", save_mean);
-    F32("save_invstd", save_invstd);
-    F32("dx", dx);
-    OPTF32("dgamma", dgamma);
-    OPTF32("dbeta", dbeta);
-    SHAPE("dy", dy, x->shape);
-    SHAPE("dx", dx, x->shape);
-    if (gamma)
-        SHAPE("gamma", gamma, cs);
-    SHAPE("save_mean", save_mean, cs);
-    SHAPE("save_invstd", save_invstd, cs);
-    if (dgamma)
-        SHAPE("dgamma", dgamma, cs);
-    if (dbeta)
-        SHAPE("dbeta", dbeta, cs);
+    ARG("dy", dy, x->shape);
+    OPT("gamma", gamma, cs);
+    ARG("save_mean", save_mean, cs);
+    ARG("save_invstd", save_invstd, cs);
+    ARG("dx", dx, x->shape);
+    OPT("dgamma", dgamma, cs);
+    OPT("dbeta", dbeta, cs);
     return DISPATCH(batchnorm3d_backward, x, dy, gamma, save_mean, save_invstd,
                     dx, dgamma, dbeta, err);
 }
@@ -389,6 +351,13 @@ static u3d_status crop_check(const char *OP, u3d_shape skip, u3d_shape up,
     return U3D_OK;
 }
 
+/* The concat's shape: up's, with both channel counts. */
+static u3d_shape cat_shape(u3d_shape skip, u3d_shape up)
+{
+    up.c += skip.c;
+    return up;
+}
+
 u3d_status u3d_crop_concat_forward(const u3d_tensor *skip,
                                    const u3d_tensor *up, u3d_tensor *y,
                                    u3d_error *err)
@@ -397,11 +366,8 @@ u3d_status u3d_crop_concat_forward(const u3d_tensor *skip,
     U3D_TRY(check_tensor(OP, "skip", skip, NULL, U3D_F32, err));
     u3d_backend *be = skip->be;
     F32("up", up);
-    F32("y", y);
     U3D_TRY(crop_check(OP, skip->shape, up->shape, err));
-    u3d_shape ys = up->shape;
-    ys.c = skip->shape.c + up->shape.c;
-    SHAPE("y", y, ys);
+    ARG("y", y, cat_shape(skip->shape, up->shape));
     return DISPATCH(crop_concat_forward, skip, up, y, err);
 }
 
@@ -415,9 +381,7 @@ u3d_status u3d_crop_concat_backward(const u3d_tensor *dy, u3d_tensor *dskip,
     F32("dskip", dskip);
     F32("dup", dup);
     U3D_TRY(crop_check(OP, dskip->shape, dup->shape, err));
-    u3d_shape ys = dup->shape;
-    ys.c = dskip->shape.c + dup->shape.c;
-    SHAPE("dy", dy, ys);
+    ARG("dy", dy, cat_shape(dskip->shape, dup->shape));
     return DISPATCH(crop_concat_backward, dy, dskip, dup, accumulate_skip, err);
 }
 
@@ -430,20 +394,15 @@ u3d_status u3d_softmax_ce(const u3d_tensor *logits, const u3d_tensor *labels,
     U3D_TRY(check_tensor(OP, "logits", logits, NULL, U3D_F32, err));
     u3d_backend *be = logits->be;
     U3D_TRY(check_tensor(OP, "labels", labels, be, U3D_I32, err));
-    F32("class_weights", class_weights);
-    OPTF32("probs", probs);
-    OPTF32("dlogits", dlogits);
     if (!loss)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "%s: loss pointer is NULL",
                           OP);
     u3d_shape ls = logits->shape;
     ls.c = 1;
-    SHAPE("labels", labels, ls);
-    SHAPE("class_weights", class_weights, chan_shape(logits->shape.c));
-    if (probs)
-        SHAPE("probs", probs, logits->shape);
-    if (dlogits)
-        SHAPE("dlogits", dlogits, logits->shape);
+    U3D_TRY(want_shape(OP, "labels", labels, ls, err));
+    ARG("class_weights", class_weights, chan_shape(logits->shape.c));
+    OPT("probs", probs, logits->shape);
+    OPT("dlogits", dlogits, logits->shape);
     return DISPATCH(softmax_ce, logits, labels, class_weights, ignore_label,
                     probs, dlogits, loss, weight_sum, err);
 }
@@ -455,14 +414,12 @@ u3d_status u3d_sgd_step(const u3d_sgd_params *p, u3d_tensor *param,
     const char *OP = "sgd step";
     U3D_TRY(check_tensor(OP, "param", param, NULL, U3D_F32, err));
     u3d_backend *be = param->be;
-    F32("grad", grad);
-    F32("momentum buffer", buf);
     if (!p || !(p->lr >= 0.0f) || !(p->momentum >= 0.0f) ||
         !(p->weight_decay >= 0.0f))
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "%s: lr, momentum and weight decay must be >= 0", OP);
-    SHAPE("grad", grad, param->shape);
-    SHAPE("momentum buffer", buf, param->shape);
+    ARG("grad", grad, param->shape);
+    ARG("momentum buffer", buf, param->shape);
     return DISPATCH(sgd_step, p, param, grad, buf, err);
 }
 

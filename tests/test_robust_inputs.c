@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "core/outfile.h"
+#include "core/files.h"
 #include "golden/npy.h"
 #include "test_util.h"
 

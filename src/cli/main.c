@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
-#include "core/outfile.h"
+#include "core/files.h"
 #include "cli/options.h"
 #include "golden/golden.h"
 

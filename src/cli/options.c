@@ -1,8 +1,6 @@
 /* The option parser and --help of every unet3d command (options.h). */
-#define _XOPEN_SOURCE 700 /* realpath */
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli/options.h"
+#include "core/files.h"
 
 int u3d_opts_fail(const u3d_cmd_spec *c, const char *fmt, ...)
 {
@@ -288,41 +287,6 @@ static int named_files(const u3d_cmd_spec *c, named_file *f, int cap)
     return n;
 }
 
-/* The folder of path and its last component. */
-static void split_path(const char *path, char *dir, size_t n,
-                       const char **base)
-{
-    const char *slash = strrchr(path, '/');
-    *base = slash ? slash + 1 : path;
-    if (!slash)
-        snprintf(dir, n, ".");
-    else if (slash == path)
-        snprintf(dir, n, "/");
-    else
-        snprintf(dir, n, "%.*s", (int)(slash - path), path);
-}
-
-/* 1 when a and b name the same file: the same inode when both exist,
- * else the same name in the same (resolved) folder. */
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
-    if (ea && eb)
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    if (ea != eb)
-        return 0;
-    char da[4096], db[4096], ra[PATH_MAX], rb[PATH_MAX];
-    const char *ba, *bb;
-    split_path(a, da, sizeof da, &ba);
-    split_path(b, db, sizeof db, &bb);
-    if (strcmp(ba, bb))
-        return 0;
-    if (!realpath(da, ra) || !realpath(db, rb))
-        return !strcmp(da, db);
-    return !strcmp(ra, rb);
-}
-
 /* An output must be (or become) a regular file in a writable folder. */
 static int check_output(const u3d_cmd_spec *c, const named_file *f)
 {
@@ -335,7 +299,7 @@ static int check_output(const u3d_cmd_spec *c, const named_file *f)
         return u3d_opts_fail(c, "%s %s: exists and is not a regular file "
                                 "(a folder, device or FIFO); name a file",
                              f->opt, f->path);
-    split_path(f->path, dir, sizeof dir, &base);
+    base = f->path + u3d_path_split(f->path, dir, sizeof dir);
     if (!base[0])
         return u3d_opts_fail(c, "%s %s: names a folder; name a file", f->opt,
                              f->path);
@@ -357,7 +321,7 @@ static int check_files(const u3d_cmd_spec *c)
             return 1;
         for (int j = 0; j < n; j++)
             if (j != i && (j > i || !f[j].out) &&
-                same_file(f[i].path, f[j].path))
+                u3d_same_file(f[i].path, f[j].path))
                 return u3d_opts_fail(
                     c, "%s %s is the same file as %s %s: it would be %s; "
                        "choose another name",

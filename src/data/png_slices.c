@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "unet3d/volume.h"
-#include "core/outfile.h"
+#include "core/files.h"
 
 /* Label values are values, never colours: the reader applies no libpng
  * transformation that changes a stored value (no gamma from gAMA/sRGB, no

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "core/outfile.h"
+#include "core/files.h"
 #include "data/tiff_io.h"
 #include "unet3d/volume.h"
 

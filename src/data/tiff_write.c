@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "core/outfile.h"
+#include "core/files.h"
 #include "data/tiff_io.h"
 #include "unet3d/volume.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "golden/npy.h"
-#include "core/outfile.h"
+#include "core/files.h"
 
 void u3d_npy_free(u3d_npy *a)
 {

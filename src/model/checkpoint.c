@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "unet3d/checkpoint.h"
-#include "core/outfile.h"
+#include "core/files.h"
 
 static const char MAGIC[8] = {'U', '3', 'D', 'M', 'O', 'D', 'E', 'L'};
 static const char ENDMARK[8] = {'U', '3', 'D', '-', 'E', 'N', 'D', '!'};

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "unet3d/predict.h"
-#include "core/outfile.h"
+#include "core/files.h"
 
 #define GAP 4           /* pixels between panels and rows */
 #define MAX_ZOOM 8      /* small volumes are enlarged up to this factor */

@@ -8,7 +8,7 @@
 #include <time.h>
 #include "data/mirror.h"
 #include "unet3d/unet3d.h"
-#include "core/outfile.h"
+#include "core/files.h"
 
 static double now_s(void)
 {

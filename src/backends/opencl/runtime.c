@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "backends/opencl/runtime.h"
-#include "core/outfile.h"
+#include "core/files.h"
 #include "unet3d/cudnn.h"
 
 struct u3d_cl_program {

@@ -1,14 +1,15 @@
-/* Atomic output files: temporary file, rename, cleanup (outfile.h). */
-#define _POSIX_C_SOURCE 200809L
+/* The files unet3d reads and writes (files.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "core/outfile.h"
+#include "core/files.h"
 
 /* ---- the open temporary files, for the signal handler ---- */
 
@@ -107,8 +108,7 @@ u3d_status u3d_outfile_check_target(const char *path, u3d_error *err)
     return U3D_OK;
 }
 
-/* The folder of path ("." when none) and the offset of its last part. */
-static size_t split(const char *path, char *dir, size_t n)
+size_t u3d_path_split(const char *path, char *dir, size_t n)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
@@ -120,10 +120,28 @@ static size_t split(const char *path, char *dir, size_t n)
     return slash ? (size_t)(slash - path) + 1 : 0;
 }
 
+int u3d_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea != eb)
+        return 0;
+    char da[4096], db[4096], ra[PATH_MAX], rb[PATH_MAX];
+    const char *ba = a + u3d_path_split(a, da, sizeof da);
+    const char *bb = b + u3d_path_split(b, db, sizeof db);
+    if (strcmp(ba, bb))
+        return 0;
+    if (!realpath(da, ra) || !realpath(db, rb))
+        return !strcmp(da, db);
+    return !strcmp(ra, rb);
+}
+
 void u3d_outfile_sweep(const char *path)
 {
     char dir[4096], prefix[4200];
-    const char *base = path + split(path, dir, sizeof dir);
+    const char *base = path + u3d_path_split(path, dir, sizeof dir);
     int np = snprintf(prefix, sizeof prefix, "%s.tmp-", base);
     DIR *d = opendir(dir);
     if (!d || np <= 0 || (size_t)np >= sizeof prefix) {

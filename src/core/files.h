@@ -1,4 +1,6 @@
-/* Atomic output files (internal): every file unet3d writes goes to a
+/* The files unet3d reads and writes (internal).
+ *
+ * Atomic output files: every file unet3d writes goes to a
  * temporary file beside its target, "TARGET.tmp-PID-N", renamed over the
  * target when complete, so a failure, a signal or a kill never leaves a
  * half-written output nor destroys the previous one.
@@ -12,8 +14,8 @@
  *    SIGINT, SIGTERM and SIGHUP remove the open temporary files before the
  *    process dies. The list of open temporary files is the one piece of
  *    process-wide state: a signal handler has nothing else to reach. */
-#ifndef UNET3D_OUTFILE_H
-#define UNET3D_OUTFILE_H
+#ifndef UNET3D_FILES_H
+#define UNET3D_FILES_H
 #include <stdio.h>
 #include "unet3d/error.h"
 
@@ -41,6 +43,13 @@ void u3d_outfile_abort(u3d_outfile *o);
 int u3d_infile_open(const char *path, u3d_error *err);
 /* The same as a stdio stream, or NULL with err set. */
 FILE *u3d_infile_fopen(const char *path, u3d_error *err);
+
+/* The folder of path ("." when none, "/" for the root) into dir, and the
+ * offset of its last component in path. */
+size_t u3d_path_split(const char *path, char *dir, size_t n);
+/* 1 when a and b name the same file: the same inode when both exist, else
+ * the same last component in the same (resolved) folder. */
+int u3d_same_file(const char *a, const char *b);
 
 /* Refuses a target that exists and is not a regular file. */
 u3d_status u3d_outfile_check_target(const char *path, u3d_error *err);

@@ -180,6 +180,14 @@ u3d_status u3d_labels_sparsify(u3d_labels *l, const int k[3], int random,
                                uint64_t seed, uint16_t ignore_label,
                                size_t *kept, u3d_error *err);
 
+/* Thin boundaries from instance labels (one id per object, 0 background):
+ * 1 where a voxel and one of its 6 neighbours differ in id and one of them
+ * is an object — the walls between touching objects and around every
+ * object, 2 voxels wide (one on each side); 0 elsewhere. The development
+ * set's thin-structure volume is made this way from nuclei instances. */
+u3d_status u3d_labels_boundaries(const u3d_labels *instances,
+                                 u3d_labels *out, u3d_error *err);
+
 /* ---- Annotation slices as PNG ------------------------------------------
  * Files zNNNN.png (x-y plane z=NNNN, W x H pixels), yNNNN.png (x-z plane,
  * W x D) and xNNNN.png (y-z plane, H x D) in dir: label images, 255 =

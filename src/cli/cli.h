@@ -8,6 +8,8 @@ int u3d_cmd_bench(int argc, char **argv); /* bench/bench.c */
 int u3d_cmd_info(int argc, char **argv);  /* src/cli/cmd_info.c */
 int u3d_cmd_train(int argc, char **argv); /* src/cli/cmd_train.c */
 int u3d_cmd_sparsify(int argc, char **argv); /* src/cli/cmd_sparsify.c */
+int u3d_cmd_synth(int argc, char **argv);      /* src/cli/cmd_synth.c */
+int u3d_cmd_boundaries(int argc, char **argv); /* src/cli/cmd_synth.c */
 int u3d_cmd_augment(int argc, char **argv); /* src/cli/cmd_augment.c */
 
 int u3d_cmd_densify(int argc, char **argv); /* src/cli/cmd_densify.c */

@@ -29,6 +29,10 @@ static void usage(FILE *f)
             "                          train on one volume's annotations, segment it\n"
             "  augment --image I [--labels L] --out DIR [--samples N]\n"
             "                          write augmented samples and PNGs to look at\n"
+            "  synth --kind tubules|membranes --out I --labels L\n"
+            "                          a synthetic volume of the development set\n"
+            "  boundaries --instances I --out B.tif\n"
+            "                          thin walls between and around instances\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
             "  bench [--json]          kernel benchmarks on the device\n"
             "  version                 print the version\n\n"
@@ -121,6 +125,10 @@ int main(int argc, char **argv)
         return u3d_cmd_augment(argc - 1, argv + 1);
     if (!strcmp(cmd, "sparsify"))
         return u3d_cmd_sparsify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "synth"))
+        return u3d_cmd_synth(argc - 1, argv + 1);
+    if (!strcmp(cmd, "boundaries"))
+        return u3d_cmd_boundaries(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return u3d_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))

@@ -1,6 +1,6 @@
-/* Synthetic volumes like the paper's kidney tubules, for the demo and
- * tests: curved tubes of varying radius, anisotropic voxels, blur, noise
- * and uneven brightness. */
+/* Synthetic volumes (synth.h): the paper's kidney tubules and
+ * membrane-stained cells, with a microscope's blur, noise and uneven
+ * brightness. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +96,36 @@ static void blur_axis(float *a, int d, int h, int w, int axis, double sigma)
     free(line);
 }
 
+/* What a microscope makes of an object image (0..1 contrast): blur
+ * (weaker along the coarse z axis), uneven illumination, a background
+ * level, noise; and the voxel spacing on image and labels. */
+static void microscope(u3d_volume *img, u3d_labels *lab, double z_spacing,
+                       double blur, double noise, double uneven, u3d_rng *r)
+{
+    int d = img->d, h = img->h, w = img->w;
+    size_t hw = (size_t)h * w;
+    blur_axis(img->data, d, h, w, 0, blur / z_spacing);
+    blur_axis(img->data, d, h, w, 1, blur);
+    blur_axis(img->data, d, h, w, 2, blur);
+    double gx = u3d_rng_uniform(r) - 0.5, gy = u3d_rng_uniform(r) - 0.5;
+    for (int z = 0; z < d; z++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                size_t i = z * hw + (size_t)y * w + x;
+                double bright = 1.0 + uneven * (gx * (2.0 * x / w - 1) +
+                                                gy * (2.0 * y / h - 1));
+                img->data[i] = (float)(100.0 * bright * (0.15 + img->data[i]) +
+                                       noise * 100.0 * u3d_rng_normal(r));
+            }
+    img->spacing[0] = z_spacing;
+    img->spacing[1] = img->spacing[2] = 1.0;
+    memcpy(lab->spacing, img->spacing, sizeof img->spacing);
+    snprintf(img->unit, sizeof img->unit, "um");
+    snprintf(lab->unit, sizeof lab->unit, "um");
+    img->bits = 32;
+    img->is_float = 1;
+}
+
 u3d_status u3d_synth_tubules(const u3d_synth_params *p, uint64_t seed,
                              u3d_volume *img, u3d_labels *lab, u3d_error *err)
 {
@@ -159,28 +189,7 @@ u3d_status u3d_synth_tubules(const u3d_synth_params *p, uint64_t seed,
                 lab->data[z * hw + (size_t)y * p->w + x] = (uint16_t)in;
                 img->data[z * hw + (size_t)y * p->w + x] = (float)in;
             }
-    /* microscope: blur (weaker along the coarse z axis), uneven
-     * illumination, background texture, noise */
-    blur_axis(img->data, p->d, p->h, p->w, 0, p->blur / p->z_spacing);
-    blur_axis(img->data, p->d, p->h, p->w, 1, p->blur);
-    blur_axis(img->data, p->d, p->h, p->w, 2, p->blur);
-    double gx = u3d_rng_uniform(&r) - 0.5, gy = u3d_rng_uniform(&r) - 0.5;
-    for (int z = 0; z < p->d; z++)
-        for (int y = 0; y < p->h; y++)
-            for (int x = 0; x < p->w; x++) {
-                size_t i = z * hw + (size_t)y * p->w + x;
-                double bright = 1.0 + p->uneven * (gx * (2.0 * x / p->w - 1) +
-                                                   gy * (2.0 * y / p->h - 1));
-                img->data[i] = (float)(100.0 * bright * (0.15 + img->data[i]) +
-                                       p->noise * 100.0 * u3d_rng_normal(&r));
-            }
-    img->spacing[0] = p->z_spacing;
-    img->spacing[1] = img->spacing[2] = 1.0;
-    memcpy(lab->spacing, img->spacing, sizeof img->spacing);
-    snprintf(img->unit, sizeof img->unit, "um");
-    snprintf(lab->unit, sizeof lab->unit, "um");
-    img->bits = 32;
-    img->is_float = 1;
+    microscope(img, lab, p->z_spacing, p->blur, p->noise, p->uneven, &r);
     free(tb);
     return U3D_OK;
 }
@@ -197,4 +206,102 @@ void u3d_synth_params_default(u3d_synth_params *p)
     p->blur = 1.2;
     p->noise = 0.12;
     p->uneven = 0.5;
+}
+
+/* ---- membranes ---- */
+
+void u3d_membrane_params_default(u3d_membrane_params *p)
+{
+    p->d = 32;
+    p->h = 128;
+    p->w = 128;
+    p->z_spacing = 0.235 / 0.15;
+    p->ncells = 60;
+    p->wall = 1.5;
+    p->blur = 0.8;
+    p->noise = 0.15;
+    p->uneven = 0.4;
+    p->faint = 0.35;
+}
+
+/* Contrast of the wall between cells a and b: the same for (b, a). */
+static double wall_contrast(uint64_t seed, int a, int b, double faint)
+{
+    uint64_t s = seed ^ ((uint64_t)(a < b ? a : b) << 32) ^
+                 (uint64_t)(a < b ? b : a);
+    double u = (double)(u3d_splitmix64(&s) >> 11) / 9007199254740992.0;
+    return faint + (1.0 - faint) * u;
+}
+
+/* Nearest and second-nearest cell centres of q (isotropic frame): the
+ * wall is where the two are about equally far. */
+static void two_nearest(const double (*c)[3], int n, const double q[3],
+                        int *i1, int *i2, double *gap)
+{
+    double d1 = INFINITY, d2 = INFINITY;
+    *i1 = *i2 = 0;
+    for (int i = 0; i < n; i++) {
+        double e = 0;
+        for (int k = 0; k < 3; k++)
+            e += (q[k] - c[i][k]) * (q[k] - c[i][k]);
+        if (e < d1) {
+            d2 = d1, *i2 = *i1;
+            d1 = e, *i1 = i;
+        } else if (e < d2) {
+            d2 = e, *i2 = i;
+        }
+    }
+    /* distance from q to the bisecting plane of the two centres */
+    double len = 0;
+    for (int k = 0; k < 3; k++)
+        len += (c[*i2][k] - c[*i1][k]) * (c[*i2][k] - c[*i1][k]);
+    *gap = (d2 - d1) / (2.0 * sqrt(len > 1e-12 ? len : 1e-12));
+}
+
+u3d_status u3d_synth_membranes(const u3d_membrane_params *p, uint64_t seed,
+                               u3d_volume *img, u3d_labels *lab,
+                               u3d_error *err)
+{
+    if (p->d < 8 || p->h < 8 || p->w < 8 || p->ncells < 2 ||
+        p->ncells > 4096 || !(p->z_spacing > 0) || !(p->wall > 0) ||
+        !(p->faint >= 0 && p->faint <= 1))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "synthetic membranes: sizes >= 8, 2..4096 cells, "
+                          "z spacing and wall > 0, faint in 0..1");
+    memset(img, 0, sizeof *img);
+    memset(lab, 0, sizeof *lab);
+    double(*c)[3] = calloc((size_t)p->ncells, sizeof *c);
+    u3d_status st = c ? u3d_volume_alloc(1, p->d, p->h, p->w, img, err)
+                      : u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    if (!st)
+        st = u3d_labels_alloc(p->d, p->h, p->w, lab, err);
+    if (st) {
+        free(c);
+        u3d_volume_free(img);
+        u3d_labels_free(lab);
+        return st;
+    }
+    u3d_rng r;
+    u3d_rng_init(&r, seed, 0x3e3b);
+    double ext[3] = {p->d * p->z_spacing, p->h, p->w};
+    for (int i = 0; i < p->ncells; i++)
+        for (int k = 0; k < 3; k++) /* centres also just outside */
+            c[i][k] = ext[k] * (1.2 * u3d_rng_uniform(&r) - 0.1);
+    size_t hw = (size_t)p->h * p->w;
+    for (int z = 0; z < p->d; z++)
+        for (int y = 0; y < p->h; y++)
+            for (int x = 0; x < p->w; x++) {
+                double q[3] = {(z + 0.5) * p->z_spacing, y + 0.5, x + 0.5};
+                int a, b;
+                double gap;
+                two_nearest((const double(*)[3])c, p->ncells, q, &a, &b, &gap);
+                size_t i = z * hw + (size_t)y * p->w + x;
+                int on = gap < 0.5 * p->wall;
+                lab->data[i] = (uint16_t)on;
+                img->data[i] =
+                    on ? (float)wall_contrast(seed, a, b, p->faint) : 0.0f;
+            }
+    microscope(img, lab, p->z_spacing, p->blur, p->noise, p->uneven, &r);
+    free(c);
+    return U3D_OK;
 }

@@ -49,6 +49,14 @@ typedef struct u3d_bench_report {
     char peak_config[64];
     double peak_gbs; /* copy bandwidth; 0 when not measured */
     char peak_note[256];
+    /* clock x units x lanes x 2 where the device reports them (CPUs); 0
+     * otherwise */
+    double peak_theoretical;
+    char peak_theoretical_how[160];
+    /* rows above the peak made the bench measure it again (longer); the
+     * rows still above it after that, if any */
+    int peak_remeasured;
+    char above_peak[256];
     u3d_bench_row sgemm[U3D_BENCH_MAX_SGEMM];
     int nsgemm;
     double sgemm_best; /* best SGEMM GFLOP/s; 0 when none ran */
@@ -57,12 +65,20 @@ typedef struct u3d_bench_report {
 } u3d_bench_report;
 
 /* FMA throughput of the device in GFLOP/s (2 flops per FMA per lane); the
- * best of several vector widths and accumulator counts. config (may be
- * NULL) receives a description of the winning variant. OpenCL only:
- * U3D_ERR_UNSUPPORTED on another backend. */
+ * best of several vector widths, accumulator counts and work-group sizes,
+ * in rounds until it stops rising. config (may be NULL) receives a
+ * description of the winning variant. OpenCL only: U3D_ERR_UNSUPPORTED on
+ * another backend. */
 u3d_status u3d_bench_peak(u3d_backend *be, const u3d_bench_opts *o,
                           double *gflops, char *config, size_t config_len,
                           u3d_error *err);
+/* The same with at least min_rounds rounds (a re-measurement). */
+u3d_status u3d_bench_peak_ex(u3d_backend *be, const u3d_bench_opts *o,
+                             int min_rounds, double *gflops, char *config,
+                             size_t config_len, u3d_error *err);
+/* The device's reported clock x compute units x native float lanes x 2,
+ * for CPUs (GPUs do not report their lanes); how says so. 0: unknown. */
+double u3d_bench_theoretical(u3d_backend *be, char *how, size_t n);
 
 /* Device memory bandwidth of a float4 copy in GB/s (read + write). */
 u3d_status u3d_bench_bandwidth(u3d_backend *be, const u3d_bench_opts *o,

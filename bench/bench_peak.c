@@ -8,15 +8,22 @@
 #include "bench.h"
 #include "backends/opencl/runtime.h"
 
-/* Vector width x accumulators tried; the best wins. 16 float16 accumulators
- * fill half of AVX-512's registers; GPUs prefer fewer, narrower ones. */
-static const struct {
-    int vw, nacc;
-} peak_variants[] = {{4, 8}, {4, 16}, {8, 8}, {8, 16}, {16, 8}, {16, 16}};
-#define NVARIANTS ((int)(sizeof peak_variants / sizeof peak_variants[0]))
+/* The variants searched: vector width x accumulators x work-group size.
+ * Enough independent accumulators hide the FMA latency (4-cycle latency x
+ * 2 pipes = 8 on x86); PoCL's CPU device may instead vectorise across
+ * work-items, which one work-item per group rules out, and GPUs want many
+ * resident threads. The best wins. */
+static const int peak_vw[] = {4, 8, 16};
+static const int peak_nacc[] = {4, 8, 12, 16};
+#define NVW ((int)(sizeof peak_vw / sizeof *peak_vw))
+#define NNACC ((int)(sizeof peak_nacc / sizeof *peak_nacc))
+#define NLWS 2
+#define NVARIANTS (NVW * NNACC * NLWS)
 #define PEAK_UNROLL 8
+#define PEAK_MAX_ROUNDS 10
 
 typedef struct peak_launch {
+    int vw, nacc;
     cl_kernel k;
     u3d_tensor out;
     cl_uint n;
@@ -69,15 +76,17 @@ static u3d_status peak_calibrate(u3d_backend *be, peak_launch *pl,
     return U3D_OK;
 }
 
-/* Work-group size and count: enough groups for every compute unit to stay
- * busy; CPUs run a group per thread, GPUs need many resident threads. */
-static void peak_geometry(const u3d_cl *cl, size_t *gws, size_t *lws)
+/* Work-group size (choice 0 or 1) and count: enough groups for every
+ * compute unit to stay busy. CPUs: 1 or 16 work-items per group; GPUs:
+ * 64 or 256. */
+static void peak_geometry(const u3d_cl *cl, int choice, size_t *gws,
+                          size_t *lws)
 {
-    size_t l = cl->is_cpu ? 16 : 256;
+    size_t l = cl->is_cpu ? (choice ? 16 : 1) : (choice ? 256 : 64);
     if (l > cl->max_wg)
         l = cl->max_wg;
     size_t groups = (size_t)(cl->compute_units ? cl->compute_units : 1) *
-                    (cl->is_cpu ? 8 : 16);
+                    (cl->is_cpu ? (l == 1 ? 4 : 8) : 16);
     if (cl->is_oclgrind)
         groups = 2; /* the simulator runs ~1000x slower */
     *lws = l;
@@ -89,16 +98,18 @@ static u3d_status peak_prepare(u3d_backend *be, const u3d_bench_opts *o,
                                int i, peak_launch *pl, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
-    int vw = peak_variants[i].vw, nacc = peak_variants[i].nacc;
+    pl->vw = peak_vw[i / (NNACC * NLWS)];
+    pl->nacc = peak_nacc[i / NLWS % NNACC];
     char opts[96];
-    snprintf(opts, sizeof opts, "-DVW=%d -DNACC=%d -DUNROLL=%d", vw, nacc,
-             PEAK_UNROLL);
+    snprintf(opts, sizeof opts, "-DVW=%d -DNACC=%d -DUNROLL=%d", pl->vw,
+             pl->nacc, PEAK_UNROLL);
     U3D_TRY(u3d_cl_kernel_get(cl, "bench", "fma_peak", opts, &pl->k, err));
-    peak_geometry(cl, &pl->gws, &pl->lws);
+    peak_geometry(cl, i % NLWS, &pl->gws, &pl->lws);
     pl->n = (cl_uint)pl->gws;
-    pl->flops_per_iter = 2.0 * PEAK_UNROLL * nacc * vw * (double)pl->gws;
+    pl->flops_per_iter =
+        2.0 * PEAK_UNROLL * pl->nacc * pl->vw * (double)pl->gws;
     pl->iters = 1;
-    U3D_TRY(u3d_tensor_create(be, u3d_shape5(1, 1, 1, vw, (int)pl->gws),
+    U3D_TRY(u3d_tensor_create(be, u3d_shape5(1, 1, 1, pl->vw, (int)pl->gws),
                               U3D_F32, &pl->out, err));
     if (cl->is_oclgrind)
         return U3D_OK; /* one iteration is plenty for the simulator */
@@ -107,7 +118,7 @@ static u3d_status peak_prepare(u3d_backend *be, const u3d_bench_opts *o,
 }
 
 /* One value of the output: proves the kernel ran and stayed finite. */
-static u3d_status peak_check(u3d_backend *be, peak_launch *pl, int i,
+static u3d_status peak_check(u3d_backend *be, peak_launch *pl,
                              u3d_error *err)
 {
     float v = 0;
@@ -116,62 +127,120 @@ static u3d_status peak_check(u3d_backend *be, peak_launch *pl, int i,
         return u3d_seterr(err, U3D_ERR_NUMERIC,
                           "the FMA peak kernel (float%d x %d) produced %g in "
                           "%g s",
-                          peak_variants[i].vw, peak_variants[i].nacc,
-                          (double)v, pl->best);
+                          pl->vw, pl->nacc, (double)v, pl->best);
     return U3D_OK;
 }
 
-/* Rounds over all variants, best time each: a burst of load from other
- * processes then spoils one sample of every variant, not all of one. */
-static u3d_status peak_measure(u3d_backend *be, const u3d_bench_opts *o,
-                               peak_launch *pl, int first, int last,
-                               u3d_error *err)
+static double peak_rate(const peak_launch *pl)
 {
-    for (int i = first; i < last; i++)
-        U3D_TRY(peak_prepare(be, o, i, &pl[i], err));
-    for (int r = 0; r < (o->quick ? 1 : 4); r++) {
+    return pl->best > 0 ? pl->flops_per_iter * pl->iters / pl->best * 1e-9
+                        : 0;
+}
+
+/* Rounds over all variants, best time each (a burst of load from other
+ * processes then spoils one sample of every variant, not all of one),
+ * until the best rate stops rising: at least 3 rounds (quick: 1), then
+ * until a round improves it by less than 1 %. */
+static u3d_status peak_rounds(u3d_backend *be, const u3d_bench_opts *o,
+                              peak_launch *pl, int first, int last,
+                              int min_rounds, u3d_error *err)
+{
+    double best = 0;
+    for (int r = 0; r < PEAK_MAX_ROUNDS; r++) {
         for (int i = first; i < last; i++) {
             double t = 0;
             U3D_TRY(peak_once(be, &pl[i], pl[i].iters, &t, err));
             if (t > 0 && (pl[i].best == 0 || t < pl[i].best))
                 pl[i].best = t;
         }
+        double now = 0;
+        for (int i = first; i < last; i++)
+            now = peak_rate(&pl[i]) > now ? peak_rate(&pl[i]) : now;
+        int stable = now < best * 1.01;
+        best = now > best ? now : best;
+        if (o->quick || u3d_cl_of(be)->is_oclgrind ||
+            (r + 1 >= min_rounds && stable))
+            break;
     }
-    for (int i = first; i < last; i++)
-        U3D_TRY(peak_check(be, &pl[i], i, err));
     return U3D_OK;
 }
 
-u3d_status u3d_bench_peak(u3d_backend *be, const u3d_bench_opts *o,
-                          double *gflops, char *config, size_t config_len,
-                          u3d_error *err)
+/* The best variant's rate and description. */
+static double peak_best(const peak_launch *pl, int first, int last,
+                        int verbose, char *config, size_t config_len)
+{
+    double g = 0;
+    for (int i = first; i < last; i++) {
+        double r = peak_rate(&pl[i]);
+        if (verbose)
+            fprintf(stderr, "peak: float%d x %d accumulators, work-groups of "
+                            "%zu: %.1f GFLOP/s\n",
+                    pl[i].vw, pl[i].nacc, pl[i].lws, r);
+        if (r > g) {
+            g = r;
+            if (config)
+                snprintf(config, config_len,
+                         "float%d x %d accumulators, work-groups of %zu",
+                         pl[i].vw, pl[i].nacc, pl[i].lws);
+        }
+    }
+    return g;
+}
+
+u3d_status u3d_bench_peak_ex(u3d_backend *be, const u3d_bench_opts *o,
+                             int min_rounds, double *gflops, char *config,
+                             size_t config_len, u3d_error *err)
 {
     *gflops = 0;
     if (!is_opencl(be))
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "the FMA peak needs the OpenCL backend, not %s",
                           u3d_backend_name(be));
-    /* quick: one mid-sized variant, enough to show the kernel works */
-    int first = o->quick ? 2 : 0, last = o->quick ? 3 : NVARIANTS;
+    /* quick (and the simulator): one mid-sized variant shows it works */
+    int few = o->quick || u3d_cl_of(be)->is_oclgrind;
+    int first = few ? (1 * NNACC + 1) * NLWS + 1 : 0;
+    int last = few ? first + 1 : NVARIANTS;
     peak_launch pl[NVARIANTS];
     memset(pl, 0, sizeof pl);
-    u3d_status st = peak_measure(be, o, pl, first, last, err);
-    for (int i = first; i < last && !st; i++) {
-        double g = pl[i].flops_per_iter * pl[i].iters / pl[i].best * 1e-9;
-        int vw = peak_variants[i].vw, nacc = peak_variants[i].nacc;
-        if (o->verbose)
-            fprintf(stderr, "peak: float%d x %d accumulators: %.1f GFLOP/s\n",
-                    vw, nacc, g);
-        if (g > *gflops) {
-            *gflops = g;
-            if (config)
-                snprintf(config, config_len, "float%d x %d accumulators", vw,
-                         nacc);
-        }
-    }
+    u3d_status st = U3D_OK;
+    for (int i = first; i < last && !st; i++)
+        st = peak_prepare(be, o, i, &pl[i], err);
+    if (!st)
+        st = peak_rounds(be, o, pl, first, last, min_rounds, err);
+    for (int i = first; i < last && !st; i++)
+        st = peak_check(be, &pl[i], err);
+    if (!st)
+        *gflops = peak_best(pl, first, last, o->verbose, config, config_len);
     for (int i = 0; i < NVARIANTS; i++)
         u3d_tensor_release(&pl[i].out);
     return st;
+}
+
+u3d_status u3d_bench_peak(u3d_backend *be, const u3d_bench_opts *o,
+                          double *gflops, char *config, size_t config_len,
+                          u3d_error *err)
+{
+    return u3d_bench_peak_ex(be, o, 3, gflops, config, config_len, err);
+}
+
+double u3d_bench_theoretical(u3d_backend *be, char *how, size_t n)
+{
+    if (!is_opencl(be))
+        return 0;
+    u3d_cl *cl = u3d_cl_of(be);
+    cl_uint mhz = 0, lanes = 0;
+    clGetDeviceInfo(cl->device, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof mhz,
+                    &mhz, NULL);
+    clGetDeviceInfo(cl->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT,
+                    sizeof lanes, &lanes, NULL);
+    /* a GPU's compute unit holds many lanes it does not report */
+    if (!cl->is_cpu || !mhz || !lanes || !cl->compute_units)
+        return 0;
+    double g = mhz * 1e-3 * cl->compute_units * lanes * 2.0;
+    snprintf(how, n, "%u MHz x %u units x %u lanes x 2 flops per FMA, per "
+             "FMA pipe (x86 cores have 1 or 2)", mhz, cl->compute_units,
+             lanes);
+    return g;
 }
 
 u3d_status u3d_bench_bandwidth(u3d_backend *be, const u3d_bench_opts *o,

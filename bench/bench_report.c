@@ -35,8 +35,17 @@ void u3d_bench_print_table(const u3d_bench_report *r, FILE *out)
 {
     fprintf(out, "device: %s (%s backend)\n", r->device, r->backend);
     if (r->peak_gflops > 0)
-        fprintf(out, "FMA peak: %.1f GFLOP/s (%s)\n", r->peak_gflops,
-                r->peak_config);
+        fprintf(out, "FMA peak: %.1f GFLOP/s (%s)%s\n", r->peak_gflops,
+                r->peak_config,
+                r->peak_remeasured ? ", measured again after rows above it"
+                                   : "");
+    if (r->peak_theoretical > 0)
+        fprintf(out, "theoretical: %.1f GFLOP/s (%s)\n", r->peak_theoretical,
+                r->peak_theoretical_how);
+    if (r->above_peak[0])
+        fprintf(out, "ABOVE THE MEASURED PEAK: %s: their FLOP count "
+                     "includes work the kernel skips, or the peak kernel "
+                     "misses the device's best\n", r->above_peak);
     if (r->peak_gbs > 0)
         fprintf(out, "copy bandwidth: %.1f GB/s\n", r->peak_gbs);
     if (r->peak_note[0])
@@ -116,6 +125,12 @@ void u3d_bench_print_json(const u3d_bench_report *r, FILE *out)
         fputs(", \"peak_note\": ", out);
         json_str(r->peak_note, out);
     }
+    fputs(", \"peak_theoretical_gflops\": ", out);
+    json_num(r->peak_theoretical, r->peak_theoretical > 0, out);
+    fprintf(out, ", \"peak_remeasured\": %s",
+            r->peak_remeasured ? "true" : "false");
+    fputs(", \"above_peak\": ", out);
+    json_str(r->above_peak, out);
     fputs(",\n \"sgemm_gflops\": {", out);
     for (int i = 0; i < r->nsgemm; i++) {
         const u3d_bench_row *w = &r->sgemm[i];

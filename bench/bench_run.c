@@ -167,6 +167,46 @@ static void run_peaks(u3d_backend *be, const u3d_bench_opts *o,
         snprintf(r->peak_note, sizeof r->peak_note, "bandwidth: %s", e.msg);
 }
 
+/* The rows above the FMA peak, "name (x %)" separated by commas, in buf;
+ * their count. */
+static int rows_above(const u3d_bench_report *r, char *buf, size_t n)
+{
+    int k = 0;
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < r->nops; i++) {
+        const u3d_bench_row *w = &r->ops[i];
+        if (w->state != U3D_BENCH_OK || !w->is_flops || w->pct_peak <= 100.0)
+            continue;
+        if (used < n)
+            used += (size_t)snprintf(buf + used, n - used, "%s%s (%.0f%%)",
+                                     k ? ", " : "", w->name, w->pct_peak);
+        k++;
+    }
+    return k;
+}
+
+/* No row may stand above the peak: a row above it makes the bench measure
+ * the peak again, longer, and what stays above is reported. */
+static void recheck_peak(u3d_backend *be, const u3d_bench_opts *o,
+                         u3d_bench_report *r)
+{
+    char buf[256];
+    if (r->peak_gflops <= 0 || !rows_above(r, buf, sizeof buf))
+        return;
+    double g = 0;
+    char cfg[64];
+    u3d_error e = {0};
+    if (u3d_bench_peak_ex(be, o, 6, &g, cfg, sizeof cfg, &e) == U3D_OK &&
+        g > r->peak_gflops) {
+        r->peak_gflops = g;
+        snprintf(r->peak_config, sizeof r->peak_config, "%s", cfg);
+    }
+    r->peak_remeasured = 1;
+    u3d_bench_fill_ratios(r);
+    rows_above(r, r->above_peak, sizeof r->above_peak);
+}
+
 u3d_status u3d_bench_run(u3d_backend *be, const u3d_bench_opts *o,
                          u3d_bench_report *r, u3d_error *err)
 {
@@ -180,8 +220,12 @@ u3d_status u3d_bench_run(u3d_backend *be, const u3d_bench_opts *o,
     if (o->verbose)
         fprintf(stderr, "bench: FMA peak and bandwidth...\n");
     run_peaks(be, o, r);
+    r->peak_theoretical = u3d_bench_theoretical(be, r->peak_theoretical_how,
+                                                sizeof r->peak_theoretical_how);
     u3d_bench_sgemm_all(be, o, r);
     u3d_bench_ops_all(be, o, r);
     u3d_bench_fill_ratios(r);
+    if (!o->quick)
+        recheck_peak(be, o, r);
     return U3D_OK;
 }

@@ -72,6 +72,8 @@ u3d_status u3d_bench_infer(u3d_backend *be, const char *preset,
     u3d_status st = u3d_net_create(be, &cfg, &net, err);
     if (!st)
         st = u3d_net_init(net, 1, err);
+    if (!st) /* as predict does with running statistics */
+        st = u3d_net_fold_batchnorm(net, err);
     if (!st)
         st = u3d_tensor_create(
             be, u3d_shape5(1, cfg.in_channels, in[0], in[1], in[2]), U3D_F32,

@@ -825,6 +825,76 @@ static void bad_inputs(void **state)
     u3d_net_destroy(net);
 }
 
+/* Issue #17: batch norm folded into the convolutions gives the logits of
+ * the plain inference plan (running statistics), max |difference| <= 1e-4
+ * of the logits' scale, on the small and paper presets; the folded net
+ * refuses training and batch-statistics modes. */
+static void fold_case(t_env *e, const char *preset, int size, uint64_t seed)
+{
+    u3d_error err = {0};
+    u3d_net_config c;
+    t_ok(u3d_net_preset(preset, &c, &err), &err, "preset");
+    c.bn = U3D_BN_AFFINE; /* gamma and beta folded too */
+    u3d_net *a = make_net(e->cl, &c, seed), *b = make_net(e->cl, &c, seed);
+    /* running statistics far from 0 and 1, and non-trivial gamma/beta,
+     * the same in both nets */
+    uint64_t s = seed;
+    for (int i = 0; i < u3d_net_num_buffers(a); i++) {
+        u3d_param *pa = u3d_net_buffer(a, i), *pb = u3d_net_buffer(b, i);
+        size_t n = u3d_shape_count(pa->value.shape);
+        int var = strstr(pa->name, "running_var") != NULL;
+        float *h = t_rand_array(&s, n, var ? 0.2f : -0.5f, var ? 3.0f : 0.5f);
+        t_ok(u3d_tensor_write(&pa->value, h, &err), &err, "stats");
+        t_ok(u3d_tensor_write(&pb->value, h, &err), &err, "stats");
+        free(h);
+    }
+    for (int i = 0; i < u3d_net_num_params(a); i++) {
+        u3d_param *pa = u3d_net_param(a, i), *pb = u3d_net_param(b, i);
+        if (pa->value.shape.n != 1) /* weights (Cout or Cin first): keep */
+            continue;
+        /* (1, C, 1, 1, 1): conv biases, BN gamma and beta */
+        size_t n = u3d_shape_count(pa->value.shape);
+        float *h = t_rand_array(&s, n, 0.5f, 1.5f);
+        t_ok(u3d_tensor_write(&pa->value, h, &err), &err, "bn params");
+        t_ok(u3d_tensor_write(&pb->value, h, &err), &err, "bn params");
+        free(h);
+    }
+    t_ok(u3d_net_fold_batchnorm(b, &err), &err, "fold");
+    u3d_tensor x = t_tensor(e->cl, u3d_shape5(1, c.in_channels, size, size,
+                                              size), NULL);
+    size_t nx = u3d_shape_count(x.shape);
+    float *hx = t_rand_array(&s, nx, -1, 1);
+    t_ok(u3d_tensor_write(&x, hx, &err), &err, "x");
+    free(hx);
+    const u3d_tensor *la, *lb;
+    t_ok(u3d_net_forward(a, &x, U3D_NET_EVAL, &la, &err), &err, "plain");
+    float *ya = t_read(la);
+    t_ok(u3d_net_forward(b, &x, U3D_NET_EVAL, &lb, &err), &err, "folded");
+    float *yb = t_read(lb);
+    t_assert_close(yb, ya, u3d_shape_count(la->shape), 1e-4,
+                   "folded vs plain logits");
+    free(ya);
+    free(yb);
+    assert_int_equal(u3d_net_forward(b, &x, U3D_NET_TRAIN, &lb, &err),
+                     U3D_ERR_INVALID_ARG);
+    assert_int_equal(
+        u3d_net_forward(b, &x, U3D_NET_EVAL_BATCHSTATS, &lb, &err),
+        U3D_ERR_INVALID_ARG);
+    u3d_tensor_release(&x);
+    u3d_net_destroy(a);
+    u3d_net_destroy(b);
+}
+
+static void batchnorm_folding_matches(void **state)
+{
+    t_env *e = *state;
+    fold_case(e, "tiny", 44, 11);
+    if (t_small())
+        return; /* the larger nets' kernels are covered by the tiny one */
+    fold_case(e, "small", 60, 12);
+    fold_case(e, "paper", 92, 13);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -838,6 +908,7 @@ int main(void)
         cmocka_unit_test(sgd_lowers_loss),
         cmocka_unit_test(input_shape_changes),
         cmocka_unit_test(bad_inputs),
+        cmocka_unit_test(batchnorm_folding_matches),
     };
     return cmocka_run_group_tests(tests, t_setup, t_teardown);
 }

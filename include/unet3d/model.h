@@ -140,6 +140,14 @@ typedef struct u3d_param {
     int learnable;
 } u3d_param;
 
+/* Folds every batch norm (running statistics) into the convolution before
+ * it, in place: per output channel w' = w s, b' = (b - mean) s + beta with
+ * s = gamma / sqrt(var + eps). The net then runs U3D_NET_EVAL only, one
+ * pass over memory less per layer (predict does this unless --batchstats);
+ * training and batch-statistics modes are refused. No-op without batch
+ * norm. */
+u3d_status u3d_net_fold_batchnorm(u3d_net *net, u3d_error *err);
+
 typedef enum u3d_net_mode {
     U3D_NET_TRAIN = 0,          /* BN batch statistics, running-stat update */
     U3D_NET_EVAL = 1,           /* BN running statistics */

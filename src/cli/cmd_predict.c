@@ -180,6 +180,9 @@ static u3d_status load(job *j)
     u3d_error *e = &j->e;
     u3d_status st = u3d_model_load_inference(j->a.model, j->be, &j->net,
                                               &j->meta, e);
+    /* running statistics: batch norm folded into the convolutions */
+    if (!st && !j->a.batchstats)
+        st = u3d_net_fold_batchnorm(j->net, e);
     if (st)
         return st;
     st = u3d_tiff_stream_open(j->a.image, &j->in, &j->shape, e);

@@ -53,6 +53,7 @@ struct u3d_net {
     size_t plan_bytes;
     size_t plan_largest; /* bytes of its largest buffer */
     int fwd_train;      /* the last forward was TRAIN and succeeded */
+    int bn_folded;      /* batch norm folded into the convs (inference) */
     int training_ready; /* grads and momentum allocated */
 };
 

@@ -1,5 +1,7 @@
 /* 3D U-Net forward and backward passes and the SGD step, all through the
  * operations of ops.h so they run on every backend. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "model/net_internal.h"
 
@@ -30,7 +32,7 @@ static u3d_status block_forward(u3d_net *net, net_block *b, u3d_net_mode mode,
 {
     U3D_TRY(u3d_conv3d_forward(&b->cp, b->in, val(net, b->w), val(net, b->b),
                                &b->z, err));
-    if (b->bn) {
+    if (b->bn && !net->bn_folded) {
         u3d_bn_params p = bn_params(net);
         u3d_tensor *g = val(net, b->gamma), *be = val(net, b->beta);
         if (mode == U3D_NET_EVAL)
@@ -89,6 +91,15 @@ u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
         mode != U3D_NET_EVAL_BATCHSTATS)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "unknown network mode %d",
                           (int)mode);
+    if (net->bn_folded < 0)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "folding batch norm into this network failed half "
+                          "way: load the model again");
+    if (net->bn_folded && mode != U3D_NET_EVAL)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "this network's batch norm is folded into its "
+                          "convolutions: it runs inference with running "
+                          "statistics only");
     if (!x || !x->buf || x->be != net->be || x->dtype != U3D_F32)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "network input must be a float32 tensor on the "
@@ -109,6 +120,90 @@ u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
     net->fwd_train = mode == U3D_NET_TRAIN;
     *logits = &net->out.z;
     return U3D_OK;
+}
+
+/* ---- batch norm folded into the convolutions ---- */
+
+/* Host copy of tensor t (n floats). */
+static float *host_copy(const u3d_tensor *t, u3d_error *err)
+{
+    size_t n = u3d_shape_count(t->shape);
+    float *h = malloc(n * sizeof *h);
+    if (!h) {
+        u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+        return NULL;
+    }
+    if (u3d_tensor_read(t, h, err)) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* conv -> BN(running statistics) as one conv: per output channel c,
+ * s = gamma / sqrt(var + eps), w' = w s, b' = (b - mean) s + beta (in
+ * double, then rounded once). */
+static u3d_status fold_block(u3d_net *net, net_block *b, u3d_error *err)
+{
+    const u3d_tensor *tw = val(net, b->w), *tb = val(net, b->b);
+    const u3d_tensor *tm = buf(net, b->rmean), *tv = buf(net, b->rvar);
+    const u3d_tensor *tg = val(net, b->gamma), *tbe = val(net, b->beta);
+    float *w = host_copy(tw, err), *bias = w ? host_copy(tb, err) : NULL;
+    float *m = bias ? host_copy(tm, err) : NULL;
+    float *v = m ? host_copy(tv, err) : NULL;
+    float *g = v && tg ? host_copy(tg, err) : NULL;
+    float *be = v && tbe ? host_copy(tbe, err) : NULL;
+    u3d_status st = v && (!tg || g) && (!tbe || be)
+                        ? U3D_OK
+                        : (err && err->code ? err->code : U3D_ERR_OOM);
+    size_t per = u3d_shape_count(tw->shape) / (size_t)b->cout;
+    double eps = net->cfg.bn_eps;
+    for (int c = 0; c < b->cout && !st; c++) {
+        double s = (g ? g[c] : 1.0) / sqrt((double)v[c] + eps);
+        for (size_t k = 0; k < per; k++)
+            w[c * per + k] = (float)(w[c * per + k] * s);
+        bias[c] = (float)(((double)bias[c] - m[c]) * s + (be ? be[c] : 0.0));
+    }
+    if (!st)
+        st = u3d_tensor_write((u3d_tensor *)tw, w, err);
+    if (!st)
+        st = u3d_tensor_write((u3d_tensor *)tb, bias, err);
+    free(w);
+    free(bias);
+    free(m);
+    free(v);
+    free(g);
+    free(be);
+    return st;
+}
+
+static u3d_status fold_all(u3d_net *net, u3d_error *err)
+{
+    int L = net->cfg.levels;
+    for (int l = 0; l < L; l++)
+        for (int i = 0; i < 2; i++) {
+            if (net->enc[l][i].bn)
+                U3D_TRY(fold_block(net, &net->enc[l][i], err));
+            if (l < L - 1 && net->dec[l][i].bn)
+                U3D_TRY(fold_block(net, &net->dec[l][i], err));
+        }
+    if (net->out.bn)
+        U3D_TRY(fold_block(net, &net->out, err));
+    return U3D_OK;
+}
+
+u3d_status u3d_net_fold_batchnorm(u3d_net *net, u3d_error *err)
+{
+    if (net->bn_folded || net->cfg.bn == U3D_BN_NONE)
+        return U3D_OK;
+    if (net->training_ready)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "batch norm cannot be folded into a network that "
+                          "is being trained");
+    u3d_status st = fold_all(net, err);
+    /* a failure half-way leaves some convs folded: the net is unusable */
+    net->bn_folded = st ? -1 : 1;
+    return st;
 }
 
 /* ---- backward ---- */

@@ -153,6 +153,16 @@ __kernel void conv3d_embed(__global const float *restrict src,
         o[x] = 0.0f;
 }
 
+/* RELU=1: max(0, .) fused into the store (inference). */
+#ifndef RELU
+#define RELU 0
+#endif
+#if RELU
+#define ACT(v) fmax((v), 0.0f)
+#else
+#define ACT(v) (v)
+#endif
+
 /* Stores COB x XB results of one tile. qs is the first computed position,
  * q0 >= qs the first one this work-item owns (the last tile is shifted
  * back to stay inside the input, see conv3d_fwd). Only positions with
@@ -178,7 +188,7 @@ inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
                 const float b = use_bias ? bias[co0 + c] : 0.0f;
 #pragma unroll
                 for (int j = 0; j < NV; j++)
-                    VSTORE(acc[c][j] + b, o + (size_t)c * ystride + j * VW);
+                    VSTORE(ACT(acc[c][j] + b), o + (size_t)c * ystride + j * VW);
             }
         }
         return;
@@ -207,7 +217,7 @@ inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
             __global float *o = y + (size_t)c * ystride;
             for (int l = 0; l < XB; l++)
                 if (dst[l] >= 0)
-                    o[dst[l]] = t[l] + b;
+                    o[dst[l]] = ACT(t[l] + b);
         }
     }
 }

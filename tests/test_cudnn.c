@@ -1216,7 +1216,7 @@ static void gpu_determinism(void **state)
     env *e = *state;
     NEED_GPU(e);
     u3d_error err = {0};
-    u3d_conv3d_params p = {3, 0};
+    u3d_conv3d_params p = {.kernel = 3, .pad = 0};
     u3d_shape xs = u3d_shape5(2, 8, 20, 18, 16), ws = u3d_shape5(16, 8, 3, 3, 3);
     u3d_shape ys = u3d_shape5(2, 16, 18, 16, 14);
     float *hx = t_rand_array(&e->seed, u3d_shape_count(xs), -1, 1);

@@ -30,7 +30,7 @@ typedef struct conv_shape {
 
 static u3d_shape out_shape(const conv_shape *c)
 {
-    u3d_conv3d_params p = {c->k, c->pad};
+    u3d_conv3d_params p = {.kernel = c->k, .pad = c->pad};
     return u3d_shape5(c->n, c->cout, u3d_conv3d_out_size(c->d, &p),
                       u3d_conv3d_out_size(c->h, &p),
                       u3d_conv3d_out_size(c->w, &p));
@@ -39,7 +39,7 @@ static u3d_shape out_shape(const conv_shape *c)
 /* Runs all three ops on both backends and compares. */
 static void check_case(t_env *e, const conv_shape *c)
 {
-    u3d_conv3d_params p = {c->k, c->pad};
+    u3d_conv3d_params p = {.kernel = c->k, .pad = c->pad};
     u3d_shape xs = u3d_shape5(c->n, c->cin, c->d, c->h, c->w);
     u3d_shape ws = u3d_shape5(c->cout, c->cin, c->k, c->k, c->k);
     u3d_shape bs = u3d_shape5(1, c->cout, 1, 1, 1);
@@ -155,7 +155,7 @@ static void conv3d_weight_gradient_is_deterministic(void **state)
     conv_shape c = {2, 3, 4, 5, 6, 17, 3, 1, 1};
     if (!t_small())
         c.d = 12, c.h = 20, c.w = 23;
-    u3d_conv3d_params p = {c.k, c.pad};
+    u3d_conv3d_params p = {.kernel = c.k, .pad = c.pad};
     u3d_shape xs = u3d_shape5(c.n, c.cin, c.d, c.h, c.w);
     u3d_shape ws = u3d_shape5(c.cout, c.cin, c.k, c.k, c.k);
     u3d_shape ys = out_shape(&c);

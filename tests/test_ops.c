@@ -481,7 +481,7 @@ static u3d_shape conv_out_shape(const op_case *c)
 {
     if (c->op == OP_UPCONV)
         return u3d_shape5(c->n, c->c2, 2 * c->d, 2 * c->h, 2 * c->w);
-    u3d_conv3d_params p = {c->k, c->pad};
+    u3d_conv3d_params p = {.kernel = c->k, .pad = c->pad};
     return u3d_shape5(c->n, c->c2, u3d_conv3d_out_size(c->d, &p),
                       u3d_conv3d_out_size(c->h, &p),
                       u3d_conv3d_out_size(c->w, &p));
@@ -513,7 +513,7 @@ static void run_conv(u3d_backend *be, const op_case *c, const host *h,
                      outs *o)
 {
     u3d_error err = {0};
-    u3d_conv3d_params p = {c->k, c->pad};
+    u3d_conv3d_params p = {.kernel = c->k, .pad = c->pad};
     u3d_shape xs = shp(c), ws = conv_w_shape(c), ys = conv_out_shape(c);
     tset s = {0};
     u3d_tensor *x = tnew(&s, be, xs, h->a[0]), *w = tnew(&s, be, ws, h->a[1]);
@@ -1441,7 +1441,7 @@ static u3d_status bad_call(u3d_backend *be, const bad_case *c, u3d_error *err)
     u3d_tensor *T[4];
     for (int i = 0; i < 4; i++)
         T[i] = t[i].buf ? &t[i] : NULL;
-    u3d_conv3d_params cp = {c->k, c->pad};
+    u3d_conv3d_params cp = {.kernel = c->k, .pad = c->pad};
     u3d_bn_params bp = {c->f, 0.1f};
     u3d_sgd_params sp = {c->f, 0.9f, 0.0f};
     float loss;
@@ -1506,6 +1506,70 @@ static u3d_status bad_call(u3d_backend *be, const bad_case *c, u3d_error *err)
         u3d_tensor_release(&t[i]);
     free(lab);
     return st;
+}
+
+/* conv3d forward with ReLU fused into the store (inference): on every
+ * backend equal to the reference's conv followed by max(0, .), for valid
+ * and same padding and bias or none; the backward passes refuse it. */
+static void conv3d_fused_relu(void **state)
+{
+    (void)state;
+    static const struct {
+        int k, pad, bias, n, cin, cout, d, h, w;
+    } cs[] = {{3, 0, 1, 2, 3, 10, 7, 9, 11}, {3, 1, 0, 1, 5, 4, 6, 5, 8},
+              {1, 0, 1, 1, 6, 3, 4, 5, 6}};
+    uint64_t seed = 77;
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        u3d_conv3d_params p = {.kernel = cs[i].k, .pad = cs[i].pad};
+        int od = cs[i].d + 2 * p.pad - p.kernel + 1,
+            oh = cs[i].h + 2 * p.pad - p.kernel + 1,
+            ow = cs[i].w + 2 * p.pad - p.kernel + 1;
+        u3d_shape xs = u3d_shape5(cs[i].n, cs[i].cin, cs[i].d, cs[i].h,
+                                  cs[i].w),
+                  ws = u3d_shape5(cs[i].cout, cs[i].cin, p.kernel, p.kernel,
+                                  p.kernel),
+                  bs = u3d_shape5(1, cs[i].cout, 1, 1, 1),
+                  ys = u3d_shape5(cs[i].n, cs[i].cout, od, oh, ow);
+        float *hx = t_rand_array(&seed, u3d_shape_count(xs), -1, 1);
+        float *hw = t_rand_array(&seed, u3d_shape_count(ws), -0.5f, 0.5f);
+        float *hb = t_rand_array(&seed, u3d_shape_count(bs), -0.5f, 0.5f);
+        size_t ny = u3d_shape_count(ys);
+        /* the reference: plain conv, then max(0, .) on the host */
+        u3d_tensor rx = t_tensor(g_ref, xs, hx), rw = t_tensor(g_ref, ws, hw),
+                   rb = t_tensor(g_ref, bs, hb), ry = t_tensor(g_ref, ys, NULL);
+        u3d_error err = {0};
+        t_ok(u3d_conv3d_forward(&p, &rx, &rw, cs[i].bias ? &rb : NULL, &ry,
+                                &err), &err, "ref conv");
+        float *want = t_read(&ry);
+        for (size_t j = 0; j < ny; j++)
+            want[j] = want[j] > 0 ? want[j] : 0;
+        p.relu = 1;
+        for (int b = -1; b < g_nbe; b++) {
+            u3d_backend *be = b < 0 ? g_ref : g_be[b];
+            u3d_tensor x = t_tensor(be, xs, hx), w = t_tensor(be, ws, hw),
+                       bb = t_tensor(be, bs, hb), y = t_tensor(be, ys, NULL);
+            t_ok(u3d_conv3d_forward(&p, &x, &w, cs[i].bias ? &bb : NULL, &y,
+                                    &err), &err, "fused conv");
+            float *got = t_read(&y);
+            t_assert_close(got, want, ny, 1e-5, u3d_backend_name(be));
+            assert_int_equal(u3d_conv3d_backward_data(&p, &y, &w, &x, &err),
+                             U3D_ERR_INVALID_ARG);
+            assert_int_equal(
+                u3d_conv3d_backward_weight(&p, &x, &y, &w, NULL, &err),
+                U3D_ERR_INVALID_ARG);
+            free(got);
+            u3d_tensor *all[] = {&x, &w, &bb, &y};
+            for (int k = 0; k < 4; k++)
+                u3d_tensor_release(all[k]);
+        }
+        free(want);
+        free(hx);
+        free(hw);
+        free(hb);
+        u3d_tensor *all[] = {&rx, &rw, &rb, &ry};
+        for (int k = 0; k < 4; k++)
+            u3d_tensor_release(all[k]);
+    }
 }
 
 static void rejects_bad_input(void **state)
@@ -1618,7 +1682,7 @@ int main(void)
                         OP_NAMES[CASES[i].op], CASES[i].name);
                 return 1;
             }
-    static struct CMUnitTest tests[NCASES + 1];
+    static struct CMUnitTest tests[NCASES + 2];
     static char names[NCASES][96];
     size_t nt = 0, skipped = 0;
     for (size_t i = 0; i < NCASES; i++) {
@@ -1636,7 +1700,10 @@ int main(void)
     tests[nt].name = "rejects_bad_input";
     tests[nt].test_func = rejects_bad_input;
     nt++;
-    printf("test_ops: %zu cases x %d backend(s) (", nt - 1, g_nbe);
+    tests[nt].name = "conv3d_fused_relu";
+    tests[nt].test_func = conv3d_fused_relu;
+    nt++;
+    printf("test_ops: %zu cases x %d backend(s) (", nt - 2, g_nbe);
     for (int b = 0; b < g_nbe; b++)
         printf("%s%s", b ? ", " : "", u3d_backend_name(g_be[b]));
     printf(") against ref");

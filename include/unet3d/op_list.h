@@ -15,7 +15,8 @@
  *
  * conv3d: stride-1 convolution with a cubic kernel, weight
  *   (Cout, Cin, k, k, k), bias (1, Cout, 1, 1, 1) or NULL; forward
- *   y = conv(x, w) + b; backward_data dx = d(sum dy*y)/dx; backward_weight
+ *   y = conv(x, w) + b (p->relu: max(0, .) fused into the store);
+ *   backward_data dx = d(sum dy*y)/dx; backward_weight
  *   dw (and db when not NULL) from x and dy, overwritten.
  * upconv3d: transposed conv, kernel 2, stride 2 (y spatial = 2 * x
  *   spatial); weight (Cin, Cout, 2, 2, 2) (PyTorch layout), bias

@@ -24,6 +24,8 @@ extern "C" {
 typedef struct u3d_conv3d_params {
     int kernel; /* 1 or 3 in the U-Net; any odd or even size >= 1 works */
     int pad;    /* zero padding on every side, 0 <= pad < kernel */
+    int relu;   /* forward only: y = max(conv + bias, 0) in the same pass
+                   (inference); 0 in the backward passes */
 } u3d_conv3d_params;
 
 typedef struct u3d_bn_params {

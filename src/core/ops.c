@@ -71,12 +71,17 @@ int u3d_conv3d_out_size(int in, const u3d_conv3d_params *p)
     return in + 2 * p->pad - p->kernel + 1;
 }
 
+/* fwd: the forward pass, the only one that may fuse ReLU. */
 static u3d_status conv_params(const char *OP, const u3d_conv3d_params *p,
-                              u3d_error *err)
+                              int fwd, u3d_error *err)
 {
     if (!p || p->kernel < 1 || p->pad < 0 || p->pad >= p->kernel)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "%s: kernel must be >= 1 and 0 <= pad < kernel", OP);
+    if (p->relu && (!fwd || p->relu != 1))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: relu is 0 or 1, and only the forward pass "
+                          "fuses it", OP);
     return U3D_OK;
 }
 
@@ -107,7 +112,7 @@ u3d_status u3d_conv3d_forward(const u3d_conv3d_params *p, const u3d_tensor *x,
                               u3d_tensor *y, u3d_error *err)
 {
     const char *OP = "conv3d forward";
-    U3D_TRY(conv_params(OP, p, err));
+    U3D_TRY(conv_params(OP, p, 1, err));
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("w", w);
@@ -123,7 +128,7 @@ u3d_status u3d_conv3d_backward_data(const u3d_conv3d_params *p,
                                     u3d_tensor *dx, u3d_error *err)
 {
     const char *OP = "conv3d backward-data";
-    U3D_TRY(conv_params(OP, p, err));
+    U3D_TRY(conv_params(OP, p, 0, err));
     U3D_TRY(check_tensor(OP, "dy", dy, NULL, U3D_F32, err));
     u3d_backend *be = dy->be;
     F32("w", w);
@@ -140,7 +145,7 @@ u3d_status u3d_conv3d_backward_weight(const u3d_conv3d_params *p,
                                       u3d_error *err)
 {
     const char *OP = "conv3d backward-weight";
-    U3D_TRY(conv_params(OP, p, err));
+    U3D_TRY(conv_params(OP, p, 0, err));
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
     F32("dw", dw);

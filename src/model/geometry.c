@@ -323,7 +323,7 @@ size_t u3d_net_backend_scratch(u3d_backend *be, const u3d_net_config *cfg,
         int s[3];
         for (int a = 0; a < 3; a++)
             s[a] = y->in < 0 ? in[a] : size[a][y->in];
-        p[n] = (u3d_conv3d_params){y->k, y->pad};
+        p[n] = (u3d_conv3d_params){.kernel = y->k, .pad = y->pad};
         x[n] = u3d_shape5(batch, y->cin, s[0], s[1], s[2]);
         w[n] = u3d_shape5(y->cout, y->cin, y->k, y->k, y->k);
         n++;

@@ -26,11 +26,16 @@ static u3d_bn_params bn_params(const u3d_net *net)
     return p;
 }
 
-/* conv -> [BN] -> [ReLU] of one block. */
+/* conv -> [BN] -> [ReLU] of one block. At inference without a batch norm
+ * between them (none, or folded), the ReLU is fused into the conv's store:
+ * one pass over the activations less. */
 static u3d_status block_forward(u3d_net *net, net_block *b, u3d_net_mode mode,
                                 u3d_error *err)
 {
-    U3D_TRY(u3d_conv3d_forward(&b->cp, b->in, val(net, b->w), val(net, b->b),
+    u3d_conv3d_params cp = b->cp;
+    int fused = mode == U3D_NET_EVAL && b->relu && (!b->bn || net->bn_folded);
+    cp.relu = fused;
+    U3D_TRY(u3d_conv3d_forward(&cp, b->in, val(net, b->w), val(net, b->b),
                                &b->z, err));
     if (b->bn && !net->bn_folded) {
         u3d_bn_params p = bn_params(net);
@@ -46,7 +51,7 @@ static u3d_status block_forward(u3d_net *net, net_block *b, u3d_net_mode mode,
                 mode == U3D_NET_TRAIN ? buf(net, b->rvar) : NULL, &b->a,
                 &b->save_mean, &b->save_invstd, err));
     }
-    if (b->relu)
+    if (b->relu && !fused)
         U3D_TRY(u3d_relu_forward(&b->a, &b->a, err));
     return U3D_OK;
 }
@@ -203,6 +208,9 @@ u3d_status u3d_net_fold_batchnorm(u3d_net *net, u3d_error *err)
     u3d_status st = fold_all(net, err);
     /* a failure half-way leaves some convs folded: the net is unusable */
     net->bn_folded = st ? -1 : 1;
+    /* a training plan keeps BN's output apart from the conv's; the next
+     * forward plans for inference, where they share a buffer */
+    net_plan_free(net);
     return st;
 }
 

@@ -344,10 +344,12 @@ u3d_status u3d_cudnn_conv3d_forward(u3d_backend *be,
     U3D_TRY(geom(x->shape, w->shape, p->pad, 1, y->shape, &g, err));
     U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_FWD, &g, u3d_cudnn_f(x),
                                u3d_cudnn_f(w), u3d_cudnn_f(y), err));
-    if (!b)
-        return U3D_OK;
-    return u3d_cudnn_bias_add(cx, u3d_cudnn_f(y), y->shape, u3d_cudnn_f(b),
-                              err);
+    if (b)
+        U3D_TRY(u3d_cudnn_bias_add(cx, u3d_cudnn_f(y), y->shape,
+                                   u3d_cudnn_f(b), err));
+    /* a separate in-place pass here (cuDNN's fused bias + activation
+     * forward is a later optimisation) */
+    return p->relu ? u3d_cudnn_relu_forward(be, y, y, err) : U3D_OK;
 }
 
 /* The one cuDNN workspace is shared by every convolution and grows to the

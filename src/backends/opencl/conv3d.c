@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "backends/opencl/opencl.h"
 
 #define PROG "conv3d"
@@ -160,6 +161,7 @@ static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
 typedef struct fwd_plan {
     int vw, nv, cob, ncb;
     int tapout; /* loop order, see TAPOUT in cl/conv3d.cl */
+    int relu;   /* ReLU fused into the store (RELU in cl/conv3d.cl) */
 } fwd_plan;
 
 static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
@@ -188,6 +190,7 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
     /* tap rows outside the channel loop skip zero padding rows but make
      * the inner loop short: worth it from tapout_cin channels on */
     p.tapout = g->cin >= tune(cl, "tapout_cin", 16);
+    p.relu = 0;
     return p;
 }
 
@@ -275,8 +278,12 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
                              const fwd_plan *p, const conv_io *io, cl_mem wt,
                              cl_mem bias, u3d_error *err)
 {
-    char opts[128];
+    char opts[144];
     fwd_options(g, p, opts, sizeof opts);
+    if (p->relu) { /* a program of its own; without, the same as before */
+        size_t used = strlen(opts);
+        snprintf(opts + used, sizeof opts - used, " -DRELU=1");
+    }
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_fwd", opts, &k, err));
     int lq = conv_lq(g), ntiles = ceil_div(lq, p->vw * p->nv);
@@ -361,13 +368,14 @@ static void fwd_setup(const u3d_cl *cl, u3d_shape s, int pad, int k,
 /* y (shape ys) = conv(src zero-padded by pad, w) (+ bias); flip: see
  * fwd_weights. */
 static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
-                           cl_mem w, int flip, cl_mem bias, cl_mem y,
-                           u3d_shape ys, u3d_error *err)
+                           cl_mem w, int flip, cl_mem bias, int relu,
+                           cl_mem y, u3d_shape ys, u3d_error *err)
 {
     conv_geom full;
     fwd_plan p;
     int S;
     fwd_setup(u3d_cl_of(be), src->shape, pad, k, ys, &full, &S, &p);
+    p.relu = relu;
     cl_mem wt;
     U3D_TRY(fwd_weights(be, &full, &p, w, flip, &wt, err));
     u3d_status st = fwd_slabs(be, &full, &p, S, src, pad, wt, bias, y, err);
@@ -382,7 +390,8 @@ u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
     return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
-                    b ? u3d_cl_mem(b) : NULL, u3d_cl_mem(y), y->shape, err);
+                    b ? u3d_cl_mem(b) : NULL, p->relu, u3d_cl_mem(y), y->shape,
+                    err);
 }
 
 /* A forward convolution holds two scratch slots: the rearranged weights
@@ -426,7 +435,7 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
                        err));
     /* dx = full correlation of dy with the flipped kernel */
     return conv_run(be, dy, p->kernel - 1 - p->pad, p->kernel, u3d_cl_mem(w),
-                    1, NULL, u3d_cl_mem(dx), dx->shape, err);
+                    1, NULL, 0, u3d_cl_mem(dx), dx->shape, err);
 }
 
 /* Blocking and chunking of the weight gradient for one slab. */

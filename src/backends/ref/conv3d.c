@@ -52,6 +52,8 @@ u3d_status u3d_ref_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                                            kx)] *
                                              X[at(xs, n, ci, iz, iy, ix)];
                                     }
+                        if (p->relu && s < 0)
+                            s = 0;
                         Y[at(ys, n, co, z, yy, xx)] = (float)s;
                     }
     return U3D_OK;

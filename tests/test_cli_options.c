@@ -71,6 +71,9 @@ static void bad_values(void **state)
     (void)state;
     /* issue #14 item 12 */
     rejected("train --levels -1", "--levels", "-1");
+    rejected("suggest --model m.u3d --image i.tif", "--labels", NULL);
+    rejected("suggest --model m.u3d --image i.tif --labels l.tif --count 0",
+             "--count", "0");
     rejected("train --seed abc", "--seed", "abc");
     rejected("train --image a.tif --labels b.tif --model m.u3d --iterations "
              "1 --aug-mirror qqq", "--aug-mirror", "qqq");

@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "                          a synthetic volume of the development set\n"
             "  boundaries --instances I --out B.tif\n"
             "                          thin walls between and around instances\n"
+            "  suggest --model M --image I --labels SPARSE [--count K]\n"
+            "                          the slices to annotate next\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
             "  bench [--json]          kernel benchmarks on the device\n"
             "  version                 print the version\n\n"
@@ -129,6 +131,8 @@ int main(int argc, char **argv)
         return u3d_cmd_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "boundaries"))
         return u3d_cmd_boundaries(argc - 1, argv + 1);
+    if (!strcmp(cmd, "suggest"))
+        return u3d_cmd_suggest(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return u3d_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))

@@ -1,0 +1,127 @@
+/* unet3d suggest: which unannotated slices to annotate next, ranked by
+ * how unsure the model is there (u3d_suggest_slices, suggest.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/options.h"
+
+typedef struct sg_args {
+    u3d_backend_config bc;
+    const char *model, *img, *lab, *slices;
+    int count, ignore;
+    double max_mb;
+} sg_args;
+
+static int parse(int argc, char **argv, sg_args *a)
+{
+    const u3d_opt opts[] = {
+        {"--model", U3D_OPT_STRING, &a->model, 0, 0, "M.u3d",
+         .help = "the model trained on the annotation so far",
+         .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
+        {"--image", U3D_OPT_STRING, &a->img, 0, 0, "IMG.tif",
+         .help = "the volume", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
+        {"--labels", U3D_OPT_STRING, &a->lab, 0, 0, "SPARSE.tif",
+         .help = "its sparse labels, or", .flags = U3D_OPT_IN},
+        {"--annotation-slices", U3D_OPT_STRING, &a->slices, 0, 0, "DIR",
+         .help = "a folder of annotated PNG slices", .flags = U3D_OPT_IN},
+        {"--count", U3D_OPT_INT, &a->count, 1, 10000, "K",
+         .help = "slices to suggest (default 8)"},
+        {"--ignore-label", U3D_OPT_INT, &a->ignore, 0, 65535, "L",
+         .help = "unannotated voxels' label (default 255)"},
+        {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
+         .help = "device budget of the prediction (default: the\n"
+                 "device's)"},
+        U3D_OPTS_DEVICE(&a->bc),
+        {0}};
+    const u3d_cmd_spec spec = {
+        "suggest",
+        "--model M.u3d --image IMG.tif (--labels SPARSE.tif |\n"
+        "                      --annotation-slices DIR) [--count K]",
+        "Prints the slices to annotate next, best first, as the names\n"
+        "densify's --annotation-slices reads (z0042 = z0042.png), with\n"
+        "their scores: the model's mean normalized entropy over the\n"
+        "slice's unannotated voxels, weighted towards foreground, lower\n"
+        "next to annotated or already suggested slices.\n",
+        opts};
+    int rc = u3d_opts_parse(&spec, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (!a->lab == !a->slices)
+        return u3d_opts_fail(&spec, "give either --labels or "
+                                    "--annotation-slices");
+    return -1;
+}
+
+typedef struct sg_job {
+    u3d_backend *be;
+    u3d_net *net;
+    u3d_model_meta meta;
+    u3d_volume img, probs;
+    u3d_labels sparse;
+    u3d_error e;
+} sg_job;
+
+static u3d_status read_inputs(const sg_args *a, sg_job *j)
+{
+    U3D_TRY(u3d_tiff_read_volume(a->img, &j->img, &j->e));
+    if (a->lab) {
+        U3D_TRY(u3d_tiff_read_labels(a->lab, &j->sparse, &j->e));
+        return u3d_check_image_labels(&j->img, a->img, &j->sparse, a->lab,
+                                      &j->e);
+    }
+    int ns;
+    size_t conflicts;
+    return u3d_labels_from_png_slices(a->slices, j->img.d, j->img.h,
+                                      j->img.w, &ns, &conflicts, &j->sparse,
+                                      &j->e);
+}
+
+static u3d_status run(const sg_args *a, sg_job *j, u3d_slice_score *s,
+                      int *n)
+{
+    U3D_TRY(u3d_backend_create(&a->bc, &j->be, &j->e));
+    U3D_TRY(u3d_model_load_inference(a->model, j->be, &j->net, &j->meta,
+                                     &j->e));
+    U3D_TRY(u3d_net_fold_batchnorm(j->net, &j->e));
+    U3D_TRY(read_inputs(a, j));
+    if (j->img.c != j->meta.net.in_channels)
+        return u3d_seterr(&j->e, U3D_ERR_SHAPE,
+                          "%s has %d channels but the model %s expects %d",
+                          a->img, j->img.c, a->model,
+                          j->meta.net.in_channels);
+    U3D_TRY(u3d_model_normalize_input(&j->img, &j->meta, &j->e));
+    u3d_predict_opts po = {0};
+    po.max_memory = (size_t)(a->max_mb * 1048576.0);
+    U3D_TRY(u3d_predict(j->net, &j->img, &po, NULL, &j->probs, NULL, &j->e));
+    u3d_suggest_opts so;
+    u3d_suggest_opts_default(&so);
+    so.count = a->count;
+    so.ignore_label = a->ignore;
+    return u3d_suggest_slices(&j->probs, &j->sparse, &so, s, n, &j->e);
+}
+
+int u3d_cmd_suggest(int argc, char **argv)
+{
+    sg_args a = {.count = 8, .ignore = 255};
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    sg_job j;
+    memset(&j, 0, sizeof j);
+    u3d_slice_score *s = calloc((size_t)a.count, sizeof *s);
+    int n = 0;
+    u3d_status st = s ? run(&a, &j, s, &n)
+                      : u3d_seterr(&j.e, U3D_ERR_OOM, "out of host memory");
+    if (st)
+        fprintf(stderr, "unet3d suggest: %s\n", j.e.msg);
+    for (int i = 0; !st && i < n; i++)
+        printf("%c%04d  %.4f\n", s[i].axis, s[i].index, s[i].score);
+    free(s);
+    u3d_volume_free(&j.img);
+    u3d_volume_free(&j.probs);
+    u3d_labels_free(&j.sparse);
+    u3d_net_destroy(j.net);
+    u3d_backend_destroy(j.be);
+    return st ? 1 : 0;
+}

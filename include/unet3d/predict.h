@@ -131,6 +131,9 @@ typedef struct u3d_predict_opts {
     size_t max_memory;   /* device budget in bytes; 0: the device's */
     int tile[3];         /* network input tile D,H,W; 0: automatic */
     int raw_logits;      /* probs receive logits instead of softmax */
+    int tta;             /* 1: test-time augmentation, the mean logits of
+                            the tile and its 7 mirror images (z, y, x
+                            flips and their combinations): 8x the time */
     u3d_progress_fn progress; /* after every tile (may be NULL) */
     void *progress_user;
 } u3d_predict_opts;

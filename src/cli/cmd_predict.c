@@ -67,10 +67,12 @@ typedef struct pargs {
     u3d_backend_config bc;
     const char *model, *image, *out, *probs, *overview;
     double max_mb;
-    int tile[3], batchstats, logits, quiet;
+    int tile[3], batchstats, logits, quiet, tta;
 } pargs;
 
 /* Returns -1 when parsed, else the exit code. */
+static const char *const tta_names[] = {"none", "mirror", NULL};
+
 static int parse(int argc, char **argv, pargs *a)
 {
     const u3d_opt opts[] = {
@@ -95,6 +97,10 @@ static int parse(int argc, char **argv, pargs *a)
         {"--batchstats", U3D_OPT_FLAG, &a->batchstats, 0, 0, NULL,
          .help = "batch norm with each tile's statistics (the\n"
                  "paper) instead of the running statistics"},
+        {"--tta", U3D_OPT_CHOICE, &a->tta, 0, 0, NULL,
+         .help = "test-time augmentation: mirror averages the\n"
+                 "logits of the 8 mirror images (8x the time)",
+         .choices = tta_names},
         {"--overview", U3D_OPT_STRING, &a->overview, 0, 0, "OUT.png",
          .help = "orthogonal middle slices with the result",
          .flags = U3D_OPT_OUT},
@@ -224,6 +230,7 @@ static u3d_status predict(job *j)
     u3d_predict_opts o;
     memset(&o, 0, sizeof o);
     o.batchstats = j->a.batchstats;
+    o.tta = j->a.tta;
     o.raw_logits = j->a.logits;
     memcpy(o.tile, j->a.tile, sizeof o.tile);
     size_t budget, max_alloc;

@@ -49,6 +49,7 @@ typedef struct run {
     int classes;
     float *xin;    /* C x tile input */
     float *logits; /* classes x tile output */
+    float *flip;   /* tta: a mirrored tile input, then its logits */
     int *map[3];
     u3d_tensor x;
     /* the input the current row of tiles (along D and H) reads: for each
@@ -162,6 +163,61 @@ static void scatter(run *r, const int o[3], const int lo[3], const int hi[3])
             }
 }
 
+/* Mirrors c volumes of d x h x w from src into dst along the axes whose
+ * bit is set in flips (1: x, 2: y, 4: z). */
+static void mirror(float *dst, const float *src, int c, const int s[3],
+                   int flips)
+{
+    size_t vox = (size_t)s[0] * s[1] * s[2];
+    for (int ch = 0; ch < c; ch++)
+        for (int z = 0; z < s[0]; z++)
+            for (int y = 0; y < s[1]; y++)
+                for (int x = 0; x < s[2]; x++) {
+                    int zz = flips & 4 ? s[0] - 1 - z : z,
+                        yy = flips & 2 ? s[1] - 1 - y : y,
+                        xx = flips & 1 ? s[2] - 1 - x : x;
+                    dst[ch * vox + ((size_t)zz * s[1] + yy) * s[2] + xx] =
+                        src[ch * vox + ((size_t)z * s[1] + y) * s[2] + x];
+                }
+}
+
+/* The network on the tile input in r->xin, logits into out. */
+static u3d_status forward(run *r, const float *in, float *out,
+                          u3d_error *err)
+{
+    const u3d_tensor *logits;
+    u3d_net_mode mode = r->o->batchstats ? U3D_NET_EVAL_BATCHSTATS
+                                         : U3D_NET_EVAL;
+    U3D_TRY(u3d_tensor_write(&r->x, in, err));
+    U3D_TRY(u3d_net_forward(r->net, &r->x, mode, &logits, err));
+    return u3d_tensor_read(logits, out, err);
+}
+
+/* Test-time augmentation: the mean of the logits of the tile and its 7
+ * mirror images, each mirrored back (the network's output region is the
+ * input's centre, so it mirrors with it). */
+static u3d_status forward_tta(run *r, u3d_error *err)
+{
+    const u3d_tile_plan *p = r->plan;
+    const int si[3] = {p->ax[0].in, p->ax[1].in, p->ax[2].in};
+    const int so[3] = {p->ax[0].out, p->ax[1].out, p->ax[2].out};
+    size_t nout = (size_t)so[0] * so[1] * so[2] * (size_t)r->classes;
+    U3D_TRY(forward(r, r->xin, r->logits, err));
+    for (int f = 1; f < 8; f++) {
+        mirror(r->flip, r->xin, r->src->c, si, f);
+        U3D_TRY(forward(r, r->flip, r->flip, err));
+        /* the logits are smaller than the input: mirror them back into
+         * the input's (free again) buffer, then add */
+        float *back = r->flip + nout;
+        mirror(back, r->flip, r->classes, so, f);
+        for (size_t i = 0; i < nout; i++)
+            r->logits[i] += back[i];
+    }
+    for (size_t i = 0; i < nout; i++)
+        r->logits[i] *= 0.125f;
+    return U3D_OK;
+}
+
 /* One tile; map[0] and map[1] and the band are those of its row. */
 static u3d_status run_tile(run *r, const int k[3], u3d_error *err)
 {
@@ -170,14 +226,8 @@ static u3d_status run_tile(run *r, const int k[3], u3d_error *err)
         u3d_tile_axis_get(&r->plan->ax[a], k[a], &o[a], &lo[a], &hi[a]);
     axis_map(&r->plan->ax[2], o[2], r->map[2]);
     gather(r);
-    const u3d_tensor *logits;
-    u3d_net_mode mode = r->o->batchstats ? U3D_NET_EVAL_BATCHSTATS
-                                         : U3D_NET_EVAL;
-    u3d_status st = u3d_tensor_write(&r->x, r->xin, err);
-    if (!st)
-        st = u3d_net_forward(r->net, &r->x, mode, &logits, err);
-    if (!st)
-        st = u3d_tensor_read(logits, r->logits, err);
+    u3d_status st = r->o->tta ? forward_tta(r, err)
+                              : forward(r, r->xin, r->logits, err);
     if (st)
         return u3d_errprefix(err, "tile at %d,%d,%d (D,H,W): ", o[0], o[1],
                              o[2]);
@@ -241,6 +291,13 @@ static u3d_status host_buffers(run *r, u3d_error *err)
     }
     r->xin = alloc_n(in * (size_t)r->src->c, sizeof *r->xin);
     r->logits = alloc_n(out * (size_t)r->classes, sizeof *r->logits);
+    /* tta: a mirrored input, or its logits and their mirror image */
+    size_t nf = in * (size_t)r->src->c;
+    if (2 * out * (size_t)r->classes > nf)
+        nf = 2 * out * (size_t)r->classes;
+    if (r->o->tta && !(r->flip = alloc_n(nf, sizeof *r->flip)))
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory for the "
+                          "mirrored tiles");
     /* a window of at most min(tile, H) rows per tile position along D */
     int rows = p->ax[1].in < r->src->h ? p->ax[1].in : r->src->h;
     r->band = alloc_n((size_t)p->ax[0].in * (size_t)r->src->c,
@@ -320,6 +377,7 @@ u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
     u3d_net_free_activations(net);
     free(r.xin);
     free(r.logits);
+    free(r.flip);
     free(r.band);
     free(r.olab);
     free(r.oprob);

@@ -1,0 +1,313 @@
+/* The volume source/sink interface (include/unet3d/volume_io.h): format
+ * choice, round trips through every format, plane/row reads, channel
+ * stacking, the real files of /work/shared/data/formats (skipped when
+ * absent), damaged and ambiguous inputs. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "test_util.h"
+#include "unet3d/volume_io.h"
+
+#define DATA U3D_SOURCE_DIR "/../shared/data/"
+#define FMT DATA "formats/"
+#define NUCLEI_TIF DATA "nuclei/1135_image.tif"
+#define NUCLEI_H5 FMT "nuclei_1135.h5"
+
+static char g_dir[64];
+
+static const char *tmp_path(const char *name)
+{
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    return buf[k];
+}
+
+static void rm_rf(const char *p)
+{
+    struct stat sb;
+    if (lstat(p, &sb))
+        return;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(p);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char q[4096];
+            snprintf(q, sizeof q, "%s/%s", p, e->d_name);
+            rm_rf(q);
+        }
+        if (d)
+            closedir(d);
+        rmdir(p);
+    } else
+        unlink(p);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/u3d_vio_XXXXXX");
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    rm_rf(g_dir);
+    return 0;
+}
+
+static int have(const char *path)
+{
+    if (access(path, R_OK)) {
+        fprintf(stderr, "(%s absent: part skipped)\n", path);
+        return 0;
+    }
+    return 1;
+}
+
+/* A 2-channel float volume with distinct values per voxel. */
+static u3d_volume make_volume(int c, int d, int h, int w)
+{
+    u3d_volume v;
+    u3d_error e;
+    t_ok(u3d_volume_alloc(c, d, h, w, &v, &e), &e, "alloc");
+    size_t n = (size_t)c * d * h * w;
+    for (size_t i = 0; i < n; i++)
+        v.data[i] = (float)i * 0.25f - 7.0f;
+    v.spacing[0] = 2.5, v.spacing[1] = 0.5, v.spacing[2] = 0.25;
+    snprintf(v.unit, sizeof v.unit, "um");
+    return v;
+}
+
+static u3d_labels make_labels(int d, int h, int w, int maxv)
+{
+    u3d_labels l;
+    u3d_error e;
+    t_ok(u3d_labels_alloc(d, h, w, &l, &e), &e, "alloc");
+    for (size_t i = 0; i < (size_t)d * h * w; i++)
+        l.data[i] = (uint16_t)((i * 7) % (size_t)(maxv + 1));
+    l.spacing[0] = 3, l.spacing[1] = 1, l.spacing[2] = 1;
+    snprintf(l.unit, sizeof l.unit, "um");
+    return l;
+}
+
+static void check_same_volume(const u3d_volume *a, const u3d_volume *b)
+{
+    assert_int_equal(a->c, b->c);
+    assert_int_equal(a->d, b->d);
+    assert_int_equal(a->h, b->h);
+    assert_int_equal(a->w, b->w);
+    size_t n = (size_t)a->c * a->d * a->h * a->w;
+    assert_memory_equal(a->data, b->data, n * sizeof(float));
+    for (int i = 0; i < 3; i++)
+        assert_true(fabs(a->spacing[i] - b->spacing[i]) < 1e-6);
+}
+
+static void roundtrip(const char *vol_spec, const char *lab_spec)
+{
+    u3d_error e = {0};
+    u3d_volume v = make_volume(2, 5, 7, 9), r;
+    t_ok(u3d_vio_write_volume(vol_spec, &v, NULL, &e), &e, vol_spec);
+    t_ok(u3d_vio_read_volume(vol_spec, &r, NULL, &e), &e, vol_spec);
+    check_same_volume(&v, &r);
+    assert_string_equal(r.unit, "um");
+    /* rows of a plane */
+    u3d_vsource *s;
+    u3d_volume sh;
+    t_ok(u3d_vsource_open(vol_spec, 0, &s, &sh, &e), &e, "open");
+    assert_null(sh.data);
+    float rows[2 * 3 * 9];
+    t_ok(u3d_vsource_read_rows(s, 4, 2, 3, rows, &e), &e, "rows");
+    for (int c = 0; c < 2; c++)
+        for (int y = 0; y < 3; y++)
+            for (int x = 0; x < 9; x++)
+                assert_true(rows[(c * 3 + y) * 9 + x] ==
+                            v.data[(((size_t)c * 5 + 4) * 7 + 2 + y) * 9 + x]);
+    assert_int_not_equal(u3d_vsource_read_rows(s, 5, 0, 1, rows, &e), U3D_OK);
+    u3d_vsource_close(s);
+    u3d_volume_free(&r);
+    u3d_volume_free(&v);
+
+    for (int big = 0; big < 2; big++) {
+        u3d_labels l = make_labels(4, 6, 5, big ? 1000 : 200), q;
+        t_ok(u3d_vio_write_labels(lab_spec, &l, NULL, &e), &e, lab_spec);
+        t_ok(u3d_vio_read_labels(lab_spec, &q, NULL, &e), &e, lab_spec);
+        assert_int_equal(q.d, 4);
+        assert_int_equal(q.h, 6);
+        assert_int_equal(q.w, 5);
+        assert_memory_equal(q.data, l.data, 4 * 6 * 5 * sizeof(uint16_t));
+        assert_true(fabs(q.spacing[0] - 3) < 1e-9);
+        u3d_labels_free(&q);
+        u3d_labels_free(&l);
+    }
+}
+
+static void parse_specs(void **state)
+{
+    (void)state;
+    u3d_format f;
+    char p[4096], d[1024];
+    u3d_error e;
+    t_ok(u3d_vio_parse("a/b.h5:/x/raw", 0, &f, p, sizeof p, d, sizeof d, &e),
+         &e, "h5");
+    assert_int_equal(f, U3D_FMT_HDF5);
+    assert_string_equal(p, "a/b.h5");
+    assert_string_equal(d, "x/raw");
+    t_ok(u3d_vio_parse("h5:weird.bin:/raw", 0, &f, p, sizeof p, d, sizeof d,
+                       &e), &e, "h5 prefix");
+    assert_int_equal(f, U3D_FMT_HDF5);
+    assert_string_equal(p, "weird.bin");
+    assert_string_equal(d, "raw");
+    t_ok(u3d_vio_parse("x.NII.GZ", 1, &f, p, sizeof p, d, sizeof d, &e), &e,
+         "nifti");
+    assert_int_equal(f, U3D_FMT_NIFTI);
+    t_ok(u3d_vio_parse("x.zarr/", 1, &f, p, sizeof p, d, sizeof d, &e), &e,
+         "zarr");
+    assert_int_equal(f, U3D_FMT_ZARR);
+    t_ok(u3d_vio_parse("x.tiff", 1, &f, p, sizeof p, d, sizeof d, &e), &e,
+         "tiff");
+    assert_int_equal(f, U3D_FMT_TIFF);
+    t_ok(u3d_vio_parse("noext", 1, &f, p, sizeof p, d, sizeof d, &e), &e,
+         "default");
+    assert_int_equal(f, U3D_FMT_TIFF);
+    assert_int_equal(u3d_vio_parse("a.tif:/raw", 0, &f, p, sizeof p, d,
+                                   sizeof d, &e),
+                     U3D_OK); /* "a.tif:/raw" has no HDF5 extension */
+    assert_int_not_equal(u3d_vio_parse("", 0, &f, p, sizeof p, d, sizeof d,
+                                       &e),
+                         U3D_OK);
+}
+
+static void tiff_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(tmp_path("v.tif"), tmp_path("l.tif"));
+}
+
+static void hdf5_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(tmp_path("v.h5"), tmp_path("l.h5"));
+    roundtrip(tmp_path("n.h5:/deep/group/img"), tmp_path("n2.h5:/a/seg"));
+    /* no temporary files left */
+    DIR *d = opendir(g_dir);
+    struct dirent *en;
+    while (d && (en = readdir(d)))
+        assert_null(strstr(en->d_name, ".tmp-"));
+    closedir(d);
+}
+
+static void hdf5_errors(void **state)
+{
+    (void)state;
+    u3d_error e = {0};
+    u3d_volume v = make_volume(1, 2, 3, 4), r;
+    /* two 3D datasets, neither "raw": ambiguous, the error lists them */
+    t_ok(u3d_vio_write_volume(tmp_path("two.h5:/a"), &v, NULL, &e), &e, "a");
+    assert_int_not_equal(u3d_vio_read_volume(tmp_path("two.h5:/b"), &r, NULL,
+                                             &e),
+                         U3D_OK);
+    assert_non_null(strstr(e.msg, "no dataset /b"));
+    assert_non_null(strstr(e.msg, "/a (2x3x4)"));
+    /* the only 3D dataset is taken */
+    t_ok(u3d_vio_read_volume(tmp_path("two.h5"), &r, NULL, &e), &e, "only");
+    u3d_volume_free(&r);
+    /* labels refuse fractions and negatives */
+    assert_int_not_equal(u3d_vio_read_labels(tmp_path("two.h5:/a"),
+                                             &(u3d_labels){0}, NULL, &e),
+                         U3D_OK);
+    assert_non_null(strstr(e.msg, "is not a label"));
+    /* NaN refused */
+    v.data[5] = NAN;
+    t_ok(u3d_vio_write_volume(tmp_path("nan.h5"), &v, NULL, &e), &e, "nan");
+    assert_int_equal(u3d_vio_read_volume(tmp_path("nan.h5"), &r, NULL, &e),
+                     U3D_ERR_NUMERIC);
+    u3d_volume_free(&v);
+    /* not HDF5, missing, truncated: one line naming the file */
+    FILE *f = fopen(tmp_path("bad.h5"), "wb");
+    fputs("\x89HDF\r\n\x1a\n garbage", f);
+    fclose(f);
+    assert_int_not_equal(u3d_vio_read_volume(tmp_path("bad.h5"), &r, NULL,
+                                             &e),
+                         U3D_OK);
+    assert_non_null(strstr(e.msg, "bad.h5"));
+    assert_null(strchr(e.msg, '\n'));
+    assert_int_not_equal(u3d_vio_read_volume(tmp_path("none.h5"), &r, NULL,
+                                             &e),
+                         U3D_OK);
+    assert_non_null(strstr(e.msg, "none.h5"));
+}
+
+static void hdf5_nuclei(void **state)
+{
+    (void)state;
+    if (!have(NUCLEI_H5) || !have(NUCLEI_TIF))
+        return;
+    u3d_error e = {0};
+    u3d_volume a, b;
+    t_ok(u3d_vio_read_volume(NUCLEI_H5 ":/raw", &a, NULL, &e), &e, "h5");
+    t_ok(u3d_vio_read_volume(NUCLEI_TIF, &b, NULL, &e), &e, "tif");
+    assert_int_equal(a.c, b.c);
+    assert_int_equal(a.d, b.d);
+    assert_int_equal(a.h, b.h);
+    assert_int_equal(a.w, b.w);
+    assert_memory_equal(a.data, b.data,
+                        sizeof(float) * a.c * a.d * a.h * (size_t)a.w);
+    fprintf(stderr, "nuclei h5 spacing %g %g %g %s, tif %g %g %g %s\n",
+            a.spacing[0], a.spacing[1], a.spacing[2], a.unit, b.spacing[0],
+            b.spacing[1], b.spacing[2], b.unit);
+    u3d_volume_free(&a);
+    u3d_volume_free(&b);
+    /* the default dataset of an image is "raw" */
+    t_ok(u3d_vio_read_volume(NUCLEI_H5, &a, NULL, &e), &e, "default");
+    u3d_volume_free(&a);
+}
+
+static void stacking(void **state)
+{
+    (void)state;
+    u3d_error e = {0};
+    u3d_volume a = make_volume(1, 3, 4, 5), b = make_volume(2, 3, 4, 5), r;
+    for (size_t i = 0; i < 2 * 60; i++)
+        b.data[i] += 1000;
+    t_ok(u3d_vio_write_volume(tmp_path("s1.h5"), &a, NULL, &e), &e, "a");
+    t_ok(u3d_vio_write_volume(tmp_path("s2.tif"), &b, NULL, &e), &e, "b");
+    char spec[1200];
+    snprintf(spec, sizeof spec, "%s,%s", tmp_path("s1.h5"),
+             tmp_path("s2.tif"));
+    t_ok(u3d_vio_read_volume(spec, &r, NULL, &e), &e, "stack");
+    assert_int_equal(r.c, 3);
+    assert_memory_equal(r.data, a.data, 60 * sizeof(float));
+    assert_memory_equal(r.data + 60, b.data, 120 * sizeof(float));
+    u3d_volume_free(&r);
+    u3d_volume c = make_volume(1, 3, 4, 6);
+    t_ok(u3d_vio_write_volume(tmp_path("s3.h5"), &c, NULL, &e), &e, "c");
+    snprintf(spec, sizeof spec, "%s,%s", tmp_path("s1.h5"),
+             tmp_path("s3.h5"));
+    assert_int_equal(u3d_vio_read_volume(spec, &r, NULL, &e), U3D_ERR_SHAPE);
+    u3d_volume_free(&a);
+    u3d_volume_free(&b);
+    u3d_volume_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parse_specs),
+        cmocka_unit_test(tiff_roundtrip),
+        cmocka_unit_test(hdf5_roundtrip),
+        cmocka_unit_test(hdf5_errors),
+        cmocka_unit_test(hdf5_nuclei),
+        cmocka_unit_test(stacking),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -12,11 +12,15 @@
 #include <unistd.h>
 #include "test_util.h"
 #include "unet3d/volume_io.h"
+#include <zlib.h>
 
 #define DATA U3D_SOURCE_DIR "/../shared/data/"
 #define FMT DATA "formats/"
 #define NUCLEI_TIF DATA "nuclei/1135_image.tif"
 #define NUCLEI_H5 FMT "nuclei_1135.h5"
+#define FLAIR FMT "brats_pat0005_flair.nii.gz"
+#define T1C FMT "brats_pat0005_t1c.nii.gz"
+#define BRATS_LAB FMT "brats_pat0005_labels.nii.gz"
 
 static char g_dir[64];
 
@@ -272,6 +276,141 @@ static void hdf5_nuclei(void **state)
     u3d_volume_free(&a);
 }
 
+static void nifti_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(tmp_path("v.nii.gz"), tmp_path("l.nii"));
+    roundtrip(tmp_path("v.nii"), tmp_path("l.nii.gz"));
+}
+
+/* The whole decompressed file (test helper, small files only). */
+static unsigned char *gunzip(const char *path, size_t *len)
+{
+    gzFile g = gzopen(path, "rb");
+    assert_non_null(g);
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *b = malloc(cap);
+    int k;
+    while ((k = gzread(g, b + n, (unsigned)(cap - n))) > 0) {
+        n += (size_t)k;
+        if (n == cap)
+            b = realloc(b, cap *= 2);
+    }
+    gzclose(g);
+    *len = n;
+    return b;
+}
+
+/* BRATS patient 5: a voxel found by hand in the raw file (x fastest) is
+ * the same voxel at z = k, y = j, x = i of the volume; the header's
+ * affine goes to the labels written from it. */
+static void nifti_brats(void **state)
+{
+    (void)state;
+    if (!have(FLAIR) || !have(BRATS_LAB))
+        return;
+    u3d_error e = {0};
+    u3d_volume v;
+    u3d_vgeom g;
+    t_ok(u3d_vio_read_volume(FLAIR, &v, &g, &e), &e, "flair");
+    size_t len;
+    unsigned char *raw = gunzip(FLAIR, &len);
+    int16_t dim[8], dt;
+    float vox_offset, slope, inter;
+    memcpy(dim, raw + 40, sizeof dim);
+    memcpy(&dt, raw + 70, 2);
+    memcpy(&vox_offset, raw + 108, 4);
+    memcpy(&slope, raw + 112, 4);
+    memcpy(&inter, raw + 116, 4);
+    assert_int_equal(v.w, dim[1]);
+    assert_int_equal(v.h, dim[2]);
+    assert_int_equal(v.d, dim[3]);
+    assert_true(g.valid);
+    int bp = dt == 2 ? 1 : dt == 4 || dt == 512 ? 2 : dt == 16 || dt == 8 ? 4 : 8;
+    int found = 0;
+    for (int k = 0; k < dim[3]; k += 7)
+        for (int j = 0; j < dim[2]; j += 5)
+            for (int i = 0; i < dim[1]; i += 3) {
+                size_t idx = (size_t)i + (size_t)dim[1] * (j + (size_t)dim[2] * k);
+                const unsigned char *p = raw + (size_t)vox_offset + idx * bp;
+                double x;
+                if (dt == 2) x = p[0];
+                else if (dt == 4) { int16_t t; memcpy(&t, p, 2); x = t; }
+                else if (dt == 512) { uint16_t t; memcpy(&t, p, 2); x = t; }
+                else if (dt == 8) { int32_t t; memcpy(&t, p, 4); x = t; }
+                else if (dt == 16) { float t; memcpy(&t, p, 4); x = t; }
+                else { double t; memcpy(&t, p, 8); x = t; }
+                if (slope != 0 && (slope != 1 || inter != 0))
+                    x = x * slope + inter;
+                float got = v.data[((size_t)k * v.h + j) * v.w + i];
+                assert_true(fabs(got - x) < 1e-4);
+                found += x != 0;
+            }
+    assert_true(found > 100); /* not all background */
+    free(raw);
+    fprintf(stderr, "flair %dx%dx%d spacing %g %g %g %s\n", v.d, v.h, v.w,
+            v.spacing[0], v.spacing[1], v.spacing[2], v.unit);
+
+    /* labels written with the image's geometry keep its affine */
+    u3d_labels l;
+    t_ok(u3d_vio_read_labels(BRATS_LAB, &l, NULL, &e), &e, "labels");
+    t_ok(u3d_vio_write_labels(tmp_path("lab_out.nii.gz"), &l, &g, &e), &e,
+         "write");
+    u3d_vsource *s;
+    u3d_volume sh;
+    t_ok(u3d_vsource_open(tmp_path("lab_out.nii.gz"), 1, &s, &sh, &e), &e,
+         "reopen");
+    const u3d_vgeom *g2 = u3d_vsource_geom(s);
+    assert_int_equal(g2->qform_code, g.qform_code);
+    assert_int_equal(g2->sform_code, g.sform_code);
+    for (int r = 0; r < 3; r++) {
+        for (int c = 0; c < 4; c++)
+            assert_true(fabs(g2->srow[r][c] - g.srow[r][c]) < 1e-5);
+        assert_true(fabs(g2->quatern[r] - g.quatern[r]) < 1e-6);
+        assert_true(fabs(g2->qoffset[r] - g.qoffset[r]) < 1e-4);
+        assert_true(fabs(sh.spacing[r] - v.spacing[r]) < 1e-6);
+    }
+    u3d_vsource_close(s);
+    u3d_labels q;
+    t_ok(u3d_vio_read_labels(tmp_path("lab_out.nii.gz"), &q, NULL, &e), &e,
+         "labels back");
+    assert_memory_equal(q.data, l.data, (size_t)l.d * l.h * l.w * 2);
+    u3d_labels_free(&q);
+    u3d_labels_free(&l);
+    u3d_volume_free(&v);
+
+    /* two modalities as channels */
+    if (!have(T1C))
+        return;
+    t_ok(u3d_vio_read_volume(FLAIR "," T1C, &v, NULL, &e), &e, "stack");
+    assert_int_equal(v.c, 2);
+    u3d_volume_free(&v);
+}
+
+static void nifti_errors(void **state)
+{
+    (void)state;
+    u3d_error e = {0};
+    u3d_volume r;
+    FILE *f = fopen(tmp_path("bad.nii"), "wb");
+    char junk[400] = {0};
+    fwrite(junk, 1, sizeof junk, f);
+    fclose(f);
+    assert_int_not_equal(u3d_vio_read_volume(tmp_path("bad.nii"), &r, NULL,
+                                             &e),
+                         U3D_OK);
+    assert_non_null(strstr(e.msg, "bad.nii"));
+    /* a valid header whose data are cut short */
+    u3d_volume v = make_volume(1, 4, 5, 6);
+    t_ok(u3d_vio_write_volume(tmp_path("cut.nii"), &v, NULL, &e), &e, "w");
+    assert_int_equal(truncate(tmp_path("cut.nii"), 352 + 100), 0);
+    assert_int_not_equal(u3d_vio_read_volume(tmp_path("cut.nii"), &r, NULL,
+                                             &e),
+                         U3D_OK);
+    assert_non_null(strstr(e.msg, "cut.nii"));
+    u3d_volume_free(&v);
+}
+
 static void stacking(void **state)
 {
     (void)state;
@@ -307,6 +446,9 @@ int main(void)
         cmocka_unit_test(hdf5_roundtrip),
         cmocka_unit_test(hdf5_errors),
         cmocka_unit_test(hdf5_nuclei),
+        cmocka_unit_test(nifti_roundtrip),
+        cmocka_unit_test(nifti_brats),
+        cmocka_unit_test(nifti_errors),
         cmocka_unit_test(stacking),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

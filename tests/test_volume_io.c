@@ -13,6 +13,9 @@
 #include "test_util.h"
 #include "unet3d/volume_io.h"
 #include <zlib.h>
+#include <blosc.h>
+#include <zstd.h>
+#include <fcntl.h>
 
 #define DATA U3D_SOURCE_DIR "/../shared/data/"
 #define FMT DATA "formats/"
@@ -411,6 +414,144 @@ static void nifti_errors(void **state)
     u3d_volume_free(&v);
 }
 
+static void zarr_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(tmp_path("v.zarr"), tmp_path("l.zarr"));
+    /* written again over the previous folder */
+    roundtrip(tmp_path("v.zarr"), tmp_path("l.zarr"));
+    u3d_error e;
+    u3d_volume v = make_volume(1, 3, 600, 5), r;
+    t_ok(u3d_vio_write_volume(tmp_path("wide.zarr"), &v, NULL, &e), &e,
+         "two chunks of rows");
+    t_ok(u3d_vio_read_volume(tmp_path("wide.zarr"), &r, NULL, &e), &e, "back");
+    check_same_volume(&v, &r);
+    u3d_volume_free(&v);
+    u3d_volume_free(&r);
+}
+
+static void put_file(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* Hand-made arrays: v2 big-endian int16 in 2x2x2 chunks under blosc,
+ * gzip, zstd and raw, '.' keys, a missing chunk (fill value); v3 with
+ * gzip, crc32c and v2 key encoding. */
+static void zarr_codecs(void **state)
+{
+    (void)state;
+    const char *codecs[] = {"blosc", "gzip", "zstd", "zlib", NULL};
+    int16_t want[3 * 3 * 3];
+    for (int i = 0; i < 27; i++)
+        want[i] = (int16_t)(i * 37 - 400);
+    for (int k = 0; k < 5; k++) {
+        char dir[600], p[700];
+        snprintf(dir, sizeof dir, "%s", tmp_path(k < 4 ? codecs[k] : "raw"));
+        strcat(dir, ".zarr");
+        mkdir(dir, 0755);
+        char meta[512];
+        snprintf(meta, sizeof meta,
+                 "{\"zarr_format\":2,\"shape\":[3,3,3],\"chunks\":[2,2,2],"
+                 "\"dtype\":\">i2\",\"compressor\":%s%s%s,\"fill_value\":7,"
+                 "\"order\":\"C\",\"filters\":null}",
+                 k < 4 ? "{\"id\":\"" : "null", k < 4 ? codecs[k] : "",
+                 k < 4 ? "\"}" : "");
+        snprintf(p, sizeof p, "%s/.zarray", dir);
+        put_file(p, meta, strlen(meta));
+        for (int cz = 0; cz < 2; cz++)
+            for (int cy = 0; cy < 2; cy++)
+                for (int cx = 0; cx < 2; cx++) {
+                    if (cz == 1 && cy == 1 && cx == 1)
+                        continue; /* missing: fill value */
+                    unsigned char raw[16], out[256];
+                    for (int z = 0; z < 2; z++)
+                        for (int y = 0; y < 2; y++)
+                            for (int x = 0; x < 2; x++) {
+                                int Z = cz * 2 + z, Y = cy * 2 + y, X = cx * 2 + x;
+                                int16_t v = Z < 3 && Y < 3 && X < 3
+                                                ? want[(Z * 3 + Y) * 3 + X]
+                                                : 0;
+                                int o = ((z * 2 + y) * 2 + x) * 2;
+                                raw[o] = (unsigned char)((uint16_t)v >> 8);
+                                raw[o + 1] = (unsigned char)(v & 0xff);
+                            }
+                    size_t n = 16;
+                    if (k == 0)
+                        n = (size_t)blosc_compress(5, 1, 2, 16, raw, out,
+                                                   sizeof out);
+                    else if (k == 1 || k == 3) {
+                        z_stream zs;
+                        memset(&zs, 0, sizeof zs);
+                        deflateInit2(&zs, 6, Z_DEFLATED, k == 1 ? 31 : 15, 8,
+                                     Z_DEFAULT_STRATEGY);
+                        zs.next_in = raw, zs.avail_in = 16;
+                        zs.next_out = out, zs.avail_out = sizeof out;
+                        assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+                        n = zs.total_out;
+                        deflateEnd(&zs);
+                    } else if (k == 2)
+                        n = ZSTD_compress(out, sizeof out, raw, 16, 3);
+                    else
+                        memcpy(out, raw, 16);
+                    snprintf(p, sizeof p, "%s/%d.%d.%d", dir, cz, cy, cx);
+                    put_file(p, out, n);
+                }
+        u3d_error e;
+        u3d_volume v;
+        t_ok(u3d_vio_read_volume(dir, &v, NULL, &e), &e, dir);
+        assert_int_equal(v.d, 3);
+        for (int i = 0; i < 27; i++) {
+            float w = i == 26 ? 7.0f : (float)want[i];
+            if (v.data[i] != w)
+                fail_msg("%s: voxel %d is %g, expected %g", dir, i,
+                         (double)v.data[i], (double)w);
+        }
+        assert_int_equal(v.bits, 16);
+        assert_true(v.is_signed);
+        u3d_volume_free(&v);
+        /* a damaged chunk names the chunk */
+        snprintf(p, sizeof p, "%s/0.0.0", dir);
+        put_file(p, "garbage", 7);
+        assert_int_not_equal(u3d_vio_read_volume(dir, &v, NULL, &e), U3D_OK);
+        assert_non_null(strstr(e.msg, "0.0.0"));
+    }
+}
+
+static void zarr_plantseg(void **state)
+{
+    (void)state;
+    const char *z = FMT "plantseg_3d.zarr";
+    if (!have(z))
+        return;
+    u3d_error e;
+    u3d_volume v, w;
+    t_ok(u3d_vio_read_volume(z, &v, NULL, &e), &e, "group -> raw");
+    t_ok(u3d_vio_read_volume(FMT "plantseg_3d.zarr/raw", &w, NULL, &e), &e,
+         "array");
+    assert_int_equal(v.d, 10);
+    assert_int_equal(v.h, 10);
+    assert_int_equal(v.w, 10);
+    assert_true(v.is_float);
+    assert_string_equal(v.unit, "um");
+    assert_true(fabs(v.spacing[0] - 0.235) < 1e-9);
+    assert_true(fabs(v.spacing[2] - 0.15) < 1e-9);
+    assert_memory_equal(v.data, w.data, 1000 * sizeof(float));
+    double sum = 0;
+    for (int i = 0; i < 1000; i++)
+        sum += v.data[i];
+    fprintf(stderr, "plantseg_3d.zarr: sum %g, v[0] %g v[999] %g\n", sum,
+            (double)v.data[0], (double)v.data[999]);
+    u3d_volume_free(&v);
+    u3d_volume_free(&w);
+    t_ok(u3d_vio_read_volume("zarr:" FMT "plantseg_3d.zarr:/raw", &v, NULL,
+                             &e), &e, "dataset syntax");
+    u3d_volume_free(&v);
+}
+
 static void stacking(void **state)
 {
     (void)state;
@@ -449,6 +590,9 @@ int main(void)
         cmocka_unit_test(nifti_roundtrip),
         cmocka_unit_test(nifti_brats),
         cmocka_unit_test(nifti_errors),
+        cmocka_unit_test(zarr_roundtrip),
+        cmocka_unit_test(zarr_codecs),
+        cmocka_unit_test(zarr_plantseg),
         cmocka_unit_test(stacking),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

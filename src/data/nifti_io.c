@@ -93,6 +93,51 @@ static const u3d_vsrc_ops nifti_src_ops = {src_rows, src_close};
 static u3d_status check_and_load(u3d_vsource *s, nsrc *n, gzFile gzf,
                                  const char *path, u3d_error *err);
 
+/* The header's own quaternion, offsets, sform and pixdim, as stored:
+ * libnifti recomputes some of them (e.g. a zero quaternion when
+ * qform_code is 0), and copying them verbatim gives outputs the
+ * input's header geometry exactly. */
+static void geom_from_header(u3d_vgeom *g, const unsigned char *hb, int ver)
+{
+    if (ver == 1) {
+        nifti_1_header h;
+        memcpy(&h, hb, sizeof h);
+        if (h.sizeof_hdr != 348)
+            swap_nifti_header(&h, 1);
+        g->quatern[0] = h.quatern_b, g->quatern[1] = h.quatern_c;
+        g->quatern[2] = h.quatern_d;
+        g->qoffset[0] = h.qoffset_x, g->qoffset[1] = h.qoffset_y;
+        g->qoffset[2] = h.qoffset_z;
+        g->qfac = h.pixdim[0] < 0 ? -1 : 1;
+        for (int c = 0; c < 4; c++) {
+            g->srow[0][c] = h.srow_x[c];
+            g->srow[1][c] = h.srow_y[c];
+            g->srow[2][c] = h.srow_z[c];
+        }
+        for (int i = 0; i < 3; i++)
+            g->pixdim[i] = h.pixdim[i + 1];
+        g->xyzt_units = (unsigned char)h.xyzt_units;
+    } else {
+        nifti_2_header h;
+        memcpy(&h, hb, sizeof h);
+        if (h.sizeof_hdr != 540)
+            swap_nifti_header(&h, 2);
+        g->quatern[0] = h.quatern_b, g->quatern[1] = h.quatern_c;
+        g->quatern[2] = h.quatern_d;
+        g->qoffset[0] = h.qoffset_x, g->qoffset[1] = h.qoffset_y;
+        g->qoffset[2] = h.qoffset_z;
+        g->qfac = h.pixdim[0] < 0 ? -1 : 1;
+        for (int c = 0; c < 4; c++) {
+            g->srow[0][c] = h.srow_x[c];
+            g->srow[1][c] = h.srow_y[c];
+            g->srow[2][c] = h.srow_z[c];
+        }
+        for (int i = 0; i < 3; i++)
+            g->pixdim[i] = h.pixdim[i + 1];
+        g->xyzt_units = h.xyzt_units;
+    }
+}
+
 static const char *unit_name(int xyz_units)
 {
     switch (XYZT_TO_SPACE(xyz_units)) {
@@ -146,6 +191,8 @@ u3d_status u3d_nifti_source_open(u3d_vsource *s, const char *path,
     }
     u3d_status st = check_and_load(s, n, gzf, path, err);
     gzclose(gzf);
+    if (!st)
+        geom_from_header(&s->geom, hb, ver);
     return st;
 }
 

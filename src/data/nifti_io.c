@@ -148,6 +148,30 @@ static const char *unit_name(int xyz_units)
     }
 }
 
+static int dims_ok(int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                   int64_t d4, int64_t d5, int64_t d6, int64_t d7)
+{
+    int64_t d[8] = {d0, d1, d2, d3, d4, d5, d6, d7};
+    if (d0 < 1 || d0 > 7)
+        return 0;
+    for (int i = 1; i <= d0; i++)
+        if (d[i] < 1 || d[i] > INT_MAX)
+            return 0;
+    return 1;
+}
+
+static int type_ok(int dt)
+{
+    switch (dt) {
+    case DT_UINT8: case DT_INT8: case DT_INT16: case DT_UINT16:
+    case DT_INT32: case DT_UINT32: case DT_INT64: case DT_UINT64:
+    case DT_FLOAT32: case DT_FLOAT64:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 u3d_status u3d_nifti_source_open(u3d_vsource *s, const char *path,
                                  u3d_error *err)
 {
@@ -172,21 +196,36 @@ u3d_status u3d_nifti_source_open(u3d_vsource *s, const char *path,
     int ver = got >= 348 ? nifti_header_version((const char *)hb,
                                                 (size_t)got)
                          : -1;
+    /* libnifti prints its complaints: dimensions and type are checked
+     * here first, so it has none */
     if (ver == 1) {
-        nifti_1_header h1;
+        nifti_1_header h1, c1;
         memcpy(&h1, hb, sizeof h1);
-        n->nim = nifti_convert_n1hdr2nim(h1, path);
+        c1 = h1;
+        if (c1.sizeof_hdr != 348)
+            swap_nifti_header(&c1, 1);
+        if (dims_ok(c1.dim[0], c1.dim[1], c1.dim[2], c1.dim[3], c1.dim[4],
+                    c1.dim[5], c1.dim[6], c1.dim[7]) &&
+            type_ok(c1.datatype))
+            n->nim = nifti_convert_n1hdr2nim(h1, path);
     } else if (ver == 2 && got >= (int)sizeof(nifti_2_header)) {
-        nifti_2_header h2;
+        nifti_2_header h2, c2;
         memcpy(&h2, hb, sizeof h2);
-        n->nim = nifti_convert_n2hdr2nim(h2, path);
+        c2 = h2;
+        if (c2.sizeof_hdr != 540)
+            swap_nifti_header(&c2, 2);
+        if (dims_ok(c2.dim[0], c2.dim[1], c2.dim[2], c2.dim[3], c2.dim[4],
+                    c2.dim[5], c2.dim[6], c2.dim[7]) &&
+            type_ok(c2.datatype))
+            n->nim = nifti_convert_n2hdr2nim(h2, path);
     }
     if (!n->nim) {
         if (gzf)
             gzclose(gzf);
         return u3d_seterr(err, U3D_ERR_FORMAT,
                           "%s: not a readable NIfTI-1/2 file (bad or "
-                          "truncated header)",
+                          "truncated header, dimensions out of range, or a "
+                          "data type other than integers and floats)",
                           path);
     }
     u3d_status st = check_and_load(s, n, gzf, path, err);
@@ -254,6 +293,18 @@ static u3d_status check_and_load(u3d_vsource *s, nsrc *n, gzFile gzf,
         return u3d_seterr(err, U3D_ERR_FORMAT,
                           "%s: bad data offset (vox_offset %lld)", path,
                           (long long)nim->iname_offset);
+    /* no allocation beyond what the file can hold (gzip: 1032:1 at most) */
+    struct stat sb;
+    uint64_t fsz = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    uint64_t cap = gzdirect(gzf) ? (fsz > (uint64_t)nim->iname_offset
+                                        ? fsz - (uint64_t)nim->iname_offset
+                                        : 0)
+                                 : fsz * 1032 + 4096;
+    if ((uint64_t)bytes > cap)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s: the header announces %dx%dx%dx%d voxels (%zu "
+                          "bytes), more than the file holds (truncated?)",
+                          path, v->c, v->d, v->h, v->w, bytes);
     if (!(nim->data = malloc(bytes)))
         return u3d_seterr(err, U3D_ERR_OOM, "%s: out of host memory", path);
     for (size_t off = 0; off < bytes;) {

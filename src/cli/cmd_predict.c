@@ -51,6 +51,8 @@ static int check_writable(const char *path, u3d_error *e)
     u3d_format f; /* the file of "a.h5:/dataset" */
     if (u3d_vio_parse(path, 1, &f, dir, sizeof dir, ds, sizeof ds, e))
         return 1;
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/';)
+        dir[--n] = 0; /* "out.zarr/" */
     char *slash = strrchr(dir, '/');
     if (!slash)
         snprintf(dir, sizeof dir, ".");

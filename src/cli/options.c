@@ -284,6 +284,9 @@ static void file_of(named_file *f, const char *opt, const char *spec, int out)
                       sizeof ds, NULL) == U3D_OK) {
         f->path = f->file;
         f->folder = fmt == U3D_FMT_ZARR;
+        size_t n = strlen(f->file); /* "out.zarr/" names out.zarr */
+        while (f->folder && n > 1 && f->file[n - 1] == '/')
+            f->file[--n] = 0;
     }
 }
 

@@ -382,6 +382,7 @@ static int is_tiff(const char *spec, char *path, size_t n)
 static u3d_status read_all(const char *spec, int labels, u3d_volume *out,
                            u3d_vgeom *geom, u3d_error *err)
 {
+    memset(out, 0, sizeof *out); /* freed on failure below */
     u3d_vsource *s;
     u3d_volume sh;
     U3D_TRY(u3d_vsource_open(spec, labels, &s, &sh, err));
@@ -443,6 +444,7 @@ u3d_status u3d_vio_read_labels(const char *spec, u3d_labels *out,
         memset(geom, 0, sizeof *geom);
     if (is_tiff(spec, path, sizeof path))
         return u3d_tiff_read_labels(path, out, err);
+    memset(out, 0, sizeof *out);
     u3d_volume v = {0};
     U3D_TRY(read_all(spec, 1, &v, geom, err));
     u3d_status st = U3D_OK;

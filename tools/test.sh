@@ -2,6 +2,7 @@
 # The full test suite:
 #  1. release build (with the cuDNN backend when CUDA + cuDNN are installed)
 #     and every ctest: PoCL ("unit"), oclgrind ("oclgrind"), fixtures;
+#     then the installed tree (tools/check_install.sh);
 #  2. the OpenCL-only build (-DUNET3D_CUDNN=OFF) and its fixture run;
 #  3. an ASan/UBSan build running the unit tests;
 #  4. the libFuzzer harnesses of the file readers, 60 s each (tools/fuzz.sh).
@@ -15,6 +16,9 @@ export UNET3D_CACHE_DIR="$PWD/build/kernel-cache"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
+# cmake --install into a temporary prefix; an example program built
+# against it with pkg-config and with find_package(unet3d), C and C++
+tools/check_install.sh build
 
 cmake -S . -B build-nocuda -DCMAKE_BUILD_TYPE=Release -DUNET3D_CUDNN=OFF \
       -DUNET3D_TESTS=OFF >/dev/null

@@ -10,6 +10,7 @@
 #include "unet3d/model.h"
 #include "unet3d/model_io.h"
 #include "unet3d/volume.h"
+#include "unet3d/volume_io.h"
 #include "unet3d/augment.h"
 #include "unet3d/train.h"
 #include "unet3d/synth.h"

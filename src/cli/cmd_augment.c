@@ -69,9 +69,9 @@ static u3d_status read_inputs(ajob *j)
     u3d_error *e = &j->e;
     u3d_status st = u3d_cli_aug_params(&a->aug, 255, &j->p, e);
     if (!st)
-        st = u3d_tiff_read_volume(a->img, &j->v, e);
+        st = u3d_vio_read_volume(a->img, &j->v, NULL, e);
     if (!st && a->lab)
-        st = u3d_tiff_read_labels(a->lab, &j->l, e);
+        st = u3d_vio_read_labels(a->lab, &j->l, NULL, e);
     if (!st && a->lab)
         st = u3d_check_image_labels(&j->v, a->img, &j->l, a->lab, e);
     if (!st && a->norm != U3D_NORM_NONE) {

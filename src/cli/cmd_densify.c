@@ -20,6 +20,7 @@ typedef struct djob {
     const dargs *a;
     u3d_densify_opts o;
     u3d_volume v, shown;
+    u3d_vgeom geom; /* the image's orientation, for the output */
     u3d_labels sp, dense;
     u3d_backend *be;
     u3d_error e;
@@ -102,9 +103,9 @@ static u3d_status setup(djob *j)
 static u3d_status read_inputs(djob *j)
 {
     const dargs *a = j->a;
-    u3d_status st = u3d_tiff_read_volume(a->img, &j->v, &j->e);
+    u3d_status st = u3d_vio_read_volume(a->img, &j->v, &j->geom, &j->e);
     if (!st && a->lab) {
-        st = u3d_tiff_read_labels(a->lab, &j->sp, &j->e);
+        st = u3d_vio_read_labels(a->lab, &j->sp, NULL, &j->e);
         if (!st)
             st = u3d_check_image_labels(&j->v, a->img, &j->sp, a->lab, &j->e);
     } else if (!st) {
@@ -141,7 +142,7 @@ static u3d_status run(djob *j)
     if (!st)
         st = u3d_densify(j->be, &j->o, &j->v, &j->sp, &j->dense, &j->e);
     if (!st)
-        st = u3d_tiff_write_labels(a->out, &j->dense, &j->e);
+        st = u3d_vio_write_labels(a->out, &j->dense, &j->geom, &j->e);
     if (!st && a->overview) {
         u3d_overview_opts oo = {0, a->t.ignore_label, 0};
         st = u3d_overview_write(a->overview,

@@ -77,11 +77,11 @@ typedef struct ejob {
 static u3d_status run(ejob *j)
 {
     u3d_error *e = &j->e;
-    u3d_status st = u3d_tiff_read_labels(j->a.pred, &j->pred, e);
+    u3d_status st = u3d_vio_read_labels(j->a.pred, &j->pred, NULL, e);
     if (!st)
-        st = u3d_tiff_read_labels(j->a.truth, &j->truth, e);
+        st = u3d_vio_read_labels(j->a.truth, &j->truth, NULL, e);
     if (!st && j->a.exclude)
-        st = u3d_tiff_read_labels(j->a.exclude, &j->excl, e);
+        st = u3d_vio_read_labels(j->a.exclude, &j->excl, NULL, e);
     if (st)
         return st;
     u3d_metrics_opts o = {j->a.ignore, j->a.exclude ? &j->excl : NULL,
@@ -91,7 +91,7 @@ static u3d_status run(ejob *j)
     if (st)
         return st;
     if (j->a.overview) {
-        st = u3d_tiff_read_volume(j->a.image, &j->img, e);
+        st = u3d_vio_read_volume(j->a.image, &j->img, NULL, e);
         if (!st)
             st = u3d_check_image_labels(&j->img, j->a.image, &j->pred,
                                         j->a.pred, e);

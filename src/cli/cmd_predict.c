@@ -47,8 +47,12 @@ static int check_writable(const char *path, u3d_error *e)
 {
     if (!path)
         return 0;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
+    char dir[4096], ds[1024];
+    u3d_format f; /* the file of "a.h5:/dataset" */
+    if (u3d_vio_parse(path, 1, &f, dir, sizeof dir, ds, sizeof ds, e))
+        return 1;
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/';)
+        dir[--n] = 0; /* "out.zarr/" */
     char *slash = strrchr(dir, '/');
     if (!slash)
         snprintf(dir, sizeof dir, ".");
@@ -138,16 +142,16 @@ typedef struct job {
     u3d_backend *be;
     u3d_net *net;
     u3d_model_meta meta;
-    u3d_tiff_stream *in;
+    u3d_vsource *in;
     u3d_volume shape; /* of the image, no data */
     u3d_norm_params norm;
-    u3d_tiff_writer *seg, *probs;
+    u3d_vsink *seg, *probs;
     u3d_error e;
 } job;
 
 static u3d_status read_raw(void *user, int z, float *dst, u3d_error *err)
 {
-    return u3d_tiff_stream_read(((job *)user)->in, z, dst, err);
+    return u3d_vsource_read(((job *)user)->in, z, dst, err);
 }
 
 /* Rows of plane z normalized the way the model was trained (as
@@ -156,7 +160,7 @@ static u3d_status read_norm(void *user, int z, int y0, int ny, float *dst,
                             u3d_error *err)
 {
     job *j = user;
-    u3d_status st = u3d_tiff_stream_read_rows(j->in, z, y0, ny, dst, err);
+    u3d_status st = u3d_vsource_read_rows(j->in, z, y0, ny, dst, err);
     if (st || j->norm.mode == U3D_NORM_NONE)
         return st;
     size_t hw = (size_t)ny * j->shape.w;
@@ -173,9 +177,9 @@ static u3d_status write_planes(void *user, int z, const uint8_t *labels,
 {
     job *j = user;
     (void)z; /* planes arrive in order */
-    u3d_status st = u3d_tiff_writer_plane_u8(j->seg, labels, err);
+    u3d_status st = u3d_vsink_plane_u8(j->seg, labels, err);
     if (!st && probs)
-        st = u3d_tiff_writer_plane_f32(j->probs, probs, err);
+        st = u3d_vsink_plane_f32(j->probs, probs, err);
     return st;
 }
 
@@ -191,7 +195,7 @@ static u3d_status load(job *j)
         st = u3d_net_fold_batchnorm(j->net, e);
     if (st)
         return st;
-    st = u3d_tiff_stream_open(j->a.image, &j->in, &j->shape, e);
+    st = u3d_vsource_open(j->a.image, 0, &j->in, &j->shape, e);
     if (st)
         return st;
     const u3d_net_config *c = &j->meta.net;
@@ -214,13 +218,13 @@ static u3d_status open_outputs(job *j)
 {
     const u3d_volume *v = &j->shape;
     int k = j->meta.net.classes;
-    u3d_status st = u3d_tiff_writer_open(
+    const u3d_vgeom *g = u3d_vsource_geom(j->in);
+    u3d_status st = u3d_vsink_open(
         j->a.out, 1, v->d, v->h, v->w, k <= 256 ? 8 : 16, v->spacing, v->unit,
-        0, k - 1, NULL, &j->seg, &j->e);
+        0, k - 1, g, &j->seg, &j->e);
     if (!st && j->a.probs)
-        st = u3d_tiff_writer_open(j->a.probs, k, v->d, v->h, v->w, 32,
-                                  v->spacing, v->unit, 0, 1, NULL, &j->probs,
-                                  &j->e);
+        st = u3d_vsink_open(j->a.probs, k, v->d, v->h, v->w, 32, v->spacing,
+                            v->unit, 0, 1, g, &j->probs, &j->e);
     return st;
 }
 
@@ -267,14 +271,14 @@ static u3d_status predict(job *j)
                 (double)plan.budget / 1048576.0);
     }
     if (!st) {
-        u3d_tiff_writer *w = j->seg;
+        u3d_vsink *w = j->seg;
         j->seg = NULL;
-        st = u3d_tiff_writer_finish(w, e);
+        st = u3d_vsink_finish(w, e);
     }
     if (!st && j->probs) {
-        u3d_tiff_writer *w = j->probs;
+        u3d_vsink *w = j->probs;
         j->probs = NULL;
-        st = u3d_tiff_writer_finish(w, e);
+        st = u3d_vsink_finish(w, e);
     }
     return st;
 }
@@ -286,9 +290,9 @@ static u3d_status overview(job *j)
     u3d_volume img = {0};
     u3d_labels seg = {0};
     u3d_error *e = &j->e;
-    u3d_status st = u3d_tiff_read_volume(j->a.image, &img, e);
+    u3d_status st = u3d_vio_read_volume(j->a.image, &img, NULL, e);
     if (!st)
-        st = u3d_tiff_read_labels(j->a.out, &seg, e);
+        st = u3d_vio_read_labels(j->a.out, &seg, NULL, e);
     if (!st) {
         u3d_overview_opts oo = {0.45f, U3D_NO_IGNORE, 0};
         st = u3d_overview_write(j->a.overview, &img, &seg, NULL, &oo, e);
@@ -326,9 +330,9 @@ int u3d_cmd_predict(int argc, char **argv)
 done:
     if (rc)
         fprintf(stderr, "unet3d predict: %s\n", j.e.msg);
-    u3d_tiff_writer_abort(j.seg); /* no partial output on failure */
-    u3d_tiff_writer_abort(j.probs);
-    u3d_tiff_stream_close(j.in);
+    u3d_vsink_abort(j.seg); /* no partial output on failure */
+    u3d_vsink_abort(j.probs);
+    u3d_vsource_close(j.in);
     u3d_net_destroy(j.net);
     u3d_backend_destroy(j.be);
     return rc;

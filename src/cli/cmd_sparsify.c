@@ -44,13 +44,14 @@ int u3d_cmd_sparsify(int argc, char **argv)
     if (rc >= 0)
         return rc;
     u3d_labels l = {0};
+    u3d_vgeom g;
     u3d_error e = {0};
     size_t kept = 0;
     rc = 1;
-    if (u3d_tiff_read_labels(a.in, &l, &e) ||
+    if (u3d_vio_read_labels(a.in, &l, &g, &e) ||
         u3d_labels_sparsify(&l, a.k, a.random, a.seed, (uint16_t)a.ignore,
                             &kept, &e) ||
-        u3d_tiff_write_labels(a.out, &l, &e))
+        u3d_vio_write_labels(a.out, &l, &g, &e))
         fprintf(stderr, "unet3d sparsify: %s\n", e.msg);
     else {
         size_t n = (size_t)l.d * l.h * l.w;

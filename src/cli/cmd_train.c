@@ -73,9 +73,9 @@ static u3d_status load_pair(const char *img, const char *lab,
     memset(v, 0, sizeof *v);
     snprintf(v->image_path, sizeof v->image_path, "%s", img);
     snprintf(v->labels_path, sizeof v->labels_path, "%s", lab);
-    u3d_status st = u3d_tiff_read_volume(img, &v->image, err);
+    u3d_status st = u3d_vio_read_volume(img, &v->image, NULL, err);
     if (!st)
-        st = u3d_tiff_read_labels(lab, &v->labels, err);
+        st = u3d_vio_read_labels(lab, &v->labels, NULL, err);
     if (!st)
         st = u3d_check_image_labels(&v->image, img, &v->labels, lab, err);
     size_t c[U3D_MAX_CLASSES] = {0};

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "cli/options.h"
 #include "core/files.h"
+#include "unet3d/volume_io.h"
 
 int u3d_opts_fail(const u3d_cmd_spec *c, const char *fmt, ...)
 {
@@ -263,8 +264,30 @@ static int check_required(const u3d_cmd_spec *c, const int *seen)
 
 typedef struct named_file {
     const char *opt, *path;
-    int out;
+    int out, folder; /* folder: a Zarr output (replaced as a whole) */
+    char file[4096]; /* the file of a volume spec ("a.h5:/raw" -> a.h5) */
 } named_file;
+
+/* Volume specs ("h5:a.h5:/raw", "b.zarr") name files through
+ * u3d_vio_parse; anything else is taken as it is. */
+static void file_of(named_file *f, const char *opt, const char *spec, int out)
+{
+    u3d_format fmt = U3D_FMT_TIFF;
+    char ds[1024];
+    f->opt = opt;
+    f->out = out;
+    f->path = spec;
+    f->folder = 0;
+    if (spec[0] && !strchr(spec, ',') &&
+        u3d_vio_parse(spec, out, &fmt, f->file, sizeof f->file, ds,
+                      sizeof ds, NULL) == U3D_OK) {
+        f->path = f->file;
+        f->folder = fmt == U3D_FMT_ZARR;
+        size_t n = strlen(f->file); /* "out.zarr/" names out.zarr */
+        while (f->folder && n > 1 && f->file[n - 1] == '/')
+            f->file[--n] = 0;
+    }
+}
 
 /* The IN/OUT files given, at most cap. */
 static int named_files(const u3d_cmd_spec *c, named_file *f, int cap)
@@ -277,11 +300,11 @@ static int named_files(const u3d_cmd_spec *c, named_file *f, int cap)
         if (o->kind == U3D_OPT_STRING) {
             const char *p = *(const char **)o->dest;
             if (p && n < cap)
-                f[n++] = (named_file){o->name, p, out};
+                file_of(&f[n++], o->name, p, out);
         } else if (o->kind == U3D_OPT_LIST && o->given) {
             const char **v = o->dest;
             for (int k = 0; k < *o->given && n < cap; k++)
-                f[n++] = (named_file){o->name, v[k], out};
+                file_of(&f[n++], o->name, v[k], out);
         }
     }
     return n;
@@ -295,7 +318,8 @@ static int check_output(const u3d_cmd_spec *c, const named_file *f)
     const char *base;
     if (!f->path[0])
         return u3d_opts_fail(c, "%s: empty file name", f->opt);
-    if (stat(f->path, &sb) == 0 && !S_ISREG(sb.st_mode))
+    if (stat(f->path, &sb) == 0 && !S_ISREG(sb.st_mode) &&
+        !(f->folder && S_ISDIR(sb.st_mode)))
         return u3d_opts_fail(c, "%s %s: exists and is not a regular file "
                                 "(a folder, device or FIFO); name a file",
                              f->opt, f->path);

@@ -9,6 +9,12 @@
  *                         without momentum) and a bare checkpoint
  *   DIR/fuzz_npy/         .npy: f4/i4/f8/i8/u1/u2, 0 to 5 axes, format
  *                         1.0 and 2.0
+ *   DIR/fuzz_nifti/       NIfTI-1 (library writer): float and 8/16-bit
+ *                         labels, 2 channels, .nii and .nii.gz, with and
+ *                         without an input geometry
+ *   DIR/fuzz_zarr/        version byte + metadata length + .zarray or
+ *                         zarr.json + one chunk: raw, zlib, gzip, zstd,
+ *                         blosc, crc32c, big-endian, '/' and '.' keys
  * Every file stays below 4 KB. --big writes only the models that are
  * larger (a 2-level net, 5 KB, and the "tiny" preset, 289 KB): tools/fuzz.sh
  * adds them to the working copy of the model corpus, never to the repo. tools/fuzz.sh --seeds rewrites
@@ -21,6 +27,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <tiffio.h>
+#include <blosc.h>
+#include <zlib.h>
+#include <zstd.h>
+#include "unet3d/volume_io.h"
 #include "golden/npy.h"
 #include "unet3d/unet3d.h"
 
@@ -472,6 +482,124 @@ static void npy_seeds(void)
     npy_raw("f4_fortran.npy", 1, "<f4", "(2, 3)", f4, sizeof f4);
 }
 
+/* ---- NIfTI ------------------------------------------------------------- */
+
+static void nifti_seeds(void)
+{
+    u3d_error e;
+    u3d_volume v;
+    check(u3d_volume_alloc(2, 3, 4, 5, &v, &e), &e);
+    for (int i = 0; i < 120; i++)
+        v.data[i] = (float)i * 0.5f - 3;
+    v.spacing[0] = 2, v.spacing[1] = 0.5, v.spacing[2] = 0.5;
+    snprintf(v.unit, sizeof v.unit, "mm");
+    check(u3d_vio_write_volume(out_path("fuzz_nifti", "f32_2ch.nii"), &v,
+                               NULL, &e), &e);
+    v.c = 1;
+    check(u3d_vio_write_volume(out_path("fuzz_nifti", "f32.nii.gz"), &v,
+                               NULL, &e), &e);
+    u3d_vgeom g = {1, {5, 4, 3}, 1, 2, {0, 0, 1}, {-1, 3, 5}, -1,
+                   {{-1, 0, 0, 4}, {0, -1, 0, 3}, {0, 0, 2, 1}}, {1, 1, 2},
+                   2};
+    check(u3d_vio_write_volume(out_path("fuzz_nifti", "f32_geom.nii"), &v,
+                               &g, &e), &e);
+    u3d_volume_free(&v);
+    u3d_labels l;
+    check(u3d_labels_alloc(3, 4, 5, &l, &e), &e);
+    for (int i = 0; i < 60; i++)
+        l.data[i] = (uint16_t)(i % 4);
+    check(u3d_vio_write_labels(out_path("fuzz_nifti", "u8.nii"), &l, NULL,
+                               &e), &e);
+    l.data[7] = 1000;
+    check(u3d_vio_write_labels(out_path("fuzz_nifti", "u16.nii.gz"), &l,
+                               NULL, &e), &e);
+    u3d_labels_free(&l);
+}
+
+/* ---- Zarr --------------------------------------------------------------- */
+
+static void zarr_seed(const char *name, int version, const char *meta,
+                      const void *chunk, size_t clen)
+{
+    size_t m = strlen(meta);
+    FILE *f = fopen(out_path("fuzz_zarr", name), "wb");
+    unsigned char h[3] = {(unsigned char)(version == 3), (unsigned char)m,
+                          (unsigned char)(m >> 8)};
+    if (!f || fwrite(h, 1, 3, f) != 3 || fwrite(meta, 1, m, f) != m ||
+        (clen && fwrite(chunk, 1, clen, f) != clen) || fclose(f))
+        die("cannot write", name);
+}
+
+static size_t deflate_to(const void *src, size_t n, unsigned char *dst,
+                         size_t cap, int gzip)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    deflateInit2(&z, 6, Z_DEFLATED, gzip ? 31 : 15, 8, Z_DEFAULT_STRATEGY);
+    z.next_in = (Bytef *)(uintptr_t)src, z.avail_in = (uInt)n;
+    z.next_out = dst, z.avail_out = (uInt)cap;
+    deflate(&z, Z_FINISH);
+    size_t r = z.total_out;
+    deflateEnd(&z);
+    return r;
+}
+
+static void zarr_seeds(void)
+{
+    float f4[2 * 3 * 4];
+    uint16_t u2[2 * 3 * 4];
+    uint8_t u1[2 * 3 * 4];
+    for (int i = 0; i < 24; i++)
+        f4[i] = (float)i - 5.5f, u2[i] = (uint16_t)(i * 300), u1[i] = (uint8_t)i;
+    unsigned char c[1024];
+    const char *v2 = "{\"zarr_format\":2,\"shape\":[2,3,4],\"chunks\":[2,3,4],"
+                     "\"dtype\":\"%s\",\"compressor\":%s,\"fill_value\":0,"
+                     "\"order\":\"C\",\"filters\":null%s}";
+    char m[1024];
+    snprintf(m, sizeof m, v2, "<f4", "null", "");
+    zarr_seed("v2_raw_f4", 2, m, f4, sizeof f4);
+    snprintf(m, sizeof m, v2, "|u1", "{\"id\":\"zlib\",\"level\":5}",
+             ",\"dimension_separator\":\"/\"");
+    zarr_seed("v2_zlib_u1_slash", 2, m, c, deflate_to(u1, sizeof u1, c, sizeof c, 0));
+    snprintf(m, sizeof m, v2, "<u2", "{\"id\":\"gzip\",\"level\":1}", "");
+    zarr_seed("v2_gzip_u2", 2, m, c, deflate_to(u2, sizeof u2, c, sizeof c, 1));
+    snprintf(m, sizeof m, v2, "<f4", "{\"id\":\"zstd\",\"level\":3}", "");
+    zarr_seed("v2_zstd_f4", 2, m, c, ZSTD_compress(c, sizeof c, f4, sizeof f4, 3));
+    snprintf(m, sizeof m, v2, "<u2", "{\"id\":\"blosc\",\"cname\":\"lz4\"}", "");
+    zarr_seed("v2_blosc_u2", 2, m, c,
+              (size_t)blosc_compress(5, 1, 2, sizeof u2, u2, c, sizeof c));
+    uint16_t be[24];
+    for (int i = 0; i < 24; i++)
+        be[i] = (uint16_t)(u2[i] >> 8 | u2[i] << 8);
+    snprintf(m, sizeof m, v2, ">u2", "null", "");
+    zarr_seed("v2_raw_be", 2, m, be, sizeof be);
+    const char *v3 =
+        "{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[1,2,3,4],"
+        "\"data_type\":\"%s\",\"chunk_grid\":{\"name\":\"regular\","
+        "\"configuration\":{\"chunk_shape\":[1,2,3,4]}},"
+        "\"chunk_key_encoding\":{\"name\":\"%s\"},\"fill_value\":0,"
+        "\"codecs\":[{\"name\":\"bytes\",\"configuration\":"
+        "{\"endian\":\"little\"}}%s]}";
+    snprintf(m, sizeof m, v3, "float32", "default", "");
+    zarr_seed("v3_raw_f4", 3, m, f4, sizeof f4);
+    snprintf(m, sizeof m, v3, "uint8", "v2",
+             ",{\"name\":\"gzip\",\"configuration\":{\"level\":5}}");
+    zarr_seed("v3_gzip_u1_v2keys", 3, m, c, deflate_to(u1, sizeof u1, c, sizeof c, 1));
+    snprintf(m, sizeof m, v3, "uint16", "default",
+             ",{\"name\":\"zstd\",\"configuration\":{\"level\":0}},"
+             "{\"name\":\"crc32c\"}");
+    size_t n = ZSTD_compress(c, sizeof c, u2, sizeof u2, 1);
+    memset(c + n, 0, 4);
+    zarr_seed("v3_zstd_crc_u2", 3, m, c, n + 4);
+    snprintf(m, sizeof m, v3, "float64", "default",
+             ",{\"name\":\"blosc\",\"configuration\":{}}");
+    double f8[24];
+    for (int i = 0; i < 24; i++)
+        f8[i] = f4[i];
+    zarr_seed("v3_blosc_f8", 3, m, c,
+              (size_t)blosc_compress(5, 1, 8, sizeof f8, f8, c, sizeof c));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || (argc == 3 && strcmp(argv[2], "--big")) || argc > 3) {
@@ -485,6 +613,8 @@ int main(int argc, char **argv)
         tiff_seeds();
         png_seeds();
         npy_seeds();
+        nifti_seeds();
+        zarr_seeds();
     }
     model_seeds(big);
     return failed;

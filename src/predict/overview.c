@@ -191,7 +191,7 @@ static int png_out(FILE *f, const unsigned char *rgb, int w, int h)
     return 0;
 }
 
-/* Writes a temporary file, then renames it over path (outfile.h). */
+/* Writes a temporary file, then renames it over path (core/files.h). */
 static u3d_status write_atomic(const char *path, const unsigned char *rgb,
                                int w, int h, u3d_error *err)
 {

@@ -81,7 +81,9 @@ int u3d_opts_long(const char *s, long lo, long hi, long *out);
     {"--device", U3D_OPT_STRING, &(bc)->device, 0, 0, "SPEC",               \
      .help = "OpenCL device: P:D, gpu, cpu or part of its name\n"           \
              "(default: $UNET3D_DEVICE, else the first GPU, else\n"         \
-             "the first device)"},                                          \
+             "the first device); gpu:N/cpu:N the N-th GPU/CPU;\n"          \
+             "under mpirun one SPEC per rank of a host\n"                 \
+             "(gpu:0,gpu:1) or auto (the i-th GPU)"},                       \
     {"--backend", U3D_OPT_STRING, &(bc)->backend, 0, 0, "NAME",             \
      .help = "opencl (default), ref (plain C), cudnn (NVIDIA,\n"            \
              "when built)"},                                                \

@@ -54,6 +54,7 @@ struct u3d_net {
     size_t plan_largest; /* bytes of its largest buffer */
     int fwd_train;      /* the last forward was TRAIN and succeeded */
     int training_ready; /* grads and momentum allocated */
+    u3d_net_hooks hooks;
 };
 
 /* Fills names, shapes and blocks from the layers of cfg (geometry.h), no

@@ -113,6 +113,27 @@ u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
 
 /* ---- backward ---- */
 
+void u3d_net_set_hooks(u3d_net *net, const u3d_net_hooks *hooks)
+{
+    if (hooks)
+        net->hooks = *hooks;
+    else
+        memset(&net->hooks, 0, sizeof net->hooks);
+}
+
+/* Tells the grads_ready hook about up to four parameters (-1: none). */
+static u3d_status grads_ready(u3d_net *net, int a, int b, int c, int d,
+                              u3d_error *err)
+{
+    if (!net->hooks.grads_ready)
+        return U3D_OK;
+    int all[4] = {a, b, c, d}, idx[4], n = 0;
+    for (int i = 0; i < 4; i++)
+        if (all[i] >= 0)
+            idx[n++] = all[i];
+    return net->hooks.grads_ready(net->hooks.ctx, idx, n, err);
+}
+
 /* The gradient being propagated: a view of scratch buffer k. */
 typedef struct gcur {
     int k;
@@ -142,6 +163,7 @@ static u3d_status block_backward(u3d_net *net, net_block *b, gcur *cur,
     }
     U3D_TRY(u3d_conv3d_backward_weight(&b->cp, b->in, &dz.t, grad(net, b->w),
                                        grad(net, b->b), err));
+    U3D_TRY(grads_ready(net, b->w, b->b, b->gamma, b->beta, err));
     if (!need_dx)
         return U3D_OK;
     *cur = gview(net, 1 - dz.k, b->in->shape);
@@ -162,7 +184,8 @@ static u3d_status decoder_backward(u3d_net *net, int j, gcur *cur,
         return u3d_errprefix(err, "concat of decoder step %d backward: ", j);
     u3d_param *w = &net->params[net->up_w[j]];
     if (u3d_upconv3d_backward_weight(net->up_in[j], &dup.t, &w->grad, NULL,
-                                     err))
+                                     err) ||
+        grads_ready(net, net->up_w[j], -1, -1, -1, err))
         return u3d_errprefix(err, "up_%d backward: ", j);
     *cur = gview(net, 1 - dup.k, net->up_in[j]->shape);
     if (u3d_upconv3d_backward_data(&dup.t, &w->value, &cur->t, err))
@@ -209,7 +232,8 @@ u3d_status u3d_net_backward(u3d_net *net, const u3d_tensor *dlogits,
     U3D_TRY(u3d_net_prepare_training(net, err));
     net_block *o = &net->out;
     if (u3d_conv3d_backward_weight(&o->cp, o->in, dlogits, grad(net, o->w),
-                                   grad(net, o->b), err))
+                                   grad(net, o->b), err) ||
+        grads_ready(net, o->w, o->b, -1, -1, err))
         return u3d_errprefix(err, "out backward: ");
     gcur cur = gview(net, 0, o->in->shape);
     if (u3d_conv3d_backward_data(&o->cp, dlogits, val(net, o->w), &cur.t, err))

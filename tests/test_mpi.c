@@ -123,11 +123,18 @@ static void compare_models(const char *a, const char *b, double tol)
             if (!isfinite(x[j]) || !isfinite(y[j]))
                 fail_msg("%s: non-finite value", t->name);
         }
+        /* a conv bias followed by batch norm (and its momentum) has a zero
+         * gradient in exact arithmetic: its values are rounding noise
+         * (below 1e-6, where every trained tensor is far above), and only
+         * have to stay noise */
+        if (amax < 1e-6 && dmax < 1e-6)
+            continue;
         double rel = amax > 0 ? dmax / amax : dmax;
         worst = fmax(worst, rel);
         if (rel > tol)
-            fail_msg("%s: %s and %s differ by %.3g relative (> %.0e)",
-                     t->name, a, b, rel, tol);
+            fail_msg("%s: %s and %s differ by %.3g relative (> %.0e; "
+                     "largest value %.3g, difference %.3g)",
+                     t->name, a, b, rel, tol, amax, dmax);
     }
     if (tol > 0)
         printf("%s vs %s: largest relative difference %.3g\n", a, b, worst);
@@ -165,6 +172,8 @@ static void two_ranks_equal_one_big_batch(void **state)
 {
     (void)state;
     same_as_big_batch("none", "");
+    same_as_big_batch("affine", "--sync-bn");
+    same_as_big_batch("plain", "--sync-bn");
 }
 
 static void sigkill_then_resume(void **state)

@@ -186,6 +186,13 @@ typedef struct u3d_net_hooks {
     void *ctx;
     u3d_status (*grads_ready)(void *ctx, const int *params, int n,
                               u3d_error *err);
+    /* Synchronized batch norm: when set, TRAIN-mode batch norm normalizes
+     * with the statistics of the whole batch of every process (bn_sum
+     * replaces buf[0..n) by its sum over the processes) and its backward
+     * pass uses the sums over all of them too, so N processes with batch b
+     * compute what one computes with batch N*b; the running statistics
+     * follow the global batch. */
+    u3d_status (*bn_sum)(void *ctx, double *buf, int n, u3d_error *err);
 } u3d_net_hooks;
 void u3d_net_set_hooks(u3d_net *net, const u3d_net_hooks *hooks);
 

@@ -206,7 +206,8 @@ static u3d_status run(tjob *j)
         snprintf(j->logbuf, sizeof j->logbuf, "%s.csv", a->model);
         logp = j->logbuf;
     }
-    u3d_train_opts o = {a->model, logp, a->t.every, 0, a->t.quiet, 0, stderr};
+    u3d_train_opts o = {a->model, logp, a->t.every, 0, a->t.quiet, 0,
+                        stderr, a->t.sync_bn};
     st = u3d_train_run(j->net, &j->m, j->vols, j->nv, &o, &j->e);
     if (!st && !a->t.quiet && u3d_dist_rank() == 0)
         fprintf(stderr, "saved %s after %ld iterations (%.1f s)%s\n", a->model,

@@ -196,7 +196,14 @@ static u3d_status gsync_ready(void *ctx, const int *params, int n,
     return U3D_OK;
 }
 
-static u3d_status gsync_setup(gsync *g, u3d_net *net, u3d_error *err)
+static u3d_status bn_sum(void *ctx, double *buf, int n, u3d_error *err)
+{
+    (void)ctx;
+    return u3d_dist_sum_f64(buf, (size_t)n, err);
+}
+
+static u3d_status gsync_setup(gsync *g, u3d_net *net, int sync_bn,
+                              u3d_error *err)
 {
     memset(g, 0, sizeof *g);
     g->net = net;
@@ -213,7 +220,7 @@ static u3d_status gsync_setup(gsync *g, u3d_net *net, u3d_error *err)
     g->req = calloc((size_t)np, sizeof *g->req);
     if (!g->host || !g->off || !g->order || !g->req)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    u3d_net_hooks h = {g, gsync_ready};
+    u3d_net_hooks h = {g, gsync_ready, sync_bn ? bn_sum : NULL};
     u3d_net_set_hooks(net, &h);
     return U3D_OK;
 }
@@ -264,6 +271,7 @@ typedef struct trainer {
     /* data parallel: this rank's items [b0, b0 + nb) of the global batch
      * m->batch; one process: all of them */
     int rank, nranks, b0, nb;
+    int sync_bn;
     int consistent;  /* the last error is the same on every rank */
     int agreed_fail; /* an error all ranks know of ended the loop */
     gsync gs;
@@ -548,7 +556,7 @@ static u3d_status setup(trainer *t, u3d_train_volume *vols, int nvols,
         return st;
     st = u3d_net_prepare_training(t->net, err);
     if (!st && t->nranks > 1)
-        st = gsync_setup(&t->gs, t->net, err);
+        st = gsync_setup(&t->gs, t->net, t->sync_bn, err);
     return st;
 }
 
@@ -618,6 +626,7 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
                           "give --iterations N or --minutes M");
     if (m->batch < 1)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "--batch must be >= 1");
+    t.sync_bn = o->sync_bn;
     t.rank = u3d_dist_rank();
     t.nranks = u3d_dist_active() ? u3d_dist_size() : 1;
     if (t.nranks > m->batch)

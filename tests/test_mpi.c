@@ -231,6 +231,64 @@ static void sigkill_then_resume(void **state)
     }
 }
 
+static void same_files(const char *a, const char *b)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    if (run(cmd) != 0)
+        fail_msg("%s and %s differ", a, b);
+}
+
+/* Rows of tiles over 2 ranks write the single-process files byte for
+ * byte: valid and same padding, tiles that do not divide the volume (a
+ * 35x33x31 image). */
+static void predict_equals_one_process(void **state)
+{
+    (void)state;
+    char cmd[4096];
+    u3d_volume v;
+    u3d_error err = {0};
+    uint64_t seed = 5;
+    t_ok(u3d_volume_alloc(1, 35, 33, 31, &v, &err), &err, "alloc");
+    for (size_t i = 0; i < (size_t)35 * 33 * 31; i++)
+        v.data[i] = t_randf(&seed, 0, 100);
+    t_ok(u3d_tiff_write_volume(P("odd.tif"), &v, &err), &err, "write");
+    u3d_volume_free(&v);
+    const char *pads[2] = {"valid", "same"};
+    const char *tiles[2] = {"28x28x28", "20x20x20"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s train --image %s --labels %s --model %s --iterations 2 "
+                 "--preset tiny --levels 2 --classes 2 --padding %s --patch "
+                 "28x28x28 --augment none --quiet",
+                 exe, P("img.tif"), P("lab.tif"), P("p.u3d"), pads[k]);
+        assert_int_equal(run(cmd), 0);
+        const char *np[2] = {"", "-np 2"};
+        for (int r = 0; r < 2; r++) {
+            snprintf(cmd, sizeof cmd,
+                     "%s %s %s predict --model %s --image %s --out %s "
+                     "--probabilities %s --tile %s --quiet",
+                     r ? MPIRUN : "", np[r], exe, P("p.u3d"), P("odd.tif"),
+                     P(r ? "seg2.tif" : "seg1.tif"),
+                     P(r ? "prob2.tif" : "prob1.tif"), tiles[k]);
+            assert_int_equal(run(cmd), 0);
+        }
+        same_files(P("seg1.tif"), P("seg2.tif"));
+        same_files(P("prob1.tif"), P("prob2.tif"));
+        printf("%s padding, tile %s: 2 ranks wrote the 1-process files\n",
+               pads[k], tiles[k]);
+    }
+    /* a rank without its device: no output, the rank named */
+    remove(P("seg2.tif"));
+    snprintf(cmd, sizeof cmd,
+             "timeout -s KILL 60 %s -np 2 %s predict --model %s --image %s "
+             "--out %s --tile 16x16x16 --quiet --device cpu:0,cpu:9 2> %s",
+             MPIRUN, exe, P("p.u3d"), P("odd.tif"), P("seg2.tif"),
+             P("err.txt"));
+    assert_int_not_equal(run(cmd), 0);
+    assert_int_equal(access(P("seg2.tif"), F_OK), -1);
+}
+
 /* Expects exit != 0 within 30 s, `want` in the messages, no model. */
 static void expect_failure(const char *cmd, const char *want)
 {
@@ -277,6 +335,7 @@ int main(void)
         cmocka_unit_test(two_ranks_equal_one_big_batch),
         cmocka_unit_test(sigkill_then_resume),
         cmocka_unit_test(failing_rank_stops_all),
+        cmocka_unit_test(predict_equals_one_process),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/outfile.h"
 #include "dist/dist.h"
 
 static int g_started, g_rank, g_size = 1, g_lrank, g_lsize = 1, g_agreed;
@@ -261,6 +262,7 @@ void u3d_dist_report(const char *cmd, const u3d_error *err)
     fprintf(stderr, "unet3d %s: rank %d on %s: %s\n", cmd, g_rank, g_host,
             err->msg);
     fflush(stderr);
+    u3d_outfile_remove_open(); /* no partial output */
     MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
 }
@@ -271,6 +273,7 @@ void u3d_dist_abort(const u3d_error *err)
         return;
     fprintf(stderr, "unet3d: rank %d on %s: %s\n", g_rank, g_host, err->msg);
     fflush(stderr);
+    u3d_outfile_remove_open(); /* no partial output */
     MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
 }

@@ -289,6 +289,33 @@ static void predict_equals_one_process(void **state)
     assert_int_equal(access(P("seg2.tif"), F_OK), -1);
 }
 
+/* densify trains data-parallel and predicts distributed; rank 0 writes. */
+static void densify_runs(void **state)
+{
+    (void)state;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 %s densify --image %s --labels %s --out %s "
+             "--iterations 3 --batch 1 --preset tiny --levels 2 --classes 2 "
+             "--patch 28x28x28 --augment none 2> %s",
+             MPIRUN, exe, P("img.tif"), P("lab.tif"), P("dense.tif"),
+             P("err.txt"));
+    assert_int_equal(run(cmd), 0);
+    u3d_labels l;
+    u3d_error err = {0};
+    t_ok(u3d_tiff_read_labels(P("dense.tif"), &l, &err), &err, "dense");
+    assert_int_equal(l.d, 32);
+    u3d_labels_free(&l);
+    FILE *f = fopen(P("err.txt"), "r");
+    char msg[8192] = "";
+    size_t n = fread(msg, 1, sizeof msg - 1, f);
+    msg[n] = 0;
+    fclose(f);
+    const char *w = strstr(msg, "wrote ");
+    if (!w || strstr(w + 1, "wrote "))
+        fail_msg("expected one 'wrote' line (rank 0): %s", msg);
+}
+
 /* Expects exit != 0 within 30 s, `want` in the messages, no model. */
 static void expect_failure(const char *cmd, const char *want)
 {
@@ -336,6 +363,7 @@ int main(void)
         cmocka_unit_test(sigkill_then_resume),
         cmocka_unit_test(failing_rank_stops_all),
         cmocka_unit_test(predict_equals_one_process),
+        cmocka_unit_test(densify_runs),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

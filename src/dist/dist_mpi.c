@@ -215,6 +215,7 @@ u3d_status u3d_dist_recv(void *buf, size_t bytes, int src, int tag,
 
 u3d_status u3d_dist_agree(u3d_status st, u3d_error *err)
 {
+    int known = g_agreed && st; /* err already names the rank */
     g_agreed = 0;
     if (!g_started || g_size < 2)
         return st;
@@ -234,8 +235,11 @@ u3d_status u3d_dist_agree(u3d_status st, u3d_error *err)
     memset(&m, 0, sizeof m);
     if (g_rank == first) {
         m.code = (int32_t)st;
-        snprintf(m.msg, sizeof m.msg, "rank %d on %s: %s", g_rank, g_host,
-                 err ? err->msg : "failed");
+        if (known)
+            snprintf(m.msg, sizeof m.msg, "%s", err->msg);
+        else
+            snprintf(m.msg, sizeof m.msg, "rank %d on %s: %s", g_rank,
+                     g_host, err ? err->msg : "failed");
     }
     rc = MPI_Bcast(&m, (int)sizeof m, MPI_BYTE, first, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) {

@@ -46,6 +46,9 @@ u3d_status u3d_dist_max_f64(double *buf, size_t n, u3d_error *err);
 u3d_status u3d_dist_isum_f32(float *buf, size_t n, u3d_dist_req **req,
                              u3d_error *err);
 u3d_status u3d_dist_wait(u3d_dist_req *req, u3d_error *err);
+/* Lets a pending non-blocking sum progress (MPI_Test): MPIs without an
+ * asynchronous progress thread only advance it inside MPI calls. */
+void u3d_dist_poll(u3d_dist_req *req);
 u3d_status u3d_dist_bcast(void *buf, size_t bytes, int root, u3d_error *err);
 u3d_status u3d_dist_barrier(u3d_error *err);
 /* Point to point (bytes), for the plane writer of distributed prediction. */

@@ -161,6 +161,13 @@ u3d_status u3d_dist_wait(u3d_dist_req *req, u3d_error *err)
     return rc == MPI_SUCCESS ? U3D_OK : mpierr(err, rc, "MPI_Wait");
 }
 
+void u3d_dist_poll(u3d_dist_req *req)
+{
+    int done = 0;
+    if (req) /* a completed request becomes MPI_REQUEST_NULL: Wait returns */
+        MPI_Test(&req->r, &done, MPI_STATUS_IGNORE);
+}
+
 u3d_status u3d_dist_bcast(void *buf, size_t bytes, int root, u3d_error *err)
 {
     if (!g_started || g_size < 2)

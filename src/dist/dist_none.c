@@ -1,4 +1,5 @@
 /* dist.h without MPI: one rank. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,20 @@ int u3d_dist_init(int *argc, char ***argv)
         fprintf(stderr, "unet3d: UNET3D_MPI=1 but this build has no MPI "
                         "(configure with -DUNET3D_MPI=ON)\n");
         return -1;
+    }
+    /* several copies started by an MPI launcher would each do the whole
+     * work and write the same outputs */
+    static const char *sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                  "MV2_COMM_WORLD_SIZE"};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const char *n = getenv(sizes[i]);
+        if ((!v || strcmp(v, "0")) && n && atoi(n) > 1) {
+            fprintf(stderr, "unet3d: started as one of %d MPI processes, "
+                            "but this build has no MPI (configure with "
+                            "-DUNET3D_MPI=ON, or set UNET3D_MPI=0 to run "
+                            "independent copies)\n", atoi(n));
+            return -1;
+        }
     }
     return 0;
 }
@@ -66,6 +81,8 @@ u3d_status u3d_dist_wait(u3d_dist_req *req, u3d_error *err)
     (void)req, (void)err;
     return U3D_OK;
 }
+
+void u3d_dist_poll(u3d_dist_req *req) { (void)req; }
 
 u3d_status u3d_dist_bcast(void *buf, size_t bytes, int root, u3d_error *err)
 {

@@ -180,6 +180,8 @@ static u3d_status gsync_ready(void *ctx, const int *params, int n,
                               u3d_error *err)
 {
     gsync *g = ctx;
+    for (int i = 0; i < g->nreq; i++) /* earlier buckets move on */
+        u3d_dist_poll(g->req[i]);
     for (int i = 0; i < n; i++) {
         u3d_param *p = u3d_net_param(g->net, params[i]);
         size_t cnt = u3d_shape_count(p->grad.shape);

@@ -159,7 +159,7 @@ u3d_status u3d_bench_allreduce(u3d_backend *be, int quick, int json,
             "training iteration, small preset %dx%dx%d, batch 1 per rank "
             "(slowest rank): %.3f s\n"
             "communication share of an iteration at %d rank%s (buckets, no "
-            "overlap counted): %.1f%%\n",
+            "overlap counted): %.2f%%\n",
             whd[0], whd[1], whd[2], it, n, n == 1 ? "" : "s", 100.0 * share);
     return U3D_OK;
 }

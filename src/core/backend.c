@@ -64,6 +64,18 @@ u3d_status u3d_backend_create(const u3d_backend_config *cfg, u3d_backend **out,
     if (!strcmp(c.backend, "ref"))
         return u3d_backend_ref_create(out, err);
     if (!strcmp(c.backend, "cudnn")) {
+        /* the per-rank forms name the CUDA device index */
+        const char *num = NULL;
+        if (c.device && !strncmp(c.device, "auto:", 5))
+            num = c.device + 5;
+        else if (c.device && !strncmp(c.device, "gpu:", 4))
+            num = c.device + 4;
+        if (num) {
+            char idx[sizeof devbuf];
+            snprintf(idx, sizeof idx, "%s", num);
+            snprintf(devbuf, sizeof devbuf, "%s", idx);
+            c.device = devbuf;
+        }
 #ifdef U3D_HAVE_CUDNN
         int index;
         u3d_status st = u3d_cudnn_parse_device(c.device, &index, err);

@@ -368,6 +368,11 @@ static void failing_rank_stops_all(void **state)
     snprintf(cmd, sizeof cmd, "%s -np 2 %s --image %s --device cpu:0,cpu:9",
              MPIRUN, base, P("img.tif"));
     expect_failure(cmd, "rank 1");
+    /* a command that does not share its work refuses several ranks */
+    snprintf(cmd, sizeof cmd, "%s -np 2 %s demo --out %s", MPIRUN, exe,
+             P("demo"));
+    expect_failure(cmd, "runs as one process");
+    assert_int_equal(access(P("demo"), F_OK), -1);
 }
 
 int main(void)

@@ -156,6 +156,20 @@ static int dispatch(int argc, char **argv)
         printf("unet3d %s\n", U3D_VERSION);
         return 0;
     }
+    /* commands that write files but do not share their work: several
+     * copies would race for the same outputs */
+    static const char *single[] = {"demo", "evaluate", "augment",
+                                   "sparsify"};
+    for (size_t i = 0; u3d_dist_active() && i < sizeof single / sizeof *single;
+         i++)
+        if (!strcmp(cmd, single[i])) {
+            if (u3d_dist_rank() == 0)
+                fprintf(stderr, "unet3d %s runs as one process: start it "
+                                "without mpirun (train, predict, densify and "
+                                "bench --allreduce use several ranks)\n",
+                        cmd);
+            return 2;
+        }
     if (!strcmp(cmd, "devices"))
         return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "golden"))

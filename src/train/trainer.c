@@ -160,6 +160,7 @@ typedef struct gsync {
     int *order, nready;         /* parameters in the order they came */
     u3d_dist_req **req;
     int nreq, maxreq;
+    int nlearn; /* parameters backward must report */
     size_t bucket_floats;
 } gsync;
 
@@ -210,8 +211,10 @@ static u3d_status gsync_setup(gsync *g, u3d_net *net, int sync_bn,
     memset(g, 0, sizeof *g);
     g->net = net;
     int np = u3d_net_num_params(net);
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < np; i++) {
         g->cap += u3d_shape_count(u3d_net_param(net, i)->value.shape);
+        g->nlearn += u3d_net_param(net, i)->learnable != 0;
+    }
     const char *b = getenv("UNET3D_BUCKET_MB");
     double mb = b ? atof(b) : 8.0;
     g->bucket_floats = (size_t)(mb > 0 ? mb * 262144.0 : 1);
@@ -243,6 +246,10 @@ static u3d_status gsync_finish(gsync *g, u3d_error *err)
         st = st ? st : w;
     }
     g->nreq = 0;
+    if (!st && g->nready != g->nlearn) /* a gradient left unsummed */
+        st = u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                        "backward reported %d of %d parameter gradients",
+                        g->nready, g->nlearn);
     for (int i = 0; i < g->nready && !st; i++) {
         u3d_param *p = u3d_net_param(g->net, g->order[i]);
         st = u3d_tensor_write(&p->grad, g->host + g->off[g->order[i]], err);

@@ -5,6 +5,7 @@
 #include "bench.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/dist.h"
 
 static void list_names(FILE *f)
 {
@@ -19,6 +20,7 @@ static void list_names(FILE *f)
 
 typedef struct train_opts {
     int augment;        /* the augmentation benchmark */
+    int allreduce;      /* the gradient allreduce benchmark (mpirun) */
     const char *preset; /* NULL: the kernel benchmarks */
     int infer;          /* preset: one inference tile, not a training
                            iteration */
@@ -68,6 +70,9 @@ static int parse(int argc, char **argv, u3d_backend_config *cfg,
         {"--augment", U3D_OPT_FLAG, &t->augment, 0, 0, NULL,
          .help = "augmentation of a paper-sized patch: device vs\n"
                  "plain C, and its share of a paper-net iteration"},
+        {"--allreduce", U3D_OPT_FLAG, &t->allreduce, 0, 0, NULL,
+         .help = "under mpirun: allreduce time of the paper and\n"
+                 "small nets' gradients, communication share"},
         U3D_OPTS_DEVICE(cfg),
         {0}};
     const u3d_cmd_spec spec = {"bench", "[options]", ABOUT, opts};
@@ -94,7 +99,7 @@ int u3d_cmd_bench(int argc, char **argv)
     u3d_backend_config cfg = {0};
     u3d_bench_opts o = {0};
     int json = 0;
-    train_opts t = {0, NULL, 0, {0, 0, 0}, 2, NULL};
+    train_opts t = {0, 0, NULL, 0, {0, 0, 0}, 2, NULL};
     int rc = parse(argc, argv, &cfg, &o, &json, &t);
     if (rc >= 0)
         return rc;
@@ -107,6 +112,13 @@ int u3d_cmd_bench(int argc, char **argv)
     if (u3d_backend_create(&cfg, &be, &e)) {
         fprintf(stderr, "unet3d: %s\n", e.msg);
         return 1;
+    }
+    if (t.allreduce) {
+        rc = u3d_bench_allreduce(be, o.quick, json, stdout, &e) ? 1 : 0;
+        if (rc)
+            u3d_dist_report("bench", &e);
+        u3d_backend_destroy(be);
+        return rc;
     }
     if (t.augment) {
         rc = u3d_bench_augment(be, o.quick, 1, json, stdout, &e) ? 1 : 0;

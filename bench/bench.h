@@ -135,6 +135,13 @@ u3d_status u3d_bench_infer(u3d_backend *be, const char *preset,
                            const int in[3], int iters, int json, FILE *out,
                            double *best_s, u3d_error *err);
 
+/* Gradient allreduce over the MPI ranks (bench_allreduce.c): the paper
+ * network's and the small preset's gradients, one call and 8 MiB buckets,
+ * and the communication share of a small-preset iteration. Collective:
+ * every rank calls it; rank 0 prints. */
+u3d_status u3d_bench_allreduce(u3d_backend *be, int quick, int json,
+                               FILE *out, u3d_error *err);
+
 /* Augmentation of one paper-sized 3-channel patch with labels: device
  * time, the plain-C host implementation's time, and (with_train) its share
  * of a paper-net training iteration on the same device. */

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs="build-essential cmake pkg-config ocl-icd-opencl-dev opencl-headers
       libclblast-dev libtiff-dev libpng-dev libcmocka-dev pocl-opencl-icd
-      oclgrind clinfo clang libclang-rt-dev
+      oclgrind clinfo clang libclang-rt-dev openmpi-bin libopenmpi-dev
       libhdf5-dev libnifti2-dev zlib1g-dev libzstd-dev libblosc-dev
       libcjson-dev"
 if command -v apt-get >/dev/null; then

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The full test suite:
-#  1. release build (with the cuDNN backend when CUDA + cuDNN are installed)
-#     and every ctest: PoCL ("unit"), oclgrind ("oclgrind"), fixtures;
+#  1. release build (with the cuDNN backend when CUDA + cuDNN are installed,
+#     with MPI when found) and every ctest: PoCL ("unit"), oclgrind
+#     ("oclgrind"), fixtures, the multi-process tests ("mpi", under mpirun);
 #     then the installed tree (tools/check_install.sh);
-#  2. the OpenCL-only build (-DUNET3D_CUDNN=OFF) and its fixture run;
+#  2. the OpenCL-only build (-DUNET3D_CUDNN=OFF -DUNET3D_MPI=OFF) and its
+#     fixture run;
 #  3. an ASan/UBSan build running the unit tests;
 #  4. the libFuzzer harnesses of the file readers, 60 s each (tools/fuzz.sh).
 set -euo pipefail
@@ -21,7 +23,7 @@ cmake --build build -j"$jobs"
 tools/check_install.sh build
 
 cmake -S . -B build-nocuda -DCMAKE_BUILD_TYPE=Release -DUNET3D_CUDNN=OFF \
-      -DUNET3D_TESTS=OFF >/dev/null
+      -DUNET3D_MPI=OFF -DUNET3D_TESTS=OFF >/dev/null
 cmake --build build-nocuda -j"$jobs"
 if [ -d "$golden" ]; then
   build-nocuda/unet3d golden "$golden"

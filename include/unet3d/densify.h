@@ -40,6 +40,9 @@ typedef struct u3d_densify_opts {
     const char *image_name, *labels_name, *out_name; /* for messages */
     size_t max_memory;      /* device budget for prediction; 0: device's */
     int quiet;
+    int sync_bn;            /* under MPI: see u3d_train_opts (train.h); the
+                               trained model is predicted distributed and
+                               rank 0 receives the result */
 } u3d_densify_opts;
 
 /* The small preset, paper augmentation, automatic classes, patch and

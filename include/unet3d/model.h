@@ -190,6 +190,25 @@ u3d_status u3d_net_prepare_training(u3d_net *net, u3d_error *err);
 u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
                            u3d_net_mode mode, const u3d_tensor **logits,
                            u3d_error *err);
+/* Hooks of data-parallel training (every member optional; NULL hooks:
+ * none). grads_ready is called during u3d_net_backward as soon as the
+ * gradients of these parameters (indices) are final: the backward pass runs
+ * from the output layer to the input, so communication of the late layers'
+ * gradients can overlap the rest of it. A failing hook fails the pass. */
+typedef struct u3d_net_hooks {
+    void *ctx;
+    u3d_status (*grads_ready)(void *ctx, const int *params, int n,
+                              u3d_error *err);
+    /* Synchronized batch norm: when set, TRAIN-mode batch norm normalizes
+     * with the statistics of the whole batch of every process (bn_sum
+     * replaces buf[0..n) by its sum over the processes) and its backward
+     * pass uses the sums over all of them too, so N processes with batch b
+     * compute what one computes with batch N*b; the running statistics
+     * follow the global batch. */
+    u3d_status (*bn_sum)(void *ctx, double *buf, int n, u3d_error *err);
+} u3d_net_hooks;
+void u3d_net_set_hooks(u3d_net *net, const u3d_net_hooks *hooks);
+
 /* Backward of the last TRAIN forward: dlogits has the logits' shape. Every
  * learnable parameter's grad is overwritten. */
 u3d_status u3d_net_backward(u3d_net *net, const u3d_tensor *dlogits,

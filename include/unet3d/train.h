@@ -32,6 +32,8 @@ typedef struct u3d_train_opts {
     long stop_after;         /* testing: stop (as if killed) after this many
                                 iterations of this run, 0: never */
     FILE *progress;          /* progress lines (stderr when NULL) */
+    int sync_bn;             /* several processes (MPI): batch norm with the
+                                statistics of the global batch */
 } u3d_train_opts;
 
 /* Automatic class weights from labeled-voxel counts: w_c = n / (K n_c) for
@@ -44,8 +46,20 @@ void u3d_class_weights_auto(const size_t *counts, int classes, float *w);
  * Every volume's labels must have been checked (u3d_labels_check) and its
  * image normalized. Writes the model atomically every checkpoint_every
  * iterations and at the end. Deterministic for a given seed and device:
- * iteration i draws its patches from the counter-based RNG stream (seed,
- * i), so a resumed run continues exactly. */
+ * item b of the batch of iteration i is drawn from the counter-based RNG
+ * stream (seed, i, b), so a resumed run continues exactly.
+ *
+ * Under MPI (several ranks, src/dist/dist.h) every rank calls this with
+ * the same arguments: m->batch is the global batch, rank r of N takes items
+ * [r*B/N, (r+1)*B/N) of it, so N ranks sample exactly the patches one
+ * process with batch B samples; the loss is weighted over the global batch
+ * and the gradients summed (bucketed non-blocking allreduce overlapping
+ * backward), so without batch norm, or with sync_bn, the model equals one
+ * process's with batch B up to rounding. Without sync_bn each rank
+ * normalizes with its own batch statistics (the running statistics saved
+ * are rank 0's). Rank 0 writes the model and the log. A failure during
+ * setup on any rank fails every rank with its message; one in the loop
+ * aborts the job (MPI_Abort) after printing it. */
 u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
                          u3d_train_volume *vols, int nvols,
                          const u3d_train_opts *o, u3d_error *err);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/dist.h"
 #include "unet3d/predict.h"
 
 typedef struct dargs {
@@ -97,6 +98,9 @@ static u3d_status setup(djob *j)
     o->out_name = a->out;
     o->max_memory = (size_t)(a->max_mb * 1048576.0);
     o->quiet = a->t.quiet;
+    /* under mpirun: --batch per rank, the batch norm option */
+    o->meta.batch *= u3d_dist_size();
+    o->sync_bn = a->t.sync_bn;
     return st;
 }
 
@@ -139,11 +143,15 @@ static u3d_status run(djob *j)
         st = read_inputs(j);
     if (!st)
         st = u3d_backend_create(&a->bc, &j->be, &j->e);
+    /* under mpirun: every rank trains and predicts, rank 0 writes */
+    int lead = u3d_dist_rank() == 0;
+    if (u3d_dist_active())
+        st = u3d_dist_agree(st, &j->e);
     if (!st)
         st = u3d_densify(j->be, &j->o, &j->v, &j->sp, &j->dense, &j->e);
-    if (!st)
+    if (!st && lead)
         st = u3d_vio_write_labels(a->out, &j->dense, &j->geom, &j->e);
-    if (!st && a->overview) {
+    if (!st && a->overview && lead) {
         u3d_overview_opts oo = {0, a->t.ignore_label, 0};
         st = u3d_overview_write(a->overview,
                                 j->shown.data ? &j->shown : &j->v, &j->dense,
@@ -151,7 +159,9 @@ static u3d_status run(djob *j)
         if (st) /* a failed command leaves none of its outputs */
             unlink(a->out);
     }
-    if (!st && !a->t.quiet)
+    if (u3d_dist_active()) /* the outputs are written, or why not */
+        st = u3d_dist_agree(st, &j->e);
+    if (!st && !a->t.quiet && lead)
         fprintf(stderr, "wrote %s%s%s\n", a->out, a->overview ? " and " : "",
                 a->overview ? a->overview : "");
     return st;
@@ -173,7 +183,7 @@ int u3d_cmd_densify(int argc, char **argv)
     j->a = &a;
     rc = run(j) ? 1 : 0;
     if (rc)
-        fprintf(stderr, "unet3d densify: %s\n", j->e.msg);
+        u3d_dist_report("densify", &j->e);
     u3d_backend_destroy(j->be);
     u3d_volume_free(&j->v);
     u3d_volume_free(&j->shown);

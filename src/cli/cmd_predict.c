@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/dist.h"
 #include "unet3d/predict.h"
 
 typedef struct progress {
@@ -204,13 +205,27 @@ static u3d_status load(job *j)
                           "%s has %d channel%s but the model %s expects %d",
                           j->a.image, j->shape.c, j->shape.c == 1 ? "" : "s",
                           j->a.model, c->in_channels);
+    return U3D_OK;
+}
+
+/* The image's normalization statistics; under mpirun rank 0 reads the
+ * image for them and the ranks receive them (each then reads only the
+ * planes of its rows of tiles). */
+static u3d_status norm_stats(job *j)
+{
+    u3d_error *e = &j->e;
     const u3d_volume *v = &j->shape;
-    st = u3d_norm_compute_planes(v->c, v->d, v->h, v->w, read_raw, j,
-                                 (u3d_norm_mode)j->meta.norm_mode,
-                                 j->meta.norm_plo, j->meta.norm_phi, &j->norm,
-                                 e);
-    if (st)
-        u3d_errprefix(e, "%s: ", j->a.image);
+    u3d_status st = U3D_OK;
+    if (u3d_dist_rank() == 0) {
+        st = u3d_norm_compute_planes(v->c, v->d, v->h, v->w, read_raw, j,
+                                     (u3d_norm_mode)j->meta.norm_mode,
+                                     j->meta.norm_plo, j->meta.norm_phi,
+                                     &j->norm, e);
+        if (st)
+            u3d_errprefix(e, "%s: ", j->a.image);
+    }
+    if (u3d_dist_active() && !(st = u3d_dist_agree(st, e)))
+        st = u3d_dist_bcast(&j->norm, sizeof j->norm, 0, e);
     return st;
 }
 
@@ -249,12 +264,16 @@ static u3d_status predict(job *j)
                                              o.tile, budget, &plan, e);
     if (st)
         return u3d_errprefix(e, "%s: ", j->a.image);
-    if (!j->a.quiet)
+    int lead = u3d_dist_rank() == 0; /* the writer */
+    if (!j->a.quiet && lead)
         print_plan(&plan, j->be);
-    st = open_outputs(j);
+    if (lead)
+        st = open_outputs(j);
+    if (u3d_dist_active())
+        st = u3d_dist_agree(st, e);
     if (st)
         return st;
-    progress pr = {{0, 0}, isatty(2), -1, j->a.quiet};
+    progress pr = {{0, 0}, isatty(2), -1, j->a.quiet || !lead};
     clock_gettime(CLOCK_MONOTONIC, &pr.t0);
     o.progress = on_tile;
     o.progress_user = &pr;
@@ -262,7 +281,7 @@ static u3d_status predict(job *j)
                             read_norm, j};
     u3d_plane_sink sink = {write_planes, j, 1, j->a.probs != NULL};
     st = u3d_predict_planes(j->net, &src, &o, &sink, NULL, e);
-    if (!st && !j->a.quiet) {
+    if (!st && !j->a.quiet && lead) {
         size_t peak; /* measured, tensors and scratch: the budget holds */
         u3d_backend_memory(j->be, NULL, &peak);
         fprintf(stderr, "device memory: peak %.1f MiB (plan %.1f MiB, "
@@ -270,7 +289,7 @@ static u3d_status predict(job *j)
                 (double)peak / 1048576.0, (double)plan.memory / 1048576.0,
                 (double)plan.budget / 1048576.0);
     }
-    if (!st) {
+    if (!st && lead) {
         u3d_vsink *w = j->seg;
         j->seg = NULL;
         st = u3d_vsink_finish(w, e);
@@ -280,6 +299,8 @@ static u3d_status predict(job *j)
         j->probs = NULL;
         st = u3d_vsink_finish(w, e);
     }
+    if (u3d_dist_active()) /* the outputs are complete, or why not */
+        st = u3d_dist_agree(st, e);
     return st;
 }
 
@@ -313,8 +334,17 @@ int u3d_cmd_predict(int argc, char **argv)
     if (check_writable(j.a.out, &j.e) || check_writable(j.a.probs, &j.e) ||
         check_writable(j.a.overview, &j.e))
         goto done;
-    if (u3d_backend_create(&j.a.bc, &j.be, &j.e) || load(&j) || predict(&j))
+    u3d_status st = u3d_backend_create(&j.a.bc, &j.be, &j.e);
+    if (!st)
+        st = load(&j);
+    if (u3d_dist_active()) /* a rank without its device or file stops all */
+        st = u3d_dist_agree(st, &j.e);
+    if (st || norm_stats(&j) || predict(&j))
         goto done;
+    if (u3d_dist_rank() != 0) {
+        rc = 0; /* rank 0 writes */
+        goto done;
+    }
     if (j.a.overview && overview(&j)) {
         /* a failed command leaves none of its outputs */
         unlink(j.a.out);
@@ -329,7 +359,7 @@ int u3d_cmd_predict(int argc, char **argv)
     rc = 0;
 done:
     if (rc)
-        fprintf(stderr, "unet3d predict: %s\n", j.e.msg);
+        u3d_dist_report("predict", &j.e);
     u3d_vsink_abort(j.seg); /* no partial output on failure */
     u3d_vsink_abort(j.probs);
     u3d_vsource_close(j.in);

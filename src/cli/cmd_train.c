@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/dist.h"
 
 #define MAXV 32
 
@@ -104,16 +105,19 @@ static u3d_status setup_resume(tjob *j)
     u3d_status st = u3d_model_load(j->a->model, j->be, &j->net, &j->m, &j->e);
     if (st)
         return u3d_errprefix(&j->e, "cannot resume: ");
-    if (t->g_patch || t->g_lr || t->g_momentum || t->g_seed ||
-        t->aug.g_preset || u3d_cli_aug_custom(&t->aug))
+    int lead = u3d_dist_rank() == 0;
+    if (lead && (t->g_patch || t->g_lr || t->g_momentum || t->g_seed ||
+                 t->aug.g_preset || u3d_cli_aug_custom(&t->aug)))
         fprintf(stderr, "unet3d train: --resume keeps the saved patch, "
                         "lr, momentum, seed and augmentation\n");
     if (t->iterations)
         j->m.iterations = t->iterations;
     if (t->minutes > 0)
         j->m.minutes = t->minutes;
-    fprintf(stderr, "resuming %s at iteration %ld\n", j->a->model,
-            j->m.iteration);
+    if (lead)
+        fprintf(stderr, "resuming %s at iteration %ld (batch %d%s)\n",
+                j->a->model, j->m.iteration, j->m.batch,
+                u3d_dist_active() ? " over all ranks" : "");
     return U3D_OK;
 }
 
@@ -155,12 +159,18 @@ static void print_setup(const tjob *j)
     char cfgs[256];
     int out[3] = {0};
     u3d_net_output_size(&m->net, m->patch, out, NULL);
+    char ranks[64] = "";
+    if (u3d_dist_active())
+        snprintf(ranks, sizeof ranks, " over %d ranks%s", u3d_dist_size(),
+                 j->a->t.sync_bn ? ", synchronized batch norm" : "");
     fprintf(stderr,
-            "device: %s\nnetwork: %s\npatch %dx%dx%d -> %dx%dx%d (DxHxW), "
-            "batch %d, lr %g, momentum %g, augment %s\nclass weights:",
-            u3d_backend_device(j->be), u3d_net_config_str(&m->net, cfgs, sizeof cfgs),
+            "device: %s%s\nnetwork: %s\npatch %dx%dx%d -> %dx%dx%d (DxHxW), "
+            "batch %d%s, lr %g, momentum %g, augment %s\nclass weights:",
+            u3d_backend_device(j->be),
+            u3d_dist_active() ? " (rank 0; 'unet3d devices' under mpirun "
+                                "shows every rank's)" : "", u3d_net_config_str(&m->net, cfgs, sizeof cfgs),
             m->patch[0], m->patch[1], m->patch[2], out[0], out[1], out[2],
-            m->batch, m->lr, m->momentum, m->augment);
+            m->batch, ranks, m->lr, m->momentum, m->augment);
     for (int k = 0; k < m->net.classes; k++)
         fprintf(stderr, " %.3g", m->class_weights[k]);
     fprintf(stderr, "\n");
@@ -176,6 +186,10 @@ static u3d_status run(tjob *j)
     if (!st && !a->resume)
         st = u3d_cli_class_weights(a->t.class_weights, j->m.net.classes,
                                    &j->weights, j->m.class_weights, &j->e);
+    /* --batch is per rank: the model keeps the global batch, which a
+     * resumed run shares among however many ranks it has */
+    if (!st && !a->resume)
+        j->m.batch *= u3d_dist_size();
     if (!st)
         st = u3d_backend_create(&a->bc, &j->be, &j->e);
     if (!st && a->resume)
@@ -184,20 +198,25 @@ static u3d_status run(tjob *j)
         st = load_volumes(j);
     if (!st && !a->resume)
         st = setup_fresh(j);
+    /* under mpirun: a rank that failed (device, file, memory) stops all */
+    if (u3d_dist_active())
+        st = u3d_dist_agree(st, &j->e);
     if (st)
         return st;
-    if (!a->t.quiet)
+    if (!a->t.quiet && u3d_dist_rank() == 0)
         print_setup(j);
     const char *logp = a->t.log;
     if (!logp) {
         snprintf(j->logbuf, sizeof j->logbuf, "%s.csv", a->model);
         logp = j->logbuf;
     }
-    u3d_train_opts o = {a->model, logp, a->t.every, 0, a->t.quiet, 0, stderr};
+    u3d_train_opts o = {a->model, logp, a->t.every, 0, a->t.quiet, 0,
+                        stderr, a->t.sync_bn};
     st = u3d_train_run(j->net, &j->m, j->vols, j->nv, &o, &j->e);
-    if (!st && !a->t.quiet)
-        fprintf(stderr, "saved %s after %ld iterations (%.1f s)\n", a->model,
-                j->m.iteration, j->m.elapsed_s);
+    if (!st && !a->t.quiet && u3d_dist_rank() == 0)
+        fprintf(stderr, "saved %s after %ld iterations (%.1f s)%s\n", a->model,
+                j->m.iteration, j->m.elapsed_s,
+                u3d_dist_active() ? ", written by rank 0" : "");
     return st;
 }
 
@@ -217,7 +236,7 @@ int u3d_cmd_train(int argc, char **argv)
     j->a = &a;
     rc = run(j) ? 1 : 0;
     if (rc)
-        fprintf(stderr, "unet3d train: %s\n", j->e.msg);
+        u3d_dist_report("train", &j->e);
     for (int i = 0; i < j->nv; i++) {
         u3d_volume_free(&j->vols[i].image);
         u3d_labels_free(&j->vols[i].labels);

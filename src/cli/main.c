@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/files.h"
 #include "cli/options.h"
+#include "dist/dist.h"
 #include "golden/golden.h"
 
 static void usage(FILE *f)
@@ -14,7 +15,8 @@ static void usage(FILE *f)
             "usage: unet3d COMMAND [options]\n\n"
             "commands:\n"
             "  demo                    the whole workflow on a synthetic volume\n"
-            "  devices                 list OpenCL (and CUDA) devices\n"
+            "  devices                 list OpenCL (and CUDA) devices (under\n"
+            "                          mpirun: which device each rank gets)\n"
             "  info [--preset P] [--input DxHxW]\n"
             "                          parameters, output size and memory\n"
             "  train --image I --labels L --model M.u3d [...]\n"
@@ -41,21 +43,60 @@ static void usage(FILE *f)
             "common options:\n"
             "  --device SPEC           OpenCL device: P:D, gpu, cpu or part of\n"
             "                          its name (default: $UNET3D_DEVICE, else\n"
-            "                          the first GPU, else the first device)\n"
+            "                          the first GPU, else the first device);\n"
+            "                          under MPI one SPEC per rank of a host\n"
+            "                          (gpu:0,gpu:1) or auto (the i-th GPU)\n"
             "  --backend NAME          opencl (default), ref (plain C), cudnn\n"
             "                          (NVIDIA, when built)\n"
             "  --profile               print per-kernel times at exit\n",
             U3D_VERSION);
 }
 
-static int cmd_devices(void)
+/* Under mpirun: the list once, then which device each rank gets. */
+static int cmd_devices(int argc, char **argv)
 {
     u3d_error e = {0};
-    if (u3d_list_devices(stdout, &e)) {
-        fprintf(stderr, "unet3d: %s\n", e.msg);
-        return 1;
+    u3d_status st = U3D_OK;
+    if (u3d_dist_rank() == 0)
+        st = u3d_list_devices(stdout, &e);
+    if (!u3d_dist_active()) {
+        if (st)
+            fprintf(stderr, "unet3d: %s\n", e.msg);
+        return st ? 1 : 0;
     }
-    return 0;
+    u3d_backend_config cfg = {0};
+    const u3d_opt opts[] = {U3D_OPTS_DEVICE(&cfg), {0}};
+    const u3d_cmd_spec spec = {"devices", "[--device SPEC[,SPEC...]]", NULL,
+                               opts};
+    int rc = u3d_opts_parse(&spec, argc, argv);
+    if (rc >= 0)
+        return rc;
+    char line[512];
+    u3d_backend *be = NULL;
+    u3d_error be_err = {0};
+    if (u3d_backend_create(&cfg, &be, &be_err))
+        snprintf(line, sizeof line, "rank %d (%s, local rank %d): error: %s",
+                 u3d_dist_rank(), u3d_dist_host(), u3d_dist_local_rank(),
+                 be_err.msg);
+    else
+        snprintf(line, sizeof line, "rank %d (%s, local rank %d): %s (%s)",
+                 u3d_dist_rank(), u3d_dist_host(), u3d_dist_local_rank(),
+                 u3d_backend_device(be), u3d_backend_name(be));
+    u3d_backend_destroy(be);
+    fflush(stdout);
+    if (u3d_dist_rank() == 0) {
+        printf("%s\n", line);
+        for (int r = 1; r < u3d_dist_size() && !st; r++) {
+            st = u3d_dist_recv(line, sizeof line, r, 1, &e);
+            if (!st)
+                printf("%s\n", line);
+        }
+    } else {
+        st = u3d_dist_send(line, sizeof line, 0, 1, &e);
+    }
+    if (st)
+        u3d_dist_report("devices", &e);
+    return st ? 1 : 0;
 }
 
 static int cmd_golden(int argc, char **argv)
@@ -92,10 +133,22 @@ static int cmd_golden(int argc, char **argv)
     return failed ? 1 : 0;
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     /* Ctrl-C or a scheduler's SIGTERM leaves no temporary file behind */
     u3d_outfile_cleanup_on_signals();
+    /* MPI only when started by an MPI launcher (src/dist/dist.h) */
+    if (u3d_dist_init(&argc, &argv))
+        return 1;
+    int rc = dispatch(argc, argv);
+    u3d_dist_finalize();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
+{
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -109,8 +162,22 @@ int main(int argc, char **argv)
         printf("unet3d %s\n", U3D_VERSION);
         return 0;
     }
+    /* commands that write files but do not share their work: several
+     * copies would race for the same outputs */
+    static const char *single[] = {"demo", "evaluate", "augment",
+                                   "sparsify"};
+    for (size_t i = 0; u3d_dist_active() && i < sizeof single / sizeof *single;
+         i++)
+        if (!strcmp(cmd, single[i])) {
+            if (u3d_dist_rank() == 0)
+                fprintf(stderr, "unet3d %s runs as one process: start it "
+                                "without mpirun (train, predict, densify and "
+                                "bench --allreduce use several ranks)\n",
+                        cmd);
+            return 2;
+        }
     if (!strcmp(cmd, "devices"))
-        return cmd_devices();
+        return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "golden"))
         return cmd_golden(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))

@@ -81,7 +81,9 @@ int u3d_opts_long(const char *s, long lo, long hi, long *out);
     {"--device", U3D_OPT_STRING, &(bc)->device, 0, 0, "SPEC",               \
      .help = "OpenCL device: P:D, gpu, cpu or part of its name\n"           \
              "(default: $UNET3D_DEVICE, else the first GPU, else\n"         \
-             "the first device)"},                                          \
+             "the first device); gpu:N/cpu:N the N-th GPU/CPU;\n"          \
+             "under mpirun one SPEC per rank of a host\n"                 \
+             "(gpu:0,gpu:1) or auto (the i-th GPU)"},                       \
     {"--backend", U3D_OPT_STRING, &(bc)->backend, 0, 0, "NAME",             \
      .help = "opencl (default), ref (plain C), cudnn (NVIDIA,\n"            \
              "when built)"},                                                \
@@ -176,7 +178,7 @@ typedef struct u3d_cli_train {
     u3d_cli_aug aug;
     long iterations;
     double minutes;
-    int patch[3], batch, lr_poly, ignore_label, norm, every, quiet;
+    int patch[3], batch, lr_poly, ignore_label, norm, every, quiet, sync_bn;
     float lr, momentum, weight_decay;
     const char *class_weights, *log;
     unsigned long long seed;
@@ -201,7 +203,11 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
     {"--patch", U3D_OPT_SIZE3, (t)->patch, 1, U3D_OPT_MAX_SIZE, "DxHxW",    \
      .help = "input patch (default: automatic)", .given = &(t)->g_patch},   \
     {"--batch", U3D_OPT_INT, &(t)->batch, 1, U3D_OPT_MAX_BATCH, "B",        \
-     .help = "patches per iteration (default 1)"},                          \
+     .help = "patches per iteration (default 1; under mpirun\n"             \
+             "per rank: N ranks train with batch N*B)"},                   \
+    {"--sync-bn", U3D_OPT_FLAG, &(t)->sync_bn, 0, 0, NULL,                  \
+     .help = "under mpirun: batch norm with the statistics of\n"           \
+             "all ranks' patches (as one process with batch N*B)"},        \
     {"--lr", U3D_OPT_FLOAT, &(t)->lr, 0, 10, "X",                           \
      .help = "learning rate (default 0.01)", .given = &(t)->g_lr,           \
      .flags = U3D_OPT_GT},                                                  \

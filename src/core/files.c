@@ -34,11 +34,16 @@ static void untrack(int slot)
         slot_used[slot] = 0;
 }
 
-static void on_signal(int sig)
+void u3d_outfile_remove_open(void)
 {
     for (int i = 0; i < SLOTS; i++)
         if (slot_used[i])
             unlink(slot_path[i]); /* async-signal-safe */
+}
+
+static void on_signal(int sig)
+{
+    u3d_outfile_remove_open();
     signal(sig, SIG_DFL);
     raise(sig);
 }

@@ -58,5 +58,8 @@ void u3d_outfile_sweep(const char *path);
 /* Installs the SIGINT/SIGTERM/SIGHUP handler that removes open temporary
  * files, then lets the signal end the process as before. */
 void u3d_outfile_cleanup_on_signals(void);
+/* Removes every open temporary file (before an abnormal exit, such as
+ * MPI_Abort). */
+void u3d_outfile_remove_open(void);
 
 #endif

@@ -496,6 +496,9 @@ void u3d_net_destroy(u3d_net *net)
         u3d_tensor_release(&blocks[i]->save_mean);
         u3d_tensor_release(&blocks[i]->save_invstd);
     }
+    u3d_tensor_release(&net->sbn_big);
+    for (int i = 0; i < 4; i++)
+        u3d_tensor_release(&net->sbn_c[i]);
     free(net);
 }
 

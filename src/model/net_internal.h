@@ -22,6 +22,8 @@ typedef struct net_block {
     const u3d_tensor *in;  /* input view */
     u3d_tensor z;          /* conv output view */
     u3d_tensor a;          /* block output view (z's buffer without BN) */
+    double bn_count;       /* synchronized BN: values per channel, all
+                              processes */
 } net_block;
 
 /* Activation plans. A "view" is a u3d_tensor copy whose buf belongs to an
@@ -55,6 +57,11 @@ struct u3d_net {
     int fwd_train;      /* the last forward was TRAIN and succeeded */
     int bn_folded;      /* batch norm folded into the convs (inference) */
     int training_ready; /* grads and momentum allocated */
+    u3d_net_hooks hooks;
+    /* synchronized batch norm scratch (net_pass.c): one activation-sized
+     * and four channel-sized buffers, used through views */
+    u3d_tensor sbn_big, sbn_c[4];
+    size_t sbn_big_n, sbn_c_n;
 };
 
 /* Fills names, shapes and blocks from the layers of cfg (geometry.h), no

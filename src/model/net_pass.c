@@ -26,6 +26,203 @@ static u3d_bn_params bn_params(const u3d_net *net)
     return p;
 }
 
+/* ---- synchronized batch norm (u3d_net_hooks.bn_sum) ---- */
+
+/* A view of shape s on scratch buffer t of capacity *cap floats (grown on
+ * demand). */
+static u3d_status scratch(u3d_net *net, u3d_tensor *t, size_t *cap,
+                          u3d_shape s, u3d_tensor *view, u3d_error *err)
+{
+    size_t n = u3d_shape_count(s);
+    if (n > *cap) {
+        u3d_tensor_release(t);
+        *cap = 0;
+        U3D_TRY(u3d_tensor_create(net->be, u3d_shape5((int)n, 1, 1, 1, 1),
+                                  U3D_F32, t, err));
+        *cap = n;
+    }
+    *view = *t;
+    view->shape = s;
+    return U3D_OK;
+}
+
+static u3d_status chan_scratch(u3d_net *net, int C, u3d_tensor v[4],
+                               u3d_error *err)
+{
+    size_t cap = net->sbn_c_n;
+    for (int i = 0; i < 4; i++) {
+        net->sbn_c_n = cap;
+        U3D_TRY(scratch(net, &net->sbn_c[i], &net->sbn_c_n,
+                        u3d_shape5(1, C, 1, 1, 1), &v[i], err));
+    }
+    return U3D_OK;
+}
+
+/* Batch statistics over every process: the local pass gives this
+ * process's mean and 1/std; two sums give the global mean, then the global
+ * variance sum_r M_r (var_r + (mean_r - mean)^2) / M; the output is the
+ * inference formula with those statistics. */
+static u3d_status sync_bn_forward(u3d_net *net, net_block *b, u3d_error *err)
+{
+    u3d_bn_params p = bn_params(net);
+    u3d_tensor *g = val(net, b->gamma), *be = val(net, b->beta);
+    U3D_TRY(u3d_batchnorm3d_forward_train(&p, &b->z, g, be, NULL, NULL, &b->a,
+                                          &b->save_mean, &b->save_invstd,
+                                          err));
+    int C = b->z.shape.c;
+    double Ml = (double)b->z.shape.n * (double)u3d_shape_spatial(b->z.shape);
+    size_t nb = (size_t)(2 * C + 1);
+    float *f = malloc(2 * (size_t)C * sizeof *f);
+    double *d = malloc(nb * sizeof *d), *mean = malloc((size_t)C * sizeof *d);
+    u3d_status st = f && d && mean ? U3D_OK
+                                   : u3d_seterr(err, U3D_ERR_OOM,
+                                                "out of host memory");
+    if (!st)
+        st = u3d_tensor_read(&b->save_mean, f, err);
+    if (!st)
+        st = u3d_tensor_read(&b->save_invstd, f + C, err);
+    if (!st) {
+        for (int c = 0; c < C; c++)
+            d[c] = Ml * f[c];
+        d[C] = Ml;
+        st = net->hooks.bn_sum(net->hooks.ctx, d, C + 1, err);
+    }
+    double M = d[C];
+    if (!st) {
+        for (int c = 0; c < C; c++) {
+            mean[c] = d[c] / M;
+            double inv = f[C + c], var = 1.0 / (inv * inv) - p.eps;
+            double dm = f[c] - mean[c];
+            d[c] = Ml * ((var > 0 ? var : 0) + dm * dm);
+        }
+        st = net->hooks.bn_sum(net->hooks.ctx, d, C, err);
+    }
+    u3d_tensor v[4]; /* global mean, variance, then their float copies */
+    if (!st)
+        st = chan_scratch(net, C, v, err);
+    float *h = malloc(4 * (size_t)C * sizeof *h);
+    if (!st && !h)
+        st = u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    if (!st) {
+        for (int c = 0; c < C; c++) {
+            double var = d[c] / M;
+            h[c] = (float)mean[c];
+            h[C + c] = (float)var;
+            h[2 * C + c] = (float)(1.0 / sqrt(var + p.eps));
+        }
+        st = u3d_tensor_write(&v[0], h, err);
+    }
+    if (!st)
+        st = u3d_tensor_write(&v[1], h + C, err);
+    if (!st)
+        st = u3d_tensor_write(&b->save_mean, h, err);
+    if (!st)
+        st = u3d_tensor_write(&b->save_invstd, h + 2 * C, err);
+    if (!st)
+        st = u3d_batchnorm3d_forward_infer(&p, &b->z, g, be, &v[0], &v[1],
+                                           &b->a, err);
+    /* running statistics of the global batch, as the op updates them */
+    u3d_tensor *rm = buf(net, b->rmean), *rv = buf(net, b->rvar);
+    if (!st && rm && rv) {
+        float *r = h + 2 * C;
+        st = u3d_tensor_read(rm, r, err);
+        for (int c = 0; !st && c < C; c++)
+            r[c] = (float)((1.0 - p.momentum) * r[c] + p.momentum * mean[c]);
+        if (!st)
+            st = u3d_tensor_write(rm, r, err);
+        if (!st)
+            st = u3d_tensor_read(rv, r, err);
+        for (int c = 0; !st && c < C; c++)
+            r[c] = (float)((1.0 - p.momentum) * r[c] +
+                           p.momentum * d[c] / (M > 1 ? M - 1 : 1));
+        if (!st)
+            st = u3d_tensor_write(rv, r, err);
+    }
+    b->bn_count = M;
+    free(f);
+    free(d);
+    free(mean);
+    free(h);
+    return st;
+}
+
+/* The local backward with the global statistics gives
+ * dx_l = g inv (dy - Sdy_l/M_l - xh Sdyxh_l/M_l) and this process's sums;
+ * with the global sums dx differs by A_c + B_c xh per channel, added
+ * through the inference formula (gamma B, beta A). */
+static u3d_status sync_bn_backward(u3d_net *net, net_block *b,
+                                   const u3d_tensor *dy, u3d_tensor *dz,
+                                   u3d_error *err)
+{
+    int C = b->z.shape.c;
+    u3d_tensor v[4];
+    U3D_TRY(chan_scratch(net, C, v, err));
+    u3d_tensor *dg = b->gamma >= 0 ? grad(net, b->gamma) : &v[0];
+    u3d_tensor *db = b->beta >= 0 ? grad(net, b->beta) : &v[1];
+    U3D_TRY(u3d_batchnorm3d_backward(&b->z, dy, val(net, b->gamma),
+                                     &b->save_mean, &b->save_invstd, dz, dg,
+                                     db, err));
+    double Ml = (double)b->z.shape.n * (double)u3d_shape_spatial(b->z.shape);
+    float *h = malloc(5 * (size_t)C * sizeof *h);
+    double *d = malloc(2 * (size_t)C * sizeof *d);
+    u3d_status st = h && d ? U3D_OK
+                           : u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    /* h: sdyxh, sdy, gamma, invstd, then the outputs */
+    if (!st)
+        st = u3d_tensor_read(dg, h, err);
+    if (!st)
+        st = u3d_tensor_read(db, h + C, err);
+    if (!st && b->gamma >= 0)
+        st = u3d_tensor_read(val(net, b->gamma), h + 2 * C, err);
+    else
+        for (int c = 0; c < C; c++)
+            h[2 * C + c] = 1.0f;
+    if (!st)
+        st = u3d_tensor_read(&b->save_invstd, h + 3 * C, err);
+    if (!st) {
+        for (int c = 0; c < 2 * C; c++)
+            d[c] = h[c];
+        st = net->hooks.bn_sum(net->hooks.ctx, d, 2 * C, err);
+    }
+    double M = b->bn_count;
+    u3d_tensor corr;
+    if (!st) {
+        /* v[2] = B_c (gamma of the formula), v[3] = A_c (its beta) */
+        float *A = h + 4 * C, *B = h; /* B overwrites the sums read */
+        for (int c = 0; c < C; c++) {
+            double gi = (double)h[2 * C + c] * h[3 * C + c];
+            A[c] = (float)(gi * (h[C + c] / Ml - d[C + c] / M));
+            B[c] = (float)(gi * (h[c] / Ml - d[c] / M));
+        }
+        st = u3d_tensor_write(&v[2], B, err);
+        if (!st)
+            st = u3d_tensor_write(&v[3], A, err);
+    }
+    /* xh from the saved statistics: mean and var with 1/sqrt(var+eps) =
+     * invstd */
+    if (!st) {
+        u3d_bn_params p = bn_params(net);
+        float *var = h + 2 * C; /* gamma no longer needed */
+        for (int c = 0; c < C; c++) {
+            double inv = h[3 * C + c];
+            var[c] = (float)(1.0 / (inv * inv) - p.eps);
+        }
+        st = u3d_tensor_write(&v[1], var, err);
+        if (!st)
+            st = scratch(net, &net->sbn_big, &net->sbn_big_n, b->z.shape,
+                         &corr, err);
+        if (!st)
+            st = u3d_batchnorm3d_forward_infer(&p, &b->z, &v[2], &v[3],
+                                               &b->save_mean, &v[1], &corr,
+                                               err);
+        if (!st)
+            st = u3d_axpy(1.0f, &corr, dz, err);
+    }
+    free(h);
+    free(d);
+    return st;
+}
+
 /* conv -> [BN] -> [ReLU] of one block. At inference without a batch norm
  * between them (none, or folded), the ReLU is fused into the conv's store:
  * one pass over the activations less. */
@@ -40,7 +237,9 @@ static u3d_status block_forward(u3d_net *net, net_block *b, u3d_net_mode mode,
     if (b->bn && !net->bn_folded) {
         u3d_bn_params p = bn_params(net);
         u3d_tensor *g = val(net, b->gamma), *be = val(net, b->beta);
-        if (mode == U3D_NET_EVAL)
+        if (mode == U3D_NET_TRAIN && net->hooks.bn_sum)
+            U3D_TRY(sync_bn_forward(net, b, err));
+        else if (mode == U3D_NET_EVAL)
             U3D_TRY(u3d_batchnorm3d_forward_infer(
                 &p, &b->z, g, be, buf(net, b->rmean), buf(net, b->rvar), &b->a,
                 err));
@@ -216,6 +415,27 @@ u3d_status u3d_net_fold_batchnorm(u3d_net *net, u3d_error *err)
 
 /* ---- backward ---- */
 
+void u3d_net_set_hooks(u3d_net *net, const u3d_net_hooks *hooks)
+{
+    if (hooks)
+        net->hooks = *hooks;
+    else
+        memset(&net->hooks, 0, sizeof net->hooks);
+}
+
+/* Tells the grads_ready hook about up to four parameters (-1: none). */
+static u3d_status grads_ready(u3d_net *net, int a, int b, int c, int d,
+                              u3d_error *err)
+{
+    if (!net->hooks.grads_ready)
+        return U3D_OK;
+    int all[4] = {a, b, c, d}, idx[4], n = 0;
+    for (int i = 0; i < 4; i++)
+        if (all[i] >= 0)
+            idx[n++] = all[i];
+    return net->hooks.grads_ready(net->hooks.ctx, idx, n, err);
+}
+
 /* The gradient being propagated: a view of scratch buffer k. */
 typedef struct gcur {
     int k;
@@ -239,12 +459,17 @@ static u3d_status block_backward(u3d_net *net, net_block *b, gcur *cur,
         U3D_TRY(u3d_relu_backward(&b->a, &cur->t, &cur->t, err));
     if (b->bn) {
         dz = gview(net, 1 - cur->k, b->z.shape);
-        U3D_TRY(u3d_batchnorm3d_backward(
-            &b->z, &cur->t, val(net, b->gamma), &b->save_mean, &b->save_invstd,
-            &dz.t, grad(net, b->gamma), grad(net, b->beta), err));
+        if (net->hooks.bn_sum)
+            U3D_TRY(sync_bn_backward(net, b, &cur->t, &dz.t, err));
+        else
+            U3D_TRY(u3d_batchnorm3d_backward(
+                &b->z, &cur->t, val(net, b->gamma), &b->save_mean,
+                &b->save_invstd, &dz.t, grad(net, b->gamma),
+                grad(net, b->beta), err));
     }
     U3D_TRY(u3d_conv3d_backward_weight(&b->cp, b->in, &dz.t, grad(net, b->w),
                                        grad(net, b->b), err));
+    U3D_TRY(grads_ready(net, b->w, b->b, b->gamma, b->beta, err));
     if (!need_dx)
         return U3D_OK;
     *cur = gview(net, 1 - dz.k, b->in->shape);
@@ -265,7 +490,8 @@ static u3d_status decoder_backward(u3d_net *net, int j, gcur *cur,
         return u3d_errprefix(err, "concat of decoder step %d backward: ", j);
     u3d_param *w = &net->params[net->up_w[j]];
     if (u3d_upconv3d_backward_weight(net->up_in[j], &dup.t, &w->grad, NULL,
-                                     err))
+                                     err) ||
+        grads_ready(net, net->up_w[j], -1, -1, -1, err))
         return u3d_errprefix(err, "up_%d backward: ", j);
     *cur = gview(net, 1 - dup.k, net->up_in[j]->shape);
     if (u3d_upconv3d_backward_data(&dup.t, &w->value, &cur->t, err))
@@ -312,7 +538,8 @@ u3d_status u3d_net_backward(u3d_net *net, const u3d_tensor *dlogits,
     U3D_TRY(u3d_net_prepare_training(net, err));
     net_block *o = &net->out;
     if (u3d_conv3d_backward_weight(&o->cp, o->in, dlogits, grad(net, o->w),
-                                   grad(net, o->b), err))
+                                   grad(net, o->b), err) ||
+        grads_ready(net, o->w, o->b, -1, -1, err))
         return u3d_errprefix(err, "out backward: ");
     gcur cur = gview(net, 0, o->in->shape);
     if (u3d_conv3d_backward_data(&o->cp, dlogits, val(net, o->w), &cur.t, err))

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/mirror.h"
+#include "dist/dist.h"
 #include "unet3d/predict.h"
 
 u3d_status u3d_model_normalize_input(u3d_volume *v, const u3d_model_meta *m,
@@ -258,18 +259,66 @@ static u3d_status run_slab(run *r, int kd, int *done, u3d_error *err)
     size_t pv = plane_vox(r);
     for (int z = lo; z < hi; z++) {
         size_t zi = (size_t)(z - lo);
-        U3D_TRY(r->sink->write(
-            r->sink->user, z, r->olab ? r->olab + zi * pv : NULL,
-            r->oprob ? r->oprob + zi * (size_t)r->classes * pv : NULL, err));
+        const uint8_t *l = r->olab ? r->olab + zi * pv : NULL;
+        const float *q = r->oprob ? r->oprob + zi * (size_t)r->classes * pv
+                                  : NULL;
+        if (u3d_dist_rank() == 0) {
+            U3D_TRY(r->sink->write(r->sink->user, z, l, q, err));
+            continue;
+        }
+        /* another rank's row: its planes go to the writer, rank 0 */
+        if (l)
+            U3D_TRY(u3d_dist_send(l, pv, 0, 2, err));
+        if (q)
+            U3D_TRY(u3d_dist_send(q, (size_t)r->classes * pv * sizeof *q, 0,
+                                  3, err));
     }
     return U3D_OK;
 }
 
+/* Rank 0 writes the planes of a row another rank computed, in order. */
+static u3d_status recv_slab(run *r, int kd, int from, int *done,
+                            u3d_error *err)
+{
+    const u3d_tile_plan *p = r->plan;
+    int o, lo, hi;
+    u3d_tile_axis_get(&p->ax[0], kd, &o, &lo, &hi);
+    size_t pv = plane_vox(r);
+    for (int z = lo; z < hi; z++) {
+        if (r->olab)
+            U3D_TRY(u3d_dist_recv(r->olab, pv, from, 2, err));
+        if (r->oprob)
+            U3D_TRY(u3d_dist_recv(r->oprob,
+                                  (size_t)r->classes * pv * sizeof *r->oprob,
+                                  from, 3, err));
+        U3D_TRY(r->sink->write(r->sink->user, z, r->olab, r->oprob, err));
+    }
+    int row = p->ax[1].ntiles * p->ax[2].ntiles;
+    for (int i = 0; i < row && r->o->progress; i++)
+        r->o->progress(r->o->progress_user, ++*done, p->total);
+    return U3D_OK;
+}
+
+/* Several ranks (MPI): row kd of tiles along D is computed by rank
+ * kd mod N, which reads only the planes it needs; rank 0 writes every row's
+ * planes in order, its own and those it receives. The tiles and so the
+ * result are those of one process, bit for bit. A failure aborts the job
+ * (its peers would wait for it forever) after printing it. */
 static u3d_status run_all(run *r, u3d_error *err)
 {
     int done = 0;
-    for (int kd = 0; kd < r->plan->ax[0].ntiles; kd++)
-        U3D_TRY(run_slab(r, kd, &done, err));
+    int n = u3d_dist_active() ? u3d_dist_size() : 1, me = u3d_dist_rank();
+    for (int kd = 0; kd < r->plan->ax[0].ntiles; kd++) {
+        u3d_status st = U3D_OK;
+        if (kd % n == me)
+            st = run_slab(r, kd, &done, err);
+        else if (me == 0)
+            st = recv_slab(r, kd, kd % n, &done, err);
+        if (st && n > 1)
+            u3d_dist_abort(err);
+        if (st)
+            return st;
+    }
     return U3D_OK;
 }
 
@@ -355,8 +404,15 @@ u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
         budget = o->max_memory;
     u3d_tile_plan plan;
     int vol[3] = {src->d, src->h, src->w};
-    U3D_TRY(u3d_predict_plan_backend(u3d_net_backend(net), cfg, vol, o->tile,
-                                     budget, &plan, err));
+    u3d_status pst = u3d_predict_plan_backend(u3d_net_backend(net), cfg, vol,
+                                              o->tile, budget, &plan, err);
+    if (u3d_dist_active()) {
+        /* every rank plans for its own device; rank 0's plan is used by
+         * all, so the rows (and the result) do not depend on the ranks */
+        U3D_TRY(u3d_dist_agree(pst, err));
+        U3D_TRY(u3d_dist_bcast(&plan, sizeof plan, 0, err));
+    }
+    U3D_TRY(pst);
     run r;
     memset(&r, 0, sizeof r);
     r.net = net;
@@ -371,6 +427,8 @@ u3d_status u3d_predict_planes(u3d_net *net, const u3d_plane_source *src,
                                u3d_shape5(1, src->c, plan.ax[0].in,
                                           plan.ax[1].in, plan.ax[2].in),
                                U3D_F32, &r.x, err);
+    if (u3d_dist_active())
+        st = u3d_dist_agree(st, err);
     if (!st)
         st = run_all(&r, err);
     u3d_tensor_release(&r.x);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "dist/dist.h"
 #include "unet3d/densify.h"
 #include "unet3d/predict.h"
 
@@ -132,7 +133,7 @@ static u3d_status densify_predict(u3d_net *net, const u3d_densify_opts *o,
     double t0 = now_s();
     u3d_predict_opts po = {0};
     po.max_memory = o->max_memory;
-    po.progress = o->quiet ? NULL : progress;
+    po.progress = o->quiet || u3d_dist_rank() ? NULL : progress;
     po.progress_user = &t0;
     u3d_status st = u3d_predict(net, image, &po, dense, NULL, NULL, err);
     if (st)
@@ -167,11 +168,11 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
     if ((st = u3d_net_create(be, &m.net, &net, err)) ||
         (st = u3d_net_init(net, m.seed, err)))
         goto done;
-    if (!o->quiet)
+    if (!o->quiet && u3d_dist_rank() == 0)
         say_training(o, &m, annotated);
     u3d_train_opts to = {o->model_out, o->log_path,
                          o->model_out ? o->checkpoint_every : 0, 0, o->quiet,
-                         0, stderr};
+                         0, stderr, o->sync_bn};
     if (!(st = u3d_train_run(net, &m, &tv, 1, &to, err)))
         st = densify_predict(net, o, image, sparse, dense, err);
 done:

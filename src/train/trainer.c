@@ -2,6 +2,7 @@
  * device, weighted cross-entropy, SGD with momentum, checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "data/mirror.h"
 #include "unet3d/unet3d.h"
 #include "core/files.h"
+#include "dist/dist.h"
 
 static double now_s(void)
 {
@@ -145,6 +147,127 @@ static u3d_status dvol_upload(u3d_backend *be, const u3d_train_volume *tv,
     return st;
 }
 
+/* Data-parallel gradient averaging: the gradients of each block are read
+ * to the host as the backward pass finishes them (the u3d_net_hooks
+ * grads_ready hook), packed in the order they come (output layer first),
+ * and a non-blocking allreduce starts for every full bucket of
+ * bucket_floats, so communication overlaps the rest of backward. */
+typedef struct gsync {
+    u3d_net *net;
+    float *host;
+    size_t cap, used, sent;     /* floats packed, floats handed to MPI */
+    size_t *off;                /* per parameter: offset in host */
+    int *order, nready;         /* parameters in the order they came */
+    u3d_dist_req **req;
+    int nreq, maxreq;
+    int nlearn; /* parameters backward must report */
+    size_t bucket_floats;
+} gsync;
+
+static u3d_status gsync_flush(gsync *g, u3d_error *err)
+{
+    if (g->used == g->sent)
+        return U3D_OK;
+    if (g->nreq == g->maxreq)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "too many buckets");
+    U3D_TRY(u3d_dist_isum_f32(g->host + g->sent, g->used - g->sent,
+                              &g->req[g->nreq], err));
+    g->nreq++;
+    g->sent = g->used;
+    return U3D_OK;
+}
+
+static u3d_status gsync_ready(void *ctx, const int *params, int n,
+                              u3d_error *err)
+{
+    gsync *g = ctx;
+    for (int i = 0; i < g->nreq; i++) /* earlier buckets move on */
+        u3d_dist_poll(g->req[i]);
+    for (int i = 0; i < n; i++) {
+        u3d_param *p = u3d_net_param(g->net, params[i]);
+        size_t cnt = u3d_shape_count(p->grad.shape);
+        if (g->used + cnt > g->cap)
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "gradient buffer overflow at %s", p->name);
+        U3D_TRY(u3d_tensor_read(&p->grad, g->host + g->used, err));
+        g->off[params[i]] = g->used;
+        g->order[g->nready++] = params[i];
+        g->used += cnt;
+    }
+    if (g->used - g->sent >= g->bucket_floats)
+        return gsync_flush(g, err);
+    return U3D_OK;
+}
+
+static u3d_status bn_sum(void *ctx, double *buf, int n, u3d_error *err)
+{
+    (void)ctx;
+    return u3d_dist_sum_f64(buf, (size_t)n, err);
+}
+
+static u3d_status gsync_setup(gsync *g, u3d_net *net, int sync_bn,
+                              u3d_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->net = net;
+    int np = u3d_net_num_params(net);
+    for (int i = 0; i < np; i++) {
+        g->cap += u3d_shape_count(u3d_net_param(net, i)->value.shape);
+        g->nlearn += u3d_net_param(net, i)->learnable != 0;
+    }
+    const char *b = getenv("UNET3D_BUCKET_MB");
+    double mb = b ? atof(b) : 8.0;
+    g->bucket_floats = (size_t)(mb > 0 ? mb * 262144.0 : 1);
+    g->maxreq = np;
+    g->host = malloc(g->cap * sizeof *g->host);
+    g->off = calloc((size_t)np, sizeof *g->off);
+    g->order = calloc((size_t)np, sizeof *g->order);
+    g->req = calloc((size_t)np, sizeof *g->req);
+    if (!g->host || !g->off || !g->order || !g->req)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    u3d_net_hooks h = {g, gsync_ready, sync_bn ? bn_sum : NULL};
+    u3d_net_set_hooks(net, &h);
+    return U3D_OK;
+}
+
+static void gsync_begin(gsync *g)
+{
+    g->used = g->sent = 0;
+    g->nready = g->nreq = 0;
+}
+
+/* After backward: the last bucket, every allreduce done, the sums back on
+ * the device. */
+static u3d_status gsync_finish(gsync *g, u3d_error *err)
+{
+    u3d_status st = gsync_flush(g, err);
+    for (int i = 0; i < g->nreq; i++) {
+        u3d_status w = u3d_dist_wait(g->req[i], err);
+        st = st ? st : w;
+    }
+    g->nreq = 0;
+    if (!st && g->nready != g->nlearn) /* a gradient left unsummed */
+        st = u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                        "backward reported %d of %d parameter gradients",
+                        g->nready, g->nlearn);
+    for (int i = 0; i < g->nready && !st; i++) {
+        u3d_param *p = u3d_net_param(g->net, g->order[i]);
+        st = u3d_tensor_write(&p->grad, g->host + g->off[g->order[i]], err);
+    }
+    return st;
+}
+
+static void gsync_free(gsync *g)
+{
+    if (g->net)
+        u3d_net_set_hooks(g->net, NULL);
+    free(g->host);
+    free(g->off);
+    free(g->order);
+    free(g->req);
+    memset(g, 0, sizeof *g);
+}
+
 typedef struct trainer {
     u3d_net *net;
     u3d_backend *be;
@@ -154,6 +277,13 @@ typedef struct trainer {
     int nvols;
     int out[3];
     u3d_tensor x, lab, dlogits, cw, px, plab; /* batch and one-sample tensors */
+    /* data parallel: this rank's items [b0, b0 + nb) of the global batch
+     * m->batch; one process: all of them */
+    int rank, nranks, b0, nb;
+    int sync_bn;
+    int consistent;  /* the last error is the same on every rank */
+    int agreed_fail; /* an error all ranks know of ended the loop */
+    gsync gs;
     char *log;
     size_t loglen, logcap;
 } trainer;
@@ -275,9 +405,12 @@ static u3d_status save(trainer *t, u3d_net *net, const u3d_train_opts *o,
 
 /* Draws the patch of batch item b of iteration it and augments it into
  * item b of the batch tensors. */
-static u3d_status make_sample(trainer *t, long it, int b, u3d_error *err)
+static u3d_status make_sample(trainer *t, long it, int lb, u3d_error *err)
 {
     const u3d_model_meta *m = t->m;
+    /* item lb of this rank is item b of the global batch: its patch is the
+     * one a single process with the whole batch draws */
+    int b = t->b0 + lb;
     u3d_rng r;
     u3d_rng_init(&r, m->seed, ((uint64_t)it << 8) | (uint64_t)b);
     int vi = (int)u3d_rng_below(&r, (uint32_t)t->nvols);
@@ -306,9 +439,9 @@ static u3d_status make_sample(trainer *t, long it, int b, u3d_error *err)
         u3d_augment_sample(t->be, &t->aug, m->seed, sample, &v->img, &v->lab,
                            origin, &t->px, &t->plab, err);
     if (!st)
-        st = u3d_tensor_copy_sample(&t->x, b, &t->px, 0, err);
+        st = u3d_tensor_copy_sample(&t->x, lb, &t->px, 0, err);
     if (!st)
-        st = u3d_tensor_copy_sample(&t->lab, b, &t->plab, 0, err);
+        st = u3d_tensor_copy_sample(&t->lab, lb, &t->plab, 0, err);
     return st;
 }
 
@@ -316,7 +449,7 @@ static u3d_status step(trainer *t, long it, float *loss, u3d_error *err)
 {
     u3d_model_meta *m = t->m;
     u3d_status st = U3D_OK;
-    for (int b = 0; b < m->batch && !st; b++)
+    for (int b = 0; b < t->nb && !st; b++)
         st = make_sample(t, it, b, err);
     const u3d_tensor *logits;
     float wsum = 0;
@@ -327,14 +460,43 @@ static u3d_status step(trainer *t, long it, float *loss, u3d_error *err)
                             &t->dlogits, loss, &wsum, err);
     if (st)
         return st;
+    if (t->nranks > 1) {
+        /* the loss of the global batch is sum_r w_r loss_r / W, W = sum_r
+         * w_r; each rank's dlogits (normalized by its w_r) scaled by w_r / W
+         * make the summed gradients those of the global batch */
+        double lw[2] = {isfinite(*loss) && wsum > 0 ? (double)*loss * wsum
+                                                    : (double)*loss,
+                        wsum};
+        U3D_TRY(u3d_dist_sum_f64(lw, 2, err));
+        float local_w = wsum;
+        wsum = (float)lw[1];
+        *loss = lw[1] > 0 ? (float)(lw[0] / lw[1]) : 0.0f;
+        if (!isfinite(lw[0]))
+            *loss = (float)lw[0];
+        if (isfinite(*loss) && wsum > 0) {
+            float s = (float)((double)local_w / lw[1]);
+            if (local_w > 0)
+                st = u3d_axpy(s - 1.0f, &t->dlogits, &t->dlogits, err);
+            else /* nothing labeled here: contribute zero */
+                st = u3d_axpy(-1.0f, &t->dlogits, &t->dlogits, err);
+            if (st)
+                return st;
+        }
+    }
+    t->consistent = 1; /* the loss is the global batch's on every rank */
     if (!isfinite(*loss))
         return u3d_seterr(err, U3D_ERR_NUMERIC,
                           "training diverged at iteration %ld (loss %g): "
                           "lower --lr",
                           it + 1, *loss);
+    t->consistent = 0;
     if (wsum <= 0)
         return U3D_OK; /* augmentation moved every label out: skip */
+    if (t->nranks > 1)
+        gsync_begin(&t->gs);
     st = u3d_net_backward(t->net, &t->dlogits, err);
+    if (!st && t->nranks > 1)
+        st = gsync_finish(&t->gs, err);
     if (!st) {
         /* poly decay: a stable model at the end of any budget */
         double prog = m->iterations > 0 ? (double)it / (double)m->iterations
@@ -385,7 +547,7 @@ static u3d_status setup(trainer *t, u3d_train_volume *vols, int nvols,
             return st;
         t->nvols++;
     }
-    int B = m->batch, C = c->in_channels, K = c->classes;
+    int B = t->nb, C = c->in_channels, K = c->classes;
     u3d_shape xs = u3d_shape5(B, C, m->patch[0], m->patch[1], m->patch[2]);
     u3d_shape ls = u3d_shape5(B, 1, t->out[0], t->out[1], t->out[2]);
     u3d_shape ds = u3d_shape5(B, K, t->out[0], t->out[1], t->out[2]);
@@ -401,7 +563,47 @@ static u3d_status setup(trainer *t, u3d_train_volume *vols, int nvols,
         return st;
     if ((st = u3d_tensor_write(&t->cw, m->class_weights, err)))
         return st;
-    return u3d_net_prepare_training(t->net, err);
+    st = u3d_net_prepare_training(t->net, err);
+    if (!st && t->nranks > 1)
+        st = gsync_setup(&t->gs, t->net, t->sync_bn, err);
+    return st;
+}
+
+/* Every rank starts from rank 0's parameters, momentum and statistics (the
+ * same file or seed gives the same values; this makes sure of it). */
+static u3d_status bcast_tensor(u3d_tensor *x, float **h, size_t *cap,
+                               u3d_error *err)
+{
+    if (!x->buf)
+        return U3D_OK;
+    size_t n = u3d_shape_count(x->shape);
+    if (n > *cap) {
+        float *q = realloc(*h, n * sizeof *q);
+        if (!q)
+            return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+        *h = q;
+        *cap = n;
+    }
+    U3D_TRY(u3d_tensor_read(x, *h, err));
+    U3D_TRY(u3d_dist_bcast(*h, n * sizeof **h, 0, err));
+    return u3d_tensor_write(x, *h, err);
+}
+
+static u3d_status bcast_state(u3d_net *net, u3d_error *err)
+{
+    float *h = NULL;
+    size_t cap = 0;
+    u3d_status st = U3D_OK;
+    for (int i = 0; i < u3d_net_num_params(net) && !st; i++) {
+        u3d_param *p = u3d_net_param(net, i);
+        st = bcast_tensor(&p->value, &h, &cap, err);
+        if (!st)
+            st = bcast_tensor(&p->momentum, &h, &cap, err);
+    }
+    for (int i = 0; i < u3d_net_num_buffers(net) && !st; i++)
+        st = bcast_tensor(&u3d_net_buffer(net, i)->value, &h, &cap, err);
+    free(h);
+    return st;
 }
 
 static void teardown(trainer *t)
@@ -412,6 +614,7 @@ static void teardown(trainer *t)
     u3d_tensor *all[] = {&t->x, &t->lab, &t->dlogits, &t->cw, &t->px, &t->plab};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         u3d_tensor_release(all[i]);
+    gsync_free(&t->gs);
     free(t->log);
 }
 
@@ -432,21 +635,56 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
                           "give --iterations N or --minutes M");
     if (m->batch < 1)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG, "--batch must be >= 1");
+    t.sync_bn = o->sync_bn;
+    t.rank = u3d_dist_rank();
+    t.nranks = u3d_dist_active() ? u3d_dist_size() : 1;
+    if (t.nranks > m->batch)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "the batch of %d patches per iteration cannot be "
+                          "shared by %d ranks (give --batch per rank; a "
+                          "resumed run keeps its batch: resume with at most "
+                          "%d ranks)",
+                          m->batch, t.nranks, m->batch);
+    t.b0 = (int)((long)t.rank * m->batch / t.nranks);
+    t.nb = (int)((long)(t.rank + 1) * m->batch / t.nranks) - t.b0;
     u3d_status st = setup(&t, vols, nvols, err);
+    /* setup failed on one rank (a device, memory, a volume): all stop here
+     * with its message */
+    if (t.nranks > 1) {
+        st = u3d_dist_agree(st, err);
+        t.agreed_fail = st != U3D_OK;
+        if (!st && (st = bcast_state(net, err)))
+            u3d_dist_abort(err);
+    }
     if (!st)
         resume_log(&t, o->log_path, m->iteration);
     double t0 = now_s(), last_print = 0, base = m->elapsed_s;
     long first = m->iteration, done_here = 0;
     size_t vox = (size_t)m->batch * m->patch[0] * m->patch[1] * m->patch[2];
     float ema = NAN;
+    /* several ranks: rank 0 prints and writes; a failure of one rank in
+     * the loop aborts them all (its peers would wait for it forever) */
+    int lead = t.rank == 0;
     while (!st) {
         double el = base + (now_s() - t0);
         if (m->iterations > 0 && m->iteration >= m->iterations)
             break;
+        if (m->iterations <= 0 && t.nranks > 1 &&
+            (st = u3d_dist_bcast(&el, sizeof el, 0, err)))
+            break; /* rank 0's clock decides */
         if (m->iterations <= 0 && el >= m->minutes * 60.0)
             break;
         float loss = 0;
+        t.consistent = 0;
         st = step(&t, m->iteration, &loss, err);
+        if (st && t.nranks > 1) {
+            if (t.consistent) { /* every rank saw the same global loss */
+                st = u3d_dist_agree(st, err);
+                t.agreed_fail = 1;
+            }
+            else
+                u3d_dist_abort(err);
+        }
         if (st)
             break;
         m->iteration++;
@@ -458,7 +696,8 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
                  m->elapsed_s);
         log_line(&t, line);
         double run = now_s() - t0;
-        if (!o->quiet && (run - last_print > 5.0 || m->iteration == 1 ||
+        if (!o->quiet && lead &&
+            (run - last_print > 5.0 || m->iteration == 1 ||
                           m->iteration == m->iterations)) {
             double per = run / (double)done_here;
             double left = m->iterations > 0
@@ -479,15 +718,24 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
             fflush(pf);
             last_print = run;
         }
-        if (o->checkpoint_every > 0 &&
-            m->iteration % o->checkpoint_every == 0)
+        if (o->checkpoint_every > 0 && lead &&
+            m->iteration % o->checkpoint_every == 0) {
             st = save(&t, net, o, err);
+            if (st && t.nranks > 1)
+                u3d_dist_abort(err);
+        }
         if (o->stop_after > 0 && done_here >= o->stop_after)
             goto out; /* testing hook: as if the process died here */
+        if (t.nranks > 1 && t.rank == t.nranks - 1 &&
+            getenv("UNET3D_TEST_SIGKILL_AT") &&
+            atol(getenv("UNET3D_TEST_SIGKILL_AT")) == m->iteration)
+            raise(SIGKILL); /* testing hook (tests/test_mpi.c): a rank dies */
     }
     (void)first;
-    if (!st)
+    if (!st && lead)
         st = save(&t, net, o, err);
+    if (t.nranks > 1 && !t.agreed_fail)
+        st = u3d_dist_agree(st, err); /* the model is written, or why not */
 out:
     teardown(&t);
     return st;

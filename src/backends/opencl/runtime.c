@@ -184,13 +184,56 @@ u3d_status u3d_list_devices(FILE *out, u3d_error *err)
     return U3D_OK;
 }
 
+/* The n-th device of a type over all platforms (-1: count them). */
+static int nth_of_type(const devlist *L, cl_device_type want, int n,
+                       cl_uint *pp, cl_uint *dd)
+{
+    int k = 0;
+    for (cl_uint ip = 0; ip < L->np; ip++)
+        for (cl_uint id = 0; id < L->nd[ip]; id++) {
+            cl_device_type t = 0;
+            clGetDeviceInfo(L->devs[ip][id], CL_DEVICE_TYPE, sizeof t, &t,
+                            NULL);
+            if (!(t & want))
+                continue;
+            if (k == n) {
+                *pp = ip;
+                *dd = id;
+            }
+            k++;
+        }
+    return k;
+}
+
 /* Picks a device from spec: NULL/"" = first GPU else first device; "P:D";
+ * "gpu:N"/"cpu:N" (the N-th GPU/CPU device); "auto:N" (the N-th GPU modulo
+ * their number, else the first device: one rank per device under MPI);
  * "gpu"/"cpu"; or a substring of "platform device". */
 static u3d_status choose(const devlist *L, const char *spec, cl_uint *pp,
                          cl_uint *dd, u3d_error *err)
 {
     unsigned p, d;
-    char c;
+    char c, kind[8];
+    if (spec && sscanf(spec, "%7[a-z]:%u%c", kind, &d, &c) == 2 &&
+        (!strcmp(kind, "gpu") || !strcmp(kind, "cpu") ||
+         !strcmp(kind, "auto"))) {
+        cl_device_type t = kind[0] == 'c' ? CL_DEVICE_TYPE_CPU
+                                          : CL_DEVICE_TYPE_GPU;
+        int n = nth_of_type(L, t, -1, pp, dd);
+        if (kind[0] == 'a' && n > 0) {
+            nth_of_type(L, t, (int)(d % (unsigned)n), pp, dd);
+            return U3D_OK;
+        }
+        if (kind[0] == 'a')
+            return choose(L, NULL, pp, dd, err);
+        if ((int)d >= n)
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "OpenCL device '%s' does not exist (%d %s "
+                              "device(s)); 'unet3d devices' lists them",
+                              spec, n, kind);
+        nth_of_type(L, t, (int)d, pp, dd);
+        return U3D_OK;
+    }
     if (spec && sscanf(spec, "%u:%u%c", &p, &d, &c) == 2) {
         if (p >= L->np || d >= L->nd[p])
             return u3d_seterr(err, U3D_ERR_INVALID_ARG,

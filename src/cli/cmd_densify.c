@@ -149,7 +149,7 @@ static u3d_status run(djob *j)
                                 j->shown.data ? &j->shown : &j->v, &j->dense,
                                 NULL, &oo, &j->e);
         if (st) /* a failed command leaves none of its outputs */
-            unlink(a->out);
+            u3d_vio_remove(a->out);
     }
     if (!st && !a->t.quiet)
         fprintf(stderr, "wrote %s%s%s\n", a->out, a->overview ? " and " : "",

@@ -552,6 +552,21 @@ static void zarr_plantseg(void **state)
     u3d_volume_free(&v);
 }
 
+static void remove_outputs(void **state)
+{
+    (void)state;
+    u3d_error e;
+    u3d_labels l = make_labels(2, 3, 4, 9);
+    t_ok(u3d_vio_write_labels(tmp_path("rm.h5:/a/b"), &l, NULL, &e), &e, "h5");
+    t_ok(u3d_vio_write_labels(tmp_path("rm.zarr"), &l, NULL, &e), &e, "zarr");
+    assert_int_equal(u3d_vio_remove(tmp_path("rm.h5:/a/b")), 0);
+    assert_int_equal(u3d_vio_remove(tmp_path("rm.zarr/")), 0);
+    assert_int_not_equal(access(tmp_path("rm.h5"), F_OK), 0);
+    assert_int_not_equal(access(tmp_path("rm.zarr"), F_OK), 0);
+    assert_int_equal(u3d_vio_remove(tmp_path("absent.nii.gz")), 0);
+    u3d_labels_free(&l);
+}
+
 static void stacking(void **state)
 {
     (void)state;
@@ -593,6 +608,7 @@ int main(void)
         cmocka_unit_test(zarr_roundtrip),
         cmocka_unit_test(zarr_codecs),
         cmocka_unit_test(zarr_plantseg),
+        cmocka_unit_test(remove_outputs),
         cmocka_unit_test(stacking),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -113,6 +113,10 @@ u3d_status u3d_vio_write_volume(const char *spec, const u3d_volume *v,
 u3d_status u3d_vio_write_labels(const char *spec, const u3d_labels *l,
                                 const u3d_vgeom *geom, u3d_error *err);
 
+/* Removes the output a spec names (the file, or a Zarr folder): a failed
+ * command undoes what it wrote. 0 when removed or absent. */
+int u3d_vio_remove(const char *spec);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,7 +157,7 @@ static u3d_status run(djob *j)
                                 j->shown.data ? &j->shown : &j->v, &j->dense,
                                 NULL, &oo, &j->e);
         if (st) /* a failed command leaves none of its outputs */
-            unlink(a->out);
+            u3d_vio_remove(a->out);
     }
     if (u3d_dist_active()) /* the outputs are written, or why not */
         st = u3d_dist_agree(st, &j->e);

@@ -347,9 +347,9 @@ int u3d_cmd_predict(int argc, char **argv)
     }
     if (j.a.overview && overview(&j)) {
         /* a failed command leaves none of its outputs */
-        unlink(j.a.out);
+        u3d_vio_remove(j.a.out);
         if (j.a.probs)
-            unlink(j.a.probs);
+            u3d_vio_remove(j.a.probs);
         goto done;
     }
     if (!j.a.quiet)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include "data/tiff_io.h"
@@ -667,4 +669,37 @@ u3d_status u3d_vio_write_labels(const char *spec, const u3d_labels *l,
         return st;
     }
     return u3d_vsink_finish(s, err);
+}
+
+static int rm_tree(const char *p)
+{
+    struct stat sb;
+    if (lstat(p, &sb))
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(sb.st_mode))
+        return unlink(p);
+    DIR *d = opendir(p);
+    struct dirent *e;
+    int r = 0;
+    while (d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char q[4400];
+        snprintf(q, sizeof q, "%s/%s", p, e->d_name);
+        r |= rm_tree(q);
+    }
+    if (d)
+        closedir(d);
+    return rmdir(p) | r;
+}
+
+int u3d_vio_remove(const char *spec)
+{
+    u3d_format f;
+    char path[4096], ds[1024];
+    if (u3d_vio_parse(spec, 1, &f, path, sizeof path, ds, sizeof ds, NULL))
+        return -1;
+    if (f == U3D_FMT_ZARR)
+        return rm_tree(path);
+    return unlink(path) && errno != ENOENT ? -1 : 0;
 }

@@ -14,14 +14,7 @@ static char dir[128];
 static const char *exe = U3D_BINARY_DIR "/unet3d";
 enum { S = 32 };
 
-static const char *P(const char *name)
-{
-    static char buf[8][256];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *P(const char *name) { return t_join(dir, name); }
 
 static int inside(int z, int y, int x) { return ((x / 6 + y / 6 + z / 6) % 3) == 0; }
 
@@ -42,8 +35,7 @@ static void png_slice(const char *name, int w, int h, int axis, int idx)
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/u3d_dens_%d", (int)getpid());
-    mkdir(dir, 0755);
+    t_mkdtemp(dir, sizeof dir, "dens");
     mkdir(P("ok"), 0755);
     mkdir(P("range"), 0755);
     mkdir(P("size"), 0755);
@@ -74,9 +66,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return t_rmtree(dir);
 }
 
 static const char *OPTS = "--preset tiny --levels 2 --classes 2 --patch 28x28x28 "

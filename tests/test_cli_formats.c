@@ -17,22 +17,14 @@ static char dir[128];
 static const char *exe = U3D_BINARY_DIR "/unet3d";
 enum { S = 24 };
 
-static const char *P(const char *name)
-{
-    static char buf[8][256];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *P(const char *name) { return t_join(dir, name); }
 
 static int inside(int z, int y, int x) { return ((x / 6 + y / 6 + z / 6) % 3) == 0; }
 
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/u3d_clifmt_%d", (int)getpid());
-    mkdir(dir, 0755);
+    t_mkdtemp(dir, sizeof dir, "clifmt");
     u3d_volume v, c0, c1;
     u3d_labels l;
     u3d_error err = {0};
@@ -68,9 +60,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return t_rmtree(dir);
 }
 
 static int run(const char *cmd)

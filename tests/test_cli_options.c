@@ -17,17 +17,14 @@ static char dir[128];
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/u3d_opts_%d", (int)getpid());
-    mkdir(dir, 0755);
+    t_mkdtemp(dir, sizeof dir, "opts");
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return t_rmtree(dir);
 }
 
 /* Runs `unet3d ARGS`; returns the exit status, stdout and stderr in

@@ -21,14 +21,7 @@ static char dir[128];
 static const char *exe = U3D_BINARY_DIR "/unet3d";
 static const char *MPIRUN = "mpirun --oversubscribe --bind-to none";
 
-static const char *P(const char *name)
-{
-    static char buf[8][256];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *P(const char *name) { return t_join(dir, name); }
 
 static int run(const char *cmd)
 {
@@ -49,17 +42,7 @@ static void write_data(int S)
     u3d_volume v;
     u3d_labels l;
     u3d_error err = {0};
-    uint64_t s = 9;
-    t_ok(u3d_volume_alloc(1, S, S, S, &v, &err), &err, "alloc");
-    t_ok(u3d_labels_alloc(S, S, S, &l, &err), &err, "alloc");
-    for (int z = 0; z < S; z++)
-        for (int y = 0; y < S; y++)
-            for (int x = 0; x < S; x++) {
-                size_t i = ((size_t)z * S + y) * S + x;
-                int in = ((x / 6 + y / 6 + z / 6) % 3) == 0;
-                v.data[i] = 100.0f * in + t_randf(&s, 0, 30);
-                l.data[i] = (uint16_t)(z % 4 == 0 ? in : 255);
-            }
+    t_blobs(S, &v, &l);
     t_ok(u3d_tiff_write_volume(P("img.tif"), &v, &err), &err, "write");
     t_ok(u3d_tiff_write_labels(P("lab.tif"), &l, &err), &err, "write");
     u3d_volume_free(&v);
@@ -81,8 +64,7 @@ static int group_setup(void **state)
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     /* the single-process runs start no MPI, whatever the environment */
-    snprintf(dir, sizeof dir, "/tmp/u3d_mpi_%d", (int)getpid());
-    mkdir(dir, 0755);
+    t_mkdtemp(dir, sizeof dir, "mpi");
     write_data(32);
     return 0;
 }
@@ -90,9 +72,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return t_rmtree(dir);
 }
 
 /* Every tensor of two models: bit for bit (tol 0) or within tol relative

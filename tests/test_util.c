@@ -1,7 +1,10 @@
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "test_util.h"
 
 int t_small(void)
@@ -169,4 +172,42 @@ double t_dot(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++)
         s += (double)a[i] * b[i];
     return s;
+}
+
+void t_mkdtemp(char *dir, size_t n, const char *tag)
+{
+    snprintf(dir, n, "/tmp/u3d_%s_%d", tag, (int)getpid());
+    mkdir(dir, 0755);
+}
+
+int t_rmtree(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *t_join(const char *dir, const char *name)
+{
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+void t_blobs(int S, u3d_volume *v, u3d_labels *l)
+{
+    u3d_error err = {0};
+    uint64_t s = 9;
+    t_ok(u3d_volume_alloc(1, S, S, S, v, &err), &err, "alloc");
+    t_ok(u3d_labels_alloc(S, S, S, l, &err), &err, "alloc");
+    for (int z = 0; z < S; z++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                size_t i = ((size_t)z * S + y) * S + x;
+                int in = ((x / 6 + y / 6 + z / 6) % 3) == 0;
+                v->data[i] = 100.0f * in + t_randf(&s, 0, 30);
+                l->data[i] = (uint16_t)(z % 4 == 0 ? in : 255);
+            }
 }

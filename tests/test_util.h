@@ -52,6 +52,17 @@ void t_assert_close(const float *got, const float *want, size_t n, double tol,
 /* Same, comparing two tensors (e.g. device vs reference). */
 void t_assert_tensors_close(const u3d_tensor *got, const u3d_tensor *want,
                             double tol, const char *what);
+/* An S^3 image of blocks (100 inside, 0 outside, plus noise) and its
+ * labels, annotated on every 4th z slice (255 elsewhere). */
+void t_blobs(int S, u3d_volume *v, u3d_labels *l);
+/* A fresh folder /tmp/u3d_TAG_PID for a test's files, into dir. */
+void t_mkdtemp(char *dir, size_t n, const char *tag);
+/* Removes the folder and everything in it; 0 on success (a teardown's
+ * status). */
+int t_rmtree(const char *dir);
+/* dir/name, in one of 8 rotating buffers. */
+const char *t_join(const char *dir, const char *name);
+
 /* Sum of a[i]*b[i] in double, the scalar loss of gradient checks. */
 double t_dot(const float *a, const float *b, size_t n);
 

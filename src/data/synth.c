@@ -126,6 +126,23 @@ static void microscope(u3d_volume *img, u3d_labels *lab, double z_spacing,
     img->is_float = 1;
 }
 
+/* The image and labels of a d,h,w volume, given the generator's own
+ * allocation `own` (freed, with them, on failure). */
+static u3d_status alloc_pair(void *own, int d, int h, int w, u3d_volume *img,
+                             u3d_labels *lab, u3d_error *err)
+{
+    u3d_status st = own ? u3d_volume_alloc(1, d, h, w, img, err)
+                        : u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    if (!st)
+        st = u3d_labels_alloc(d, h, w, lab, err);
+    if (st) {
+        free(own);
+        u3d_volume_free(img);
+        u3d_labels_free(lab);
+    }
+    return st;
+}
+
 u3d_status u3d_synth_tubules(const u3d_synth_params *p, uint64_t seed,
                              u3d_volume *img, u3d_labels *lab, u3d_error *err)
 {
@@ -135,18 +152,10 @@ u3d_status u3d_synth_tubules(const u3d_synth_params *p, uint64_t seed,
                           "z spacing > 0");
     memset(img, 0, sizeof *img);
     memset(lab, 0, sizeof *lab);
-    u3d_status st = u3d_volume_alloc(1, p->d, p->h, p->w, img, err);
-    if (!st)
-        st = u3d_labels_alloc(p->d, p->h, p->w, lab, err);
     tube *tb = calloc((size_t)p->ntubes, sizeof *tb);
-    if (!st && !tb)
-        st = u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    if (st) {
-        free(tb);
-        u3d_volume_free(img);
-        u3d_labels_free(lab);
+    u3d_status st = alloc_pair(tb, p->d, p->h, p->w, img, lab, err);
+    if (st)
         return st;
-    }
     u3d_rng r;
     u3d_rng_init(&r, seed, 0x7ab);
     /* isotropic frame: z coordinates scaled by the voxel aspect */
@@ -271,16 +280,9 @@ u3d_status u3d_synth_membranes(const u3d_membrane_params *p, uint64_t seed,
     memset(img, 0, sizeof *img);
     memset(lab, 0, sizeof *lab);
     double(*c)[3] = calloc((size_t)p->ncells, sizeof *c);
-    u3d_status st = c ? u3d_volume_alloc(1, p->d, p->h, p->w, img, err)
-                      : u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    if (!st)
-        st = u3d_labels_alloc(p->d, p->h, p->w, lab, err);
-    if (st) {
-        free(c);
-        u3d_volume_free(img);
-        u3d_labels_free(lab);
+    u3d_status st = alloc_pair(c, p->d, p->h, p->w, img, lab, err);
+    if (st)
         return st;
-    }
     u3d_rng r;
     u3d_rng_init(&r, seed, 0x3e3b);
     double ext[3] = {p->d * p->z_spacing, p->h, p->w};

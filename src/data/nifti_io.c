@@ -97,6 +97,24 @@ static u3d_status check_and_load(u3d_vsource *s, nsrc *n, gzFile gzf,
  * libnifti recomputes some of them (e.g. a zero quaternion when
  * qform_code is 0), and copying them verbatim gives outputs the
  * input's header geometry exactly. */
+/* The same fields of NIfTI-1 (float) and NIfTI-2 (double) headers. */
+#define GEOM_FROM(g, h)                                                        \
+    do {                                                                       \
+        (g)->quatern[0] = (h).quatern_b, (g)->quatern[1] = (h).quatern_c;      \
+        (g)->quatern[2] = (h).quatern_d;                                       \
+        (g)->qoffset[0] = (h).qoffset_x, (g)->qoffset[1] = (h).qoffset_y;      \
+        (g)->qoffset[2] = (h).qoffset_z;                                       \
+        (g)->qfac = (h).pixdim[0] < 0 ? -1 : 1;                                \
+        for (int c_ = 0; c_ < 4; c_++) {                                       \
+            (g)->srow[0][c_] = (h).srow_x[c_];                                 \
+            (g)->srow[1][c_] = (h).srow_y[c_];                                 \
+            (g)->srow[2][c_] = (h).srow_z[c_];                                 \
+        }                                                                      \
+        for (int i_ = 0; i_ < 3; i_++)                                         \
+            (g)->pixdim[i_] = (h).pixdim[i_ + 1];                              \
+        (g)->xyzt_units = (unsigned char)(h).xyzt_units;                       \
+    } while (0)
+
 static void geom_from_header(u3d_vgeom *g, const unsigned char *hb, int ver)
 {
     if (ver == 1) {
@@ -104,37 +122,13 @@ static void geom_from_header(u3d_vgeom *g, const unsigned char *hb, int ver)
         memcpy(&h, hb, sizeof h);
         if (h.sizeof_hdr != 348)
             swap_nifti_header(&h, 1);
-        g->quatern[0] = h.quatern_b, g->quatern[1] = h.quatern_c;
-        g->quatern[2] = h.quatern_d;
-        g->qoffset[0] = h.qoffset_x, g->qoffset[1] = h.qoffset_y;
-        g->qoffset[2] = h.qoffset_z;
-        g->qfac = h.pixdim[0] < 0 ? -1 : 1;
-        for (int c = 0; c < 4; c++) {
-            g->srow[0][c] = h.srow_x[c];
-            g->srow[1][c] = h.srow_y[c];
-            g->srow[2][c] = h.srow_z[c];
-        }
-        for (int i = 0; i < 3; i++)
-            g->pixdim[i] = h.pixdim[i + 1];
-        g->xyzt_units = (unsigned char)h.xyzt_units;
+        GEOM_FROM(g, h);
     } else {
         nifti_2_header h;
         memcpy(&h, hb, sizeof h);
         if (h.sizeof_hdr != 540)
             swap_nifti_header(&h, 2);
-        g->quatern[0] = h.quatern_b, g->quatern[1] = h.quatern_c;
-        g->quatern[2] = h.quatern_d;
-        g->qoffset[0] = h.qoffset_x, g->qoffset[1] = h.qoffset_y;
-        g->qoffset[2] = h.qoffset_z;
-        g->qfac = h.pixdim[0] < 0 ? -1 : 1;
-        for (int c = 0; c < 4; c++) {
-            g->srow[0][c] = h.srow_x[c];
-            g->srow[1][c] = h.srow_y[c];
-            g->srow[2][c] = h.srow_z[c];
-        }
-        for (int i = 0; i < 3; i++)
-            g->pixdim[i] = h.pixdim[i + 1];
-        g->xyzt_units = h.xyzt_units;
+        GEOM_FROM(g, h);
     }
 }
 

@@ -27,36 +27,9 @@
 
 static char g_dir[64];
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
+static const char *tmp_path(const char *name) { return t_join(g_dir, name); }
 
-static void rm_rf(const char *p)
-{
-    struct stat sb;
-    if (lstat(p, &sb))
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(p);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char q[4096];
-            snprintf(q, sizeof q, "%s/%s", p, e->d_name);
-            rm_rf(q);
-        }
-        if (d)
-            closedir(d);
-        rmdir(p);
-    } else
-        unlink(p);
-}
+static void rm_rf(const char *p) { t_rmtree(p); }
 
 static int group_setup(void **state)
 {

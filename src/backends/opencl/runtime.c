@@ -540,6 +540,47 @@ static void save_cached(u3d_cl *cl, cl_program prog, const char *path)
     (void)cl;
 }
 
+/* PoCL's compiler runs in this process and prints its diagnostics ("4
+ * warnings generated.") on stderr, which is the user's terminal: while a
+ * program builds, stderr goes to a temporary file, shown only when the
+ * build fails or UNET3D_VERBOSE=1 (the build log is in the error message
+ * too). *saved receives the real stderr, -1 when nothing was redirected. */
+static FILE *hush_begin(int *saved)
+{
+    *saved = -1;
+    FILE *t = tmpfile();
+    if (!t)
+        return NULL;
+    fflush(stderr);
+    *saved = dup(2);
+    if (*saved < 0 || dup2(fileno(t), 2) < 0) {
+        if (*saved >= 0)
+            close(*saved);
+        *saved = -1;
+        fclose(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void hush_end(FILE *t, int saved, int show)
+{
+    if (saved < 0)
+        return;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    const char *v = getenv("UNET3D_VERBOSE");
+    if (show || (v && v[0] == '1')) {
+        char buf[4096];
+        size_t n;
+        rewind(t);
+        while ((n = fread(buf, 1, sizeof buf, t)) > 0)
+            fwrite(buf, 1, n, stderr);
+    }
+    fclose(t);
+}
+
 static u3d_status build_program(u3d_cl *cl, const char *name,
                                 const char *options, cl_program *out,
                                 u3d_error *err)
@@ -564,7 +605,10 @@ static u3d_status build_program(u3d_cl *cl, const char *name,
     cl_program prog = clCreateProgramWithSource(cl->ctx, 1, &src, NULL, &rc);
     if (rc != CL_SUCCESS)
         return u3d_cl_check(rc, "clCreateProgramWithSource", err);
+    int saved;
+    FILE *hush = hush_begin(&saved);
     rc = clBuildProgram(prog, 1, &cl->device, opts, NULL, NULL);
+    hush_end(hush, saved, rc != CL_SUCCESS);
     if (rc != CL_SUCCESS) {
         char log[700] = "";
         clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG,

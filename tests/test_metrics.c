@@ -206,6 +206,12 @@ static void json_output(void **state)
 
 /* ---- overview PNGs ---- */
 
+/* The overview's label column ("result", 6 glyphs of 6 pixels and a gap)
+ * and band (7-pixel glyphs and a gap) before the first panel. */
+enum { LBL_W = 6 * 6 + 4, LBL_H = 7 + 4 };
+
+/* Size of the PNG, its first image pixel in corner, and whether the label
+ * band holds white text. */
 static void png_read_size(const char *path, int *w, int *h,
                           unsigned char *corner)
 {
@@ -224,7 +230,12 @@ static void png_read_size(const char *path, int *w, int *h,
     assert_int_equal(png_get_color_type(png, info), PNG_COLOR_TYPE_RGB);
     assert_int_equal(png_get_bit_depth(png, info), 8);
     png_bytepp rows = png_get_rows(png, info);
-    memcpy(corner, rows[0], 3);
+    memcpy(corner, rows[LBL_H] + 3 * LBL_W, 3);
+    int white = 0;
+    for (int y = 0; y < LBL_H; y++)
+        for (int x = 0; x < *w; x++)
+            white += rows[y][3 * x] == 255 && rows[y][3 * x + 1] == 255;
+    assert_true(white > 0); /* the panels' labels ("z=5", ...) */
     png_destroy_read_struct(&png, &info, NULL);
     fclose(f);
 }
@@ -255,15 +266,15 @@ static void overview_png(void **state)
     unsigned char px[3];
     png_read_size(path, &pw, &ph, px);
     /* zoom 5 (50 -> 250 px); panels 50x40, 50x(10*4), (10*4)x40 */
-    assert_int_equal(pw, 5 * (50 + 50 + 40) + 2 * 4);
-    assert_int_equal(ph, 5 * 40);
+    assert_int_equal(pw, LBL_W + 5 * (50 + 50 + 40) + 2 * 4);
+    assert_int_equal(ph, LBL_H + 5 * 40);
     assert_int_equal(px[0], 0); /* darkest pixel, background class */
     assert_int_equal(px[0], px[1]);
     /* with truth: a second row */
     t_ok(u3d_overview_write(path, &v, &seg, &seg, NULL, &err), &err,
          "overview");
     png_read_size(path, &pw, &ph, px);
-    assert_int_equal(ph, 2 * 5 * 40 + 4);
+    assert_int_equal(ph, LBL_H + 2 * 5 * 40 + 4);
     /* errors: shape mismatch, unwritable folder; nothing left behind */
     u3d_labels bad;
     t_ok(u3d_labels_alloc(d, h, w - 1, &bad, &err), &err, "alloc");

@@ -24,6 +24,42 @@ static const unsigned char palette[][3] = {
     {210, 245, 60}, {250, 190, 212}, {0, 128, 128}, {170, 110, 40}};
 #define NPAL (int)(sizeof palette / sizeof palette[0])
 
+/* Row and panel labels in a 5x7 pixel font: the characters they use. */
+#define FONT_W 6 /* advance: 5 pixels and a space */
+#define FONT_H 7
+#define LABEL_W (6 * FONT_W + GAP) /* "result", the longest row label */
+#define LABEL_H (FONT_H + GAP)
+static const struct {
+    char c;
+    unsigned char rows[FONT_H]; /* bit 4 = leftmost pixel */
+} font[] = {
+    {'a', {0x00, 0x00, 0x0e, 0x01, 0x0f, 0x11, 0x0f}},
+    {'e', {0x00, 0x00, 0x0e, 0x11, 0x1f, 0x10, 0x0e}},
+    {'g', {0x00, 0x0f, 0x11, 0x11, 0x0f, 0x01, 0x0e}},
+    {'h', {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11}},
+    {'i', {0x04, 0x00, 0x0c, 0x04, 0x04, 0x04, 0x0e}},
+    {'l', {0x0c, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e}},
+    {'m', {0x00, 0x00, 0x1a, 0x15, 0x15, 0x11, 0x11}},
+    {'r', {0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10}},
+    {'s', {0x00, 0x00, 0x0e, 0x10, 0x0e, 0x01, 0x1e}},
+    {'t', {0x08, 0x08, 0x1c, 0x08, 0x08, 0x09, 0x06}},
+    {'u', {0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0d}},
+    {'x', {0x00, 0x00, 0x11, 0x0a, 0x04, 0x0a, 0x11}},
+    {'y', {0x00, 0x00, 0x11, 0x11, 0x0f, 0x01, 0x0e}},
+    {'z', {0x00, 0x00, 0x1f, 0x02, 0x04, 0x08, 0x1f}},
+    {'=', {0x00, 0x00, 0x1f, 0x00, 0x1f, 0x00, 0x00}},
+    {'0', {0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e}},
+    {'1', {0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e}},
+    {'2', {0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f}},
+    {'3', {0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e}},
+    {'4', {0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02}},
+    {'5', {0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e}},
+    {'6', {0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e}},
+    {'7', {0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08}},
+    {'8', {0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e}},
+    {'9', {0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c}},
+};
+
 /* One panel: a plane through the volume. axis[0] is fixed at `at`; rows
  * run along axis[1], columns along axis[2] (0 = z, 1 = y, 2 = x). */
 typedef struct panel {
@@ -37,6 +73,7 @@ typedef struct canvas {
     const u3d_overview_opts *o;
     panel p[3];
     int zoom, width, row_h; /* row_h: one row's height after zoom */
+    int left, top;          /* the label column and band */
     float lo, hi;           /* gray window */
     unsigned char *rgb;
 } canvas;
@@ -84,8 +121,44 @@ static void layout(canvas *cv)
         if (p->rows > h)
             h = p->rows;
     }
-    cv->width = x - GAP;
+    cv->left = LABEL_W;
+    cv->top = LABEL_H;
+    cv->width = cv->left + x - GAP;
     cv->row_h = h * cv->zoom;
+}
+
+/* White text with its top left corner at (x, y); unknown characters are
+ * blanks. */
+static void draw_text(const canvas *cv, int x, int y, const char *s)
+{
+    for (; *s; s++, x += FONT_W) {
+        for (size_t f = 0; f < sizeof font / sizeof *font; f++) {
+            if (font[f].c != *s)
+                continue;
+            for (int r = 0; r < FONT_H; r++)
+                for (int c = 0; c < 5; c++)
+                    if (font[f].rows[r] & (0x10 >> c) && x + c < cv->width) {
+                        unsigned char *px =
+                            cv->rgb + ((size_t)(y + r) * cv->width + x + c) * 3;
+                        px[0] = px[1] = px[2] = 255;
+                    }
+        }
+    }
+}
+
+/* Each panel's plane above it ("z=24": the z slice, y down, x across;
+ * "y=50": z down; "x=50": y down, z across) and each row's name. */
+static void draw_labels(const canvas *cv, int rows, int has_seg)
+{
+    static const char axis[3] = {'z', 'y', 'x'};
+    for (int i = 0; i < 3; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "%c=%d", axis[cv->p[i].axis[0]], cv->p[i].at);
+        draw_text(cv, cv->left + cv->p[i].x0, 1, t);
+    }
+    for (int row = 0; row < rows; row++)
+        draw_text(cv, 1, cv->top + row * (cv->row_h + GAP) + 1,
+                  row ? "truth" : has_seg ? "result" : "image");
 }
 
 /* Voxel index (z, y, x) under display pixel (r, c) of panel p. */
@@ -149,8 +222,10 @@ static void put(const canvas *cv, const u3d_labels *lab, int row, int i,
     }
     int z = cv->zoom;
     for (int dy = 0; dy < z; dy++) {
-        size_t y = (size_t)row * (cv->row_h + GAP) + (size_t)r * z + dy;
-        unsigned char *px = cv->rgb + (y * cv->width + p->x0 + (size_t)c * z) * 3;
+        size_t y = (size_t)cv->top + (size_t)row * (cv->row_h + GAP) +
+                   (size_t)r * z + dy;
+        unsigned char *px =
+            cv->rgb + (y * cv->width + cv->left + p->x0 + (size_t)c * z) * 3;
         for (int dx = 0; dx < z; dx++, px += 3)
             for (int j = 0; j < 3; j++)
                 px[j] = (unsigned char)lroundf(rgb[j]);
@@ -246,7 +321,8 @@ u3d_status u3d_overview_write(const char *path, const u3d_volume *img,
     cv.img = img;
     cv.o = &o;
     layout(&cv);
-    int rows = truth ? 2 : 1, height = rows * cv.row_h + (rows - 1) * GAP;
+    int rows = truth ? 2 : 1;
+    int height = cv.top + rows * cv.row_h + (rows - 1) * GAP;
     cv.rgb = calloc((size_t)cv.width * height * 3, 1);
     if (!cv.rgb)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
@@ -255,6 +331,7 @@ u3d_status u3d_overview_write(const char *path, const u3d_volume *img,
         draw_row(&cv, seg, 0);
         if (truth)
             draw_row(&cv, truth, 1);
+        draw_labels(&cv, rows, seg != NULL);
         st = write_atomic(path, cv.rgb, cv.width, height, err);
     }
     free(cv.rgb);

@@ -600,6 +600,30 @@ static void zarr_seeds(void)
               (size_t)blosc_compress(5, 1, 8, sizeof f8, f8, c, sizeof c));
 }
 
+/* ---- command-line options (text) -------------------------------------- */
+
+static void options_seeds(void)
+{
+    static const struct {
+        const char *name, *text;
+    } seeds[] = {
+        {"basic", "--int\n7\n--size\n16x32x32\n--choice\nplain"},
+        {"numbers", "--double=2.5\n--float2\n1,2\n--int3\n5,5,3\n--flag"},
+        {"files", "--in\n/tmp/a.tif\n--out\n/tmp/b.tif\n--list\nx\n--list\n"
+                  "y\n--string\nz"},
+        {"help", "--help"},
+        {"bad", "--long\n99999999999\n--u64\nabc\n--size\n2147483647x1x1"},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        const char *p = out_path("fuzz_options", seeds[i].name);
+        FILE *f = fopen(p, "wb");
+        if (!f || fputs(seeds[i].text, f) < 0)
+            die("cannot write", p);
+        if (f)
+            fclose(f);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || (argc == 3 && strcmp(argv[2], "--big")) || argc > 3) {
@@ -615,6 +639,7 @@ int main(int argc, char **argv)
         npy_seeds();
         nifti_seeds();
         zarr_seeds();
+        options_seeds();
     }
     model_seeds(big);
     return failed;

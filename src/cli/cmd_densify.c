@@ -70,10 +70,7 @@ static int parse(int argc, char **argv, dargs *a)
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)
         return rc;
-    if (!a->lab == !a->slices)
-        return u3d_opts_fail(&spec, "give either --labels or "
-                                    "--annotation-slices");
-    return -1;
+    return u3d_cli_one_annotation(&spec, a->lab, a->slices);
 }
 
 /* Densify's settings from the options; errors before any work. */
@@ -108,22 +105,9 @@ static u3d_status read_inputs(djob *j)
 {
     const dargs *a = j->a;
     u3d_status st = u3d_vio_read_volume(a->img, &j->v, &j->geom, &j->e);
-    if (!st && a->lab) {
-        st = u3d_vio_read_labels(a->lab, &j->sp, NULL, &j->e);
-        if (!st)
-            st = u3d_check_image_labels(&j->v, a->img, &j->sp, a->lab, &j->e);
-    } else if (!st) {
-        int ns;
-        size_t conflicts;
-        st = u3d_labels_from_png_slices(a->slices, j->v.d, j->v.h, j->v.w,
-                                        &ns, &conflicts, &j->sp, &j->e);
-        if (!st && !j->o.quiet)
-            fprintf(stderr, "read %d annotation slices from %s%s\n", ns,
-                    a->slices,
-                    conflicts ? " (crossing slices disagree on some voxels: "
-                                "the later file wins)"
-                              : "");
-    }
+    if (!st)
+        st = u3d_cli_read_annotation(&j->v, a->img, a->lab, a->slices,
+                                     j->o.quiet, &j->sp, &j->e);
     /* densify normalizes the image in place: the overview shows it raw */
     const u3d_volume *v = &j->v;
     if (!st && a->overview &&

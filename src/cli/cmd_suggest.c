@@ -47,10 +47,7 @@ static int parse(int argc, char **argv, sg_args *a)
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)
         return rc;
-    if (!a->lab == !a->slices)
-        return u3d_opts_fail(&spec, "give either --labels or "
-                                    "--annotation-slices");
-    return -1;
+    return u3d_cli_one_annotation(&spec, a->lab, a->slices);
 }
 
 typedef struct sg_job {
@@ -62,19 +59,12 @@ typedef struct sg_job {
     u3d_error e;
 } sg_job;
 
+/* Any volume format, as densify reads them. */
 static u3d_status read_inputs(const sg_args *a, sg_job *j)
 {
-    U3D_TRY(u3d_tiff_read_volume(a->img, &j->img, &j->e));
-    if (a->lab) {
-        U3D_TRY(u3d_tiff_read_labels(a->lab, &j->sparse, &j->e));
-        return u3d_check_image_labels(&j->img, a->img, &j->sparse, a->lab,
-                                      &j->e);
-    }
-    int ns;
-    size_t conflicts;
-    return u3d_labels_from_png_slices(a->slices, j->img.d, j->img.h,
-                                      j->img.w, &ns, &conflicts, &j->sparse,
-                                      &j->e);
+    U3D_TRY(u3d_vio_read_volume(a->img, &j->img, NULL, &j->e));
+    return u3d_cli_read_annotation(&j->img, a->img, a->lab, a->slices, 1,
+                                   &j->sparse, &j->e);
 }
 
 static u3d_status run(const sg_args *a, sg_job *j, u3d_slice_score *s,

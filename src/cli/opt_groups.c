@@ -174,3 +174,33 @@ u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
     m->aug_custom = 1;
     return u3d_cli_aug_params(&t->aug, t->ignore_label, &m->aug, err);
 }
+
+int u3d_cli_one_annotation(const u3d_cmd_spec *c, const char *labels,
+                           const char *slices)
+{
+    if (!labels == !slices)
+        return u3d_opts_fail(c, "give either --labels or "
+                                "--annotation-slices");
+    return -1;
+}
+
+u3d_status u3d_cli_read_annotation(const u3d_volume *img, const char *img_name,
+                                   const char *labels, const char *slices,
+                                   int quiet, u3d_labels *out,
+                                   u3d_error *err)
+{
+    if (labels) {
+        U3D_TRY(u3d_vio_read_labels(labels, out, NULL, err));
+        return u3d_check_image_labels(img, img_name, out, labels, err);
+    }
+    int ns;
+    size_t conflicts;
+    U3D_TRY(u3d_labels_from_png_slices(slices, img->d, img->h, img->w, &ns,
+                                       &conflicts, out, err));
+    if (!quiet)
+        fprintf(stderr, "read %d annotation slices from %s%s\n", ns, slices,
+                conflicts ? " (crossing slices disagree on some voxels: the "
+                            "later file wins)"
+                          : "");
+    return U3D_OK;
+}

@@ -240,4 +240,15 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
 
 extern const char *const u3d_cli_lr_schedules[]; /* constant, poly */
 
+/* The sparse annotation of an image (densify, suggest): exactly one of
+ * --labels (any volume format) or --annotation-slices (PNG slices). */
+int u3d_cli_one_annotation(const u3d_cmd_spec *c, const char *labels,
+                           const char *slices);
+/* Reads it for img (checked against it); says how many slices were read
+ * unless quiet. */
+u3d_status u3d_cli_read_annotation(const u3d_volume *img, const char *img_name,
+                                   const char *labels, const char *slices,
+                                   int quiet, u3d_labels *out,
+                                   u3d_error *err);
+
 #endif

@@ -15,6 +15,7 @@
 #include "core/files.h"
 #include "golden/npy.h"
 #include "test_util.h"
+#include "unet3d/volume_io.h"
 
 static char path[256];
 
@@ -358,6 +359,55 @@ static void signals_remove_temporaries(void **state)
     }
 }
 
+/* A Zarr output is a folder written beside its target: SIGTERM in the
+ * middle removes it with its chunks, and one left by a killed process is
+ * removed at the next write of the same target. */
+static void zarr_temporaries_removed(void **state)
+{
+    (void)state;
+    char target[300];
+    snprintf(target, sizeof target, "%s/seg.zarr", odir);
+    pid_t c = fork();
+    if (c == 0) {
+        u3d_outfile_cleanup_on_signals();
+        u3d_vsink *s;
+        uint16_t plane[12] = {0};
+        if (u3d_vsink_open(target, 1, 3, 3, 4, 16, NULL, NULL, 0, 1,
+                           NULL, &s, NULL) ||
+            u3d_vsink_plane_u16(s, plane, NULL))
+            _exit(3);
+        raise(SIGTERM); /* chunks written, output not complete */
+        _exit(4);
+    }
+    int status = 0;
+    waitpid(c, &status, 0);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(count_tmp(odir), 0);
+    assert_int_not_equal(access(target, F_OK), 0);
+    /* SIGKILL leaves the folder; the next write removes it */
+    c = fork();
+    if (c == 0) {
+        u3d_vsink *s;
+        uint16_t plane[12] = {0};
+        if (u3d_vsink_open(target, 1, 3, 3, 4, 16, NULL, NULL, 0, 1,
+                           NULL, &s, NULL) ||
+            u3d_vsink_plane_u16(s, plane, NULL))
+            _exit(3);
+        raise(SIGKILL);
+        _exit(4);
+    }
+    waitpid(c, &status, 0);
+    assert_int_equal(count_tmp(odir), 1);
+    u3d_labels l = small_labels();
+    u3d_error err = {0};
+    t_ok(u3d_vio_write_labels(target, &l, NULL, &err), &err, "write");
+    u3d_labels_free(&l);
+    assert_int_equal(count_tmp(odir), 0);
+    struct stat sb;
+    assert_int_equal(stat(target, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+}
+
 /* #14 item 3: sizes near INT_MAX (from options or files) neither overflow
  * (UBSan build) nor loop for minutes; the errors say why. */
 static void huge_sizes_refused(void **state)
@@ -434,6 +484,7 @@ int main(void)
         cmocka_unit_test(writers_refuse_non_regular_targets),
         cmocka_unit_test(stale_temporaries_swept),
         cmocka_unit_test(signals_remove_temporaries),
+        cmocka_unit_test(zarr_temporaries_removed),
         cmocka_unit_test(huge_sizes_refused),
         cmocka_unit_test(fifo_inputs_refused),
     };

@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include "test_util.h"
 #include "unet3d/volume_io.h"
+#include "data/vio_impl.h"
+#include <signal.h>
 #include <zlib.h>
 #include <blosc.h>
 #include <zstd.h>
@@ -184,6 +186,108 @@ static void hdf5_roundtrip(void **state)
     while (d && (en = readdir(d)))
         assert_null(strstr(en->d_name, ".tmp-"));
     closedir(d);
+}
+
+/* ---- the isolated reader (src/data/isolate.c) --------------------------- */
+
+static u3d_status fake_rows(u3d_vsource *s, int z, int y0, int ny, float *dst,
+                            u3d_error *err)
+{
+    (void)err;
+    if (z == 1)
+        raise(SIGABRT); /* a library aborting on a damaged plane */
+    for (int i = 0; i < ny * s->shape.w; i++)
+        dst[i] = (float)(z * 100 + y0 * s->shape.w + i);
+    return U3D_OK;
+}
+
+static void fake_close(u3d_vsource *s) { (void)s; }
+
+static const u3d_vsrc_ops fake_ops = {fake_rows, fake_close};
+
+static u3d_status open_ok(u3d_vsource *s, void *arg, u3d_error *err)
+{
+    (void)arg, (void)err;
+    s->ops = &fake_ops;
+    s->shape.c = 1, s->shape.d = 3, s->shape.h = 2, s->shape.w = 5;
+    s->shape.bits = 16;
+    snprintf(s->name, sizeof s->name, "fake.h5:/raw");
+    return U3D_OK;
+}
+
+static u3d_status open_crash(u3d_vsource *s, void *arg, u3d_error *err)
+{
+    (void)s, (void)arg, (void)err;
+    raise(SIGSEGV);
+    return U3D_OK;
+}
+
+static u3d_status open_refuse(u3d_vsource *s, void *arg, u3d_error *err)
+{
+    (void)arg;
+    return u3d_seterr(err, U3D_ERR_FORMAT, "%s: no dataset /raw", s->name);
+}
+
+static u3d_vsource *fake_source(void)
+{
+    u3d_vsource *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    snprintf(s->name, sizeof s->name, "fake.h5");
+    return s;
+}
+
+static void isolation(void **state)
+{
+    (void)state;
+    u3d_error e = {0};
+    /* the library crashes while opening: one line naming file and signal */
+    u3d_vsource *s = fake_source();
+    assert_int_equal(u3d_vsource_isolated(s, "HDF5", open_crash, NULL, &e),
+                     U3D_ERR_FORMAT);
+    assert_non_null(strstr(e.msg, "fake.h5: the HDF5 library failed opening"));
+    assert_non_null(strstr(e.msg, "signal 11"));
+    assert_null(strchr(e.msg, '\n'));
+    u3d_vsource_close(s);
+    /* its own error passes through unchanged */
+    s = fake_source();
+    assert_int_equal(u3d_vsource_isolated(s, "HDF5", open_refuse, NULL, &e),
+                     U3D_ERR_FORMAT);
+    assert_string_equal(e.msg, "fake.h5: no dataset /raw");
+    u3d_vsource_close(s);
+    /* shape and name come back; plane 0 reads, plane 1 kills the child:
+     * an error, then every later read fails without hanging */
+    s = fake_source();
+    t_ok(u3d_vsource_isolated(s, "HDF5", open_ok, NULL, &e), &e, "open");
+    assert_int_equal(s->shape.d, 3);
+    assert_int_equal(s->shape.w, 5);
+    assert_string_equal(s->name, "fake.h5:/raw");
+    float row[10];
+    t_ok(u3d_vsource_read_rows(s, 0, 1, 1, row, &e), &e, "plane 0");
+    assert_true(row[0] == 5.0f && row[4] == 9.0f);
+    assert_int_equal(u3d_vsource_read(s, 1, row, &e), U3D_ERR_FORMAT);
+    assert_non_null(strstr(e.msg, "failed reading plane 1"));
+    assert_non_null(strstr(e.msg, "signal 6"));
+    assert_int_not_equal(u3d_vsource_read(s, 2, row, &e), U3D_OK);
+    u3d_vsource_close(s);
+}
+
+/* The real reader through the child and in process: the same values. */
+static void hdf5_isolated_same(void **state)
+{
+    (void)state;
+    u3d_error e = {0};
+    u3d_volume v = make_volume(2, 3, 4, 5), a, b;
+    t_ok(u3d_vio_write_volume(tmp_path("iso.h5"), &v, NULL, &e), &e, "w");
+    t_ok(u3d_vio_read_volume(tmp_path("iso.h5"), &a, NULL, &e), &e, "iso");
+    setenv("UNET3D_HDF5_INPROCESS", "1", 1);
+    t_ok(u3d_vio_read_volume(tmp_path("iso.h5"), &b, NULL, &e), &e, "in");
+    unsetenv("UNET3D_HDF5_INPROCESS");
+    assert_memory_equal(a.data, v.data, 120 * sizeof(float));
+    assert_memory_equal(b.data, v.data, 120 * sizeof(float));
+    assert_true(a.spacing[0] == b.spacing[0]);
+    u3d_volume_free(&a);
+    u3d_volume_free(&b);
+    u3d_volume_free(&v);
 }
 
 static void hdf5_errors(void **state)
@@ -574,6 +678,8 @@ int main(void)
         cmocka_unit_test(tiff_roundtrip),
         cmocka_unit_test(hdf5_roundtrip),
         cmocka_unit_test(hdf5_errors),
+        cmocka_unit_test(isolation),
+        cmocka_unit_test(hdf5_isolated_same),
         cmocka_unit_test(hdf5_nuclei),
         cmocka_unit_test(nifti_roundtrip),
         cmocka_unit_test(nifti_brats),

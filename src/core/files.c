@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "core/files.h"
 
@@ -15,17 +16,67 @@
 
 enum { SLOTS = 32 };
 static char slot_path[SLOTS][4200];
+/* 0 free, 1 a file, 2 a folder (Zarr outputs) */
 static volatile sig_atomic_t slot_used[SLOTS];
 
-static int track(const char *tmp)
+static int track_kind(const char *tmp, int kind)
 {
     for (int i = 0; i < SLOTS; i++)
         if (!slot_used[i]) {
             snprintf(slot_path[i], sizeof slot_path[i], "%s", tmp);
-            slot_used[i] = 1; /* after the path: the handler reads both */
+            slot_used[i] = kind; /* after the path: the handler reads both */
             return i;
         }
     return -1; /* more open outputs than slots: no cleanup on signals */
+}
+
+static int track(const char *tmp) { return track_kind(tmp, 1); }
+
+int u3d_tmpdir_track(const char *dir) { return track_kind(dir, 2); }
+
+void u3d_tmpdir_untrack(int slot)
+{
+    if (slot >= 0)
+        slot_used[slot] = 0;
+}
+
+/* A folder tree removed from a signal handler: readdir is not
+ * async-signal-safe, fork, execve and waitpid are. */
+static void rm_tree_async(const char *dir)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *const argv[] = {"rm", "-rf", "--", (char *)dir, NULL};
+        char *const envp[] = {NULL};
+        execve("/bin/rm", argv, envp);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+}
+
+void u3d_rm_tree(const char *p)
+{
+    struct stat sb;
+    if (lstat(p, &sb))
+        return;
+    if (!S_ISDIR(sb.st_mode)) {
+        unlink(p);
+        return;
+    }
+    DIR *d = opendir(p);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char q[4400];
+        snprintf(q, sizeof q, "%s/%s", p, e->d_name);
+        u3d_rm_tree(q);
+    }
+    if (d)
+        closedir(d);
+    rmdir(p);
 }
 
 static void untrack(int slot)
@@ -36,9 +87,12 @@ static void untrack(int slot)
 
 void u3d_outfile_remove_open(void)
 {
-    for (int i = 0; i < SLOTS; i++)
-        if (slot_used[i])
+    for (int i = 0; i < SLOTS; i++) {
+        if (slot_used[i] == 1)
             unlink(slot_path[i]); /* async-signal-safe */
+        else if (slot_used[i] == 2)
+            rm_tree_async(slot_path[i]);
+    }
 }
 
 static void on_signal(int sig)
@@ -167,7 +221,7 @@ void u3d_outfile_sweep(const char *path)
             continue; /* its writer still runs (or is not ours to judge) */
         char stale[8400];
         snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name);
-        unlink(stale);
+        u3d_rm_tree(stale); /* a file, or a Zarr output's folder */
     }
     closedir(d);
 }

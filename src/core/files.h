@@ -53,11 +53,19 @@ int u3d_same_file(const char *a, const char *b);
 
 /* Refuses a target that exists and is not a regular file. */
 u3d_status u3d_outfile_check_target(const char *path, u3d_error *err);
-/* Removes path's temporary files left by processes that no longer run. */
+/* Removes path's temporary files (and folders) left by processes that no
+ * longer run. */
 void u3d_outfile_sweep(const char *path);
 /* Installs the SIGINT/SIGTERM/SIGHUP handler that removes open temporary
  * files, then lets the signal end the process as before. */
 void u3d_outfile_cleanup_on_signals(void);
+/* Temporary folders (a Zarr output written beside its target): tracked
+ * like the files, removed with their content on those signals. Returns
+ * the slot for u3d_tmpdir_untrack (-1: not tracked). */
+int u3d_tmpdir_track(const char *dir);
+void u3d_tmpdir_untrack(int slot);
+/* Removes a file or a folder with everything in it (not following links). */
+void u3d_rm_tree(const char *path);
 /* Removes every open temporary file (before an abnormal exit, such as
  * MPI_Abort). */
 void u3d_outfile_remove_open(void);

@@ -41,6 +41,17 @@ struct u3d_vsink {
     uint16_t *conv; /* u8 -> u16 scratch */
 };
 
+/* Opens a source in process: fills s->shape etc., sets s->ops/impl. */
+typedef u3d_status (*u3d_vsrc_open_fn)(u3d_vsource *s, void *arg,
+                                       u3d_error *err);
+
+/* Runs `opener` and every later read in a child process (isolate.c):
+ * a crash of the format library on a corrupt file becomes an error naming
+ * the file and `lib`. */
+u3d_status u3d_vsource_isolated(u3d_vsource *s, const char *lib,
+                                u3d_vsrc_open_fn opener, void *arg,
+                                u3d_error *err);
+
 /* Back ends: open with path/dataset already parsed; fill s->shape etc. */
 u3d_status u3d_h5_source_open(u3d_vsource *s, const char *path,
                               const char *dataset, int labels,

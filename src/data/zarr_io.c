@@ -30,6 +30,7 @@
 #include <zlib.h>
 #include <zstd.h>
 #include "data/tiff_io.h"
+#include "core/files.h"
 #include "data/vio_impl.h"
 #include "data/zarr_meta.h"
 
@@ -776,29 +777,8 @@ typedef struct zsink {
     int ch, cw;
     unsigned char *chunk, *comp;
     size_t chunk_bytes, comp_cap;
+    int slot; /* of tmp in the signal cleanup list */
 } zsink;
-
-static void rm_tree(const char *p)
-{
-    struct stat sb;
-    if (lstat(p, &sb))
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(p);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char q[4400];
-            snprintf(q, sizeof q, "%s/%s", p, e->d_name);
-            rm_tree(q);
-        }
-        if (d)
-            closedir(d);
-        rmdir(p);
-    } else
-        unlink(p);
-}
 
 static int write_file(const char *path, const void *b, size_t n)
 {
@@ -830,6 +810,7 @@ static int write_json(const char *dir, const char *name, cJSON *j)
 
 static void zsink_free(zsink *z)
 {
+    u3d_tmpdir_untrack(z->slot);
     free(z->chunk);
     free(z->comp);
     free(z);
@@ -913,9 +894,9 @@ static u3d_status zsink_finish(u3d_vsink *s, u3d_error *err)
             rename(old, z->dir);
     }
     if (st)
-        rm_tree(z->tmp);
+        u3d_rm_tree(z->tmp);
     else if (old[0])
-        rm_tree(old);
+        u3d_rm_tree(old);
     zsink_free(z);
     return st;
 }
@@ -923,7 +904,7 @@ static u3d_status zsink_finish(u3d_vsink *s, u3d_error *err)
 static void zsink_abort(u3d_vsink *s)
 {
     zsink *z = s->impl;
-    rm_tree(z->tmp);
+    u3d_rm_tree(z->tmp);
     zsink_free(z);
 }
 
@@ -1047,13 +1028,15 @@ u3d_status u3d_zarr_sink_open(u3d_vsink *s, const char *path, u3d_error *err)
     size_t n = strlen(z->dir);
     while (n > 1 && z->dir[n - 1] == '/')
         z->dir[--n] = 0;
-    static int counter;
-    for (int tries = 0;; tries++) {
+    z->slot = -1;
+    /* folders of killed writers go first; N: the first name free */
+    u3d_outfile_sweep(z->dir);
+    for (int n = 0;; n++) {
         snprintf(z->tmp, sizeof z->tmp, "%s.tmp-%ld-%d", z->dir,
-                 (long)getpid(), counter++);
+                 (long)getpid(), n);
         if (mkdir(z->tmp, 0755) == 0)
             break;
-        if (errno != EEXIST || tries > 100) {
+        if (errno != EEXIST || n >= 1000) {
             u3d_status st = u3d_seterr(err, U3D_ERR_IO,
                                        "%s: cannot create %s: %s", path,
                                        z->tmp, strerror(errno));
@@ -1061,6 +1044,7 @@ u3d_status u3d_zarr_sink_open(u3d_vsink *s, const char *path, u3d_error *err)
             return st;
         }
     }
+    z->slot = u3d_tmpdir_track(z->tmp);
     s->impl = z;
     s->ops = &zarr_sink_ops;
     z->rank = s->c > 1 ? 4 : 3;

@@ -15,6 +15,10 @@
  *   DIR/fuzz_zarr/        version byte + metadata length + .zarray or
  *                         zarr.json + one chunk: raw, zlib, gzip, zstd,
  *                         blosc, crc32c, big-endian, '/' and '.' keys
+ *   DIR/fuzz_hdf5/        HDF5 (libhdf5, latest format for small files):
+ *                         our writer (chunked, gzip), contiguous and
+ *                         compact 3D u8/i16/f64, 4D (C,Z,Y,X) float with
+ *                         element_size_um, two datasets, a group path
  * Every file stays below 4 KB. --big writes only the models that are
  * larger (a 2-level net, 5 KB, and the "tiny" preset, 289 KB): tools/fuzz.sh
  * adds them to the working copy of the model corpus, never to the repo. tools/fuzz.sh --seeds rewrites
@@ -28,6 +32,7 @@
 #include <sys/stat.h>
 #include <tiffio.h>
 #include <blosc.h>
+#include <hdf5.h>
 #include <zlib.h>
 #include <zstd.h>
 #include "unet3d/volume_io.h"
@@ -600,6 +605,95 @@ static void zarr_seeds(void)
               (size_t)blosc_compress(5, 1, 8, sizeof f8, f8, c, sizeof c));
 }
 
+/* ---- HDF5 ------------------------------------------------------------- */
+
+/* One dataset NAME of type t and rank dims in a new file (latest format:
+ * the smallest headers), with layout 0 contiguous, 1 compact, 2 chunked +
+ * gzip, and optionally element_size_um. */
+static void h5_dataset(hid_t f, const char *name, hid_t t, int rank,
+                       const hsize_t *dims, int layout, const void *data,
+                       int spacing)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (layout == 1)
+        H5Pset_layout(dcpl, H5D_COMPACT);
+    if (layout == 2) {
+        H5Pset_chunk(dcpl, rank, dims);
+        H5Pset_deflate(dcpl, 4);
+    }
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(f, name, t, sp, lcpl, dcpl, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        die("cannot write the HDF5 dataset", name);
+    if (spacing) {
+        double um[3] = {2.0, 0.5, 0.25};
+        hsize_t three = 3;
+        hid_t as = H5Screate_simple(1, &three, NULL);
+        hid_t a = H5Acreate2(d, "element_size_um", H5T_NATIVE_DOUBLE, as,
+                             H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_DOUBLE, um);
+        H5Aclose(a);
+        H5Sclose(as);
+    }
+    H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+}
+
+static hid_t h5_create(const char *name)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    hid_t f = H5Fcreate(out_path("fuzz_hdf5", name), H5F_ACC_TRUNC,
+                        H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        die("cannot create", name);
+    return f;
+}
+
+static void hdf5_seeds(void)
+{
+    u3d_error e;
+    u3d_volume v;
+    check(u3d_volume_alloc(1, 3, 4, 5, &v, &e), &e);
+    for (int i = 0; i < 60; i++)
+        v.data[i] = (float)i * 0.25f - 2;
+    v.spacing[0] = 2, v.spacing[1] = 0.5, v.spacing[2] = 0.5;
+    check(u3d_vio_write_volume(out_path("fuzz_hdf5", "writer_f32.h5"), &v,
+                               NULL, &e), &e);
+    u3d_volume_free(&v);
+    unsigned char u1[60];
+    short i2[60];
+    double f8[60];
+    float f4[120];
+    for (int i = 0; i < 60; i++)
+        u1[i] = (unsigned char)(i % 4), i2[i] = (short)(i * 97 - 3000),
+        f8[i] = i * 0.5 - 7;
+    for (int i = 0; i < 120; i++)
+        f4[i] = (float)i / 7.0f;
+    hsize_t d3[3] = {3, 4, 5}, d4[4] = {2, 3, 4, 5};
+    hid_t f = h5_create("contig_u8.h5");
+    h5_dataset(f, "label", H5T_NATIVE_UCHAR, 3, d3, 0, u1, 0);
+    H5Fclose(f);
+    f = h5_create("compact_i16_spacing.h5");
+    h5_dataset(f, "raw", H5T_NATIVE_SHORT, 3, d3, 1, i2, 1);
+    H5Fclose(f);
+    f = h5_create("chunked_f64.h5");
+    h5_dataset(f, "raw", H5T_NATIVE_DOUBLE, 3, d3, 2, f8, 0);
+    H5Fclose(f);
+    f = h5_create("czyx_f32.h5");
+    h5_dataset(f, "raw", H5T_NATIVE_FLOAT, 4, d4, 0, f4, 1);
+    H5Fclose(f);
+    f = h5_create("two_datasets_group.h5");
+    h5_dataset(f, "volumes/a", H5T_NATIVE_UCHAR, 3, d3, 0, u1, 0);
+    h5_dataset(f, "volumes/b", H5T_NATIVE_DOUBLE, 3, d3, 1, f8, 0);
+    H5Fclose(f);
+}
+
 /* ---- command-line options (text) -------------------------------------- */
 
 static void options_seeds(void)
@@ -639,6 +733,7 @@ int main(int argc, char **argv)
         npy_seeds();
         nifti_seeds();
         zarr_seeds();
+        hdf5_seeds();
         options_seeds();
     }
     model_seeds(big);

@@ -172,7 +172,7 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
         say_training(o, &m, annotated);
     u3d_train_opts to = {o->model_out, o->log_path,
                          o->model_out ? o->checkpoint_every : 0, 0, o->quiet,
-                         0, stderr, o->sync_bn};
+                         0, stderr, o->sync_bn, .val = NULL};
     if (!(st = u3d_train_run(net, &m, &tv, 1, &to, err)))
         st = densify_predict(net, o, image, sparse, dense, err);
 done:

@@ -264,7 +264,7 @@ static u3d_status run(tjob *j)
         fprintf(stderr, "saved %s after %ld iterations (%.1f s)%s\n", a->model,
                 j->m.iteration, j->m.elapsed_s,
                 u3d_dist_active() ? ", written by rank 0" : "");
-    if (!st && j->best.iteration && u3d_dist_rank() == 0)
+    if (!st && j->best.iteration && !a->t.quiet && u3d_dist_rank() == 0)
         fprintf(stderr, "best model: %s (iteration %ld, mean foreground IoU "
                         "%.4f on %s)\n",
                 j->bestbuf, j->best.iteration, j->best.mean_fg, a->val_lab);

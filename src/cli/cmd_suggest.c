@@ -67,8 +67,7 @@ static u3d_status read_inputs(const sg_args *a, sg_job *j)
                                    &j->sparse, &j->e);
 }
 
-static u3d_status run(const sg_args *a, sg_job *j, u3d_slice_score *s,
-                      int *n)
+static u3d_status run(const sg_args *a, sg_job *j)
 {
     U3D_TRY(u3d_backend_create(&a->bc, &j->be, &j->e));
     U3D_TRY(u3d_model_load_inference(a->model, j->be, &j->net, &j->meta,
@@ -84,11 +83,8 @@ static u3d_status run(const sg_args *a, sg_job *j, u3d_slice_score *s,
     u3d_predict_opts po = {0};
     po.max_memory = (size_t)(a->max_mb * 1048576.0);
     U3D_TRY(u3d_predict(j->net, &j->img, &po, NULL, &j->probs, NULL, &j->e));
-    u3d_suggest_opts so;
-    u3d_suggest_opts_default(&so);
-    so.count = a->count;
-    so.ignore_label = a->ignore;
-    return u3d_suggest_slices(&j->probs, &j->sparse, &so, s, n, &j->e);
+    return u3d_cli_suggest_print(stdout, &j->probs, &j->sparse, a->count,
+                                 a->ignore, &j->e);
 }
 
 int u3d_cmd_suggest(int argc, char **argv)
@@ -99,15 +95,9 @@ int u3d_cmd_suggest(int argc, char **argv)
         return rc;
     sg_job j;
     memset(&j, 0, sizeof j);
-    u3d_slice_score *s = calloc((size_t)a.count, sizeof *s);
-    int n = 0;
-    u3d_status st = s ? run(&a, &j, s, &n)
-                      : u3d_seterr(&j.e, U3D_ERR_OOM, "out of host memory");
+    u3d_status st = run(&a, &j);
     if (st)
         fprintf(stderr, "unet3d suggest: %s\n", j.e.msg);
-    for (int i = 0; !st && i < n; i++)
-        printf("%c%04d  %.4f\n", s[i].axis, s[i].index, s[i].score);
-    free(s);
     u3d_volume_free(&j.img);
     u3d_volume_free(&j.probs);
     u3d_labels_free(&j.sparse);

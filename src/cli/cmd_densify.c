@@ -84,6 +84,8 @@ static int parse(int argc, char **argv, dargs *a)
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)
         return rc;
+    if (a->val_every && !(a->holdout > 0))
+        return u3d_opts_fail(&spec, "--val-every needs --holdout above 0");
     return u3d_cli_one_annotation(&spec, a->lab, a->slices);
 }
 

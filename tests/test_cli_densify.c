@@ -277,13 +277,17 @@ static void densify_suggests(void **state)
 {
     (void)state;
     char extra[512], cmd[2048], a[3][8], b[3][8];
-    snprintf(extra, sizeof extra, "--suggest 3 --model-out %s", P("sg.u3d"));
+    snprintf(extra, sizeof extra, "--suggest 3 --model-out %s --overview %s",
+             P("sg.u3d"), P("sg.png"));
     densify_to(extra, "dense_s.tif", "s.txt");
     snprintf(cmd, sizeof cmd,
              "%s suggest --model %s --image %s --annotation-slices %s "
-             "--count 3 > %s",
-             exe, P("sg.u3d"), P("img.tif"), P("ok"), P("s2.txt"));
+             "--count 3 --overview %s > %s",
+             exe, P("sg.u3d"), P("img.tif"), P("ok"), P("s2.png"), P("s2.txt"));
     assert_int_equal(run(cmd), 0);
+    /* both overviews, the slices marked */
+    assert_int_equal(access(P("sg.png"), F_OK), 0);
+    assert_int_equal(access(P("s2.png"), F_OK), 0);
     assert_int_equal(read_names(P("s.txt"), a, 3), 3);
     assert_int_equal(read_names(P("s2.txt"), b, 3), 3);
     static const char *const annotated[] = {"z0004", "z0020", "y0010",

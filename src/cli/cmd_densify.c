@@ -25,6 +25,8 @@ typedef struct djob {
     u3d_vgeom geom; /* the image's orientation, for the output */
     u3d_labels sp, dense;
     u3d_densify_result res;
+    u3d_slice_score *sugg; /* --suggest */
+    int nsugg;
     u3d_backend *be;
     u3d_error e;
 } djob;
@@ -161,14 +163,13 @@ static void print_estimate(const djob *j)
 }
 
 /* After the outputs: the estimate and the slices to annotate next. */
-static u3d_status report(djob *j)
+static void report(djob *j)
 {
     print_estimate(j);
     if (j->a->suggest <= 0)
-        return U3D_OK;
+        return;
     printf("annotate next:\n");
-    return u3d_cli_suggest_print(stdout, &j->res.probs, &j->sp,
-                                 j->a->suggest, j->a->t.ignore_label, &j->e);
+    u3d_cli_suggest_print(stdout, j->sugg, j->nsugg);
 }
 
 static u3d_status run(djob *j)
@@ -185,13 +186,17 @@ static u3d_status run(djob *j)
         st = u3d_dist_agree(st, &j->e);
     if (!st)
         st = u3d_densify(j->be, &j->o, &j->v, &j->sp, &j->dense, &j->e);
+    if (!st && a->suggest && lead) /* before the outputs; overview marks */
+        st = u3d_cli_suggest(&j->res.probs, &j->sp, a->suggest,
+                             a->t.ignore_label, &j->sugg, &j->nsugg, &j->e);
     if (!st && lead)
         st = u3d_vio_write_labels(a->out, &j->dense, &j->geom, &j->e);
     if (!st && a->overview && lead) {
         u3d_overview_opts oo = {0, a->t.ignore_label, 0};
-        st = u3d_overview_write(a->overview,
-                                j->shown.data ? &j->shown : &j->v, &j->dense,
-                                NULL, &oo, &j->e);
+        st = u3d_overview_write_marked(a->overview,
+                                       j->shown.data ? &j->shown : &j->v,
+                                       &j->dense, NULL, &oo, j->sugg,
+                                       j->nsugg, &j->e);
         if (st) /* a failed command leaves none of its outputs */
             u3d_vio_remove(a->out);
     }
@@ -201,7 +206,7 @@ static u3d_status run(djob *j)
         fprintf(stderr, "wrote %s%s%s\n", a->out, a->overview ? " and " : "",
                 a->overview ? a->overview : "");
     if (!st && lead)
-        st = report(j);
+        report(j);
     return st;
 }
 
@@ -229,6 +234,7 @@ int u3d_cmd_densify(int argc, char **argv)
     u3d_labels_free(&j->sp);
     u3d_labels_free(&j->dense);
     u3d_volume_free(&j->res.probs);
+    free(j->sugg);
     free(j);
     return rc;
 }

@@ -8,7 +8,7 @@
 
 typedef struct sg_args {
     u3d_backend_config bc;
-    const char *model, *img, *lab, *slices;
+    const char *model, *img, *lab, *slices, *overview;
     int count, ignore;
     double max_mb;
 } sg_args;
@@ -29,6 +29,10 @@ static int parse(int argc, char **argv, sg_args *a)
          .help = "slices to suggest (default 8)"},
         {"--ignore-label", U3D_OPT_INT, &a->ignore, 0, 65535, "L",
          .help = "unannotated voxels' label (default 255)"},
+        {"--overview", U3D_OPT_STRING, &a->overview, 0, 0, "OUT.png",
+         .help = "middle slices with the annotation, the\n"
+                 "suggested slices marked (dashed yellow)",
+         .flags = U3D_OPT_OUT},
         {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
          .help = "device budget of the prediction (default: the\n"
                  "device's)"},
@@ -56,6 +60,8 @@ typedef struct sg_job {
     u3d_model_meta meta;
     u3d_volume img, probs;
     u3d_labels sparse;
+    u3d_slice_score *s;
+    int n;
     u3d_error e;
 } sg_job;
 
@@ -83,8 +89,13 @@ static u3d_status run(const sg_args *a, sg_job *j)
     u3d_predict_opts po = {0};
     po.max_memory = (size_t)(a->max_mb * 1048576.0);
     U3D_TRY(u3d_predict(j->net, &j->img, &po, NULL, &j->probs, NULL, &j->e));
-    return u3d_cli_suggest_print(stdout, &j->probs, &j->sparse, a->count,
-                                 a->ignore, &j->e);
+    U3D_TRY(u3d_cli_suggest(&j->probs, &j->sparse, a->count, a->ignore,
+                            &j->s, &j->n, &j->e));
+    if (!a->overview)
+        return U3D_OK;
+    u3d_overview_opts oo = {0, a->ignore, 0};
+    return u3d_overview_write_marked(a->overview, &j->img, &j->sparse, NULL,
+                                     &oo, j->s, j->n, &j->e);
 }
 
 int u3d_cmd_suggest(int argc, char **argv)
@@ -98,6 +109,9 @@ int u3d_cmd_suggest(int argc, char **argv)
     u3d_status st = run(&a, &j);
     if (st)
         fprintf(stderr, "unet3d suggest: %s\n", j.e.msg);
+    else
+        u3d_cli_suggest_print(stdout, j.s, j.n);
+    free(j.s);
     u3d_volume_free(&j.img);
     u3d_volume_free(&j.probs);
     u3d_labels_free(&j.sparse);

@@ -206,21 +206,23 @@ u3d_status u3d_cli_read_annotation(const u3d_volume *img, const char *img_name,
     return U3D_OK;
 }
 
-u3d_status u3d_cli_suggest_print(FILE *f, const u3d_volume *probs,
-                                 const u3d_labels *sparse, int count,
-                                 int ignore_label, u3d_error *err)
+u3d_status u3d_cli_suggest(const u3d_volume *probs, const u3d_labels *sparse,
+                           int count, int ignore_label, u3d_slice_score **out,
+                           int *n, u3d_error *err)
 {
-    u3d_slice_score *s = calloc((size_t)count, sizeof *s);
-    if (!s)
+    *n = 0;
+    *out = calloc((size_t)count, sizeof **out);
+    if (!*out)
         return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
     u3d_suggest_opts so;
     u3d_suggest_opts_default(&so);
     so.count = count;
     so.ignore_label = ignore_label;
-    int n = 0;
-    u3d_status st = u3d_suggest_slices(probs, sparse, &so, s, &n, err);
-    for (int i = 0; !st && i < n; i++)
+    return u3d_suggest_slices(probs, sparse, &so, *out, n, err);
+}
+
+void u3d_cli_suggest_print(FILE *f, const u3d_slice_score *s, int n)
+{
+    for (int i = 0; i < n; i++)
         fprintf(f, "%c%04d  %.4f\n", s[i].axis, s[i].index, s[i].score);
-    free(s);
-    return st;
 }

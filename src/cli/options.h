@@ -251,11 +251,12 @@ u3d_status u3d_cli_read_annotation(const u3d_volume *img, const char *img_name,
                                    int quiet, u3d_labels *out,
                                    u3d_error *err);
 
-/* suggest and densify --suggest: ranks the unannotated slices of sparse
- * by the softmax probs (u3d_suggest_slices, default weights) and prints
- * the best count, best first, one "z0042  0.1234" a line. */
-u3d_status u3d_cli_suggest_print(FILE *f, const u3d_volume *probs,
-                                 const u3d_labels *sparse, int count,
-                                 int ignore_label, u3d_error *err);
+/* suggest and densify --suggest: the best count unannotated slices of
+ * sparse by the softmax probs (u3d_suggest_slices, default weights) into
+ * *out (malloc'd, best first), and printed one "z0042  0.1234" a line. */
+u3d_status u3d_cli_suggest(const u3d_volume *probs, const u3d_labels *sparse,
+                           int count, int ignore_label, u3d_slice_score **out,
+                           int *n, u3d_error *err);
+void u3d_cli_suggest_print(FILE *f, const u3d_slice_score *s, int n);
 
 #endif

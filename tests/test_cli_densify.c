@@ -49,6 +49,15 @@ static int group_setup(void **state)
                 v.data[((size_t)z * S + y) * S + x] =
                     100.0f * inside(z, y, x) + t_randf(&s, 0, 30);
     t_ok(u3d_tiff_write_volume(P("img.tif"), &v, &err), &err, "write");
+    u3d_labels truth;
+    t_ok(u3d_labels_alloc(S, S, S, &truth, &err), &err, "alloc");
+    for (int z = 0; z < S; z++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                truth.data[((size_t)z * S + y) * S + x] =
+                    (uint16_t)inside(z, y, x);
+    t_ok(u3d_tiff_write_labels(P("truth.tif"), &truth, &err), &err, "write");
+    u3d_labels_free(&truth);
     u3d_labels l2;
     t_ok(u3d_labels_alloc(S, S - 1, S, &l2, &err), &err, "alloc");
     t_ok(u3d_tiff_write_labels(P("lab_shape.tif"), &l2, &err), &err, "write");
@@ -317,6 +326,53 @@ static void bad_holdout_options(void **state)
     }
 }
 
+/* suggest --simulate: rounds of 1,1,1 + 2 slices per round for each
+ * pick, the table and the JSON; a truth of another shape: one line, no
+ * JSON. */
+static void simulate_rounds(void **state)
+{
+    (void)state;
+    char cmd[2048], txt[8192];
+    snprintf(cmd, sizeof cmd,
+             "%s suggest --simulate %s --image %s --rounds 2 --count 2 "
+             "--iterations 4 --json %s %s > %s",
+             exe, P("truth.tif"), P("img.tif"), P("sim.json"), OPTS,
+             P("sim.txt"));
+    assert_int_equal(run(cmd), 0);
+    slurp(P("sim.txt"), txt, sizeof txt);
+    int lines = 0;
+    for (char *p = txt; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 1 + 3 * 3);
+    slurp(P("sim.json"), txt, sizeof txt);
+    static const char *const picks[] = {"suggested", "even", "random"};
+    for (int p = 0; p < 3; p++) {
+        char key[32];
+        snprintf(key, sizeof key, "\"%s\": [", picks[p]);
+        const char *at = strstr(txt, key);
+        assert_non_null(at);
+        for (int r = 0; r <= 2; r++) { /* 3, 5, 7 annotated slices */
+            char row[64];
+            snprintf(row, sizeof row, "{\"round\": %d, \"slices\": [", r);
+            at = strstr(at, row);
+            assert_non_null(at);
+            int k[3];
+            assert_int_equal(sscanf(at + strlen(row), "%d, %d, %d", &k[0],
+                                    &k[1], &k[2]), 3);
+            assert_int_equal(k[0] + k[1] + k[2], 3 + 2 * r);
+        }
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s suggest --simulate %s --image %s --iterations 2 --json %s "
+             "%s 2> %s",
+             exe, P("lab_shape.tif"), P("img.tif"), P("bad.json"), OPTS,
+             P("err.txt"));
+    assert_int_equal(run(cmd), 1);
+    slurp(P("err.txt"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "lab_shape.tif"));
+    assert_int_equal(access(P("bad.json"), F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +383,7 @@ int main(void)
         cmocka_unit_test(holdout_zero_plain),
         cmocka_unit_test(densify_suggests),
         cmocka_unit_test(bad_holdout_options),
+        cmocka_unit_test(simulate_rounds),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -96,6 +96,41 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
                        u3d_volume *image, const u3d_labels *sparse,
                        u3d_labels *dense, u3d_error *err);
 
+/* ---- The annotation loop, simulated (suggest --simulate) ---------------
+ * The truth stands in for the user: start from 1,1,1 evenly spaced
+ * slices, train (densify's setup, o->meta's iterations or minutes per
+ * round), score the IoU on the unannotated voxels (u3d_validate on the
+ * truth outside the annotation), then add `count` slices of the truth and
+ * train again, warm-started (the same network and momentum; the learning
+ * rate schedule and the patch stream restart each round), `rounds` times.
+ * Slices added: the ones u3d_suggest_slices ranks first, or evenly spaced
+ * (count more per round, shared round-robin over z, y, x, placed as
+ * u3d_labels_sparsify places them), or unannotated slices drawn at random
+ * from meta.seed. */
+typedef enum u3d_sim_pick {
+    U3D_PICK_SUGGESTED = 0,
+    U3D_PICK_EVEN = 1,
+    U3D_PICK_RANDOM = 2
+} u3d_sim_pick;
+
+extern const char *const u3d_sim_pick_names[]; /* suggested, even, random */
+
+typedef struct u3d_sim_row {
+    int round;             /* 0: the first training, before any slice added */
+    int slices[3];         /* annotated z, y, x slices */
+    double annotated;      /* share of the voxels annotated */
+    u3d_val_score score;   /* on the voxels not annotated */
+    long iterations;       /* this round's */
+    double seconds;        /* this round's training */
+} u3d_sim_row;
+
+/* image: raw (normalized in place); truth: dense, its D,H,W; rows:
+ * capacity rounds + 1. */
+u3d_status u3d_simulate(u3d_backend *be, const u3d_densify_opts *o,
+                        u3d_sim_pick pick, int rounds, int count,
+                        u3d_volume *image, const u3d_labels *truth,
+                        u3d_sim_row *rows, u3d_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,7 +46,8 @@ static int parse(int argc, char **argv, sg_args *a)
         "densify's --annotation-slices reads (z0042 = z0042.png), with\n"
         "their scores: the model's mean normalized entropy over the\n"
         "slice's unannotated voxels, weighted towards foreground, lower\n"
-        "next to annotated or already suggested slices.\n",
+        "next to annotated or already suggested slices.\n"
+        "suggest --simulate TRUTH.tif --help: the annotation loop simulated.\n",
         opts};
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)
@@ -98,8 +99,20 @@ static u3d_status run(const sg_args *a, sg_job *j)
                                      &oo, j->s, j->n, &j->e);
 }
 
+/* --simulate has options of its own (cmd_simulate.c). */
+static int wants_simulate(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--simulate") ||
+            !strncmp(argv[i], "--simulate=", 11))
+            return 1;
+    return 0;
+}
+
 int u3d_cmd_suggest(int argc, char **argv)
 {
+    if (wants_simulate(argc, argv))
+        return u3d_cmd_suggest_simulate(argc, argv);
     sg_args a = {.count = 8, .ignore = 255};
     int rc = parse(argc, argv, &a);
     if (rc >= 0)

@@ -9,6 +9,7 @@
 #include "dist/dist.h"
 #include "unet3d/densify.h"
 #include "unet3d/predict.h"
+#include "train/densify_internal.h"
 
 void u3d_class_weights_set(u3d_class_weighting mode, const size_t *counts,
                            int classes, float *w)
@@ -85,10 +86,10 @@ static u3d_status densify_classes(const u3d_densify_opts *o,
 
 /* The training setup of o completed from the image and its annotation:
  * classes, class weights, patch, time budget. */
-static u3d_status densify_meta(const u3d_densify_opts *o,
-                               const u3d_volume *image,
-                               const u3d_labels *sparse, u3d_model_meta *m,
-                               size_t *annotated, u3d_error *err)
+u3d_status u3d_densify_meta(const u3d_densify_opts *o,
+                            const u3d_volume *image, const u3d_labels *sparse,
+                            u3d_model_meta *m, size_t *annotated,
+                            u3d_error *err)
 {
     *m = o->meta;
     m->net.in_channels = image->c;
@@ -221,7 +222,7 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
     memset(&vv, 0, sizeof vv);
     memset(res, 0, sizeof *res);
     memset(dense, 0, sizeof *dense);
-    u3d_status st = densify_meta(o, image, sparse, &m, &annotated, err);
+    u3d_status st = u3d_densify_meta(o, image, sparse, &m, &annotated, err);
     /* normalize as prediction will (the model stores the mode) */
     if (st || (st = u3d_model_normalize_input(image, &m, err)))
         return st;

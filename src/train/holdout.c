@@ -4,6 +4,7 @@
 #include <string.h>
 #include "unet3d/densify.h"
 #include "unet3d/rng.h"
+#include "train/densify_internal.h"
 
 /* Per axis and slice: annotated (over half its voxels), then held (2) or
  * kept (1). */
@@ -12,9 +13,12 @@ typedef struct split {
     unsigned char *state[3];
 } split;
 
-static void count_annotated(const u3d_labels *l, int ignore, split *sp,
-                            size_t *cnt[3])
+void u3d_annotated_slices(const u3d_labels *l, int ignore, size_t *cnt[3],
+                          unsigned char *flag[3])
 {
+    int len[3] = {l->d, l->h, l->w};
+    for (int a = 0; a < 3; a++)
+        memset(cnt[a], 0, (size_t)len[a] * sizeof *cnt[a]);
     for (int z = 0; z < l->d; z++)
         for (int y = 0; y < l->h; y++)
             for (int x = 0; x < l->w; x++)
@@ -25,8 +29,8 @@ static void count_annotated(const u3d_labels *l, int ignore, split *sp,
                 }
     size_t all = (size_t)l->d * l->h * l->w;
     for (int a = 0; a < 3; a++)
-        for (int k = 0; k < sp->len[a]; k++)
-            sp->state[a][k] = 2 * cnt[a][k] > all / (size_t)sp->len[a];
+        for (int k = 0; k < len[a]; k++)
+            flag[a][k] = 2 * cnt[a][k] > all / (size_t)len[a];
 }
 
 /* Marks the held-out slices (state 2): a seeded shuffle of the annotated
@@ -128,7 +132,7 @@ u3d_status u3d_holdout_split(const u3d_labels *sparse, int ignore_label,
     memset(&sp, 0, sizeof sp);
     u3d_status st = alloc_split(sparse, &sp, cnt, &cand, h, err);
     if (!st) {
-        count_annotated(sparse, ignore_label, &sp, cnt);
+        u3d_annotated_slices(sparse, ignore_label, cnt, sp.state);
         if (fraction > 0 && choose(&sp, fraction, seed, cand) &&
             move_voxels(sparse, ignore_label, &sp, h))
             list_held(&sp, h);

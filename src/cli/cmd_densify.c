@@ -96,23 +96,14 @@ static u3d_status setup(djob *j)
 {
     const dargs *a = j->a;
     u3d_densify_opts *o = &j->o;
-    u3d_densify_defaults(o);
-    u3d_status st = u3d_cli_train_meta(&a->t, 1, &o->meta, &j->e);
-    if (!st)
-        st = u3d_cli_class_weights(a->t.class_weights, o->meta.net.classes,
-                                   &o->weights, o->meta.class_weights, &j->e);
-    /* the classes come from the labels unless given */
-    if (!st && o->weights == U3D_WEIGHTS_GIVEN && !a->t.net.classes)
-        return u3d_seterr(&j->e, U3D_ERR_INVALID_ARG,
-                          "--class-weights with numbers needs --classes");
+    u3d_status st = u3d_cli_densify_setup(&a->t, o, &j->e);
+    if (st)
+        return st;
     o->model_out = a->model_out;
-    o->log_path = a->t.log;
-    o->checkpoint_every = a->t.every;
     o->image_name = a->img;
     o->labels_name = a->lab ? a->lab : a->slices;
     o->out_name = a->out;
     o->max_memory = (size_t)(a->max_mb * 1048576.0);
-    o->quiet = a->t.quiet;
     /* under mpirun: --batch per rank, the batch norm option */
     o->meta.batch *= u3d_dist_size();
     o->sync_bn = a->t.sync_bn;

@@ -180,17 +180,10 @@ static u3d_status setup(sim_job *j)
 {
     const sim_args *a = j->a;
     u3d_densify_opts *o = &j->o;
-    u3d_densify_defaults(o);
-    U3D_TRY(u3d_cli_train_meta(&a->t, 1, &o->meta, &j->e));
-    U3D_TRY(u3d_cli_class_weights(a->t.class_weights, o->meta.net.classes,
-                                  &o->weights, o->meta.class_weights, &j->e));
-    if (o->weights == U3D_WEIGHTS_GIVEN && !a->t.net.classes)
-        return u3d_seterr(&j->e, U3D_ERR_INVALID_ARG,
-                          "--class-weights with numbers needs --classes");
+    U3D_TRY(u3d_cli_densify_setup(&a->t, o, &j->e));
     o->image_name = a->img;
     o->labels_name = a->truth;
     o->max_memory = (size_t)(a->max_mb * 1048576.0);
-    o->quiet = a->t.quiet;
     return U3D_OK;
 }
 

@@ -176,6 +176,23 @@ u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
     return u3d_cli_aug_params(&t->aug, t->ignore_label, &m->aug, err);
 }
 
+u3d_status u3d_cli_densify_setup(const u3d_cli_train *t, u3d_densify_opts *o,
+                                 u3d_error *err)
+{
+    u3d_densify_defaults(o);
+    U3D_TRY(u3d_cli_train_meta(t, 1, &o->meta, err));
+    U3D_TRY(u3d_cli_class_weights(t->class_weights, o->meta.net.classes,
+                                  &o->weights, o->meta.class_weights, err));
+    /* the classes come from the labels unless given */
+    if (o->weights == U3D_WEIGHTS_GIVEN && !t->net.classes)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "--class-weights with numbers needs --classes");
+    o->log_path = t->log;
+    o->checkpoint_every = t->every;
+    o->quiet = t->quiet;
+    return U3D_OK;
+}
+
 int u3d_cli_one_annotation(const u3d_cmd_spec *c, const char *labels,
                            const char *slices)
 {

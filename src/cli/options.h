@@ -190,6 +190,10 @@ void u3d_cli_train_defaults(u3d_cli_train *t);
  * images are read; classes 0 when not given and classes_auto). */
 u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
                               u3d_model_meta *m, u3d_error *err);
+/* densify's setup (and suggest --simulate's) from the training options:
+ * defaults, the model's setup, class weights, log, checkpoints, quiet. */
+u3d_status u3d_cli_densify_setup(const u3d_cli_train *t, u3d_densify_opts *o,
+                                 u3d_error *err);
 /* Class weights: auto, sqrt or a list of `classes` numbers (into w). */
 u3d_status u3d_cli_class_weights(const char *s, int classes,
                                  u3d_class_weighting *mode, float *w,

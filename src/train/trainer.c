@@ -314,6 +314,16 @@ static void log_line(trainer *t, const char *line)
 /* The loss log starts with its header; a resumed run keeps the rows of
  * the iterations its checkpoint holds (later ones are run again) so the
  * file stays the whole run's curve. */
+/* Ends a CSV row after its first n fields. */
+static void drop_after_field(char *line, int n)
+{
+    char *p = line;
+    for (int k = 0; k < n && p; k++)
+        p = strchr(p + (k > 0), ',');
+    if (p)
+        strcpy(p, "\n");
+}
+
 /* With validation the header and rows have its columns, and the best
  * score of the rows kept is the one later validations must beat. */
 static void resume_log(trainer *t, const char *path, long upto)
@@ -336,6 +346,8 @@ static void resume_log(trainer *t, const char *path, long upto)
         if (end == line || *end != ',' || it < 1 || it > upto ||
             !strchr(line, '\n'))
             continue;
+        if (!t->val) /* validated before, not now: the header's columns */
+            drop_after_field(line, 3);
         log_line(t, line);
         if (t->val && u3d_val_csv_parse(line, classes, it, &s) &&
             u3d_val_key(&s) > u3d_val_key(&t->best))

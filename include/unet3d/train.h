@@ -40,8 +40,9 @@ typedef struct u3d_train_opts {
     int val_every;
     const char *best_path;   /* the best-scoring model is written here
                                 (NULL: not written) */
-    int keep_best;           /* the net ends with the best-scoring
-                                parameters (else the last ones) */
+    int keep_best;           /* the net, and model_path's last write,
+                                end with the best-scoring parameters
+                                (else the last ones) */
     struct u3d_val_score *best; /* out (may be NULL): the best validation */
 } u3d_train_opts;
 

@@ -665,7 +665,12 @@ static void say_val(const u3d_val_score *s, int better, FILE *pf)
 static u3d_status validate(trainer *t, const u3d_train_opts *o,
                            u3d_val_score *s, u3d_error *err)
 {
-    U3D_TRY(u3d_validate(t->net, t->val, t->m->ignore_label, 0, s, err));
+    /* the training's buffers stay on the device: the prediction gets half
+     * the usual budget (its result does not depend on the tiling) */
+    size_t budget, max_alloc;
+    u3d_predict_device_memory(t->be, &budget, &max_alloc);
+    U3D_TRY(u3d_validate(t->net, t->val, t->m->ignore_label, budget / 2, s,
+                         err));
     s->iteration = t->m->iteration;
     int better = u3d_val_key(s) > u3d_val_key(&t->best);
     if (better)

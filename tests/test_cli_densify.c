@@ -49,6 +49,15 @@ static int group_setup(void **state)
                 v.data[((size_t)z * S + y) * S + x] =
                     100.0f * inside(z, y, x) + t_randf(&s, 0, 30);
     t_ok(u3d_tiff_write_volume(P("img.tif"), &v, &err), &err, "write");
+    u3d_labels truth;
+    t_ok(u3d_labels_alloc(S, S, S, &truth, &err), &err, "alloc");
+    for (int z = 0; z < S; z++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                truth.data[((size_t)z * S + y) * S + x] =
+                    (uint16_t)inside(z, y, x);
+    t_ok(u3d_tiff_write_labels(P("truth.tif"), &truth, &err), &err, "write");
+    u3d_labels_free(&truth);
     u3d_labels l2;
     t_ok(u3d_labels_alloc(S, S - 1, S, &l2, &err), &err, "alloc");
     t_ok(u3d_tiff_write_labels(P("lab_shape.tif"), &l2, &err), &err, "write");
@@ -178,12 +187,203 @@ static void bad_inputs(void **state)
     expect_error(P("img.tif"), P("nothing_here"), "nothing_here", 0);
 }
 
+/* Reads a whole (small) file into buf. */
+static void slurp(const char *path, char *buf, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t k = fread(buf, 1, n - 1, f);
+    buf[k] = 0;
+    fclose(f);
+}
+
+static void densify_to(const char *extra, const char *out, const char *stdout_file)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s densify --image %s --annotation-slices %s --out %s "
+             "--iterations 12 --checkpoint-every 4 %s %s > %s",
+             exe, P("img.tif"), P("ok"), P(out), OPTS, extra,
+             P(stdout_file));
+    assert_int_equal(run(cmd), 0);
+}
+
+/* One of the two z slices is held out (the only axis with two), scored at
+ * 4, 8, 12, and the estimate printed. */
+static void holdout_estimate(void **state)
+{
+    (void)state;
+    char txt[4096];
+    char extra[512];
+    snprintf(extra, sizeof extra, "--holdout 0.25 --log %s", P("h.csv"));
+    densify_to(extra, "dense_h.tif", "h.txt");
+    slurp(P("h.txt"), txt, sizeof txt);
+    if (!strstr(txt, "estimated IoU per class (from 1 held-out annotated "
+                     "slices: z00"))
+        fail_msg("no estimate in: %s", txt);
+    slurp(P("h.csv"), txt, sizeof txt);
+    const char *hdr = "iteration,loss,seconds,val_mean_fg_iou,val_iou_0,"
+                      "val_iou_1\n";
+    assert_true(!strncmp(txt, hdr, strlen(hdr)));
+    assert_non_null(strstr(txt, "\n4,"));
+    /* the held-out slice's labels are still in the output */
+    u3d_labels d, sp;
+    u3d_error err = {0};
+    int ns;
+    size_t conflicts;
+    t_ok(u3d_tiff_read_labels(P("dense_h.tif"), &d, &err), &err, "read");
+    t_ok(u3d_labels_from_png_slices(P("ok"), S, S, S, &ns, &conflicts, &sp,
+                                    &err), &err, "slices");
+    for (size_t i = 0; i < (size_t)S * S * S; i++)
+        if (sp.data[i] != 255)
+            assert_int_equal(d.data[i], sp.data[i]);
+    u3d_labels_free(&d);
+    u3d_labels_free(&sp);
+}
+
+/* --holdout 0: the plain run (no validation columns, no estimate), the
+ * same for the same seed. */
+static void holdout_zero_plain(void **state)
+{
+    (void)state;
+    char txt[4096], extra[512];
+    snprintf(extra, sizeof extra, "--holdout 0 --log %s", P("z.csv"));
+    densify_to(extra, "dense_z1.tif", "z.txt");
+    densify_to("--holdout 0", "dense_z2.tif", "z2.txt");
+    slurp(P("z.txt"), txt, sizeof txt);
+    assert_null(strstr(txt, "estimated"));
+    slurp(P("z.csv"), txt, sizeof txt);
+    assert_true(!strncmp(txt, "iteration,loss,seconds\n1,", 25));
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", P("dense_z1.tif"),
+             P("dense_z2.tif"));
+    assert_int_equal(run(cmd), 0);
+}
+
+/* Reads "aNNNN  score" lines after an optional header into names. */
+static int read_names(const char *path, char names[][8], int max)
+{
+    char txt[4096], *p = txt;
+    slurp(path, txt, sizeof txt);
+    char *h = strstr(txt, "annotate next:\n");
+    if (h)
+        p = h + strlen("annotate next:\n");
+    int n = 0;
+    while (n < max && strchr("zyx", *p) && *p) {
+        memcpy(names[n], p, 5);
+        names[n++][5] = 0;
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        p++;
+    }
+    return n;
+}
+
+/* densify --suggest K: K valid unannotated slices, those unet3d suggest
+ * ranks first for the model densify kept. */
+static void densify_suggests(void **state)
+{
+    (void)state;
+    char extra[512], cmd[2048], a[3][8], b[3][8];
+    snprintf(extra, sizeof extra, "--suggest 3 --model-out %s --overview %s",
+             P("sg.u3d"), P("sg.png"));
+    densify_to(extra, "dense_s.tif", "s.txt");
+    snprintf(cmd, sizeof cmd,
+             "%s suggest --model %s --image %s --annotation-slices %s "
+             "--count 3 --overview %s > %s",
+             exe, P("sg.u3d"), P("img.tif"), P("ok"), P("s2.png"), P("s2.txt"));
+    assert_int_equal(run(cmd), 0);
+    /* both overviews, the slices marked */
+    assert_int_equal(access(P("sg.png"), F_OK), 0);
+    assert_int_equal(access(P("s2.png"), F_OK), 0);
+    assert_int_equal(read_names(P("s.txt"), a, 3), 3);
+    assert_int_equal(read_names(P("s2.txt"), b, 3), 3);
+    static const char *const annotated[] = {"z0004", "z0020", "y0010",
+                                            "x0015"};
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(a[i], b[i]);
+        int idx = atoi(a[i] + 1);
+        assert_true(idx >= 0 && idx < S);
+        for (int k = 0; k < 4; k++)
+            assert_string_not_equal(a[i], annotated[k]);
+    }
+}
+
+static void bad_holdout_options(void **state)
+{
+    (void)state;
+    char cmd[2048];
+    const char *bad[] = {"--holdout 0.9", "--holdout -1",
+                         "--holdout 0 --val-every 5", "--suggest 0"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s densify --image %s --annotation-slices %s --out %s "
+                 "--iterations 2 %s %s 2> /dev/null",
+                 exe, P("img.tif"), P("ok"), P("bad.tif"), OPTS, bad[i]);
+        assert_int_equal(run(cmd), 1);
+        assert_int_equal(access(P("bad.tif"), F_OK), -1);
+    }
+}
+
+/* suggest --simulate: rounds of 1,1,1 + 2 slices per round for each
+ * pick, the table and the JSON; a truth of another shape: one line, no
+ * JSON. */
+static void simulate_rounds(void **state)
+{
+    (void)state;
+    char cmd[2048], txt[8192];
+    snprintf(cmd, sizeof cmd,
+             "%s suggest --simulate %s --image %s --rounds 2 --count 2 "
+             "--iterations 4 --json %s %s > %s",
+             exe, P("truth.tif"), P("img.tif"), P("sim.json"), OPTS,
+             P("sim.txt"));
+    assert_int_equal(run(cmd), 0);
+    slurp(P("sim.txt"), txt, sizeof txt);
+    int lines = 0;
+    for (char *p = txt; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 1 + 3 * 3);
+    slurp(P("sim.json"), txt, sizeof txt);
+    static const char *const picks[] = {"suggested", "even", "random"};
+    for (int p = 0; p < 3; p++) {
+        char key[32];
+        snprintf(key, sizeof key, "\"%s\": [", picks[p]);
+        const char *at = strstr(txt, key);
+        assert_non_null(at);
+        for (int r = 0; r <= 2; r++) { /* 3, 5, 7 annotated slices */
+            char row[64];
+            snprintf(row, sizeof row, "{\"round\": %d, \"slices\": [", r);
+            at = strstr(at, row);
+            assert_non_null(at);
+            int k[3];
+            assert_int_equal(sscanf(at + strlen(row), "%d, %d, %d", &k[0],
+                                    &k[1], &k[2]), 3);
+            assert_int_equal(k[0] + k[1] + k[2], 3 + 2 * r);
+        }
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s suggest --simulate %s --image %s --iterations 2 --json %s "
+             "%s 2> %s",
+             exe, P("lab_shape.tif"), P("img.tif"), P("bad.json"), OPTS,
+             P("err.txt"));
+    assert_int_equal(run(cmd), 1);
+    slurp(P("err.txt"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "lab_shape.tif"));
+    assert_int_equal(access(P("bad.json"), F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slices_train_and_keep_annotations),
         cmocka_unit_test(train_options_reach_the_model),
         cmocka_unit_test(bad_inputs),
+        cmocka_unit_test(holdout_estimate),
+        cmocka_unit_test(holdout_zero_plain),
+        cmocka_unit_test(densify_suggests),
+        cmocka_unit_test(bad_holdout_options),
+        cmocka_unit_test(simulate_rounds),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

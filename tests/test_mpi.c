@@ -310,6 +310,30 @@ static void densify_runs(void **state)
         fail_msg("expected one 'wrote' line (rank 0): %s", msg);
 }
 
+/* Validation under mpirun: every rank takes part in the prediction, rank
+ * 0 writes the validated rows and the best model. */
+static void train_validates(void **state)
+{
+    (void)state;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s -np 2 %s train --image %s --labels %s --val-image %s "
+             "--val-labels %s --model %s --iterations 4 --val-every 2 %s",
+             MPIRUN, exe, P("img.tif"), P("lab.tif"), P("img.tif"),
+             P("lab.tif"), P("val.u3d"), COMMON);
+    assert_int_equal(run(cmd), 0);
+    assert_int_equal(access(P("val.best.u3d"), F_OK), 0);
+    FILE *f = fopen(P("val.u3d.csv"), "r");
+    char txt[4096] = "";
+    size_t n = fread(txt, 1, sizeof txt - 1, f);
+    txt[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(txt, "val_mean_fg_iou"));
+    const char *r2 = strstr(txt, "\n2,"), *r3 = strstr(txt, "\n3,");
+    assert_true(r2 && r3);
+    assert_true(strstr(r2, ",,") == NULL || strstr(r2, ",,") > r3);
+}
+
 /* Expects exit != 0 within 30 s, `want` in the messages, no model. */
 static void expect_failure(const char *cmd, const char *want)
 {
@@ -363,6 +387,7 @@ int main(void)
         cmocka_unit_test(failing_rank_stops_all),
         cmocka_unit_test(predict_equals_one_process),
         cmocka_unit_test(densify_runs),
+        cmocka_unit_test(train_validates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -106,7 +106,7 @@ static void tiny_net_fits_synthetic_volume(void **state)
     t_ok(u3d_net_init(net, 11, &err), &err, "init");
     char path[64];
     snprintf(path, sizeof path, "/tmp/u3d_fit_%d.u3d", (int)getpid());
-    u3d_train_opts o = {path, NULL, 0, 0, 1, 0, NULL, 0};
+    u3d_train_opts o = {path, NULL, 0, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &m, &v, 1, &o, &err), &err, "train");
     assert_int_equal(m.iteration, iters);
     if (!t_small()) {
@@ -167,7 +167,7 @@ static void resume_equals_uninterrupted(void **state)
     u3d_net *net;
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
-    u3d_train_opts o = {pa, NULL, 2, 0, 1, 0, NULL, 0};
+    u3d_train_opts o = {pa, NULL, 2, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &m, &v, 1, &o, &err), &err, "train");
     u3d_net_destroy(net);
     /* interrupted: dies after iteration 3, the file holds iteration 2 */
@@ -176,13 +176,13 @@ static void resume_equals_uninterrupted(void **state)
     m.iterations = total;
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
-    u3d_train_opts ob = {pb, NULL, 2, 0, 1, total - 1, NULL, 0};
+    u3d_train_opts ob = {pb, NULL, 2, 0, 1, total - 1, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &m, &v, 1, &ob, &err), &err, "train part");
     u3d_net_destroy(net);
     u3d_model_meta mr;
     t_ok(u3d_model_load(pb, e->cl, &net, &mr, &err), &err, "load");
     assert_int_equal(mr.iteration, (total - 1) / 2 * 2);
-    u3d_train_opts oc = {pb, NULL, 2, 0, 1, 0, NULL, 0};
+    u3d_train_opts oc = {pb, NULL, 2, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &mr, &v, 1, &oc, &err), &err, "resume");
     assert_int_equal(mr.iteration, total);
     u3d_net_destroy(net);
@@ -237,7 +237,7 @@ static void diverging_run_keeps_finite_model(void **state)
     u3d_net *net;
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
-    u3d_train_opts o = {pa, NULL, 1, 0, 1, 0, NULL, 0};
+    u3d_train_opts o = {pa, NULL, 1, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &m, &v, 1, &o, &err), &err, "good run");
     /* The issue's reproducer (--lr 1e30 --iterations 2 --checkpoint-every
      * 1) saved NaN/Inf although the loss it printed was finite: batch norm
@@ -293,12 +293,12 @@ static void resume_keeps_loss_log(void **state)
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
     /* dies after iteration 3; the checkpoint and the log hold 2 */
-    u3d_train_opts o = {pm, pl, 2, 0, 1, 3, NULL, 0};
+    u3d_train_opts o = {pm, pl, 2, 0, 1, 3, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &m, &v, 1, &o, &err), &err, "part");
     u3d_net_destroy(net);
     u3d_model_meta mr;
     t_ok(u3d_model_load(pm, e->cl, &net, &mr, &err), &err, "load");
-    u3d_train_opts oc = {pm, pl, 2, 0, 1, 0, NULL, 0};
+    u3d_train_opts oc = {pm, pl, 2, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &mr, &v, 1, &oc, &err), &err, "resume");
     u3d_net_destroy(net);
     FILE *f = fopen(pl, "r");

@@ -56,6 +56,7 @@
 #include "unet3d/backend.h"
 #include "unet3d/model.h"
 #include "unet3d/model_io.h"
+#include "unet3d/suggest.h"
 #include "unet3d/volume.h"
 #ifdef __cplusplus
 extern "C" {
@@ -239,6 +240,15 @@ typedef struct u3d_overview_opts {
 u3d_status u3d_overview_write(const char *path, const u3d_volume *img,
                               const u3d_labels *seg, const u3d_labels *truth,
                               const u3d_overview_opts *opts, u3d_error *err);
+/* The same with slices marked on the first row (suggest's and densify
+ * --suggest's slices to annotate next): a dashed yellow line across each
+ * panel that cuts the slice. */
+u3d_status u3d_overview_write_marked(const char *path, const u3d_volume *img,
+                                     const u3d_labels *seg,
+                                     const u3d_labels *truth,
+                                     const u3d_overview_opts *opts,
+                                     const u3d_slice_score *marks,
+                                     int nmarks, u3d_error *err);
 
 #ifdef __cplusplus
 }

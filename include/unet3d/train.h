@@ -34,7 +34,43 @@ typedef struct u3d_train_opts {
     FILE *progress;          /* progress lines (stderr when NULL) */
     int sync_bn;             /* several processes (MPI): batch norm with the
                                 statistics of the global batch */
+    /* Validation (u3d_validate) every val_every iterations (0: at the
+     * checkpoints, else every 50) and at the end, written to the log. */
+    const u3d_train_volume *val; /* NULL: none */
+    int val_every;
+    const char *best_path;   /* the best-scoring model is written here
+                                (NULL: not written) */
+    int keep_best;           /* the net, and model_path's last write,
+                                end with the best-scoring parameters
+                                (else the last ones) */
+    struct u3d_val_score *best; /* out (may be NULL): the best validation */
 } u3d_train_opts;
+
+/* ---- Validation ----------------------------------------------------------
+ * The one scorer of train's --val-image and densify's held-out slices:
+ * the net predicts the whole (normalized) image, and the IoU per class is
+ * counted over the annotated voxels of the labels only (the ignore label
+ * is not scored), so sparse labels score as well as dense ones. */
+typedef struct u3d_val_score {
+    long iteration;              /* when scored; 0: no score */
+    int classes;
+    double iou[U3D_MAX_CLASSES]; /* NaN: absent from labels and prediction */
+    double mean_fg;              /* mean IoU of classes 1..K-1 with an IoU;
+                                    NaN: none */
+    double mean_all;             /* the same over every class */
+    size_t voxels;               /* annotated voxels scored */
+} u3d_val_score;
+
+/* Scores net on v (image normalized, labels checked against the classes).
+ * Under MPI every rank calls it (the prediction is shared) and receives
+ * rank 0's score. max_memory: the prediction's device budget (0: the
+ * device's). */
+u3d_status u3d_validate(u3d_net *net, const u3d_train_volume *v,
+                        int ignore_label, size_t max_memory, u3d_val_score *s,
+                        u3d_error *err);
+/* What "best" compares: mean_fg, or mean_all when no foreground class has
+ * an IoU; -1 for no score. */
+double u3d_val_key(const u3d_val_score *s);
 
 /* Automatic class weights from labeled-voxel counts: w_c = n / (K n_c) for
  * the K classes present (balanced influence, so the frequent background

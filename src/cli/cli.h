@@ -11,6 +11,7 @@ int u3d_cmd_sparsify(int argc, char **argv); /* src/cli/cmd_sparsify.c */
 int u3d_cmd_synth(int argc, char **argv);      /* src/cli/cmd_synth.c */
 int u3d_cmd_boundaries(int argc, char **argv); /* src/cli/cmd_synth.c */
 int u3d_cmd_suggest(int argc, char **argv);    /* src/cli/cmd_suggest.c */
+int u3d_cmd_suggest_simulate(int argc, char **argv); /* cmd_simulate.c */
 int u3d_cmd_augment(int argc, char **argv); /* src/cli/cmd_augment.c */
 
 int u3d_cmd_densify(int argc, char **argv); /* src/cli/cmd_densify.c */

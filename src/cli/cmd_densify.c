@@ -14,7 +14,8 @@ typedef struct dargs {
     u3d_cli_train t;
     u3d_backend_config bc;
     const char *img, *lab, *slices, *out, *overview, *model_out;
-    double max_mb;
+    double max_mb, holdout;
+    int val_every, suggest;
 } dargs;
 
 typedef struct djob {
@@ -23,6 +24,9 @@ typedef struct djob {
     u3d_volume v, shown;
     u3d_vgeom geom; /* the image's orientation, for the output */
     u3d_labels sp, dense;
+    u3d_densify_result res;
+    u3d_slice_score *sugg; /* --suggest */
+    int nsugg;
     u3d_backend *be;
     u3d_error e;
 } djob;
@@ -32,7 +36,10 @@ static const char ABOUT[] =
     "segments the whole volume and keeps the annotated voxels' labels.\n"
     "--annotation-slices: PNG label slices zNNNN.png, yNNNN.png, xNNNN.png\n"
     "(8-bit gray, 255 = unlabeled). Classes default to the largest\n"
-    "annotated label + 1. Sizes are D x H x W.\n";
+    "annotated label + 1. Sizes are D x H x W.\n"
+    "--holdout: the held-out slices are scored during training, the best\n"
+    "model makes the output (their labels are still kept in it), and\n"
+    "\"estimated IoU per class\" is printed; no retraining on all slices.\n";
 
 /* Returns -1 when parsed, else the exit code. */
 static int parse(int argc, char **argv, dargs *a)
@@ -57,6 +64,15 @@ static int parse(int argc, char **argv, dargs *a)
         {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
          .help = "device-memory budget of the prediction (MiB)",
          .flags = U3D_OPT_GT},
+        {"--holdout", U3D_OPT_DOUBLE, &a->holdout, 0, 0.5, "FRACTION",
+         .help = "share of the annotated slices held out to\n"
+                 "estimate the IoU (default 0.125; 0: none)"},
+        {"--val-every", U3D_OPT_INT, &a->val_every, 1, 1e9, "N",
+         .help = "score the held-out slices every N iterations\n"
+                 "(default: --checkpoint-every) and at the end"},
+        {"--suggest", U3D_OPT_INT, &a->suggest, 1, 10000, "K",
+         .help = "print the K slices to annotate next (as\n"
+                 "'unet3d suggest' ranks them)"},
         U3D_OPTS_NET(&a->t.net),
         U3D_OPTS_TRAIN(&a->t),
         U3D_OPTS_AUG(&a->t.aug),
@@ -70,6 +86,8 @@ static int parse(int argc, char **argv, dargs *a)
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)
         return rc;
+    if (a->val_every && !(a->holdout > 0))
+        return u3d_opts_fail(&spec, "--val-every needs --holdout above 0");
     return u3d_cli_one_annotation(&spec, a->lab, a->slices);
 }
 
@@ -78,26 +96,21 @@ static u3d_status setup(djob *j)
 {
     const dargs *a = j->a;
     u3d_densify_opts *o = &j->o;
-    u3d_densify_defaults(o);
-    u3d_status st = u3d_cli_train_meta(&a->t, 1, &o->meta, &j->e);
-    if (!st)
-        st = u3d_cli_class_weights(a->t.class_weights, o->meta.net.classes,
-                                   &o->weights, o->meta.class_weights, &j->e);
-    /* the classes come from the labels unless given */
-    if (!st && o->weights == U3D_WEIGHTS_GIVEN && !a->t.net.classes)
-        return u3d_seterr(&j->e, U3D_ERR_INVALID_ARG,
-                          "--class-weights with numbers needs --classes");
+    u3d_status st = u3d_cli_densify_setup(&a->t, o, &j->e);
+    if (st)
+        return st;
     o->model_out = a->model_out;
-    o->log_path = a->t.log;
-    o->checkpoint_every = a->t.every;
     o->image_name = a->img;
     o->labels_name = a->lab ? a->lab : a->slices;
     o->out_name = a->out;
     o->max_memory = (size_t)(a->max_mb * 1048576.0);
-    o->quiet = a->t.quiet;
     /* under mpirun: --batch per rank, the batch norm option */
     o->meta.batch *= u3d_dist_size();
     o->sync_bn = a->t.sync_bn;
+    o->holdout = a->holdout;
+    o->val_every = a->val_every;
+    o->want_probs = a->suggest > 0;
+    o->result = &j->res;
     return st;
 }
 
@@ -119,6 +132,37 @@ static u3d_status read_inputs(djob *j)
     return st;
 }
 
+/* The estimate from the held-out slices, on stdout: a result, not
+ * progress. */
+static void print_estimate(const djob *j)
+{
+    const u3d_densify_result *r = &j->res;
+    if (!(j->a->holdout > 0))
+        return;
+    if (!r->estimate.iteration) {
+        fprintf(stderr, "no IoU estimate: no annotated slice could be held "
+                        "out (an axis needs two annotated slices)\n");
+        return;
+    }
+    printf("estimated IoU per class (from %d held-out annotated slices: "
+           "%s):",
+           r->held, r->held_names);
+    for (int c = 0; c < r->estimate.classes; c++)
+        printf(" %d %.4f", c, r->estimate.iou[c]);
+    printf("; mean foreground %.4f (%zu voxels, model of iteration %ld)\n",
+           r->estimate.mean_fg, r->estimate.voxels, r->estimate.iteration);
+}
+
+/* After the outputs: the estimate and the slices to annotate next. */
+static void report(djob *j)
+{
+    print_estimate(j);
+    if (j->a->suggest <= 0)
+        return;
+    printf("annotate next:\n");
+    u3d_cli_suggest_print(stdout, j->sugg, j->nsugg);
+}
+
 static u3d_status run(djob *j)
 {
     const dargs *a = j->a;
@@ -133,13 +177,17 @@ static u3d_status run(djob *j)
         st = u3d_dist_agree(st, &j->e);
     if (!st)
         st = u3d_densify(j->be, &j->o, &j->v, &j->sp, &j->dense, &j->e);
+    if (!st && a->suggest && lead) /* before the outputs; overview marks */
+        st = u3d_cli_suggest(&j->res.probs, &j->sp, a->suggest,
+                             a->t.ignore_label, &j->sugg, &j->nsugg, &j->e);
     if (!st && lead)
         st = u3d_vio_write_labels(a->out, &j->dense, &j->geom, &j->e);
     if (!st && a->overview && lead) {
         u3d_overview_opts oo = {0, a->t.ignore_label, 0};
-        st = u3d_overview_write(a->overview,
-                                j->shown.data ? &j->shown : &j->v, &j->dense,
-                                NULL, &oo, &j->e);
+        st = u3d_overview_write_marked(a->overview,
+                                       j->shown.data ? &j->shown : &j->v,
+                                       &j->dense, NULL, &oo, j->sugg,
+                                       j->nsugg, &j->e);
         if (st) /* a failed command leaves none of its outputs */
             u3d_vio_remove(a->out);
     }
@@ -148,6 +196,8 @@ static u3d_status run(djob *j)
     if (!st && !a->t.quiet && lead)
         fprintf(stderr, "wrote %s%s%s\n", a->out, a->overview ? " and " : "",
                 a->overview ? a->overview : "");
+    if (!st && lead)
+        report(j);
     return st;
 }
 
@@ -156,6 +206,7 @@ int u3d_cmd_densify(int argc, char **argv)
     dargs a;
     memset(&a, 0, sizeof a);
     u3d_cli_train_defaults(&a.t);
+    a.holdout = 0.125;
     int rc = parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
@@ -173,6 +224,8 @@ int u3d_cmd_densify(int argc, char **argv)
     u3d_volume_free(&j->shown);
     u3d_labels_free(&j->sp);
     u3d_labels_free(&j->dense);
+    u3d_volume_free(&j->res.probs);
+    free(j->sugg);
     free(j);
     return rc;
 }

@@ -8,7 +8,7 @@
 
 typedef struct sg_args {
     u3d_backend_config bc;
-    const char *model, *img, *lab, *slices;
+    const char *model, *img, *lab, *slices, *overview;
     int count, ignore;
     double max_mb;
 } sg_args;
@@ -29,6 +29,10 @@ static int parse(int argc, char **argv, sg_args *a)
          .help = "slices to suggest (default 8)"},
         {"--ignore-label", U3D_OPT_INT, &a->ignore, 0, 65535, "L",
          .help = "unannotated voxels' label (default 255)"},
+        {"--overview", U3D_OPT_STRING, &a->overview, 0, 0, "OUT.png",
+         .help = "middle slices with the annotation, the\n"
+                 "suggested slices marked (dashed yellow)",
+         .flags = U3D_OPT_OUT},
         {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
          .help = "device budget of the prediction (default: the\n"
                  "device's)"},
@@ -42,7 +46,8 @@ static int parse(int argc, char **argv, sg_args *a)
         "densify's --annotation-slices reads (z0042 = z0042.png), with\n"
         "their scores: the model's mean normalized entropy over the\n"
         "slice's unannotated voxels, weighted towards foreground, lower\n"
-        "next to annotated or already suggested slices.\n",
+        "next to annotated or already suggested slices.\n"
+        "suggest --simulate TRUTH.tif --help: the annotation loop simulated.\n",
         opts};
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)
@@ -56,6 +61,8 @@ typedef struct sg_job {
     u3d_model_meta meta;
     u3d_volume img, probs;
     u3d_labels sparse;
+    u3d_slice_score *s;
+    int n;
     u3d_error e;
 } sg_job;
 
@@ -67,8 +74,7 @@ static u3d_status read_inputs(const sg_args *a, sg_job *j)
                                    &j->sparse, &j->e);
 }
 
-static u3d_status run(const sg_args *a, sg_job *j, u3d_slice_score *s,
-                      int *n)
+static u3d_status run(const sg_args *a, sg_job *j)
 {
     U3D_TRY(u3d_backend_create(&a->bc, &j->be, &j->e));
     U3D_TRY(u3d_model_load_inference(a->model, j->be, &j->net, &j->meta,
@@ -84,30 +90,41 @@ static u3d_status run(const sg_args *a, sg_job *j, u3d_slice_score *s,
     u3d_predict_opts po = {0};
     po.max_memory = (size_t)(a->max_mb * 1048576.0);
     U3D_TRY(u3d_predict(j->net, &j->img, &po, NULL, &j->probs, NULL, &j->e));
-    u3d_suggest_opts so;
-    u3d_suggest_opts_default(&so);
-    so.count = a->count;
-    so.ignore_label = a->ignore;
-    return u3d_suggest_slices(&j->probs, &j->sparse, &so, s, n, &j->e);
+    U3D_TRY(u3d_cli_suggest(&j->probs, &j->sparse, a->count, a->ignore,
+                            &j->s, &j->n, &j->e));
+    if (!a->overview)
+        return U3D_OK;
+    u3d_overview_opts oo = {0, a->ignore, 0};
+    return u3d_overview_write_marked(a->overview, &j->img, &j->sparse, NULL,
+                                     &oo, j->s, j->n, &j->e);
+}
+
+/* --simulate has options of its own (cmd_simulate.c). */
+static int wants_simulate(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--simulate") ||
+            !strncmp(argv[i], "--simulate=", 11))
+            return 1;
+    return 0;
 }
 
 int u3d_cmd_suggest(int argc, char **argv)
 {
+    if (wants_simulate(argc, argv))
+        return u3d_cmd_suggest_simulate(argc, argv);
     sg_args a = {.count = 8, .ignore = 255};
     int rc = parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
     sg_job j;
     memset(&j, 0, sizeof j);
-    u3d_slice_score *s = calloc((size_t)a.count, sizeof *s);
-    int n = 0;
-    u3d_status st = s ? run(&a, &j, s, &n)
-                      : u3d_seterr(&j.e, U3D_ERR_OOM, "out of host memory");
+    u3d_status st = run(&a, &j);
     if (st)
         fprintf(stderr, "unet3d suggest: %s\n", j.e.msg);
-    for (int i = 0; !st && i < n; i++)
-        printf("%c%04d  %.4f\n", s[i].axis, s[i].index, s[i].score);
-    free(s);
+    else
+        u3d_cli_suggest_print(stdout, j.s, j.n);
+    free(j.s);
     u3d_volume_free(&j.img);
     u3d_volume_free(&j.probs);
     u3d_labels_free(&j.sparse);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "core/files.h"
 #include "dist/dist.h"
 
 #define MAXV 32
@@ -11,8 +12,8 @@
 typedef struct targs {
     u3d_cli_train t;
     u3d_backend_config bc;
-    const char *imgs[MAXV], *labs[MAXV], *model;
-    int nimg, nlab, resume;
+    const char *imgs[MAXV], *labs[MAXV], *model, *val_img, *val_lab;
+    int nimg, nlab, resume, val_every;
 } targs;
 
 typedef struct tjob {
@@ -21,8 +22,10 @@ typedef struct tjob {
     u3d_class_weighting weights;
     u3d_backend *be;
     u3d_net *net;
-    u3d_train_volume vols[MAXV];
-    int nv;
+    u3d_train_volume vols[MAXV], val;
+    int nv, has_val;
+    u3d_val_score best;
+    char bestbuf[4200];
     size_t counts[U3D_MAX_CLASSES];
     char logbuf[4200];
     u3d_error e;
@@ -45,6 +48,16 @@ static int parse(int argc, char **argv, targs *a)
          .help = "the model to write", .flags = U3D_OPT_REQUIRED | U3D_OPT_OUT},
         {"--resume", U3D_OPT_FLAG, &a->resume, 0, 0, NULL,
          .help = "continue the run saved in --model"},
+        {"--val-image", U3D_OPT_STRING, &a->val_img, 0, 0, "V.tif",
+         .help = "validation image: scored during training, the\n"
+                 "best model kept as MODEL.best.u3d",
+         .flags = U3D_OPT_IN},
+        {"--val-labels", U3D_OPT_STRING, &a->val_lab, 0, 0, "VL.tif",
+         .help = "its labels (sparse: annotated voxels scored)",
+         .flags = U3D_OPT_IN},
+        {"--val-every", U3D_OPT_INT, &a->val_every, 1, 1e9, "N",
+         .help = "validate every N iterations (default: at the\n"
+                 "checkpoints, else every 50) and at the end"},
         U3D_OPTS_NET(&a->t.net),
         U3D_OPTS_TRAIN(&a->t),
         U3D_OPTS_AUG(&a->t.aug),
@@ -63,6 +76,11 @@ static int parse(int argc, char **argv, targs *a)
                                     "--labels per --image", a->nimg, a->nlab);
     if (!a->t.iterations && !a->t.minutes && !a->resume)
         return u3d_opts_fail(&spec, "give --iterations N or --minutes M");
+    if (!a->val_img != !a->val_lab)
+        return u3d_opts_fail(&spec, "--val-image and --val-labels go "
+                                    "together");
+    if (a->val_every && !a->val_img)
+        return u3d_opts_fail(&spec, "--val-every needs --val-image");
     return -1;
 }
 
@@ -150,7 +168,28 @@ static u3d_status load_volumes(tjob *j)
         if (!j->a->resume && j->nv == 0)
             j->m.net.in_channels = j->vols[0].image.c;
     }
-    return U3D_OK;
+    if (!j->a->val_img)
+        return U3D_OK;
+    size_t counts[U3D_MAX_CLASSES] = {0}; /* no say in the class weights */
+    j->has_val = 1;
+    return load_pair(j->a->val_img, j->a->val_lab, &j->m, &j->val, counts,
+                     &j->e);
+}
+
+/* MODEL.best.u3d beside MODEL.u3d (MODEL.best.u3d also for other names). */
+static u3d_status best_path(tjob *j)
+{
+    const char *m = j->a->model;
+    size_t n = strlen(m);
+    if (n > 4 && !strcmp(m + n - 4, ".u3d"))
+        n -= 4;
+    snprintf(j->bestbuf, sizeof j->bestbuf, "%.*s.best.u3d", (int)n, m);
+    if (u3d_same_file(j->bestbuf, j->a->val_img) ||
+        u3d_same_file(j->bestbuf, j->a->val_lab))
+        return u3d_seterr(&j->e, U3D_ERR_INVALID_ARG,
+                          "%s: the best model would overwrite an input",
+                          j->bestbuf);
+    return u3d_outfile_check_target(j->bestbuf, &j->e);
 }
 
 static void print_setup(const tjob *j)
@@ -194,6 +233,8 @@ static u3d_status run(tjob *j)
         st = u3d_backend_create(&a->bc, &j->be, &j->e);
     if (!st && a->resume)
         st = setup_resume(j);
+    if (!st && a->val_img)
+        st = best_path(j);
     if (!st)
         st = load_volumes(j);
     if (!st && !a->resume)
@@ -211,12 +252,22 @@ static u3d_status run(tjob *j)
         logp = j->logbuf;
     }
     u3d_train_opts o = {a->model, logp, a->t.every, 0, a->t.quiet, 0,
-                        stderr, a->t.sync_bn};
+                        stderr, a->t.sync_bn, .val = NULL};
+    if (j->has_val) {
+        o.val = &j->val;
+        o.val_every = a->val_every;
+        o.best_path = j->bestbuf;
+        o.best = &j->best;
+    }
     st = u3d_train_run(j->net, &j->m, j->vols, j->nv, &o, &j->e);
     if (!st && !a->t.quiet && u3d_dist_rank() == 0)
         fprintf(stderr, "saved %s after %ld iterations (%.1f s)%s\n", a->model,
                 j->m.iteration, j->m.elapsed_s,
                 u3d_dist_active() ? ", written by rank 0" : "");
+    if (!st && j->best.iteration && !a->t.quiet && u3d_dist_rank() == 0)
+        fprintf(stderr, "best model: %s (iteration %ld, mean foreground IoU "
+                        "%.4f on %s)\n",
+                j->bestbuf, j->best.iteration, j->best.mean_fg, a->val_lab);
     return st;
 }
 
@@ -241,6 +292,8 @@ int u3d_cmd_train(int argc, char **argv)
         u3d_volume_free(&j->vols[i].image);
         u3d_labels_free(&j->vols[i].labels);
     }
+    u3d_volume_free(&j->val.image);
+    u3d_labels_free(&j->val.labels);
     u3d_net_destroy(j->net);
     u3d_backend_destroy(j->be);
     free(j);

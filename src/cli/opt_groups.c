@@ -1,6 +1,7 @@
 /* Option groups shared by several commands (options.h): the network, the
  * augmentation and the training setup, each turned into the library's
  * structures in one place. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/options.h"
@@ -175,6 +176,23 @@ u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
     return u3d_cli_aug_params(&t->aug, t->ignore_label, &m->aug, err);
 }
 
+u3d_status u3d_cli_densify_setup(const u3d_cli_train *t, u3d_densify_opts *o,
+                                 u3d_error *err)
+{
+    u3d_densify_defaults(o);
+    U3D_TRY(u3d_cli_train_meta(t, 1, &o->meta, err));
+    U3D_TRY(u3d_cli_class_weights(t->class_weights, o->meta.net.classes,
+                                  &o->weights, o->meta.class_weights, err));
+    /* the classes come from the labels unless given */
+    if (o->weights == U3D_WEIGHTS_GIVEN && !t->net.classes)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "--class-weights with numbers needs --classes");
+    o->log_path = t->log;
+    o->checkpoint_every = t->every;
+    o->quiet = t->quiet;
+    return U3D_OK;
+}
+
 int u3d_cli_one_annotation(const u3d_cmd_spec *c, const char *labels,
                            const char *slices)
 {
@@ -203,4 +221,25 @@ u3d_status u3d_cli_read_annotation(const u3d_volume *img, const char *img_name,
                             "later file wins)"
                           : "");
     return U3D_OK;
+}
+
+u3d_status u3d_cli_suggest(const u3d_volume *probs, const u3d_labels *sparse,
+                           int count, int ignore_label, u3d_slice_score **out,
+                           int *n, u3d_error *err)
+{
+    *n = 0;
+    *out = calloc((size_t)count, sizeof **out);
+    if (!*out)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    u3d_suggest_opts so;
+    u3d_suggest_opts_default(&so);
+    so.count = count;
+    so.ignore_label = ignore_label;
+    return u3d_suggest_slices(probs, sparse, &so, *out, n, err);
+}
+
+void u3d_cli_suggest_print(FILE *f, const u3d_slice_score *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%c%04d  %.4f\n", s[i].axis, s[i].index, s[i].score);
 }

@@ -190,6 +190,10 @@ void u3d_cli_train_defaults(u3d_cli_train *t);
  * images are read; classes 0 when not given and classes_auto). */
 u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
                               u3d_model_meta *m, u3d_error *err);
+/* densify's setup (and suggest --simulate's) from the training options:
+ * defaults, the model's setup, class weights, log, checkpoints, quiet. */
+u3d_status u3d_cli_densify_setup(const u3d_cli_train *t, u3d_densify_opts *o,
+                                 u3d_error *err);
 /* Class weights: auto, sqrt or a list of `classes` numbers (into w). */
 u3d_status u3d_cli_class_weights(const char *s, int classes,
                                  u3d_class_weighting *mode, float *w,
@@ -250,5 +254,13 @@ u3d_status u3d_cli_read_annotation(const u3d_volume *img, const char *img_name,
                                    const char *labels, const char *slices,
                                    int quiet, u3d_labels *out,
                                    u3d_error *err);
+
+/* suggest and densify --suggest: the best count unannotated slices of
+ * sparse by the softmax probs (u3d_suggest_slices, default weights) into
+ * *out (malloc'd, best first), and printed one "z0042  0.1234" a line. */
+u3d_status u3d_cli_suggest(const u3d_volume *probs, const u3d_labels *sparse,
+                           int count, int ignore_label, u3d_slice_score **out,
+                           int *n, u3d_error *err);
+void u3d_cli_suggest_print(FILE *f, const u3d_slice_score *s, int n);
 
 #endif

@@ -204,6 +204,22 @@ static u3d_status window(canvas *cv, u3d_error *err)
     return U3D_OK;
 }
 
+/* Display pixel (r, c) of panel i in row `row`, zoomed. */
+static void fill(const canvas *cv, int row, int i, int r, int c,
+                 const float rgb[3])
+{
+    int z = cv->zoom;
+    for (int dy = 0; dy < z; dy++) {
+        size_t y = (size_t)cv->top + (size_t)row * (cv->row_h + GAP) +
+                   (size_t)r * z + dy;
+        unsigned char *px = cv->rgb + (y * cv->width + cv->left +
+                                       cv->p[i].x0 + (size_t)c * z) * 3;
+        for (int dx = 0; dx < z; dx++, px += 3)
+            for (int j = 0; j < 3; j++)
+                px[j] = (unsigned char)lroundf(rgb[j]);
+    }
+}
+
 static void put(const canvas *cv, const u3d_labels *lab, int row, int i,
                 int r, int c)
 {
@@ -220,16 +236,29 @@ static void put(const canvas *cv, const u3d_labels *lab, int row, int i,
         for (int j = 0; j < 3; j++)
             rgb[j] = (1 - cv->o->alpha) * rgb[j] + cv->o->alpha * col[j];
     }
-    int z = cv->zoom;
-    for (int dy = 0; dy < z; dy++) {
-        size_t y = (size_t)cv->top + (size_t)row * (cv->row_h + GAP) +
-                   (size_t)r * z + dy;
-        unsigned char *px =
-            cv->rgb + (y * cv->width + cv->left + p->x0 + (size_t)c * z) * 3;
-        for (int dx = 0; dx < z; dx++, px += 3)
-            for (int j = 0; j < 3; j++)
-                px[j] = (unsigned char)lroundf(rgb[j]);
-    }
+    fill(cv, row, i, r, c, rgb);
+}
+
+/* A marked slice: a dashed yellow line across each panel that cuts it,
+ * at every display row or column showing that slice. */
+static void draw_mark(const canvas *cv, const u3d_slice_score *m)
+{
+    static const float yellow[3] = {255, 230, 0};
+    int a = m->axis == 'z' ? 0 : m->axis == 'y' ? 1 : 2;
+    for (int i = 0; i < 3; i++)
+        for (int j = 1; j < 3; j++) {
+            const panel *p = &cv->p[i];
+            if (p->axis[j] != a)
+                continue;
+            int n = j == 1 ? p->rows : p->cols, len = j == 1 ? p->cols : p->rows;
+            for (int t = 0; t < n; t++) {
+                if ((int)((long long)t * dim(cv->img, a) / n) != m->index)
+                    continue;
+                for (int u = 0; u < len; u++)
+                    if (u / 2 % 2 == 0)
+                        fill(cv, 0, i, j == 1 ? t : u, j == 1 ? u : t, yellow);
+            }
+        }
 }
 
 static void draw_row(const canvas *cv, const u3d_labels *lab, int row)
@@ -298,6 +327,17 @@ u3d_status u3d_overview_write(const char *path, const u3d_volume *img,
                               const u3d_labels *seg, const u3d_labels *truth,
                               const u3d_overview_opts *opts, u3d_error *err)
 {
+    return u3d_overview_write_marked(path, img, seg, truth, opts, NULL, 0,
+                                     err);
+}
+
+u3d_status u3d_overview_write_marked(const char *path, const u3d_volume *img,
+                                     const u3d_labels *seg,
+                                     const u3d_labels *truth,
+                                     const u3d_overview_opts *opts,
+                                     const u3d_slice_score *marks,
+                                     int nmarks, u3d_error *err)
+{
     u3d_overview_opts o = {0.45f, U3D_NO_IGNORE, 0};
     if (opts)
         o = *opts;
@@ -331,6 +371,8 @@ u3d_status u3d_overview_write(const char *path, const u3d_volume *img,
         draw_row(&cv, seg, 0);
         if (truth)
             draw_row(&cv, truth, 1);
+        for (int k = 0; k < nmarks; k++)
+            draw_mark(&cv, &marks[k]);
         draw_labels(&cv, rows, seg != NULL);
         st = write_atomic(path, cv.rgb, cv.width, height, err);
     }

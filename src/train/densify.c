@@ -9,6 +9,7 @@
 #include "dist/dist.h"
 #include "unet3d/densify.h"
 #include "unet3d/predict.h"
+#include "train/densify_internal.h"
 
 void u3d_class_weights_set(u3d_class_weighting mode, const size_t *counts,
                            int classes, float *w)
@@ -85,10 +86,10 @@ static u3d_status densify_classes(const u3d_densify_opts *o,
 
 /* The training setup of o completed from the image and its annotation:
  * classes, class weights, patch, time budget. */
-static u3d_status densify_meta(const u3d_densify_opts *o,
-                               const u3d_volume *image,
-                               const u3d_labels *sparse, u3d_model_meta *m,
-                               size_t *annotated, u3d_error *err)
+u3d_status u3d_densify_meta(const u3d_densify_opts *o,
+                            const u3d_volume *image, const u3d_labels *sparse,
+                            u3d_model_meta *m, size_t *annotated,
+                            u3d_error *err)
 {
     *m = o->meta;
     m->net.in_channels = image->c;
@@ -125,17 +126,19 @@ static void say_training(const u3d_densify_opts *o, const u3d_model_meta *m,
             m->iterations ? "" : ", time budget");
 }
 
-/* Segments image with net; the annotated voxels keep sparse's labels. */
+/* Segments image with net; the annotated voxels keep sparse's labels.
+ * probs (may be NULL) receives the softmax. */
 static u3d_status densify_predict(u3d_net *net, const u3d_densify_opts *o,
                                   u3d_volume *image, const u3d_labels *sparse,
-                                  u3d_labels *dense, u3d_error *err)
+                                  u3d_labels *dense, u3d_volume *probs,
+                                  u3d_error *err)
 {
     double t0 = now_s();
     u3d_predict_opts po = {0};
     po.max_memory = o->max_memory;
     po.progress = o->quiet || u3d_dist_rank() ? NULL : progress;
     po.progress_user = &t0;
-    u3d_status st = u3d_predict(net, image, &po, dense, NULL, NULL, err);
+    u3d_status st = u3d_predict(net, image, &po, dense, probs, NULL, err);
     if (st)
         return st;
     size_t n = (size_t)sparse->d * sparse->h * sparse->w;
@@ -147,22 +150,86 @@ static u3d_status densify_predict(u3d_net *net, const u3d_densify_opts *o,
     return U3D_OK;
 }
 
+/* Holds out o->holdout of the annotated slices; the class weights then
+ * come from the slices trained on. */
+static u3d_status densify_holdout(const u3d_densify_opts *o,
+                                  const u3d_labels *sparse, u3d_model_meta *m,
+                                  u3d_holdout *ho, size_t *annotated,
+                                  u3d_error *err)
+{
+    memset(ho, 0, sizeof *ho);
+    if (!(o->holdout > 0))
+        return U3D_OK;
+    U3D_TRY(u3d_holdout_split(sparse, m->ignore_label, o->holdout, m->seed,
+                              ho, err));
+    if (!ho->nheld)
+        return U3D_OK;
+    size_t counts[U3D_MAX_CLASSES] = {0};
+    U3D_TRY(u3d_labels_check(&ho->train, m->net.classes, m->ignore_label,
+                             counts, NULL, err));
+    u3d_class_weights_set(o->weights, counts, m->net.classes,
+                          m->class_weights);
+    *annotated = 0;
+    for (int k = 0; k < m->net.classes; k++)
+        *annotated += counts[k];
+    return U3D_OK;
+}
+
+/* "z0012 y0005 ...", cut to fit. */
+static void held_names(const u3d_holdout *ho, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < ho->nheld && k + 7 < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%c%04d", i ? " " : "",
+                              ho->slices[i].axis, ho->slices[i].index);
+}
+
+/* The validation volume: the image with the held-out slices' labels. */
+static void densify_val(const u3d_densify_opts *o, const u3d_volume *image,
+                        const u3d_holdout *ho, u3d_train_volume *vv,
+                        u3d_train_opts *to, u3d_densify_result *r)
+{
+    vv->image = *image;
+    vv->labels = ho->held;
+    snprintf(vv->image_path, sizeof vv->image_path, "%s", o->image_name);
+    snprintf(vv->labels_path, sizeof vv->labels_path,
+             "the held-out slices of %s", o->labels_name);
+    to->val = vv;
+    to->val_every = o->val_every > 0         ? o->val_every
+                    : o->checkpoint_every > 0 ? o->checkpoint_every
+                                              : 50;
+    to->keep_best = 1;
+    to->best = &r->estimate;
+    r->held = ho->nheld;
+    held_names(ho, r->held_names, sizeof r->held_names);
+    if (!o->quiet && u3d_dist_rank() == 0)
+        fprintf(stderr, "holding out %d annotated slice(s) for the "
+                        "estimate: %s\n", ho->nheld, r->held_names);
+}
+
 u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
                        u3d_volume *image, const u3d_labels *sparse,
                        u3d_labels *dense, u3d_error *err)
 {
     u3d_model_meta m;
-    u3d_train_volume tv;
+    u3d_train_volume tv, vv;
+    u3d_holdout ho;
+    u3d_densify_result res_local, *res = o->result ? o->result : &res_local;
     u3d_net *net = NULL;
     size_t annotated = 0;
     memset(&tv, 0, sizeof tv);
+    memset(&vv, 0, sizeof vv);
+    memset(res, 0, sizeof *res);
     memset(dense, 0, sizeof *dense);
-    u3d_status st = densify_meta(o, image, sparse, &m, &annotated, err);
+    u3d_status st = u3d_densify_meta(o, image, sparse, &m, &annotated, err);
     /* normalize as prediction will (the model stores the mode) */
     if (st || (st = u3d_model_normalize_input(image, &m, err)))
         return st;
+    if ((st = densify_holdout(o, sparse, &m, &ho, &annotated, err)))
+        goto done;
     tv.image = *image;
-    tv.labels = *sparse;
+    tv.labels = ho.nheld ? ho.train : *sparse;
     snprintf(tv.image_path, sizeof tv.image_path, "%s", o->image_name);
     snprintf(tv.labels_path, sizeof tv.labels_path, "%s", o->labels_name);
     if ((st = u3d_net_create(be, &m.net, &net, err)) ||
@@ -172,12 +239,18 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
         say_training(o, &m, annotated);
     u3d_train_opts to = {o->model_out, o->log_path,
                          o->model_out ? o->checkpoint_every : 0, 0, o->quiet,
-                         0, stderr, o->sync_bn};
+                         0, stderr, o->sync_bn, .val = NULL};
+    if (ho.nheld)
+        densify_val(o, image, &ho, &vv, &to, res);
     if (!(st = u3d_train_run(net, &m, &tv, 1, &to, err)))
-        st = densify_predict(net, o, image, sparse, dense, err);
+        st = densify_predict(net, o, image, sparse, dense,
+                             o->want_probs ? &res->probs : NULL, err);
 done:
     u3d_net_destroy(net);
-    if (st)
+    u3d_holdout_free(&ho);
+    if (st) {
         u3d_labels_free(dense);
+        u3d_volume_free(&res->probs);
+    }
     return st;
 }

@@ -11,6 +11,7 @@
 #include "unet3d/unet3d.h"
 #include "core/files.h"
 #include "dist/dist.h"
+#include "train/val_internal.h"
 
 static double now_s(void)
 {
@@ -286,6 +287,12 @@ typedef struct trainer {
     gsync gs;
     char *log;
     size_t loglen, logcap;
+    size_t lastrow;          /* log offset of the last row */
+    char rowhead[96];        /* the last row's iteration, loss, seconds */
+    const u3d_train_volume *val; /* NULL: no validation */
+    int val_every;
+    u3d_val_score best;      /* iteration 0: none yet */
+    u3d_net_snapshot snap;   /* keep_best: the best parameters */
 } trainer;
 
 static void log_line(trainer *t, const char *line)
@@ -307,20 +314,44 @@ static void log_line(trainer *t, const char *line)
 /* The loss log starts with its header; a resumed run keeps the rows of
  * the iterations its checkpoint holds (later ones are run again) so the
  * file stays the whole run's curve. */
+/* Ends a CSV row after its first n fields. */
+static void drop_after_field(char *line, int n)
+{
+    char *p = line;
+    for (int k = 0; k < n && p; k++)
+        p = strchr(p + (k > 0), ',');
+    if (p)
+        strcpy(p, "\n");
+}
+
+/* With validation the header and rows have its columns, and the best
+ * score of the rows kept is the one later validations must beat. */
 static void resume_log(trainer *t, const char *path, long upto)
 {
-    static const char header[] = "iteration,loss,seconds\n";
+    char header[1024] = "iteration,loss,seconds";
+    int classes = t->m->net.classes;
+    if (t->val)
+        u3d_val_csv_header(classes, header + strlen(header),
+                           sizeof header - strlen(header));
     log_line(t, header);
+    log_line(t, "\n");
     FILE *f = upto > 0 && path ? fopen(path, "r") : NULL;
     if (!f)
         return;
-    char line[256];
+    char line[1024];
+    u3d_val_score s;
     while (fgets(line, sizeof line, f)) {
         char *end;
         long it = strtol(line, &end, 10);
-        if (end != line && *end == ',' && it >= 1 && it <= upto &&
-            strchr(line, '\n'))
-            log_line(t, line);
+        if (end == line || *end != ',' || it < 1 || it > upto ||
+            !strchr(line, '\n'))
+            continue;
+        if (!t->val) /* validated before, not now: the header's columns */
+            drop_after_field(line, 3);
+        log_line(t, line);
+        if (t->val && u3d_val_csv_parse(line, classes, it, &s) &&
+            u3d_val_key(&s) > u3d_val_key(&t->best))
+            t->best = s;
     }
     fclose(f);
 }
@@ -606,8 +637,81 @@ static u3d_status bcast_state(u3d_net *net, u3d_error *err)
     return st;
 }
 
+/* The log row of the iteration just done, with its validation if any. */
+static void log_row(trainer *t, const u3d_val_score *v)
+{
+    char line[1024];
+    size_t k = (size_t)snprintf(line, sizeof line, "%s", t->rowhead);
+    if (t->val)
+        u3d_val_csv_fields(v, t->m->net.classes, line + k, sizeof line - k);
+    t->lastrow = t->loglen;
+    log_line(t, line);
+    log_line(t, "\n");
+}
+
+static void say_val(const u3d_val_score *s, int better, FILE *pf)
+{
+    fprintf(pf, "validation at iteration %ld: IoU", s->iteration);
+    for (int c = 0; c < s->classes; c++)
+        fprintf(pf, " %.4f", s->iou[c]);
+    fprintf(pf, ", mean foreground %.4f%s\n", s->mean_fg,
+            better ? " (best so far)" : "");
+    fflush(pf);
+}
+
+/* Scores the net on the validation volume; a better score than any before
+ * is kept: the model file (rank 0) and/or the host copy. Every rank calls
+ * it at the same iteration (u3d_validate shares the prediction). */
+static u3d_status validate(trainer *t, const u3d_train_opts *o,
+                           u3d_val_score *s, u3d_error *err)
+{
+    /* the training's buffers stay on the device: the prediction gets half
+     * the usual budget (its result does not depend on the tiling) */
+    size_t budget, max_alloc;
+    u3d_predict_device_memory(t->be, &budget, &max_alloc);
+    U3D_TRY(u3d_validate(t->net, t->val, t->m->ignore_label, budget / 2, s,
+                         err));
+    s->iteration = t->m->iteration;
+    int better = u3d_val_key(s) > u3d_val_key(&t->best);
+    if (better)
+        t->best = *s;
+    if (!o->quiet && t->rank == 0)
+        say_val(s, better, o->progress ? o->progress : stderr);
+    if (!better)
+        return U3D_OK;
+    if (o->keep_best)
+        U3D_TRY(u3d_net_snapshot_take(t->net, &t->snap, err));
+    if (!o->best_path || t->rank != 0)
+        return U3D_OK;
+    U3D_TRY(check_finite(t->net, t->m->iteration, err));
+    return u3d_model_save(o->best_path, t->net, t->m, 1, err);
+}
+
+/* After the loop: the last iteration validated (a time budget ends where
+ * no one knew in advance: its row is written again with the score), then
+ * the best parameters back in the net when asked. */
+static u3d_status validate_last(trainer *t, const u3d_train_opts *o,
+                                u3d_error *err)
+{
+    if (!t->val || t->m->iteration == 0)
+        return U3D_OK;
+    u3d_val_score s;
+    if (t->lastrow && t->log && t->m->iteration % t->val_every != 0) {
+        U3D_TRY(validate(t, o, &s, err));
+        t->loglen = t->lastrow;
+        t->log[t->loglen] = 0;
+        log_row(t, &s);
+    }
+    if (o->best)
+        *o->best = t->best;
+    if (o->keep_best && t->snap.h && t->best.iteration != t->m->iteration)
+        return u3d_net_snapshot_restore(t->net, &t->snap, err);
+    return U3D_OK;
+}
+
 static void teardown(trainer *t)
 {
+    u3d_net_snapshot_free(&t->snap);
     for (int i = 0; i < t->nvols; i++)
         dvol_free(&t->vols[i]);
     free(t->vols);
@@ -647,7 +751,15 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
                           m->batch, t.nranks, m->batch);
     t.b0 = (int)((long)t.rank * m->batch / t.nranks);
     t.nb = (int)((long)(t.rank + 1) * m->batch / t.nranks) - t.b0;
-    u3d_status st = setup(&t, vols, nvols, err);
+    t.val = o->val;
+    t.val_every = o->val_every > 0          ? o->val_every
+                  : o->checkpoint_every > 0 ? o->checkpoint_every
+                                            : 50;
+    u3d_status st = t.val ? u3d_val_check(&m->net, t.val, m->ignore_label,
+                                          err)
+                          : U3D_OK;
+    if (!st)
+        st = setup(&t, vols, nvols, err);
     /* setup failed on one rank (a device, memory, a volume): all stop here
      * with its message */
     if (t.nranks > 1) {
@@ -691,10 +803,16 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
         done_here++;
         m->elapsed_s = base + (now_s() - t0);
         ema = isnan(ema) ? loss : 0.95f * ema + 0.05f * loss;
-        char line[128];
-        snprintf(line, sizeof line, "%ld,%.6g,%.3f\n", m->iteration, loss,
-                 m->elapsed_s);
-        log_line(&t, line);
+        snprintf(t.rowhead, sizeof t.rowhead, "%ld,%.6g,%.3f", m->iteration,
+                 loss, m->elapsed_s);
+        u3d_val_score vs;
+        int val_now = t.val && m->iteration % t.val_every == 0;
+        if (val_now && (st = validate(&t, o, &vs, err))) {
+            if (t.nranks > 1)
+                u3d_dist_abort(err);
+            break;
+        }
+        log_row(&t, val_now ? &vs : NULL);
         double run = now_s() - t0;
         if (!o->quiet && lead &&
             (run - last_print > 5.0 || m->iteration == 1 ||
@@ -732,6 +850,8 @@ u3d_status u3d_train_run(u3d_net *net, u3d_model_meta *m,
             raise(SIGKILL); /* testing hook (tests/test_mpi.c): a rank dies */
     }
     (void)first;
+    if (!st && (st = validate_last(&t, o, err)) && t.nranks > 1)
+        u3d_dist_abort(err);
     if (!st && lead)
         st = save(&t, net, o, err);
     if (t.nranks > 1 && !t.agreed_fail)

@@ -1,0 +1,249 @@
+/* unet3d suggest --simulate: the annotation loop with the truth standing
+ * in for the user (u3d_simulate, densify.h), for each way of picking the
+ * next slices: a table on stdout and, with --json, a JSON file. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "cli/options.h"
+#include "core/files.h"
+
+typedef struct sim_args {
+    u3d_cli_train t;
+    u3d_backend_config bc;
+    const char *truth, *img, *json;
+    int rounds, count, pick; /* pick: u3d_sim_pick, 3: all */
+    double max_mb;
+} sim_args;
+
+static const char *const pick_choices[] = {"suggested", "even", "random",
+                                           "all", NULL};
+
+static int parse(int argc, char **argv, sim_args *a)
+{
+    const u3d_opt opts[] = {
+        {"--simulate", U3D_OPT_STRING, &a->truth, 0, 0, "TRUTH.tif",
+         .help = "dense labels standing in for the user",
+         .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
+        {"--image", U3D_OPT_STRING, &a->img, 0, 0, "IMG.tif",
+         .help = "the volume", .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
+        {"--rounds", U3D_OPT_INT, &a->rounds, 1, 1000, "R",
+         .help = "rounds of adding slices (default 3)"},
+        {"--count", U3D_OPT_INT, &a->count, 1, 10000, "K",
+         .help = "slices added per round (default 4)"},
+        {"--pick", U3D_OPT_CHOICE, &a->pick, 0, 0, NULL,
+         .help = "how slices are added (default all three)",
+         .choices = pick_choices},
+        {"--json", U3D_OPT_STRING, &a->json, 0, 0, "OUT.json",
+         .help = "every round of every run", .flags = U3D_OPT_OUT},
+        {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
+         .help = "device budget of the predictions (MiB)",
+         .flags = U3D_OPT_GT},
+        U3D_OPTS_NET(&a->t.net),
+        U3D_OPTS_TRAIN(&a->t),
+        U3D_OPTS_AUG(&a->t.aug),
+        U3D_OPTS_DEVICE(&a->bc),
+        {0}};
+    const u3d_cmd_spec spec = {
+        "suggest",
+        "--simulate TRUTH.tif --image IMG.tif (--iterations N | --minutes M)\n"
+        "                      [--rounds R] [--count K] [--pick P] "
+        "[--json OUT.json]",
+        "Starts from 1,1,1 evenly spaced slices of the truth, trains\n"
+        "(--iterations or --minutes per round, densify's setup), scores the\n"
+        "IoU on the voxels not annotated, adds K slices of the truth (the\n"
+        "suggested ones, evenly spaced or random) and trains on, warm-\n"
+        "started (the lr schedule restarts each round), R times.\n",
+        opts};
+    int rc = u3d_opts_parse(&spec, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (!a->t.iterations && !(a->t.minutes > 0))
+        return u3d_opts_fail(&spec, "give --iterations N or --minutes M "
+                                    "(per round)");
+    if (a->t.log)
+        return u3d_opts_fail(&spec, "--log is not used by --simulate");
+    return -1;
+}
+
+typedef struct sim_job {
+    const sim_args *a;
+    u3d_densify_opts o;
+    u3d_volume raw, img;
+    u3d_labels truth;
+    u3d_backend *be;
+    u3d_sim_row *rows[3]; /* per pick, rounds + 1 */
+    u3d_error e;
+} sim_job;
+
+static void print_table(const sim_job *j)
+{
+    printf("%-10s %5s %-10s %9s %10s  %s\n", "pick", "round", "z,y,x",
+           "annotated", "iterations", "IoU per class (unannotated) | mean fg");
+    for (int p = 0; p < 3; p++)
+        for (int r = 0; j->rows[p] && r <= j->a->rounds; r++) {
+            const u3d_sim_row *w = &j->rows[p][r];
+            char zyx[32];
+            snprintf(zyx, sizeof zyx, "%d,%d,%d", w->slices[0], w->slices[1],
+                     w->slices[2]);
+            printf("%-10s %5d %-10s %8.1f%% %10ld  ", u3d_sim_pick_names[p],
+                   w->round, zyx, 100.0 * w->annotated, w->iterations);
+            for (int c = 0; c < w->score.classes; c++)
+                printf("%.4f ", w->score.iou[c]);
+            printf("| %.4f\n", w->score.mean_fg);
+        }
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs("null", f);
+    else
+        fprintf(f, "%.6f", v);
+}
+
+static void json_row(FILE *f, const u3d_sim_row *w)
+{
+    fprintf(f, "{\"round\": %d, \"slices\": [%d, %d, %d], \"annotated\": "
+               "%.6f, \"iterations\": %ld, \"seconds\": %.3f, \"iou\": [",
+            w->round, w->slices[0], w->slices[1], w->slices[2], w->annotated,
+            w->iterations, w->seconds);
+    for (int c = 0; c < w->score.classes; c++) {
+        fputs(c ? ", " : "", f);
+        json_num(f, w->score.iou[c]);
+    }
+    fputs("], \"mean_fg_iou\": ", f);
+    json_num(f, w->score.mean_fg);
+    fputs("}", f);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_body(FILE *f, const sim_job *j)
+{
+    const sim_args *a = j->a;
+    fputs("{\"image\": ", f);
+    json_str(f, a->img);
+    fputs(", \"truth\": ", f);
+    json_str(f, a->truth);
+    fprintf(f, ", \"rounds\": %d, \"count\": %d, \"seed\": %llu, "
+               "\"iterations_per_round\": %ld, \"minutes_per_round\": %g, "
+               "\"runs\": {",
+            a->rounds, a->count, a->t.seed, a->t.iterations,
+            a->t.iterations ? 0.0 : a->t.minutes);
+    int first = 1;
+    for (int p = 0; p < 3; p++) {
+        if (!j->rows[p])
+            continue;
+        fprintf(f, "%s\n  \"%s\": [", first ? "" : ",", u3d_sim_pick_names[p]);
+        first = 0;
+        for (int r = 0; r <= a->rounds; r++) {
+            fputs(r ? ",\n    " : "\n    ", f);
+            json_row(f, &j->rows[p][r]);
+        }
+        fputs("]", f);
+    }
+    fputs("}}\n", f);
+}
+
+static u3d_status write_json(const sim_job *j)
+{
+    u3d_error *err = (u3d_error *)&j->e;
+    u3d_outfile o;
+    U3D_TRY(u3d_outfile_open(&o, j->a->json, err));
+    FILE *f = u3d_outfile_stream(&o, err);
+    if (!f) {
+        u3d_outfile_abort(&o);
+        return U3D_ERR_IO;
+    }
+    json_body(f, j);
+    return u3d_outfile_commit(&o, err);
+}
+
+/* The setup as densify's, from the same options. */
+static u3d_status setup(sim_job *j)
+{
+    const sim_args *a = j->a;
+    u3d_densify_opts *o = &j->o;
+    U3D_TRY(u3d_cli_densify_setup(&a->t, o, &j->e));
+    o->image_name = a->img;
+    o->labels_name = a->truth;
+    o->max_memory = (size_t)(a->max_mb * 1048576.0);
+    return U3D_OK;
+}
+
+static u3d_status run(sim_job *j)
+{
+    const sim_args *a = j->a;
+    U3D_TRY(setup(j));
+    U3D_TRY(u3d_vio_read_volume(a->img, &j->raw, NULL, &j->e));
+    U3D_TRY(u3d_vio_read_labels(a->truth, &j->truth, NULL, &j->e));
+    U3D_TRY(u3d_check_image_labels(&j->raw, a->img, &j->truth, a->truth,
+                                   &j->e));
+    U3D_TRY(u3d_backend_create(&a->bc, &j->be, &j->e));
+    size_t n = (size_t)j->raw.c * j->raw.d * j->raw.h * j->raw.w;
+    for (int p = 0; p < 3; p++) {
+        if (a->pick != 3 && a->pick != p)
+            continue;
+        j->rows[p] = calloc((size_t)a->rounds + 1, sizeof *j->rows[p]);
+        u3d_volume_free(&j->img); /* each run normalizes its own copy */
+        if (!j->rows[p])
+            return u3d_seterr(&j->e, U3D_ERR_OOM, "out of host memory");
+        U3D_TRY(u3d_volume_alloc(j->raw.c, j->raw.d, j->raw.h, j->raw.w,
+                                 &j->img, &j->e));
+        memcpy(j->img.data, j->raw.data, n * sizeof *j->img.data);
+        memcpy(j->img.spacing, j->raw.spacing, sizeof j->raw.spacing);
+        U3D_TRY(u3d_simulate(j->be, &j->o, (u3d_sim_pick)p, a->rounds,
+                             a->count, &j->img, &j->truth, j->rows[p],
+                             &j->e));
+    }
+    if (a->json)
+        U3D_TRY(write_json(j));
+    print_table(j);
+    return U3D_OK;
+}
+
+int u3d_cmd_suggest_simulate(int argc, char **argv)
+{
+    sim_args a;
+    memset(&a, 0, sizeof a);
+    u3d_cli_train_defaults(&a.t);
+    a.rounds = 3;
+    a.count = 4;
+    a.pick = 3;
+    int rc = parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    sim_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        fprintf(stderr, "unet3d suggest: out of host memory\n");
+        return 1;
+    }
+    j->a = &a;
+    rc = run(j) ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "unet3d suggest: %s\n", j->e.msg);
+    for (int p = 0; p < 3; p++)
+        free(j->rows[p]);
+    u3d_volume_free(&j->raw);
+    u3d_volume_free(&j->img);
+    u3d_labels_free(&j->truth);
+    u3d_backend_destroy(j->be);
+    free(j);
+    return rc;
+}

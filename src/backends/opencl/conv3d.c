@@ -120,6 +120,32 @@ static u3d_status get_kernel(u3d_cl *cl, const char *name, const char *opts,
     return u3d_cl_kernel_get(cl, PROG, name, opts, k, err);
 }
 
+/* A kernel compiled for work-groups of l (reqd_work_group_size) must be
+ * launched with l: refuse a device that cannot run that many. */
+static u3d_status fixed_wg(const u3d_cl *cl, cl_kernel k, const char *name,
+                           const char *param, size_t l, u3d_error *err)
+{
+    size_t kmax = 0;
+    if (clGetKernelWorkGroupInfo(k, cl->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                 sizeof kmax, &kmax, NULL) != CL_SUCCESS ||
+        kmax == 0 || l <= kmax)
+        return U3D_OK;
+    return u3d_seterr(err, U3D_ERR_DEVICE,
+                      "%s: work-groups of %zu exceed this device's limit "
+                      "for the kernel (%zu); set UNET3D_TUNE_CONV3D_%s=%zu "
+                      "or run 'unet3d tune'",
+                      name, l, kmax, param, kmax);
+}
+
+/* Largest power of 2 <= v (>= 1). */
+static int pow2_floor(size_t v)
+{
+    int p = 1;
+    while ((size_t)p * 2 <= v && p < (1 << 20))
+        p *= 2;
+    return p;
+}
+
 /* dst (n, cd, dd, hd, wd) voxel (z, y, x) = src (n, cs, d, h, w) voxel
  * (z + zoff - off, y - off, x - off), zero outside src. */
 static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
@@ -128,12 +154,18 @@ static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
 {
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_embed", NULL, &k, err));
-    int rows = n * cd * dd * hd;
-    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, zoff, rows};
+    /* elements per work-item: 1 (coalesced, a GPU's) up to whole rows
+     * (the row arithmetic once per row, CPUs) */
+    int per = tune(cl, "embed_per", 1);
+    per = per < 1 ? 1 : per > wd ? wd : per;
+    int rows = n * cd * dd * hd, nx = ceil_div(wd, per);
+    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, zoff, rows, per, nx};
     U3D_TRY(arg_mem(k, 0, src, err));
     U3D_TRY(arg_mem(k, 1, dst, err));
-    U3D_TRY(arg_ints(k, 2, a, 11, err));
-    size_t g = (size_t)rows, l = wg0(cl, k, tune(cl, "lws_small", 64), g);
+    U3D_TRY(arg_ints(k, 2, a, 13, err));
+    /* rows * nx <= the elements of dst, which fit an int (check_size) */
+    size_t g = (size_t)rows * (size_t)nx;
+    size_t l = wg0(cl, k, tune(cl, "lws_small", 64), g);
     return u3d_cl_launch(cl, k, "conv3d_embed", 1, &g, &l, err);
 }
 
@@ -185,7 +217,13 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
     if (cobmax < 1)
         cobmax = 1;
     p.vw = tune_at(cl, pass, b, "vw", 4);
+    /* compiled into the kernel (reqd_work_group_size): the device's
+     * limit, not the work of one call, caps it */
     p.lws = tune_at(cl, pass, b, "lws", 64);
+    if (p.lws < 1)
+        p.lws = 1;
+    if (cl->max_wg > 0 && (size_t)p.lws > cl->max_wg)
+        p.lws = (int)cl->max_wg;
     /* fewest channel blocks, then as even as possible: Cout 3 gets one
      * block of 3 rather than a block of 8 with 5 wasted rows */
     p.ncb = ceil_div(g->cout, cobmax);
@@ -211,8 +249,8 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
 static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
                         size_t n)
 {
-    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d", g->k,
-             p->vw, p->nv, p->cob, p->tapout);
+    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d -DLWS=%d",
+             g->k, p->vw, p->nv, p->cob, p->tapout, p->lws);
 }
 
 /* Floats of the rearranged weights: output channels padded to whole
@@ -312,7 +350,8 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     U3D_TRY(arg_mem(k, 3, io->y, err));
     U3D_TRY(arg_ints(k, 4, a, 19, err));
     size_t gs[3] = {(size_t)ntiles, (size_t)p->ncb, (size_t)g->n};
-    size_t l[3] = {wg0(cl, k, p->lws, gs[0]), 1, 1};
+    size_t l[3] = {(size_t)p->lws, 1, 1};
+    U3D_TRY(fixed_wg(cl, k, "conv3d_fwd", "lws", l[0], err));
     return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
 }
 
@@ -467,6 +506,10 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
     const char *b = conv_bucket(g->cin, g->cout);
     p.vw = tune_at(cl, "weight", b, "bw_vw", 4);
     p.lws = tune_at(cl, "weight", b, "bw_lws", 64);
+    if (p.lws < 1)
+        p.lws = 1;
+    if (cl->max_wg > 0 && (size_t)p.lws > cl->max_wg)
+        p.lws = (int)cl->max_wg;
     int cobmax = tune_at(cl, "weight", b, "bw_cob", 4);
     p.ncb = ceil_div(g->cout, cobmax < 1 ? 1 : cobmax);
     p.cob = ceil_div(g->cout, p.ncb);
@@ -475,7 +518,8 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
      * stays in cache, but keep chunks long enough that the partial sums
      * stay few */
     long base = (long)g->cin * g->k * g->k * p.ncb * g->n;
-    long want = tune_at(cl, "weight", b, "bw_items", 4096);
+    /* enough work-items to fill a GPU (~100k in flight); CPU rows lower */
+    long want = tune_at(cl, "weight", b, "bw_items", 65536);
     int minchunk = tune_at(cl, "weight", b, "bw_chunk", 4096);
     int maxchunk = tune_at(cl, "weight", b, "bw_maxchunk", 1 << 16);
     int nq = (int)((want + base - 1) / base);
@@ -507,8 +551,8 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
                              int with_bias, u3d_error *err)
 {
     char opts[128];
-    snprintf(opts, sizeof opts, "-DKS=%d -DBVW=%d -DBCOB=%d", g->k, p->vw,
-             p->cob);
+    snprintf(opts, sizeof opts, "-DKS=%d -DBVW=%d -DBCOB=%d -DBLWS=%d", g->k,
+             p->vw, p->cob, p->lws);
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_bwd_weight", opts, &k, err));
     int lq = conv_lq(g), sq = g->dout * g->hp * g->wp;
@@ -521,18 +565,29 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     U3D_TRY(arg_ints(k, 3, a, 15, err));
     size_t gs[3] = {(size_t)g->cin * g->k * g->k, (size_t)p->ncb,
                     (size_t)p->nch};
-    size_t l[3] = {wg0(cl, k, p->lws, gs[0]), 1, 1};
+    size_t l[3] = {(size_t)p->lws, 1, 1};
+    U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_weight", "bw_lws", l[0], err));
     U3D_TRY(u3d_cl_launch(cl, k, "conv3d_bwd_weight", 3, gs, l, err));
     if (!with_bias)
         return U3D_OK;
-    U3D_TRY(get_kernel(cl, "conv3d_bwd_bias", NULL, &k, err));
+    /* a work-group of bl (a power of 2) per channel and chunk */
+    int bl = tune_at(cl, "weight", conv_bucket(g->cin, g->cout), "bias_lws",
+                     64);
+    size_t blmax = cl->max_wg > 0 ? cl->max_wg : 64;
+    bl = pow2_floor(bl < 1 ? 1 : (size_t)bl < blmax ? (size_t)bl : blmax);
+    char bopts[32];
+    snprintf(bopts, sizeof bopts, "-DBL=%d", bl);
+    /* BL=64 is the source's default: the program of the other kernels */
+    U3D_TRY(get_kernel(cl, "conv3d_bwd_bias", bl == 64 ? NULL : bopts, &k,
+                       err));
+    U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_bias", "bias_lws", (size_t)bl, err));
     int c[] = {g->cout, p->coutp,   sq,      lq,    p->nq, p->qchunk,
                p->nch,  b->pstride, b->boff, b->ch0};
     U3D_TRY(arg_mem(k, 0, b->dyq, err));
     U3D_TRY(arg_mem(k, 1, b->bpart, err));
     U3D_TRY(arg_ints(k, 2, c, 10, err));
-    size_t gb[2] = {(size_t)g->cout, (size_t)p->nch};
-    size_t lb[2] = {wg0(cl, k, tune(cl, "lws_small", 64), gb[0]), 1};
+    size_t gb[2] = {(size_t)g->cout * (size_t)bl, (size_t)p->nch};
+    size_t lb[2] = {(size_t)bl, 1};
     return u3d_cl_launch(cl, k, "conv3d_bwd_bias", 2, gb, lb, err);
 }
 

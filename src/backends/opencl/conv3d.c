@@ -202,6 +202,7 @@ static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
 typedef struct fwd_plan {
     int vw, nv, cob, ncb;
     int lws;    /* work-group size */
+    int reqd;   /* lws compiled in (reqd_work_group_size) */
     int tapout; /* loop order, see TAPOUT in cl/conv3d.cl */
     int relu;   /* ReLU fused into the store (RELU in cl/conv3d.cl) */
 } fwd_plan;
@@ -224,6 +225,10 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
         p.lws = 1;
     if (cl->max_wg > 0 && (size_t)p.lws > cl->max_wg)
         p.lws = (int)cl->max_wg;
+    /* lws_runtime: the local size chosen per launch instead (capped by
+     * the work), where a compiled-in size makes the compiler vectorise
+     * worse (PoCL) */
+    p.reqd = tune(cl, "lws_runtime", 0) == 0;
     /* fewest channel blocks, then as even as possible: Cout 3 gets one
      * block of 3 rather than a block of 8 with 5 wasted rows */
     p.ncb = ceil_div(g->cout, cobmax);
@@ -249,8 +254,12 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
 static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
                         size_t n)
 {
-    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d -DLWS=%d",
-             g->k, p->vw, p->nv, p->cob, p->tapout, p->lws);
+    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d", g->k,
+             p->vw, p->nv, p->cob, p->tapout);
+    if (p->reqd) {
+        size_t used = strlen(opts);
+        snprintf(opts + used, n - used, " -DLWS=%d", p->lws);
+    }
 }
 
 /* Floats of the rearranged weights: output channels padded to whole
@@ -350,8 +359,10 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     U3D_TRY(arg_mem(k, 3, io->y, err));
     U3D_TRY(arg_ints(k, 4, a, 19, err));
     size_t gs[3] = {(size_t)ntiles, (size_t)p->ncb, (size_t)g->n};
-    size_t l[3] = {(size_t)p->lws, 1, 1};
-    U3D_TRY(fixed_wg(cl, k, "conv3d_fwd", "lws", l[0], err));
+    size_t l[3] = {p->reqd ? (size_t)p->lws : wg0(cl, k, p->lws, gs[0]), 1,
+                   1};
+    if (p->reqd)
+        U3D_TRY(fixed_wg(cl, k, "conv3d_fwd", "lws", l[0], err));
     return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
 }
 
@@ -495,7 +506,7 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
 
 /* Blocking and chunking of the weight gradient for one slab. */
 typedef struct bww_plan {
-    int vw, cob, ncb, coutp, lws;
+    int vw, cob, ncb, coutp, lws, reqd;
     int nq, qchunk, nch; /* chunks per sample, their length, total */
 } bww_plan;
 
@@ -510,6 +521,7 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
         p.lws = 1;
     if (cl->max_wg > 0 && (size_t)p.lws > cl->max_wg)
         p.lws = (int)cl->max_wg;
+    p.reqd = tune(cl, "lws_runtime", 0) == 0; /* see fwd_choose */
     int cobmax = tune_at(cl, "weight", b, "bw_cob", 4);
     p.ncb = ceil_div(g->cout, cobmax < 1 ? 1 : cobmax);
     p.cob = ceil_div(g->cout, p.ncb);
@@ -551,8 +563,12 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
                              int with_bias, u3d_error *err)
 {
     char opts[128];
-    snprintf(opts, sizeof opts, "-DKS=%d -DBVW=%d -DBCOB=%d -DBLWS=%d", g->k,
-             p->vw, p->cob, p->lws);
+    snprintf(opts, sizeof opts, "-DKS=%d -DBVW=%d -DBCOB=%d", g->k, p->vw,
+             p->cob);
+    if (p->reqd) {
+        size_t used = strlen(opts);
+        snprintf(opts + used, sizeof opts - used, " -DBLWS=%d", p->lws);
+    }
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_bwd_weight", opts, &k, err));
     int lq = conv_lq(g), sq = g->dout * g->hp * g->wp;
@@ -565,8 +581,10 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     U3D_TRY(arg_ints(k, 3, a, 15, err));
     size_t gs[3] = {(size_t)g->cin * g->k * g->k, (size_t)p->ncb,
                     (size_t)p->nch};
-    size_t l[3] = {(size_t)p->lws, 1, 1};
-    U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_weight", "bw_lws", l[0], err));
+    size_t l[3] = {p->reqd ? (size_t)p->lws : wg0(cl, k, p->lws, gs[0]), 1,
+                   1};
+    if (p->reqd)
+        U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_weight", "bw_lws", l[0], err));
     U3D_TRY(u3d_cl_launch(cl, k, "conv3d_bwd_weight", 3, gs, l, err));
     if (!with_bias)
         return U3D_OK;

@@ -33,7 +33,7 @@ int u3d_cmd_tune(int argc, char **argv)
         "Times candidate kernel parameters for every conv3d pass and shape\n"
         "bucket (each checked against the reference backend first) and\n"
         "keeps the fastest in the cache folder, keyed by platform, device\n"
-        "and driver. `unet3d devices` shows which tuning a device uses.",
+        "and driver. `unet3d devices` shows which tuning a device uses.\n",
         opts};
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)

@@ -401,7 +401,7 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
 {
     if (strcmp(u3d_backend_name(be), "opencl"))
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                          "tune: the %s backend has nothing to tune (the "
+                          "the %s backend has nothing to tune (the "
                           "OpenCL backend's kernels do)",
                           u3d_backend_name(be));
     u3d_cl *cl = u3d_cl_of(be);
@@ -412,7 +412,7 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
         u3d_cache_dir(dir, sizeof dir);
         if (!dir[0])
             return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                              "tune: no cache folder to write the results "
+                              "no cache folder to write the results "
                               "to (UNET3D_CACHE_DIR is off, HOME unset): "
                               "set UNET3D_CACHE_DIR or give --out");
         u3d_tune_path(dir, &cl->tuning.key, path, n);
@@ -424,7 +424,7 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
             ntasks++;
     if (!ntasks)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                          "tune: --only %s names no family or family/pass "
+                          "--only %s names no family or family/pass "
                           "(conv3d, conv3d/fwd, conv3d/data, conv3d/weight)",
                           o->only);
     u3d_backend_config rc = {.backend = "ref"};

@@ -271,7 +271,12 @@ static u3d_status parse_user(const char *path, const char *text,
             memcpy(r.pass, f[1], len[1]);
             memcpy(r.bucket, f[2], len[2]);
             memcpy(r.param, f[3], len[3]);
-            U3D_TRY(grow(rows, *n, &cap, err));
+            if (grow(rows, *n, &cap, err)) {
+                free(*rows);
+                *rows = NULL;
+                *n = 0;
+                return U3D_ERR_OOM;
+            }
             (*rows)[(*n)++] = r;
         }
         s = e + 1;

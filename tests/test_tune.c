@@ -60,7 +60,7 @@ static void search_picks_fastest_valid(void **state)
     fake f = {0, 0, 0, 1e9};
     u3d_tune_limits lim = {256, 32768, 1};
     int base[2] = {4, 4};
-    u3d_tune_search_opts o = {1e9, 42, 200, base};
+    u3d_tune_search_opts o = {1e9, 42, 200, base, 2, 0.03};
     u3d_tune_outcome out;
     u3d_error err = {0};
     t_ok(u3d_tune_search(&fake_space, &lim, &o, fake_measure, fake_clock, &f,
@@ -77,8 +77,46 @@ static void search_picks_fastest_valid(void **state)
     /* 25 combinations, 5 of them invalid: each valid one run once */
     assert_int_equal(out.tried, 20);
     assert_int_equal(out.invalid, 5);
-    assert_int_equal(f.runs, out.tried);
+    assert_int_equal(f.runs, out.tried + 4); /* + the confirmation */
     assert_false(out.out_of_time);
+    assert_true(out.confirmed);
+}
+
+/* A winner that was fast only once (the machine was busy while the
+ * baseline ran) is not confirmed: the values in use are kept. */
+typedef struct noisy {
+    double t;
+    int base_runs;
+} noisy;
+
+static int noisy_measure(void *ctx, const int *v, double *s)
+{
+    noisy *f = ctx;
+    f->t += 1;
+    if (v[0] == 4 && v[1] == 4) /* the baseline: slow on its first run */
+        *s = f->base_runs++ ? 1.0 : 5.0;
+    else /* everything else is really 1 % faster at best */
+        *s = 0.99 + 0.01 * fabs((double)v[0] - 8);
+    return 0;
+}
+
+static double noisy_clock(void *ctx) { return ((noisy *)ctx)->t; }
+
+static void search_confirms_winner(void **state)
+{
+    (void)state;
+    noisy f = {0, 0};
+    u3d_tune_limits lim = {256, 32768, 1};
+    int base[2] = {4, 4};
+    u3d_tune_search_opts o = {10, 3, 200, base, 2, 0.03};
+    u3d_tune_outcome out;
+    u3d_error err = {0};
+    t_ok(u3d_tune_search(&fake_space, &lim, &o, noisy_measure, noisy_clock,
+                         &f, &out, &err),
+         &err, "search");
+    assert_false(out.confirmed);
+    assert_memory_equal(out.best, base, sizeof base);
+    assert_true(fabs(out.baseline_s - 1.0) < 1e-12);
 }
 
 static void search_respects_budget(void **state)
@@ -87,7 +125,7 @@ static void search_respects_budget(void **state)
     fake f = {0, 0, 0, 5.0};
     u3d_tune_limits lim = {256, 32768, 1};
     int base[2] = {1, 1}; /* 3.75 s */
-    u3d_tune_search_opts o = {5.0, 7, 200, base};
+    u3d_tune_search_opts o = {5.0, 7, 200, base, 0, 0};
     u3d_tune_outcome out;
     u3d_error err = {0};
     t_ok(u3d_tune_search(&fake_space, &lim, &o, fake_measure, fake_clock, &f,
@@ -388,6 +426,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(search_picks_fastest_valid),
         cmocka_unit_test(search_respects_budget),
+        cmocka_unit_test(search_confirms_winner),
         cmocka_unit_test(shipped_tables_parse),
         cmocka_unit_test(user_file_refusals),
         cmocka_unit_test(env_override_wins),

@@ -119,6 +119,26 @@ u3d_status u3d_tune_search(const u3d_tune_space *sp,
         stop = try_one(&r, v, 0);
     }
     free(r.s.v);
+    int np = sp->nparams;
+    if (o->baseline && o->confirm > 0 && out->found &&
+        out->baseline_s >= 0 &&
+        memcmp(out->best, o->baseline, (size_t)np * sizeof *o->baseline)) {
+        double tb = out->baseline_s, tw = out->best_s, t;
+        for (int i = 0; i < o->confirm; i++) {
+            if (!measure(ctx, o->baseline, &t) && t < tb)
+                tb = t;
+            if (!measure(ctx, out->best, &t) && t < tw)
+                tw = t;
+        }
+        out->baseline_s = tb;
+        if (tw < tb * (1 - o->margin)) {
+            out->best_s = tw;
+            out->confirmed = 1;
+        } else { /* not clearly faster: keep what is in use */
+            memcpy(out->best, o->baseline, (size_t)np * sizeof *out->best);
+            out->best_s = tb;
+        }
+    }
     return U3D_OK;
 }
 

@@ -47,6 +47,13 @@ typedef struct u3d_tune_search_opts {
     uint64_t seed;       /* of the random stage */
     int max_random;      /* most random candidates; 0: 1000 */
     const int *baseline; /* the values in use, measured first; may be NULL */
+    /* confirmation (with a baseline): the winner and the baseline are
+     * measured again, alternately, `confirm` times each; the winner is
+     * kept only when its best time beats the baseline's by `margin`
+     * (0.03: 3 %), so a busy machine during the baseline's first run
+     * does not crown a slower candidate. 0: no confirmation. */
+    int confirm;
+    double margin;
 } u3d_tune_search_opts;
 
 typedef struct u3d_tune_outcome {
@@ -56,11 +63,16 @@ typedef struct u3d_tune_outcome {
     double baseline_s;               /* < 0: no baseline or it failed */
     int tried, failed, invalid;      /* measured, failed, rejected unrun */
     int out_of_time;                 /* stopped by the budget */
+    int confirmed;                   /* 1: the winner beat the baseline
+                                        again; 0: not confirmed (the
+                                        baseline is kept) or no check */
 } u3d_tune_outcome;
 
 /* Measures the baseline, the fixed candidates, then random ones until the
  * budget or max_random is spent; skips invalid and repeated candidates
- * and counts failing ones. Ties keep the earlier candidate. */
+ * and counts failing ones. Ties keep the earlier candidate. Then the
+ * confirmation (see u3d_tune_search_opts), which may run past the
+ * budget by 2 * confirm measurements. */
 u3d_status u3d_tune_search(const u3d_tune_space *sp,
                            const u3d_tune_limits *lim,
                            const u3d_tune_search_opts *o,

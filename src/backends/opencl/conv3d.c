@@ -225,9 +225,9 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
         p.lws = 1;
     if (cl->max_wg > 0 && (size_t)p.lws > cl->max_wg)
         p.lws = (int)cl->max_wg;
-    /* lws_runtime: the local size chosen per launch instead (capped by
-     * the work), where a compiled-in size makes the compiler vectorise
-     * worse (PoCL) */
+    /* lws_runtime 1: the local size chosen per launch instead (capped by
+     * the work), for a device where the compiled-in size turns out
+     * slower (on PoCL the two measured alike, within noise) */
     p.reqd = tune(cl, "lws_runtime", 0) == 0;
     /* fewest channel blocks, then as even as possible: Cout 3 gets one
      * block of 3 rather than a block of 8 with 5 wasted rows */
@@ -362,7 +362,7 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     size_t l[3] = {p->reqd ? (size_t)p->lws : wg0(cl, k, p->lws, gs[0]), 1,
                    1};
     if (p->reqd)
-        U3D_TRY(fixed_wg(cl, k, "conv3d_fwd", "lws", l[0], err));
+        U3D_TRY(fixed_wg(cl, k, "conv3d_fwd", "LWS", l[0], err));
     return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
 }
 
@@ -584,7 +584,7 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     size_t l[3] = {p->reqd ? (size_t)p->lws : wg0(cl, k, p->lws, gs[0]), 1,
                    1};
     if (p->reqd)
-        U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_weight", "bw_lws", l[0], err));
+        U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_weight", "BW_LWS", l[0], err));
     U3D_TRY(u3d_cl_launch(cl, k, "conv3d_bwd_weight", 3, gs, l, err));
     if (!with_bias)
         return U3D_OK;
@@ -598,7 +598,7 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     /* BL=64 is the source's default: the program of the other kernels */
     U3D_TRY(get_kernel(cl, "conv3d_bwd_bias", bl == 64 ? NULL : bopts, &k,
                        err));
-    U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_bias", "bias_lws", (size_t)bl, err));
+    U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_bias", "BIAS_LWS", (size_t)bl, err));
     int c[] = {g->cout, p->coutp,   sq,      lq,    p->nq, p->qchunk,
                p->nch,  b->pstride, b->boff, b->ch0};
     U3D_TRY(arg_mem(k, 0, b->dyq, err));

@@ -385,10 +385,11 @@ static void tuned_results_used_after_restart(void **state)
     /* distinct values, written where tune writes them: a new backend
      * finds them, runs with them and still matches the reference */
     u3d_tune_path(dir, &cl->tuning.key, path, sizeof path);
-    u3d_tune_row rows[3] = {{"", "conv3d", "fwd", "small", "vw", 2},
+    u3d_tune_row rows[4] = {{"", "conv3d", "fwd", "small", "vw", 2},
                             {"", "conv3d", "fwd", "small", "cob", 3},
-                            {"", "conv3d", "fwd", "small", "acc", 6}};
-    t_ok(u3d_tune_write(path, &cl->tuning.key, rows, 3, NULL, &err), &err,
+                            {"", "conv3d", "fwd", "small", "acc", 6},
+                            {"", "batchnorm", "-", "-", "lws", 8}};
+    t_ok(u3d_tune_write(path, &cl->tuning.key, rows, 4, NULL, &err), &err,
          "write");
     u3d_backend_destroy(be);
     be = new_cl();
@@ -397,6 +398,8 @@ static void tuned_results_used_after_restart(void **state)
     assert_int_equal(u3d_tuning_get(&cl->tuning, "conv3d", "fwd", "small",
                                     "cob", -1, &src), 3);
     assert_string_equal(src, "user");
+    /* a family without passes: what its host code asks for */
+    assert_int_equal(u3d_cl_tune(cl, "batchnorm", "lws", -1), 8);
     char cfg[160];
     u3d_conv3d_params p = {.kernel = 3, .pad = 1};
     u3d_cl_conv3d_config(be, "fwd", &p, u3d_shape5(1, 5, 5, 6, 7), 9, cfg,

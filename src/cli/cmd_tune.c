@@ -20,8 +20,8 @@ int u3d_cmd_tune(int argc, char **argv)
         {"--seed", U3D_OPT_U64, &o.seed, 0, 0, "S",
          .help = "of the random candidates (default 1)"},
         {"--only", U3D_OPT_STRING, &o.only, 0, 0, "FAMILY[/PASS]",
-         .help = "tune only conv3d, conv3d/fwd, conv3d/data or\n"
-                 "conv3d/weight"},
+         .help = "tune only conv3d, conv3d/fwd, conv3d/data,\n"
+                 "conv3d/weight or batchnorm"},
         {"--out", U3D_OPT_STRING, &o.out, 0, 0, "FILE",
          .help = "write here instead of the cache folder's tuned\n"
                  "file (which later runs read)",
@@ -31,9 +31,10 @@ int u3d_cmd_tune(int argc, char **argv)
     const u3d_cmd_spec spec = {
         "tune", "[--quick | --minutes M] [options]",
         "Times candidate kernel parameters for every conv3d pass and shape\n"
-        "bucket (each checked against the reference backend first) and\n"
-        "keeps the fastest in the cache folder, keyed by platform, device\n"
-        "and driver. `unet3d devices` shows which tuning a device uses.\n",
+        "bucket and for batch norm (each checked against the reference\n"
+        "backend first) and keeps the fastest in the cache folder, keyed\n"
+        "by platform, device and driver. `unet3d devices` shows which\n"
+        "tuning a device uses.\n",
         opts};
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)

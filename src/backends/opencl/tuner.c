@@ -11,7 +11,10 @@
 #include "unet3d/rng.h"
 
 /* What a candidate runs: it is checked, then timed, on this op. */
-typedef enum tune_op { OP_CONV_FWD, OP_CONV_DATA, OP_CONV_WEIGHT } tune_op;
+typedef enum tune_op {
+    OP_CONV_FWD, OP_CONV_DATA, OP_CONV_WEIGHT,
+    OP_BN /* batch norm, training forward then backward */
+} tune_op;
 
 /* One family and pass of the table. */
 typedef struct tune_entry {
@@ -58,6 +61,17 @@ static int conv_weight_valid(const int *v, const u3d_tune_limits *lim)
       {4, 4, 8, 2, 128, 16}},                                                  \
      conv_fwd_valid}
 
+/* batchnorm (cl/batchnorm3d.cl, reduce.h): vw floats per load, lws items
+ * per group (a power of 2; lws floats of local memory per reduction),
+ * chunk voxels per group. */
+static int bn_valid(const int *v, const u3d_tune_limits *lim)
+{
+    size_t lws = (size_t)v[1];
+    return lws <= lim->max_wg &&
+           (!lim->local_mem || 2 * lws * sizeof(float) <= lim->local_mem) &&
+           (size_t)v[2] >= lws * (size_t)v[0];
+}
+
 /* The table: one entry per family and pass. Adding a family (e.g. the
  * implicit-GEMM path, "conv3d_igemm") is one more entry: its parameters
  * and values, a few hand-picked candidates, a validity function with the
@@ -84,39 +98,61 @@ static const tune_entry entries[] = {
      {4, 4, 64, 4096, 65536, 65536},
      OP_CONV_WEIGHT,
      {"small", "large", NULL}},
+    /* layers without passes or buckets: rows of pass and bucket "-" */
+    {{"batchnorm", U3D_TUNE_ANY, 3,
+      {"vw", "lws", "chunk"},
+      {{1, 2, 4, 8, 16},
+       {1, 8, 32, 64, 128, 256},
+       {1024, 4096, 16384, 65536}},
+      2,
+      {{16, 1, 16384}, /* PoCL rows */
+       {4, 128, 4096}}, /* the GPU defaults */
+      bn_valid},
+     {4, 128, 4096},
+     OP_BN,
+     {U3D_TUNE_ANY, NULL}},
 };
 #define NENTRIES ((int)(sizeof entries / sizeof entries[0]))
 
 /* Shapes of a bucket: timed on the paper net's layers (conv3d_bucket's
  * classes), checked on a small input with the same channels (so the same
- * kernel variant compiles) and padding (the padded-copy path). */
+ * kernel variant compiles) and padding (the padded-copy path). Batch
+ * norm: cin channels. */
 typedef struct conv_case {
     int n, cin, cout, d, h, w, pad;
 } conv_case;
 
-static conv_case timed_case(const char *bucket)
+static conv_case timed_case(tune_op op, const char *bucket)
 {
+    if (op == OP_BN) /* a crop of bench's batchnorm rows */
+        return (conv_case){1, 64, 64, 32, 64, 64, 0};
     if (!strcmp(bucket, "large")) /* bench's conv3d_*_256to256 */
         return (conv_case){1, 256, 256, 11, 13, 13, 0};
     return (conv_case){1, 32, 64, 48, 60, 60, 0}; /* a crop of 32to64 */
 }
 
-static conv_case check_case(const char *bucket)
+static conv_case check_case(tune_op op, const char *bucket)
 {
-    conv_case c = timed_case(bucket);
+    conv_case c = timed_case(op, bucket);
     c.n = 2;
     c.d = 4;
     c.h = 5;
     c.w = 7;
     c.pad = 1;
+    if (op == OP_BN)
+        c.cin = c.cout = 3;
     return c;
 }
 
-/* Tensors of one conv case. */
-enum { T_X, T_W, T_B, T_Y, T_DX, T_DW, T_DB, NT };
+/* Tensors of one case: conv (T_Y is dy of the gradients) or batch norm
+ * (B_*). */
+enum { T_X, T_W, T_B, T_Y, T_DX, T_DW, T_DB, NT = 12 };
+enum { B_X, B_GAMMA, B_BETA, B_RMEAN, B_RVAR, B_Y, B_SMEAN, B_SINV, B_DY,
+       B_DX, B_DGAMMA, B_DBETA };
 typedef struct conv_io {
     u3d_conv3d_params p;
-    u3d_tensor t[NT]; /* T_Y is dy of the gradients */
+    u3d_bn_params bn;
+    u3d_tensor t[NT];
 } conv_io;
 
 static void io_release(conv_io *c)
@@ -139,10 +175,36 @@ static u3d_status fill(u3d_tensor *t, uint64_t seed, u3d_error *err)
     return st;
 }
 
-static u3d_status io_setup(u3d_backend *be, const conv_case *c, conv_io *io,
+static u3d_status bn_setup(u3d_backend *be, const conv_case *c, conv_io *io,
                            u3d_error *err)
 {
+    io->bn.eps = 1e-5f;
+    io->bn.momentum = 0.1f;
+    u3d_shape xs = u3d_shape5(c->n, c->cin, c->d, c->h, c->w);
+    u3d_shape cs = u3d_shape5(1, c->cin, 1, 1, 1);
+    u3d_status st = U3D_OK;
+    for (int i = 0; i < NT && !st; i++) {
+        int big = i == B_X || i == B_Y || i == B_DY || i == B_DX;
+        st = u3d_tensor_create(be, big ? xs : cs, U3D_F32, &io->t[i], err);
+    }
+    static const int rnd[] = {B_X, B_GAMMA, B_BETA, B_DY};
+    for (int i = 0; i < 4 && !st; i++)
+        st = fill(&io->t[rnd[i]], 7 + (uint64_t)i, err);
+    if (!st)
+        st = u3d_tensor_fill(&io->t[B_RMEAN], 0, err);
+    if (!st)
+        st = u3d_tensor_fill(&io->t[B_RVAR], 1, err);
+    if (st)
+        io_release(io);
+    return st;
+}
+
+static u3d_status io_setup(u3d_backend *be, tune_op op, const conv_case *c,
+                           conv_io *io, u3d_error *err)
+{
     memset(io, 0, sizeof *io);
+    if (op == OP_BN)
+        return bn_setup(be, c, io, err);
     io->p.kernel = 3;
     io->p.pad = c->pad;
     int o = 2 * c->pad - 2;
@@ -150,9 +212,9 @@ static u3d_status io_setup(u3d_backend *be, const conv_case *c, conv_io *io,
     u3d_shape ws = u3d_shape5(c->cout, c->cin, 3, 3, 3);
     u3d_shape bs = u3d_shape5(1, c->cout, 1, 1, 1);
     u3d_shape ys = u3d_shape5(c->n, c->cout, c->d + o, c->h + o, c->w + o);
-    u3d_shape sh[NT] = {xs, ws, bs, ys, xs, ws, bs};
+    u3d_shape sh[] = {xs, ws, bs, ys, xs, ws, bs};
     u3d_status st = U3D_OK;
-    for (int i = 0; i < NT && !st; i++)
+    for (int i = 0; i <= T_DB && !st; i++)
         st = u3d_tensor_create(be, sh[i], U3D_F32, &io->t[i], err);
     for (int i = 0; i < 4 && !st; i++)
         st = fill(&io->t[i], 7 + (uint64_t)i, err);
@@ -175,6 +237,13 @@ static u3d_status io_run(conv_io *io, tune_op op, u3d_error *err)
     case OP_CONV_WEIGHT:
         return u3d_conv3d_backward_weight(&io->p, &t[T_X], &t[T_Y],
                                           &t[T_DW], &t[T_DB], err);
+    case OP_BN:
+        U3D_TRY(u3d_batchnorm3d_forward_train(
+            &io->bn, &t[B_X], &t[B_GAMMA], &t[B_BETA], &t[B_RMEAN],
+            &t[B_RVAR], &t[B_Y], &t[B_SMEAN], &t[B_SINV], err));
+        return u3d_batchnorm3d_backward(&t[B_X], &t[B_DY], &t[B_GAMMA],
+                                        &t[B_SMEAN], &t[B_SINV], &t[B_DX],
+                                        &t[B_DGAMMA], &t[B_DBETA], err);
     }
     return u3d_seterr(err, U3D_ERR_INVALID_ARG, "tuner: unknown op");
 }
@@ -184,12 +253,18 @@ static u3d_status io_run(conv_io *io, tune_op op, u3d_error *err)
 static u3d_status io_result(conv_io *io, tune_op op, float *h, size_t *n,
                             u3d_error *err)
 {
-    int outs[2] = {op == OP_CONV_FWD    ? T_Y
+    int outs[4] = {op == OP_CONV_FWD    ? T_Y
                    : op == OP_CONV_DATA ? T_DX
                                         : T_DW,
-                   op == OP_CONV_WEIGHT ? T_DB : -1};
+                   op == OP_CONV_WEIGHT ? T_DB : -1, -1, -1};
+    if (op == OP_BN) { /* not the running statistics: updated each run */
+        outs[0] = B_Y;
+        outs[1] = B_DX;
+        outs[2] = B_DGAMMA;
+        outs[3] = B_DBETA;
+    }
     *n = 0;
-    for (int i = 0; i < 2 && outs[i] >= 0; i++) {
+    for (int i = 0; i < 4 && outs[i] >= 0; i++) {
         const u3d_tensor *t = &io->t[outs[i]];
         if (h)
             U3D_TRY(u3d_tensor_read(t, h + *n, err));
@@ -252,7 +327,9 @@ static int measure(void *ctx, const int *v, double *seconds)
         c->compile_fail++;
         goto done;
     }
-    double tol = c->e->op == OP_CONV_WEIGHT ? 1e-4 : 1e-5;
+    /* test_opencl_ops' tolerances: long float reductions get more */
+    double tol = c->e->op == OP_CONV_WEIGHT || c->e->op == OP_BN ? 1e-4
+                                                                 : 1e-5;
     double d = diff(c->got, c->want, c->nwant);
     if (!(d <= tol)) {
         c->check_fail++;
@@ -328,12 +405,13 @@ static u3d_status tune_one(tctx *c, const u3d_tuner_opts *o, double budget,
 {
     const tune_entry *e = c->e;
     const u3d_tune_space *sp = &e->space;
-    conv_case cc = check_case(c->bucket), tc = timed_case(c->bucket);
+    conv_case cc = check_case(e->op, c->bucket);
+    conv_case tc = timed_case(e->op, c->bucket);
     u3d_status st;
     (void)o;
     /* the reference result of the check case */
     conv_io ref;
-    U3D_TRY(io_setup(c->ref, &cc, &ref, err));
+    U3D_TRY(io_setup(c->ref, e->op, &cc, &ref, err));
     st = io_run(&ref, e->op, err);
     io_result(&ref, e->op, NULL, &c->nwant, err);
     c->want = malloc(c->nwant * sizeof *c->want);
@@ -344,9 +422,9 @@ static u3d_status tune_one(tctx *c, const u3d_tuner_opts *o, double budget,
         st = io_result(&ref, e->op, c->want, &c->nwant, err);
     io_release(&ref);
     if (!st)
-        st = io_setup(c->be, &cc, &c->check, err);
+        st = io_setup(c->be, e->op, &cc, &c->check, err);
     if (!st) {
-        st = io_setup(c->be, &tc, &c->timed, err);
+        st = io_setup(c->be, e->op, &tc, &c->timed, err);
         if (st)
             io_release(&c->check);
     }
@@ -427,7 +505,8 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
     if (!ntasks)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "--only %s names no family or family/pass "
-                          "(conv3d, conv3d/fwd, conv3d/data, conv3d/weight)",
+                          "(conv3d, conv3d/fwd, conv3d/data, conv3d/weight, "
+                          "batchnorm)",
                           o->only);
     u3d_backend_config rc = {.backend = "ref"};
     u3d_backend *ref;

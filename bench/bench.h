@@ -40,6 +40,7 @@ typedef struct u3d_bench_row {
     double vs_sgemm; /* rate / best CLBlast SGEMM rate; < 0 when unknown */
     int reps;
     char note[256]; /* why unsupported, skipped or failed */
+    char config[160]; /* the kernel configuration it ran (OpenCL conv) */
 } u3d_bench_row;
 
 typedef struct u3d_bench_report {

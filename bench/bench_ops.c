@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
+#include "backends/opencl/opencl.h"
 
 typedef enum op_kind {
     CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHT,
@@ -398,6 +399,16 @@ static void op_one(u3d_backend *be, const u3d_bench_opts *o, const op_case *c,
         u3d_bench_row_error(row, st, &e);
     else
         u3d_bench_time(be, o, op_run, x, row);
+    /* which blocking the OpenCL conv ran, and where it came from */
+    if (!st && !strcmp(u3d_backend_name(be), "opencl") &&
+        (c->kind == CONV_FWD || c->kind == CONV_BWD_DATA ||
+         c->kind == CONV_BWD_WEIGHT))
+        u3d_cl_conv3d_config(be,
+                             c->kind == CONV_FWD        ? "fwd"
+                             : c->kind == CONV_BWD_DATA ? "data"
+                                                        : "weight",
+                             &x->conv, x->t[0].shape, x->c.cout, row->config,
+                             sizeof row->config);
     op_release(x);
     free(x);
 }

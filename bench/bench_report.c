@@ -26,9 +26,10 @@ static void table_row(const u3d_bench_row *w, FILE *out)
         snprintf(pct, sizeof pct, "%.1f%%", w->pct_peak);
     if (w->vs_sgemm >= 0)
         snprintf(vs, sizeof vs, "%.2f", w->vs_sgemm);
-    fprintf(out, "%-26s %-34s %10.*f %9.1f %-7s %7s %8s\n", w->name,
+    fprintf(out, "%-26s %-34s %10.*f %9.1f %-7s %7s %8s%s%s\n", w->name,
             w->shape, w->ms < 0.1 ? 4 : 3, w->ms, w->rate,
-            w->is_flops ? "GFLOP/s" : "GB/s", pct, vs);
+            w->is_flops ? "GFLOP/s" : "GB/s", pct, vs,
+            w->config[0] ? "  " : "", w->config);
 }
 
 void u3d_bench_print_table(const u3d_bench_report *r, FILE *out)
@@ -54,8 +55,8 @@ void u3d_bench_print_table(const u3d_bench_report *r, FILE *out)
         fprintf(out, "best CLBlast SGEMM: %.1f GFLOP/s\n", r->sgemm_best);
     fprintf(out, "%%peak: of the FMA peak (GFLOP/s rows) or of the copy "
                  "bandwidth (GB/s rows); vs_sgemm: GFLOP/s / best SGEMM\n\n");
-    fprintf(out, "%-26s %-34s %10s %9s %-7s %7s %8s\n", "name", "shape", "ms",
-            "rate", "unit", "%peak", "vs_sgemm");
+    fprintf(out, "%-26s %-34s %10s %9s %-7s %7s %8s  %s\n", "name", "shape",
+            "ms", "rate", "unit", "%peak", "vs_sgemm", "config");
     for (int i = 0; i < r->nsgemm; i++)
         table_row(&r->sgemm[i], out);
     for (int i = 0; i < r->nops; i++)
@@ -102,6 +103,10 @@ static void json_row(const u3d_bench_row *w, FILE *out)
     fputs(", \"vs_sgemm\": ", out);
     json_num(w->vs_sgemm, ok && w->vs_sgemm >= 0, out);
     fprintf(out, ", \"reps\": %d", w->reps);
+    if (w->config[0]) {
+        fputs(", \"config\": ", out);
+        json_str(w->config, out);
+    }
     if (w->note[0]) {
         fputs(", \"note\": ", out);
         json_str(w->note, out);

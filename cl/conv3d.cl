@@ -48,6 +48,23 @@
 #define BCOB 4
 #endif
 
+/* LWS, BLWS, BL: work-group sizes fixed when the host compiles the
+ * program (conv3d_fwd, conv3d_bwd_weight, conv3d_bwd_bias), so the
+ * compiler may specialise for them. */
+#ifdef LWS
+#define REQD_LWS __attribute__((reqd_work_group_size(LWS, 1, 1)))
+#else
+#define REQD_LWS
+#endif
+#ifdef BLWS
+#define REQD_BLWS __attribute__((reqd_work_group_size(BLWS, 1, 1)))
+#else
+#define REQD_BLWS
+#endif
+#ifndef BL
+#define BL 64
+#endif
+
 #define K3 (KS * KS * KS)
 #define XB (VW * NV)
 
@@ -117,17 +134,24 @@ __kernel void conv3d_weights(__global const float *restrict w,
 
 /* Copies src (N, cs, d, h, w) into dst (N, cd, dd, hd, wd): dst voxel
  * (z, y, x) = src (z + zoff - off, y - off, x - off), zero outside src and
- * for channels c >= cs. zoff selects a slab of planes. One work-item per
- * destination row, so the index arithmetic is per row. */
+ * for channels c >= cs. zoff selects a slab of planes. Work-item i copies
+ * `per` consecutive elements of a destination row (nx = ceil(wd / per)
+ * items per row): per = 1, one element each, gives a GPU coalesced
+ * accesses; per >= wd, whole rows, keeps the row arithmetic once per row
+ * (CPUs). */
 __kernel void conv3d_embed(__global const float *restrict src,
                            __global float *restrict dst, const int cs,
                            const int cd, const int d, const int h, const int w,
                            const int dd, const int hd, const int wd,
-                           const int off, const int zoff, const int rows)
+                           const int off, const int zoff, const int rows,
+                           const int per, const int nx)
 {
-    const int r = get_global_id(0);
+    const int i = get_global_id(0);
+    const int r = i / nx;
     if (r >= rows)
         return;
+    const int xa = (i - r * nx) * per;
+    const int xb = min(xa + per, wd);
     const int t = r / hd;
     const int y = r - t * hd;
     const int t2 = t / dd;
@@ -141,15 +165,15 @@ __kernel void conv3d_embed(__global const float *restrict src,
         x0 = off;
         x1 = min(off + w, wd);
     }
-    for (int x = 0; x < x0; x++)
+    for (int x = xa; x < min(x0, xb); x++)
         o[x] = 0.0f;
     if (x1 > x0) {
         __global const float *s =
             src + ((((size_t)n * cs + c) * d + sz) * h + sy) * w - off;
-        for (int x = x0; x < x1; x++)
+        for (int x = max(xa, x0); x < min(x1, xb); x++)
             o[x] = s[x];
     }
-    for (int x = max(x0, x1); x < wd; x++)
+    for (int x = max(xa, max(x0, x1)); x < xb; x++)
         o[x] = 0.0f;
 }
 
@@ -236,7 +260,7 @@ inline void store_tile(floatv acc[COB][NV], __global float *restrict y,
  * rows only, for the whole tile, is skipped. That matters for the data
  * gradient, which correlates dy padded by k-1: near the borders nearly
  * half its taps would multiply zeros. */
-__kernel void conv3d_fwd(__global const float *restrict x,
+__kernel REQD_LWS void conv3d_fwd(__global const float *restrict x,
                          __global const float *restrict wt,
                          __global const float *restrict bias,
                          __global float *restrict y, const int cin,
@@ -353,7 +377,7 @@ __kernel void conv3d_fwd(__global const float *restrict x,
  * positions and channels >= cout. Work-item (ci*KS*KS + kz*KS + ky, cb, ch)
  * keeps BCOB x KS vector accumulators; ch = n*nq + chunk covers
  * [chunk*qchunk, ...) of [0, lq). */
-__kernel void conv3d_bwd_weight(__global const float *restrict x,
+__kernel REQD_BLWS void conv3d_bwd_weight(__global const float *restrict x,
                                 __global const float *restrict dyq,
                                 __global float *restrict part, const int cin,
                                 const int cout, const int coutp, const int hp,
@@ -431,26 +455,40 @@ __kernel void conv3d_bwd_weight(__global const float *restrict x,
 }
 
 /* Partial bias gradients: part[ch0 + ch][boff + co] = sum of dyq(n, co,
- * chunk). */
-__kernel void conv3d_bwd_bias(__global const float *restrict dyq,
-                              __global float *restrict part, const int cout,
-                              const int coutp, const int sq, const int lq,
-                              const int nq, const int qchunk, const int nch,
-                              const int pstride, const int boff,
-                              const int ch0)
+ * chunk). One work-group of BL items (a power of 2) per (co, chunk): the
+ * items stride through the chunk together (coalesced), then a tree in
+ * local memory; the order is fixed, so the result is deterministic. */
+__kernel __attribute__((reqd_work_group_size(BL, 1, 1))) void
+conv3d_bwd_bias(__global const float *restrict dyq,
+                __global float *restrict part, const int cout,
+                const int coutp, const int sq, const int lq, const int nq,
+                const int qchunk, const int nch, const int pstride,
+                const int boff, const int ch0)
 {
-    const int co = get_global_id(0);
+    __local float sums[BL];
+    const int co = get_group_id(0);
     const int ch = get_global_id(1);
-    if (co >= cout || ch >= nch)
-        return;
-    const int n = ch / nq;
-    const int qa = (ch - n * nq) * qchunk;
-    const int qb = min(qa + qchunk, lq);
-    __global const float *ds = dyq + ((size_t)n * coutp + co) * sq;
+    const int l = get_local_id(0);
+    /* whole work-groups only: every item reaches the barriers */
+    const int live = co < cout && ch < nch;
     float s = 0.0f;
-    for (int q = qa; q < qb; q++)
-        s += ds[q];
-    part[(size_t)(ch0 + ch) * pstride + boff + co] = s;
+    if (live) {
+        const int n = ch / nq;
+        const int qa = (ch - n * nq) * qchunk;
+        const int qb = min(qa + qchunk, lq);
+        __global const float *ds = dyq + ((size_t)n * coutp + co) * sq;
+        for (int q = qa + l; q < qb; q += BL)
+            s += ds[q];
+    }
+    sums[l] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = BL / 2; k > 0; k >>= 1) {
+        if (l < k)
+            sums[l] += sums[l + k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (live && l == 0)
+        part[(size_t)(ch0 + ch) * pstride + boff + co] = sums[0];
 }
 
 /* out[e] = sum over chunks of part[ch][e] in chunk order (deterministic);

@@ -1,7 +1,7 @@
 /* What is particular to the OpenCL backend's kernels (every op on every
  * backend against the reference is test_ops.c): conv3d's other blockings
  * (the kernel variants other devices are tuned to, through the
- * UNET3D_CONV3D_* overrides), bitwise reproducible weight gradients of
+ * UNET3D_TUNE_CONV3D_* overrides), bitwise reproducible weight gradients of
  * conv3d and upconv3d (fixed-order partial sums, no atomics), and the
  * accuracy of the two-level reductions over one large channel (batch norm)
  * and many voxels (softmax cross-entropy) against double. */
@@ -99,7 +99,7 @@ static void check_case(t_env *e, const conv_shape *c)
 }
 
 /* Other blockings than this device's tuned ones, through the environment
- * overrides the host code reads (UNET3D_CONV3D_<PARAM>), so the kernel
+ * overrides the host code reads (UNET3D_TUNE_CONV3D_<PARAM>), so the kernel
  * variants other devices use are tested here too. */
 static void conv3d_other_blockings(void **state)
 {
@@ -133,7 +133,7 @@ static void conv3d_other_blockings(void **state)
             char *eq = strchr(tok, '=');
             char name[64];
             *eq = 0;
-            snprintf(name, sizeof name, "UNET3D_CONV3D_%s", tok);
+            snprintf(name, sizeof name, "UNET3D_TUNE_CONV3D_%s", tok);
             setenv(name, eq + 1, 1);
             names[nn++] = tok;
         }
@@ -141,7 +141,7 @@ static void conv3d_other_blockings(void **state)
             check_case(e, &cases[j]);
         for (int j = 0; j < nn; j++) {
             char name[64];
-            snprintf(name, sizeof name, "UNET3D_CONV3D_%s", names[j]);
+            snprintf(name, sizeof name, "UNET3D_TUNE_CONV3D_%s", names[j]);
             unsetenv(name);
         }
     }
@@ -162,7 +162,7 @@ static void conv3d_weight_gradient_is_deterministic(void **state)
     float *x = t_rand_array(&e->seed, u3d_shape_count(xs), -1, 1);
     float *dy = t_rand_array(&e->seed, u3d_shape_count(ys), -1, 1);
     u3d_error err = {0};
-    setenv("UNET3D_CONV3D_BW_MAXCHUNK", "64", 1); /* many partial sums */
+    setenv("UNET3D_TUNE_CONV3D_BW_MAXCHUNK", "64", 1); /* many partial sums */
     u3d_tensor X = t_tensor(e->cl, xs, x), DY = t_tensor(e->cl, ys, dy);
     u3d_tensor DW[2], DB[2];
     float *dw[2], *db[2];
@@ -174,7 +174,7 @@ static void conv3d_weight_gradient_is_deterministic(void **state)
         dw[i] = t_read(&DW[i]);
         db[i] = t_read(&DB[i]);
     }
-    unsetenv("UNET3D_CONV3D_BW_MAXCHUNK");
+    unsetenv("UNET3D_TUNE_CONV3D_BW_MAXCHUNK");
     assert_memory_equal(dw[0], dw[1], u3d_shape_count(ws) * sizeof(float));
     assert_memory_equal(db[0], db[1], (size_t)c.cout * sizeof(float));
     for (int i = 0; i < 2; i++) {

@@ -13,6 +13,7 @@ int u3d_cmd_boundaries(int argc, char **argv); /* src/cli/cmd_synth.c */
 int u3d_cmd_suggest(int argc, char **argv);    /* src/cli/cmd_suggest.c */
 int u3d_cmd_suggest_simulate(int argc, char **argv); /* cmd_simulate.c */
 int u3d_cmd_augment(int argc, char **argv); /* src/cli/cmd_augment.c */
+int u3d_cmd_tune(int argc, char **argv);    /* src/cli/cmd_tune.c */
 
 int u3d_cmd_densify(int argc, char **argv); /* src/cli/cmd_densify.c */
 int u3d_cmd_demo(int argc, char **argv);    /* src/cli/cmd_demo.c */

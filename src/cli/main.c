@@ -39,6 +39,8 @@ static void usage(FILE *f)
             "                          the slices to annotate next\n"
             "  golden DIR...           check every op against PyTorch fixtures\n"
             "  bench [--json]          kernel benchmarks on the device\n"
+            "  tune [--quick|--minutes M]\n"
+            "                          tune the OpenCL kernels for the device\n"
             "  version                 print the version\n\n"
             "common options:\n"
             "  --device SPEC           OpenCL device: P:D, gpu, cpu or part of\n"
@@ -165,7 +167,7 @@ static int dispatch(int argc, char **argv)
     /* commands that write files but do not share their work: several
      * copies would race for the same outputs */
     static const char *single[] = {"demo", "evaluate", "augment",
-                                   "sparsify"};
+                                   "sparsify", "tune"};
     for (size_t i = 0; u3d_dist_active() && i < sizeof single / sizeof *single;
          i++)
         if (!strcmp(cmd, single[i])) {
@@ -202,6 +204,8 @@ static int dispatch(int argc, char **argv)
         return u3d_cmd_suggest(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return u3d_cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tune"))
+        return u3d_cmd_tune(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return u3d_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "unet3d: unknown command '%s'\n\n", cmd);

@@ -30,21 +30,30 @@ typedef struct conv_geom {
     int dout, hout, wout; /* output */
 } conv_geom;
 
-/* Tuning value: env UNET3D_CONV3D_<PARAM> (for tuning a new device), else
- * the table of tuning.c, else fallback. */
+/* Tuning value of this pass ("fwd", "data", "weight"; U3D_TUNE_ANY for
+ * what all share) and shape bucket (conv_bucket): see tuning.h for where
+ * it comes from (UNET3D_TUNE_CONV3D_<PARAM> overrides it). */
+static int tune_at(const u3d_cl *cl, const char *pass, const char *bucket,
+                   const char *param, int fallback)
+{
+    return u3d_cl_tune_at(cl, "conv3d", pass, bucket, param, fallback);
+}
+
 static int tune(const u3d_cl *cl, const char *param, int fallback)
 {
-    char name[64];
-    snprintf(name, sizeof name, "UNET3D_CONV3D_%s", param);
-    for (char *c = name; *c; c++)
-        *c = (char)toupper((unsigned char)*c);
-    const char *env = getenv(name);
-    if (env && atoi(env) > 0)
-        return atoi(env);
-    return u3d_cl_tune(cl, "conv3d", param, fallback);
+    return tune_at(cl, U3D_TUNE_ANY, U3D_TUNE_ANY, param, fallback);
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* Shape bucket of a layer for the tuned rows: the paper net's first
+ * levels (up to 64 channels) and its deeper ones, whose best blockings
+ * differ (few positions, many channels). Symmetric in Cin/Cout, so the
+ * data gradient of a layer falls in the layer's bucket. */
+static const char *conv_bucket(int cin, int cout)
+{
+    return (cin > cout ? cin : cout) > 64 ? "large" : "small";
+}
 
 /* Flat length of the computed positions, see cl/conv3d.cl. */
 static int conv_lq(const conv_geom *g)
@@ -111,6 +120,32 @@ static u3d_status get_kernel(u3d_cl *cl, const char *name, const char *opts,
     return u3d_cl_kernel_get(cl, PROG, name, opts, k, err);
 }
 
+/* A kernel compiled for work-groups of l (reqd_work_group_size) must be
+ * launched with l: refuse a device that cannot run that many. */
+static u3d_status fixed_wg(const u3d_cl *cl, cl_kernel k, const char *name,
+                           const char *param, size_t l, u3d_error *err)
+{
+    size_t kmax = 0;
+    if (clGetKernelWorkGroupInfo(k, cl->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                 sizeof kmax, &kmax, NULL) != CL_SUCCESS ||
+        kmax == 0 || l <= kmax)
+        return U3D_OK;
+    return u3d_seterr(err, U3D_ERR_DEVICE,
+                      "%s: work-groups of %zu exceed this device's limit "
+                      "for the kernel (%zu); set UNET3D_TUNE_CONV3D_%s=%zu "
+                      "or run 'unet3d tune'",
+                      name, l, kmax, param, kmax);
+}
+
+/* Largest power of 2 <= v (>= 1). */
+static int pow2_floor(size_t v)
+{
+    int p = 1;
+    while ((size_t)p * 2 <= v && p < (1 << 20))
+        p *= 2;
+    return p;
+}
+
 /* dst (n, cd, dd, hd, wd) voxel (z, y, x) = src (n, cs, d, h, w) voxel
  * (z + zoff - off, y - off, x - off), zero outside src. */
 static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
@@ -119,12 +154,18 @@ static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
 {
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_embed", NULL, &k, err));
-    int rows = n * cd * dd * hd;
-    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, zoff, rows};
+    /* elements per work-item: 1 (coalesced, a GPU's) up to whole rows
+     * (the row arithmetic once per row, CPUs) */
+    int per = tune(cl, "embed_per", 1);
+    per = per < 1 ? 1 : per > wd ? wd : per;
+    int rows = n * cd * dd * hd, nx = ceil_div(wd, per);
+    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, zoff, rows, per, nx};
     U3D_TRY(arg_mem(k, 0, src, err));
     U3D_TRY(arg_mem(k, 1, dst, err));
-    U3D_TRY(arg_ints(k, 2, a, 11, err));
-    size_t g = (size_t)rows, l = wg0(cl, k, tune(cl, "lws_small", 64), g);
+    U3D_TRY(arg_ints(k, 2, a, 13, err));
+    /* rows * nx <= the elements of dst, which fit an int (check_size) */
+    size_t g = (size_t)rows * (size_t)nx;
+    size_t l = wg0(cl, k, tune(cl, "lws_small", 64), g);
     return u3d_cl_launch(cl, k, "conv3d_embed", 1, &g, &l, err);
 }
 
@@ -160,18 +201,34 @@ static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
 /* Blocking of the forward kernel for this shape. */
 typedef struct fwd_plan {
     int vw, nv, cob, ncb;
+    int lws;    /* work-group size */
+    int reqd;   /* lws compiled in (reqd_work_group_size) */
     int tapout; /* loop order, see TAPOUT in cl/conv3d.cl */
     int relu;   /* ReLU fused into the store (RELU in cl/conv3d.cl) */
 } fwd_plan;
 
-static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
+static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
+                           const conv_geom *g)
 {
     fwd_plan p;
-    int cobmax = tune(cl, "cob", 8), accmax = tune(cl, "acc", 8);
-    int nvmax = tune(cl, "nv", 4);
+    const char *b = conv_bucket(g->cin, g->cout);
+    int cobmax = tune_at(cl, pass, b, "cob", 8);
+    int accmax = tune_at(cl, pass, b, "acc", 8);
+    int nvmax = tune_at(cl, pass, b, "nv", 4);
     if (cobmax < 1)
         cobmax = 1;
-    p.vw = tune(cl, "vw", 4);
+    p.vw = tune_at(cl, pass, b, "vw", 4);
+    /* compiled into the kernel (reqd_work_group_size): the device's
+     * limit, not the work of one call, caps it */
+    p.lws = tune_at(cl, pass, b, "lws", 64);
+    if (p.lws < 1)
+        p.lws = 1;
+    if (cl->max_wg > 0 && (size_t)p.lws > cl->max_wg)
+        p.lws = (int)cl->max_wg;
+    /* lws_runtime 1: the local size chosen per launch instead (capped by
+     * the work), for a device where the compiled-in size turns out
+     * slower (on PoCL the two measured alike, within noise) */
+    p.reqd = tune(cl, "lws_runtime", 0) == 0;
     /* fewest channel blocks, then as even as possible: Cout 3 gets one
      * block of 3 rather than a block of 8 with 5 wasted rows */
     p.ncb = ceil_div(g->cout, cobmax);
@@ -189,7 +246,7 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const conv_geom *g)
         p.nv--;
     /* tap rows outside the channel loop skip zero padding rows but make
      * the inner loop short: worth it from tapout_cin channels on */
-    p.tapout = g->cin >= tune(cl, "tapout_cin", 16);
+    p.tapout = g->cin >= tune_at(cl, pass, b, "tapout_cin", 16);
     p.relu = 0;
     return p;
 }
@@ -199,6 +256,10 @@ static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
 {
     snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d", g->k,
              p->vw, p->nv, p->cob, p->tapout);
+    if (p->reqd) {
+        size_t used = strlen(opts);
+        snprintf(opts + used, n - used, " -DLWS=%d", p->lws);
+    }
 }
 
 /* Floats of the rearranged weights: output channels padded to whole
@@ -298,7 +359,10 @@ static u3d_status fwd_launch(u3d_cl *cl, const conv_geom *g,
     U3D_TRY(arg_mem(k, 3, io->y, err));
     U3D_TRY(arg_ints(k, 4, a, 19, err));
     size_t gs[3] = {(size_t)ntiles, (size_t)p->ncb, (size_t)g->n};
-    size_t l[3] = {wg0(cl, k, tune(cl, "lws", 64), gs[0]), 1, 1};
+    size_t l[3] = {p->reqd ? (size_t)p->lws : wg0(cl, k, p->lws, gs[0]), 1,
+                   1};
+    if (p->reqd)
+        U3D_TRY(fixed_wg(cl, k, "conv3d_fwd", "LWS", l[0], err));
     return u3d_cl_launch(cl, k, "conv3d_fwd", 3, gs, l, err);
 }
 
@@ -354,15 +418,16 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
 
 /* Geometry, slab height S and blocking of a convolution of input shape s
  * zero-padded by pad to output shape ys. */
-static void fwd_setup(const u3d_cl *cl, u3d_shape s, int pad, int k,
-                      u3d_shape ys, conv_geom *full, int *S, fwd_plan *p)
+static void fwd_setup(const u3d_cl *cl, const char *pass, u3d_shape s,
+                      int pad, int k, u3d_shape ys, conv_geom *full, int *S,
+                      fwd_plan *p)
 {
     *full = conv_full(s, pad, k, ys);
     size_t plane = (size_t)s.n * s.c * full->hp * full->wp;
     *S = slab_planes(cl, plane, full->dp - ys.d, ys.d);
     /* the blocking must fit the thinnest slab, the last */
     conv_geom thin = slab_geom(full, (ceil_div(ys.d, *S) - 1) * *S, *S);
-    *p = fwd_choose(cl, &thin);
+    *p = fwd_choose(cl, pass, &thin);
 }
 
 /* y (shape ys) = conv(src zero-padded by pad, w) (+ bias); flip: see
@@ -374,7 +439,8 @@ static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
     conv_geom full;
     fwd_plan p;
     int S;
-    fwd_setup(u3d_cl_of(be), src->shape, pad, k, ys, &full, &S, &p);
+    fwd_setup(u3d_cl_of(be), flip ? "data" : "fwd", src->shape, pad, k, ys,
+              &full, &S, &p);
     p.relu = relu;
     cl_mem wt;
     U3D_TRY(fwd_weights(be, &full, &p, w, flip, &wt, err));
@@ -416,7 +482,7 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
         conv_geom full;
         fwd_plan fp;
         int S;
-        fwd_setup(cl, x[i], pad, k, ys, &full, &S, &fp);
+        fwd_setup(cl, "fwd", x[i], pad, k, ys, &full, &S, &fp);
         size_t wt = fwd_weights_count(&full, &fp);
         size_t xp = pad > 0 ? fwd_pad_count(&full, S) : 0;
         wmax = wt > wmax ? wt : wmax;
@@ -440,7 +506,7 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
 
 /* Blocking and chunking of the weight gradient for one slab. */
 typedef struct bww_plan {
-    int vw, cob, ncb, coutp;
+    int vw, cob, ncb, coutp, lws, reqd;
     int nq, qchunk, nch; /* chunks per sample, their length, total */
 } bww_plan;
 
@@ -448,8 +514,15 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
 {
     bww_plan p;
     int lq = conv_lq(g);
-    p.vw = tune(cl, "bw_vw", 4);
-    int cobmax = tune(cl, "bw_cob", 4);
+    const char *b = conv_bucket(g->cin, g->cout);
+    p.vw = tune_at(cl, "weight", b, "bw_vw", 4);
+    p.lws = tune_at(cl, "weight", b, "bw_lws", 64);
+    if (p.lws < 1)
+        p.lws = 1;
+    if (cl->max_wg > 0 && (size_t)p.lws > cl->max_wg)
+        p.lws = (int)cl->max_wg;
+    p.reqd = tune(cl, "lws_runtime", 0) == 0; /* see fwd_choose */
+    int cobmax = tune_at(cl, "weight", b, "bw_cob", 4);
     p.ncb = ceil_div(g->cout, cobmax < 1 ? 1 : cobmax);
     p.cob = ceil_div(g->cout, p.ncb);
     p.coutp = p.ncb * p.cob;
@@ -457,9 +530,10 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
      * stays in cache, but keep chunks long enough that the partial sums
      * stay few */
     long base = (long)g->cin * g->k * g->k * p.ncb * g->n;
-    long want = tune(cl, "bw_items", 4096);
-    int minchunk = tune(cl, "bw_chunk", 4096);
-    int maxchunk = tune(cl, "bw_maxchunk", 1 << 16);
+    /* enough work-items to fill a GPU (~100k in flight); CPU rows lower */
+    long want = tune_at(cl, "weight", b, "bw_items", 65536);
+    int minchunk = tune_at(cl, "weight", b, "bw_chunk", 4096);
+    int maxchunk = tune_at(cl, "weight", b, "bw_maxchunk", 1 << 16);
     int nq = (int)((want + base - 1) / base);
     if (nq < ceil_div(lq, maxchunk))
         nq = ceil_div(lq, maxchunk);
@@ -491,6 +565,10 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     char opts[128];
     snprintf(opts, sizeof opts, "-DKS=%d -DBVW=%d -DBCOB=%d", g->k, p->vw,
              p->cob);
+    if (p->reqd) {
+        size_t used = strlen(opts);
+        snprintf(opts + used, sizeof opts - used, " -DBLWS=%d", p->lws);
+    }
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_bwd_weight", opts, &k, err));
     int lq = conv_lq(g), sq = g->dout * g->hp * g->wp;
@@ -503,18 +581,31 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     U3D_TRY(arg_ints(k, 3, a, 15, err));
     size_t gs[3] = {(size_t)g->cin * g->k * g->k, (size_t)p->ncb,
                     (size_t)p->nch};
-    size_t l[3] = {wg0(cl, k, tune(cl, "bw_lws", 64), gs[0]), 1, 1};
+    size_t l[3] = {p->reqd ? (size_t)p->lws : wg0(cl, k, p->lws, gs[0]), 1,
+                   1};
+    if (p->reqd)
+        U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_weight", "BW_LWS", l[0], err));
     U3D_TRY(u3d_cl_launch(cl, k, "conv3d_bwd_weight", 3, gs, l, err));
     if (!with_bias)
         return U3D_OK;
-    U3D_TRY(get_kernel(cl, "conv3d_bwd_bias", NULL, &k, err));
+    /* a work-group of bl (a power of 2) per channel and chunk */
+    int bl = tune_at(cl, "weight", conv_bucket(g->cin, g->cout), "bias_lws",
+                     64);
+    size_t blmax = cl->max_wg > 0 ? cl->max_wg : 64;
+    bl = pow2_floor(bl < 1 ? 1 : (size_t)bl < blmax ? (size_t)bl : blmax);
+    char bopts[32];
+    snprintf(bopts, sizeof bopts, "-DBL=%d", bl);
+    /* BL=64 is the source's default: the program of the other kernels */
+    U3D_TRY(get_kernel(cl, "conv3d_bwd_bias", bl == 64 ? NULL : bopts, &k,
+                       err));
+    U3D_TRY(fixed_wg(cl, k, "conv3d_bwd_bias", "BIAS_LWS", (size_t)bl, err));
     int c[] = {g->cout, p->coutp,   sq,      lq,    p->nq, p->qchunk,
                p->nch,  b->pstride, b->boff, b->ch0};
     U3D_TRY(arg_mem(k, 0, b->dyq, err));
     U3D_TRY(arg_mem(k, 1, b->bpart, err));
     U3D_TRY(arg_ints(k, 2, c, 10, err));
-    size_t gb[2] = {(size_t)g->cout, (size_t)p->nch};
-    size_t lb[2] = {wg0(cl, k, tune(cl, "lws_small", 64), gb[0]), 1};
+    size_t gb[2] = {(size_t)g->cout * (size_t)bl, (size_t)p->nch};
+    size_t lb[2] = {(size_t)bl, 1};
     return u3d_cl_launch(cl, k, "conv3d_bwd_bias", 2, gb, lb, err);
 }
 
@@ -615,4 +706,41 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
     scratch_free(be, b.dyq);
     scratch_free(be, xp);
     return st;
+}
+
+/* What u3d_cl_conv3d_config describes: the blocking this pass chooses
+ * for the layer, e.g. "vw16 cob8 acc16 nv2 lws64" (and where the values
+ * came from: user/shipped/default/env). */
+void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
+                          const u3d_conv3d_params *p, u3d_shape x,
+                          int cout, char *out, size_t n)
+{
+    const u3d_cl *cl = u3d_cl_of(be);
+    int k = p->kernel, grow = 2 * p->pad - k + 1;
+    u3d_shape ys = u3d_shape5(x.n, cout, x.d + grow, x.h + grow, x.w + grow);
+    const char *src;
+    const char *b = conv_bucket(x.c, cout);
+    if (!strcmp(pass, "weight")) {
+        conv_geom full = conv_full(x, p->pad, k, ys);
+        bww_plan w = bww_choose(cl, &full);
+        u3d_tuning_get(&cl->tuning, "conv3d", "weight", b, "bw_vw", 0, &src);
+        snprintf(out, n, "bw_vw%d bw_cob%d chunk%d x%d lws%d (%s, %s)",
+                 w.vw, w.cob, w.qchunk, w.nch, w.lws, b, src);
+        return;
+    }
+    int data = !strcmp(pass, "data");
+    if (data) { /* the forward kernel on dy, padded by k-1-pad */
+        u3d_shape dy = ys;
+        ys = x;
+        x = dy;
+    }
+    conv_geom full;
+    fwd_plan fp;
+    int S;
+    fwd_setup(cl, pass, x, data ? k - 1 - p->pad : p->pad, k, ys, &full, &S,
+              &fp);
+    u3d_tuning_get(&cl->tuning, "conv3d", pass, b, "vw", 0, &src);
+    snprintf(out, n, "vw%d cob%d nv%d acc%d lws%d%s (%s, %s)", fp.vw, fp.cob,
+             fp.nv, fp.cob * fp.nv, fp.lws, fp.tapout ? " tapout" : "", b,
+             src);
 }

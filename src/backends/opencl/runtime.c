@@ -174,6 +174,14 @@ u3d_status u3d_list_devices(FILE *out, u3d_error *err)
                     : (t & CL_DEVICE_TYPE_CPU) ? "CPU"
                                                : "other",
                     cu, (double)mem / (1024.0 * 1024.0), ver);
+            u3d_tune_key key;
+            char how[2048];
+            snprintf(key.platform, sizeof key.platform, "%s", pn);
+            snprintf(key.device, sizeof key.device, "%s", dn);
+            dev_str(L.devs[p][d], CL_DRIVER_VERSION, key.driver,
+                    sizeof key.driver);
+            u3d_tuning_describe(&key, how, sizeof how);
+            fprintf(out, "         tuning: %s\n", how);
         }
     }
 #ifdef U3D_HAVE_CUDNN
@@ -303,21 +311,10 @@ static int mkdir_p(const char *path)
 
 static void init_cache_dir(u3d_cl *cl)
 {
-    const char *env = getenv("UNET3D_CACHE_DIR");
     cl->cache_dir[0] = 0;
     if (cl->is_oclgrind)
         return; /* the simulator's binaries are not worth keeping */
-    if (env) {
-        if (!env[0] || !strcmp(env, "off"))
-            return;
-        snprintf(cl->cache_dir, sizeof cl->cache_dir, "%s", env);
-    } else if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0]) {
-        snprintf(cl->cache_dir, sizeof cl->cache_dir, "%s/unet3d",
-                 getenv("XDG_CACHE_HOME"));
-    } else if (getenv("HOME") && getenv("HOME")[0]) {
-        snprintf(cl->cache_dir, sizeof cl->cache_dir, "%s/.cache/unet3d",
-                 getenv("HOME"));
-    }
+    u3d_cache_dir(cl->cache_dir, sizeof cl->cache_dir);
     if (cl->cache_dir[0] && mkdir_p(cl->cache_dir))
         cl->cache_dir[0] = 0; /* unwritable: build from source every time */
 }
@@ -360,11 +357,25 @@ u3d_status u3d_cl_create(const char *spec, int profile, u3d_cl **out,
     cl->is_oclgrind = strstr(cl->platform_name, "Oclgrind") != NULL;
     cl->is_cpu = (cl->type & CL_DEVICE_TYPE_CPU) != 0;
     init_cache_dir(cl);
+    u3d_tune_key key;
+    snprintf(key.platform, sizeof key.platform, "%s", cl->platform_name);
+    snprintf(key.device, sizeof key.device, "%s", cl->device_name);
+    snprintf(key.driver, sizeof key.driver, "%s", cl->driver_version);
+    char tdir[512];
+    u3d_cache_dir(tdir, sizeof tdir);
+    u3d_status tst = u3d_tuning_init(&cl->tuning, &key, tdir, err);
+    if (tst) {
+        free(cl);
+        return tst;
+    }
+    if (cl->tuning.note[0]) /* a refused tuned file: said once, then ignored */
+        fprintf(stderr, "unet3d: %s\n", cl->tuning.note);
 
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM,
                                       (cl_context_properties)cl->platform, 0};
     cl->ctx = clCreateContext(props, 1, &cl->device, NULL, NULL, &rc);
     if (rc != CL_SUCCESS) {
+        u3d_tuning_free(&cl->tuning);
         free(cl);
         return u3d_cl_check(rc, "clCreateContext", err);
     }
@@ -372,6 +383,7 @@ u3d_status u3d_cl_create(const char *spec, int profile, u3d_cl **out,
         cl->ctx, cl->device, profile ? CL_QUEUE_PROFILING_ENABLE : 0, &rc);
     if (rc != CL_SUCCESS) {
         clReleaseContext(cl->ctx);
+        u3d_tuning_free(&cl->tuning);
         free(cl);
         return u3d_cl_check(rc, "clCreateCommandQueue", err);
     }
@@ -410,6 +422,7 @@ void u3d_cl_destroy(u3d_cl *cl)
         clReleaseCommandQueue(cl->queue);
     if (cl->ctx)
         clReleaseContext(cl->ctx);
+    u3d_tuning_free(&cl->tuning);
     free(cl);
 }
 

@@ -6,6 +6,7 @@
 #define CL_USE_DEPRECATED_OPENCL_1_2_APIS
 #include <CL/cl.h>
 #include "core/backend_impl.h"
+#include "backends/opencl/tuning.h"
 
 /* Scratch buffer slots (u3d_cl_scratch), one per use. */
 enum {
@@ -54,6 +55,7 @@ typedef struct u3d_cl {
     size_t ngrave, capgrave;
     cl_mem scratch[U3D_CL_SCRATCH_SLOTS]; /* see u3d_cl_scratch */
     size_t scratch_bytes[U3D_CL_SCRATCH_SLOTS];
+    u3d_tuning tuning; /* shipped and user rows (tuning.h) */
 } u3d_cl;
 
 /* The OpenCL context of an OpenCL backend. */
@@ -107,11 +109,14 @@ static inline size_t u3d_round_up(size_t n, size_t m)
     return (n + m - 1) / m * m;
 }
 
-/* Tuning parameters per device, kept as data (tuning.c).
+/* Tuning parameters per device, kept as data (tuning.h, data/tuning/).
  * Returns the value of `param` for kernel family `family` on this device,
- * or `fallback`. */
+ * or `fallback`; _at for one pass and shape bucket (rows of the user's
+ * tuned file can be that specific). */
 int u3d_cl_tune(const u3d_cl *cl, const char *family, const char *param,
                 int fallback);
+int u3d_cl_tune_at(const u3d_cl *cl, const char *family, const char *pass,
+                   const char *bucket, const char *param, int fallback);
 
 /* Profiling summary (no-op unless profiling is on). */
 void u3d_cl_profile_print(const u3d_cl *cl, FILE *out);

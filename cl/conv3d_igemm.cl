@@ -86,6 +86,14 @@
 #define ACT(v) (v)
 #endif
 
+/* Rounds of the cooperative loads: i = lid + r*WGS for r < ROUNDS(count);
+ * the host requires count to be a multiple of WGS, so every work-item
+ * loads in every round, as CLBlast requires too. (With idle work-items in
+ * a round and a `continue` past the barriers, PoCL 3.1 gave wrong sums or
+ * crashed for some tile sets where oclgrind found no fault; which of the
+ * two it was is not isolated, both are gone.) */
+#define ROUNDS(count) ((count) / WGS)
+
 /* Flat offset of tap t in a padded volume of rows wp, planes hp x wp. */
 inline int tap_off(const int t, const int hp, const int wp)
 {
@@ -153,7 +161,9 @@ inline void fwd_load_a(__local float (*As)[MWG + LPAD],
                        __global const float *restrict wa, const int mp,
                        const int k0, const int m0, const int lid)
 {
-    for (int i = lid; i < KWG * (MWG / VWM); i += WGS) {
+    #pragma unroll
+    for (int r = 0; r < ROUNDS(KWG * (MWG / VWM)); r++) {
+        const int i = lid + r * WGS;
         const int k = i / (MWG / VWM);
         const int mv = i - k * (MWG / VWM);
         STOREM(LOADM(wa + (size_t)(k0 + k) * mp + m0 + mv * VWM),
@@ -169,7 +179,9 @@ inline void fwd_load_b(__local float (*Bs)[NWG + LPAD],
                        const int kdim, const int lq, const int k0,
                        const int q0, const int lid)
 {
-    for (int i = lid; i < KWG * (NWG / VWN); i += WGS) {
+    #pragma unroll
+    for (int r = 0; r < ROUNDS(KWG * (NWG / VWN)); r++) {
+        const int i = lid + r * WGS;
         const int k = i / (NWG / VWN);
         const int nv = i - k * (NWG / VWN);
         const int kk = k0 + k, q = q0 + nv * VWN;
@@ -244,12 +256,17 @@ conv3d_igemm_fwd(__global const float *restrict x,
         for (int j = 0; j < TN; j++)
             acc[i][j] = 0.0f;
     for (int k0 = 0; k0 < kdim; k0 += KWG) {
-        if (skip && !ktile_live(live, k0, kdim))
-            continue;
-        fwd_load_a(As, wa, mp, k0, m0, lid);
-        fwd_load_b(Bs, xn, off, xstride, kdim, lq, k0, q0, lid);
+        /* the same for the whole group; the barriers stay unconditional
+         * (PoCL 3.1 fails to compile a `continue` past them) */
+        const int run = !skip || ktile_live(live, k0, kdim);
+        if (run) {
+            fwd_load_a(As, wa, mp, k0, m0, lid);
+            fwd_load_b(Bs, xn, off, xstride, kdim, lq, k0, q0, lid);
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
-        MICRO_KERNEL(As, Bs, acc, tm, tn)
+        if (run) {
+            MICRO_KERNEL(As, Bs, acc, tm, tn)
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
@@ -284,7 +301,9 @@ inline void bww_load_a(__local float (*As)[MWG + LPAD],
                        const int cout, const int m0, const int q0,
                        const int qb, const int lid)
 {
-    for (int i = lid; i < MWG * (KWG / VWM); i += WGS) {
+    #pragma unroll
+    for (int r = 0; r < ROUNDS(MWG * (KWG / VWM)); r++) {
+        const int i = lid + r * WGS;
         const int m = i / (KWG / VWM);
         const int kv = i - m * (KWG / VWM);
         const int co = m0 + m, q = q0 + kv * VWM;
@@ -309,7 +328,9 @@ inline void bww_load_b(__local float (*Bs)[NWG + LPAD],
                        const int kdim, const int n0, const int q0,
                        const int qb, const int lid)
 {
-    for (int i = lid; i < NWG * (KWG / VWN); i += WGS) {
+    #pragma unroll
+    for (int r = 0; r < ROUNDS(NWG * (KWG / VWN)); r++) {
+        const int i = lid + r * WGS;
         const int c = i / (KWG / VWN);
         const int kv = i - c * (KWG / VWN);
         const int kk = n0 + c, q = q0 + kv * VWN;

@@ -26,7 +26,9 @@
  * (register tile TM x TN = MWG/MDIMC x NWG/NDIMC, at most 256 floats);
  * VWM, VWN in {1, 2, 4, 8, 16}; forward MWG % VWM == 0, NWG % VWN == 0;
  * weight gradient (loads along positions = K) KWG % VWM == 0, KWG % VWN
- * == 0; MDIMC * NDIMC <= the device's and the kernel's work-group limit,
+ * == 0; the vectors of one tile load a multiple of MDIMC * NDIMC (forward
+ * KWG*MWG/VWM and KWG*NWG/VWN, weight gradient MWG*KWG/VWM and
+ * NWG*KWG/VWN: every work-item loads in every round); MDIMC * NDIMC <= the device's and the kernel's work-group limit,
  * NDIMC, MDIMC <= its work-item sizes; local memory 4 * (KWG * (MWG + LPAD)
  * + KWG * (NWG + LPAD) + 2 * taps) bytes <= CL_DEVICE_LOCAL_MEM_SIZE.
  * Sizes need not be multiples of the tiles (edge tiles are guarded).
@@ -149,6 +151,16 @@ int u3d_cl_igemm_valid(const u3d_cl *cl, u3d_igemm_pass pass,
         return snprintf(why, nwhy, "%s must be a multiple of VWM and %s of "
                         "VWN", pass == U3D_IGEMM_FWD ? "MWG" : "KWG",
                         pass == U3D_IGEMM_FWD ? "NWG" : "KWG"), 0;
+    /* vectors staged per K step: every work-item loads in every round */
+    int wgs = c->mdimc * c->ndimc;
+    int la = pass == U3D_IGEMM_FWD ? c->kwg * (c->mwg / c->vwm)
+                                   : c->mwg * (c->kwg / c->vwm);
+    int lb = pass == U3D_IGEMM_FWD ? c->kwg * (c->nwg / c->vwn)
+                                   : c->nwg * (c->kwg / c->vwn);
+    if (la % wgs || lb % wgs)
+        return snprintf(why, nwhy, "the vectors of a tile load (%d of A, %d "
+                        "of B) must be multiples of MDIMC*NDIMC = %d", la, lb,
+                        wgs), 0;
     size_t item[3];
     cl_ulong lmem;
     device_limits(cl, item, &lmem);

@@ -66,6 +66,10 @@ int u3d_cl_conv_path(const u3d_cl *cl)
     int t = u3d_cl_tune(cl, "conv3d", "path", 0);
     if (t == U3D_CL_CONV_DIRECT || t == U3D_CL_CONV_IGEMM)
         return t;
+    /* oclgrind calls itself a GPU: it keeps checking the direct kernels
+     * unless told otherwise (tests *_igemm_*_oclgrind force this path) */
+    if (cl->is_oclgrind)
+        return U3D_CL_CONV_DIRECT;
     return (cl->type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR))
                ? U3D_CL_CONV_IGEMM
                : U3D_CL_CONV_DIRECT;

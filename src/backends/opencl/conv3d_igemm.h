@@ -9,7 +9,7 @@ enum { U3D_CL_CONV_DIRECT = 1, U3D_CL_CONV_IGEMM = 2 };
 
 /* The path for this device: env UNET3D_CONV_PATH=igemm|direct, else the
  * tuning value ("conv3d", "path": 1 direct, 2 igemm), else igemm on GPUs
- * and accelerators, direct on CPUs. */
+ * and accelerators, direct on CPUs and the oclgrind simulator. */
 int u3d_cl_conv_path(const u3d_cl *cl);
 
 /* The two GEMM kernels: forward (and data gradient), weight gradient. */

@@ -298,20 +298,27 @@ static void build_options(const ig_geom *g, const u3d_igemm_cfg *c, int relu,
              c->vwm, c->vwn, c->lpad, relu);
 }
 
-/* Kernel `name` of the igemm program for this geometry and tiles; refuses
- * tiles larger than what the compiled kernel can run (register use). */
+/* Kernel `name` of the igemm program for this geometry and tiles. */
 static u3d_status get_kernel(u3d_cl *cl, const char *name, const ig_geom *g,
                              const u3d_igemm_cfg *c, int relu, cl_kernel *k,
                              u3d_error *err)
 {
     char opts[256];
     build_options(g, c, relu, opts, sizeof opts);
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, name, opts, k, err));
+    return u3d_cl_kernel_get(cl, PROG, name, opts, k, err);
+}
+
+/* A GEMM kernel: refuses tiles larger than what the compiled kernel can
+ * run (its register use may lower the device's work-group limit). */
+static u3d_status get_gemm(u3d_cl *cl, const char *name, const ig_geom *g,
+                           const u3d_igemm_cfg *c, int relu, cl_kernel *k,
+                           u3d_error *err)
+{
+    U3D_TRY(get_kernel(cl, name, g, c, relu, k, err));
     size_t kmax = 0;
     if (clGetKernelWorkGroupInfo(*k, cl->device, CL_KERNEL_WORK_GROUP_SIZE,
                                  sizeof kmax, &kmax, NULL) == CL_SUCCESS &&
-        kmax > 0 && (size_t)c->mdimc * c->ndimc > kmax && strcmp(name,
-        "conv3d_igemm_weights"))
+        kmax > 0 && (size_t)c->mdimc * c->ndimc > kmax)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "conv3d igemm: %s runs at most %zu work-items per "
                           "group on %s, the tiles ask for %d; lower MDIMC or "
@@ -357,15 +364,16 @@ static void wa_dims(const ig_geom *g, const u3d_igemm_cfg *c, int *kp,
 }
 
 static u3d_status fwd_weights(u3d_backend *be, const ig_geom *g,
-                              const u3d_igemm_cfg *c, cl_mem w, int flip,
-                              cl_mem *wa, u3d_error *err)
+                              const u3d_igemm_cfg *c, int relu, cl_mem w,
+                              int flip, cl_mem *wa, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
     int kp, mp;
     wa_dims(g, c, &kp, &mp);
     U3D_TRY(check_size("conv3d weights", (size_t)kp * mp, err));
     cl_kernel k;
-    U3D_TRY(get_kernel(cl, "conv3d_igemm_weights", g, c, 0, &k, err));
+    /* relu: from the GEMM's program, not one more build */
+    U3D_TRY(get_kernel(cl, "conv3d_igemm_weights", g, c, relu, &k, err));
     U3D_TRY(scratch(be, U3D_SCRATCH_CONV_W, (size_t)kp * mp, wa, err));
     int a[] = {g->cout, g->cin, kp, mp, flip};
     cl_mem m[] = {w, *wa};
@@ -390,7 +398,7 @@ static u3d_status fwd_launch(u3d_cl *cl, const ig_geom *g,
                              u3d_error *err)
 {
     cl_kernel k;
-    U3D_TRY(get_kernel(cl, "conv3d_igemm_fwd", g, c, relu, &k, err));
+    U3D_TRY(get_gemm(cl, "conv3d_igemm_fwd", g, c, relu, &k, err));
     int kp, mp, lq = geom_lq(g);
     wa_dims(g, c, &kp, &mp);
     int a[] = {g->cin,     g->cout,  mp,      g->hp,       g->wp,
@@ -427,7 +435,7 @@ static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
     size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
     int S = slab_planes(cl, plane, full.dp - ys.d, ys.d);
     cl_mem wa, xp = NULL;
-    U3D_TRY(fwd_weights(be, &full, &c, w, flip, &wa, err));
+    U3D_TRY(fwd_weights(be, &full, &c, relu, w, flip, &wa, err));
     if (pad > 0) {
         U3D_TRY(check_size("conv3d padding", pad_count(&full, S), err));
         U3D_TRY(scratch(be, U3D_SCRATCH_CONV_X, pad_count(&full, S), &xp,
@@ -553,7 +561,7 @@ static u3d_status bw_launch(u3d_cl *cl, const ig_geom *g,
                             const bw_bufs *b, int with_bias, u3d_error *err)
 {
     cl_kernel k;
-    U3D_TRY(get_kernel(cl, "conv3d_igemm_bww", g, c, 0, &k, err));
+    U3D_TRY(get_gemm(cl, "conv3d_igemm_bww", g, c, 0, &k, err));
     int sq = g->dout * g->hp * g->wp;
     int a[] = {g->cin, g->cout, g->hp, g->wp, b->xstride, b->xoff,
                sq,     geom_lq(g), s->nq, s->qchunk, b->pstride, b->boff,

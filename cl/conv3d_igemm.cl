@@ -155,6 +155,35 @@ __kernel void conv3d_igemm_weights(__global const float *restrict w,
     wa[gid] = v;
 }
 
+/* dst (N, cd, dd, hd, wd) voxel (z, y, x) = src (N, cs, d, h, w) voxel
+ * (z + zoff - pd, y - ph, x - pw), zero outside src and for channels
+ * c >= cs: the zero-padded copy (padding per axis) and dy in the padded
+ * geometry. One work-item per element: coalesced on a GPU. */
+__kernel void conv3d_igemm_embed(__global const float *restrict src,
+                                 __global float *restrict dst, const int cs,
+                                 const int cd, const int d, const int h,
+                                 const int w, const int dd, const int hd,
+                                 const int wd, const int pd, const int ph,
+                                 const int pw, const int zoff, const int total)
+{
+    const int i = get_global_id(0);
+    if (i >= total)
+        return;
+    const int r = i / wd;
+    const int x = i - r * wd;
+    const int t = r / hd;
+    const int y = r - t * hd;
+    const int t2 = t / dd;
+    const int z = t - t2 * dd;
+    const int n = t2 / cd;
+    const int c = t2 - n * cd;
+    const int sz = z + zoff - pd, sy = y - ph, sx = x - pw;
+    float v = 0.0f;
+    if (c < cs && sz >= 0 && sz < d && sy >= 0 && sy < h && sx >= 0 && sx < w)
+        v = src[((((size_t)n * cs + c) * d + sz) * h + sy) * w + sx];
+    dst[i] = v;
+}
+
 /* Stages the weight tile: As[k][m] = wa[k0 + k][m0 + m] (wa is padded to
  * whole tiles, so no guard). */
 inline void fwd_load_a(__local float (*As)[MWG + LPAD],

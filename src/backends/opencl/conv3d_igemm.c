@@ -204,24 +204,29 @@ static u3d_status config(const u3d_cl *cl, u3d_igemm_pass pass, int taps,
  * planes it reads (see conv_geom in conv3d.c) */
 typedef struct ig_geom {
     int n, cin, cout, kd, kh, kw;
+    int pd, ph, pw;       /* zero padding of the input */
     int dp, hp, wp;       /* padded input */
     int dout, hout, wout; /* output */
 } ig_geom;
 
 static int taps_of(const ig_geom *g) { return g->kd * g->kh * g->kw; }
+static int padded(const ig_geom *g) { return g->pd || g->ph || g->pw; }
 
 static int geom_lq(const ig_geom *g)
 {
     return ((g->dout - 1) * g->hp + g->hout - 1) * g->wp + g->wout;
 }
 
-/* src read with zero padding pad (one shared border between rows and
- * between planes, a spare plane at the end: conv_full in conv3d.c). */
-static ig_geom geom_full(u3d_shape s, int pad, int k, u3d_shape out)
+/* src read with zero padding pad[] (Hp = H + ph, Wp = W + pw: one border
+ * shared between rows and between planes, and a spare plane for the reads
+ * that wrap past the last row: conv_full in conv3d.c, per axis). */
+static ig_geom geom_full(u3d_shape s, const int k[3], const int pad[3],
+                         u3d_shape out)
 {
-    ig_geom g = {s.n,   s.c,   out.c, k,     k,     k,
-                 s.d + 2 * pad + (pad > 0), s.h + pad, s.w + pad,
-                 out.d, out.h, out.w};
+    int spare = pad[1] > 0 || pad[2] > 0;
+    ig_geom g = {s.n,    s.c,    out.c,  k[0],  k[1],  k[2],
+                 pad[0], pad[1], pad[2], s.d + 2 * pad[0] + spare,
+                 s.h + pad[1], s.w + pad[2], out.d, out.h, out.w};
     return g;
 }
 
@@ -336,21 +341,25 @@ static size_t small_lws(const u3d_cl *cl, size_t work)
     return work > 0 && l > work ? work : l;
 }
 
-/* dst (n, cd, dd, hd, wd) = src (n, cs, d, h, w) shifted by (zoff - off,
- * -off, -off), zero outside: conv3d_embed of cl/conv3d.cl. */
-static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
-                        int cd, int d, int h, int w, int dd, int hd, int wd,
-                        int off, int zoff, u3d_error *err)
+/* dst (n, cd, g's slab) = src (n, cs, d, h, w) shifted by g's padding and
+ * by zoff planes, zero outside src and for channels >= cs: one work-item
+ * per element (conv3d_igemm_embed). */
+static u3d_status embed(u3d_cl *cl, const ig_geom *g, const u3d_igemm_cfg *c,
+                        cl_mem src, cl_mem dst, u3d_shape s, int cd, int dd,
+                        int zoff, int shift, u3d_error *err)
 {
     cl_kernel k;
-    U3D_TRY(u3d_cl_kernel_get(cl, "conv3d", "conv3d_embed", NULL, &k, err));
-    int rows = n * cd * dd * hd;
-    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, zoff, rows};
+    U3D_TRY(get_kernel(cl, "conv3d_igemm_embed", g, c, 0, &k, err));
+    size_t total = (size_t)s.n * cd * dd * g->hp * g->wp;
+    U3D_TRY(check_size("conv3d padding", total, err));
+    int a[] = {s.c,  cd,   s.d,  s.h,  s.w,  dd,    g->hp,
+               g->wp, shift ? g->pd : 0, shift ? g->ph : 0,
+               shift ? g->pw : 0, zoff, (int)total};
     cl_mem m[] = {src, dst};
     U3D_TRY(set_mems(k, m, 2, err));
-    U3D_TRY(set_ints(k, 2, a, 11, err));
-    size_t g = (size_t)rows, l = small_lws(cl, g);
-    return u3d_cl_launch(cl, k, "conv3d_embed", 1, &g, &l, err);
+    U3D_TRY(set_ints(k, 2, a, 13, err));
+    size_t l = small_lws(cl, total);
+    return u3d_cl_launch(cl, k, "conv3d_igemm_embed", 1, &total, &l, err);
 }
 
 /* ---- forward and data gradient ------------------------------------- */
@@ -414,78 +423,119 @@ static u3d_status fwd_launch(u3d_cl *cl, const ig_geom *g,
     return u3d_cl_launch(cl, k, "conv3d_igemm_fwd", 3, gs, l, err);
 }
 
-/* Floats of the zero-padded input slab of S output planes (pad > 0). */
+/* Floats of the zero-padded input slab of S output planes (padded). */
 static size_t pad_count(const ig_geom *full, int S)
 {
     size_t plane = (size_t)full->n * full->cin * full->hp * full->wp;
     return plane * (size_t)(S + full->dp - full->dout);
 }
 
+/* One slab's launch: pads src into xp first when the geometry does. */
+static u3d_status fwd_slab(u3d_cl *cl, const ig_geom *full,
+                           const u3d_igemm_cfg *c, int relu, cten *src,
+                           int z0, int S, cl_mem xp, cl_mem wa, cl_mem bias,
+                           cl_mem y, u3d_error *err)
+{
+    u3d_shape s = src->shape;
+    ig_geom g = geom_slab(full, z0, S);
+    int ohw = full->hout * full->wout;
+    ig_io io = {u3d_cl_mem(src), s.d * s.h * s.w, z0 * s.h * s.w,
+                y, full->dout * ohw, z0 * ohw, 0, 0, INT_MAX, 0, INT_MAX};
+    if (padded(&g)) {
+        /* copy plane z is src plane z + z0 - pd, row y src row y - ph */
+        U3D_TRY(embed(cl, &g, c, u3d_cl_mem(src), xp, s, s.c, g.dp, z0, 1,
+                      err));
+        io.x = xp;
+        io.xstride = g.dp * g.hp * g.wp;
+        io.xoff = 0;
+        io.skip = 1;
+        io.pz0 = g.pd - z0;
+        io.pz1 = s.d + g.pd - z0;
+        io.py0 = g.ph;
+        io.py1 = s.h + g.ph;
+    }
+    return fwd_launch(cl, &g, c, relu, &io, wa, bias, err);
+}
+
 /* y (shape ys) = conv(src zero-padded by pad, w) (+ bias), slab by slab;
  * flip: w is a forward weight used for the data gradient. */
-static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
-                           cl_mem w, int flip, cl_mem bias, int relu,
-                           cl_mem y, u3d_shape ys, u3d_error *err)
+static u3d_status conv_run(u3d_backend *be, cten *src, const int k[3],
+                           const int pad[3], cl_mem w, int flip, cl_mem bias,
+                           int relu, cl_mem y, u3d_shape ys, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape s = src->shape;
-    ig_geom full = geom_full(s, pad, k, ys);
+    ig_geom full = geom_full(s, k, pad, ys);
     u3d_igemm_cfg c;
     U3D_TRY(config(cl, U3D_IGEMM_FWD, taps_of(&full), &c, err));
     size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
     int S = slab_planes(cl, plane, full.dp - ys.d, ys.d);
     cl_mem wa, xp = NULL;
     U3D_TRY(fwd_weights(be, &full, &c, relu, w, flip, &wa, err));
-    if (pad > 0) {
+    if (padded(&full)) {
         U3D_TRY(check_size("conv3d padding", pad_count(&full, S), err));
         U3D_TRY(scratch(be, U3D_SCRATCH_CONV_X, pad_count(&full, S), &xp,
                         err));
     }
-    int ohw = ys.h * ys.w;
-    for (int z0 = 0; z0 < ys.d; z0 += S) {
-        ig_geom g = geom_slab(&full, z0, S);
-        ig_io io = {u3d_cl_mem(src), s.d * s.h * s.w, z0 * s.h * s.w,
-                    y, ys.d * ohw, z0 * ohw, 0, 0, INT_MAX, 0, INT_MAX};
-        if (pad > 0) {
-            /* copy plane z is src plane z + z0 - pad: see conv3d.c */
-            U3D_TRY(embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c, s.d, s.h,
-                          s.w, g.dp, g.hp, g.wp, pad, z0, err));
-            io.x = xp;
-            io.xstride = g.dp * g.hp * g.wp;
-            io.xoff = 0;
-            io.skip = 1;
-            io.pz0 = pad - z0;
-            io.pz1 = s.d + pad - z0;
-            io.py0 = pad;
-            io.py1 = s.h + pad;
-        }
-        U3D_TRY(fwd_launch(cl, &g, &c, relu, &io, wa, bias, err));
-    }
+    for (int z0 = 0; z0 < ys.d; z0 += S)
+        U3D_TRY(fwd_slab(cl, &full, &c, relu, src, z0, S, xp, wa, bias, y,
+                         err));
     return U3D_OK;
 }
 
-u3d_status u3d_cl_igemm_forward(u3d_backend *be, const u3d_conv3d_params *p,
-                                cten *x, cten *w, cten *b, u3d_tensor *y,
-                                u3d_error *err)
+/* The convolution's output size along an axis. */
+static int out_size(int in, int k, int pad) { return in + 2 * pad - k + 1; }
+
+u3d_status u3d_cl_igemm_conv_forward(u3d_backend *be, const u3d_igemm_conv *cv,
+                                     cten *x, cten *w, cten *b, u3d_tensor *y,
+                                     u3d_error *err)
 {
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
-    return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
-                    b ? u3d_cl_mem(b) : NULL, p->relu, u3d_cl_mem(y), y->shape,
-                    err);
+    return conv_run(be, x, cv->k, cv->pad, u3d_cl_mem(w), 0,
+                    b ? u3d_cl_mem(b) : NULL, cv->relu, u3d_cl_mem(y),
+                    y->shape, err);
 }
 
-u3d_status u3d_cl_igemm_backward_data(u3d_backend *be,
-                                      const u3d_conv3d_params *p, cten *dy,
-                                      cten *w, u3d_tensor *dx, u3d_error *err)
+u3d_status u3d_cl_igemm_conv_backward_data(u3d_backend *be,
+                                           const u3d_igemm_conv *cv,
+                                           cten *dy, cten *w, u3d_tensor *dx,
+                                           u3d_error *err)
 {
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dx->shape),
                        err));
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dy->shape),
                        err));
     /* dx = full correlation of dy with the flipped kernel */
-    return conv_run(be, dy, p->kernel - 1 - p->pad, p->kernel, u3d_cl_mem(w),
-                    1, NULL, 0, u3d_cl_mem(dx), dx->shape, err);
+    int pad[3];
+    for (int a = 0; a < 3; a++)
+        pad[a] = cv->k[a] - 1 - cv->pad[a];
+    return conv_run(be, dy, cv->k, pad, u3d_cl_mem(w), 1, NULL, 0,
+                    u3d_cl_mem(dx), dx->shape, err);
+}
+
+static u3d_igemm_conv cubic(const u3d_conv3d_params *p)
+{
+    u3d_igemm_conv cv = {{p->kernel, p->kernel, p->kernel},
+                         {p->pad, p->pad, p->pad},
+                         p->relu};
+    return cv;
+}
+
+u3d_status u3d_cl_igemm_forward(u3d_backend *be, const u3d_conv3d_params *p,
+                                cten *x, cten *w, cten *b, u3d_tensor *y,
+                                u3d_error *err)
+{
+    u3d_igemm_conv cv = cubic(p);
+    return u3d_cl_igemm_conv_forward(be, &cv, x, w, b, y, err);
+}
+
+u3d_status u3d_cl_igemm_backward_data(u3d_backend *be,
+                                      const u3d_conv3d_params *p, cten *dy,
+                                      cten *w, u3d_tensor *dx, u3d_error *err)
+{
+    u3d_igemm_conv cv = cubic(p);
+    return u3d_cl_igemm_conv_backward_data(be, &cv, dy, w, dx, err);
 }
 
 /* The forward scratch (what the inference plan holds): rearranged weights
@@ -499,16 +549,19 @@ size_t u3d_cl_igemm_scratch_bytes(u3d_backend *be, int n,
     u3d_igemm_cfg c = u3d_cl_igemm_config(cl, U3D_IGEMM_FWD);
     size_t wmax = 0, xmax = 0;
     for (int i = 0; i < n; i++) {
-        int k = p[i].kernel, pad = p[i].pad, grow = 2 * pad - k + 1;
-        u3d_shape ys = u3d_shape5(x[i].n, w[i].n, x[i].d + grow,
-                                  x[i].h + grow, x[i].w + grow);
+        u3d_igemm_conv cv = cubic(&p[i]);
+        u3d_shape ys = u3d_shape5(x[i].n, w[i].n,
+                                  out_size(x[i].d, cv.k[0], cv.pad[0]),
+                                  out_size(x[i].h, cv.k[1], cv.pad[1]),
+                                  out_size(x[i].w, cv.k[2], cv.pad[2]));
         if (ys.d < 1 || ys.h < 1 || ys.w < 1 || c.kwg < 1 || c.mwg < 1)
             continue;
-        ig_geom full = geom_full(x[i], pad, k, ys);
+        ig_geom full = geom_full(x[i], cv.k, cv.pad, ys);
         size_t plane = (size_t)x[i].n * x[i].c * full.hp * full.wp;
         int S = slab_planes(cl, plane, full.dp - ys.d, ys.d), kp, mp;
         wa_dims(&full, &c, &kp, &mp);
-        size_t wa = (size_t)kp * mp, xp = pad > 0 ? pad_count(&full, S) : 0;
+        size_t wa = (size_t)kp * mp;
+        size_t xp = padded(&full) ? pad_count(&full, S) : 0;
         wmax = wa > wmax ? wa : wmax;
         xmax = xp > xmax ? xp : xmax;
     }
@@ -576,17 +629,17 @@ static u3d_status bw_launch(u3d_cl *cl, const ig_geom *g,
     return u3d_cl_launch(cl, k, "conv3d_igemm_bww", 3, gs, l, err);
 }
 
-/* One slab: pads x (pad > 0), embeds dy in the padded geometry (zero at
- * positions that are not output voxels), then its chunks' sums. */
-static u3d_status bw_slab(u3d_cl *cl, const ig_geom *g, int z0, int pad,
-                          cten *x, cten *dy, const u3d_igemm_cfg *c,
-                          const bw_split *s, cl_mem xp, bw_bufs *b,
-                          int with_bias, u3d_error *err)
+/* One slab: pads x (when padded), embeds dy in the padded geometry (zero
+ * at positions that are not output voxels), then its chunks' sums. */
+static u3d_status bw_slab(u3d_cl *cl, const ig_geom *g, int z0, cten *x,
+                          cten *dy, const u3d_igemm_cfg *c, const bw_split *s,
+                          cl_mem xp, bw_bufs *b, int with_bias,
+                          u3d_error *err)
 {
     u3d_shape xs = x->shape, ys = dy->shape;
-    if (pad > 0) {
-        U3D_TRY(embed(cl, u3d_cl_mem(x), xp, xs.n, xs.c, xs.c, xs.d, xs.h,
-                      xs.w, g->dp, g->hp, g->wp, pad, z0, err));
+    if (padded(g)) {
+        U3D_TRY(embed(cl, g, c, u3d_cl_mem(x), xp, xs, xs.c, g->dp, z0, 1,
+                      err));
         b->x = xp;
         b->xstride = g->dp * g->hp * g->wp;
         b->xoff = 0;
@@ -595,8 +648,8 @@ static u3d_status bw_slab(u3d_cl *cl, const ig_geom *g, int z0, int pad,
         b->xstride = xs.d * xs.h * xs.w;
         b->xoff = z0 * xs.h * xs.w;
     }
-    U3D_TRY(embed(cl, u3d_cl_mem(dy), b->dyq, ys.n, ys.c, ys.c, ys.d, ys.h,
-                  ys.w, g->dout, g->hp, g->wp, 0, z0, err));
+    U3D_TRY(embed(cl, g, c, u3d_cl_mem(dy), b->dyq, ys, ys.c, g->dout, z0, 0,
+                  err));
     return bw_launch(cl, g, c, s, b, with_bias, err);
 }
 
@@ -637,20 +690,20 @@ static u3d_status bw_buffers(u3d_backend *be, size_t xcount, size_t qcount,
     return U3D_OK;
 }
 
-u3d_status u3d_cl_igemm_backward_weight(u3d_backend *be,
-                                        const u3d_conv3d_params *p, cten *x,
-                                        cten *dy, u3d_tensor *dw,
-                                        u3d_tensor *db, u3d_error *err)
+u3d_status u3d_cl_igemm_conv_backward_weight(u3d_backend *be,
+                                             const u3d_igemm_conv *cv,
+                                             cten *x, cten *dy, u3d_tensor *dw,
+                                             u3d_tensor *db, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape xs = x->shape, ys = dy->shape;
-    int pad = p->pad, k = p->kernel;
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(xs), err));
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(ys), err));
-    ig_geom full = geom_full(xs, pad, k, ys);
+    ig_geom full = geom_full(xs, cv->k, cv->pad, ys);
     u3d_igemm_cfg c;
     U3D_TRY(config(cl, U3D_IGEMM_BWW, taps_of(&full), &c, err));
-    size_t xplane = pad > 0 ? (size_t)xs.n * xs.c * full.hp * full.wp : 0;
+    size_t xplane =
+        padded(&full) ? (size_t)xs.n * xs.c * full.hp * full.wp : 0;
     size_t qplane = (size_t)ys.n * ys.c * full.hp * full.wp;
     int extra = xplane ? full.dp - ys.d : 0; /* more x than dy planes */
     int S = slab_planes(cl, xplane + qplane, extra, ys.d);
@@ -670,12 +723,20 @@ u3d_status u3d_cl_igemm_backward_weight(u3d_backend *be,
     for (int z0 = 0; z0 < ys.d; z0 += S) {
         ig_geom g = geom_slab(&full, z0, S);
         bw_split s = bw_choose(cl, &g, &c);
-        U3D_TRY(bw_slab(cl, &g, z0, pad, x, dy, &c, &s, xp, &b, db != NULL,
-                        err));
+        U3D_TRY(bw_slab(cl, &g, z0, x, dy, &c, &s, xp, &b, db != NULL, err));
         b.ch0 += s.nch;
     }
     if (nch > 1)
         U3D_TRY(reduce(cl, b.part, u3d_cl_mem(dw), db ? u3d_cl_mem(db) : NULL,
                        nw, ne, nch, err));
     return U3D_OK;
+}
+
+u3d_status u3d_cl_igemm_backward_weight(u3d_backend *be,
+                                        const u3d_conv3d_params *p, cten *x,
+                                        cten *dy, u3d_tensor *dw,
+                                        u3d_tensor *db, u3d_error *err)
+{
+    u3d_igemm_conv cv = cubic(p);
+    return u3d_cl_igemm_conv_backward_weight(be, &cv, x, dy, dw, db, err);
 }

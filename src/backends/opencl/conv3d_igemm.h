@@ -37,6 +37,27 @@ int u3d_cl_igemm_valid(const u3d_cl *cl, u3d_igemm_pass pass,
                        const u3d_igemm_cfg *cfg, int taps, char *why,
                        size_t nwhy);
 
+/* A convolution of stride 1 with k = (D, H, W) taps and zero padding
+ * pad[a] < k[a] per axis: the public op's cubic kernels and anisotropic
+ * ones (1x3x3). Weights (Cout, Cin, kd, kh, kw). */
+typedef struct u3d_igemm_conv {
+    int k[3], pad[3];
+    int relu; /* forward: max(0, .) fused into the store */
+} u3d_igemm_conv;
+
+u3d_status u3d_cl_igemm_conv_forward(u3d_backend *be, const u3d_igemm_conv *cv,
+                                     cten *x, cten *w, cten *b, u3d_tensor *y,
+                                     u3d_error *err);
+u3d_status u3d_cl_igemm_conv_backward_data(u3d_backend *be,
+                                           const u3d_igemm_conv *cv,
+                                           cten *dy, cten *w, u3d_tensor *dx,
+                                           u3d_error *err);
+u3d_status u3d_cl_igemm_conv_backward_weight(u3d_backend *be,
+                                             const u3d_igemm_conv *cv,
+                                             cten *x, cten *dy, u3d_tensor *dw,
+                                             u3d_tensor *db, u3d_error *err);
+
+/* The public op's passes (cubic kernels) on this path. */
 u3d_status u3d_cl_igemm_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                 cten *x, cten *w, cten *b, u3d_tensor *y,
                                 u3d_error *err);

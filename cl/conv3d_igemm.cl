@@ -120,16 +120,16 @@ inline int range_live(const int a, const int b, const int hp, const int wp,
 }
 
 /* The multiply of one staged KWG step: acc += As^T Bs for this tile. */
-#define MICRO_KERNEL(As, Bs, acc, tm, tn)                                      \
-    for (int k = 0; k < KWG; k++) {                                            \
-        float a[TM], b[TN];                                                    \
-        _Pragma("unroll") for (int i = 0; i < TM; i++) a[i] =                  \
-            As[k][(tm) + i * MDIMC];                                           \
-        _Pragma("unroll") for (int j = 0; j < TN; j++) b[j] =                  \
-            Bs[k][(tn) + j * NDIMC];                                           \
-        _Pragma("unroll") for (int i = 0; i < TM; i++)                         \
-            _Pragma("unroll") for (int j = 0; j < TN; j++) acc[i][j] =         \
-                fma(a[i], b[j], acc[i][j]);                                    \
+#define MICRO_KERNEL(As, Bs, acc, tm, tn)                                     \
+    for (int k = 0; k < KWG; k++) {                                           \
+        float a[TM], b[TN];                                                   \
+        _Pragma("unroll") for (int i = 0; i < TM; i++) a[i] =                 \
+            As[k][(tm) + i * MDIMC];                                          \
+        _Pragma("unroll") for (int j = 0; j < TN; j++) b[j] =                 \
+            Bs[k][(tn) + j * NDIMC];                                          \
+        _Pragma("unroll") for (int i = 0; i < TM; i++)                        \
+            _Pragma("unroll") for (int j = 0; j < TN; j++) acc[i][j] =        \
+                fma(a[i], b[j], acc[i][j]);                                   \
     }
 
 /* wa[kk][co] (kk < kp, co < mp, zero padded) from w (co_n, ci_n, TAPS);

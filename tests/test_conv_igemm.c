@@ -31,49 +31,54 @@ typedef struct host_conv {
 
 static int out_len(int in, int k, int pad) { return in + 2 * pad - k + 1; }
 
-/* Input voxel of output voxel o and tap t along one axis, or -1. */
-static int in_at(int o, int t, int pad, int len)
+/* Flat index of voxel v of channel c of sample n in a (N, C, d) volume. */
+static size_t vox(int n, int c, int nc, const int d[3], const int v[3])
 {
-    int i = o + t - pad;
-    return i >= 0 && i < len ? i : -1;
+    return ((((size_t)n * nc + c) * d[0] + v[0]) * d[1] + v[1]) * d[2] + v[2];
+}
+
+/* Output voxel o of (n, co) with dy value g: returns its conv sum and adds
+ * g's terms to dx and dw. */
+static double out_voxel(const aniso_case *c, host_conv *h, int n, int co,
+                        const int o[3], double g)
+{
+    const int in[3] = {c->d, c->h, c->w};
+    double s = 0;
+    for (int ci = 0; ci < c->cin; ci++)
+        for (int t = 0; t < c->k[0] * c->k[1] * c->k[2]; t++) {
+            int tap[3] = {t / (c->k[1] * c->k[2]), t / c->k[2] % c->k[1],
+                          t % c->k[2]},
+                v[3], inside = 1;
+            for (int a = 0; a < 3; a++) {
+                v[a] = o[a] + tap[a] - c->pad[a];
+                inside &= v[a] >= 0 && v[a] < in[a];
+            }
+            if (!inside)
+                continue;
+            size_t xi = vox(n, ci, c->cin, in, v);
+            size_t wi = ((size_t)co * c->cin + ci) * (size_t)(c->k[0] *
+                        c->k[1] * c->k[2]) + (size_t)t;
+            s += (double)h->w[wi] * h->x[xi];
+            h->dx[xi] += g * h->w[wi];
+            h->dw[wi] += g * h->x[xi];
+        }
+    return s;
 }
 
 /* y = conv(x, w) + b, dx, dw and db for dy, in double, by definition. */
 static void host_reference(const aniso_case *c, host_conv *h)
 {
-    int od = (int)h->ys.d, oh = (int)h->ys.h, ow = (int)h->ys.w;
-    int kd = c->k[0], kh = c->k[1], kw = c->k[2];
+    const int od[3] = {(int)h->ys.d, (int)h->ys.h, (int)h->ys.w};
     for (int n = 0; n < c->n; n++)
         for (int co = 0; co < c->cout; co++)
-            for (int z = 0; z < od; z++)
-                for (int y = 0; y < oh; y++)
-                    for (int x = 0; x < ow; x++) {
-                        size_t yi =
-                            ((((size_t)n * c->cout + co) * od + z) * oh + y) *
-                                ow + x;
-                        double s = h->b[co], g = h->dy[yi];
-                        h->db[co] += g;
-                        for (int ci = 0; ci < c->cin; ci++)
-                            for (int a = 0; a < kd; a++)
-                                for (int e = 0; e < kh; e++)
-                                    for (int f = 0; f < kw; f++) {
-                                        int iz = in_at(z, a, c->pad[0], c->d),
-                                            iy = in_at(y, e, c->pad[1], c->h),
-                                            ix = in_at(x, f, c->pad[2], c->w);
-                                        if (iz < 0 || iy < 0 || ix < 0)
-                                            continue;
-                                        size_t xi =
-                                            ((((size_t)n * c->cin + ci) * c->d +
-                                              iz) * c->h + iy) * c->w + ix;
-                                        size_t wi =
-                                            ((((size_t)co * c->cin + ci) * kd +
-                                              a) * kh + e) * kw + f;
-                                        s += (double)h->w[wi] * h->x[xi];
-                                        h->dx[xi] += g * h->w[wi];
-                                        h->dw[wi] += g * h->x[xi];
-                                    }
-                        h->y[yi] = s;
-                    }
+            for (int i = 0; i < od[0] * od[1] * od[2]; i++) {
+                int o[3] = {i / (od[1] * od[2]), i / od[2] % od[1],
+                            i % od[2]};
+                size_t yi = vox(n, co, c->cout, od, o);
+                double g = h->dy[yi];
+                h->db[co] += g;
+                h->y[yi] = h->b[co] + out_voxel(c, h, n, co, o, g);
+            }
 }
 
 static float *to_float(const double *v, size_t n, int relu)
@@ -131,11 +136,11 @@ static void run_aniso(t_env *e, const aniso_case *c)
     snprintf(what, sizeof what, "k %dx%dx%d pad %d,%d,%d N%d %d->%d", c->k[0],
              c->k[1], c->k[2], c->pad[0], c->pad[1], c->pad[2], c->n, c->cin,
              c->cout);
-    u3d_tensor x = t_tensor(e->cl, h.xs, h.x), w = t_tensor(e->cl, h.ws, h.w),
-               b = t_tensor(e->cl, h.bs, h.b), dy = t_tensor(e->cl, h.ys, h.dy),
-               y = t_tensor(e->cl, h.ys, NULL), dx = t_tensor(e->cl, h.xs, NULL),
-               dw = t_tensor(e->cl, h.ws, NULL),
-               db = t_tensor(e->cl, h.bs, NULL);
+    u3d_backend *be = e->cl;
+    u3d_tensor x = t_tensor(be, h.xs, h.x), w = t_tensor(be, h.ws, h.w),
+               b = t_tensor(be, h.bs, h.b), dy = t_tensor(be, h.ys, h.dy),
+               y = t_tensor(be, h.ys, NULL), dx = t_tensor(be, h.xs, NULL),
+               dw = t_tensor(be, h.ws, NULL), db = t_tensor(be, h.bs, NULL);
     u3d_igemm_conv cv = {{c->k[0], c->k[1], c->k[2]},
                          {c->pad[0], c->pad[1], c->pad[2]},
                          0};

@@ -4,41 +4,49 @@
  * positions of cl/conv3d.cl), K = Cin * taps; the weights are rearranged
  * K-major (zero padded to whole tiles) and the input operand is gathered
  * as x[q + off[t]]. Data gradient: the same kernel on dy padded by
- * k-1-pad, weights flipped and Cin/Cout swapped; K tiles that read only
- * zero rows of the padding are skipped. Weight gradient: M = Cout, N =
- * Cin * taps, K = positions, split into chunks (split-K) whose partial sums
- * go to scratch and are added in chunk order by conv3d_reduce of
- * cl/conv3d.cl (deterministic, no atomics); the bias sum is fused in.
- * Large volumes run as slabs of output planes, as in conv3d.c. Kernel
- * sizes are (kd, kh, kw) here, though the public op has cubic kernels.
+ * k-1-pad, weights flipped and Cin/Cout swapped; K tiles whose taps read
+ * only zero rows of the padding (for the group's positions) are skipped.
+ * Weight gradient: M = Cout, N = Cin * taps, K = positions, split into
+ * chunks (split-K) whose partial sums go to scratch and are added in chunk
+ * order by conv3d_reduce of cl/conv3d.cl (deterministic, no atomics); the
+ * bias sum is fused in. Large volumes run as slabs of output planes, as in
+ * conv3d.c; the padded copies are made one work-item per element. Kernel
+ * sizes and padding are per axis (u3d_igemm_conv: 1x3x3 fits), though the
+ * public op has cubic kernels.
  *
  * Build parameters (u3d_igemm_cfg; -D options of the kernel). Each is read
  * from env UNET3D_CONV3D_IGEMM_<PARAM> (weight gradient: ..._BW_<PARAM>),
  * else u3d_cl_tune(cl, "conv3d_igemm", "<param>" or "bw_<param>"), else
  * the default:
- *   MWG, NWG   work-group tile along M and N           fwd 64x64, bw 32x64
+ *   MWG, NWG   work-group tile along M and N          fwd 64x64, bw 32x64
  *   KWG        K step staged in local memory            16
- *   MDIMC      work-items along M  (local dim 1)        8
- *   NDIMC      work-items along N  (local dim 0)        16
- *   VWM, VWN   vector widths of the global loads of A, B  4, 4
+ *   MDIMC      work-items along M (local dim 1)         8
+ *   NDIMC      work-items along N (local dim 0)         16
+ *   VWM, VWN   vector widths of the global loads of A, B   4, 4
  *   LPAD       floats of padding per local row          1
- * Constraints (u3d_cl_igemm_valid): MWG % MDIMC == 0, NWG % NDIMC == 0
- * (register tile TM x TN = MWG/MDIMC x NWG/NDIMC, at most 256 floats);
- * VWM, VWN in {1, 2, 4, 8, 16}; forward MWG % VWM == 0, NWG % VWN == 0;
- * weight gradient (loads along positions = K) KWG % VWM == 0, KWG % VWN
- * == 0; the vectors of one tile load a multiple of MDIMC * NDIMC (forward
- * KWG*MWG/VWM and KWG*NWG/VWN, weight gradient MWG*KWG/VWM and
- * NWG*KWG/VWN: every work-item loads in every round); MDIMC * NDIMC <= the device's and the kernel's work-group limit,
- * NDIMC, MDIMC <= its work-item sizes; local memory 4 * (KWG * (MWG + LPAD)
- * + KWG * (NWG + LPAD) + 2 * taps) bytes <= CL_DEVICE_LOCAL_MEM_SIZE.
+ * Constraints (u3d_cl_igemm_valid):
+ *   - MWG % MDIMC == 0, NWG % NDIMC == 0; the register tile TM x TN =
+ *     MWG/MDIMC x NWG/NDIMC at most 256 floats;
+ *   - VWM, VWN in {1, 2, 4, 8, 16}; forward MWG % VWM == 0, NWG % VWN ==
+ *     0; weight gradient (its loads run along positions = K) KWG % VWM ==
+ *     0, KWG % VWN == 0;
+ *   - the vectors of one tile load a multiple of MDIMC * NDIMC (forward
+ *     KWG*MWG/VWM and KWG*NWG/VWN, weight gradient MWG*KWG/VWM and
+ *     NWG*KWG/VWN): every work-item loads in every round;
+ *   - MDIMC * NDIMC <= the device's work-group limit (and the compiled
+ *     kernel's, checked at launch), NDIMC and MDIMC <= its item sizes;
+ *   - local memory 4 * (KWG * (MWG + LPAD) + KWG * (NWG + LPAD) + 2 * taps)
+ *     bytes <= CL_DEVICE_LOCAL_MEM_SIZE.
  * Sizes need not be multiples of the tiles (edge tiles are guarded).
- * Split-K of the weight gradient ("bw_groups" work-groups wanted, chunks
- * of at least "bw_minchunk" positions, at most "bw_maxsplit" per sample)
- * and "slab_kb" (the padded-slab budget) are read the same way.
+ * Split-K of the weight gradient ("bw_groups" work-groups wanted, default
+ * 256; chunks of at least "bw_minchunk" positions, 4096; at most
+ * "bw_maxsplit" chunks per sample, 64) and "slab_kb" (the padded-slab
+ * budget) are read the same way; any value is valid for them.
  *
- * Not done: the rearranged weights are rebuilt on every call (a cache
- * keyed by the buffer would need a version the SGD step bumps, which the
- * public API does not carry; a cheap launch next to the GEMM). */
+ * Not done: the rearranged weights are rebuilt on every call (one cheap
+ * launch). Caching them per weight buffer would need a version bumped by
+ * every writer of weights (SGD, tensor writes, model loading, batch-norm
+ * folding), which the backend interface does not carry. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -193,7 +201,8 @@ static u3d_status config(const u3d_cl *cl, u3d_igemm_pass pass, int taps,
                           "%d KWG %d MDIMC %d NDIMC %d VWM %d VWN %d LPAD "
                           "%d) are not valid on %s: %s; fix the "
                           "UNET3D_CONV3D_IGEMM_%s* variables or the tuning",
-                          pass == U3D_IGEMM_FWD ? "forward" : "weight-gradient",
+                          pass == U3D_IGEMM_FWD ? "forward"
+                                                : "weight-gradient",
                           c->mwg, c->nwg, c->kwg, c->mdimc, c->ndimc, c->vwm,
                           c->vwn, c->lpad, cl->device_name, why,
                           pass == U3D_IGEMM_FWD ? "" : "BW_");

@@ -1711,6 +1711,9 @@ int main(void)
         printf("; %zu large cases left out (small mode)", skipped);
     printf(", %zu bad-input cases\n", NBAD);
     fflush(stdout);
+    /* a subset, e.g. UNET3D_TEST_FILTER='conv3d*' (cmocka wildcards) */
+    if (getenv("UNET3D_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("UNET3D_TEST_FILTER"));
     int failed = _cmocka_run_group_tests("test_ops", tests, nt, NULL, NULL);
     for (int b = 0; b < g_nbe; b++)
         u3d_backend_destroy(g_be[b]);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backends/opencl/conv3d_igemm.h"
 #include "backends/opencl/opencl.h"
 
 #define PROG "conv3d"
@@ -453,6 +454,8 @@ u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                  cten *x, cten *w, cten *b, u3d_tensor *y,
                                  u3d_error *err)
 {
+    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
+        return u3d_cl_igemm_forward(be, p, x, w, b, y, err);
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
     return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
@@ -471,6 +474,8 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
                                    const u3d_conv3d_params *p,
                                    const u3d_shape *x, const u3d_shape *w)
 {
+    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
+        return u3d_cl_igemm_scratch_bytes(be, n, p, x, w);
     const u3d_cl *cl = u3d_cl_of(be);
     size_t wmax = 0, xmax = 0;
     for (int i = 0; i < n; i++) {
@@ -495,6 +500,8 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
                                        const u3d_conv3d_params *p, cten *dy,
                                        cten *w, u3d_tensor *dx, u3d_error *err)
 {
+    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
+        return u3d_cl_igemm_backward_data(be, p, dy, w, dx, err);
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dx->shape),
                        err));
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dy->shape),
@@ -653,6 +660,8 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
                                          cten *dy, u3d_tensor *dw,
                                          u3d_tensor *db, u3d_error *err)
 {
+    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
+        return u3d_cl_igemm_backward_weight(be, p, x, dy, dw, db, err);
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape xs = x->shape, ys = dy->shape;
     int pad = p->pad, k = p->kernel;

@@ -203,6 +203,13 @@ u3d_status u3d_labels_boundaries(const u3d_labels *instances,
 u3d_status u3d_labels_from_png_slices(const char *dir, int d, int h, int w,
                                       int *nslices, size_t *conflicts,
                                       u3d_labels *out, u3d_error *err);
+/* The fully annotated slices of l (those without an `ignore` voxel, as
+ * sparsify keeps them) as the PNG slices u3d_labels_from_png_slices
+ * reads: DIR/zNNNN.png, yNNNN.png, xNNNN.png, 8-bit gray label values
+ * (labels must be < 255). DIR is created if missing. */
+u3d_status u3d_labels_to_png_slices(const u3d_labels *l, uint16_t ignore,
+                                    const char *dir, int *nslices,
+                                    u3d_error *err);
 /* An 8-bit gray PNG, written atomically. */
 u3d_status u3d_png_write_gray(const char *path, int w, int h,
                               const unsigned char *px, u3d_error *err);

@@ -330,3 +330,74 @@ u3d_status u3d_png_write_gray(const char *path, int w, int h,
     }
     return u3d_outfile_commit(&o, err);
 }
+
+/* A slice with no unannotated voxel (as sparsify keeps them). */
+static int slice_full(const u3d_labels *l, char axis, int idx,
+                      uint16_t ignore)
+{
+    size_t hw = (size_t)l->h * l->w;
+    int ww = axis == 'x' ? l->h : l->w, hh = axis == 'z' ? l->h : l->d;
+    for (int r = 0; r < hh; r++)
+        for (int c = 0; c < ww; c++) {
+            size_t i = axis == 'z'   ? (size_t)idx * hw + (size_t)r * l->w + c
+                       : axis == 'y' ? (size_t)r * hw + (size_t)idx * l->w + c
+                                     : (size_t)r * hw + (size_t)c * l->w + idx;
+            if (l->data[i] == ignore)
+                return 0;
+        }
+    return 1;
+}
+
+static u3d_status slice_write(const u3d_labels *l, char axis, int idx,
+                              const char *dir, unsigned char *px,
+                              u3d_error *err)
+{
+    size_t hw = (size_t)l->h * l->w;
+    int ww = axis == 'x' ? l->h : l->w, hh = axis == 'z' ? l->h : l->d;
+    for (int r = 0; r < hh; r++)
+        for (int c = 0; c < ww; c++) {
+            size_t i = axis == 'z'   ? (size_t)idx * hw + (size_t)r * l->w + c
+                       : axis == 'y' ? (size_t)r * hw + (size_t)idx * l->w + c
+                                     : (size_t)r * hw + (size_t)c * l->w + idx;
+            px[(size_t)r * ww + c] = (unsigned char)l->data[i];
+        }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%c%04d.png", dir, axis, idx);
+    return u3d_png_write_gray(path, ww, hh, px, err);
+}
+
+u3d_status u3d_labels_to_png_slices(const u3d_labels *l, uint16_t ignore,
+                                    const char *dir, int *nslices,
+                                    u3d_error *err)
+{
+    *nslices = 0;
+    size_t n = (size_t)l->d * l->h * l->w;
+    for (size_t i = 0; i < n; i++)
+        if (l->data[i] != ignore && l->data[i] >= PNG_UNLABELED)
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "%s: label %u does not fit an 8-bit PNG slice "
+                              "(at most %d; %d marks unlabeled pixels)",
+                              dir, l->data[i], PNG_UNLABELED - 1,
+                              PNG_UNLABELED);
+    struct stat sb;
+    if (mkdir(dir, 0755) && (stat(dir, &sb) || !S_ISDIR(sb.st_mode)))
+        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot create the folder: %m",
+                          dir);
+    int big = l->d > l->h ? l->d : l->h;
+    big = big > l->w ? big : l->w;
+    unsigned char *px = malloc((size_t)big * big);
+    if (!px)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    static const char axes[3] = {'z', 'y', 'x'};
+    u3d_status st = U3D_OK;
+    for (int a = 0; a < 3 && !st; a++) {
+        int lim = a == 0 ? l->d : a == 1 ? l->h : l->w;
+        for (int k = 0; k < lim && !st; k++)
+            if (slice_full(l, axes[a], k, ignore)) {
+                st = slice_write(l, axes[a], k, dir, px, err);
+                (*nslices)++;
+            }
+    }
+    free(px);
+    return st;
+}

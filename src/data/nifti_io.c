@@ -2,8 +2,12 @@
  *
  * Reading goes through libnifti2 (nifti2_io: both versions, byte swapping,
  * gzip): the header is checked first (dimensions, type, size against the
- * host memory), then the data are loaded once and planes are converted on
- * demand. NIfTI stores x fastest, then y, z and t: voxel (i, j, k) is the
+ * file), then planes are read on demand and converted: an uncompressed
+ * .nii by seeking, a .nii.gz as a forward stream (a plane behind the
+ * cursor restarts the decompression, which predict's overlapping slabs
+ * do a few times per volume). A multi-channel .nii.gz stores each channel
+ * after the whole previous one, so a plane would need a pass over the
+ * file per channel: that one is loaded whole (its native type) instead. NIfTI stores x fastest, then y, z and t: voxel (i, j, k) is the
  * project's (z = k, y = j, x = i), so a Z plane is the contiguous block of
  * nx * ny voxels at k; a 4th dimension (t) holds channels. scl_slope and
  * scl_inter are applied. The header's geometry (qform, sform, pixdim,
@@ -32,9 +36,13 @@
 /* ---- reading ------------------------------------------------------------ */
 
 typedef struct nsrc {
-    nifti_image *nim;
+    nifti_image *nim; /* data NULL when streaming */
     double slope, inter;
     int scaled;
+    gzFile gz;        /* streaming: open on the file */
+    uint64_t data_off;
+    unsigned char *raw; /* one read's bytes */
+    size_t raw_cap;
 } nsrc;
 
 static void src_close(u3d_vsource *s)
@@ -44,14 +52,16 @@ static void src_close(u3d_vsource *s)
         return;
     if (n->nim)
         nifti_image_free(n->nim);
+    if (n->gz)
+        gzclose(n->gz);
+    free(n->raw);
     free(n);
     s->impl = NULL;
 }
 
-static double sample(const nifti_image *nim, size_t i)
+static double sample(int datatype, const void *d, size_t i)
 {
-    const void *d = nim->data;
-    switch (nim->datatype) {
+    switch (datatype) {
     case DT_UINT8: return ((const uint8_t *)d)[i];
     case DT_INT8: return ((const int8_t *)d)[i];
     case DT_INT16: return ((const int16_t *)d)[i];
@@ -66,10 +76,45 @@ static double sample(const nifti_image *nim, size_t i)
     }
 }
 
+/* cnt voxels from voxel index base of the file's data, in its native
+ * type and host byte order, into n->raw. */
+static u3d_status stream_read(u3d_vsource *s, nsrc *n, size_t base,
+                              size_t cnt, int z, u3d_error *err)
+{
+    const nifti_image *nim = n->nim;
+    size_t len = cnt * (size_t)nim->nbyper;
+    if (len > n->raw_cap) {
+        free(n->raw);
+        n->raw_cap = 0;
+        if (!(n->raw = malloc(len)))
+            return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+        n->raw_cap = len;
+    }
+    uint64_t off = n->data_off + (uint64_t)base * (uint64_t)nim->nbyper;
+    if (gztell(n->gz) != (z_off_t)off &&
+        gzseek(n->gz, (z_off_t)off, SEEK_SET) != (z_off_t)off)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s: the voxel data end before plane %d "
+                          "(truncated or corrupt file)",
+                          s->name, z);
+    for (size_t got = 0; got < len;) {
+        size_t k = len - got > (1u << 30) ? 1u << 30 : len - got;
+        int r = gzread(n->gz, n->raw + got, (unsigned)k);
+        if (r <= 0)
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s: the voxel data end in plane %d "
+                              "(truncated or corrupt file)",
+                              s->name, z);
+        got += (size_t)r;
+    }
+    if (nim->byteorder != nifti_short_order() && nim->swapsize > 1)
+        nifti_swap_Nbytes((int64_t)cnt, nim->swapsize, n->raw);
+    return U3D_OK;
+}
+
 static u3d_status src_rows(u3d_vsource *s, int z, int y0, int ny, float *dst,
                            u3d_error *err)
 {
-    (void)err;
     nsrc *n = s->impl;
     const u3d_volume *v = &s->shape;
     size_t hw = (size_t)v->h * v->w, dhw = hw * v->d;
@@ -77,11 +122,17 @@ static u3d_status src_rows(u3d_vsource *s, int z, int y0, int ny, float *dst,
         size_t base = c * dhw + (size_t)z * hw + (size_t)y0 * v->w;
         float *o = dst + (size_t)c * ny * v->w;
         size_t cnt = (size_t)ny * v->w;
-        if (n->nim->datatype == DT_FLOAT32 && !n->scaled)
-            memcpy(o, (const float *)n->nim->data + base, cnt * sizeof *o);
+        const void *src = n->nim->data;
+        if (n->gz) {
+            U3D_TRY(stream_read(s, n, base, cnt, z, err));
+            src = n->raw, base = 0;
+        }
+        int dt = n->nim->datatype;
+        if (dt == DT_FLOAT32 && !n->scaled)
+            memcpy(o, (const float *)src + base, cnt * sizeof *o);
         else
             for (size_t i = 0; i < cnt; i++) {
-                double x = sample(n->nim, base + i);
+                double x = sample(dt, src, base + i);
                 o[i] = (float)(n->scaled ? x * n->slope + n->inter : x);
             }
     }
@@ -185,6 +236,8 @@ u3d_status u3d_nifti_source_open(u3d_vsource *s, const char *path,
      * for a.nii.gz): we read the bytes of this file, libnifti decodes the
      * header */
     gzFile gzf = gzopen(path, "rb");
+    if (gzf)
+        gzbuffer(gzf, 1 << 20); /* fewer reads while streaming planes */
     unsigned char hb[sizeof(nifti_2_header)];
     int got = gzf ? gzread(gzf, hb, sizeof hb) : -1;
     int ver = got >= 348 ? nifti_header_version((const char *)hb,
@@ -223,7 +276,8 @@ u3d_status u3d_nifti_source_open(u3d_vsource *s, const char *path,
                           path);
     }
     u3d_status st = check_and_load(s, n, gzf, path, err);
-    gzclose(gzf);
+    if (n->gz != gzf)
+        gzclose(gzf); /* loaded whole, or failed */
     if (!st)
         geom_from_header(&s->geom, hb, ver);
     return st;
@@ -278,7 +332,8 @@ static u3d_status check_and_load(u3d_vsource *s, nsrc *n, gzFile gzf,
                                         (size_t)v->d),
                              (size_t)v->c);
     size_t bytes = u3d_mul_sz(nvox, (size_t)nim->nbyper);
-    if (!bytes || bytes > u3d_mem_limit(0))
+    int whole = !gzdirect(gzf) && v->c > 1; /* see the top of the file */
+    if (!bytes || (whole && bytes > u3d_mem_limit(0)))
         return u3d_seterr(err, U3D_ERR_OOM,
                           "%s: %dx%dx%dx%d voxels exceed the host memory",
                           path, v->c, v->d, v->h, v->w);
@@ -299,9 +354,13 @@ static u3d_status check_and_load(u3d_vsource *s, nsrc *n, gzFile gzf,
                           "%s: the header announces %dx%dx%dx%d voxels (%zu "
                           "bytes), more than the file holds (truncated?)",
                           path, v->c, v->d, v->h, v->w, bytes);
-    if (!(nim->data = malloc(bytes)))
+    if (!whole) {
+        /* planes on demand (see the top of the file) */
+        n->gz = gzf;
+        n->data_off = (uint64_t)nim->iname_offset;
+    } else if (!(nim->data = malloc(bytes)))
         return u3d_seterr(err, U3D_ERR_OOM, "%s: out of host memory", path);
-    for (size_t off = 0; off < bytes;) {
+    for (size_t off = 0; !n->gz && off < bytes;) {
         size_t k = bytes - off > (1u << 30) ? 1u << 30 : bytes - off;
         int r = gzread(gzf, (char *)nim->data + off, (unsigned)k);
         if (r <= 0)
@@ -311,7 +370,7 @@ static u3d_status check_and_load(u3d_vsource *s, nsrc *n, gzFile gzf,
                               path, off, bytes);
         off += (size_t)r;
     }
-    if (nim->byteorder != nifti_short_order() && nim->swapsize > 1)
+    if (!n->gz && nim->byteorder != nifti_short_order() && nim->swapsize > 1)
         nifti_swap_Nbytes((int64_t)nvox, nim->swapsize, nim->data);
     if (nim->scl_slope != 0 && isfinite(nim->scl_slope) &&
         isfinite(nim->scl_inter) &&

@@ -214,3 +214,69 @@ __kernel void maxpool3d_backward(__global const float *x,
                         full, full ? dy[o + ox] : 0.0f);
     }
 }
+
+/* Windows of FD x FH x FW (each 1 or 2; 1x2x2 for anisotropic levels),
+ * the same scan rule, one work-item per output voxel (forward) or input
+ * voxel (backward, gathering: dx is dy where the voxel is its window's
+ * maximum, zero elsewhere and in dropped trailing voxels, so no two items
+ * write one element). Scalar: 2x2x2 takes the vector kernels above. */
+int window_argmax_any(__global const float *p, const uint H, const uint W,
+                      const uint FD, const uint FH, const uint FW)
+{
+    int best = 0;
+    float mx = -INFINITY;
+    for (uint dz = 0; dz < FD; dz++)
+        for (uint dy = 0; dy < FH; dy++)
+            for (uint dx = 0; dx < FW; dx++) {
+                const float v = p[(dz * H + dy) * W + dx];
+                if (v > mx || isnan(v)) {
+                    mx = v;
+                    best = (int)((dz * H + dy) * W + dx);
+                }
+            }
+    return best;
+}
+
+/* gid0 = output voxel of one plane, gid1 = n*C + c. */
+__kernel void maxpool3d_forward_any(__global const float *x,
+                                    __global float *y, const uint D,
+                                    const uint H, const uint W, const uint FD,
+                                    const uint FH, const uint FW)
+{
+    const uint Do = D / FD, Ho = H / FH, Wo = W / FW;
+    const uint i = get_global_id(0), nc = get_global_id(1);
+    if (i >= Do * Ho * Wo)
+        return;
+    const uint oz = i / (Ho * Wo), r = i - oz * (Ho * Wo);
+    const uint oy = r / Wo, ox = r - oy * Wo;
+    __global const float *p =
+        x + nc * (D * H * W) + ((FD * oz) * H + FH * oy) * W + FW * ox;
+    y[nc * (Do * Ho * Wo) + i] = p[window_argmax_any(p, H, W, FD, FH, FW)];
+}
+
+/* gid0 = input voxel of one plane, gid1 = n*C + c. */
+__kernel void maxpool3d_backward_any(__global const float *x,
+                                     __global const float *dy,
+                                     __global float *dx, const uint D,
+                                     const uint H, const uint W,
+                                     const uint FD, const uint FH,
+                                     const uint FW)
+{
+    const uint Do = D / FD, Ho = H / FH, Wo = W / FW;
+    const uint i = get_global_id(0), nc = get_global_id(1);
+    if (i >= D * H * W)
+        return;
+    const uint z = i / (H * W), r = i - z * (H * W);
+    const uint yy = r / W, xx = r - yy * W;
+    const uint oz = z / FD, oy = yy / FH, ox = xx / FW;
+    float g = 0.0f;
+    if (oz < Do && oy < Ho && ox < Wo) {
+        __global const float *p =
+            x + nc * (D * H * W) + ((FD * oz) * H + FH * oy) * W + FW * ox;
+        const int at = (int)(((z - FD * oz) * H + (yy - FH * oy)) * W +
+                             (xx - FW * ox));
+        if (window_argmax_any(p, H, W, FD, FH, FW) == at)
+            g = dy[nc * (Do * Ho * Wo) + (oz * Ho + oy) * Wo + ox];
+    }
+    dx[nc * (D * H * W) + i] = g;
+}

@@ -353,3 +353,109 @@ __kernel void upconv3d_sum_chunks(__global const float *part,
         s += part[c * count + i];
     out[i] = s;
 }
+
+/* Factors FD x FH x FW other than 2x2x2 (1x2x2 for anisotropic levels):
+ * scalar kernels, one work-item per output value, sums in a fixed order.
+ * Tap t = (a*FH + b)*FW + c; w is (Cin, Cout, FD, FH, FW). */
+
+/* gid0 = output voxel of one plane, gid1 = n*Cout + co. */
+__kernel void upconv3d_forward_any(__global const float *x,
+                                   __global const float *w,
+                                   __global const float *bias,
+                                   const int has_bias, __global float *y,
+                                   const uint Cin, const uint Cout,
+                                   const uint D, const uint H, const uint W,
+                                   const uint FD, const uint FH, const uint FW)
+{
+    const uint Ho = FH * H, Wo = FW * W, Po = FD * D * Ho * Wo;
+    const uint i = get_global_id(0), nco = get_global_id(1);
+    if (i >= Po)
+        return;
+    const uint n = nco / Cout, co = nco - n * Cout;
+    const uint oz = i / (Ho * Wo), r = i - oz * (Ho * Wo);
+    const uint oy = r / Wo, ox = r - oy * Wo;
+    const uint z = oz / FD, yy = oy / FH, xx = ox / FW;
+    const uint t = ((oz - z * FD) * FH + (oy - yy * FH)) * FW + (ox - xx * FW);
+    const uint T = FD * FH * FW, P = D * H * W;
+    __global const float *xp = x + n * Cin * P + (z * H + yy) * W + xx;
+    float s = has_bias ? bias[co] : 0.0f;
+    for (uint ci = 0; ci < Cin; ci++)
+        s = mad(xp[ci * P], w[(ci * Cout + co) * T + t], s);
+    y[nco * Po + i] = s;
+}
+
+/* gid0 = input voxel of one plane, gid1 = n*Cin + ci. */
+__kernel void upconv3d_backward_data_any(__global const float *dy,
+                                         __global const float *w,
+                                         __global float *dx, const uint Cin,
+                                         const uint Cout, const uint D,
+                                         const uint H, const uint W,
+                                         const uint FD, const uint FH,
+                                         const uint FW)
+{
+    const uint P = D * H * W, T = FD * FH * FW;
+    const uint Ho = FH * H, Wo = FW * W, Po = T * P;
+    const uint i = get_global_id(0), nci = get_global_id(1);
+    if (i >= P)
+        return;
+    const uint n = nci / Cin, ci = nci - n * Cin;
+    const uint z = i / (H * W), r = i - z * (H * W);
+    const uint yy = r / W, xx = r - yy * W;
+    float s = 0.0f;
+    for (uint co = 0; co < Cout; co++) {
+        __global const float *g = dy + (n * Cout + co) * Po;
+        __global const float *wp = w + (ci * Cout + co) * T;
+        for (uint a = 0; a < FD; a++)
+            for (uint b = 0; b < FH; b++)
+                for (uint c = 0; c < FW; c++)
+                    s = mad(g[((FD * z + a) * Ho + FH * yy + b) * Wo +
+                              FW * xx + c],
+                            wp[(a * FH + b) * FW + c], s);
+    }
+    dx[nci * P + i] = s;
+}
+
+/* gid0 = weight element (ci*Cout + co)*T + t, or Cin*Cout*T + co for the
+ * bias gradient (with_bias); sums over N and the voxels in order. */
+__kernel void upconv3d_backward_weight_any(__global const float *x,
+                                           __global const float *dy,
+                                           __global float *dw,
+                                           __global float *db,
+                                           const int with_bias,
+                                           const uint Cin, const uint Cout,
+                                           const uint D, const uint H,
+                                           const uint W, const uint N,
+                                           const uint FD, const uint FH,
+                                           const uint FW)
+{
+    const uint P = D * H * W, T = FD * FH * FW;
+    const uint Ho = FH * H, Wo = FW * W, Po = T * P;
+    const uint e = get_global_id(0), nw = Cin * Cout * T;
+    if (e >= nw + (with_bias ? Cout : 0))
+        return;
+    float s = 0.0f;
+    if (e >= nw) {
+        const uint co = e - nw;
+        for (uint n = 0; n < N; n++)
+            for (uint q = 0; q < Po; q++)
+                s += dy[(n * Cout + co) * Po + q];
+        db[co] = s;
+        return;
+    }
+    const uint ci = e / (Cout * T), r = e - ci * (Cout * T);
+    const uint co = r / T, t = r - co * T;
+    const uint a = t / (FH * FW), bc = t - a * (FH * FW);
+    const uint b = bc / FW, c = bc - b * FW;
+    for (uint n = 0; n < N; n++) {
+        __global const float *xp = x + (n * Cin + ci) * P;
+        __global const float *g = dy + (n * Cout + co) * Po;
+        for (uint z = 0; z < D; z++)
+            for (uint yy = 0; yy < H; yy++)
+                for (uint xx = 0; xx < W; xx++)
+                    s = mad(xp[(z * H + yy) * W + xx],
+                            g[((FD * z + a) * Ho + FH * yy + b) * Wo +
+                              FW * xx + c],
+                            s);
+    }
+    dw[e] = s;
+}

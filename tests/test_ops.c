@@ -63,6 +63,9 @@ typedef struct op_case {
     int n, c, d, h, w; /* x; crop-concat: up; softmax-ce: logits */
     int c2;            /* conv/upconv: Cout; crop-concat: skip channels */
     int k, pad;        /* conv */
+    int ka[3], pa[3];  /* conv per axis (D, H, W) when ka[0] > 0 */
+    int fd;            /* pool window / upconv factor along D when > 0
+                          (1: 1x2x2), else 2 */
     int dd, dh, dw;    /* crop-concat: skip size - up size per axis */
     int ignore;        /* softmax-ce: ignore label */
     float f0, f1, f2;  /* sgd: lr, momentum, weight decay; axpy: alpha;
@@ -74,6 +77,17 @@ typedef struct op_case {
 #define CONV(nm, N, CI, CO, D, H, W, K, P, fl)                                 \
     {.op = OP_CONV, .name = nm, .n = N, .c = CI, .d = D, .h = H, .w = W,      \
      .c2 = CO, .k = K, .pad = P, .flags = fl}
+/* per-axis kernel (anisotropic levels: 1x3x3) */
+#define CONVA(nm, N, CI, CO, D, H, W, KD, KH, KW, PD, PH, PW, fl)              \
+    {.op = OP_CONV, .name = nm, .n = N, .c = CI, .d = D, .h = H, .w = W,      \
+     .c2 = CO, .ka = {KD, KH, KW}, .pa = {PD, PH, PW}, .flags = fl}
+/* factor / window FD x 2 x 2 */
+#define UPCONVA(nm, N, CI, CO, D, H, W, FD, fl)                                \
+    {.op = OP_UPCONV, .name = nm, .n = N, .c = CI, .d = D, .h = H, .w = W,    \
+     .c2 = CO, .fd = FD, .flags = fl}
+#define POOLA(nm, N, C, D, H, W, G, FD, fl)                                    \
+    {.op = OP_POOL, .name = nm, .n = N, .c = C, .d = D, .h = H, .w = W,       \
+     .gen = G, .fd = FD, .flags = fl}
 #define UPCONV(nm, N, CI, CO, D, H, W, fl)                                     \
     {.op = OP_UPCONV, .name = nm, .n = N, .c = CI, .d = D, .h = H, .w = W,    \
      .c2 = CO, .flags = fl}
@@ -128,6 +142,17 @@ static const op_case CASES[] = {
     CONV("k1 wide", 3, 12, 5, 6, 12, 14, 1, 0, F_DB | F_FULL),
     CONV("k3 pad2 wide", 2, 11, 17, 9, 7, 12, 3, 2, BD | F_FULL),
     CONV("k3 valid wide", 1, 13, 19, 12, 12, 33, 3, 0, BD | F_FULL),
+    /* anisotropic: D, H, W kernel, D, H, W padding */
+    CONVA("k1x3x3 valid", 2, 3, 4, 3, 6, 7, 1, 3, 3, 0, 0, 0, BD),
+    CONVA("k1x3x3 same", 2, 3, 5, 4, 5, 6, 1, 3, 3, 0, 1, 1, BD),
+    CONVA("k1x3x3 same no bias", 1, 2, 3, 2, 4, 9, 1, 3, 3, 0, 1, 1, 0),
+    CONVA("k1x3x3 one plane", 2, 4, 3, 1, 5, 5, 1, 3, 3, 0, 1, 1, F_DB),
+    CONVA("k3x1x3 pad 1,0,1", 1, 2, 3, 4, 3, 5, 3, 1, 3, 1, 0, 1, BD),
+    CONVA("k3x3x3 per axis", 1, 2, 3, 4, 4, 5, 3, 3, 3, 1, 1, 1, BD),
+    CONVA("fd k1x3x3 same", 2, 2, 3, 2, 4, 5, 1, 3, 3, 0, 1, 1, BD | F_FD),
+    CONVA("fd k1x3x3 valid", 2, 2, 2, 3, 4, 4, 1, 3, 3, 0, 0, 0, BD | F_FD),
+    CONVA("k1x3x3 same wide", 2, 11, 17, 5, 9, 21, 1, 3, 3, 0, 1, 1,
+          BD | F_FULL),
     /* upconv3d: name, N, Cin, Cout, D, H, W, flags */
     UPCONV("odd N3", 3, 5, 3, 3, 1, 4, BD),
     UPCONV("Cin 1 no bias", 1, 1, 6, 2, 4, 3, 0),
@@ -143,6 +168,12 @@ static const op_case CASES[] = {
     UPCONV("random-size odd", 1, 7, 12, 9, 9, 9, BD | F_FULL),
     UPCONV("channels 64 -> 67", 2, 64, 67, 3, 5, 7, BD | F_FULL),
     UPCONV("channels 128 -> 128", 1, 128, 128, 5, 6, 7, F_FULL),
+    /* anisotropic 1x2x2 */
+    UPCONVA("1x2x2 odd N3", 3, 5, 3, 3, 1, 4, 1, BD),
+    UPCONVA("1x2x2 no bias", 1, 2, 4, 2, 3, 3, 1, 0),
+    UPCONVA("1x2x2 db without bias", 2, 4, 3, 2, 3, 5, 1, F_DB),
+    UPCONVA("fd 1x2x2", 2, 3, 2, 2, 3, 2, 1, BD | F_FD),
+    UPCONVA("1x2x2 random-size", 2, 13, 7, 5, 5, 8, 1, BD | F_FULL),
     /* maxpool3d: name, N, C, D, H, W, data, pattern, flags */
     POOL("odd everywhere N2", 2, 3, 5, 7, 9, G_RAND, 0, 0),
     POOL("wide rows ties", 1, 2, 4, 5, 35, G_TIES, 0, 0),
@@ -160,6 +191,12 @@ static const op_case CASES[] = {
     POOL("ties large", 3, 4, 13, 12, 11, G_TIES, 0, F_FULL),
     POOL("random large", 2, 3, 10, 13, 8, G_RAND, 0, F_FULL),
     POOL("few values large", 1, 4, 9, 11, 13, G_FEW, 0, F_FULL),
+    /* anisotropic 1x2x2: every plane pooled in H, W only */
+    POOLA("1x2x2 odd N2", 2, 3, 5, 7, 9, G_RAND, 1, 0),
+    POOLA("1x2x2 ties", 3, 2, 3, 4, 7, G_TIES, 1, 0),
+    POOLA("1x2x2 one plane", 1, 2, 1, 4, 6, G_FEW, 1, 0),
+    POOLA("fd 1x2x2 distinct values", 2, 2, 3, 4, 5, G_RAMP, 1, F_FD),
+    POOLA("1x2x2 large", 2, 3, 7, 13, 11, G_TIES, 1, F_FULL),
     /* relu: name, N, C, D, H, W, flags */
     RELU("odd N2", 2, 3, 5, 7, 9, 0),
     RELU("one voxel", 1, 1, 1, 1, 1, 0),
@@ -477,20 +514,37 @@ static void check_untouched(const u3d_tensor *t, const char *what)
 /* ------------------------------------------------------------------ */
 
 /* conv3d and upconv3d: x a0, w a1, b a2, dy a3 */
+/* The window / factor along D of pool and upconv cases. */
+static int factor_d(const op_case *c) { return c->fd > 0 ? c->fd : 2; }
+
+/* The case's conv parameters: cubic, or per axis (kernel3). */
+static u3d_conv3d_params conv_params_of(const op_case *c)
+{
+    if (c->ka[0] > 0)
+        return u3d_conv3d_params3(c->ka, c->pa, 0);
+    u3d_conv3d_params p = {.kernel = c->k, .pad = c->pad};
+    return p;
+}
+
 static u3d_shape conv_out_shape(const op_case *c)
 {
     if (c->op == OP_UPCONV)
-        return u3d_shape5(c->n, c->c2, 2 * c->d, 2 * c->h, 2 * c->w);
-    u3d_conv3d_params p = {.kernel = c->k, .pad = c->pad};
-    return u3d_shape5(c->n, c->c2, u3d_conv3d_out_size(c->d, &p),
-                      u3d_conv3d_out_size(c->h, &p),
-                      u3d_conv3d_out_size(c->w, &p));
+        return u3d_shape5(c->n, c->c2, factor_d(c) * c->d, 2 * c->h,
+                          2 * c->w);
+    u3d_conv3d_params p = conv_params_of(c);
+    return u3d_shape5(c->n, c->c2, u3d_conv3d_out_size_axis(c->d, &p, 0),
+                      u3d_conv3d_out_size_axis(c->h, &p, 1),
+                      u3d_conv3d_out_size_axis(c->w, &p, 2));
 }
 
 static u3d_shape conv_w_shape(const op_case *c)
 {
-    return c->op == OP_UPCONV ? u3d_shape5(c->c, c->c2, 2, 2, 2)
-                              : u3d_shape5(c->c2, c->c, c->k, c->k, c->k);
+    if (c->op == OP_UPCONV)
+        return u3d_shape5(c->c, c->c2, factor_d(c), 2, 2);
+    u3d_conv3d_params p = conv_params_of(c);
+    int k[3], pad[3];
+    u3d_conv3d_axes(&p, k, pad);
+    return u3d_shape5(c->c2, c->c, k[0], k[1], k[2]);
 }
 
 static void make_conv(const op_case *c, uint64_t *seed, host *h)
@@ -513,7 +567,7 @@ static void run_conv(u3d_backend *be, const op_case *c, const host *h,
                      outs *o)
 {
     u3d_error err = {0};
-    u3d_conv3d_params p = {.kernel = c->k, .pad = c->pad};
+    u3d_conv3d_params p = conv_params_of(c);
     u3d_shape xs = shp(c), ws = conv_w_shape(c), ys = conv_out_shape(c);
     tset s = {0};
     u3d_tensor *x = tnew(&s, be, xs, h->a[0]), *w = tnew(&s, be, ws, h->a[1]);
@@ -597,7 +651,7 @@ static const float PAT_Y[NPAT] = {2, 5, 3, -INFINITY, NAN, NAN};
 
 static u3d_shape pool_out_shape(const op_case *c)
 {
-    return u3d_shape5(c->n, c->c, c->d / 2, c->h / 2, c->w / 2);
+    return u3d_shape5(c->n, c->c, c->d / factor_d(c), c->h / 2, c->w / 2);
 }
 
 static void make_pool(const op_case *c, uint64_t *seed, host *h)
@@ -1361,6 +1415,15 @@ static const bad_case BAD[] = {
     {B_POOL_FWD, "maxpool3d: D of 1",
      {S5(1, 1, 1, 4, 4), S5(1, 2, 3, 3, 3)}, 0, 0, 0, 0, 0, {{0}},
      U3D_ERR_SHAPE, {"1x1x1x4x4"}},
+    {B_POOL_FWD, "maxpool3d: y neither x nor half x along D",
+     {S5(1, 2, 6, 4, 4), S5(1, 2, 2, 2, 2)}, 0, 0, 0, 0, 0, {{0}},
+     U3D_ERR_SHAPE, {"1x2x2x2x2", "1x2x3x2x2", "1x2x6x4x4"}},
+    {B_UPCONV_FWD, "upconv3d: weight factor 3 along D",
+     {S5(1, 4, 2, 3, 3), S5(4, 6, 3, 2, 2), S5(1, 6, 6, 6, 6)}, 0, 0, 0, 0, 0,
+     {{0}}, U3D_ERR_SHAPE, {"4x6x3x2x2", "1 x 2 x 2"}},
+    {B_UPCONV_FWD, "upconv3d: y not 1x2x2 times x",
+     {S5(1, 4, 2, 3, 3), S5(4, 6, 1, 2, 2), S5(1, 6, 4, 6, 6)}, 0, 0, 0, 0, 0,
+     {{0}}, U3D_ERR_SHAPE, {"1x6x2x6x6"}},
     {B_POOL_BWD, "maxpool3d: dx not the size of x",
      {S5(1, 2, 4, 4, 4), S5(1, 2, 2, 2, 2), S5(1, 2, 4, 4, 5)}, 0, 0, 0, 0, 0,
      {{0}}, U3D_ERR_SHAPE, {0}},
@@ -1516,18 +1579,25 @@ static void conv3d_fused_relu(void **state)
     (void)state;
     static const struct {
         int k, pad, bias, n, cin, cout, d, h, w;
-    } cs[] = {{3, 0, 1, 2, 3, 10, 7, 9, 11}, {3, 1, 0, 1, 5, 4, 6, 5, 8},
-              {1, 0, 1, 1, 6, 3, 4, 5, 6}};
+        int flat; /* 1: kernel 1 x k x k, padding 0, pad, pad */
+    } cs[] = {{3, 0, 1, 2, 3, 10, 7, 9, 11, 0}, {3, 1, 0, 1, 5, 4, 6, 5, 8, 0},
+              {1, 0, 1, 1, 6, 3, 4, 5, 6, 0},   {3, 1, 1, 2, 3, 5, 3, 6, 7, 1},
+              {3, 0, 0, 1, 4, 3, 2, 5, 9, 1}};
     uint64_t seed = 77;
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         u3d_conv3d_params p = {.kernel = cs[i].k, .pad = cs[i].pad};
-        int od = cs[i].d + 2 * p.pad - p.kernel + 1,
-            oh = cs[i].h + 2 * p.pad - p.kernel + 1,
-            ow = cs[i].w + 2 * p.pad - p.kernel + 1;
+        if (cs[i].flat) {
+            int k3[3] = {1, cs[i].k, cs[i].k}, p3[3] = {0, cs[i].pad, cs[i].pad};
+            p = u3d_conv3d_params3(k3, p3, 0);
+        }
+        int ka[3], pa[3];
+        u3d_conv3d_axes(&p, ka, pa);
+        int od = u3d_conv3d_out_size_axis(cs[i].d, &p, 0),
+            oh = u3d_conv3d_out_size_axis(cs[i].h, &p, 1),
+            ow = u3d_conv3d_out_size_axis(cs[i].w, &p, 2);
         u3d_shape xs = u3d_shape5(cs[i].n, cs[i].cin, cs[i].d, cs[i].h,
                                   cs[i].w),
-                  ws = u3d_shape5(cs[i].cout, cs[i].cin, p.kernel, p.kernel,
-                                  p.kernel),
+                  ws = u3d_shape5(cs[i].cout, cs[i].cin, ka[0], ka[1], ka[2]),
                   bs = u3d_shape5(1, cs[i].cout, 1, 1, 1),
                   ys = u3d_shape5(cs[i].n, cs[i].cout, od, oh, ow);
         float *hx = t_rand_array(&seed, u3d_shape_count(xs), -1, 1);

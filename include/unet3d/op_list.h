@@ -13,15 +13,19 @@
  * The parameters are the public function's; a backend's function takes
  * (u3d_backend *be, parameters..., u3d_error *err). Contracts:
  *
- * conv3d: stride-1 convolution with a cubic kernel, weight
- *   (Cout, Cin, k, k, k), bias (1, Cout, 1, 1, 1) or NULL; forward
+ * conv3d: stride-1 convolution with a kernel cubic or per axis
+ *   (u3d_conv3d_params.kernel3: 1x3x3 for anisotropic voxels), weight
+ *   (Cout, Cin, kd, kh, kw), bias (1, Cout, 1, 1, 1) or NULL; forward
  *   y = conv(x, w) + b (p->relu: max(0, .) fused into the store);
  *   backward_data dx = d(sum dy*y)/dx; backward_weight
  *   dw (and db when not NULL) from x and dy, overwritten.
- * upconv3d: transposed conv, kernel 2, stride 2 (y spatial = 2 * x
- *   spatial); weight (Cin, Cout, 2, 2, 2) (PyTorch layout), bias
+ * upconv3d: transposed conv, kernel = stride = f per axis, f the weight's
+ *   spatial size, 1 or 2 per axis (2x2x2; 1x2x2 for anisotropic levels; y =
+ *   f * x spatial); weight (Cin, Cout, fd, fh, fw) (PyTorch layout), bias
  *   (1, Cout, 1, 1, 1) or NULL; the same three passes.
- * maxpool3d: 2x2x2 stride 2, floor mode (a trailing odd voxel is dropped);
+ * maxpool3d: window = stride = 2 or 1 per axis, floor mode (a trailing odd
+ *   voxel is dropped); the window comes from y's (dy's) shape: an axis
+ *   where y is x's size has window 1 (1x2x2 pooling), else y = x / 2;
  *   backward routes dy to the first maximum of each window (PyTorch's tie
  *   rule), dx is zero elsewhere, including dropped trailing voxels.
  * relu: y = max(x, 0), y may be x; backward dx = dy where y > 0 else 0, y

@@ -5,8 +5,10 @@
  * once, in op_list.h. All tensors of one call must live on
  * the same backend. Outputs are overwritten unless a comment says otherwise.
  * Shapes (N,C,D,H,W):
- *   conv3d weight  (Cout, Cin, k, k, k), bias (1, Cout, 1, 1, 1)
- *   upconv3d weight (Cin, Cout, 2, 2, 2) (PyTorch layout), bias (1,Cout,1,1,1)
+ *   conv3d weight  (Cout, Cin, kd, kh, kw), bias (1, Cout, 1, 1, 1)
+ *   upconv3d weight (Cin, Cout, fd, fh, fw) (PyTorch layout; 2x2x2 or
+ *     1x2x2, kernel = stride per axis), bias (1,Cout,1,1,1)
+ *   maxpool3d window per axis 1 or 2, read from y's shape
  *   batch-norm parameters and statistics (1, C, 1, 1, 1)
  *   labels (N, 1, D, H, W) int32
  */
@@ -20,12 +22,18 @@
 extern "C" {
 #endif
 
-/* Stride-1 convolution with a cubic kernel; pad 0 = valid, (k-1)/2 = same. */
+/* Stride-1 convolution; pad 0 = valid, (k-1)/2 = same. The kernel is cubic
+ * (kernel, pad) unless kernel3 is set: then per axis (D, H, W), e.g.
+ * {1, 3, 3} with pad3 {0, 1, 1} for anisotropic voxels, and kernel and pad
+ * are ignored. Cubic callers ({.kernel = 3, .pad = 1}) need not change. */
 typedef struct u3d_conv3d_params {
     int kernel; /* 1 or 3 in the U-Net; any odd or even size >= 1 works */
     int pad;    /* zero padding on every side, 0 <= pad < kernel */
     int relu;   /* forward only: y = max(conv + bias, 0) in the same pass
                    (inference); 0 in the backward passes */
+    int kernel3[3]; /* per-axis kernel (D, H, W); all 0: cubic `kernel` */
+    int pad3[3];    /* per-axis padding when kernel3 is set,
+                       0 <= pad3[a] < kernel3[a] */
 } u3d_conv3d_params;
 
 typedef struct u3d_bn_params {
@@ -39,7 +47,18 @@ typedef struct u3d_sgd_params {
     float weight_decay; /* added to the gradient as wd*param */
 } u3d_sgd_params;
 
-/* Output spatial size of a conv: in + 2*pad - kernel + 1. */
+/* The kernel and padding of p per axis (D, H, W), cubic or not. */
+void u3d_conv3d_axes(const u3d_conv3d_params *p, int k[3], int pad[3]);
+
+/* A per-axis convolution's parameters (kernel and pad zeroed). */
+u3d_conv3d_params u3d_conv3d_params3(const int k[3], const int pad[3],
+                                     int relu);
+
+/* Output size of a conv along axis (0 D, 1 H, 2 W):
+ * in + 2*pad - kernel + 1. */
+int u3d_conv3d_out_size_axis(int in, const u3d_conv3d_params *p, int axis);
+
+/* The same for a cubic kernel (axis W of a per-axis one). */
 int u3d_conv3d_out_size(int in, const u3d_conv3d_params *p);
 
 struct aug_consts;

@@ -66,18 +66,52 @@ static u3d_status arg(const char *op, const char *name, const u3d_tensor *t,
 
 static u3d_shape chan_shape(int c) { return u3d_shape5(1, c, 1, 1, 1); }
 
+void u3d_conv3d_axes(const u3d_conv3d_params *p, int k[3], int pad[3])
+{
+    int per_axis = p->kernel3[0] || p->kernel3[1] || p->kernel3[2];
+    for (int a = 0; a < 3; a++) {
+        k[a] = per_axis ? p->kernel3[a] : p->kernel;
+        pad[a] = per_axis ? p->pad3[a] : p->pad;
+    }
+}
+
+u3d_conv3d_params u3d_conv3d_params3(const int k[3], const int pad[3],
+                                     int relu)
+{
+    u3d_conv3d_params p = {.relu = relu};
+    for (int a = 0; a < 3; a++) {
+        p.kernel3[a] = k[a];
+        p.pad3[a] = pad[a];
+    }
+    return p;
+}
+
+int u3d_conv3d_out_size_axis(int in, const u3d_conv3d_params *p, int axis)
+{
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    return in + 2 * pad[axis] - k[axis] + 1;
+}
+
 int u3d_conv3d_out_size(int in, const u3d_conv3d_params *p)
 {
-    return in + 2 * p->pad - p->kernel + 1;
+    return u3d_conv3d_out_size_axis(in, p, 2);
 }
 
 /* fwd: the forward pass, the only one that may fuse ReLU. */
 static u3d_status conv_params(const char *OP, const u3d_conv3d_params *p,
                               int fwd, u3d_error *err)
 {
-    if (!p || p->kernel < 1 || p->pad < 0 || p->pad >= p->kernel)
-        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                          "%s: kernel must be >= 1 and 0 <= pad < kernel", OP);
+    if (!p)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG, "%s: no parameters", OP);
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    for (int a = 0; a < 3; a++)
+        if (k[a] < 1 || pad[a] < 0 || pad[a] >= k[a])
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "%s: kernel must be >= 1 and 0 <= pad < kernel "
+                              "(axis %c: kernel %d, pad %d)",
+                              OP, "DHW"[a], k[a], pad[a]);
     if (p->relu && (!fwd || p->relu != 1))
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "%s: relu is 0 or 1, and only the forward pass "
@@ -91,19 +125,21 @@ static u3d_status conv_out_shape(const char *OP, const u3d_conv3d_params *p,
                                  u3d_error *err)
 {
     char a[SB], b[SB];
-    int k = p->kernel;
-    if (w.c != x.c || w.d != k || w.h != k || w.w != k)
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    if (w.c != x.c || w.d != k[0] || w.h != k[1] || w.w != k[2])
         return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s: weight %s does not fit input %s with kernel %d "
-                          "(want Cout x %d x %d x %d x %d)",
+                          "%s: weight %s does not fit input %s with kernel "
+                          "%dx%dx%d (want Cout x %d x %d x %d x %d)",
                           OP, u3d_shape_str(w, a, SB), u3d_shape_str(x, b, SB),
-                          k, x.c, k, k, k);
-    *y = u3d_shape5(x.n, w.n, u3d_conv3d_out_size(x.d, p),
-                    u3d_conv3d_out_size(x.h, p), u3d_conv3d_out_size(x.w, p));
+                          k[0], k[1], k[2], x.c, k[0], k[1], k[2]);
+    *y = u3d_shape5(x.n, w.n, u3d_conv3d_out_size_axis(x.d, p, 0),
+                    u3d_conv3d_out_size_axis(x.h, p, 1),
+                    u3d_conv3d_out_size_axis(x.w, p, 2));
     if (y->d < 1 || y->h < 1 || y->w < 1)
         return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s: input %s is smaller than the %d^3 kernel", OP,
-                          u3d_shape_str(x, a, SB), k);
+                          "%s: input %s is smaller than the %dx%dx%d kernel",
+                          OP, u3d_shape_str(x, a, SB), k[0], k[1], k[2]);
     return U3D_OK;
 }
 
@@ -156,17 +192,21 @@ u3d_status u3d_conv3d_backward_weight(const u3d_conv3d_params *p,
     return DISPATCH(conv3d_backward_weight, p, x, dy, dw, db, err);
 }
 
+/* The factor (kernel = stride) per axis is the weight's spatial size. */
 static u3d_status upconv_check(const char *OP, u3d_shape x, u3d_shape w,
                                u3d_shape *y, u3d_error *err)
 {
     char a[SB], b[SB];
-    if (w.n != x.c || w.d != 2 || w.h != 2 || w.w != 2)
+    int f12 = w.d >= 1 && w.d <= 2 && w.h >= 1 && w.h <= 2 && w.w >= 1 &&
+              w.w <= 2;
+    if (w.n != x.c || !f12)
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "%s: weight %s does not fit input %s (want %d x Cout "
-                          "x 2 x 2 x 2)",
+                          "x 2 x 2 x 2, or 1 instead of 2 along an axis: "
+                          "1 x 2 x 2)",
                           OP, u3d_shape_str(w, a, SB), u3d_shape_str(x, b, SB),
                           x.c);
-    *y = u3d_shape5(x.n, w.c, 2 * x.d, 2 * x.h, 2 * x.w);
+    *y = u3d_shape5(x.n, w.c, w.d * x.d, w.h * x.h, w.w * x.w);
     return U3D_OK;
 }
 
@@ -215,16 +255,25 @@ u3d_status u3d_upconv3d_backward_weight(const u3d_tensor *x,
     return DISPATCH(upconv3d_backward_weight, x, dy, dw, db, err);
 }
 
-static u3d_status pool_shape(const char *OP, u3d_shape x, u3d_shape *y,
-                             u3d_error *err)
+/* The window per axis from y's shape: 1 where y keeps x's size, else 2
+ * (y = x / 2, floor). Unambiguous: x / 2 == x only for empty axes. */
+static u3d_status pool_shape(const char *OP, const char *yname, u3d_shape x,
+                             u3d_shape y, u3d_error *err)
 {
-    char a[SB];
-    if (x.d < 2 || x.h < 2 || x.w < 2)
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s: input %s is smaller than the 2x2x2 window", OP,
-                          u3d_shape_str(x, a, SB));
-    *y = u3d_shape5(x.n, x.c, x.d / 2, x.h / 2, x.w / 2);
-    return U3D_OK;
+    char a[SB], b[SB], c[SB];
+    int xs[3] = {x.d, x.h, x.w}, ys[3] = {y.d, y.h, y.w};
+    int ok = y.n == x.n && y.c == x.c;
+    for (int i = 0; i < 3 && ok; i++)
+        ok = ys[i] == xs[i] || (xs[i] >= 2 && ys[i] == xs[i] / 2);
+    if (ok)
+        return U3D_OK;
+    u3d_shape half = u3d_shape5(x.n, x.c, x.d / 2, x.h / 2, x.w / 2);
+    return u3d_seterr(err, U3D_ERR_SHAPE,
+                      "%s: tensor %s has shape %s, expected %s (x %s pooled "
+                      "2x2x2), or x's size along the axes with window 1 "
+                      "(1x2x2 pooling)",
+                      OP, yname, u3d_shape_str(y, a, SB),
+                      u3d_shape_str(half, b, SB), u3d_shape_str(x, c, SB));
 }
 
 u3d_status u3d_maxpool3d_forward(const u3d_tensor *x, u3d_tensor *y,
@@ -233,9 +282,8 @@ u3d_status u3d_maxpool3d_forward(const u3d_tensor *x, u3d_tensor *y,
     const char *OP = "maxpool3d forward";
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
-    u3d_shape ys;
-    U3D_TRY(pool_shape(OP, x->shape, &ys, err));
-    ARG("y", y, ys);
+    F32("y", y);
+    U3D_TRY(pool_shape(OP, "y", x->shape, y->shape, err));
     return DISPATCH(maxpool3d_forward, x, y, err);
 }
 
@@ -245,9 +293,8 @@ u3d_status u3d_maxpool3d_backward(const u3d_tensor *x, const u3d_tensor *dy,
     const char *OP = "maxpool3d backward";
     U3D_TRY(check_tensor(OP, "x", x, NULL, U3D_F32, err));
     u3d_backend *be = x->be;
-    u3d_shape ys;
-    U3D_TRY(pool_shape(OP, x->shape, &ys, err));
-    ARG("dy", dy, ys);
+    F32("dy", dy);
+    U3D_TRY(pool_shape(OP, "dy", x->shape, dy->shape, err));
     ARG("dx", dx, x->shape);
     return DISPATCH(maxpool3d_backward, x, dy, dx, err);
 }

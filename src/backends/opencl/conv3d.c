@@ -450,12 +450,42 @@ static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
     return st;
 }
 
+/* 1 if p is not cubic (a kernel or padding differs between axes): the
+ * direct kernels below take cubic kernels, so such a convolution (1x3x3)
+ * runs on the implicit-GEMM path, which takes them per axis. */
+static int per_axis(const u3d_conv3d_params *p)
+{
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    return k[0] != k[1] || k[1] != k[2] || pad[0] != pad[1] ||
+           pad[1] != pad[2];
+}
+
+/* A cubic p given per axis (kernel3 {3,3,3}) as kernel, pad: what the
+ * direct path reads. */
+static u3d_conv3d_params as_cubic(const u3d_conv3d_params *p)
+{
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    u3d_conv3d_params c = {.kernel = k[0], .pad = pad[0], .relu = p->relu};
+    return c;
+}
+
+/* The direct kernels' path, or the implicit GEMM's. */
+static int use_igemm(u3d_backend *be, const u3d_conv3d_params *p)
+{
+    return per_axis(p) ||
+           u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM;
+}
+
 u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                  cten *x, cten *w, cten *b, u3d_tensor *y,
                                  u3d_error *err)
 {
-    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
+    if (use_igemm(be, p))
         return u3d_cl_igemm_forward(be, p, x, w, b, y, err);
+    u3d_conv3d_params c = as_cubic(p);
+    p = &c;
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
     return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
@@ -477,9 +507,15 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
     if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
         return u3d_cl_igemm_scratch_bytes(be, n, p, x, w);
     const u3d_cl *cl = u3d_cl_of(be);
-    size_t wmax = 0, xmax = 0;
+    size_t wmax = 0, xmax = 0, igemm = 0;
     for (int i = 0; i < n; i++) {
-        int k = p[i].kernel, pad = p[i].pad, grow = 2 * pad - k + 1;
+        if (per_axis(&p[i])) { /* the other path's slots: counted apart */
+            size_t b = u3d_cl_igemm_scratch_bytes(be, 1, &p[i], &x[i], &w[i]);
+            igemm = b > igemm ? b : igemm;
+            continue;
+        }
+        u3d_conv3d_params c = as_cubic(&p[i]);
+        int k = c.kernel, pad = c.pad, grow = 2 * pad - k + 1;
         u3d_shape ys = u3d_shape5(x[i].n, w[i].n, x[i].d + grow,
                                   x[i].h + grow, x[i].w + grow);
         if (ys.d < 1 || ys.h < 1 || ys.w < 1)
@@ -493,15 +529,17 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
         wmax = wt > wmax ? wt : wmax;
         xmax = xp > xmax ? xp : xmax;
     }
-    return 2 * sizeof(float) * (wmax + xmax);
+    return 2 * sizeof(float) * (wmax + xmax) + igemm;
 }
 
 u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
                                        const u3d_conv3d_params *p, cten *dy,
                                        cten *w, u3d_tensor *dx, u3d_error *err)
 {
-    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
+    if (use_igemm(be, p))
         return u3d_cl_igemm_backward_data(be, p, dy, w, dx, err);
+    u3d_conv3d_params c = as_cubic(p);
+    p = &c;
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dx->shape),
                        err));
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dy->shape),
@@ -660,8 +698,10 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
                                          cten *dy, u3d_tensor *dw,
                                          u3d_tensor *db, u3d_error *err)
 {
-    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
+    if (use_igemm(be, p))
         return u3d_cl_igemm_backward_weight(be, p, x, dy, dw, db, err);
+    u3d_conv3d_params c = as_cubic(p);
+    p = &c;
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape xs = x->shape, ys = dy->shape;
     int pad = p->pad, k = p->kernel;
@@ -725,6 +765,12 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                           int cout, char *out, size_t n)
 {
     const u3d_cl *cl = u3d_cl_of(be);
+    if (per_axis(p)) {
+        snprintf(out, n, "implicit GEMM (per-axis kernel)");
+        return;
+    }
+    u3d_conv3d_params c = as_cubic(p);
+    p = &c;
     int k = p->kernel, grow = 2 * p->pad - k + 1;
     u3d_shape ys = u3d_shape5(x.n, cout, x.d + grow, x.h + grow, x.w + grow);
     const char *src;

@@ -12,7 +12,7 @@
  * bias sum is fused in. Large volumes run as slabs of output planes, as in
  * conv3d.c; the padded copies are made one work-item per element. Kernel
  * sizes and padding are per axis (u3d_igemm_conv: 1x3x3 fits), though the
- * public op has cubic kernels.
+ * public op's kernels are mostly cubic.
  *
  * Build parameters (u3d_igemm_cfg; -D options of the kernel). Each is read
  * from env UNET3D_CONV3D_IGEMM_<PARAM> (weight gradient: ..._BW_<PARAM>),
@@ -523,11 +523,11 @@ u3d_status u3d_cl_igemm_conv_backward_data(u3d_backend *be,
                     u3d_cl_mem(dx), dx->shape, err);
 }
 
+/* The public op's parameters per axis (cubic or kernel3). */
 static u3d_igemm_conv cubic(const u3d_conv3d_params *p)
 {
-    u3d_igemm_conv cv = {{p->kernel, p->kernel, p->kernel},
-                         {p->pad, p->pad, p->pad},
-                         p->relu};
+    u3d_igemm_conv cv = {{0}, {0}, p->relu};
+    u3d_conv3d_axes(p, cv.k, cv.pad);
     return cv;
 }
 

@@ -57,7 +57,7 @@ u3d_status u3d_cl_igemm_conv_backward_weight(u3d_backend *be,
                                              cten *x, cten *dy, u3d_tensor *dw,
                                              u3d_tensor *db, u3d_error *err);
 
-/* The public op's passes (cubic kernels) on this path. */
+/* The public op's passes (cubic or per-axis kernels) on this path. */
 u3d_status u3d_cl_igemm_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                 cten *x, cten *w, cten *b, u3d_tensor *y,
                                 u3d_error *err);

@@ -102,11 +102,64 @@ static u3d_status set_dims(cl_kernel k, cl_uint first, int cin, int cout,
     return U3D_OK;
 }
 
+/* Factors other than 2x2x2 (the weight's spatial size, 1x2x2 for
+ * anisotropic levels) run the scalar kernels of cl/upconv3d.cl: one
+ * work-item per output value over `items`, planes along dim 1. */
+static int is_2x2x2(u3d_shape ws) { return ws.d == 2 && ws.h == 2 && ws.w == 2; }
+
+static u3d_status launch_any(u3d_cl *cl, cl_kernel k, const char *name,
+                             cl_uint first, int cin, int cout, u3d_shape xs,
+                             u3d_shape ws, size_t items, size_t planes,
+                             u3d_error *err)
+{
+    cl_uint v[8] = {(cl_uint)cin,  (cl_uint)cout, (cl_uint)xs.d,
+                    (cl_uint)xs.h, (cl_uint)xs.w, (cl_uint)ws.d,
+                    (cl_uint)ws.h, (cl_uint)ws.w};
+    int nv = 8;
+    if (planes == 0) { /* the weight-gradient kernel also takes N */
+        cl_uint v2[9] = {v[0], v[1], v[2], v[3], v[4], (cl_uint)xs.n,
+                         v[5], v[6], v[7]};
+        for (int i = 0; i < 9; i++)
+            U3D_ARG(k, first + (cl_uint)i, v2[i], err);
+        planes = 1;
+    } else {
+        for (int i = 0; i < nv; i++)
+            U3D_ARG(k, first + (cl_uint)i, v[i], err);
+    }
+    size_t lws = 64, kmax = 0;
+    if (clGetKernelWorkGroupInfo(k, cl->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                 sizeof kmax, &kmax, NULL) == CL_SUCCESS &&
+        kmax > 0 && kmax < lws)
+        lws = kmax;
+    if (cl->max_wg > 0 && lws > cl->max_wg)
+        lws = cl->max_wg;
+    size_t g[2] = {(items + lws - 1) / lws * lws, planes}, l[2] = {lws, 1};
+    return u3d_cl_launch(cl, k, name, 2, g, l, err);
+}
+
 u3d_status u3d_cl_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b,
                                    u3d_tensor *y, u3d_error *err)
 {
     U3D_TRY(fits_u32(y->shape, x->shape, "upconv3d forward", err));
     u3d_cl *cl = u3d_cl_of(be);
+    if (!is_2x2x2(w->shape)) {
+        cl_kernel k;
+        U3D_TRY(u3d_cl_kernel_get(cl, PROG, "upconv3d_forward_any", NULL, &k,
+                                  err));
+        cl_mem wm = u3d_cl_mem(w);
+        cl_mem bm = b ? u3d_cl_mem(b) : wm; /* never read without bias */
+        cl_mem xm = u3d_cl_mem(x), ym = u3d_cl_mem(y);
+        cl_int has_bias = b != NULL;
+        U3D_ARG(k, 0, xm, err);
+        U3D_ARG(k, 1, wm, err);
+        U3D_ARG(k, 2, bm, err);
+        U3D_ARG(k, 3, has_bias, err);
+        U3D_ARG(k, 4, ym, err);
+        return launch_any(cl, k, "upconv3d_forward_any", 5, x->shape.c,
+                          y->shape.c, x->shape, w->shape,
+                          u3d_shape_spatial(y->shape),
+                          (size_t)y->shape.n * (size_t)y->shape.c, err);
+    }
     upconv_tiles t = tiles_of(cl);
     cl_kernel k;
     size_t mwg;
@@ -131,6 +184,19 @@ u3d_status u3d_cl_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w,
 {
     U3D_TRY(fits_u32(dy->shape, dx->shape, "upconv3d backward-data", err));
     u3d_cl *cl = u3d_cl_of(be);
+    if (!is_2x2x2(w->shape)) {
+        cl_kernel k;
+        U3D_TRY(u3d_cl_kernel_get(cl, PROG, "upconv3d_backward_data_any", NULL,
+                                  &k, err));
+        cl_mem gm = u3d_cl_mem(dy), wm = u3d_cl_mem(w), om = u3d_cl_mem(dx);
+        U3D_ARG(k, 0, gm, err);
+        U3D_ARG(k, 1, wm, err);
+        U3D_ARG(k, 2, om, err);
+        return launch_any(cl, k, "upconv3d_backward_data_any", 3, dx->shape.c,
+                          dy->shape.c, dx->shape, w->shape,
+                          u3d_shape_spatial(dx->shape),
+                          (size_t)dx->shape.n * (size_t)dx->shape.c, err);
+    }
     upconv_tiles t = tiles_of(cl);
     cl_kernel k;
     size_t mwg;
@@ -316,6 +382,26 @@ u3d_status u3d_cl_upconv3d_backward_weight(u3d_backend *be, cten *x, cten *dy,
                                            u3d_error *err)
 {
     U3D_TRY(fits_u32(dy->shape, x->shape, "upconv3d backward-weight", err));
+    if (!is_2x2x2(dw->shape)) {
+        u3d_cl *cl = u3d_cl_of(be);
+        cl_kernel k;
+        U3D_TRY(u3d_cl_kernel_get(cl, PROG, "upconv3d_backward_weight_any",
+                                  NULL, &k, err));
+        cl_mem xm = u3d_cl_mem(x), gm = u3d_cl_mem(dy), wm = u3d_cl_mem(dw);
+        cl_mem bm = db ? u3d_cl_mem(db) : wm; /* never written without */
+        cl_int with_bias = db != NULL;
+        U3D_ARG(k, 0, xm, err);
+        U3D_ARG(k, 1, gm, err);
+        U3D_ARG(k, 2, wm, err);
+        U3D_ARG(k, 3, bm, err);
+        U3D_ARG(k, 4, with_bias, err);
+        int cout = dy->shape.c;
+        size_t items = u3d_shape_count(dw->shape) + (db ? (size_t)cout : 0);
+        /* planes 0: the kernel's argument list with N */
+        return launch_any(cl, k, "upconv3d_backward_weight_any", 5,
+                          x->shape.c, cout, x->shape, dw->shape, items, 0,
+                          err);
+    }
     upconv_tiles t = tiles_of(u3d_cl_of(be));
     U3D_TRY(weight_pass(be, &t, x, dy, dw, err));
     return db ? bias_pass(be, &t, dy, db, err) : U3D_OK;

@@ -19,7 +19,8 @@ static size_t at(dims s, int n, int c, int z, int y, int x)
 
 static int inside(int v, int n) { return v >= 0 && v < n; }
 
-/* y[n,co,z,y,x] = b[co] + sum w[co,ci,kz,ky,kx] * x[n,ci,z+kz-p,...] */
+/* y[n,co,z,y,x] = b[co] + sum w[co,ci,kz,ky,kx] * x[n,ci,z+kz-pd,...],
+ * kernel and padding per axis (u3d_conv3d_axes) */
 u3d_status u3d_ref_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                   cten *x, cten *w, cten *b, u3d_tensor *y,
                                   u3d_error *err)
@@ -30,7 +31,8 @@ u3d_status u3d_ref_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
     const float *B = b ? u3d_ref_f(b) : NULL;
     float *Y = u3d_ref_f(y);
     dims xs = dims_of(x), ws = dims_of(w), ys = dims_of(y);
-    int k = p->kernel, pad = p->pad;
+    int K[3], P[3];
+    u3d_conv3d_axes(p, K, P);
     for (int n = 0; n < ys.n; n++)
         for (int co = 0; co < ys.c; co++)
             for (int z = 0; z < ys.d; z++)
@@ -38,12 +40,12 @@ u3d_status u3d_ref_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                     for (int xx = 0; xx < ys.w; xx++) {
                         double s = B ? B[co] : 0.0;
                         for (int ci = 0; ci < xs.c; ci++)
-                            for (int kz = 0; kz < k; kz++)
-                                for (int ky = 0; ky < k; ky++)
-                                    for (int kx = 0; kx < k; kx++) {
-                                        int iz = z + kz - pad,
-                                            iy = yy + ky - pad,
-                                            ix = xx + kx - pad;
+                            for (int kz = 0; kz < K[0]; kz++)
+                                for (int ky = 0; ky < K[1]; ky++)
+                                    for (int kx = 0; kx < K[2]; kx++) {
+                                        int iz = z + kz - P[0],
+                                            iy = yy + ky - P[1],
+                                            ix = xx + kx - P[2];
                                         if (!inside(iz, xs.d) ||
                                             !inside(iy, xs.h) ||
                                             !inside(ix, xs.w))
@@ -71,7 +73,8 @@ u3d_status u3d_ref_conv3d_backward_data(u3d_backend *be,
     const float *G = u3d_ref_f(dy), *Wt = u3d_ref_f(w);
     float *DX = u3d_ref_f(dx);
     dims gs = dims_of(dy), ws = dims_of(w), xs = dims_of(dx);
-    int k = p->kernel, pad = p->pad;
+    int K[3], P[3];
+    u3d_conv3d_axes(p, K, P);
     for (int n = 0; n < xs.n; n++)
         for (int ci = 0; ci < xs.c; ci++)
             for (int iz = 0; iz < xs.d; iz++)
@@ -79,12 +82,12 @@ u3d_status u3d_ref_conv3d_backward_data(u3d_backend *be,
                     for (int ix = 0; ix < xs.w; ix++) {
                         double s = 0.0;
                         for (int co = 0; co < gs.c; co++)
-                            for (int kz = 0; kz < k; kz++)
-                                for (int ky = 0; ky < k; ky++)
-                                    for (int kx = 0; kx < k; kx++) {
-                                        int z = iz - kz + pad,
-                                            y = iy - ky + pad,
-                                            x = ix - kx + pad;
+                            for (int kz = 0; kz < K[0]; kz++)
+                                for (int ky = 0; ky < K[1]; ky++)
+                                    for (int kx = 0; kx < K[2]; kx++) {
+                                        int z = iz - kz + P[0],
+                                            y = iy - ky + P[1],
+                                            x = ix - kx + P[2];
                                         if (!inside(z, gs.d) ||
                                             !inside(y, gs.h) ||
                                             !inside(x, gs.w))
@@ -110,20 +113,21 @@ u3d_status u3d_ref_conv3d_backward_weight(u3d_backend *be,
     const float *X = u3d_ref_f(x), *G = u3d_ref_f(dy);
     float *DW = u3d_ref_f(dw);
     dims xs = dims_of(x), gs = dims_of(dy), ws = dims_of(dw);
-    int k = p->kernel, pad = p->pad;
+    int K[3], P[3];
+    u3d_conv3d_axes(p, K, P);
     for (int co = 0; co < ws.n; co++)
         for (int ci = 0; ci < ws.c; ci++)
-            for (int kz = 0; kz < k; kz++)
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
+            for (int kz = 0; kz < K[0]; kz++)
+                for (int ky = 0; ky < K[1]; ky++)
+                    for (int kx = 0; kx < K[2]; kx++) {
                         double s = 0.0;
                         for (int n = 0; n < gs.n; n++)
                             for (int z = 0; z < gs.d; z++)
                                 for (int y = 0; y < gs.h; y++)
                                     for (int xx = 0; xx < gs.w; xx++) {
-                                        int iz = z + kz - pad,
-                                            iy = y + ky - pad,
-                                            ix = xx + kx - pad;
+                                        int iz = z + kz - P[0],
+                                            iy = y + ky - P[1],
+                                            ix = xx + kx - P[2];
                                         if (!inside(iz, xs.d) ||
                                             !inside(iy, xs.h) ||
                                             !inside(ix, xs.w))

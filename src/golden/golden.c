@@ -64,17 +64,47 @@ u3d_status golden_float(const golden_case *c, const char *key, float *out,
     return U3D_OK;
 }
 
-u3d_status golden_kernel2_stride2(const golden_case *c, const char *op,
-                                  u3d_error *err)
+u3d_status golden_int3(const golden_case *c, const char *key, int out[3],
+                       u3d_error *err)
 {
-    int kernel, stride;
-    U3D_TRY(golden_int(c, "kernel", &kernel, err));
-    U3D_TRY(golden_int(c, "stride", &stride, err));
-    if (kernel != 2 || stride != 2)
-        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                          "%s/case.txt: kernel %d stride %d; %s supports "
-                          "kernel 2 stride 2 only",
-                          c->dir, kernel, stride, op);
+    const char *v = golden_get(c, key);
+    if (!v)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s/case.txt: key '%s' is missing", c->dir, key);
+    char *end;
+    long a[3];
+    int n = 0;
+    for (const char *p = v; n < 3; p = end + 1) {
+        a[n++] = strtol(p, &end, 10);
+        if (end == p || *end != ',')
+            break;
+    }
+    while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+        end++;
+    if ((n != 1 && n != 3) || *end || end == v)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s/case.txt: '%s' is not an integer or three "
+                          "(D,H,W, e.g. 1,3,3): %s",
+                          c->dir, key, v);
+    for (int i = 0; i < 3; i++)
+        out[i] = (int)(n == 1 ? a[0] : a[i]);
+    return U3D_OK;
+}
+
+u3d_status golden_window(const golden_case *c, const char *op, int f[3],
+                         u3d_error *err)
+{
+    int kernel[3], stride[3];
+    U3D_TRY(golden_int3(c, "kernel", kernel, err));
+    U3D_TRY(golden_int3(c, "stride", stride, err));
+    for (int a = 0; a < 3; a++)
+        if (kernel[a] != stride[a] || kernel[a] < 1 || kernel[a] > 2)
+            return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                              "%s/case.txt: kernel %d stride %d along %c; %s "
+                              "supports kernel = stride = 2 or 1 per axis",
+                              c->dir, kernel[a], stride[a], "DHW"[a], op);
+    for (int a = 0; a < 3; a++)
+        f[a] = kernel[a];
     return U3D_OK;
 }
 

@@ -56,10 +56,14 @@ u3d_status golden_load(u3d_backend *be, const golden_case *c, const char *name,
 /* U3D_ERR_SHAPE naming NAME.npy unless its shape `have` is `want`. */
 u3d_status golden_want_shape(const golden_case *c, const char *name,
                              u3d_shape have, u3d_shape want, u3d_error *err);
-/* The keys kernel and stride, which must both be 2 (`op` names the
- * operation in the message). */
-u3d_status golden_kernel2_stride2(const golden_case *c, const char *op,
-                                  u3d_error *err);
+/* An integer per axis (D, H, W): "3" for all three or "1,3,3". */
+u3d_status golden_int3(const golden_case *c, const char *key, int out[3],
+                       u3d_error *err);
+/* The keys kernel and stride, equal per axis and each 2 or 1 ("2", or
+ * "1,2,2" for anisotropic levels), into f (`op` names the operation in
+ * the message). */
+u3d_status golden_window(const golden_case *c, const char *op, int f[3],
+                         u3d_error *err);
 /* Compares a device tensor with NAME.npy under tol; records in rep. */
 u3d_status golden_check(const golden_case *c, golden_report *rep,
                         const char *name, const u3d_tensor *got, double tol,

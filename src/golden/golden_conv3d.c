@@ -19,9 +19,10 @@ static void conv_case_release(conv_case *t)
 static u3d_status read_params(const golden_case *c, conv_case *t,
                               u3d_error *err)
 {
-    int stride = 1;
-    U3D_TRY(golden_int(c, "kernel", &t->p.kernel, err));
-    U3D_TRY(golden_int(c, "padding", &t->p.pad, err));
+    int stride = 1, k[3], pad[3];
+    /* "3" or per axis "1,3,3" (anisotropic) */
+    U3D_TRY(golden_int3(c, "kernel", k, err));
+    U3D_TRY(golden_int3(c, "padding", pad, err));
     U3D_TRY(golden_int(c, "bias", &t->bias, err));
     if (golden_get(c, "stride"))
         U3D_TRY(golden_int(c, "stride", &stride, err));
@@ -29,11 +30,18 @@ static u3d_status read_params(const golden_case *c, conv_case *t,
         return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                           "%s/case.txt: stride %d; conv3d supports stride 1",
                           c->dir, stride);
-    if (t->p.kernel < 1 || t->p.pad < 0 || t->p.pad >= t->p.kernel)
-        return u3d_seterr(err, U3D_ERR_FORMAT,
-                          "%s/case.txt: kernel %d, padding %d: want kernel "
-                          ">= 1 and 0 <= padding < kernel",
-                          c->dir, t->p.kernel, t->p.pad);
+    for (int a = 0; a < 3; a++)
+        if (k[a] < 1 || pad[a] < 0 || pad[a] >= k[a])
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s/case.txt: kernel %d, padding %d along %c: "
+                              "want kernel >= 1 and 0 <= padding < kernel",
+                              c->dir, k[a], pad[a], "DHW"[a]);
+    if (k[0] == k[1] && k[1] == k[2] && pad[0] == pad[1] && pad[1] == pad[2]) {
+        t->p.kernel = k[0]; /* cubic: the parameters as before */
+        t->p.pad = pad[0];
+    } else {
+        t->p = u3d_conv3d_params3(k, pad, 0);
+    }
     return U3D_OK;
 }
 
@@ -47,13 +55,13 @@ static u3d_status setup(u3d_backend *be, const golden_case *c, conv_case *t,
     if (t->bias)
         U3D_TRY(golden_tensor(be, c, "b", &t->b, err));
     u3d_shape xs = t->x.shape, ws = t->w.shape;
-    u3d_shape ys = u3d_shape5(xs.n, ws.n, u3d_conv3d_out_size(xs.d, &t->p),
-                              u3d_conv3d_out_size(xs.h, &t->p),
-                              u3d_conv3d_out_size(xs.w, &t->p));
+    u3d_shape ys =
+        u3d_shape5(xs.n, ws.n, u3d_conv3d_out_size_axis(xs.d, &t->p, 0),
+                   u3d_conv3d_out_size_axis(xs.h, &t->p, 1),
+                   u3d_conv3d_out_size_axis(xs.w, &t->p, 2));
     if (ys.d < 1 || ys.h < 1 || ys.w < 1)
         return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "%s/x.npy is smaller than the kernel %d", c->dir,
-                          t->p.kernel);
+                          "%s/x.npy is smaller than the kernel", c->dir);
     U3D_TRY(u3d_tensor_create(be, ys, U3D_F32, &t->y, err));
     U3D_TRY(u3d_tensor_create(be, xs, U3D_F32, &t->dx, err));
     U3D_TRY(u3d_tensor_create(be, ws, U3D_F32, &t->dw, err));

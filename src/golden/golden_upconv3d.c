@@ -1,11 +1,12 @@
-/* Golden case: conv_transpose3d, kernel 2, stride 2 (x, w, b when bias 1,
+/* Golden case: conv_transpose3d, kernel = stride = 2 or 1 per axis
+ * (2x2x2, 1x2x2) (x, w, b when bias 1,
  * dy; checks y, dx, dw and db). Shapes come from the files: any N, channel
  * counts and sizes. */
 #include <string.h>
 #include "golden/golden.h"
 
 typedef struct up_case {
-    int bias;
+    int bias, f[3]; /* factor per axis */
     u3d_tensor x, w, b, dy, y, dx, dw, db;
 } up_case;
 
@@ -19,7 +20,7 @@ static void up_case_release(up_case *t)
 
 static u3d_status read_params(const golden_case *c, up_case *t, u3d_error *err)
 {
-    U3D_TRY(golden_kernel2_stride2(c, "the transposed convolution", err));
+    U3D_TRY(golden_window(c, "the transposed convolution", t->f, err));
     return golden_int(c, "bias", &t->bias, err);
 }
 
@@ -30,9 +31,11 @@ static u3d_status setup(u3d_backend *be, const golden_case *c, up_case *t,
     U3D_TRY(golden_tensor(be, c, "x", &t->x, err));
     U3D_TRY(golden_tensor(be, c, "w", &t->w, err));
     u3d_shape xs = t->x.shape, ws = t->w.shape;
-    U3D_TRY(golden_want_shape(c, "w", ws, u3d_shape5(xs.c, ws.c, 2, 2, 2),
-                              err));
-    u3d_shape ys = u3d_shape5(xs.n, ws.c, 2 * xs.d, 2 * xs.h, 2 * xs.w);
+    const int *f = t->f;
+    U3D_TRY(golden_want_shape(c, "w", ws,
+                              u3d_shape5(xs.c, ws.c, f[0], f[1], f[2]), err));
+    u3d_shape ys =
+        u3d_shape5(xs.n, ws.c, f[0] * xs.d, f[1] * xs.h, f[2] * xs.w);
     U3D_TRY(golden_load(be, c, "dy", U3D_F32, &ys, &t->dy, err));
     if (t->bias) {
         u3d_shape bs = u3d_shape5(1, ws.c, 1, 1, 1);

@@ -95,40 +95,57 @@ static void conv_geometry(void **state)
     u3d_cudnn_conv_geom g;
     u3d_error err = {0};
     u3d_shape x = u3d_shape5(2, 3, 9, 8, 7);
+    const int p0[3] = {0, 0, 0}, p1[3] = {1, 1, 1}, s1[3] = {1, 1, 1};
+    const int s2[3] = {2, 2, 2}, p011[3] = {0, 1, 1}, s122[3] = {1, 2, 2};
     /* valid 3x3x3 */
-    t_ok(u3d_cudnn_conv_geometry(x, u3d_shape5(5, 3, 3, 3, 3), 0, 1, &g, &err),
+    t_ok(u3d_cudnn_conv_geometry(x, u3d_shape5(5, 3, 3, 3, 3), p0, s1, &g,
+                                 &err),
          &err, "valid");
     assert_true(u3d_shape_eq(g.y, u3d_shape5(2, 5, 7, 6, 5)));
     /* same padding */
-    t_ok(u3d_cudnn_conv_geometry(x, u3d_shape5(4, 3, 3, 3, 3), 1, 1, &g, &err),
+    t_ok(u3d_cudnn_conv_geometry(x, u3d_shape5(4, 3, 3, 3, 3), p1, s1, &g,
+                                 &err),
          &err, "same");
     assert_true(u3d_shape_eq(g.y, u3d_shape5(2, 4, 9, 8, 7)));
     /* 1x1x1 */
-    t_ok(u3d_cudnn_conv_geometry(x, u3d_shape5(6, 3, 1, 1, 1), 0, 1, &g, &err),
+    t_ok(u3d_cudnn_conv_geometry(x, u3d_shape5(6, 3, 1, 1, 1), p0, s1, &g,
+                                 &err),
          &err, "1x1");
     assert_true(u3d_shape_eq(g.y, u3d_shape5(2, 6, 9, 8, 7)));
+    /* anisotropic 1x3x3, padding 0,1,1: same size in every plane */
+    t_ok(u3d_cudnn_conv_geometry(x, u3d_shape5(5, 3, 1, 3, 3), p011, s1, &g,
+                                 &err),
+         &err, "1x3x3 same");
+    assert_true(u3d_shape_eq(g.y, u3d_shape5(2, 5, 9, 8, 7)));
+    assert_true(g.pad[0] == 0 && g.pad[1] == 1 && g.pad[2] == 1);
     /* the upconv view: conv input = upconv output (N,Cout,2D,2H,2W), filter
      * = ConvTranspose weight (Cin,Cout,2,2,2), output = upconv input */
     t_ok(u3d_cudnn_conv_geometry(u3d_shape5(2, 4, 6, 10, 4),
-                                 u3d_shape5(8, 4, 2, 2, 2), 0, 2, &g, &err),
+                                 u3d_shape5(8, 4, 2, 2, 2), p0, s2, &g, &err),
          &err, "upconv view");
+    assert_true(u3d_shape_eq(g.y, u3d_shape5(2, 8, 3, 5, 2)));
+    /* and of a 1x2x2 up-convolution: D kept */
+    t_ok(u3d_cudnn_conv_geometry(u3d_shape5(2, 4, 3, 10, 4),
+                                 u3d_shape5(8, 4, 1, 2, 2), p0, s122, &g,
+                                 &err),
+         &err, "upconv 1x2x2 view");
     assert_true(u3d_shape_eq(g.y, u3d_shape5(2, 8, 3, 5, 2)));
     /* errors name the shapes */
     assert_int_equal(u3d_cudnn_conv_geometry(u3d_shape5(1, 3, 2, 8, 8),
-                                             u3d_shape5(5, 3, 3, 3, 3), 0, 1,
+                                             u3d_shape5(5, 3, 3, 3, 3), p0, s1,
                                              &g, &err),
                      U3D_ERR_SHAPE);
     assert_non_null(strstr(err.msg, "1x3x2x8x8"));
-    assert_int_equal(u3d_cudnn_conv_geometry(x, u3d_shape5(5, 2, 3, 3, 3), 1,
-                                             1, &g, &err),
+    assert_int_equal(u3d_cudnn_conv_geometry(x, u3d_shape5(5, 2, 3, 3, 3), p1,
+                                             s1, &g, &err),
                      U3D_ERR_SHAPE);
     assert_non_null(strstr(err.msg, "5x2x3x3x3"));
-    assert_int_equal(
-        u3d_cudnn_conv_geometry(x, u3d_shape5(5, 3, 3, 2, 3), 1, 1, &g, &err),
-        U3D_ERR_SHAPE);
-    assert_int_equal(
-        u3d_cudnn_conv_geometry(x, u3d_shape5(5, 3, 3, 3, 3), 1, 0, &g, &err),
-        U3D_ERR_INVALID_ARG);
+    assert_int_equal(u3d_cudnn_conv_geometry(x, u3d_shape5(5, 3, 0, 3, 3), p1,
+                                             s1, &g, &err),
+                     U3D_ERR_SHAPE);
+    assert_int_equal(u3d_cudnn_conv_geometry(x, u3d_shape5(5, 3, 3, 3, 3), p1,
+                                             p0, &g, &err),
+                     U3D_ERR_INVALID_ARG);
 }
 
 /* cuDNN's descriptor calls run without a device: they validate our dims,
@@ -139,13 +156,23 @@ static void conv_descriptors(void **state)
     u3d_error err = {0};
     struct {
         u3d_shape x, w;
-        int pad, stride;
+        int pad[3], stride[3];
     } cases[] = {
-        {u3d_shape5(2, 3, 9, 8, 7), u3d_shape5(5, 3, 3, 3, 3), 0, 1},
-        {u3d_shape5(1, 4, 5, 6, 7), u3d_shape5(2, 4, 3, 3, 3), 1, 1},
-        {u3d_shape5(3, 2, 4, 4, 4), u3d_shape5(3, 2, 1, 1, 1), 0, 1},
-        {u3d_shape5(2, 4, 6, 10, 4), u3d_shape5(8, 4, 2, 2, 2), 0, 2},
-        {u3d_shape5(1, 1, 5, 5, 5), u3d_shape5(1, 1, 4, 4, 4), 2, 1},
+        {u3d_shape5(2, 3, 9, 8, 7), u3d_shape5(5, 3, 3, 3, 3), {0, 0, 0},
+         {1, 1, 1}},
+        {u3d_shape5(1, 4, 5, 6, 7), u3d_shape5(2, 4, 3, 3, 3), {1, 1, 1},
+         {1, 1, 1}},
+        {u3d_shape5(3, 2, 4, 4, 4), u3d_shape5(3, 2, 1, 1, 1), {0, 0, 0},
+         {1, 1, 1}},
+        {u3d_shape5(2, 4, 6, 10, 4), u3d_shape5(8, 4, 2, 2, 2), {0, 0, 0},
+         {2, 2, 2}},
+        {u3d_shape5(1, 1, 5, 5, 5), u3d_shape5(1, 1, 4, 4, 4), {2, 2, 2},
+         {1, 1, 1}},
+        /* anisotropic: 1x3x3 same in-plane, 1x2x2 up-convolution view */
+        {u3d_shape5(2, 3, 4, 8, 7), u3d_shape5(5, 3, 1, 3, 3), {0, 1, 1},
+         {1, 1, 1}},
+        {u3d_shape5(2, 4, 3, 10, 4), u3d_shape5(8, 4, 1, 2, 2), {0, 0, 0},
+         {1, 2, 2}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         u3d_cudnn_conv_geom g;

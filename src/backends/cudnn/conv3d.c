@@ -1,5 +1,5 @@
 /* Convolutions through cuDNN: descriptors, algorithm choice and a plan
- * cache per (kind, shapes, pad, stride). The transposed 2x2x2 stride-2
+ * cache per (kind, shapes, pad, stride). The transposed 2x2x2 (1x2x2) stride-2
  * convolution is run as the adjoint of a stride-2 conv whose filter is the
  * PyTorch ConvTranspose3d weight (Cin, Cout, 2, 2, 2) read as (K, C, ...):
  *   upconv forward       = conv backward-data (dy := x, dx := y)
@@ -55,10 +55,11 @@ static u3d_status filter_desc(cudnnFilterDescriptor_t *f, u3d_shape w,
                          "cudnnSetFilterNdDescriptor", err);
 }
 
-static u3d_status conv_desc(cudnnConvolutionDescriptor_t *c, int pad,
-                            int stride, u3d_error *err)
+static u3d_status conv_desc(cudnnConvolutionDescriptor_t *c, const int pad[3],
+                            const int stride[3], u3d_error *err)
 {
-    int padv[3] = {pad, pad, pad}, str[3] = {stride, stride, stride};
+    int padv[3] = {pad[0], pad[1], pad[2]};
+    int str[3] = {stride[0], stride[1], stride[2]};
     int dil[3] = {1, 1, 1};
     U3D_TRY(u3d_dnn_check(cudnnCreateConvolutionDescriptor(c),
                           "cudnnCreateConvolutionDescriptor", err));
@@ -213,9 +214,12 @@ static u3d_status choose_algo(u3d_cudnn *cx, u3d_cudnn_plan *p, u3d_error *err)
     }
     return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
                       "cuDNN has no float32 %s algorithm for input %s, filter "
-                      "%s (stride %d, pad %d) within %.0f MiB of workspace",
+                      "%s (stride %d,%d,%d, pad %d,%d,%d) within %.0f MiB of "
+                      "workspace",
                       kind_name(p->kind), u3d_shape_str(p->g.x, a, SB),
-                      u3d_shape_str(p->g.w, b, SB), p->g.stride, p->g.pad,
+                      u3d_shape_str(p->g.w, b, SB), p->g.stride[0],
+                      p->g.stride[1], p->g.stride[2], p->g.pad[0],
+                      p->g.pad[1], p->g.pad[2],
                       limit / 1048576.0);
 }
 
@@ -225,8 +229,9 @@ static int same(const u3d_cudnn_plan *p, u3d_cudnn_conv_kind kind,
                 const u3d_cudnn_conv_geom *g)
 {
     return p->kind == kind && u3d_shape_eq(p->g.x, g->x) &&
-           u3d_shape_eq(p->g.w, g->w) && p->g.pad == g->pad &&
-           p->g.stride == g->stride;
+           u3d_shape_eq(p->g.w, g->w) &&
+           !memcmp(p->g.pad, g->pad, sizeof g->pad) &&
+           !memcmp(p->g.stride, g->stride, sizeof g->stride);
 }
 
 void u3d_cudnn_plans_free(u3d_cudnn *cx)
@@ -319,10 +324,22 @@ u3d_status u3d_cudnn_conv_run(u3d_cudnn *cx, u3d_cudnn_conv_kind kind,
 
 /* ---- the ops ---- */
 
+static const int ONE[3] = {1, 1, 1}, ZERO[3] = {0, 0, 0};
+
+/* The transposed conv's stride per axis: its filter's size (2x2x2, 1x2x2). */
+static const int *factor(u3d_shape w, int f[3])
+{
+    f[0] = w.d;
+    f[1] = w.h;
+    f[2] = w.w;
+    return f;
+}
+
 /* Geometry of a conv whose output must be `want` (validated by ops.c; a
  * mismatch here is an internal error, reported rather than run). */
-static u3d_status geom(u3d_shape x, u3d_shape w, int pad, int stride,
-                       u3d_shape want, u3d_cudnn_conv_geom *g, u3d_error *err)
+static u3d_status geom(u3d_shape x, u3d_shape w, const int pad[3],
+                       const int stride[3], u3d_shape want,
+                       u3d_cudnn_conv_geom *g, u3d_error *err)
 {
     char a[SB], b[SB];
     U3D_TRY(u3d_cudnn_conv_geometry(x, w, pad, stride, g, err));
@@ -341,7 +358,9 @@ u3d_status u3d_cudnn_conv3d_forward(u3d_backend *be,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_TRY(geom(x->shape, w->shape, p->pad, 1, y->shape, &g, err));
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad); /* k: the filter's shape */
+    U3D_TRY(geom(x->shape, w->shape, pad, ONE, y->shape, &g, err));
     U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_FWD, &g, u3d_cudnn_f(x),
                                u3d_cudnn_f(w), u3d_cudnn_f(y), err));
     if (b)
@@ -383,7 +402,9 @@ u3d_status u3d_cudnn_conv3d_backward_data(u3d_backend *be,
                                           u3d_error *err)
 {
     u3d_cudnn_conv_geom g;
-    U3D_TRY(geom(dx->shape, w->shape, p->pad, 1, dy->shape, &g, err));
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad); /* k: the filter's shape */
+    U3D_TRY(geom(dx->shape, w->shape, pad, ONE, dy->shape, &g, err));
     return u3d_cudnn_conv_run(u3d_cudnn_of(be), U3D_CONV_BWD_DATA, &g,
                               u3d_cudnn_f(dy), u3d_cudnn_f(w),
                               u3d_cudnn_f(dx), err);
@@ -396,7 +417,9 @@ u3d_status u3d_cudnn_conv3d_backward_weight(u3d_backend *be,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_TRY(geom(x->shape, dw->shape, p->pad, 1, dy->shape, &g, err));
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad); /* k: the filter's shape */
+    U3D_TRY(geom(x->shape, dw->shape, pad, ONE, dy->shape, &g, err));
     U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g, u3d_cudnn_f(x),
                                u3d_cudnn_f(dy), u3d_cudnn_f(dw), err));
     if (!db)
@@ -410,7 +433,9 @@ u3d_status u3d_cudnn_upconv3d_forward(u3d_backend *be, cten *x, cten *w,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_TRY(geom(y->shape, w->shape, 0, 2, x->shape, &g, err));
+    int f[3];
+    U3D_TRY(geom(y->shape, w->shape, ZERO, factor(w->shape, f), x->shape, &g,
+                 err));
     U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_DATA, &g, u3d_cudnn_f(x),
                                u3d_cudnn_f(w), u3d_cudnn_f(y), err));
     if (!b)
@@ -424,7 +449,9 @@ u3d_status u3d_cudnn_upconv3d_backward_data(u3d_backend *be, cten *dy,
                                             u3d_error *err)
 {
     u3d_cudnn_conv_geom g;
-    U3D_TRY(geom(dy->shape, w->shape, 0, 2, dx->shape, &g, err));
+    int f[3];
+    U3D_TRY(geom(dy->shape, w->shape, ZERO, factor(w->shape, f), dx->shape,
+                 &g, err));
     return u3d_cudnn_conv_run(u3d_cudnn_of(be), U3D_CONV_FWD, &g,
                               u3d_cudnn_f(dy), u3d_cudnn_f(w),
                               u3d_cudnn_f(dx), err);
@@ -436,7 +463,9 @@ u3d_status u3d_cudnn_upconv3d_backward_weight(u3d_backend *be, cten *x,
 {
     u3d_cudnn *cx = u3d_cudnn_of(be);
     u3d_cudnn_conv_geom g;
-    U3D_TRY(geom(dy->shape, dw->shape, 0, 2, x->shape, &g, err));
+    int f[3];
+    U3D_TRY(geom(dy->shape, dw->shape, ZERO, factor(dw->shape, f), x->shape,
+                 &g, err));
     U3D_TRY(u3d_cudnn_conv_run(cx, U3D_CONV_BWD_FILTER, &g, u3d_cudnn_f(dy),
                                u3d_cudnn_f(x), u3d_cudnn_f(dw), err));
     if (!db)

@@ -70,18 +70,19 @@ extern const char u3d_cudnn_philox_src[];
 /* cuDNN dims and fully packed strides of an N,C,D,H,W tensor. */
 void u3d_cudnn_nd(u3d_shape s, int dims[5], int strides[5]);
 
-/* A convolution as cuDNN sees it: input x, filter w (K,C,k,k,k), output y,
- * same zero padding and stride on the three axes. The U-Net's transposed
- * convolution is the data gradient of such a conv with stride 2. */
+/* A convolution as cuDNN sees it: input x, filter w (K,C,kd,kh,kw), output
+ * y, zero padding and stride per axis (D, H, W; 1x3x3 kernels with padding
+ * 0,1,1 for anisotropic levels). The U-Net's transposed convolution is the
+ * data gradient of such a conv with stride = filter size (2x2x2, 1x2x2). */
 typedef struct u3d_cudnn_conv_geom {
     u3d_shape x, w, y;
-    int pad, stride;
+    int pad[3], stride[3];
 } u3d_cudnn_conv_geom;
 
 /* Fills g from x, w, pad and stride and checks the sizes: every output
  * extent >= 1 and w.c == x.c. U3D_ERR_SHAPE names the shapes otherwise. */
-u3d_status u3d_cudnn_conv_geometry(u3d_shape x, u3d_shape w, int pad,
-                                   int stride, u3d_cudnn_conv_geom *g,
+u3d_status u3d_cudnn_conv_geometry(u3d_shape x, u3d_shape w, const int pad[3],
+                                   const int stride[3], u3d_cudnn_conv_geom *g,
                                    u3d_error *err);
 
 /* One algorithm as reported by cudnnGetConvolution*Algorithm_v7. */

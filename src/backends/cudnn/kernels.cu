@@ -117,17 +117,17 @@ U3D_KERNEL u3d_chan_final(const double *part, int C, int B, float *out)
 /* Offset (in one D,H,W plane) of the maximum of window (oz,oy,ox), with
  * PyTorch's scan rule: d-major, then h, then w; a voxel wins when it is
  * greater than the current maximum or NaN (ties: the first one). */
-U3D_DEVICE long long window_argmax(const float *plane, int H, int W, int oz,
-                                   int oy, int ox)
+U3D_DEVICE long long window_argmax(const float *plane, int H, int W, int fd,
+                                   int fh, int fw, int oz, int oy, int ox)
 {
-    long long best = ((long long)(2 * oz) * H + 2 * oy) * W + 2 * ox;
+    long long best = ((long long)(fd * oz) * H + fh * oy) * W + fw * ox;
     float m = __int_as_float(0xff800000); /* -inf */
-    for (int dz = 0; dz < 2; dz++)
-        for (int dy = 0; dy < 2; dy++)
-            for (int dx = 0; dx < 2; dx++) {
+    for (int dz = 0; dz < fd; dz++)
+        for (int dy = 0; dy < fh; dy++)
+            for (int dx = 0; dx < fw; dx++) {
                 long long i =
-                    ((long long)(2 * oz + dz) * H + (2 * oy + dy)) * W +
-                    (2 * ox + dx);
+                    ((long long)(fd * oz + dz) * H + (fh * oy + dy)) * W +
+                    (fw * ox + dx);
                 float v = plane[i];
                 if (v > m || v != v) {
                     m = v;
@@ -147,7 +147,10 @@ U3D_KERNEL u3d_maxpool_fwd(const float *x, float *y, int D, int H, int W,
         int oz = (int)(r / ((long long)oh * ow));
         int oy = (int)((r / ow) % oh), ox = (int)(r % ow);
         const float *plane = x + nc * ((long long)D * H * W);
-        y[i] = plane[window_argmax(plane, H, W, oz, oy, ox)];
+        /* window 1 along an axis the output keeps (1x2x2), else 2 */
+        y[i] = plane[window_argmax(plane, H, W, od == D ? 1 : 2,
+                                   oh == H ? 1 : 2, ow == W ? 1 : 2, oz, oy,
+                                   ox)];
     }
 }
 
@@ -162,7 +165,9 @@ U3D_KERNEL u3d_maxpool_bwd(const float *x, const float *dy, float *dx, int D,
         int oz = (int)(r / ((long long)oh * ow));
         int oy = (int)((r / ow) % oh), ox = (int)(r % ow);
         long long p = (long long)D * H * W;
-        dx[nc * p + window_argmax(x + nc * p, H, W, oz, oy, ox)] = dy[i];
+        dx[nc * p + window_argmax(x + nc * p, H, W, od == D ? 1 : 2,
+                                  oh == H ? 1 : 2, ow == W ? 1 : 2, oz, oy,
+                                  ox)] = dy[i];
     }
 }
 

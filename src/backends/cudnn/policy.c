@@ -20,35 +20,39 @@ void u3d_cudnn_nd(u3d_shape s, int dims[5], int strides[5])
     }
 }
 
-u3d_status u3d_cudnn_conv_geometry(u3d_shape x, u3d_shape w, int pad,
-                                   int stride, u3d_cudnn_conv_geom *g,
+u3d_status u3d_cudnn_conv_geometry(u3d_shape x, u3d_shape w, const int pad[3],
+                                   const int stride[3], u3d_cudnn_conv_geom *g,
                                    u3d_error *err)
 {
     char a[SB], b[SB];
     memset(g, 0, sizeof *g);
-    if (pad < 0 || stride < 1)
-        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                          "cudnn conv: pad %d / stride %d out of range", pad,
-                          stride);
-    if (w.c != x.c || w.d < 1 || w.d != w.h || w.d != w.w || w.n < 1)
+    for (int i = 0; i < 3; i++)
+        if (pad[i] < 0 || stride[i] < 1)
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "cudnn conv: pad %d / stride %d along %c out of "
+                              "range",
+                              pad[i], stride[i], "DHW"[i]);
+    if (w.c != x.c || w.d < 1 || w.h < 1 || w.w < 1 || w.n < 1)
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "cudnn conv: filter %s does not fit input %s",
                           u3d_shape_str(w, a, SB), u3d_shape_str(x, b, SB));
-    int k = w.d;
-    int od = (x.d + 2 * pad - k) / stride + 1;
-    int oh = (x.h + 2 * pad - k) / stride + 1;
-    int ow = (x.w + 2 * pad - k) / stride + 1;
-    if (x.d + 2 * pad < k || x.h + 2 * pad < k || x.w + 2 * pad < k ||
-        od < 1 || oh < 1 || ow < 1)
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "cudnn conv: input %s is smaller than the %d^3 "
-                          "filter with padding %d",
-                          u3d_shape_str(x, a, SB), k, pad);
+    int in[3] = {x.d, x.h, x.w}, k[3] = {w.d, w.h, w.w}, o[3];
+    for (int i = 0; i < 3; i++) {
+        if (in[i] + 2 * pad[i] < k[i])
+            return u3d_seterr(err, U3D_ERR_SHAPE,
+                              "cudnn conv: input %s is smaller than the "
+                              "%dx%dx%d filter with padding %d,%d,%d",
+                              u3d_shape_str(x, a, SB), k[0], k[1], k[2],
+                              pad[0], pad[1], pad[2]);
+        o[i] = (in[i] + 2 * pad[i] - k[i]) / stride[i] + 1;
+    }
     g->x = x;
     g->w = w;
-    g->y = u3d_shape5(x.n, w.n, od, oh, ow);
-    g->pad = pad;
-    g->stride = stride;
+    g->y = u3d_shape5(x.n, w.n, o[0], o[1], o[2]);
+    for (int i = 0; i < 3; i++) {
+        g->pad[i] = pad[i];
+        g->stride[i] = stride[i];
+    }
     return U3D_OK;
 }
 

@@ -14,7 +14,10 @@
 static u3d_net_config cfg_of(int levels, int f, int cin, int classes,
                              u3d_padding pad, u3d_bn_mode bn)
 {
-    u3d_net_config c = {levels, f, cin, classes, pad, bn, 1e-5f, 0.1f};
+    u3d_net_config c = {.levels = levels, .base_channels = f,
+                        .in_channels = cin, .classes = classes,
+                        .padding = pad, .bn = bn, .bn_eps = 1e-5f,
+                        .bn_momentum = 0.1f};
     return c;
 }
 

@@ -49,7 +49,45 @@ typedef struct u3d_net_config {
     u3d_bn_mode bn;
     float bn_eps;      /* 1e-5 */
     float bn_momentum; /* 0.1, PyTorch convention */
+    /* Anisotropic networks (voxels much longer along z): per encoder level
+     * l the kernel of its convs (and of the matching decoder step's), D,H,W,
+     * each 3 or 1 (1x3x3: in-plane convs); per level l < levels-1 the
+     * max-pool window below it, each 2 or 1 (1x2x2), which the matching
+     * up-convolution undoes. 0 entries: 3 and 2 (the paper's 3x3x3 and
+     * 2x2x2), so a zeroed or positionally initialised config is isotropic.
+     * The output conv is 1x1x1. */
+    int kernel[U3D_NET_MAX_LEVELS][3];
+    int pool[U3D_NET_MAX_LEVELS][3];
 } u3d_net_config;
+
+/* Kernel size of the convs of level l along axis a (0 D, 1 H, 2 W) and the
+ * pooling (and up-conv) factor below level l. */
+int u3d_net_kernel(const u3d_net_config *cfg, int l, int a);
+int u3d_net_pool(const u3d_net_config *cfg, int l, int a);
+/* 1 if some level is not 3x3x3 / 2x2x2. */
+int u3d_net_is_anisotropic(const u3d_net_config *cfg);
+
+/* Per-level sizes from a list in D x H x W order, comma separated:
+ * kernels "1x3x3,3x3x3,3x3x3" (one per level) and pools "1x2x2,2x2x2" (one
+ * per level but the last); a single entry applies to every level. Checks
+ * the values (kernels 1 or 3, pools 1 or 2 per axis) and the count against
+ * cfg->levels. */
+u3d_status u3d_net_set_kernels(u3d_net_config *cfg, const char *list,
+                               u3d_error *err);
+u3d_status u3d_net_set_pools(u3d_net_config *cfg, const char *list,
+                             u3d_error *err);
+/* The paper's 2D baseline: every level 1x3x3 convs and 1x2x2 pooling, so
+ * each z-slice is segmented alone (context 0 along z; train and predict
+ * then work slice by slice through the ordinary tiles). */
+void u3d_net_set_2d(u3d_net_config *cfg);
+/* nnU-Net's plan from the voxel spacing (D, H, W, any unit): while the z
+ * spacing is more than twice the in-plane spacing (the finer of H, W), a
+ * level gets 1x3x3 convs and 1x2x2 pooling (the in-plane spacing doubles
+ * below it); from the first level where it is not, 3x3x3 and 2x2x2. */
+void u3d_net_plan_spacing(u3d_net_config *cfg, const double spacing[3]);
+/* "1x3x3,3x3x3,3x3x3 / pools 1x2x2,2x2x2" into buf, or "isotropic". */
+const char *u3d_net_aniso_str(const u3d_net_config *cfg, char *buf,
+                              size_t len);
 
 /* Presets:
  *   "paper": f=32, 4 levels, 3 in channels, 3 classes, valid, BN (plain):
@@ -81,6 +119,10 @@ u3d_status u3d_net_output_size(const u3d_net_config *cfg, const int in[3],
  * for an invalid configuration). */
 int u3d_net_valid_size(const u3d_net_config *cfg, int size, int *below,
                        int *above);
+/* The same along axis a (0 D, 1 H, 2 W) of an anisotropic network (they
+ * differ per axis); u3d_net_valid_size is axis 2 (W). */
+int u3d_net_valid_size_axis(const u3d_net_config *cfg, int a, int size,
+                            int *below, int *above);
 
 /* Learnable parameters: conv weights and biases, up-conv weights, and with
  * count_bn_affine != 0 the BN gamma and beta (whatever cfg->bn says, so
@@ -118,6 +160,10 @@ size_t u3d_net_backend_scratch(u3d_backend *be, const u3d_net_config *cfg,
  * from the whole-volume pass (see predict.h), rounded up to a multiple of
  * 2^(levels-1). 0 for an invalid configuration. */
 int u3d_net_context(const u3d_net_config *cfg);
+/* The context margin along axis a (0 D, 1 H, 2 W): an anisotropic net's
+ * differ (0 along z for the 2D net of u3d_net_set_2d); u3d_net_context is
+ * the largest of the three. */
+int u3d_net_context_axis(const u3d_net_config *cfg, int a);
 /* Floating-point operations of one forward pass of batch 1 with input in
  * (D, H, W): 2 per multiply-add of the convolutions and up-convolutions
  * (batch norm, ReLU and pooling, a fraction of a percent, not counted);

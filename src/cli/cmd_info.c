@@ -60,8 +60,9 @@ static int default_input(const info_opts *o, int dhw[3])
         const char *preset;
         int d, h, w;
     } t[] = {{"paper", 116, 132, 132}, {"small", 92, 92, 92}, {"tiny", 44, 44, 44}};
-    /* the preset's tile does not fit other levels or padding */
-    if (o->net.levels > 0 || o->net.padding >= 0)
+    /* the preset's tile does not fit other levels, padding or kernels */
+    if (o->net.levels > 0 || o->net.padding >= 0 ||
+        u3d_net_is_anisotropic(&o->cfg))
         return 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!strcmp(o->net.preset, t[i].preset)) {
@@ -113,6 +114,13 @@ int u3d_cmd_info(int argc, char **argv)
                "as counted in the paper)\n"
                "                      %zu (with batch-norm gamma and beta)\n",
                u3d_net_param_count(&o.cfg, 0), u3d_net_param_count(&o.cfg, 1));
+    if (u3d_net_is_anisotropic(&o.cfg)) {
+        int ctx[3];
+        for (int a = 0; a < 3; a++)
+            ctx[a] = u3d_net_context_axis(&o.cfg, a);
+        printf("context per side (D x H x W): %dx%dx%d\n", ctx[0], ctx[1],
+               ctx[2]);
+    }
     int in[3], out[3];
     if (o.have_input)
         memcpy(in, o.input, sizeof in);

@@ -35,7 +35,62 @@ u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
         c->padding = (u3d_padding)n->padding;
     if (n->bn >= 0)
         c->bn = (u3d_bn_mode)n->bn;
+    U3D_TRY(u3d_net_config_check(c, err));
+    return u3d_cli_net_aniso(n, NULL, c, err);
+}
+
+u3d_status u3d_cli_net_aniso(const u3d_cli_net *n, const double *spacing,
+                             u3d_net_config *c, u3d_error *err)
+{
+    int autok = n->kernels && !strcmp(n->kernels, "auto");
+    int autop = n->pools && !strcmp(n->pools, "auto");
+    if (n->dims == 2 && (n->kernels || n->pools))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "--dims 2 sets every level's kernels and pools "
+                          "(1x3x3, 1x2x2); leave out --kernels and --pools");
+    if (n->dims == 2)
+        u3d_net_set_2d(c);
+    if (autok || autop) {
+        double sp[3];
+        if (n->spacing) {
+            char *e1, *e2, *e3;
+            sp[0] = strtod(n->spacing, &e1);
+            sp[1] = *e1 == 'x' ? strtod(e1 + 1, &e2) : 0;
+            e2 = *e1 == 'x' ? e2 : e1;
+            sp[2] = *e2 == 'x' ? strtod(e2 + 1, &e3) : 0;
+            e3 = *e2 == 'x' ? e3 : e2;
+            if (*e3 || !(sp[0] > 0) || !(sp[1] > 0) || !(sp[2] > 0))
+                return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                                  "--spacing '%s': want ZxYxX, three "
+                                  "positive numbers (e.g. 5x1x1)",
+                                  n->spacing);
+        } else if (spacing) {
+            memcpy(sp, spacing, sizeof sp);
+        } else {
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "--kernels/--pools auto plan from the voxel "
+                              "spacing: give --spacing ZxYxX");
+        }
+        u3d_net_config plan = *c;
+        u3d_net_plan_spacing(&plan, sp);
+        if (autok)
+            memcpy(c->kernel, plan.kernel, sizeof c->kernel);
+        if (autop)
+            memcpy(c->pool, plan.pool, sizeof c->pool);
+    }
+    if (n->kernels && !autok)
+        U3D_TRY(u3d_net_set_kernels(c, n->kernels, err));
+    if (n->pools && !autop)
+        U3D_TRY(u3d_net_set_pools(c, n->pools, err));
     return u3d_net_config_check(c, err);
+}
+
+/* 1 when an option needs the image's spacing (auto without --spacing). */
+int u3d_cli_net_wants_spacing(const u3d_cli_net *n)
+{
+    return !n->spacing &&
+           ((n->kernels && !strcmp(n->kernels, "auto")) ||
+            (n->pools && !strcmp(n->pools, "auto")));
 }
 
 void u3d_cli_aug_defaults(u3d_cli_aug *a)

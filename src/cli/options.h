@@ -103,12 +103,22 @@ typedef struct u3d_cli_net {
     const char *preset;
     int classes, levels, base_channels, in_channels;
     int padding, bn; /* u3d_padding, u3d_bn_mode */
+    /* anisotropic networks: --kernels, --pools (lists or auto), --dims 2,
+     * --spacing ZxYxX for auto (train: the image's when not given) */
+    const char *kernels, *pools, *spacing;
+    int dims;
 } u3d_cli_net;
 
 void u3d_cli_net_defaults(u3d_cli_net *n, const char *preset);
 /* The preset with the options applied, checked. */
 u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
                               u3d_error *err);
+/* --dims, --kernels, --pools (auto: from --spacing, else from spacing, the
+ * image's z, y, x, when not NULL) applied to c, checked. */
+u3d_status u3d_cli_net_aniso(const u3d_cli_net *n, const double *spacing,
+                             u3d_net_config *c, u3d_error *err);
+/* 1 when auto was asked for without --spacing. */
+int u3d_cli_net_wants_spacing(const u3d_cli_net *n);
 
 #define U3D_OPTS_NET(n)                                                     \
     {"--preset", U3D_OPT_STRING, &(n)->preset, 0, 0, "P",                   \
@@ -127,7 +137,20 @@ u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
     {"--batchnorm", U3D_OPT_CHOICE, &(n)->bn, 0, 0, NULL,                   \
      .help = "batch norm: none, without (plain) or with\n"                  \
              "scale/shift (affine) (default: the preset's)",                \
-     .choices = u3d_bn_mode_names}
+     .choices = u3d_bn_mode_names},                                         \
+    {"--kernels", U3D_OPT_STRING, &(n)->kernels, 0, 0, "LIST",              \
+     .help = "conv kernel per level, DxHxW, e.g. 1x3x3,3x3x3,3x3x3\n"       \
+             "(one for all levels), or auto: from --spacing\n"             \
+             "(default 3x3x3)"},                                            \
+    {"--pools", U3D_OPT_STRING, &(n)->pools, 0, 0, "LIST",                  \
+     .help = "max-pool (and up-conv) factor below each level but\n"         \
+             "the last, DxHxW, e.g. 1x2x2,2x2x2 (default 2x2x2)"},          \
+    {"--dims", U3D_OPT_INT, &(n)->dims, 2, 3, "N",                          \
+     .help = "2: the paper's 2D baseline, every level 1x3x3 convs\n"        \
+             "and 1x2x2 pooling (slice by slice); 3 (default)"},            \
+    {"--spacing", U3D_OPT_STRING, &(n)->spacing, 0, 0, "ZxYxX",             \
+     .help = "voxel spacing for --kernels auto (nnU-Net's plan:\n"          \
+             "1x3x3 / 1x2x2 while z > 2x in-plane)"}
 
 /* Augmentation: train, densify and augment. */
 typedef struct u3d_cli_aug {

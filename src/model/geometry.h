@@ -16,9 +16,10 @@
 #define NET_MAXLAYERS (7 * NET_MAXL)
 
 typedef enum net_op {
-    NET_CONV, /* k^3 conv with bias, then BN (if enabled) and ReLU (if set) */
-    NET_POOL, /* 2x2x2 max-pool */
-    NET_UP,   /* 2x2x2 stride-2 up-conv without bias, channels kept */
+    NET_CONV, /* kd x kh x kw conv with bias, then BN (if enabled) and ReLU
+                 (if set) */
+    NET_POOL, /* max-pool of window f (2x2x2, 1x2x2) */
+    NET_UP,   /* up-conv, kernel = stride = f, without bias, channels kept */
     NET_CAT   /* concat [center-cropped skip, input] (skip first) */
 } net_op;
 
@@ -30,7 +31,8 @@ typedef struct net_layer {
     int stage;       /* encoder level l or decoder step j (0: output) */
     int i;           /* CONV: conv 0 or 1 of its stage */
     int cin, cout;   /* channels of its input and output */
-    int k, pad;      /* CONV: kernel size and zero padding */
+    int k[3], pad[3]; /* CONV: kernel size and zero padding per axis */
+    int f[3];        /* POOL, UP: window / factor per axis */
     int bn, relu;    /* CONV: followed by BN (unless cfg.bn is NONE), ReLU */
     int in;          /* layer whose output it reads, -1: the network input */
     int skip;        /* CAT: layer of the skip features */
@@ -47,11 +49,14 @@ typedef struct net_geom {
 /* The layers of cfg (which the caller has checked). */
 void net_geometry(const u3d_net_config *cfg, net_geom *g);
 
-/* Output size of every layer along one axis for input size `in`: 1 when
- * `in` passes through the network; otherwise 0 and `why` says at which
- * layer it fails. */
-int net_trace(const net_geom *g, int in, int size[NET_MAXLAYERS], char *why,
-              size_t len);
+/* Output size of every layer along axis a (0 D, 1 H, 2 W) for input size
+ * `in`: 1 when `in` passes through the network; otherwise 0 and `why` says
+ * at which layer it fails. */
+int net_trace(const net_geom *g, int a, int in, int size[NET_MAXLAYERS],
+              char *why, size_t len);
+
+/* The conv parameters of layer y (cubic when it is). */
+u3d_conv3d_params net_conv_params(const net_layer *y);
 
 /* Sizes along one spatial axis at every stage of the network. */
 typedef struct net_axis {
@@ -64,7 +69,7 @@ typedef struct net_axis {
 } net_axis;
 
 /* net_trace by stage. */
-int net_axis_trace(const u3d_net_config *cfg, int in, net_axis *s, char *why,
-                   size_t len);
+int net_axis_trace(const u3d_net_config *cfg, int a, int in, net_axis *s,
+                   char *why, size_t len);
 
 #endif

@@ -160,6 +160,21 @@ static u3d_status put_meta(u3d_ckpt *c, const u3d_model_meta *m,
                               enum_str(&BATCHNORM, n->bn)));
     U3D_TRY(u3d_ckpt_meta_set(c, "bn_eps", err, "%.9g", n->bn_eps));
     U3D_TRY(u3d_ckpt_meta_set(c, "bn_momentum", err, "%.9g", n->bn_momentum));
+    if (u3d_net_is_anisotropic(n)) { /* isotropic files stay as they were */
+        char k[U3D_NET_MAX_LEVELS * 8] = "", p[U3D_NET_MAX_LEVELS * 8] = "";
+        for (int l = 0, o = 0, q = 0; l < n->levels; l++) {
+            o += snprintf(k + o, sizeof k - (size_t)o, "%s%dx%dx%d",
+                          l ? "," : "", u3d_net_kernel(n, l, 0),
+                          u3d_net_kernel(n, l, 1), u3d_net_kernel(n, l, 2));
+            if (l < n->levels - 1)
+                q += snprintf(p + q, sizeof p - (size_t)q, "%s%dx%dx%d",
+                              l ? "," : "", u3d_net_pool(n, l, 0),
+                              u3d_net_pool(n, l, 1), u3d_net_pool(n, l, 2));
+        }
+        U3D_TRY(u3d_ckpt_meta_set(c, "kernels", err, "%s", k));
+        if (n->levels > 1)
+            U3D_TRY(u3d_ckpt_meta_set(c, "pools", err, "%s", p));
+    }
     U3D_TRY(u3d_ckpt_meta_set(c, "normalization", err, "%s %.9g %.9g",
                               enum_str(&NORMALIZATION, m->norm_mode),
                               m->norm_plo, m->norm_phi));
@@ -315,6 +330,13 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
     n->bn = (u3d_bn_mode)e;
     n->bn_eps = meta_float(c, "bn_eps", 1e-5f);
     n->bn_momentum = meta_float(c, "bn_momentum", 0.1f);
+    /* anisotropic networks only; older files: 3x3x3 / 2x2x2 */
+    if (u3d_ckpt_meta_get(c, "kernels", buf, sizeof buf) &&
+        u3d_net_set_kernels(n, buf, err))
+        return u3d_errprefix(err, "%s: ", path);
+    if (u3d_ckpt_meta_get(c, "pools", buf, sizeof buf) &&
+        u3d_net_set_pools(n, buf, err))
+        return u3d_errprefix(err, "%s: ", path);
     e = m->norm_mode;
     U3D_TRY(meta_enum(c, path, "normalization", &NORMALIZATION, buf,
                       sizeof buf, &e, err));

@@ -72,17 +72,16 @@ static void layout_block(u3d_net *net, const net_geom *g, const net_layer *y)
 {
     const u3d_net_config *c = &net->cfg;
     net_block *b = block_of(net, y);
-    int k = y->k, cout = y->cout;
+    int cout = y->cout;
     snprintf(b->name, sizeof b->name, "%s", y->name);
-    b->cp.kernel = k;
-    b->cp.pad = y->pad;
+    b->cp = net_conv_params(y);
     b->cin = y->cin;
     b->cout = cout;
     b->relu = y->relu;
     b->bn = y->bn && c->bn != U3D_BN_NONE;
     b->in = output_of(net, g, y->in);
     b->w = add_param(net, y->name, "weight",
-                     u3d_shape5(cout, y->cin, k, k, k));
+                     u3d_shape5(cout, y->cin, y->k[0], y->k[1], y->k[2]));
     b->b = add_param(net, y->name, "bias", chan(cout));
     b->gamma = b->beta = b->rmean = b->rvar = -1;
     if (!b->bn)
@@ -114,9 +113,11 @@ void net_layout(u3d_net *net, const u3d_net_config *cfg)
                 layout_block(net, &g, y);
             if (y->op != NET_UP)
                 continue;
-            /* (Cin, Cout, 2, 2, 2) as PyTorch's ConvTranspose3d */
-            net->up_w[y->stage] = add_param(
-                net, y->name, "weight", u3d_shape5(y->cin, y->cout, 2, 2, 2));
+            /* (Cin, Cout, fd, fh, fw) as PyTorch's ConvTranspose3d */
+            net->up_w[y->stage] =
+                add_param(net, y->name, "weight",
+                          u3d_shape5(y->cin, y->cout, y->f[0], y->f[1],
+                                     y->f[2]));
             net->up_in[y->stage] = output_of(net, &g, y->in);
         }
 }
@@ -386,7 +387,7 @@ u3d_status net_plan(u3d_net *net, u3d_shape x, int kind, u3d_error *err)
     ps.n = x.n;
     for (int a = 0; a < 3; a++) {
         char why[8];
-        net_axis_trace(&net->cfg, in[a], &ps.ax[a], why, sizeof why);
+        net_axis_trace(&net->cfg, a, in[a], &ps.ax[a], why, sizeof why);
     }
     plan_ctx pc;
     memset(&pc, 0, sizeof pc);
@@ -600,13 +601,14 @@ u3d_status u3d_net_init(u3d_net *net, uint64_t seed, u3d_error *err)
     int nb = all_blocks(net, blocks);
     for (int i = 0; i < nb && !st; i++) {
         net_block *b = blocks[i];
-        double fan_in = (double)b->cin * b->cp.kernel * b->cp.kernel *
-                        b->cp.kernel;
+        int k[3], pad[3];
+        u3d_conv3d_axes(&b->cp, k, pad);
+        double fan_in = (double)b->cin * k[0] * k[1] * k[2];
         st = he_normal(&net->params[b->w], b->w, seed, fan_in, err);
     }
     for (int j = 0; j < net->cfg.levels - 1 && !st; j++) {
         u3d_param *p = &net->params[net->up_w[j]];
-        /* stride 2, kernel 2: each output voxel sees one tap per channel */
+        /* stride = kernel: each output voxel sees one tap per channel */
         st = he_normal(p, net->up_w[j], seed, p->value.shape.n, err);
     }
     if (st)

@@ -387,7 +387,10 @@ static void save_model(const char *name, const u3d_net_config *cfg,
 static void model_seeds(int big)
 {
     u3d_error err;
-    u3d_net_config c = {1, 1, 1, 2, U3D_PAD_VALID, U3D_BN_NONE, 1e-5f, 0.1f};
+    u3d_net_config c = {.levels = 1, .base_channels = 1, .in_channels = 1,
+                        .classes = 2, .padding = U3D_PAD_VALID,
+                        .bn = U3D_BN_NONE, .bn_eps = 1e-5f,
+                        .bn_momentum = 0.1f};
     if (big) { /* more than 4 KB: written where the fuzzer runs only */
         c.levels = 2;
         save_model("l2_f1_nobn.u3d", &c, 0, "fuzz_model");

@@ -160,6 +160,60 @@ static void info_sizes_dhw(void **state)
     assert_non_null(strstr(err, "W=131"));
 }
 
+/* Parameter counts of anisotropic nets, computed by hand (k: taps of a
+ * conv, 1x3x3 = 9, 3x3x3 = 27; a conv cin -> cout has cin*cout*k + cout
+ * parameters, an up-conv 1x2x2 c*c*4, 2x2x2 c*c*8, BN gamma+beta 2*cout).
+ *
+ * --preset small --dims 2 (f 8, 3 levels, 1 -> 2 classes, all 1x3x3):
+ *   enc 0: 1*8*9+8 = 80, 8*16*9+16 = 1168
+ *   enc 1: 16*16*9+16 = 2320, 16*32*9+32 = 4640
+ *   enc 2: 32*32*9+32 = 9248, 32*64*9+64 = 18496
+ *   up 0: 64*64*4 = 16384, up 1: 32*32*4 = 4096
+ *   dec 0: 96*32*9+32 = 27680, 32*32*9+32 = 9248
+ *   dec 1: 48*16*9+16 = 6928, 16*16*9+16 = 2320
+ *   out: 16*2+2 = 34
+ *   sum 102642; BN channels 8+16+16+32+32+64+32+32+16+16 = 264, so
+ *   + 528 = 103170 with gamma and beta. Context 20 in-plane, 0 along z.
+ * --preset tiny --kernels 1x3x3,3x3x3,3x3x3 --pools 1x2x2,2x2x2 (f 4,
+ * 2 -> 3 classes): the golden tiny net (72223 with gamma and beta) less
+ * the 18 taps per channel pair of the 1x3x3 level: enc 0 2*4*18 + 4*8*18 =
+ * 720, dec 1 24*8*18 + 8*8*18 = 4608, and up 1 16*16*4 = 1024: 72223 -
+ * 6352 = 65871; less BN 2*(4+8+8+16+16+32+16+16+8+8) = 264: 65607. */
+static void info_anisotropic(void **state)
+{
+    (void)state;
+    char out[8192], err[8192];
+    assert_int_equal(run("info --preset small --dims 2 --input 1x92x92", out,
+                         err, sizeof out), 0);
+    if (!strstr(out, "learnable parameters: 102642 ") ||
+        !strstr(out, "103170 (with") ||
+        !strstr(out, "kernels 1x3x3,1x3x3,1x3x3, pools 1x2x2,1x2x2") ||
+        !strstr(out, "context per side (D x H x W): 0x20x20") ||
+        !strstr(out, "output  (D x H x W) 1x52x52"))
+        fail_msg("info --dims 2: %s", out);
+    assert_int_equal(run("info --preset tiny --kernels 1x3x3,3x3x3,3x3x3 "
+                         "--pools 1x2x2,2x2x2 --input 20x44x44",
+                         out, err, sizeof out), 0);
+    if (!strstr(out, "learnable parameters: 65607 ") ||
+        !strstr(out, "65871 (with") ||
+        !strstr(out, "context per side (D x H x W): 8x20x20") ||
+        !strstr(out, "output  (D x H x W) 4x4x4"))
+        fail_msg("info --kernels: %s", out);
+    /* auto from the spacing: the first level flat for z 4x in-plane */
+    assert_int_equal(run("info --preset paper --kernels auto --pools auto "
+                         "--spacing 4x1x1", out, err, sizeof out), 0);
+    assert_non_null(strstr(out, "kernels 1x3x3,3x3x3,3x3x3,3x3x3, pools "
+                                "1x2x2,2x2x2,2x2x2"));
+    /* refused: a kernel of 2, a count that does not match, auto without a
+     * spacing, --dims 2 with explicit kernels */
+    rejected("info --kernels 2x3x3", "--kernels", "2x3x3");
+    rejected("info --pools 1x2x2,2x2x2", "--pools", "give 3");
+    rejected("info --kernels auto", "--spacing", NULL);
+    rejected("info --dims 2 --kernels 1x3x3", "--dims 2", NULL);
+    rejected("info --kernels 1x3x3 --spacing 4x1", "--spacing", "4x1");
+    rejected("info --kernels auto --spacing 4x1", "--spacing", "4x1");
+}
+
 /* --help of each command: exit 0, every option listed, aliases hidden */
 static void help_lists_options(void **state)
 {
@@ -296,6 +350,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_values),
         cmocka_unit_test(info_sizes_dhw),
+        cmocka_unit_test(info_anisotropic),
         cmocka_unit_test(help_lists_options),
         cmocka_unit_test(outputs_checked_first),
     };

@@ -195,6 +195,81 @@ static void parameter_table(void **state)
     u3d_net_destroy(net);
 }
 
+/* Anisotropic nets: the formula still agrees with the tensors, whose
+ * shapes are per axis (1x3x3 convs, 1x2x2 up-conv), and a model file keeps
+ * the plan. */
+static void anisotropic_parameters(void **state)
+{
+    t_env *e = *state;
+    u3d_error err = {0};
+    u3d_net_config c = cfg_of(3, 4, 2, 3, U3D_PAD_VALID, U3D_BN_AFFINE);
+    t_ok(u3d_net_set_kernels(&c, "1x3x3,3x3x3,3x3x3", &err), &err, "kernels");
+    t_ok(u3d_net_set_pools(&c, "1x2x2,2x2x2", &err), &err, "pools");
+    assert_true(u3d_net_is_anisotropic(&c));
+    u3d_net *net = make_net(e->ref, &c, 1);
+    size_t n = 0;
+    for (int i = 0; i < u3d_net_num_params(net); i++)
+        n += u3d_shape_count(u3d_net_param(net, i)->value.shape);
+    assert_int_equal(n, u3d_net_param_count(&c, 1));
+    assert_int_equal(n, 65871); /* by hand: see test_cli_options.c */
+    u3d_shape w0 = u3d_net_find(net, "enc_0_0_weight")->value.shape;
+    assert_true(u3d_shape_eq(w0, u3d_shape5(4, 2, 1, 3, 3)));
+    u3d_shape up1 = u3d_net_find(net, "up_1_weight")->value.shape;
+    assert_true(u3d_shape_eq(up1, u3d_shape5(16, 16, 1, 2, 2)));
+    u3d_shape up0 = u3d_net_find(net, "up_0_weight")->value.shape;
+    assert_true(u3d_shape_eq(up0, u3d_shape5(32, 32, 2, 2, 2)));
+    u3d_net_destroy(net);
+    /* sizes per axis: z loses 2 per 1x3x3 pair... valid sizes differ */
+    int in[3] = {20, 44, 44}, out[3];
+    t_ok(u3d_net_output_size(&c, in, out, &err), &err, "aniso size");
+    assert_int_equal(out[1], 4);
+    assert_int_equal(out[2], 4);
+    assert_int_equal(out[0], 20 - 2 * u3d_net_context_axis(&c, 0));
+    assert_int_equal(u3d_net_context_axis(&c, 1), 20);
+    assert_int_equal(u3d_net_context_axis(&c, 0), 8);
+    /* 2D: context 0 along z, any depth */
+    u3d_net_config d = cfg_of(3, 4, 2, 3, U3D_PAD_VALID, U3D_BN_AFFINE);
+    u3d_net_set_2d(&d);
+    assert_int_equal(u3d_net_context_axis(&d, 0), 0);
+    int lo, hi;
+    assert_true(u3d_net_valid_size_axis(&d, 0, 1, &lo, &hi));
+    assert_true(u3d_net_valid_size_axis(&d, 0, 7, &lo, &hi));
+    /* bad lists are refused with the reason */
+    assert_int_equal(u3d_net_set_kernels(&d, "2x3x3", &err),
+                     U3D_ERR_INVALID_ARG);
+    assert_int_equal(u3d_net_set_pools(&d, "1x2x2,2x2x2,2x2x2", &err),
+                     U3D_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "give 2"));
+    /* auto plan: z 4x the in-plane spacing: 1x3x3 until in-plane spacing
+     * reaches 2 (z 4 is then not > 2*2), 3x3x3 from level 2 on */
+    u3d_net_config a = cfg_of(4, 4, 1, 2, U3D_PAD_VALID, U3D_BN_AFFINE);
+    const double sp[3] = {4.0, 1.0, 1.0};
+    u3d_net_plan_spacing(&a, sp);
+    assert_int_equal(u3d_net_kernel(&a, 0, 0), 1);
+    assert_int_equal(u3d_net_pool(&a, 0, 0), 1);
+    assert_int_equal(u3d_net_kernel(&a, 1, 0), 3);
+    assert_int_equal(u3d_net_pool(&a, 1, 0), 2);
+    assert_int_equal(u3d_net_kernel(&a, 3, 1), 3);
+}
+
+static void compare_backends(t_env *e, const u3d_net_config *c, int n, int d,
+                             int h, int w);
+
+/* An anisotropic net runs alike on the device and the reference,
+ * training (loss, every gradient) and inference. */
+static void anisotropic_device_matches_reference(void **state)
+{
+    t_env *e = *state;
+    u3d_error err = {0};
+    u3d_net_config a = cfg_of(2, 2, 2, 3, U3D_PAD_VALID, U3D_BN_AFFINE);
+    t_ok(u3d_net_set_kernels(&a, "1x3x3,3x3x3", &err), &err, "kernels");
+    t_ok(u3d_net_set_pools(&a, "1x2x2", &err), &err, "pools");
+    compare_backends(e, &a, 1, 6, 20, 22);
+    u3d_net_config b = cfg_of(2, 2, 1, 2, U3D_PAD_SAME, U3D_BN_NONE);
+    u3d_net_set_2d(&b);
+    compare_backends(e, &b, 2, 3, 6, 4);
+}
+
 static void output_sizes(void **state)
 {
     (void)state;
@@ -903,6 +978,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(paper_parameter_count),
         cmocka_unit_test(parameter_table),
+        cmocka_unit_test(anisotropic_parameters),
+        cmocka_unit_test(anisotropic_device_matches_reference),
         cmocka_unit_test(output_sizes),
         cmocka_unit_test(memory_estimate_matches),
         cmocka_unit_test(device_matches_reference),

@@ -50,27 +50,30 @@ u3d_status u3d_cli_net_aniso(const u3d_cli_net *n, const double *spacing,
                           "(1x3x3, 1x2x2); leave out --kernels and --pools");
     if (n->dims == 2)
         u3d_net_set_2d(c);
+    double sp[3];
+    int have = 0;
+    if (n->spacing) { /* checked whenever given */
+        char *e1, *e2, *e3;
+        sp[0] = strtod(n->spacing, &e1);
+        sp[1] = *e1 == 'x' ? strtod(e1 + 1, &e2) : 0;
+        e2 = *e1 == 'x' ? e2 : e1;
+        sp[2] = *e2 == 'x' ? strtod(e2 + 1, &e3) : 0;
+        e3 = *e2 == 'x' ? e3 : e2;
+        if (*e3 || !(sp[0] > 0) || !(sp[1] > 0) || !(sp[2] > 0))
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "--spacing '%s': want ZxYxX, three positive "
+                              "numbers (e.g. 5x1x1)",
+                              n->spacing);
+        have = 1;
+    } else if (spacing) {
+        memcpy(sp, spacing, sizeof sp);
+        have = 1;
+    }
     if (autok || autop) {
-        double sp[3];
-        if (n->spacing) {
-            char *e1, *e2, *e3;
-            sp[0] = strtod(n->spacing, &e1);
-            sp[1] = *e1 == 'x' ? strtod(e1 + 1, &e2) : 0;
-            e2 = *e1 == 'x' ? e2 : e1;
-            sp[2] = *e2 == 'x' ? strtod(e2 + 1, &e3) : 0;
-            e3 = *e2 == 'x' ? e3 : e2;
-            if (*e3 || !(sp[0] > 0) || !(sp[1] > 0) || !(sp[2] > 0))
-                return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                                  "--spacing '%s': want ZxYxX, three "
-                                  "positive numbers (e.g. 5x1x1)",
-                                  n->spacing);
-        } else if (spacing) {
-            memcpy(sp, spacing, sizeof sp);
-        } else {
+        if (!have)
             return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                               "--kernels/--pools auto plan from the voxel "
                               "spacing: give --spacing ZxYxX");
-        }
         u3d_net_config plan = *c;
         u3d_net_plan_spacing(&plan, sp);
         if (autok)

@@ -73,6 +73,9 @@ u3d_status u3d_model_normalize_input(u3d_volume *v, const u3d_model_meta *m,
  * the image, not a repeated folding), same nets 2^(levels-1) (the
  * smallest input they take). */
 int u3d_predict_min_size(const u3d_net_config *cfg);
+/* The same along axis a (0 D, 1 H, 2 W): an anisotropic net's differ (1
+ * along z for the 2D net); u3d_predict_min_size is the largest. */
+int u3d_predict_min_size_axis(const u3d_net_config *cfg, int a);
 
 /* Tiling along one axis. */
 typedef struct u3d_tile_axis {

@@ -9,7 +9,15 @@
 #include "unet3d/predict.h"
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
-static int period(const u3d_net_config *c) { return 1 << (c->levels - 1); }
+/* The pooling period along axis a: the product of the pool factors (1
+ * along z for a 2D net). */
+static int period(const u3d_net_config *c, int a)
+{
+    int P = 1;
+    for (int l = 0; l < c->levels - 1; l++)
+        P *= u3d_net_pool(c, l, a);
+    return P;
+}
 
 static const char *mib(size_t b, char *buf, size_t len)
 {
@@ -17,20 +25,30 @@ static const char *mib(size_t b, char *buf, size_t len)
     return buf;
 }
 
-static int smallest_valid(const u3d_net_config *c)
+static int smallest_valid(const u3d_net_config *c, int a)
 {
     int lo, hi;
-    if (u3d_net_valid_size(c, 1, &lo, &hi))
+    if (u3d_net_valid_size_axis(c, a, 1, &lo, &hi))
         return 1;
     return hi;
 }
 
-int u3d_predict_min_size(const u3d_net_config *cfg)
+int u3d_predict_min_size_axis(const u3d_net_config *cfg, int a)
 {
     if (cfg->padding == U3D_PAD_SAME)
-        return period(cfg);
-    int m = u3d_net_context(cfg);
+        return period(cfg, a);
+    int m = u3d_net_context_axis(cfg, a);
     return m > 1 ? m : 1;
+}
+
+int u3d_predict_min_size(const u3d_net_config *cfg)
+{
+    int m = 1;
+    for (int a = 0; a < 3; a++) {
+        int v = u3d_predict_min_size_axis(cfg, a);
+        m = v > m ? v : m;
+    }
+    return m;
 }
 
 void u3d_tile_axis_get(const u3d_tile_axis *a, int k, int *origin,
@@ -115,10 +133,10 @@ static int same_tiles(int N, int T, int c)
 /* Candidate tiles of one axis of size n, by increasing input size, only
  * the smallest input for each tile count (a larger one costs more and
  * saves nothing). */
-static u3d_status axis_candidates(const u3d_net_config *cfg, int n,
+static u3d_status axis_candidates(const u3d_net_config *cfg, int a, int n,
                                   axis_list *l, u3d_error *err)
 {
-    int P = period(cfg), m = u3d_net_context(cfg), last = INT_MAX;
+    int P = period(cfg, a), m = u3d_net_context_axis(cfg, a), last = INT_MAX;
     u3d_status st = U3D_OK;
     if (cfg->padding == U3D_PAD_SAME) {
         int N = ceil_div(n, P) * P;
@@ -130,7 +148,7 @@ static u3d_status axis_candidates(const u3d_net_config *cfg, int n,
         }
         return st ? st : push(l, (cand){N, N, N, 1}, err);
     }
-    for (int T = smallest_valid(cfg); T > 0 && last > 1 && !st;) {
+    for (int T = smallest_valid(cfg, a); T > 0 && last > 1 && !st;) {
         int out = T - 2 * m, step = out / P * P;
         if (step >= P) {
             int nt = ceil_div(n, step);
@@ -140,23 +158,25 @@ static u3d_status axis_candidates(const u3d_net_config *cfg, int n,
                 last = nt;
         }
         int lo, hi;
-        u3d_net_valid_size(cfg, T, &lo, &hi);
+        u3d_net_valid_size_axis(cfg, a, T, &lo, &hi);
         T = hi;
     }
     return st;
 }
 
 /* A user-given tile size along one axis. */
-static u3d_status axis_given(const u3d_net_config *cfg, int n, int T,
-                             char axis, cand *out, u3d_error *err)
+static u3d_status axis_given(const u3d_net_config *cfg, int a, int n, int T,
+                             cand *out, u3d_error *err)
 {
-    int P = period(cfg), m = u3d_net_context(cfg);
+    char axis = "DHW"[a];
+    int P = period(cfg, a), m = u3d_net_context_axis(cfg, a);
     if (cfg->padding == U3D_PAD_SAME) {
         int N = ceil_div(n, P) * P;
         if (T % P)
             return u3d_seterr(err, U3D_ERR_SHAPE,
-                              "tile %c=%d: a same-padded %d-level net needs "
-                              "a multiple of %d", axis, T, cfg->levels, P);
+                              "tile %c=%d: this same-padded %d-level net "
+                              "needs a multiple of %d",
+                              axis, T, cfg->levels, P);
         if (T >= N) {
             *out = (cand){N, N, N, 1};
             return U3D_OK;
@@ -169,8 +189,8 @@ static u3d_status axis_given(const u3d_net_config *cfg, int n, int T,
         *out = (cand){T, T, T - 2 * m, same_tiles(N, T, m)};
         return U3D_OK;
     }
-    int lo, hi, in[3] = {T, T, T}, o[3];
-    if (!u3d_net_valid_size(cfg, T, &lo, &hi)) {
+    int lo, hi, o[1];
+    if (!u3d_net_valid_size_axis(cfg, a, T, &lo, &hi)) {
         if (lo)
             return u3d_seterr(err, U3D_ERR_SHAPE,
                               "tile %c=%d is not a valid input size of this "
@@ -180,12 +200,12 @@ static u3d_status axis_given(const u3d_net_config *cfg, int n, int T,
                           "tile %c=%d is smaller than the network's smallest "
                           "input %d", axis, T, hi);
     }
-    u3d_net_output_size(cfg, in, o, NULL);
+    o[0] = T - 2 * m; /* a valid net's output along this axis */
     int step = o[0] / P * P;
     if (step < P) {
         int t = T;
         while (t > 0 && (t - 2 * m) / P * P < P) {
-            u3d_net_valid_size(cfg, t, &lo, &hi);
+            u3d_net_valid_size_axis(cfg, a, t, &lo, &hi);
             t = hi;
         }
         return u3d_seterr(err, U3D_ERR_SHAPE,
@@ -249,16 +269,16 @@ static void search(const mem_ctx *mc, const axis_list *l, best *b)
     }
 }
 
-static void fill_axis(const u3d_net_config *cfg, int n, const cand *c,
-                      u3d_tile_axis *a)
+static void fill_axis(const u3d_net_config *cfg, int ax, int n,
+                      const cand *c, u3d_tile_axis *a)
 {
-    int P = period(cfg), same = cfg->padding == U3D_PAD_SAME;
+    int P = period(cfg, ax), same = cfg->padding == U3D_PAD_SAME;
     a->size = n;
     a->same = same;
     a->in = c->in;
     a->out = c->out;
     a->step = c->step;
-    a->context = u3d_net_context(cfg);
+    a->context = u3d_net_context_axis(cfg, ax);
     a->offset = same ? 0 : a->context;
     a->padded = same ? ceil_div(n, P) * P : n;
     a->ntiles = c->ntiles;
@@ -292,17 +312,18 @@ static u3d_status check_volume(const u3d_net_config *cfg, const int vol[3],
                                u3d_error *err)
 {
     static const char ax[3] = {'D', 'H', 'W'};
-    int min = u3d_predict_min_size(cfg);
-    for (int a = 0; a < 3; a++)
+    for (int a = 0; a < 3; a++) {
+        int min = u3d_predict_min_size_axis(cfg, a);
         if (vol[a] < min)
             return u3d_seterr(
                 err, U3D_ERR_SHAPE,
                 "image %dx%dx%d (D x H x W) is too small for the network: "
-                "%c=%d, it needs at least %d voxels along every axis (%s)",
-                vol[0], vol[1], vol[2], ax[a], vol[a], min,
+                "%c=%d, it needs at least %d voxels along %c (%s)",
+                vol[0], vol[1], vol[2], ax[a], vol[a], min, ax[a],
                 cfg->padding == U3D_PAD_SAME
                     ? "the smallest input of a same-padded net"
                     : "its context margin, mirrored at the border");
+    }
     return U3D_OK;
 }
 
@@ -311,7 +332,6 @@ static u3d_status plan_tiles(u3d_backend *be, const u3d_net_config *cfg,
                              size_t max_alloc, u3d_tile_plan *plan,
                              u3d_error *err)
 {
-    static const char ax[3] = {'D', 'H', 'W'};
     memset(plan, 0, sizeof *plan);
     u3d_status st = u3d_net_config_check(cfg, err);
     if (!st)
@@ -326,11 +346,11 @@ static u3d_status plan_tiles(u3d_backend *be, const u3d_net_config *cfg,
         if (tile && tile[a] > 0) {
             cand c = {0, 0, 0, 0};
             given = 1;
-            st = axis_given(cfg, vol[a], tile[a], ax[a], &c, err);
+            st = axis_given(cfg, a, vol[a], tile[a], &c, err);
             if (!st)
                 st = push(&l[a], c, err);
         } else {
-            st = axis_candidates(cfg, vol[a], &l[a], err);
+            st = axis_candidates(cfg, a, vol[a], &l[a], err);
         }
     }
     best b = {0};
@@ -345,7 +365,7 @@ static u3d_status plan_tiles(u3d_backend *be, const u3d_net_config *cfg,
     }
     if (!st) {
         for (int a = 0; a < 3; a++)
-            fill_axis(cfg, vol[a], &b.c[a], &plan->ax[a]);
+            fill_axis(cfg, a, vol[a], &b.c[a], &plan->ax[a]);
         plan->total = b.tiles;
         plan->memory = b.mem;
         plan->budget = budget;

@@ -51,12 +51,12 @@ static void progress(void *user, int done, int total)
 static u3d_status densify_patch(const u3d_net_config *c, const int vol[3],
                                 int cap, int patch[3], u3d_error *err)
 {
-    int ctx = u3d_net_context(c);
     for (int a = 0; a < 3; a++) {
+        int ctx = u3d_net_context_axis(c, a); /* anisotropic nets differ */
         int want = vol[a] + 2 * ctx, below, above;
         if (want > cap)
             want = cap;
-        if (!u3d_net_valid_size(c, want, &below, &above))
+        if (!u3d_net_valid_size_axis(c, a, want, &below, &above))
             want = below > 0 ? below : above;
         patch[a] = want;
     }

@@ -37,16 +37,19 @@ void u3d_class_weights_auto(const size_t *counts, int classes, float *w)
 u3d_status u3d_train_default_patch(const u3d_net_config *cfg, int cap,
                                    int patch[3], u3d_error *err)
 {
-    int below, above, out[3];
-    int s = cap;
-    if (!u3d_net_valid_size(cfg, s, &below, &above))
-        s = below;
-    if (s <= 0)
-        return u3d_seterr(err, U3D_ERR_SHAPE,
-                          "no valid patch size up to %d for this network; "
-                          "give --patch (the smallest valid size is %d)",
-                          cap, above);
-    patch[0] = patch[1] = patch[2] = s;
+    int out[3];
+    for (int a = 0; a < 3; a++) { /* per axis: anisotropic nets differ */
+        int below, above, s = cap;
+        if (!u3d_net_valid_size_axis(cfg, a, s, &below, &above))
+            s = below;
+        if (s <= 0)
+            return u3d_seterr(err, U3D_ERR_SHAPE,
+                              "no valid patch size up to %d along %c for "
+                              "this network; give --patch (the smallest "
+                              "valid size is %d)",
+                              cap, "DHW"[a], above);
+        patch[a] = s;
+    }
     return u3d_net_output_size(cfg, patch, out, err);
 }
 

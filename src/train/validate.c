@@ -77,16 +77,19 @@ u3d_status u3d_val_check(const u3d_net_config *c, const u3d_train_volume *v,
                          int ignore_label, u3d_error *err)
 {
     const u3d_labels *l = &v->labels;
-    int min = u3d_predict_min_size(c);
+    int min[3];
+    for (int a = 0; a < 3; a++)
+        min[a] = u3d_predict_min_size_axis(c, a);
     if (v->image.c != c->in_channels)
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "%s has %d channel(s), the network takes %d",
                           v->image_path, v->image.c, c->in_channels);
-    if (l->d < min || l->h < min || l->w < min)
+    if (l->d < min[0] || l->h < min[1] || l->w < min[2])
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "%s is %dx%dx%d (DxHxW): validation predicts it "
-                          "whole, which needs at least %d voxels per axis",
-                          v->image_path, l->d, l->h, l->w, min);
+                          "whole, which needs at least %dx%dx%d voxels",
+                          v->image_path, l->d, l->h, l->w, min[0], min[1],
+                          min[2]);
     size_t n = (size_t)l->d * l->h * l->w;
     for (size_t i = 0; i < n; i++)
         if (l->data[i] != ignore_label)

@@ -72,17 +72,27 @@ static u3d_volume make_image(int c, int d, int h, int w, uint64_t *seed)
     return v;
 }
 
-/* The tile that covers an axis of size n in one piece. */
-static int whole_tile(const u3d_net_config *cfg, int n)
+/* The pooling period along axis a (1 along z for a 2D net). */
+static int period_of(const u3d_net_config *cfg, int a)
 {
-    int P = 1 << (cfg->levels - 1);
+    int P = 1;
+    for (int l = 0; l < cfg->levels - 1; l++)
+        P *= u3d_net_pool(cfg, l, a);
+    return P;
+}
+
+/* The tile that covers axis a of size n in one piece. */
+static int whole_tile(const u3d_net_config *cfg, int a, int n)
+{
+    int P = period_of(cfg, a);
     if (cfg->padding == U3D_PAD_SAME)
         return (n + P - 1) / P * P;
-    int m = u3d_net_context(cfg), t = 1, lo, hi;
+    int m = u3d_net_context_axis(cfg, a), t = 1, lo, hi;
     for (;;) {
-        if (u3d_net_valid_size(cfg, t, &lo, &hi) && (t - 2 * m) / P * P >= n)
+        if (u3d_net_valid_size_axis(cfg, a, t, &lo, &hi) &&
+            (t - 2 * m) / P * P >= n)
             return t;
-        u3d_net_valid_size(cfg, t, &lo, &hi);
+        u3d_net_valid_size_axis(cfg, a, t, &lo, &hi);
         assert_true(hi > t);
         t = hi;
     }
@@ -100,7 +110,7 @@ static u3d_volume predict_logits(u3d_net *net, const u3d_volume *img,
     o.batchstats = batchstats;
     int dims[3] = {img->d, img->h, img->w};
     for (int a = 0; a < 3; a++)
-        o.tile[a] = tile ? tile[a] : whole_tile(cfg, dims[a]);
+        o.tile[a] = tile ? tile[a] : whole_tile(cfg, a, dims[a]);
     o.max_memory = (size_t)1 << 40; /* the test picks the tiles */
     u3d_volume out;
     u3d_labels lab;
@@ -177,6 +187,36 @@ static void valid_tiled_equals_whole(void **state)
     u3d_net *net = make_net(e->cl, &cfg, 7);
     u3d_volume img = make_image(2, vol[0], vol[1], vol[2], &seed);
     compare_tiled(net, &img, tile, 3, "valid net, OpenCL");
+    u3d_volume_free(&img);
+    u3d_net_destroy(net);
+}
+
+/* Anisotropic nets tile per axis: a 2D net (1x3x3 / 1x2x2 everywhere)
+ * slice by slice (tiles of one z-slice, context 0 along z) and a net with a
+ * flat first level give the whole-volume logits. */
+static void anisotropic_tiled_equals_whole(void **state)
+{
+    t_env *e = *state;
+    uint64_t seed = 103;
+    u3d_error err = {0};
+    u3d_net_config flat = cfg_of(2, 1, 2, 3, U3D_PAD_VALID);
+    u3d_net_set_2d(&flat);
+    assert_int_equal(u3d_net_context_axis(&flat, 0), 0);
+    assert_int_equal(u3d_predict_min_size_axis(&flat, 0), 1);
+    u3d_net *net = make_net(e->cl, &flat, 7);
+    u3d_volume img = make_image(2, 3, 9, 8, &seed);
+    int tile[3] = {1, 20, 24}; /* one slice, 2x1 in-plane tiles */
+    compare_tiled(net, &img, tile, 3 * 2, "2D net, slice by slice");
+    u3d_volume_free(&img);
+    u3d_net_destroy(net);
+    u3d_net_config mixed = cfg_of(2, 1, 2, 3, U3D_PAD_VALID);
+    t_ok(u3d_net_set_kernels(&mixed, "1x3x3,3x3x3", &err), &err, "kernels");
+    t_ok(u3d_net_set_pools(&mixed, "1x2x2", &err), &err, "pools");
+    assert_int_equal(u3d_net_context_axis(&mixed, 0), 2);
+    net = make_net(e->cl, &mixed, 8);
+    img = make_image(2, 7, 9, 8, &seed);
+    int tile2[3] = {7, 20, 24}; /* outputs 3 along z: 3 tiles */
+    compare_tiled(net, &img, tile2, 3, "1x3x3/1x2x2 first level");
     u3d_volume_free(&img);
     u3d_net_destroy(net);
 }
@@ -456,9 +496,10 @@ static void batchstats_mode(void **state)
 
 /* Every voxel of every axis is kept by exactly one tile, from a tile
  * output on the whole-volume pooling grid, with enough context. */
-static void check_axis(const u3d_net_config *cfg, const u3d_tile_axis *a)
+static void check_axis(const u3d_net_config *cfg, int ax,
+                       const u3d_tile_axis *a)
 {
-    int P = 1 << (cfg->levels - 1), next = 0;
+    int P = period_of(cfg, ax), next = 0;
     for (int k = 0; k < a->ntiles; k++) {
         int o, lo, hi;
         u3d_tile_axis_get(a, k, &o, &lo, &hi);
@@ -483,7 +524,7 @@ static void tile_geometry(void **state)
 {
     (void)state;
     u3d_error err = {0};
-    u3d_net_config cfgs[8];
+    u3d_net_config cfgs[10];
     u3d_net_preset("tiny", &cfgs[0], &err);
     u3d_net_preset("paper", &cfgs[1], &err);
     cfgs[2] = cfg_of(3, 4, 1, 2, U3D_PAD_SAME);
@@ -492,9 +533,16 @@ static void tile_geometry(void **state)
     cfgs[5] = cfg_of(1, 4, 1, 2, U3D_PAD_SAME);
     cfgs[6] = cfg_of(5, 1, 1, 2, U3D_PAD_VALID);
     cfgs[7] = cfg_of(2, 1, 1, 2, U3D_PAD_SAME);
+    /* anisotropic: 2D valid, a flat first level same-padded */
+    cfgs[8] = cfg_of(3, 4, 1, 2, U3D_PAD_VALID);
+    u3d_net_set_2d(&cfgs[8]);
+    cfgs[9] = cfg_of(3, 4, 1, 2, U3D_PAD_SAME);
+    t_ok(u3d_net_set_kernels(&cfgs[9], "1x3x3,3x3x3,3x3x3", &err), &err,
+         "kernels");
+    t_ok(u3d_net_set_pools(&cfgs[9], "1x2x2,2x2x2", &err), &err, "pools");
     /* -1: not checked */
-    int ctx[8] = {20, 44, 24, 48, 2, 2, -1, 8};
-    for (int i = 0; i < 8; i++) {
+    int ctx[10] = {20, 44, 24, 48, 2, 2, -1, 8, 20, 24};
+    for (int i = 0; i < 10; i++) {
         const u3d_net_config *c = &cfgs[i];
         if (ctx[i] >= 0)
             assert_int_equal(u3d_net_context(c), ctx[i]);
@@ -513,7 +561,7 @@ static void tile_geometry(void **state)
                 }
                 assert_true(!budgets[b] || p.memory <= budgets[b]);
                 for (int a = 0; a < 3; a++)
-                    check_axis(c, &p.ax[a]);
+                    check_axis(c, a, &p.ax[a]);
                 assert_int_equal(p.total, p.ax[0].ntiles * p.ax[1].ntiles *
                                               p.ax[2].ntiles);
             }
@@ -537,7 +585,7 @@ static void paper_net_in_one_gigabyte(void **state)
            (double)p.memory / 1048576.0);
     assert_true(p.memory <= gb);
     for (int a = 0; a < 3; a++) {
-        check_axis(&c, &p.ax[a]);
+        check_axis(&c, a, &p.ax[a]);
         assert_int_equal(p.ax[a].step % 8, 0);
     }
     /* too small a budget: a clear error naming the need */
@@ -836,6 +884,7 @@ int main(void)
         cmocka_unit_test(paper_net_in_one_gigabyte),
         cmocka_unit_test(device_memory_within_plan),
         cmocka_unit_test(valid_tiled_equals_whole),
+        cmocka_unit_test(anisotropic_tiled_equals_whole),
         cmocka_unit_test(same_tiled_equals_whole),
         cmocka_unit_test(same_net_needs_its_context),
         cmocka_unit_test(reference_backend_and_probabilities),

@@ -1,4 +1,5 @@
-/* 3D convolution, stride 1, cubic kernel of KS (build option) taps.
+/* 3D convolution, stride 1, a kernel of KD x KH x KW taps (build options;
+ * KS for a cubic one), e.g. 1x3x3 for anisotropic voxels.
  *
  * Layout trick: an input volume of one channel, zero-padded to Dp x Hp x Wp,
  * is read as one flat array. The output voxel (z, y, x) is computed at the
@@ -10,11 +11,12 @@
  * last input element exactly, so no load leaves the buffer. The host runs
  * a large volume as slabs of output planes; Dout, Dp are then the slab's.
  * Its padded copies share one border between neighbouring rows (Wp = W +
- * pad: a read past a row's end lands in the next row's left zeros) and
- * between planes (Hp = H + pad), with a spare plane for the last reads.
+ * pad_w: a read past a row's end lands in the next row's left zeros) and
+ * between planes (Hp = H + pad_h), with a spare plane for the last reads.
  *
  * Build options (tuning, see src/runtime/tuning.c):
- *   KS      kernel size
+ *   KS      kernel size of a cubic kernel, or
+ *   KD, KH, KW  the kernel size per axis (D, H, W)
  *   VW      vector width along q of the forward kernel (1,2,4,8,16)
  *   NV      vectors per work-item (a tile of XB = VW*NV positions)
  *   COB     output channels per work-item (accumulators COB*NV vectors)
@@ -26,8 +28,13 @@
  * Remainders are written a - (a/b)*b: LLVM rewrites a % b next to a / b
  * with a `freeze` instruction that oclgrind cannot execute.
  */
-#ifndef KS
+#if !defined(KS) && !defined(KD)
 #define KS 3
+#endif
+#ifndef KD /* cubic */
+#define KD KS
+#define KH KS
+#define KW KS
 #endif
 #ifndef VW
 #define VW 4
@@ -65,7 +72,7 @@
 #define BL 64
 #endif
 
-#define K3 (KS * KS * KS)
+#define K3 (KD * KH * KW)
 #define XB (VW * NV)
 
 #include "vector_width.h"
@@ -133,7 +140,7 @@ __kernel void conv3d_weights(__global const float *restrict w,
 }
 
 /* Copies src (N, cs, d, h, w) into dst (N, cd, dd, hd, wd): dst voxel
- * (z, y, x) = src (z + zoff - off, y - off, x - off), zero outside src and
+ * (z, y, x) = src (z + zoff - offz, y - offy, x - offx), zero outside src and
  * for channels c >= cs. zoff selects a slab of planes. Work-item i copies
  * `per` consecutive elements of a destination row (nx = ceil(wd / per)
  * items per row): per = 1, one element each, gives a GPU coalesced
@@ -143,8 +150,9 @@ __kernel void conv3d_embed(__global const float *restrict src,
                            __global float *restrict dst, const int cs,
                            const int cd, const int d, const int h, const int w,
                            const int dd, const int hd, const int wd,
-                           const int off, const int zoff, const int rows,
-                           const int per, const int nx)
+                           const int offz, const int offy, const int offx,
+                           const int zoff, const int rows, const int per,
+                           const int nx)
 {
     const int i = get_global_id(0);
     const int r = i / nx;
@@ -158,18 +166,18 @@ __kernel void conv3d_embed(__global const float *restrict src,
     const int z = t - t2 * dd;
     const int n = t2 / cd;
     const int c = t2 - n * cd;
-    const int sz = z + zoff - off, sy = y - off;
+    const int sz = z + zoff - offz, sy = y - offy;
     __global float *o = dst + (size_t)r * wd;
     int x0 = 0, x1 = 0; /* src columns copied to [x0, x1) */
     if (c < cs && sz >= 0 && sz < d && sy >= 0 && sy < h) {
-        x0 = off;
-        x1 = min(off + w, wd);
+        x0 = offx;
+        x1 = min(offx + w, wd);
     }
     for (int x = xa; x < min(x0, xb); x++)
         o[x] = 0.0f;
     if (x1 > x0) {
         __global const float *s =
-            src + ((((size_t)n * cs + c) * d + sz) * h + sy) * w - off;
+            src + ((((size_t)n * cs + c) * d + sz) * h + sy) * w - offx;
         for (int x = max(xa, x0); x < min(x1, xb); x++)
             o[x] = s[x];
     }
@@ -281,13 +289,13 @@ __kernel REQD_LWS void conv3d_fwd(__global const float *restrict x,
     const int hwp = hp * wp;
 
 #if TAPOUT
-    /* bit kz*KS+ky: that tap row reads a nonzero row of x for this tile */
+    /* bit kz*KH+ky: that tap row reads a nonzero row of x for this tile */
     int live = 0;
-    for (int t = 0; t < KS * KS; t++) {
-        const int kz = t / KS;
-        const int ky = t - kz * KS;
+    for (int t = 0; t < KD * KH; t++) {
+        const int kz = t / KH;
+        const int ky = t - kz * KH;
         const int a = qs + kz * hwp + ky * wp; /* first element read */
-        const int r1 = (a + XB + KS - 2) / wp; /* last row read */
+        const int r1 = (a + XB + KW - 2) / wp; /* last row read */
         for (int r = a / wp; r <= r1; r++) {
             const int pl = r / hp;
             const int rr = r - pl * hp;
@@ -306,18 +314,18 @@ __kernel REQD_LWS void conv3d_fwd(__global const float *restrict x,
 
 #if TAPOUT
     /* tap rows outside, channels inside: a skipped tap row costs nothing */
-    for (int t = 0; t < KS * KS; t++) {
+    for (int t = 0; t < KD * KH; t++) {
         if (!((live >> t) & 1))
             continue;
-        const int kz = t / KS;
-        const int ky = t - kz * KS;
+        const int kz = t / KH;
+        const int ky = t - kz * KH;
         __global const float *xs =
             x + (size_t)n * cin * xstride + xoff + qs + kz * hwp + ky * wp;
         __global const float *ws = wt + (size_t)cb * cin * K3 * COB +
-                                   t * KS * COB;
+                                   t * KW * COB;
         for (int ci = 0; ci < cin; ci++, xs += xstride, ws += K3 * COB) {
 #pragma unroll
-            for (int kx = 0; kx < KS; kx++) {
+            for (int kx = 0; kx < KW; kx++) {
                 floatv v[NV];
 #pragma unroll
                 for (int j = 0; j < NV; j++)
@@ -341,13 +349,13 @@ __kernel REQD_LWS void conv3d_fwd(__global const float *restrict x,
     __global const float *ws = wt + (size_t)cb * cin * K3 * COB;
     for (int ci = 0; ci < cin; ci++, xs += xstride, ws += K3 * COB) {
 #pragma unroll
-        for (int kz = 0; kz < KS; kz++) {
+        for (int kz = 0; kz < KD; kz++) {
 #pragma unroll
-            for (int ky = 0; ky < KS; ky++) {
+            for (int ky = 0; ky < KH; ky++) {
                 __global const float *row = xs + kz * hwp + ky * wp;
-                __global const float *wk = ws + (kz * KS + ky) * KS * COB;
+                __global const float *wk = ws + (kz * KH + ky) * KW * COB;
 #pragma unroll
-                for (int kx = 0; kx < KS; kx++) {
+                for (int kx = 0; kx < KW; kx++) {
                     floatv v[NV];
 #pragma unroll
                     for (int j = 0; j < NV; j++)
@@ -374,8 +382,8 @@ __kernel REQD_LWS void conv3d_fwd(__global const float *restrict x,
  *     dyq(n, co, q) * x(n, ci, q + (kz*Hp + ky)*Wp + kx).
  * x: padded input from element xoff on, channel stride xstride; dyq:
  * (N, coutp, sq), dy embedded in the padded geometry, zero at unused
- * positions and channels >= cout. Work-item (ci*KS*KS + kz*KS + ky, cb, ch)
- * keeps BCOB x KS vector accumulators; ch = n*nq + chunk covers
+ * positions and channels >= cout. Work-item (ci*KD*KH + kz*KH + ky, cb, ch)
+ * keeps BCOB x KW vector accumulators; ch = n*nq + chunk covers
  * [chunk*qchunk, ...) of [0, lq). */
 __kernel REQD_BLWS void conv3d_bwd_weight(__global const float *restrict x,
                                 __global const float *restrict dyq,
@@ -390,12 +398,12 @@ __kernel REQD_BLWS void conv3d_bwd_weight(__global const float *restrict x,
     const int kk = get_global_id(0);
     const int cb = get_global_id(1);
     const int ch = get_global_id(2);
-    if (kk >= cin * KS * KS || cb >= ncb || ch >= nch)
+    if (kk >= cin * KD * KH || cb >= ncb || ch >= nch)
         return;
-    const int kk1 = kk / KS;
-    const int ky = kk - kk1 * KS;
-    const int ci = kk1 / KS;
-    const int kz = kk1 - ci * KS;
+    const int kk1 = kk / KH;
+    const int ky = kk - kk1 * KH;
+    const int ci = kk1 / KD;
+    const int kz = kk1 - ci * KD;
     const int n = ch / nq;
     const int qa = (ch - n * nq) * qchunk;
     const int qb = min(qa + qchunk, lq);
@@ -405,38 +413,38 @@ __kernel REQD_BLWS void conv3d_bwd_weight(__global const float *restrict x,
         x + ((size_t)n * cin + ci) * xstride + xoff + (kz * hp + ky) * wp;
     __global const float *ds = dyq + ((size_t)n * coutp + cb * BCOB) * sq;
 
-    floatb acc[BCOB][KS];
+    floatb acc[BCOB][KW];
 #pragma unroll
     for (int c = 0; c < BCOB; c++)
 #pragma unroll
-        for (int kx = 0; kx < KS; kx++)
+        for (int kx = 0; kx < KW; kx++)
             acc[c][kx] = (floatb)0.0f;
     for (int q = qa; q < qv; q += BVW) {
-        floatb xv[KS];
+        floatb xv[KW];
 #pragma unroll
-        for (int kx = 0; kx < KS; kx++)
+        for (int kx = 0; kx < KW; kx++)
             xv[kx] = BLOAD(xs + q + kx);
 #pragma unroll
         for (int c = 0; c < BCOB; c++) {
             const floatb d = BLOAD(ds + (size_t)c * sq + q);
 #pragma unroll
-            for (int kx = 0; kx < KS; kx++)
+            for (int kx = 0; kx < KW; kx++)
                 acc[c][kx] = fma(d, xv[kx], acc[c][kx]);
         }
     }
     /* scalar tail of the last chunk, where a vector would pass lq */
-    float tail[BCOB][KS];
+    float tail[BCOB][KW];
 #pragma unroll
     for (int c = 0; c < BCOB; c++)
 #pragma unroll
-        for (int kx = 0; kx < KS; kx++)
+        for (int kx = 0; kx < KW; kx++)
             tail[c][kx] = 0.0f;
     for (int q = max(qa, qv); q < qb; q++) {
 #pragma unroll
         for (int c = 0; c < BCOB; c++) {
             const float d = ds[(size_t)c * sq + q];
 #pragma unroll
-            for (int kx = 0; kx < KS; kx++)
+            for (int kx = 0; kx < KW; kx++)
                 tail[c][kx] = fma(d, xs[q + kx], tail[c][kx]);
         }
     }
@@ -446,9 +454,9 @@ __kernel REQD_BLWS void conv3d_bwd_weight(__global const float *restrict x,
         const int co = cb * BCOB + c;
         if (co < cout) {
             __global float *o =
-                p + ((((size_t)co * cin + ci) * KS + kz) * KS + ky) * KS;
+                p + ((((size_t)co * cin + ci) * KD + kz) * KH + ky) * KW;
 #pragma unroll
-            for (int kx = 0; kx < KS; kx++)
+            for (int kx = 0; kx < KW; kx++)
                 o[kx] = hsum_b(acc[c][kx]) + tail[c][kx];
         }
     }

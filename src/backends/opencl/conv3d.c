@@ -1,4 +1,5 @@
-/* 3D convolution on OpenCL (cl/conv3d.cl).
+/* 3D convolution on OpenCL (cl/conv3d.cl), kernel and padding per axis
+ * (cubic, or 1x3x3 for anisotropic levels: -DKD -DKH -DKW).
  *
  * Forward: the weights are rearranged on the device into the order the
  * register-blocked kernel reads them, then conv3d_fwd computes tiles of COB
@@ -26,7 +27,8 @@
 /* geometry of one kernel launch: a slab of output planes and the padded
  * input planes it reads */
 typedef struct conv_geom {
-    int n, cin, cout, k;
+    int n, cin, cout;
+    int k[3];             /* kernel per axis (D, H, W) */
     int dp, hp, wp;       /* padded input */
     int dout, hout, wout; /* output */
 } conv_geom;
@@ -148,10 +150,10 @@ static int pow2_floor(size_t v)
 }
 
 /* dst (n, cd, dd, hd, wd) voxel (z, y, x) = src (n, cs, d, h, w) voxel
- * (z + zoff - off, y - off, x - off), zero outside src. */
+ * (z + zoff - off[0], y - off[1], x - off[2]), zero outside src. */
 static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
                         int cd, int d, int h, int w, int dd, int hd, int wd,
-                        int off, int zoff, u3d_error *err)
+                        const int off[3], int zoff, u3d_error *err)
 {
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_embed", NULL, &k, err));
@@ -160,10 +162,11 @@ static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
     int per = tune(cl, "embed_per", 1);
     per = per < 1 ? 1 : per > wd ? wd : per;
     int rows = n * cd * dd * hd, nx = ceil_div(wd, per);
-    int a[] = {cs, cd, d, h, w, dd, hd, wd, off, zoff, rows, per, nx};
+    int a[] = {cs,     cd,     d,      h,    w,    dd,  hd, wd,
+               off[0], off[1], off[2], zoff, rows, per, nx};
     U3D_TRY(arg_mem(k, 0, src, err));
     U3D_TRY(arg_mem(k, 1, dst, err));
-    U3D_TRY(arg_ints(k, 2, a, 13, err));
+    U3D_TRY(arg_ints(k, 2, a, 15, err));
     /* rows * nx <= the elements of dst, which fit an int (check_size) */
     size_t g = (size_t)rows * (size_t)nx;
     size_t l = wg0(cl, k, tune(cl, "lws_small", 64), g);
@@ -252,10 +255,23 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
     return p;
 }
 
+/* The kernel size options: -DKS for a cubic kernel (the programs as
+ * before per-axis kernels), else -DKD -DKH -DKW. */
+static void kernel_options(const conv_geom *g, char *opts, size_t n)
+{
+    if (g->k[0] == g->k[1] && g->k[1] == g->k[2])
+        snprintf(opts, n, "-DKS=%d", g->k[0]);
+    else
+        snprintf(opts, n, "-DKD=%d -DKH=%d -DKW=%d", g->k[0], g->k[1],
+                 g->k[2]);
+}
+
 static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
                         size_t n)
 {
-    snprintf(opts, n, "-DKS=%d -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d", g->k,
+    kernel_options(g, opts, n);
+    size_t k0 = strlen(opts);
+    snprintf(opts + k0, n - k0, " -DVW=%d -DNV=%d -DCOB=%d -DTAPOUT=%d",
              p->vw, p->nv, p->cob, p->tapout);
     if (p->reqd) {
         size_t used = strlen(opts);
@@ -267,11 +283,11 @@ static void fwd_options(const conv_geom *g, const fwd_plan *p, char *opts,
  * channel blocks. */
 static size_t fwd_weights_count(const conv_geom *g, const fwd_plan *p)
 {
-    return (size_t)p->ncb * p->cob * g->cin * g->k * g->k * g->k;
+    return (size_t)p->ncb * p->cob * g->cin * g->k[0] * g->k[1] * g->k[2];
 }
 
 /* Rearranged weights for the forward kernel into a new scratch *wt.
- * flip != 0: w is a forward weight (g->cin, g->cout, k^3) used for the
+ * flip != 0: w is a forward weight (g->cin, g->cout, kd, kh, kw) used for the
  * data gradient (channels swapped, taps reversed). */
 static u3d_status fwd_weights(u3d_backend *be, const conv_geom *g,
                               const fwd_plan *p, cl_mem w, int flip,
@@ -302,19 +318,30 @@ static u3d_status fwd_weights(u3d_backend *be, const conv_geom *g,
     return st;
 }
 
-/* Geometry of a convolution of src, read with zero padding pad, to out.
- * Without padding src is read in place. The padded copy keeps a single gap
- * of pad zeros between neighbouring rows, serving as the right border of
- * one and the left border of the next (reads past a row's end wrap into
- * it), and likewise pad zero rows between planes: Hp = H + pad,
- * Wp = W + pad, so fewer computed positions go unused than with Wp = W +
- * 2 pad. A spare zero plane at the end takes the reads that wrap past the
- * last row. */
-static conv_geom conv_full(u3d_shape s, int pad, int k, u3d_shape out)
+/* 1 when a convolution reads zero padding along some axis. */
+static int padded(const int pad[3]) { return pad[0] || pad[1] || pad[2]; }
+
+/* Geometry of a convolution of src, read with zero padding pad (per axis)
+ * to out. Without padding src is read in place. The padded copy keeps a
+ * single gap of pad[2] zeros between neighbouring rows, serving as the
+ * right border of one and the left border of the next (reads past a row's
+ * end wrap into it), and likewise pad[1] zero rows between planes: Hp = H +
+ * pad[1], Wp = W + pad[2], so fewer computed positions go unused than with
+ * Wp = W + 2 pad. A spare zero plane at the end takes the reads that wrap
+ * past the last row. */
+static conv_geom conv_full(u3d_shape s, const int pad[3], const int k[3],
+                           u3d_shape out)
 {
-    conv_geom g = {s.n,       s.c,       out.c, k,
-                   s.d + 2 * pad + (pad > 0), s.h + pad, s.w + pad,
-                   out.d,     out.h,     out.w};
+    conv_geom g = {s.n,
+                   s.c,
+                   out.c,
+                   {k[0], k[1], k[2]},
+                   s.d + 2 * pad[0] + padded(pad),
+                   s.h + pad[1],
+                   s.w + pad[2],
+                   out.d,
+                   out.h,
+                   out.w};
     return g;
 }
 
@@ -379,14 +406,15 @@ static size_t fwd_pad_count(const conv_geom *full, int S)
  * cache while all output channel blocks use them; with pad > 0 each slab
  * is first copied, zero-padded, into a scratch buffer. */
 static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
-                            const fwd_plan *p, int S, cten *src, int pad,
-                            cl_mem wt, cl_mem bias, cl_mem y, u3d_error *err)
+                            const fwd_plan *p, int S, cten *src,
+                            const int pad[3], cl_mem wt, cl_mem bias,
+                            cl_mem y, u3d_error *err)
 {
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape s = src->shape;
     int ohw = full->hout * full->wout;
     cl_mem xp = NULL;
-    if (pad > 0) {
+    if (padded(pad)) {
         U3D_TRY(check_size("conv3d padding", fwd_pad_count(full, S), err));
         U3D_TRY(scratch(be, U3D_SCRATCH_CONV_X, fwd_pad_count(full, S), &xp,
                         err));
@@ -397,13 +425,13 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
         conv_io io = {u3d_cl_mem(src), s.d * s.h * s.w, z0 * s.h * s.w,
                       y, full->dout * ohw, z0 * ohw,
                       0, INT_MAX, 0, INT_MAX};
-        if (pad > 0) {
-            /* the copy's plane z is src plane z + z0 - pad, row y src row
-             * y - pad: the rest is zero padding, see conv3d_embed */
-            io.pz0 = pad - z0;
-            io.pz1 = s.d + pad - z0;
-            io.py0 = pad;
-            io.py1 = s.h + pad;
+        if (padded(pad)) {
+            /* the copy's plane z is src plane z + z0 - pad[0], row y src
+             * row y - pad[1]: the rest is zero padding, see conv3d_embed */
+            io.pz0 = pad[0] - z0;
+            io.pz1 = s.d + pad[0] - z0;
+            io.py0 = pad[1];
+            io.py1 = s.h + pad[1];
             st = embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c, s.d, s.h, s.w,
                        g.dp, g.hp, g.wp, pad, z0, err);
             io.x = xp;
@@ -420,8 +448,8 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
 /* Geometry, slab height S and blocking of a convolution of input shape s
  * zero-padded by pad to output shape ys. */
 static void fwd_setup(const u3d_cl *cl, const char *pass, u3d_shape s,
-                      int pad, int k, u3d_shape ys, conv_geom *full, int *S,
-                      fwd_plan *p)
+                      const int pad[3], const int k[3], u3d_shape ys,
+                      conv_geom *full, int *S, fwd_plan *p)
 {
     *full = conv_full(s, pad, k, ys);
     size_t plane = (size_t)s.n * s.c * full->hp * full->wp;
@@ -433,9 +461,9 @@ static void fwd_setup(const u3d_cl *cl, const char *pass, u3d_shape s,
 
 /* y (shape ys) = conv(src zero-padded by pad, w) (+ bias); flip: see
  * fwd_weights. */
-static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
-                           cl_mem w, int flip, cl_mem bias, int relu,
-                           cl_mem y, u3d_shape ys, u3d_error *err)
+static u3d_status conv_run(u3d_backend *be, cten *src, const int pad[3],
+                           const int k[3], cl_mem w, int flip, cl_mem bias,
+                           int relu, cl_mem y, u3d_shape ys, u3d_error *err)
 {
     conv_geom full;
     fwd_plan p;
@@ -450,45 +478,22 @@ static u3d_status conv_run(u3d_backend *be, cten *src, int pad, int k,
     return st;
 }
 
-/* 1 if p is not cubic (a kernel or padding differs between axes): the
- * direct kernels below take cubic kernels, so such a convolution (1x3x3)
- * runs on the implicit-GEMM path, which takes them per axis. */
-static int per_axis(const u3d_conv3d_params *p)
+static int use_igemm(u3d_backend *be)
 {
-    int k[3], pad[3];
-    u3d_conv3d_axes(p, k, pad);
-    return k[0] != k[1] || k[1] != k[2] || pad[0] != pad[1] ||
-           pad[1] != pad[2];
-}
-
-/* A cubic p given per axis (kernel3 {3,3,3}) as kernel, pad: what the
- * direct path reads. */
-static u3d_conv3d_params as_cubic(const u3d_conv3d_params *p)
-{
-    int k[3], pad[3];
-    u3d_conv3d_axes(p, k, pad);
-    u3d_conv3d_params c = {.kernel = k[0], .pad = pad[0], .relu = p->relu};
-    return c;
-}
-
-/* The direct kernels' path, or the implicit GEMM's. */
-static int use_igemm(u3d_backend *be, const u3d_conv3d_params *p)
-{
-    return per_axis(p) ||
-           u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM;
+    return u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM;
 }
 
 u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                  cten *x, cten *w, cten *b, u3d_tensor *y,
                                  u3d_error *err)
 {
-    if (use_igemm(be, p))
+    if (use_igemm(be))
         return u3d_cl_igemm_forward(be, p, x, w, b, y, err);
-    u3d_conv3d_params c = as_cubic(p);
-    p = &c;
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
-    return conv_run(be, x, p->pad, p->kernel, u3d_cl_mem(w), 0,
+    return conv_run(be, x, pad, k, u3d_cl_mem(w), 0,
                     b ? u3d_cl_mem(b) : NULL, p->relu, u3d_cl_mem(y), y->shape,
                     err);
 }
@@ -507,17 +512,14 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
     if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
         return u3d_cl_igemm_scratch_bytes(be, n, p, x, w);
     const u3d_cl *cl = u3d_cl_of(be);
-    size_t wmax = 0, xmax = 0, igemm = 0;
+    size_t wmax = 0, xmax = 0;
     for (int i = 0; i < n; i++) {
-        if (per_axis(&p[i])) { /* the other path's slots: counted apart */
-            size_t b = u3d_cl_igemm_scratch_bytes(be, 1, &p[i], &x[i], &w[i]);
-            igemm = b > igemm ? b : igemm;
-            continue;
-        }
-        u3d_conv3d_params c = as_cubic(&p[i]);
-        int k = c.kernel, pad = c.pad, grow = 2 * pad - k + 1;
-        u3d_shape ys = u3d_shape5(x[i].n, w[i].n, x[i].d + grow,
-                                  x[i].h + grow, x[i].w + grow);
+        int k[3], pad[3];
+        u3d_conv3d_axes(&p[i], k, pad);
+        u3d_shape ys = u3d_shape5(x[i].n, w[i].n,
+                                  x[i].d + 2 * pad[0] - k[0] + 1,
+                                  x[i].h + 2 * pad[1] - k[1] + 1,
+                                  x[i].w + 2 * pad[2] - k[2] + 1);
         if (ys.d < 1 || ys.h < 1 || ys.w < 1)
             continue;
         conv_geom full;
@@ -525,28 +527,30 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
         int S;
         fwd_setup(cl, "fwd", x[i], pad, k, ys, &full, &S, &fp);
         size_t wt = fwd_weights_count(&full, &fp);
-        size_t xp = pad > 0 ? fwd_pad_count(&full, S) : 0;
+        size_t xp = padded(pad) ? fwd_pad_count(&full, S) : 0;
         wmax = wt > wmax ? wt : wmax;
         xmax = xp > xmax ? xp : xmax;
     }
-    return 2 * sizeof(float) * (wmax + xmax) + igemm;
+    return 2 * sizeof(float) * (wmax + xmax);
 }
 
 u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
                                        const u3d_conv3d_params *p, cten *dy,
                                        cten *w, u3d_tensor *dx, u3d_error *err)
 {
-    if (use_igemm(be, p))
+    if (use_igemm(be))
         return u3d_cl_igemm_backward_data(be, p, dy, w, dx, err);
-    u3d_conv3d_params c = as_cubic(p);
-    p = &c;
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    for (int a = 0; a < 3; a++)
+        pad[a] = k[a] - 1 - pad[a]; /* the full correlation's */
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dx->shape),
                        err));
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dy->shape),
                        err));
     /* dx = full correlation of dy with the flipped kernel */
-    return conv_run(be, dy, p->kernel - 1 - p->pad, p->kernel, u3d_cl_mem(w),
-                    1, NULL, 0, u3d_cl_mem(dx), dx->shape, err);
+    return conv_run(be, dy, pad, k, u3d_cl_mem(w), 1, NULL, 0, u3d_cl_mem(dx),
+                    dx->shape, err);
 }
 
 /* Blocking and chunking of the weight gradient for one slab. */
@@ -574,7 +578,7 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
     /* split positions until there are enough work-items and a chunk's dy
      * stays in cache, but keep chunks long enough that the partial sums
      * stay few */
-    long base = (long)g->cin * g->k * g->k * p.ncb * g->n;
+    long base = (long)g->cin * g->k[0] * g->k[1] * p.ncb * g->n;
     /* enough work-items to fill a GPU (~100k in flight); CPU rows lower */
     long want = tune_at(cl, "weight", b, "bw_items", 65536);
     int minchunk = tune_at(cl, "weight", b, "bw_chunk", 4096);
@@ -608,7 +612,9 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
                              int with_bias, u3d_error *err)
 {
     char opts[128];
-    snprintf(opts, sizeof opts, "-DKS=%d -DBVW=%d -DBCOB=%d", g->k, p->vw,
+    kernel_options(g, opts, sizeof opts);
+    size_t k0 = strlen(opts);
+    snprintf(opts + k0, sizeof opts - k0, " -DBVW=%d -DBCOB=%d", p->vw,
              p->cob);
     if (p->reqd) {
         size_t used = strlen(opts);
@@ -624,7 +630,7 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     U3D_TRY(arg_mem(k, 1, b->dyq, err));
     U3D_TRY(arg_mem(k, 2, b->part, err));
     U3D_TRY(arg_ints(k, 3, a, 15, err));
-    size_t gs[3] = {(size_t)g->cin * g->k * g->k, (size_t)p->ncb,
+    size_t gs[3] = {(size_t)g->cin * g->k[0] * g->k[1], (size_t)p->ncb,
                     (size_t)p->nch};
     size_t l[3] = {p->reqd ? (size_t)p->lws : wg0(cl, k, p->lws, gs[0]), 1,
                    1};
@@ -670,13 +676,14 @@ static u3d_status reduce(u3d_cl *cl, cl_mem part, cl_mem dw, cl_mem db,
 
 /* One weight-gradient slab: pads x (when pad > 0) and embeds dy, then the
  * partial sums of its chunks. */
-static u3d_status bww_slab(u3d_cl *cl, const conv_geom *g, int z0, int pad,
-                           cten *x, cten *dy, const bww_plan *p,
-                           cl_mem xp, bww_bufs *b, int with_bias,
-                           u3d_error *err)
+static u3d_status bww_slab(u3d_cl *cl, const conv_geom *g, int z0,
+                           const int pad[3], cten *x, cten *dy,
+                           const bww_plan *p, cl_mem xp, bww_bufs *b,
+                           int with_bias, u3d_error *err)
 {
+    static const int none[3] = {0, 0, 0};
     u3d_shape xs = x->shape, ys = dy->shape;
-    if (pad > 0) {
+    if (padded(pad)) {
         U3D_TRY(embed(cl, u3d_cl_mem(x), xp, xs.n, xs.c, xs.c, xs.d, xs.h,
                       xs.w, g->dp, g->hp, g->wp, pad, z0, err));
         b->x = xp;
@@ -689,7 +696,7 @@ static u3d_status bww_slab(u3d_cl *cl, const conv_geom *g, int z0, int pad,
     }
     /* dy in the padded geometry, zero at unused positions and channels */
     U3D_TRY(embed(cl, u3d_cl_mem(dy), b->dyq, ys.n, ys.c, p->coutp, ys.d,
-                  ys.h, ys.w, g->dout, g->hp, g->wp, 0, z0, err));
+                  ys.h, ys.w, g->dout, g->hp, g->wp, none, z0, err));
     return bww_launch(cl, g, p, b, with_bias, err);
 }
 
@@ -698,22 +705,22 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
                                          cten *dy, u3d_tensor *dw,
                                          u3d_tensor *db, u3d_error *err)
 {
-    if (use_igemm(be, p))
+    if (use_igemm(be))
         return u3d_cl_igemm_backward_weight(be, p, x, dy, dw, db, err);
-    u3d_conv3d_params c = as_cubic(p);
-    p = &c;
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape xs = x->shape, ys = dy->shape;
-    int pad = p->pad, k = p->kernel;
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(xs), err));
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(ys), err));
     conv_geom full = conv_full(xs, pad, k, ys);
     int coutp = bww_choose(cl, &full).coutp;
-    size_t xplane = pad > 0 ? (size_t)xs.n * xs.c * full.hp * full.wp : 0;
+    size_t xplane =
+        padded(pad) ? (size_t)xs.n * xs.c * full.hp * full.wp : 0;
     size_t qplane = (size_t)xs.n * coutp * full.hp * full.wp;
     int extra = xplane ? full.dp - ys.d : 0; /* more x than dy planes */
     int S = slab_planes(cl, xplane + qplane, extra, ys.d);
-    int nw = ys.c * xs.c * k * k * k, ne = nw + (db ? ys.c : 0);
+    int nw = ys.c * xs.c * k[0] * k[1] * k[2], ne = nw + (db ? ys.c : 0);
     int nch = 0; /* chunks over all slabs */
     for (int z0 = 0; z0 < ys.d; z0 += S) {
         conv_geom g = slab_geom(&full, z0, S);
@@ -765,18 +772,15 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                           int cout, char *out, size_t n)
 {
     const u3d_cl *cl = u3d_cl_of(be);
-    if (per_axis(p)) {
-        snprintf(out, n, "implicit GEMM (per-axis kernel)");
-        return;
-    }
-    u3d_conv3d_params c = as_cubic(p);
-    p = &c;
-    int k = p->kernel, grow = 2 * p->pad - k + 1;
-    u3d_shape ys = u3d_shape5(x.n, cout, x.d + grow, x.h + grow, x.w + grow);
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    u3d_shape ys = u3d_shape5(x.n, cout, x.d + 2 * pad[0] - k[0] + 1,
+                              x.h + 2 * pad[1] - k[1] + 1,
+                              x.w + 2 * pad[2] - k[2] + 1);
     const char *src;
     const char *b = conv_bucket(x.c, cout);
     if (!strcmp(pass, "weight")) {
-        conv_geom full = conv_full(x, p->pad, k, ys);
+        conv_geom full = conv_full(x, pad, k, ys);
         bww_plan w = bww_choose(cl, &full);
         u3d_tuning_get(&cl->tuning, "conv3d", "weight", b, "bw_vw", 0, &src);
         snprintf(out, n, "bw_vw%d bw_cob%d chunk%d x%d lws%d (%s, %s)",
@@ -788,12 +792,13 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
         u3d_shape dy = ys;
         ys = x;
         x = dy;
+        for (int a = 0; a < 3; a++)
+            pad[a] = k[a] - 1 - pad[a];
     }
     conv_geom full;
     fwd_plan fp;
     int S;
-    fwd_setup(cl, pass, x, data ? k - 1 - p->pad : p->pad, k, ys, &full, &S,
-              &fp);
+    fwd_setup(cl, pass, x, pad, k, ys, &full, &S, &fp);
     u3d_tuning_get(&cl->tuning, "conv3d", pass, b, "vw", 0, &src);
     snprintf(out, n, "vw%d cob%d nv%d acc%d lws%d%s (%s, %s)", fp.vw, fp.cob,
              fp.nv, fp.cob * fp.nv, fp.lws, fp.tapout ? " tapout" : "", b,

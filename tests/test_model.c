@@ -2,10 +2,13 @@
  * reference forward/backward, finite-difference gradients of the whole
  * network, BN modes, SGD and bad inputs. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "test_util.h"
 #include "unet3d/model.h"
+#include "unet3d/model_io.h"
 
 #define IGNORE 3 /* ignore label of the 3-class nets */
 
@@ -254,6 +257,59 @@ static void anisotropic_parameters(void **state)
 
 static void compare_backends(t_env *e, const u3d_net_config *c, int n, int d,
                              int h, int w);
+
+/* A model file keeps the per-level plan and loads back the same net; an
+ * isotropic one stores no plan (files as before) and loads isotropic. */
+static void anisotropic_model_file(void **state)
+{
+    t_env *e = *state;
+    u3d_error err = {0};
+    u3d_model_meta m;
+    u3d_model_meta_defaults(&m);
+    m.net = cfg_of(3, 2, 1, 2, U3D_PAD_SAME, U3D_BN_AFFINE);
+    t_ok(u3d_net_set_kernels(&m.net, "1x3x3,1x3x3,3x3x3", &err), &err, "k");
+    t_ok(u3d_net_set_pools(&m.net, "1x2x2,2x2x2", &err), &err, "pools");
+    for (int i = 0; i < m.net.classes; i++)
+        m.class_weights[i] = 1.0f;
+    u3d_net *net = make_net(e->ref, &m.net, 5);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/u3d_aniso_%d.u3d", (int)getpid());
+    t_ok(u3d_model_save(path, net, &m, 0, &err), &err, "save");
+    u3d_net *back;
+    u3d_model_meta mb;
+    t_ok(u3d_model_load(path, e->ref, &back, &mb, &err), &err, "load");
+    for (int l = 0; l < 3; l++)
+        for (int a = 0; a < 3; a++) {
+            assert_int_equal(u3d_net_kernel(&mb.net, l, a),
+                             u3d_net_kernel(&m.net, l, a));
+            if (l < 2)
+                assert_int_equal(u3d_net_pool(&mb.net, l, a),
+                                 u3d_net_pool(&m.net, l, a));
+        }
+    assert_int_equal(u3d_net_num_params(back), u3d_net_num_params(net));
+    for (int i = 0; i < u3d_net_num_params(net); i++)
+        t_assert_tensors_close(&u3d_net_param(back, i)->value,
+                               &u3d_net_param(net, i)->value, 0.0, "param");
+    u3d_net_destroy(back);
+    u3d_net_destroy(net);
+    /* isotropic: no plan keys, loads with the defaults */
+    m.net = cfg_of(2, 2, 1, 2, U3D_PAD_VALID, U3D_BN_NONE);
+    net = make_net(e->ref, &m.net, 6);
+    t_ok(u3d_model_save(path, net, &m, 0, &err), &err, "save isotropic");
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[got] = 0;
+    for (size_t i = 0; i + 7 <= got; i++) /* the metadata comes first */
+        assert_false(!memcmp(buf + i, "kernels", 7));
+    t_ok(u3d_model_load(path, e->ref, &back, &mb, &err), &err, "load iso");
+    assert_false(u3d_net_is_anisotropic(&mb.net));
+    u3d_net_destroy(back);
+    u3d_net_destroy(net);
+    remove(path);
+}
 
 /* An anisotropic net runs alike on the device and the reference,
  * training (loss, every gradient) and inference. */
@@ -980,6 +1036,7 @@ int main(void)
         cmocka_unit_test(parameter_table),
         cmocka_unit_test(anisotropic_parameters),
         cmocka_unit_test(anisotropic_device_matches_reference),
+        cmocka_unit_test(anisotropic_model_file),
         cmocka_unit_test(output_sizes),
         cmocka_unit_test(memory_estimate_matches),
         cmocka_unit_test(device_matches_reference),

@@ -48,7 +48,9 @@ static int parse_args(int argc, char **argv, info_opts *o)
     if (rc >= 0)
         return rc;
     u3d_error e = {0};
-    if (u3d_cli_net_config(n, &o->cfg, &e))
+    if (u3d_cli_net_config(n, &o->cfg, &e) ||
+        (u3d_cli_net_wants_spacing(n) &&
+         u3d_cli_net_aniso(n, NULL, &o->cfg, &e))) /* no image: --spacing */
         return u3d_opts_fail(&spec, "%s", e.msg);
     return -1;
 }

@@ -144,7 +144,11 @@ static u3d_status setup_fresh(tjob *j)
 {
     u3d_model_meta *m = &j->m;
     u3d_status st = U3D_OK;
-    if (!j->a->t.g_patch)
+    /* --kernels/--pools auto without --spacing: the first image's */
+    if (u3d_cli_net_wants_spacing(&j->a->t.net))
+        st = u3d_cli_net_aniso(&j->a->t.net, j->vols[0].image.spacing,
+                               &m->net, &j->e);
+    if (!st && !j->a->t.g_patch)
         st = u3d_train_default_patch(&m->net, 96, m->patch, &j->e);
     if (st)
         return st;

@@ -36,6 +36,10 @@ u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
     if (n->bn >= 0)
         c->bn = (u3d_bn_mode)n->bn;
     U3D_TRY(u3d_net_config_check(c, err));
+    /* auto from an image's spacing: its command applies it once the image
+     * is read (u3d_cli_net_aniso) */
+    if (u3d_cli_net_wants_spacing(n))
+        return U3D_OK;
     return u3d_cli_net_aniso(n, NULL, c, err);
 }
 
@@ -239,6 +243,8 @@ u3d_status u3d_cli_densify_setup(const u3d_cli_train *t, u3d_densify_opts *o,
 {
     u3d_densify_defaults(o);
     U3D_TRY(u3d_cli_train_meta(t, 1, &o->meta, err));
+    if (u3d_cli_net_wants_spacing(&t->net)) /* densify: give --spacing */
+        U3D_TRY(u3d_cli_net_aniso(&t->net, NULL, &o->meta.net, err));
     U3D_TRY(u3d_cli_class_weights(t->class_weights, o->meta.net.classes,
                                   &o->weights, o->meta.class_weights, err));
     /* the classes come from the labels unless given */

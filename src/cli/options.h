@@ -110,7 +110,9 @@ typedef struct u3d_cli_net {
 } u3d_cli_net;
 
 void u3d_cli_net_defaults(u3d_cli_net *n, const char *preset);
-/* The preset with the options applied, checked. */
+/* The preset with the options applied, checked; --kernels/--pools auto
+ * without --spacing are left for u3d_cli_net_aniso with the image's
+ * spacing (u3d_cli_net_wants_spacing says so). */
 u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
                               u3d_error *err);
 /* --dims, --kernels, --pools (auto: from --spacing, else from spacing, the

@@ -1587,7 +1587,8 @@ static void conv3d_fused_relu(void **state)
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         u3d_conv3d_params p = {.kernel = cs[i].k, .pad = cs[i].pad};
         if (cs[i].flat) {
-            int k3[3] = {1, cs[i].k, cs[i].k}, p3[3] = {0, cs[i].pad, cs[i].pad};
+            int k3[3] = {1, cs[i].k, cs[i].k};
+            int p3[3] = {0, cs[i].pad, cs[i].pad};
             p = u3d_conv3d_params3(k3, p3, 0);
         }
         int ka[3], pa[3];

@@ -43,7 +43,8 @@ static u3d_status parse_sizes(const char *what, const char *list, int n,
                 (want ? *end != want : (*end && *end != ',')))
                 return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                                   "%s '%s': want D x H x W entries of %d or "
-                                  "%d, comma separated (e.g. %dx%dx%d,%dx%dx%d)",
+                                  "%d, comma separated "
+                                  "(e.g. %dx%dx%d,%dx%dx%d)",
                                   what, list ? list : "", lo, hi, lo, hi, hi,
                                   hi, hi, hi);
             e[got][a] = (int)x;

@@ -105,7 +105,10 @@ static u3d_status set_dims(cl_kernel k, cl_uint first, int cin, int cout,
 /* Factors other than 2x2x2 (the weight's spatial size, 1x2x2 for
  * anisotropic levels) run the scalar kernels of cl/upconv3d.cl: one
  * work-item per output value over `items`, planes along dim 1. */
-static int is_2x2x2(u3d_shape ws) { return ws.d == 2 && ws.h == 2 && ws.w == 2; }
+static int is_2x2x2(u3d_shape ws)
+{
+    return ws.d == 2 && ws.h == 2 && ws.w == 2;
+}
 
 static u3d_status launch_any(u3d_cl *cl, cl_kernel k, const char *name,
                              cl_uint first, int cin, int cout, u3d_shape xs,

@@ -1,9 +1,11 @@
-/* Transposed conv 2x2x2 stride 2 on OpenCL (cl/upconv3d.cl).
+/* Transposed conv 2x2x2 stride 2 on OpenCL (cl/upconv3d.cl); other factors
+ * (1x2x2 for anisotropic levels) on scalar kernels of the same file.
  * Tile sizes come from the tuning table (family "upconv3d") and are compiled
  * in as -D options. Backward-weight splits the voxel sum into chunks written
  * to a scratch buffer, then sums the chunks in order (deterministic). */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include "backends/opencl/opencl.h"
 
 #define PROG "upconv3d"
@@ -110,25 +112,14 @@ static int is_2x2x2(u3d_shape ws)
     return ws.d == 2 && ws.h == 2 && ws.w == 2;
 }
 
+/* Sets the dimension arguments v[0..nv) from `first` on and launches
+ * `items` work-items (rounded up to whole work-groups) x `planes`. */
 static u3d_status launch_any(u3d_cl *cl, cl_kernel k, const char *name,
-                             cl_uint first, int cin, int cout, u3d_shape xs,
-                             u3d_shape ws, size_t items, size_t planes,
-                             u3d_error *err)
+                             cl_uint first, const cl_uint *v, int nv,
+                             size_t items, size_t planes, u3d_error *err)
 {
-    cl_uint v[8] = {(cl_uint)cin,  (cl_uint)cout, (cl_uint)xs.d,
-                    (cl_uint)xs.h, (cl_uint)xs.w, (cl_uint)ws.d,
-                    (cl_uint)ws.h, (cl_uint)ws.w};
-    int nv = 8;
-    if (planes == 0) { /* the weight-gradient kernel also takes N */
-        cl_uint v2[9] = {v[0], v[1], v[2], v[3], v[4], (cl_uint)xs.n,
-                         v[5], v[6], v[7]};
-        for (int i = 0; i < 9; i++)
-            U3D_ARG(k, first + (cl_uint)i, v2[i], err);
-        planes = 1;
-    } else {
-        for (int i = 0; i < nv; i++)
-            U3D_ARG(k, first + (cl_uint)i, v[i], err);
-    }
+    for (int i = 0; i < nv; i++)
+        U3D_ARG(k, first + (cl_uint)i, v[i], err);
     size_t lws = 64, kmax = 0;
     if (clGetKernelWorkGroupInfo(k, cl->device, CL_KERNEL_WORK_GROUP_SIZE,
                                  sizeof kmax, &kmax, NULL) == CL_SUCCESS &&
@@ -138,6 +129,16 @@ static u3d_status launch_any(u3d_cl *cl, cl_kernel k, const char *name,
         lws = cl->max_wg;
     size_t g[2] = {(items + lws - 1) / lws * lws, planes}, l[2] = {lws, 1};
     return u3d_cl_launch(cl, k, name, 2, g, l, err);
+}
+
+/* Cin, Cout, D, H, W of the input x, then the factor per axis. */
+static int dims_any(cl_uint *v, int cin, int cout, u3d_shape xs, u3d_shape ws)
+{
+    cl_uint a[8] = {(cl_uint)cin,  (cl_uint)cout, (cl_uint)xs.d,
+                    (cl_uint)xs.h, (cl_uint)xs.w, (cl_uint)ws.d,
+                    (cl_uint)ws.h, (cl_uint)ws.w};
+    memcpy(v, a, sizeof a);
+    return 8;
 }
 
 u3d_status u3d_cl_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b,
@@ -158,8 +159,9 @@ u3d_status u3d_cl_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b,
         U3D_ARG(k, 2, bm, err);
         U3D_ARG(k, 3, has_bias, err);
         U3D_ARG(k, 4, ym, err);
-        return launch_any(cl, k, "upconv3d_forward_any", 5, x->shape.c,
-                          y->shape.c, x->shape, w->shape,
+        cl_uint v[8];
+        int nv = dims_any(v, x->shape.c, y->shape.c, x->shape, w->shape);
+        return launch_any(cl, k, "upconv3d_forward_any", 5, v, nv,
                           u3d_shape_spatial(y->shape),
                           (size_t)y->shape.n * (size_t)y->shape.c, err);
     }
@@ -195,8 +197,9 @@ u3d_status u3d_cl_upconv3d_backward_data(u3d_backend *be, cten *dy, cten *w,
         U3D_ARG(k, 0, gm, err);
         U3D_ARG(k, 1, wm, err);
         U3D_ARG(k, 2, om, err);
-        return launch_any(cl, k, "upconv3d_backward_data_any", 3, dx->shape.c,
-                          dy->shape.c, dx->shape, w->shape,
+        cl_uint v[8];
+        int nv = dims_any(v, dx->shape.c, dy->shape.c, dx->shape, w->shape);
+        return launch_any(cl, k, "upconv3d_backward_data_any", 3, v, nv,
                           u3d_shape_spatial(dx->shape),
                           (size_t)dx->shape.n * (size_t)dx->shape.c, err);
     }
@@ -400,10 +403,13 @@ u3d_status u3d_cl_upconv3d_backward_weight(u3d_backend *be, cten *x, cten *dy,
         U3D_ARG(k, 4, with_bias, err);
         int cout = dy->shape.c;
         size_t items = u3d_shape_count(dw->shape) + (db ? (size_t)cout : 0);
-        /* planes 0: the kernel's argument list with N */
-        return launch_any(cl, k, "upconv3d_backward_weight_any", 5,
-                          x->shape.c, cout, x->shape, dw->shape, items, 0,
-                          err);
+        cl_uint v[9];
+        dims_any(v, x->shape.c, cout, x->shape, dw->shape);
+        /* this kernel takes N after the sizes */
+        memmove(v + 6, v + 5, 3 * sizeof *v);
+        v[5] = (cl_uint)x->shape.n;
+        return launch_any(cl, k, "upconv3d_backward_weight_any", 5, v, 9,
+                          items, 1, err);
     }
     upconv_tiles t = tiles_of(u3d_cl_of(be));
     U3D_TRY(weight_pass(be, &t, x, dy, dw, err));

@@ -777,21 +777,28 @@ static void emu_maxpool(void **state)
     emu m;
     u3d_error err = {0};
     emu_init(&m);
-    for (int r = 0; r < 3; r++) {
-        u3d_shape xs = u3d_shape5(t_randi(&v->seed, 1, 2),
-                                  t_randi(&v->seed, 1, 3),
-                                  t_randi(&v->seed, 2, 9),
-                                  t_randi(&v->seed, 2, 9),
-                                  t_randi(&v->seed, 2, 9));
-        u3d_shape ys = u3d_shape5(xs.n, xs.c, xs.d / 2, xs.h / 2, xs.w / 2);
+    /* rounds 3, 4: 1x2x2 windows (anisotropic levels), from a seed of
+     * their own so that the later tests' draws stay as they were */
+    uint64_t aseed = 2020;
+    for (int r = 0; r < 5; r++) {
+        uint64_t *sd = r >= 3 ? &aseed : &v->seed;
+        u3d_shape xs = u3d_shape5(t_randi(sd, 1, 2), t_randi(sd, 1, 3),
+                                  t_randi(sd, 2, 9), t_randi(sd, 2, 9),
+                                  t_randi(sd, 2, 9));
+        int fd = r >= 3 ? 1 : 2;
+        u3d_shape ys = u3d_shape5(xs.n, xs.c, xs.d / fd, xs.h / 2, xs.w / 2);
         size_t n = u3d_shape_count(xs);
         float *h = malloc(n * sizeof *h);
         assert_non_null(h);
         for (size_t i = 0; i < n; i++) /* few values: many ties */
-            h[i] = (float)t_randi(&v->seed, -2, 2);
+            h[i] = (float)t_randi(sd, -2, 2);
         epair x = emk(&m, v, xs, h), y = emk(&m, v, ys, NULL);
-        epair dy = emk_rand(&m, v, ys, -1, 1), dx = emk_rand(&m, v, xs, 5, 6);
         free(h);
+        float *hg = t_rand_array(sd, u3d_shape_count(ys), -1, 1);
+        float *hd = t_rand_array(sd, n, 5, 6);
+        epair dy = emk(&m, v, ys, hg), dx = emk(&m, v, xs, hd);
+        free(hg);
+        free(hd);
         for (int k = 0; k < 2; k++) {
             t_ok(u3d_maxpool3d_forward(E(x, k), E(y, k), &err), &err, "pool");
             t_ok(u3d_maxpool3d_backward(E(x, k), E(dy, k), E(dx, k), &err),

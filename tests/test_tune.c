@@ -58,7 +58,7 @@ static void search_picks_fastest_valid(void **state)
 {
     (void)state;
     fake f = {0, 0, 0, 1e9};
-    u3d_tune_limits lim = {256, 32768, 1};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
     int base[2] = {4, 4};
     u3d_tune_search_opts o = {1e9, 42, 200, base, 2, 0.03};
     u3d_tune_outcome out;
@@ -106,7 +106,7 @@ static void search_confirms_winner(void **state)
 {
     (void)state;
     noisy f = {0, 0};
-    u3d_tune_limits lim = {256, 32768, 1};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
     int base[2] = {4, 4};
     u3d_tune_search_opts o = {10, 3, 200, base, 2, 0.03};
     u3d_tune_outcome out;
@@ -123,7 +123,7 @@ static void search_respects_budget(void **state)
 {
     (void)state;
     fake f = {0, 0, 0, 5.0};
-    u3d_tune_limits lim = {256, 32768, 1};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
     int base[2] = {1, 1}; /* 3.75 s */
     u3d_tune_search_opts o = {5.0, 7, 200, base, 0, 0};
     u3d_tune_outcome out;

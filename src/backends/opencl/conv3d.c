@@ -720,9 +720,10 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
     return st;
 }
 
-/* What u3d_cl_conv3d_config describes: the blocking this pass chooses
- * for the layer, e.g. "vw16 cob8 acc16 nv2 lws64" (and where the values
- * came from: user/shipped/default/env). */
+/* What u3d_cl_conv3d_config describes: the path and blocking this pass
+ * chooses for the layer, e.g. "direct vw16 cob8 nv2 acc16 lws64" or
+ * "igemm 64x64x16 items8x16 vw4/4 lpad1" (and where the values came
+ * from: user/shipped/default/env/tuner). */
 void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                           const u3d_conv3d_params *p, u3d_shape x,
                           int cout, char *out, size_t n)
@@ -732,11 +733,27 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
     u3d_shape ys = u3d_shape5(x.n, cout, x.d + grow, x.h + grow, x.w + grow);
     const char *src;
     const char *b = u3d_cl_conv_bucket(x.c, cout);
+    if (u3d_cl_conv_path_at(cl, pass, x.c, cout) == U3D_CL_CONV_IGEMM) {
+        int wt = !strcmp(pass, "weight");
+        u3d_igemm_cfg c = u3d_cl_igemm_config_at(
+            cl, wt ? U3D_IGEMM_BWW : U3D_IGEMM_FWD, pass, b);
+        const char *usrc; /* where the path choice came from */
+        u3d_tuning_get(&cl->tuning, "conv3d_igemm", pass, b, "use", 0, &usrc);
+        u3d_tuning_get(&cl->tuning, "conv3d_igemm", pass, b,
+                       wt ? "bw_mwg" : "mwg", 0, &src);
+        const char *env = getenv("UNET3D_CONV_PATH");
+        snprintf(out, n,
+                 "igemm %dx%dx%d items%dx%d vw%d/%d lpad%d (%s, %s; path "
+                 "%s)",
+                 c.mwg, c.nwg, c.kwg, c.mdimc, c.ndimc, c.vwm, c.vwn, c.lpad,
+                 b, src, env && env[0] ? "env" : usrc);
+        return;
+    }
     if (!strcmp(pass, "weight")) {
         conv_geom full = conv_full(x, p->pad, k, ys);
         bww_plan w = bww_choose(cl, &full);
         u3d_tuning_get(&cl->tuning, "conv3d", "weight", b, "bw_vw", 0, &src);
-        snprintf(out, n, "bw_vw%d bw_cob%d chunk%d x%d lws%d (%s, %s)",
+        snprintf(out, n, "direct bw_vw%d bw_cob%d chunk%d x%d lws%d (%s, %s)",
                  w.vw, w.cob, w.qchunk, w.nch, w.lws, b, src);
         return;
     }
@@ -752,7 +769,8 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
     fwd_setup(cl, pass, x, data ? k - 1 - p->pad : p->pad, k, ys, &full, &S,
               &fp);
     u3d_tuning_get(&cl->tuning, "conv3d", pass, b, "vw", 0, &src);
-    snprintf(out, n, "vw%d cob%d nv%d acc%d lws%d%s (%s, %s)", fp.vw, fp.cob,
+    snprintf(out, n, "direct vw%d cob%d nv%d acc%d lws%d%s (%s, %s)", fp.vw,
+             fp.cob,
              fp.nv, fp.cob * fp.nv, fp.lws, fp.tapout ? " tapout" : "", b,
              src);
 }

@@ -203,6 +203,16 @@ static const tune_entry entries[] = {
 };
 #define NENTRIES ((int)(sizeof entries / sizeof entries[0]))
 
+const struct u3d_tune_space *u3d_tuner_space(const char *family,
+                                             const char *pass)
+{
+    for (int i = 0; i < NENTRIES; i++)
+        if (!strcmp(entries[i].space.family, family) &&
+            !strcmp(entries[i].space.pass, pass))
+            return &entries[i].space;
+    return NULL;
+}
+
 /* Shapes of a bucket: timed on the paper net's layers (conv3d_bucket's
  * classes), checked on a small input with the same channels (so the same
  * kernel variant compiles) and padding (the padded-copy path). Batch

@@ -281,7 +281,9 @@ static ig_geom geom_slab(const ig_geom *full, int z0, int S)
 static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
                        int dout)
 {
-    size_t budget = (size_t)tune(cl, U3D_TUNE_ANY, U3D_TUNE_ANY, "slab_kb", 1 << 18) * 1024 / 4;
+    size_t budget =
+        (size_t)tune(cl, U3D_TUNE_ANY, U3D_TUNE_ANY, "slab_kb", 1 << 18) *
+        1024 / 4;
     size_t fit = plane_floats ? budget / plane_floats : (size_t)dout;
     int s = fit > (size_t)extra + (size_t)dout ? dout : (int)fit - extra;
     if (s < 2 * extra)

@@ -55,6 +55,35 @@ static const u3d_tune_space fake_space = {
     {{1, 2, 4, 8, 16}, {1, 2, 3, 4, 6}},
     2, {{16, 1}, {2, 2}}, fake_valid};
 
+/* a switch {0, 1} (conv3d_igemm's "use"): 0 is a value when it leads the
+ * list; here it is the faster one and only the random stage draws it */
+static int switch_measure(void *ctx, const int *v, double *s)
+{
+    fake *f = ctx;
+    f->runs++;
+    f->t += 1;
+    *s = v[0] ? 2.0 : 1.0;
+    return 0;
+}
+
+static void search_leading_zero_value(void **state)
+{
+    (void)state;
+    static const u3d_tune_space sw = {
+        "fake", "fwd", 1, {"use"}, {{0, 1}}, 1, {{1}}, NULL};
+    fake f = {0, 0, 0, 1e9};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
+    u3d_tune_search_opts o = {1e9, 7, 50, NULL, 0, 0};
+    u3d_tune_outcome out;
+    u3d_error err = {0};
+    t_ok(u3d_tune_search(&sw, &lim, &o, switch_measure, fake_clock, &f, &out,
+                         &err),
+         &err, "search");
+    assert_true(out.found);
+    assert_int_equal(out.best[0], 0);
+    assert_int_equal(out.tried, 2);
+}
+
 static void search_picks_fastest_valid(void **state)
 {
     (void)state;
@@ -581,6 +610,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(search_picks_fastest_valid),
+        cmocka_unit_test(search_leading_zero_value),
         cmocka_unit_test(search_respects_budget),
         cmocka_unit_test(search_confirms_winner),
         cmocka_unit_test(shipped_tables_parse),

@@ -693,6 +693,8 @@ def main():
                 "match" if ok else "MISMATCH")
             print("compare_peers: " + msg, file=sys.stderr)
             meta["notes"].append(msg)
+        else:
+            meta["notes"].append("%s preset: parameter count not checked (needs PyTorch)" % preset)
 
     # ---- conv rows
     opnames = [n for n in op_row_names() if want(n)]

@@ -592,7 +592,68 @@ def print_text(head, body, f=sys.stdout):
         print(line(b), file=f)
 
 
-def print_markdown(meta, head, body, f=sys.stdout):
+def _stat(r, peer, what):
+    x = r.get(peer)
+    v = None if not x else x.get(r["stat"])
+    if v is None:
+        return None
+    if what == "s":
+        return v
+    return r["gflop"] / v if r.get("gflop") else None
+
+
+def summary_rows(rows):
+    """The issue's layout: a row per workload, one per conv shape with its
+    three passes side by side."""
+    peers = ("unet3d", "torch", "openvino")
+    byid = {r["id"]: r for r in rows}
+    out = []
+
+    def ratio(a, b):
+        return fmt_r(b / a) if a and b else "–"
+
+    for rid, label in (("train_paper", "training iteration, paper"), ("train_small", "training iteration, small"),
+                       ("infer_paper", "inference, one paper tile"), ("infer_small", "inference, one small tile")):
+        r = byid.get(rid)
+        if not r:
+            continue
+        cells = []
+        for p in peers:
+            sec, g = _stat(r, p, "s"), _stat(r, p, "g")
+            cells.append("–" if sec is None else "%s s (%s GFLOP/s)" % (fmt_s(sec), fmt_g(g)))
+        u = _stat(r, "unet3d", "s")
+        out.append(["%s %s, s (%s)" % (label, r["shape"].split(" ")[0], r["stat"][:-2])] + cells +
+                   [ratio(u, _stat(r, "torch", "s")), ratio(u, _stat(r, "openvino", "s"))])
+    for fam, sfxs in (("conv3d", CONV_ROWS), ("upconv", UP_ROWS)):
+        for sfx in sfxs:
+            rs = [byid.get("%s_%s_%s" % (fam, p, sfx)) for p, _ in PASSES]
+            if not any(rs):
+                continue
+            shape = next(r for r in rs if r)["shape"]
+            sh = parse_shape(shape)
+            # the paper row's name; the shape it ran (--quick shrinks it)
+            if fam == "upconv":
+                what = "up-conv %s" % sfx
+            else:
+                what = "conv %s" % sfx.replace("to", "→").replace("_k1", " 1×1×1")
+            m = re.match(r"(\d+)(?:to(\d+))?", sfx)
+            paper = (int(m.group(1)), int(m.group(2) or m.group(1)))
+            what += " at %s%s" % ("×".join(map(str, sh["dhw"])), "" if paper == (sh["cin"], sh["cout"])
+                                  else " (ran %d→%d)" % (sh["cin"], sh["cout"]))
+            cells = []
+            for p in peers:
+                gs = [(_stat(r, p, "g") if r else None) for r in rs]
+                cells.append("–" if all(g is None for g in gs) else " / ".join(fmt_g(g) for g in gs))
+            for p in ("torch", "openvino"):
+                rr = []
+                for r in rs:
+                    rr.append(ratio(_stat(r, "unet3d", "s"), _stat(r, p, "s")) if r else "–")
+                cells.append("–" if all(x == "–" for x in rr) else " / ".join(rr))
+            out.append([what + ", fwd / data / weight GFLOP/s (median)"] + cells)
+    return ["", "unet3d", "PyTorch", "OpenVINO", "unet3d/PyTorch", "unet3d/OpenVINO"], out
+
+
+def print_markdown(meta, head, body, f=sys.stdout, rows=None):
     print("**%s, %s; unet3d %s; PoCL %s; PyTorch %s; OpenVINO %s; "
           "threads: %s (PyTorch, OpenVINO; unet3d: the OpenCL device's %s compute units); one run of `tools/compare_peers.py`%s.**" % (
               meta["date"][:10], meta["machine"], meta["unet3d"].replace("unet3d ", "", 1), meta["pocl"],
@@ -600,6 +661,15 @@ def print_markdown(meta, head, body, f=sys.stdout):
               meta["threads"], meta["unet3d_compute_units"] or "?",
               " --quick" if meta["quick"] else ""), file=f)
     print(file=f)
+    if rows is not None:
+        sh, sb = summary_rows(rows)
+        print("| " + " | ".join(sh) + " |", file=f)
+        print("|" + " --- |" * len(sh), file=f)
+        for b in sb:
+            print("| " + " | ".join(b) + " |", file=f)
+        print(file=f)
+        print("All rows:", file=f)
+        print(file=f)
     print("| " + " | ".join(head) + " |", file=f)
     print("|" + " --- |" * len(head), file=f)
     for b in body:
@@ -862,7 +932,7 @@ def main():
         print("skipped: %s" % s)
     if a.markdown:
         print()
-        print_markdown(meta, head, body)
+        print_markdown(meta, head, body, rows=rows)
     with open(a.json_out, "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1, default=str)
     print("\nwrote %s" % a.json_out, file=sys.stderr)

@@ -32,7 +32,9 @@ The peers come from a virtual environment outside the repository (never needed
 to build or test unet3d):
 
     python3 -m venv /work/venv-peers
-    /work/venv-peers/bin/pip install numpy openvino torch
+    /work/venv-peers/bin/pip install numpy openvino torch packaging
+    # (packaging: OpenVINO's converter of torch.export graphs needs it; without
+    # it the script falls back to convert_model's TorchScript tracing)
     # PyPI's torch is a CUDA build; if `import torch` fails on missing CUDA
     # libraries on a machine without a GPU, also:
     /work/venv-peers/bin/pip install nvidia-cufile nvidia-cusparselt-cu13 \
@@ -43,7 +45,8 @@ to build or test unet3d):
 Usage (a quiet machine; the full run takes several minutes):
 
     nice -n 10 /work/venv-peers/bin/python tools/compare_peers.py \
-        --unet3d build/unet3d [--json peers.json] [--markdown]
+        --unet3d build/unet3d [--json FILE] [--markdown]
+    (JSON by default next to the binary: build/compare_peers.json)
     ... --quick            tiny shapes, seconds: a smoke test of every path
     ... --only train_small,conv3d_fwd_3to32,infer_paper   some rows only
     ... --no-torch / --no-openvino                         leave a peer out
@@ -695,8 +698,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3, help="timed training iterations / tiles (default 3)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="peer threads (default: all %d cores)" % os.cpu_count())
-    ap.add_argument("--json", dest="json_out", default="compare_peers.json",
-                    help="JSON output file (default compare_peers.json)")
+    ap.add_argument("--json", dest="json_out",
+                    help="JSON output file (default: compare_peers.json beside the unet3d binary)")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-openvino", action="store_true")
@@ -705,8 +708,10 @@ def main():
     torch, torch_why = import_torch(a.no_torch)
     ov, ov_why = import_openvino(a.no_openvino)
     binary = a.unet3d
-    if not os.access(binary, os.X_OK):
+    if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
         sys.exit("compare_peers: no unet3d binary at %s (--unet3d PATH)" % binary)
+    if not a.json_out:
+        a.json_out = os.path.join(os.path.dirname(os.path.abspath(binary)), "compare_peers.json")
 
     only = [s for s in (a.only or "").split(",") if s]
     want = lambda rid: not only or any(s == rid or s in rid for s in only)  # noqa: E731

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "test_util.h"
+#include "backends/opencl/conv3d_igemm.h"
 #include "backends/opencl/opencl.h"
 #include "backends/opencl/tune_search.h"
 #include "backends/opencl/tuner.h"
@@ -54,11 +55,40 @@ static const u3d_tune_space fake_space = {
     {{1, 2, 4, 8, 16}, {1, 2, 3, 4, 6}},
     2, {{16, 1}, {2, 2}}, fake_valid};
 
+/* a switch {0, 1} (conv3d_igemm's "use"): 0 is a value when it leads the
+ * list; here it is the faster one and only the random stage draws it */
+static int switch_measure(void *ctx, const int *v, double *s)
+{
+    fake *f = ctx;
+    f->runs++;
+    f->t += 1;
+    *s = v[0] ? 2.0 : 1.0;
+    return 0;
+}
+
+static void search_leading_zero_value(void **state)
+{
+    (void)state;
+    static const u3d_tune_space sw = {
+        "fake", "fwd", 1, {"use"}, {{0, 1}}, 1, {{1}}, NULL};
+    fake f = {0, 0, 0, 1e9};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
+    u3d_tune_search_opts o = {1e9, 7, 50, NULL, 0, 0};
+    u3d_tune_outcome out;
+    u3d_error err = {0};
+    t_ok(u3d_tune_search(&sw, &lim, &o, switch_measure, fake_clock, &f, &out,
+                         &err),
+         &err, "search");
+    assert_true(out.found);
+    assert_int_equal(out.best[0], 0);
+    assert_int_equal(out.tried, 2);
+}
+
 static void search_picks_fastest_valid(void **state)
 {
     (void)state;
     fake f = {0, 0, 0, 1e9};
-    u3d_tune_limits lim = {256, 32768, 1};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
     int base[2] = {4, 4};
     u3d_tune_search_opts o = {1e9, 42, 200, base, 2, 0.03};
     u3d_tune_outcome out;
@@ -106,7 +136,7 @@ static void search_confirms_winner(void **state)
 {
     (void)state;
     noisy f = {0, 0};
-    u3d_tune_limits lim = {256, 32768, 1};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
     int base[2] = {4, 4};
     u3d_tune_search_opts o = {10, 3, 200, base, 2, 0.03};
     u3d_tune_outcome out;
@@ -123,7 +153,7 @@ static void search_respects_budget(void **state)
 {
     (void)state;
     fake f = {0, 0, 0, 5.0};
-    u3d_tune_limits lim = {256, 32768, 1};
+    u3d_tune_limits lim = {256, 32768, 1, NULL};
     int base[2] = {1, 1}; /* 3.75 s */
     u3d_tune_search_opts o = {5.0, 7, 200, base, 0, 0};
     u3d_tune_outcome out;
@@ -424,16 +454,171 @@ static void tuned_results_used_after_restart(void **state)
     assert_int_equal(t_rmtree(dir), 0);
 }
 
+/* The implicit-GEMM family's hand-picked candidates: each is valid on
+ * this device or refused with the reason the tuner skips it for. */
+static void igemm_fixed_candidates_valid(void **state)
+{
+    (void)state;
+    u3d_backend *be = new_cl();
+    u3d_cl *cl = u3d_cl_of(be);
+    u3d_tune_limits lim = {cl->max_wg, 0, cl->is_cpu, cl};
+    static const char *const passes[] = {"fwd", "data", "weight"};
+    int nvalid = 0;
+    for (int p = 0; p < 3; p++) {
+        const u3d_tune_space *sp = u3d_tuner_space("conv3d_igemm", passes[p]);
+        assert_non_null(sp);
+        assert_non_null(sp->valid);
+        assert_string_equal(sp->params[sp->nparams - 1], "use");
+        u3d_igemm_pass ip = p == 2 ? U3D_IGEMM_BWW : U3D_IGEMM_FWD;
+        for (int i = 0; i < sp->nfixed; i++) {
+            const int *v = sp->fixed[i];
+            if (sp->valid(v, &lim)) {
+                nvalid++;
+                continue;
+            }
+            /* only a tile the device refuses may be skipped, with why */
+            assert_int_equal(v[sp->nparams - 1], 1);
+            u3d_igemm_cfg c = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+            char why[160] = "";
+            assert_false(u3d_cl_igemm_valid(cl, ip, &c, 27, why, sizeof why));
+            assert_true(why[0] != 0);
+            print_message("conv3d_igemm %s candidate %d skipped on %s: %s\n",
+                          passes[p], i, cl->device_name, why);
+        }
+    }
+    assert_true(nvalid > 0);
+    u3d_backend_destroy(be);
+}
+
+/* 1 when a kernel whose label contains `label` ran on be (profiling
+ * on). */
+static int profile_has(u3d_backend *be, const char *label)
+{
+    const char *l;
+    double ms;
+    long calls;
+    for (int i = 0; u3d_cl_profile_entry(u3d_cl_of(be), i, &l, &ms, &calls);
+         i++)
+        if (strstr(l, label))
+            return 1;
+    return 0;
+}
+
+/* A short real tune of conv3d_igemm/fwd: the setting it writes was
+ * checked against the reference, a new backend reads it back, and with
+ * "use" 1 the forward runs the igemm kernels (profile labels, bench's
+ * config string) and still matches the reference. */
+static void igemm_tuned_and_used(void **state)
+{
+    t_env *e = *state;
+    if (t_small()) {
+        skip(); /* oclgrind: the kernels are checked by test_conv_igemm */
+        return;
+    }
+    char dir[256], path[4096];
+    t_mkdtemp(dir, sizeof dir, "tune_igemm");
+    setenv("UNET3D_CACHE_DIR", dir, 1);
+    const char *oldpath = getenv("UNET3D_CONV_PATH");
+    char *saved = oldpath ? strdup(oldpath) : NULL;
+    unsetenv("UNET3D_CONV_PATH");
+    u3d_backend *be = new_cl();
+    u3d_cl *cl = u3d_cl_of(be);
+    u3d_error err = {0};
+    /* start from the igemm path (a CPU defaults to the direct one), so
+     * the setting in use, measured first, is an igemm tile */
+    u3d_tune_path(dir, &cl->tuning.key, path, sizeof path);
+    u3d_tune_row use1[2] = {{"", "conv3d_igemm", "fwd", "small", "use", 1},
+                            {"", "conv3d_igemm", "fwd", "large", "use", 1}};
+    t_ok(u3d_tune_write(path, &cl->tuning.key, use1, 2, NULL, &err), &err,
+         "write");
+    u3d_backend_destroy(be);
+    be = new_cl();
+    cl = u3d_cl_of(be);
+    u3d_tuner_opts o = {0.03, 5, "conv3d_igemm/fwd", NULL};
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    t_ok(u3d_tuner_run(be, &o, log, path, sizeof path, &err), &err, "tune");
+    rewind(log);
+    char line[512];
+    while (fgets(line, sizeof line, log))
+        print_message("  %s", line);
+    fclose(log);
+    u3d_backend_destroy(be);
+    u3d_tune_row *rows;
+    int n;
+    be = new_cl(); /* the restart */
+    cl = u3d_cl_of(be);
+    t_ok(u3d_tune_read(path, &cl->tuning.key, &rows, &n, &err), &err,
+         "read the tuned file");
+    assert_int_equal(n, 18); /* 9 parameters x 2 buckets */
+    const u3d_tune_space *sp = u3d_tuner_space("conv3d_igemm", "fwd");
+    int v[U3D_TUNE_MAX_PARAMS] = {0};
+    for (int p = 0; p < sp->nparams; p++)
+        for (int i = 0; i < n; i++)
+            if (!strcmp(rows[i].bucket, "small") &&
+                !strcmp(rows[i].param, sp->params[p]))
+                v[p] = rows[i].value;
+    free(rows);
+    u3d_tune_limits lim = {cl->max_wg, 0, cl->is_cpu, cl};
+    assert_true(sp->valid(v, &lim));
+    const char *src;
+    assert_int_equal(u3d_tuning_get(&cl->tuning, "conv3d_igemm", "fwd",
+                                    "small", "mwg", -1, &src), v[0]);
+    assert_string_equal(src, "user");
+    /* the layer runs the path the tuned "use" says */
+    char cfg[160];
+    u3d_conv3d_params p = {.kernel = 3, .pad = 1};
+    u3d_cl_conv3d_config(be, "fwd", &p, u3d_shape5(1, 5, 5, 6, 7), 9, cfg,
+                         sizeof cfg);
+    print_message("tuned igemm config: %s\n", cfg);
+    assert_true(!strncmp(cfg, v[8] ? "igemm" : "direct", v[8] ? 5 : 6));
+    u3d_backend_destroy(be);
+    /* with "use" 1 and the tuned tile: the igemm kernels run */
+    if (!v[8]) {
+        u3d_tune_row r[9];
+        for (int i = 0; i < 9; i++)
+            r[i] = (u3d_tune_row){"", "conv3d_igemm", "fwd", "small", "",
+                                  i == 8 ? 1 : v[i]};
+        for (int i = 0; i < 9; i++)
+            snprintf(r[i].param, sizeof r[i].param, "%s", sp->params[i]);
+        t_ok(u3d_tune_write(path, &cl->tuning.key, r, 9, NULL, &err), &err,
+             "write");
+    }
+    be = new_cl();
+    cl = u3d_cl_of(be);
+    u3d_cl_conv3d_config(be, "fwd", &p, u3d_shape5(1, 5, 5, 6, 7), 9, cfg,
+                         sizeof cfg);
+    char want[64];
+    snprintf(want, sizeof want, "igemm %dx%dx%d items%dx%d", v[0], v[1],
+             v[2], v[3], v[4]);
+    if (!strstr(cfg, want) || !strstr(cfg, "user"))
+        fail_msg("config '%s' lacks '%s' (user)", cfg, want);
+    t_ok(u3d_cl_set_profiling(cl, 1, &err), &err, "profiling");
+    conv_matches_ref(be, e->ref);
+    assert_true(profile_has(be, "conv3d_igemm_fwd"));
+    assert_false(profile_has(be, "conv3d_fwd"));
+    u3d_backend_destroy(be);
+    if (saved) {
+        setenv("UNET3D_CONV_PATH", saved, 1);
+        free(saved);
+    }
+    unsetenv("UNET3D_CACHE_DIR");
+    assert_int_equal(t_rmtree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(search_picks_fastest_valid),
+        cmocka_unit_test(search_leading_zero_value),
         cmocka_unit_test(search_respects_budget),
         cmocka_unit_test(search_confirms_winner),
         cmocka_unit_test(shipped_tables_parse),
         cmocka_unit_test(user_file_refusals),
         cmocka_unit_test(env_override_wins),
         cmocka_unit_test(tuned_results_used_after_restart),
+        cmocka_unit_test(igemm_fixed_candidates_valid),
+        cmocka_unit_test(igemm_tuned_and_used),
     };
     return cmocka_run_group_tests(tests, t_setup, t_teardown);
 }

@@ -14,8 +14,14 @@
 # The report: $OUT/gpu_check.txt there (also printed), gpu-pack/report.txt
 # here. Each step has its own time limit and the check goes on after a
 # failing step, so one run gives everything: the op-test table and the
-# fixtures on opencl and cudnn, bench (all rows) and bench --train paper on
-# both, and `unet3d tune --quick` with bench again when the program has it.
+# fixtures on opencl and cudnn, the OpenCL op tests once per conv path
+# (UNET3D_CONV_PATH=direct, =igemm), bench (all rows) and bench --train
+# paper on both, the OpenCL conv rows once per path (so the report compares
+# the direct kernels, the implicit GEMM and cuDNN on one card), and
+# `unet3d tune` (75 s of search, less than --quick: see run_checks) with
+# bench again. The step limits add up to
+# BUDGET (470 s) and no step runs past it (a step that would is cut to what
+# is left, or skipped): the whole check fits the device tool's 480 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -57,13 +63,21 @@ prepare() {
 }
 
 REPORT=/dev/null
+BUDGET=470 # seconds for all steps: the tool's 480 s less the setup
 say() { echo "$*" | tee -a "$REPORT"; }
 
-# step NAME SECONDS COMMAND...: runs it with a time limit, logs it, goes on
+# step NAME SECONDS COMMAND...: runs it with a time limit (cut to what is
+# left of BUDGET), logs it, goes on
 step() {
     local name=$1 limit=$2
     shift 2
+    local left=$((BUDGET - SECONDS))
     say ""
+    if [ "$left" -lt 5 ]; then
+        say "=== $name: skipped, the ${BUDGET}-s budget is spent"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     say "=== $name  ($*)"
     local t0=$SECONDS log
     log=$(mktemp)
@@ -115,32 +129,50 @@ setup_env() {
     export UNET3D_CACHE_DIR=${TMPDIR:-/tmp}/unet3d-gpu-check-cache
 }
 
+# The bench rows of the OpenCL conv passes (bench --only takes names).
+conv_rows() {
+    "$1" bench --list 2>/dev/null | grep '^conv3d_' | paste -sd, -
+}
+
 run_checks() {
-    local B=$PACK/bin G=$PACK/golden quick=() train=paper tlim=150
+    # tune: --quick is a 90-s search, but each of the 15 passes x buckets
+    # measures its baseline and confirms its winner past its share, so
+    # 75 s of search fit the step's 95 s (on PoCL, whose implicit GEMM
+    # takes seconds per run, 30 s do)
+    local B=$PACK/bin G=$PACK/golden quick=() train=paper tmin=1.25
     if [ "$MODE" = dry ]; then
-        quick=(--quick) train=tiny tlim=120
+        quick=(--quick) train=tiny tmin=0.5
     fi
+    local convs
+    convs=$(conv_rows "$B/unet3d")
     say "gpu_check $(cat "$PACK/commit" 2>/dev/null) on $(hostname), $(date -u)"
-    step gpu 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-    step devices 60 "$B/unet3d" devices
-    step op_tests 150 "$B/test_ops"
-    step opencl_ops 120 "$B/test_opencl_ops"
-    [ -x "$B/test_cudnn" ] && step cudnn_tests 150 "$B/test_cudnn"
+    # limits in s, in order of need; they add up to BUDGET (470)
+    step gpu 10 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    step devices 10 "$B/unet3d" devices
+    step op_tests 35 "$B/test_ops"
+    step opencl_ops_direct 30 env UNET3D_CONV_PATH=direct "$B/test_opencl_ops"
+    step opencl_ops_igemm 30 env UNET3D_CONV_PATH=igemm "$B/test_opencl_ops"
+    [ -x "$B/test_cudnn" ] && step cudnn_tests 30 "$B/test_cudnn"
     if [ -d "$G" ]; then
-        step golden_opencl 90 "$B/unet3d" golden --backend opencl "$G"
-        step golden_cudnn 90 "$B/unet3d" golden --backend cudnn "$G"
+        step golden_opencl 20 "$B/unet3d" golden --backend opencl "$G"
+        step golden_cudnn 20 "$B/unet3d" golden --backend cudnn "$G"
     fi
-    step bench_opencl "$tlim" "$B/unet3d" bench --backend opencl "${quick[@]}"
-    step bench_cudnn "$tlim" "$B/unet3d" bench --backend cudnn "${quick[@]}"
-    step train_opencl 120 "$B/unet3d" bench --backend opencl --train "$train"
-    step train_cudnn 120 "$B/unet3d" bench --backend cudnn --train "$train"
-    if "$B/unet3d" tune --help >/dev/null 2>&1; then
-        step tune 120 "$B/unet3d" tune --quick
-        step bench_tuned "$tlim" "$B/unet3d" bench --backend opencl "${quick[@]}"
+    step bench_opencl 35 "$B/unet3d" bench --backend opencl "${quick[@]}"
+    if [ -n "$convs" ]; then
+        step bench_conv_direct 20 env UNET3D_CONV_PATH=direct "$B/unet3d" \
+            bench --backend opencl "${quick[@]}" --only "$convs"
+        step bench_conv_igemm 20 env UNET3D_CONV_PATH=igemm "$B/unet3d" \
+            bench --backend opencl "${quick[@]}" --only "$convs"
     else
         say ""
-        say "=== tune: this unet3d has no tune command yet (issue #16): skipped"
+        say "=== bench_conv_*: bench --list names no conv3d_ rows: skipped"
     fi
+    step bench_cudnn 30 "$B/unet3d" bench --backend cudnn "${quick[@]}"
+    step train_opencl 25 "$B/unet3d" bench --backend opencl --train "$train"
+    step train_cudnn 25 "$B/unet3d" bench --backend cudnn --train "$train"
+    # conv3d, conv3d_igemm (with its per-pass choice of path), batch norm
+    step tune 95 "$B/unet3d" tune --minutes "$tmin"
+    step bench_tuned 35 "$B/unet3d" bench --backend opencl "${quick[@]}"
     say ""
     say "gpu_check: done in $SECONDS s"
 }
@@ -156,6 +188,7 @@ case ${1:---dry-run} in
     : >"$REPORT"
     echo "gpu_check: dry run on this machine (what --run does on the GPU" \
          "machine, with small sizes)"
+    SECONDS=0 # the budget counts the checks, not the build
     setup_env
     run_checks
     echo "gpu_check: report in gpu-pack/report.txt"
@@ -169,6 +202,7 @@ case ${1:---dry-run} in
     }
     REPORT=${OUT:-$PACK}/gpu_check.txt
     : >"$REPORT"
+    SECONDS=0
     setup_env
     run_checks
     ;;

@@ -21,7 +21,9 @@ int u3d_cmd_tune(int argc, char **argv)
          .help = "of the random candidates (default 1)"},
         {"--only", U3D_OPT_STRING, &o.only, 0, 0, "FAMILY[/PASS]",
          .help = "tune only conv3d, conv3d/fwd, conv3d/data,\n"
-                 "conv3d/weight or batchnorm"},
+                 "conv3d/weight, conv3d_igemm (also /fwd, /data,\n"
+                 "/weight: its tiles and, per pass and bucket,\n"
+                 "whether it or the direct kernels run) or batchnorm"},
         {"--out", U3D_OPT_STRING, &o.out, 0, 0, "FILE",
          .help = "write here instead of the cache folder's tuned\n"
                  "file (which later runs read)",
@@ -31,7 +33,8 @@ int u3d_cmd_tune(int argc, char **argv)
     const u3d_cmd_spec spec = {
         "tune", "[--quick | --minutes M] [options]",
         "Times candidate kernel parameters for every conv3d pass and shape\n"
-        "bucket and for batch norm (each checked against the reference\n"
+        "bucket (direct kernels and implicit GEMM, and which of the two\n"
+        "runs) and for batch norm (each checked against the reference\n"
         "backend first) and keeps the fastest in the cache folder, keyed\n"
         "by platform, device and driver. `unet3d devices` shows which\n"
         "tuning a device uses.\n",

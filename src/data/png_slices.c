@@ -331,9 +331,11 @@ u3d_status u3d_png_write_gray(const char *path, int w, int h,
     return u3d_outfile_commit(&o, err);
 }
 
-/* A slice with no unannotated voxel (as sparsify keeps them). */
-static int slice_full(const u3d_labels *l, char axis, int idx,
-                      uint16_t ignore)
+/* Slice idx of l along axis as an image of ww x hh pixels (the layout the
+ * reader above uses): px gets its labels; returns 0 when a pixel is
+ * `ignore` (the slice is not fully annotated). */
+static int slice_get(const u3d_labels *l, char axis, int idx, uint16_t ignore,
+                     unsigned char *px)
 {
     size_t hw = (size_t)l->h * l->w;
     int ww = axis == 'x' ? l->h : l->w, hh = axis == 'z' ? l->h : l->d;
@@ -344,23 +346,16 @@ static int slice_full(const u3d_labels *l, char axis, int idx,
                                      : (size_t)r * hw + (size_t)c * l->w + idx;
             if (l->data[i] == ignore)
                 return 0;
+            px[(size_t)r * ww + c] = (unsigned char)l->data[i];
         }
     return 1;
 }
 
 static u3d_status slice_write(const u3d_labels *l, char axis, int idx,
-                              const char *dir, unsigned char *px,
+                              const char *dir, const unsigned char *px,
                               u3d_error *err)
 {
-    size_t hw = (size_t)l->h * l->w;
     int ww = axis == 'x' ? l->h : l->w, hh = axis == 'z' ? l->h : l->d;
-    for (int r = 0; r < hh; r++)
-        for (int c = 0; c < ww; c++) {
-            size_t i = axis == 'z'   ? (size_t)idx * hw + (size_t)r * l->w + c
-                       : axis == 'y' ? (size_t)r * hw + (size_t)idx * l->w + c
-                                     : (size_t)r * hw + (size_t)c * l->w + idx;
-            px[(size_t)r * ww + c] = (unsigned char)l->data[i];
-        }
     char path[4200];
     snprintf(path, sizeof path, "%s/%c%04d.png", dir, axis, idx);
     return u3d_png_write_gray(path, ww, hh, px, err);
@@ -393,7 +388,7 @@ u3d_status u3d_labels_to_png_slices(const u3d_labels *l, uint16_t ignore,
     for (int a = 0; a < 3 && !st; a++) {
         int lim = a == 0 ? l->d : a == 1 ? l->h : l->w;
         for (int k = 0; k < lim && !st; k++)
-            if (slice_full(l, axes[a], k, ignore)) {
+            if (slice_get(l, axes[a], k, ignore, px)) {
                 st = slice_write(l, axes[a], k, dir, px, err);
                 (*nslices)++;
             }

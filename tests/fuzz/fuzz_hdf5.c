@@ -13,7 +13,7 @@
  * it read once without failing, it reads again).
  * Build and run: tools/fuzz.sh [SECONDS] (seeds: tests/fuzz/corpus/). */
 #include "fuzz_util.h"
-#include "unet3d/volume_io.h"
+#include "fuzz_stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -37,29 +37,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     u3d_volume_free(&v);
     u3d_volume_free(&b);
     return 0;
-}
-
-static void stream(const char *spec)
-{
-    u3d_error err;
-    u3d_vsource *s;
-    u3d_volume sh;
-    if (u3d_vsource_open(spec, 0, &s, &sh, &err)) {
-        fuzz_check_error(&err);
-        return;
-    }
-    size_t plane = (size_t)sh.c * sh.h * sh.w;
-    float *p = plane <= (1u << 24) ? malloc(plane * sizeof *p) : NULL;
-    if (p) {
-        if (u3d_vsource_read(s, sh.d - 1, p, &err) == U3D_OK)
-            fuzz_touch(p, plane);
-        else
-            fuzz_check_error(&err);
-        if (u3d_vsource_read_rows(s, 0, 0, 1, p, &err))
-            fuzz_check_error(&err);
-    }
-    free(p);
-    u3d_vsource_close(s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -98,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_check_error(&err);
         else
             u3d_labels_free(&l);
-        stream(spec[k]);
+        fuzz_stream(spec[k]);
     }
     return 0;
 }

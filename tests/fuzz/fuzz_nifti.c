@@ -5,8 +5,7 @@
  * readable data; failure a one-line message. A volume read is written
  * back (.nii.gz) and must read back the same.
  * Build and run: tools/fuzz.sh [SECONDS] (seeds: tests/fuzz/corpus/). */
-#include "fuzz_util.h"
-#include "unet3d/volume_io.h"
+#include "fuzz_stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,23 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check_error(&err);
     else
         u3d_labels_free(&l);
-    /* the plane stream: last plane, then the first rows of plane 0 */
-    u3d_vsource *s;
-    u3d_volume sh;
-    if (u3d_vsource_open(spec, 0, &s, &sh, &err) == U3D_OK) {
-        size_t plane = (size_t)sh.c * sh.h * sh.w;
-        float *p = malloc(plane * sizeof *p);
-        if (p) {
-            if (u3d_vsource_read(s, sh.d - 1, p, &err) == U3D_OK)
-                fuzz_touch(p, plane);
-            else
-                fuzz_check_error(&err);
-            if (u3d_vsource_read_rows(s, 0, 0, 1, p, &err))
-                fuzz_check_error(&err);
-        }
-        free(p);
-        u3d_vsource_close(s);
-    } else
-        fuzz_check_error(&err);
+    fuzz_stream(spec);
     return 0;
 }

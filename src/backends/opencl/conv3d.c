@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backends/opencl/conv3d_igemm.h"
+#include "backends/opencl/conv_bucket.h"
 #include "backends/opencl/opencl.h"
 
 #define PROG "conv3d"
@@ -34,7 +35,7 @@ typedef struct conv_geom {
 } conv_geom;
 
 /* Tuning value of this pass ("fwd", "data", "weight"; U3D_TUNE_ANY for
- * what all share) and shape bucket (conv_bucket): see tuning.h for where
+ * what all share) and shape bucket (u3d_cl_conv_bucket): see tuning.h for where
  * it comes from (UNET3D_TUNE_CONV3D_<PARAM> overrides it). */
 static int tune_at(const u3d_cl *cl, const char *pass, const char *bucket,
                    const char *param, int fallback)
@@ -48,15 +49,6 @@ static int tune(const u3d_cl *cl, const char *param, int fallback)
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-/* Shape bucket of a layer for the tuned rows: the paper net's first
- * levels (up to 64 channels) and its deeper ones, whose best blockings
- * differ (few positions, many channels). Symmetric in Cin/Cout, so the
- * data gradient of a layer falls in the layer's bucket. */
-static const char *conv_bucket(int cin, int cout)
-{
-    return (cin > cout ? cin : cout) > 64 ? "large" : "small";
-}
 
 /* Flat length of the computed positions, see cl/conv3d.cl. */
 static int conv_lq(const conv_geom *g)
@@ -215,7 +207,7 @@ static fwd_plan fwd_choose(const u3d_cl *cl, const char *pass,
                            const conv_geom *g)
 {
     fwd_plan p;
-    const char *b = conv_bucket(g->cin, g->cout);
+    const char *b = u3d_cl_conv_bucket(g->cin, g->cout);
     int cobmax = tune_at(cl, pass, b, "cob", 8);
     int accmax = tune_at(cl, pass, b, "acc", 8);
     int nvmax = tune_at(cl, pass, b, "nv", 4);
@@ -478,16 +470,12 @@ static u3d_status conv_run(u3d_backend *be, cten *src, const int pad[3],
     return st;
 }
 
-static int use_igemm(u3d_backend *be)
-{
-    return u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM;
-}
-
 u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                                  cten *x, cten *w, cten *b, u3d_tensor *y,
                                  u3d_error *err)
 {
-    if (use_igemm(be))
+    if (u3d_cl_conv_path_at(u3d_cl_of(be), "fwd", x->shape.c, y->shape.c) ==
+        U3D_CL_CONV_IGEMM)
         return u3d_cl_igemm_forward(be, p, x, w, b, y, err);
     int k[3], pad[3];
     u3d_conv3d_axes(p, k, pad);
@@ -509,9 +497,17 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
                                    const u3d_conv3d_params *p,
                                    const u3d_shape *x, const u3d_shape *w)
 {
-    if (u3d_cl_conv_path(u3d_cl_of(be)) == U3D_CL_CONV_IGEMM)
-        return u3d_cl_igemm_scratch_bytes(be, n, p, x, w);
     const u3d_cl *cl = u3d_cl_of(be);
+    /* each layer's forward runs the path its tuning picks ("use"); the
+     * slots are shared, so with both paths in use each path's need over
+     * all layers, added, bounds them */
+    int nig = 0;
+    for (int i = 0; i < n; i++)
+        nig += u3d_cl_conv_path_at(cl, "fwd", x[i].c, w[i].n) ==
+               U3D_CL_CONV_IGEMM;
+    size_t igemm = nig ? u3d_cl_igemm_scratch_bytes(be, n, p, x, w) : 0;
+    if (nig == n)
+        return igemm;
     size_t wmax = 0, xmax = 0;
     for (int i = 0; i < n; i++) {
         int k[3], pad[3];
@@ -531,14 +527,15 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
         wmax = wt > wmax ? wt : wmax;
         xmax = xp > xmax ? xp : xmax;
     }
-    return 2 * sizeof(float) * (wmax + xmax);
+    return igemm + 2 * sizeof(float) * (wmax + xmax);
 }
 
 u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
                                        const u3d_conv3d_params *p, cten *dy,
                                        cten *w, u3d_tensor *dx, u3d_error *err)
 {
-    if (use_igemm(be))
+    if (u3d_cl_conv_path_at(u3d_cl_of(be), "data", dx->shape.c,
+                            dy->shape.c) == U3D_CL_CONV_IGEMM)
         return u3d_cl_igemm_backward_data(be, p, dy, w, dx, err);
     int k[3], pad[3];
     u3d_conv3d_axes(p, k, pad);
@@ -563,7 +560,7 @@ static bww_plan bww_choose(const u3d_cl *cl, const conv_geom *g)
 {
     bww_plan p;
     int lq = conv_lq(g);
-    const char *b = conv_bucket(g->cin, g->cout);
+    const char *b = u3d_cl_conv_bucket(g->cin, g->cout);
     p.vw = tune_at(cl, "weight", b, "bw_vw", 4);
     p.lws = tune_at(cl, "weight", b, "bw_lws", 64);
     if (p.lws < 1)
@@ -640,8 +637,8 @@ static u3d_status bww_launch(u3d_cl *cl, const conv_geom *g,
     if (!with_bias)
         return U3D_OK;
     /* a work-group of bl (a power of 2) per channel and chunk */
-    int bl = tune_at(cl, "weight", conv_bucket(g->cin, g->cout), "bias_lws",
-                     64);
+    int bl = tune_at(cl, "weight", u3d_cl_conv_bucket(g->cin, g->cout),
+                     "bias_lws", 64);
     size_t blmax = cl->max_wg > 0 ? cl->max_wg : 64;
     bl = pow2_floor(bl < 1 ? 1 : (size_t)bl < blmax ? (size_t)bl : blmax);
     char bopts[32];
@@ -705,7 +702,8 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
                                          cten *dy, u3d_tensor *dw,
                                          u3d_tensor *db, u3d_error *err)
 {
-    if (use_igemm(be))
+    if (u3d_cl_conv_path_at(u3d_cl_of(be), "weight", x->shape.c,
+                            dy->shape.c) == U3D_CL_CONV_IGEMM)
         return u3d_cl_igemm_backward_weight(be, p, x, dy, dw, db, err);
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape xs = x->shape, ys = dy->shape;
@@ -764,9 +762,10 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
     return st;
 }
 
-/* What u3d_cl_conv3d_config describes: the blocking this pass chooses
- * for the layer, e.g. "vw16 cob8 acc16 nv2 lws64" (and where the values
- * came from: user/shipped/default/env). */
+/* What u3d_cl_conv3d_config describes: the path and blocking this pass
+ * chooses for the layer, e.g. "direct vw16 cob8 nv2 acc16 lws64" or
+ * "igemm 64x64x16 items8x16 vw4/4 lpad1" (and where the values came
+ * from: user/shipped/default/env/tuner). */
 void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                           const u3d_conv3d_params *p, u3d_shape x,
                           int cout, char *out, size_t n)
@@ -778,12 +777,28 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                               x.h + 2 * pad[1] - k[1] + 1,
                               x.w + 2 * pad[2] - k[2] + 1);
     const char *src;
-    const char *b = conv_bucket(x.c, cout);
+    const char *b = u3d_cl_conv_bucket(x.c, cout);
+    if (u3d_cl_conv_path_at(cl, pass, x.c, cout) == U3D_CL_CONV_IGEMM) {
+        int wt = !strcmp(pass, "weight");
+        u3d_igemm_cfg c = u3d_cl_igemm_config_at(
+            cl, wt ? U3D_IGEMM_BWW : U3D_IGEMM_FWD, pass, b);
+        const char *usrc; /* where the path choice came from */
+        u3d_tuning_get(&cl->tuning, "conv3d_igemm", pass, b, "use", 0, &usrc);
+        u3d_tuning_get(&cl->tuning, "conv3d_igemm", pass, b,
+                       wt ? "bw_mwg" : "mwg", 0, &src);
+        const char *env = getenv("UNET3D_CONV_PATH");
+        snprintf(out, n,
+                 "igemm %dx%dx%d items%dx%d vw%d/%d lpad%d (%s, %s; path "
+                 "%s)",
+                 c.mwg, c.nwg, c.kwg, c.mdimc, c.ndimc, c.vwm, c.vwn, c.lpad,
+                 b, src, env && env[0] ? "env" : usrc);
+        return;
+    }
     if (!strcmp(pass, "weight")) {
         conv_geom full = conv_full(x, pad, k, ys);
         bww_plan w = bww_choose(cl, &full);
         u3d_tuning_get(&cl->tuning, "conv3d", "weight", b, "bw_vw", 0, &src);
-        snprintf(out, n, "bw_vw%d bw_cob%d chunk%d x%d lws%d (%s, %s)",
+        snprintf(out, n, "direct bw_vw%d bw_cob%d chunk%d x%d lws%d (%s, %s)",
                  w.vw, w.cob, w.qchunk, w.nch, w.lws, b, src);
         return;
     }
@@ -800,7 +815,8 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
     int S;
     fwd_setup(cl, pass, x, pad, k, ys, &full, &S, &fp);
     u3d_tuning_get(&cl->tuning, "conv3d", pass, b, "vw", 0, &src);
-    snprintf(out, n, "vw%d cob%d nv%d acc%d lws%d%s (%s, %s)", fp.vw, fp.cob,
+    snprintf(out, n, "direct vw%d cob%d nv%d acc%d lws%d%s (%s, %s)", fp.vw,
+             fp.cob,
              fp.nv, fp.cob * fp.nv, fp.lws, fp.tapout ? " tapout" : "", b,
              src);
 }

@@ -16,8 +16,9 @@
  *
  * Build parameters (u3d_igemm_cfg; -D options of the kernel). Each is read
  * from env UNET3D_CONV3D_IGEMM_<PARAM> (weight gradient: ..._BW_<PARAM>),
- * else u3d_cl_tune(cl, "conv3d_igemm", "<param>" or "bw_<param>"), else
- * the default:
+ * else u3d_cl_tune_at(cl, "conv3d_igemm", pass, bucket, "<param>" or
+ * "bw_<param>") with the pass (fwd, data, weight) and the shape bucket of
+ * conv_bucket.h, else the default:
  *   MWG, NWG   work-group tile along M and N          fwd 64x64, bw 32x64
  *   KWG        K step staged in local memory            16
  *   MDIMC      work-items along M (local dim 1)         8
@@ -40,8 +41,10 @@
  * Sizes need not be multiples of the tiles (edge tiles are guarded).
  * Split-K of the weight gradient ("bw_groups" work-groups wanted, default
  * 256; chunks of at least "bw_minchunk" positions, 4096; at most
- * "bw_maxsplit" chunks per sample, 64) and "slab_kb" (the padded-slab
- * budget) are read the same way; any value is valid for them.
+ * "bw_maxsplit" chunks per sample, 64) are read the same way, "slab_kb"
+ * (the padded-slab budget) for all passes; any value is valid for them.
+ * "use" (per pass and bucket, u3d_cl_conv_path_at) picks this path or the
+ * direct kernels; `unet3d tune` searches all of these (tuner.c).
  *
  * Not done: the rearranged weights are rebuilt on every call (one cheap
  * launch). Caching them per weight buffer would need a version bumped by
@@ -53,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backends/opencl/conv3d_igemm.h"
+#include "backends/opencl/conv_bucket.h"
 
 #define PROG "conv3d_igemm"
 
@@ -83,9 +87,12 @@ int u3d_cl_conv_path(const u3d_cl *cl)
                : U3D_CL_CONV_DIRECT;
 }
 
-/* Tuning value `param`: env UNET3D_CONV3D_IGEMM_<PARAM> (a whole
- * non-negative number), else the tuning table, else fallback. */
-static int tune(const u3d_cl *cl, const char *param, int fallback)
+/* Tuning value `param` of pass tpass ("fwd", "data", "weight") and shape
+ * bucket (conv_bucket.h): env UNET3D_CONV3D_IGEMM_<PARAM> (a whole
+ * non-negative number), else the tuning rows of that pass and bucket
+ * (u3d_cl_tune_at), else fallback. */
+static int tune(const u3d_cl *cl, const char *tpass, const char *bucket,
+                const char *param, int fallback)
 {
     char name[64];
     snprintf(name, sizeof name, "UNET3D_CONV3D_IGEMM_%s", param);
@@ -100,13 +107,29 @@ static int tune(const u3d_cl *cl, const char *param, int fallback)
         if (!*end && !errno && v >= 0 && v <= INT_MAX)
             return (int)v;
     }
-    return u3d_cl_tune(cl, PROG, param, fallback);
+    return u3d_cl_tune_at(cl, PROG, tpass, bucket, param, fallback);
+}
+
+int u3d_cl_conv_path_at(const u3d_cl *cl, const char *tpass, int cin,
+                        int cout)
+{
+    int dev = u3d_cl_conv_path(cl);
+    const char *env = getenv("UNET3D_CONV_PATH");
+    int t = u3d_cl_tune(cl, "conv3d", "path", 0);
+    if ((env && (!strcmp(env, "igemm") || !strcmp(env, "direct"))) ||
+        t == U3D_CL_CONV_DIRECT || t == U3D_CL_CONV_IGEMM)
+        return dev; /* a device-wide choice overrides the rows */
+    return u3d_cl_tune_at(cl, PROG, tpass, u3d_cl_conv_bucket(cin, cout),
+                          "use", dev == U3D_CL_CONV_IGEMM)
+               ? U3D_CL_CONV_IGEMM
+               : U3D_CL_CONV_DIRECT;
 }
 
 static const char *const PARAMS[8] = {"mwg",   "nwg", "kwg", "mdimc",
                                       "ndimc", "vwm", "vwn", "lpad"};
 
-u3d_igemm_cfg u3d_cl_igemm_config(const u3d_cl *cl, u3d_igemm_pass pass)
+u3d_igemm_cfg u3d_cl_igemm_config_at(const u3d_cl *cl, u3d_igemm_pass pass,
+                                     const char *tpass, const char *bucket)
 {
     static const int def[2][8] = {{64, 64, 16, 8, 16, 4, 4, 1},
                                   {32, 64, 16, 8, 16, 4, 4, 1}};
@@ -115,10 +138,15 @@ u3d_igemm_cfg u3d_cl_igemm_config(const u3d_cl *cl, u3d_igemm_pass pass)
         char name[32];
         snprintf(name, sizeof name, "%s%s", pass == U3D_IGEMM_BWW ? "bw_" : "",
                  PARAMS[i]);
-        v[i] = tune(cl, name, def[pass][i]);
+        v[i] = tune(cl, tpass, bucket, name, def[pass][i]);
     }
     u3d_igemm_cfg c = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
     return c;
+}
+
+u3d_igemm_cfg u3d_cl_igemm_config(const u3d_cl *cl, u3d_igemm_pass pass)
+{
+    return u3d_cl_igemm_config_at(cl, pass, U3D_TUNE_ANY, U3D_TUNE_ANY);
 }
 
 static int is_width(int v)
@@ -190,11 +218,12 @@ int u3d_cl_igemm_valid(const u3d_cl *cl, u3d_igemm_pass pass,
 }
 
 /* The configuration of a pass, checked; the error names the variables. */
-static u3d_status config(const u3d_cl *cl, u3d_igemm_pass pass, int taps,
+static u3d_status config(const u3d_cl *cl, u3d_igemm_pass pass,
+                         const char *tpass, const char *bucket, int taps,
                          u3d_igemm_cfg *c, u3d_error *err)
 {
     char why[160];
-    *c = u3d_cl_igemm_config(cl, pass);
+    *c = u3d_cl_igemm_config_at(cl, pass, tpass, bucket);
     if (!u3d_cl_igemm_valid(cl, pass, c, taps, why, sizeof why))
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "conv3d igemm: the %s tile parameters (MWG %d NWG "
@@ -252,7 +281,9 @@ static ig_geom geom_slab(const ig_geom *full, int z0, int S)
 static int slab_planes(const u3d_cl *cl, size_t plane_floats, int extra,
                        int dout)
 {
-    size_t budget = (size_t)tune(cl, "slab_kb", 1 << 18) * 1024 / 4;
+    size_t budget =
+        (size_t)tune(cl, U3D_TUNE_ANY, U3D_TUNE_ANY, "slab_kb", 1 << 18) *
+        1024 / 4;
     size_t fit = plane_floats ? budget / plane_floats : (size_t)dout;
     int s = fit > (size_t)extra + (size_t)dout ? dout : (int)fit - extra;
     if (s < 2 * extra)
@@ -476,7 +507,9 @@ static u3d_status conv_run(u3d_backend *be, cten *src, const int k[3],
     u3d_shape s = src->shape;
     ig_geom full = geom_full(s, k, pad, ys);
     u3d_igemm_cfg c;
-    U3D_TRY(config(cl, U3D_IGEMM_FWD, taps_of(&full), &c, err));
+    U3D_TRY(config(cl, U3D_IGEMM_FWD, flip ? "data" : "fwd",
+                   u3d_cl_conv_bucket(full.cin, full.cout), taps_of(&full),
+                   &c, err));
     size_t plane = (size_t)s.n * s.c * full.hp * full.wp;
     int S = slab_planes(cl, plane, full.dp - ys.d, ys.d);
     cl_mem wa, xp = NULL;
@@ -555,9 +588,10 @@ size_t u3d_cl_igemm_scratch_bytes(u3d_backend *be, int n,
                                   const u3d_shape *x, const u3d_shape *w)
 {
     const u3d_cl *cl = u3d_cl_of(be);
-    u3d_igemm_cfg c = u3d_cl_igemm_config(cl, U3D_IGEMM_FWD);
     size_t wmax = 0, xmax = 0;
     for (int i = 0; i < n; i++) {
+        u3d_igemm_cfg c = u3d_cl_igemm_config_at(
+            cl, U3D_IGEMM_FWD, "fwd", u3d_cl_conv_bucket(x[i].c, w[i].n));
         u3d_igemm_conv cv = cubic(&p[i]);
         u3d_shape ys = u3d_shape5(x[i].n, w[i].n,
                                   out_size(x[i].d, cv.k[0], cv.pad[0]),
@@ -591,9 +625,10 @@ static bw_split bw_choose(const u3d_cl *cl, const ig_geom *g,
     int lq = geom_lq(g);
     long groups = (long)ceil_div(g->cin * taps_of(g), c->nwg) *
                   ceil_div(g->cout, c->mwg) * g->n;
-    long want = tune(cl, "bw_groups", 256);
-    int minchunk = tune(cl, "bw_minchunk", 4096);
-    int maxsplit = tune(cl, "bw_maxsplit", 64);
+    const char *b = u3d_cl_conv_bucket(g->cin, g->cout);
+    long want = tune(cl, "weight", b, "bw_groups", 256);
+    int minchunk = tune(cl, "weight", b, "bw_minchunk", 4096);
+    int maxsplit = tune(cl, "weight", b, "bw_maxsplit", 64);
     int nq = (int)((want + groups - 1) / groups);
     int nqmax = ceil_div(lq, minchunk < 1 ? 1 : minchunk);
     if (nq > nqmax)
@@ -710,7 +745,9 @@ u3d_status u3d_cl_igemm_conv_backward_weight(u3d_backend *be,
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(ys), err));
     ig_geom full = geom_full(xs, cv->k, cv->pad, ys);
     u3d_igemm_cfg c;
-    U3D_TRY(config(cl, U3D_IGEMM_BWW, taps_of(&full), &c, err));
+    U3D_TRY(config(cl, U3D_IGEMM_BWW, "weight",
+                   u3d_cl_conv_bucket(full.cin, full.cout), taps_of(&full),
+                   &c, err));
     size_t xplane =
         padded(&full) ? (size_t)xs.n * xs.c * full.hp * full.wp : 0;
     size_t qplane = (size_t)ys.n * ys.c * full.hp * full.wp;

@@ -11,6 +11,13 @@ enum { U3D_CL_CONV_DIRECT = 1, U3D_CL_CONV_IGEMM = 2 };
  * tuning value ("conv3d", "path": 1 direct, 2 igemm), else igemm on GPUs
  * and accelerators, direct on CPUs and the oclgrind simulator. */
 int u3d_cl_conv_path(const u3d_cl *cl);
+/* The path of one layer's pass (tpass "fwd", "data", "weight"; cin, cout
+ * the layer's channels): UNET3D_CONV_PATH or a "conv3d" "path" row when
+ * set, else the tuning value ("conv3d_igemm", tpass, the layer's shape
+ * bucket, "use": 1 igemm, 0 direct), else u3d_cl_conv_path's device
+ * default. The tuner sets "use" per pass and bucket. */
+int u3d_cl_conv_path_at(const u3d_cl *cl, const char *tpass, int cin,
+                        int cout);
 
 /* The two GEMM kernels: forward (and data gradient), weight gradient. */
 typedef enum { U3D_IGEMM_FWD = 0, U3D_IGEMM_BWW = 1 } u3d_igemm_pass;
@@ -23,10 +30,15 @@ typedef struct u3d_igemm_cfg {
     int lpad;           /* padding floats per local-memory row */
 } u3d_igemm_cfg;
 
-/* The configuration in use for a pass: per parameter the environment
+/* The configuration in use for a kernel pass, for tuning pass tpass
+ * ("fwd", "data" with U3D_IGEMM_FWD; "weight" with U3D_IGEMM_BWW) and
+ * shape bucket (conv_bucket.h): per parameter the environment
  * (UNET3D_CONV3D_IGEMM_<PARAM>, weight gradient UNET3D_CONV3D_IGEMM_BW_
- * <PARAM>), else u3d_cl_tune(cl, "conv3d_igemm", "[bw_]<param>"), else
- * the default. */
+ * <PARAM>), else u3d_cl_tune_at(cl, "conv3d_igemm", tpass, bucket,
+ * "[bw_]<param>"), else the default. _config: the rows of any pass and
+ * bucket ("-") only. */
+u3d_igemm_cfg u3d_cl_igemm_config_at(const u3d_cl *cl, u3d_igemm_pass pass,
+                                     const char *tpass, const char *bucket);
 u3d_igemm_cfg u3d_cl_igemm_config(const u3d_cl *cl, u3d_igemm_pass pass);
 
 /* 1 if cfg can run pass on this device for kernels of `taps` taps (the

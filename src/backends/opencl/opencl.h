@@ -7,8 +7,9 @@
 
 /* u3d_cl_NAME for every op of include/unet3d/op_list.h */
 U3D_BACKEND_DECLARE_OPS(cl)
-/* The blocking conv3d's pass ("fwd", "data", "weight") chooses for input
- * x and cout output channels, in words (bench rows say what they ran). */
+/* The path and blocking conv3d's pass ("fwd", "data", "weight") chooses
+ * for input x and cout output channels, in words (bench rows say what
+ * they ran). */
 void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                           const u3d_conv3d_params *p, u3d_shape x,
                           int cout, char *out, size_t n);

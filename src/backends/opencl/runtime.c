@@ -145,6 +145,50 @@ static u3d_status enumerate(devlist *L, u3d_error *err)
 
 /* OpenCL devices, then CUDA devices when the cuDNN backend is built; a
  * machine without OpenCL still lists its CUDA devices. */
+/* Which conv kernels each pass and shape bucket runs on the device of
+ * key (conv3d_igemm.c's u3d_cl_conv_path_at, without a context): the
+ * environment, a "conv3d" "path" row, the "conv3d_igemm" "use" rows
+ * (`unet3d tune` sets them), else igemm on GPUs, direct on CPUs. */
+static void conv_paths(const u3d_tune_key *key, int gpu, char *out,
+                       size_t n)
+{
+    const char *env = getenv("UNET3D_CONV_PATH");
+    if (env && (!strcmp(env, "igemm") || !strcmp(env, "direct"))) {
+        snprintf(out, n, "%s everywhere (UNET3D_CONV_PATH)", env);
+        return;
+    }
+    char dir[900];
+    u3d_cache_dir(dir, sizeof dir);
+    u3d_tuning t;
+    u3d_error err = {0};
+    if (u3d_tuning_init(&t, key, dir, &err)) {
+        snprintf(out, n, "unknown (%s)", err.msg);
+        return;
+    }
+    int path = u3d_tuning_get(&t, "conv3d", U3D_TUNE_ANY, U3D_TUNE_ANY,
+                              "path", 0, NULL);
+    if (path == 1 || path == 2) {
+        snprintf(out, n, "%s everywhere (tuning row conv3d path %d)",
+                 path == 2 ? "igemm" : "direct", path);
+        u3d_tuning_free(&t);
+        return;
+    }
+    static const char *const passes[] = {"fwd", "data", "weight"};
+    static const char *const buckets[] = {"small", "large"};
+    size_t used = 0;
+    out[0] = 0;
+    for (int p = 0; p < 3; p++)
+        for (int b = 0; b < 2 && used < n; b++) {
+            const char *src;
+            int use = u3d_tuning_get(&t, "conv3d_igemm", passes[p],
+                                     buckets[b], "use", gpu, &src);
+            used += (size_t)snprintf(out + used, n - used, "%s%s/%s %s (%s)",
+                                     used ? ", " : "", passes[p], buckets[b],
+                                     use ? "igemm" : "direct", src);
+        }
+    u3d_tuning_free(&t);
+}
+
 u3d_status u3d_list_devices(FILE *out, u3d_error *err)
 {
     devlist L;
@@ -182,6 +226,13 @@ u3d_status u3d_list_devices(FILE *out, u3d_error *err)
                     sizeof key.driver);
             u3d_tuning_describe(&key, how, sizeof how);
             fprintf(out, "         tuning: %s\n", how);
+            conv_paths(&key,
+                       (t & (CL_DEVICE_TYPE_GPU |
+                             CL_DEVICE_TYPE_ACCELERATOR)) &&
+                           !strstr(pn, "Oclgrind"),
+                       how, sizeof how);
+            fprintf(out, "         conv path (conv3d_igemm use): %s\n",
+                    how);
         }
     }
 #ifdef U3D_HAVE_CUDNN

@@ -32,7 +32,9 @@ static int seen_add(seen *s, const int *v, int np)
 static int nvalues(const u3d_tune_space *sp, int p)
 {
     int k = 0;
-    while (k < U3D_TUNE_MAX_VALUES && sp->values[p][k])
+    /* a leading 0 is a value (see tune_search.h), a later one the end */
+    while (k < U3D_TUNE_MAX_VALUES &&
+           (sp->values[p][k] || (k == 0 && sp->values[p][1])))
         k++;
     return k;
 }

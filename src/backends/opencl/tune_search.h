@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "unet3d/error.h"
 
-#define U3D_TUNE_MAX_PARAMS 8
+#define U3D_TUNE_MAX_PARAMS 12 /* conv3d_igemm weight: 8 tile, 3 split-K, use */
 #define U3D_TUNE_MAX_VALUES 12
 #define U3D_TUNE_MAX_FIXED 8
 
@@ -17,6 +17,9 @@ typedef struct u3d_tune_limits {
     size_t max_wg;    /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     size_t local_mem; /* CL_DEVICE_LOCAL_MEM_SIZE, bytes */
     int is_cpu;
+    /* the device for validity functions that ask it themselves (tuner.c
+     * passes its u3d_cl); NULL in tests without a device */
+    const void *dev;
 } u3d_tune_limits;
 
 /* One kernel family and pass: the parameters and their values. A new
@@ -26,7 +29,8 @@ typedef struct u3d_tune_space {
     const char *pass;   /* "fwd", "data", "weight", ... */
     int nparams;
     const char *params[U3D_TUNE_MAX_PARAMS];
-    /* the values of each parameter, 0-terminated */
+    /* the values of each parameter, 0-terminated; a list may start with
+     * the value 0 (switches {0, 1}, padding {0, 1, 2}) */
     int values[U3D_TUNE_MAX_PARAMS][U3D_TUNE_MAX_VALUES];
     /* stage 1: hand-picked candidates (after the one in use) */
     int nfixed;

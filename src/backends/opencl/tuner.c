@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "backends/opencl/conv3d_igemm.h"
 #include "backends/opencl/opencl.h"
 #include "backends/opencl/tune_search.h"
 #include "unet3d/rng.h"
@@ -72,11 +73,68 @@ static int bn_valid(const int *v, const u3d_tune_limits *lim)
            (size_t)v[2] >= lws * (size_t)v[0];
 }
 
-/* The table: one entry per family and pass. Adding a family (e.g. the
- * implicit-GEMM path, "conv3d_igemm") is one more entry: its parameters
- * and values, a few hand-picked candidates, a validity function with the
- * device's limits (local memory for its tiles), the code's defaults, the
- * op it runs and its shape buckets. */
+/* conv3d_igemm (conv3d_igemm.c): the tile parameters of u3d_igemm_cfg in
+ * its order, then (weight gradient) the split-K ones, last "use" (1: this
+ * path, 0: the direct kernels, for this pass and bucket). A tile is valid
+ * when u3d_cl_igemm_valid says so for the 3x3x3 kernels the tuner runs;
+ * with use 0 the tile is unused, so only the defaults' stand for it (no
+ * repeats of the direct path under other names). */
+#define IGEMM_USE_FWD 8
+#define IGEMM_USE_BW 11
+static const int igemm_def[2][12] = {
+    {64, 64, 16, 8, 16, 4, 4, 1, 1},
+    {32, 64, 16, 8, 16, 4, 4, 1, 256, 4096, 64, 1}};
+
+static int igemm_valid(const int *v, const u3d_tune_limits *lim,
+                       u3d_igemm_pass pass, int use_at)
+{
+    if (!v[use_at]) /* the direct path: the tile must be the defaults' */
+        return !memcmp(v, igemm_def[pass], (size_t)use_at * sizeof *v);
+    if (!lim->dev) /* no device to ask */
+        return 0;
+    u3d_igemm_cfg c = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    return u3d_cl_igemm_valid(lim->dev, pass, &c, 27, NULL, 0);
+}
+
+static int igemm_fwd_valid(const int *v, const u3d_tune_limits *lim)
+{
+    return igemm_valid(v, lim, U3D_IGEMM_FWD, IGEMM_USE_FWD);
+}
+
+static int igemm_bw_valid(const int *v, const u3d_tune_limits *lim)
+{
+    return igemm_valid(v, lim, U3D_IGEMM_BWW, IGEMM_USE_BW);
+}
+
+/* CLBlast's SGEMM-like tiles: 64x64 by 8x16 items (the default), 32x64,
+ * 128x64 by 16x16, 32x32 by 8x8, 64x128, a wide K step; then the direct
+ * path. */
+#define IGEMM_FWD_SPACE(pass_)                                                 \
+    {"conv3d_igemm", pass_, 9,                                                 \
+     {"mwg", "nwg", "kwg", "mdimc", "ndimc", "vwm", "vwn", "lpad", "use"},    \
+     {{16, 32, 64, 128},                                                       \
+      {16, 32, 64, 128},                                                       \
+      {8, 16, 32},                                                             \
+      {4, 8, 16},                                                              \
+      {8, 16, 32},                                                             \
+      {1, 2, 4, 8},                                                            \
+      {1, 2, 4, 8},                                                            \
+      {0, 1, 2},                                                               \
+      {0, 1}},                                                                 \
+     7,                                                                        \
+     {{64, 64, 16, 8, 16, 4, 4, 1, 1},                                         \
+      {32, 64, 16, 8, 16, 4, 4, 1, 1},                                         \
+      {128, 64, 16, 16, 16, 4, 4, 1, 1},                                       \
+      {32, 32, 16, 8, 8, 4, 4, 1, 1},                                          \
+      {64, 128, 16, 8, 16, 4, 4, 1, 1},                                        \
+      {64, 64, 32, 8, 16, 4, 4, 1, 1},                                         \
+      {64, 64, 16, 8, 16, 4, 4, 1, 0}},                                        \
+     igemm_fwd_valid}
+
+/* The table: one entry per family and pass. Adding a family is one more
+ * entry: its parameters and values, a few hand-picked candidates, a
+ * validity function with the device's limits (local memory for its
+ * tiles), the code's defaults, the op it runs and its shape buckets. */
 static const tune_entry entries[] = {
     {CONV_FWD_SPACE("fwd"), {4, 8, 8, 4, 64, 16}, OP_CONV_FWD,
      {"small", "large", NULL}},
@@ -98,6 +156,37 @@ static const tune_entry entries[] = {
      {4, 4, 64, 4096, 65536, 65536},
      OP_CONV_WEIGHT,
      {"small", "large", NULL}},
+    {IGEMM_FWD_SPACE("fwd"), {64, 64, 16, 8, 16, 4, 4, 1, 1}, OP_CONV_FWD,
+     {"small", "large", NULL}},
+    {IGEMM_FWD_SPACE("data"), {64, 64, 16, 8, 16, 4, 4, 1, 1}, OP_CONV_DATA,
+     {"small", "large", NULL}},
+    {{"conv3d_igemm", "weight", 12,
+      {"bw_mwg", "bw_nwg", "bw_kwg", "bw_mdimc", "bw_ndimc", "bw_vwm",
+       "bw_vwn", "bw_lpad", "bw_groups", "bw_minchunk", "bw_maxsplit",
+       "use"},
+      {{16, 32, 64, 128},
+       {16, 32, 64, 128},
+       {8, 16, 32},
+       {4, 8, 16},
+       {8, 16, 32},
+       {1, 2, 4, 8},
+       {1, 2, 4, 8},
+       {0, 1, 2},
+       {64, 256, 1024, 4096},
+       {256, 1024, 4096, 16384},
+       {16, 64, 256},
+       {0, 1}},
+      6,
+      {{32, 64, 16, 8, 16, 4, 4, 1, 256, 4096, 64, 1},
+       {64, 64, 16, 8, 16, 4, 4, 1, 256, 4096, 64, 1},
+       {32, 32, 16, 8, 8, 4, 4, 1, 256, 4096, 64, 1},
+       {64, 64, 32, 8, 16, 4, 4, 1, 256, 4096, 64, 1},
+       {32, 64, 16, 8, 16, 4, 4, 1, 1024, 1024, 256, 1}, /* more split-K */
+       {32, 64, 16, 8, 16, 4, 4, 1, 256, 4096, 64, 0}},
+      igemm_bw_valid},
+     {32, 64, 16, 8, 16, 4, 4, 1, 256, 4096, 64, 1},
+     OP_CONV_WEIGHT,
+     {"small", "large", NULL}},
     /* layers without passes or buckets: rows of pass and bucket "-" */
     {{"batchnorm", U3D_TUNE_ANY, 3,
       {"vw", "lws", "chunk"},
@@ -113,6 +202,16 @@ static const tune_entry entries[] = {
      {U3D_TUNE_ANY, NULL}},
 };
 #define NENTRIES ((int)(sizeof entries / sizeof entries[0]))
+
+const struct u3d_tune_space *u3d_tuner_space(const char *family,
+                                             const char *pass)
+{
+    for (int i = 0; i < NENTRIES; i++)
+        if (!strcmp(entries[i].space.family, family) &&
+            !strcmp(entries[i].space.pass, pass))
+            return &entries[i].space;
+    return NULL;
+}
 
 /* Shapes of a bucket: timed on the paper net's layers (conv3d_bucket's
  * classes), checked on a small input with the same channels (so the same
@@ -318,6 +417,15 @@ static int measure(void *ctx, const int *v, double *seconds)
     if (u3d_tuning_force(&c->cl->tuning, sp->family, sp->params, v,
                          sp->nparams, &err))
         return 1;
+    /* the direct kernels' candidates run on the direct path, wherever the
+     * device's default or tuned "use" would send the layer */
+    u3d_tuning *tu = &c->cl->tuning;
+    if (!strcmp(sp->family, "conv3d") && tu->nforced < U3D_TUNE_MAX_FORCED) {
+        u3d_tune_row *r = &tu->forced[tu->nforced++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->family, sizeof r->family, "conv3d_igemm");
+        snprintf(r->param, sizeof r->param, "use");
+    }
     /* the check: the op on the small case against the reference */
     size_t ng;
     u3d_status st = io_run(&c->check, c->e->op, &err);
@@ -397,6 +505,14 @@ static int selected(const u3d_tuner_opts *o, const tune_entry *e)
     return !strcmp(o->only, e->space.family) || !strcmp(o->only, name);
 }
 
+/* The GPU path is not searched on a CPU unless asked for by name. */
+static int cpu_skips(const u3d_tuner_opts *o, const tune_entry *e,
+                     const u3d_cl *cl)
+{
+    return cl->is_cpu && !strcmp(e->space.family, "conv3d_igemm") &&
+           !(o->only && !strncmp(o->only, "conv3d_igemm", 12));
+}
+
 /* One entry and bucket: the search, then the winner merged into rows. */
 static u3d_status tune_one(tctx *c, const u3d_tuner_opts *o, double budget,
                            const u3d_tune_limits *lim, uint64_t seed,
@@ -439,6 +555,15 @@ static u3d_status tune_one(tctx *c, const u3d_tuner_opts *o, double budget,
         base[p] = u3d_tuning_get(&c->cl->tuning, sp->family, sp->pass,
                                  c->bucket, sp->params[p], e->defaults[p],
                                  NULL);
+    int use = sp->params[sp->nparams - 1] &&
+              !strcmp(sp->params[sp->nparams - 1], "use");
+    if (use) { /* the path this pass takes now (default: by device) */
+        base[sp->nparams - 1] =
+            u3d_cl_conv_path_at(c->cl, sp->pass, tc.cin, tc.cout) ==
+            U3D_CL_CONV_IGEMM;
+        if (!base[sp->nparams - 1]) /* its tile unused: see igemm_valid */
+            memcpy(base, e->defaults, (size_t)(sp->nparams - 1) * sizeof *base);
+    }
     u3d_tune_search_opts so = {budget, seed, 0, base, 2, 0.03};
     u3d_tune_outcome out;
     c->best = INFINITY;
@@ -449,7 +574,7 @@ static u3d_status tune_one(tctx *c, const u3d_tuner_opts *o, double budget,
     free(c->want);
     free(c->got);
     U3D_TRY(st);
-    char bs[160], ws[160];
+    char bs[320], ws[320];
     u3d_tune_format(sp, base, bs, sizeof bs);
     u3d_tune_format(sp, out.best, ws, sizeof ws);
     fprintf(c->log,
@@ -497,21 +622,28 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
                               "set UNET3D_CACHE_DIR or give --out");
         u3d_tune_path(dir, &cl->tuning.key, path, n);
     }
-    int ntasks = 0;
+    int ntasks = 0, skipped_igemm = 0;
     for (int i = 0; i < NENTRIES; i++)
         for (int b = 0; selected(o, &entries[i]) && entries[i].buckets[b];
-             b++)
+             b++) {
+            if (cpu_skips(o, &entries[i], cl)) {
+                skipped_igemm = 1;
+                continue;
+            }
             ntasks++;
+        }
     if (!ntasks)
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "--only %s names no family or family/pass "
                           "(conv3d, conv3d/fwd, conv3d/data, conv3d/weight, "
+                          "conv3d_igemm, conv3d_igemm/fwd, "
+                          "conv3d_igemm/data, conv3d_igemm/weight, "
                           "batchnorm)",
                           o->only);
     u3d_backend_config rc = {.backend = "ref"};
     u3d_backend *ref;
     U3D_TRY(u3d_backend_create(&rc, &ref, err));
-    u3d_tune_limits lim = {cl->max_wg, 0, cl->is_cpu};
+    u3d_tune_limits lim = {cl->max_wg, 0, cl->is_cpu, cl};
     cl_ulong lm = 0;
     clGetDeviceInfo(cl->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof lm, &lm,
                     NULL);
@@ -526,11 +658,24 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
         rows = NULL;
         nrows = 0;
     }
-    double budget = o->minutes * 60.0 / ntasks;
+    const char *forced = getenv("UNET3D_CONV_PATH");
+    if (forced && forced[0])
+        fprintf(log, "note: UNET3D_CONV_PATH=%s overrides the \"use\" "
+                     "switch of conv3d_igemm while tuning; unset it to "
+                     "compare the two paths\n",
+                forced);
+    /* the budget is shared out as the run goes: a pass that overran (its
+     * reference, its baseline, the confirmation) leaves less to the next */
+    const double total = o->minutes * 60.0, t_start = now(NULL);
     fprintf(log, "tuning %s | %s (driver %s): %d passes x buckets, %.0f s "
-                 "each\n",
+                 "in all\n",
             cl->platform_name, cl->device_name, cl->driver_version, ntasks,
-            budget);
+            total);
+    if (skipped_igemm)
+        fprintf(log, "conv3d_igemm: not tuned on a CPU device (the GPU "
+                     "path; the direct kernels are 5-40x faster on PoCL); "
+                     "--only conv3d_igemm tunes it anyway\n");
+    int left = ntasks;
     char summary[4096] = "";
     size_t used = 0;
     u3d_status st = U3D_OK;
@@ -539,6 +684,11 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
         if (!selected(o, &entries[i]))
             continue;
         for (int b = 0; entries[i].buckets[b] && !st; b++) {
+            if (cpu_skips(o, &entries[i], cl))
+                continue;
+            double budget = (total - (now(NULL) - t_start)) / left--;
+            if (budget < 0)
+                budget = 0; /* the baseline only: nothing else starts */
             tctx c = {0};
             c.be = be;
             c.ref = ref;
@@ -546,7 +696,7 @@ u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
             c.e = &entries[i];
             c.bucket = entries[i].buckets[b];
             c.log = log;
-            char line[400];
+            char line[800];
             st = tune_one(&c, o, budget, &lim, u3d_splitmix64(&seed), &rows,
                           &nrows, line, sizeof line, err);
             if (!st && used < sizeof summary)

@@ -21,4 +21,10 @@ typedef struct u3d_tuner_opts {
 u3d_status u3d_tuner_run(u3d_backend *be, const u3d_tuner_opts *o,
                          FILE *log, char *path, size_t n, u3d_error *err);
 
+struct u3d_tune_space;
+/* The parameter space tuned for family and pass (tests check its fixed
+ * candidates on the device); NULL when the table has none. */
+const struct u3d_tune_space *u3d_tuner_space(const char *family,
+                                             const char *pass);
+
 #endif

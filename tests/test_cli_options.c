@@ -160,7 +160,8 @@ static void info_sizes_dhw(void **state)
     assert_non_null(strstr(err, "W=131"));
 }
 
-/* Parameter counts of anisotropic nets, computed by hand (k: taps of a
+/* Parameter counts of anisotropic nets, computed by hand and the same in
+ * PyTorch (tools/make_golden_aniso.py --counts) (k: taps of a
  * conv, 1x3x3 = 9, 3x3x3 = 27; a conv cin -> cout has cin*cout*k + cout
  * parameters, an up-conv 1x2x2 c*c*4, 2x2x2 c*c*8, BN gamma+beta 2*cout).
  *

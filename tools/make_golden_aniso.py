@@ -9,6 +9,10 @@ double precision from float32 inputs and stored as float32. Per-axis sizes
 are written D,H,W: `kernel 1,3,3`, `padding 0,1,1`, `stride 1,2,2`.
 
     python3 tools/make_golden_aniso.py [--out DIR] [--seed S]
+    python3 tools/make_golden_aniso.py --counts
+
+--counts prints PyTorch's parameter counts of the anisotropic networks
+that tests/test_cli_options.c (info_anisotropic) checks, instead.
 
 Needs torch and numpy. Deterministic for a seed: the inputs come from
 numpy's PCG64 generator, rounded to float32 before PyTorch sees them, so
@@ -94,13 +98,57 @@ def upconv_case(out, name, rng, n, cin, cout, dhw, f, bias):
           ("weight_layout", "Cin,Cout,kD,kH,kW")], t)
 
 
+def unet_params(levels, f, cin, classes, kernels, pools, bn_affine):
+    """Learnable parameters of the U-Net of the golden README's layout
+    with per-level kernels (levels entries) and pools (levels-1)."""
+    import torch.nn as nn
+    mods = []
+
+    def conv(ci, co, k):
+        mods.append(nn.Conv3d(ci, co, k))
+        mods.append(nn.BatchNorm3d(co, affine=bn_affine))
+
+    for lv in range(levels):
+        c0 = cin if lv == 0 else f << lv
+        conv(c0, f << lv, kernels[lv])
+        conv(f << lv, f << (lv + 1), kernels[lv])
+    for j in range(levels - 1):
+        m = levels - 2 - j
+        s, up = f << (m + 1), f << (m + 2)
+        mods.append(nn.ConvTranspose3d(up, up, pools[m], stride=pools[m],
+                                       bias=False))
+        conv(s + up, s, kernels[m])
+        conv(s, s, kernels[m])
+    mods.append(nn.Conv3d(2 * f, classes, 1))
+    return sum(p.numel() for mo in mods for p in mo.parameters())
+
+
+def print_counts():
+    flat, iso = (1, 3, 3), (3, 3, 3)
+    rows = [("info --preset small --dims 2", (3, 8, 1, 2, [flat] * 3,
+                                               [(1, 2, 2)] * 2)),
+            ("info --preset tiny --kernels 1x3x3,3x3x3,3x3x3 "
+             "--pools 1x2x2,2x2x2", (3, 4, 2, 3, [flat, iso, iso],
+                                     [(1, 2, 2), (2, 2, 2)])),
+            ("info --preset paper", (4, 32, 3, 3, [iso] * 4,
+                                     [(2, 2, 2)] * 3))]
+    for name, a in rows:
+        print(f"{name}: {unet_params(*a, False)} "
+              f"(with BN gamma/beta {unet_params(*a, True)})")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "shared",
                                                   "golden"))
     ap.add_argument("--seed", type=int, default=20)
+    ap.add_argument("--counts", action="store_true",
+                    help="print the networks' parameter counts instead")
     a = ap.parse_args()
+    if a.counts:
+        print_counts()
+        return
     torch.set_default_dtype(torch.float64)
     rng = np.random.Generator(np.random.PCG64(a.seed))
     out = os.path.normpath(a.out)

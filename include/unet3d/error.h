@@ -24,6 +24,10 @@ typedef struct u3d_error {
     char msg[1024];
 } u3d_error;
 
+/* Replaces control characters of s (newlines included) by '?': every
+ * message is one line. u3d_seterr and u3d_errprefix apply it. */
+void u3d_msg_oneline(char *s);
+
 /* Sets err (may be NULL) and returns code, so callers can write
  * `return u3d_seterr(err, U3D_ERR_SHAPE, "...", ...);`. */
 u3d_status u3d_seterr(u3d_error *err, u3d_status code, const char *fmt, ...)

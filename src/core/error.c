@@ -3,6 +3,15 @@
 #include <string.h>
 #include "unet3d/error.h"
 
+/* Messages are one line whatever they quote (a file name, a metadata
+ * string): control characters become '?'. */
+void u3d_msg_oneline(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
 u3d_status u3d_seterr(u3d_error *err, u3d_status code, const char *fmt, ...)
 {
     if (err) {
@@ -11,6 +20,7 @@ u3d_status u3d_seterr(u3d_error *err, u3d_status code, const char *fmt, ...)
         err->code = code;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        u3d_msg_oneline(err->msg);
     }
     return code;
 }
@@ -26,6 +36,7 @@ u3d_status u3d_errprefix(u3d_error *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    u3d_msg_oneline(err->msg);
     return err->code;
 }
 

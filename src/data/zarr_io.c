@@ -43,6 +43,7 @@ static int fail(char *why, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, n, fmt, ap);
     va_end(ap);
+    u3d_msg_oneline(why); /* it may quote the metadata */
     return -1;
 }
 

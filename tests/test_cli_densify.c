@@ -373,6 +373,38 @@ static void simulate_rounds(void **state)
     assert_int_equal(access(P("bad.json"), F_OK), -1);
 }
 
+/* suggest --simulate --seeds 2 --plot: the table of means with the ±
+ * column and one comparison line per round, the JSON with both seeds'
+ * runs and a summary, a PNG. */
+static void simulate_seeds_plot(void **state)
+{
+    (void)state;
+    char cmd[2048], txt[16384];
+    snprintf(cmd, sizeof cmd,
+             "%s suggest --simulate %s --image %s --rounds 1 --count 2 "
+             "--iterations 2 --pick even --seeds 2 --json %s --plot %s %s "
+             "--seed 5 > %s",
+             exe, P("truth.tif"), P("img.tif"), P("sim2.json"),
+             P("sim2.png"), OPTS, P("sim2.txt"));
+    assert_int_equal(run(cmd), 0);
+    slurp(P("sim2.txt"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "\xc2\xb1")); /* ± */
+    assert_non_null(strstr(txt, "2 seeds"));
+    assert_non_null(strstr(txt, "round 1: even "));
+    slurp(P("sim2.json"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "\"seeds\": [5, 6]"));
+    assert_non_null(strstr(txt, "{\"seed\": 5, \"runs\": {"));
+    assert_non_null(strstr(txt, "{\"seed\": 6, \"runs\": {"));
+    assert_non_null(strstr(txt, "\"summary\": {"));
+    assert_non_null(strstr(txt, "\"spread\": "));
+    FILE *f = fopen(P("sim2.png"), "rb");
+    assert_non_null(f);
+    unsigned char sig[8];
+    assert_int_equal(fread(sig, 1, 8, f), 8);
+    fclose(f);
+    assert_memory_equal(sig, "\x89PNG\r\n\x1a\n", 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +416,7 @@ int main(void)
         cmocka_unit_test(densify_suggests),
         cmocka_unit_test(bad_holdout_options),
         cmocka_unit_test(simulate_rounds),
+        cmocka_unit_test(simulate_seeds_plot),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

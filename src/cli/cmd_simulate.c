@@ -1,6 +1,7 @@
 /* unet3d suggest --simulate: the annotation loop with the truth standing
  * in for the user (u3d_simulate, densify.h), for each way of picking the
- * next slices: a table on stdout and, with --json, a JSON file. */
+ * next slices and each training seed: a table on stdout and, with --json,
+ * a JSON file, with --plot a chart of IoU against annotated slices. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,14 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/files.h"
+#include "report/plot.h"
 
 typedef struct sim_args {
     u3d_cli_train t;
     u3d_backend_config bc;
-    const char *truth, *img, *json;
+    const char *truth, *img, *json, *plot;
     int rounds, count, pick; /* pick: u3d_sim_pick, 3: all */
+    int seeds;               /* training seeds seed .. seed + seeds - 1 */
     double max_mb;
 } sim_args;
 
@@ -37,6 +40,12 @@ static int parse(int argc, char **argv, sim_args *a)
          .choices = pick_choices},
         {"--json", U3D_OPT_STRING, &a->json, 0, 0, "OUT.json",
          .help = "every round of every run", .flags = U3D_OPT_OUT},
+        {"--seeds", U3D_OPT_INT, &a->seeds, 1, 1000, "S",
+         .help = "runs with the seeds seed .. seed+S-1, averaged "
+                 "(default 1)"},
+        {"--plot", U3D_OPT_STRING, &a->plot, 0, 0, "OUT.png",
+         .help = "IoU against annotated slices, one line per pick",
+         .flags = U3D_OPT_OUT},
         {"--max-memory", U3D_OPT_DOUBLE, &a->max_mb, 0, 1e9, "MB",
          .help = "device budget of the predictions (MiB)",
          .flags = U3D_OPT_GT},
@@ -49,12 +58,15 @@ static int parse(int argc, char **argv, sim_args *a)
         "suggest",
         "--simulate TRUTH.tif --image IMG.tif (--iterations N | --minutes M)\n"
         "                      [--rounds R] [--count K] [--pick P] "
-        "[--json OUT.json]",
+        "[--seeds S]\n"
+        "                      [--json OUT.json] [--plot OUT.png]",
         "Starts from 1,1,1 evenly spaced slices of the truth, trains\n"
         "(--iterations or --minutes per round, densify's setup), scores the\n"
         "IoU on the voxels not annotated, adds K slices of the truth (the\n"
         "suggested ones, evenly spaced or random) and trains on, warm-\n"
-        "started (the lr schedule restarts each round), R times.\n",
+        "started (the lr schedule restarts each round), R times. With\n"
+        "--seeds S, all of it for S training seeds: the mean and the\n"
+        "spread ((max - min) / 2) over seeds.\n",
         opts};
     int rc = u3d_opts_parse(&spec, argc, argv);
     if (rc >= 0)
@@ -73,17 +85,82 @@ typedef struct sim_job {
     u3d_volume raw, img;
     u3d_labels truth;
     u3d_backend *be;
-    u3d_sim_row *rows[3]; /* per pick, rounds + 1 */
+    u3d_sim_row *rows[3]; /* per pick, seeds x (rounds + 1) */
     u3d_error e;
 } sim_job;
 
+/* Pick p's row of round r in the run of the k-th seed. */
+static const u3d_sim_row *row(const sim_job *j, int p, int k, int r)
+{
+    return &j->rows[p][(size_t)k * (j->a->rounds + 1) + r];
+}
+
+/* Over seeds, for pick p and round r: the mean annotated slices and the
+ * mean and spread ((max - min) / 2) of the mean foreground IoU (NaN
+ * scores, a class absent, left out; NaN when none is left). */
+typedef struct sim_stat {
+    double slices, iou, spread;
+} sim_stat;
+
+static sim_stat stat(const sim_job *j, int p, int r)
+{
+    sim_stat st = {0, 0, 0};
+    double lo = INFINITY, hi = -INFINITY;
+    int n = 0;
+    for (int k = 0; k < j->a->seeds; k++) {
+        const u3d_sim_row *w = row(j, p, k, r);
+        st.slices += w->slices[0] + w->slices[1] + w->slices[2];
+        if (isnan(w->score.mean_fg))
+            continue;
+        st.iou += w->score.mean_fg;
+        lo = fmin(lo, w->score.mean_fg);
+        hi = fmax(hi, w->score.mean_fg);
+        n++;
+    }
+    st.slices /= j->a->seeds;
+    st.iou = n ? st.iou / n : NAN;
+    st.spread = n ? (hi - lo) / 2 : NAN;
+    return st;
+}
+
+/* Several seeds: per pick and round the means, then per round the picks
+ * side by side. */
+static void print_summary(const sim_job *j)
+{
+    printf("%-10s %5s %9s  mean fg IoU (unannotated), mean \xc2\xb1 spread over "
+           "%d seeds\n", "pick", "round", "slices", j->a->seeds);
+    for (int p = 0; p < 3; p++)
+        for (int r = 0; j->rows[p] && r <= j->a->rounds; r++) {
+            sim_stat st = stat(j, p, r);
+            printf("%-10s %5d %9.1f  %.4f \xc2\xb1 %.4f\n",
+                   u3d_sim_pick_names[p], r, st.slices, st.iou, st.spread);
+        }
+    for (int r = 0; r <= j->a->rounds; r++) {
+        printf("round %d:", r);
+        const char *sep = " ";
+        for (int p = 0; p < 3; p++) {
+            if (!j->rows[p])
+                continue;
+            sim_stat st = stat(j, p, r);
+            printf("%s%s %.3f \xc2\xb1 %.3f", sep, u3d_sim_pick_names[p],
+                   st.iou, st.spread);
+            sep = ", ";
+        }
+        printf("\n");
+    }
+}
+
 static void print_table(const sim_job *j)
 {
+    if (j->a->seeds > 1) {
+        print_summary(j);
+        return;
+    }
     printf("%-10s %5s %-10s %9s %10s  %s\n", "pick", "round", "z,y,x",
            "annotated", "iterations", "IoU per class (unannotated) | mean fg");
     for (int p = 0; p < 3; p++)
         for (int r = 0; j->rows[p] && r <= j->a->rounds; r++) {
-            const u3d_sim_row *w = &j->rows[p][r];
+            const u3d_sim_row *w = row(j, p, 0, r);
             char zyx[32];
             snprintf(zyx, sizeof zyx, "%d,%d,%d", w->slices[0], w->slices[1],
                      w->slices[2]);
@@ -134,6 +211,51 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The runs of the k-th seed: {"suggested": [rows], ...}. */
+static void json_runs(FILE *f, const sim_job *j, int k)
+{
+    int first = 1;
+    fputs("{", f);
+    for (int p = 0; p < 3; p++) {
+        if (!j->rows[p])
+            continue;
+        fprintf(f, "%s\n  \"%s\": [", first ? "" : ",", u3d_sim_pick_names[p]);
+        first = 0;
+        for (int r = 0; r <= j->a->rounds; r++) {
+            fputs(r ? ",\n    " : "\n    ", f);
+            json_row(f, row(j, p, k, r));
+        }
+        fputs("]", f);
+    }
+    fputs("}", f);
+}
+
+/* Per pick, per round: the means and spreads of print_summary. */
+static void json_summary(FILE *f, const sim_job *j)
+{
+    int first = 1;
+    fputs("{", f);
+    for (int p = 0; p < 3; p++) {
+        if (!j->rows[p])
+            continue;
+        fprintf(f, "%s\n  \"%s\": [", first ? "" : ",", u3d_sim_pick_names[p]);
+        first = 0;
+        for (int r = 0; r <= j->a->rounds; r++) {
+            sim_stat st = stat(j, p, r);
+            fprintf(f, "%s{\"round\": %d, \"slices\": %.3f, \"mean_fg_iou\": ",
+                    r ? ",\n    " : "\n    ", r, st.slices);
+            json_num(f, st.iou);
+            fputs(", \"spread\": ", f);
+            json_num(f, st.spread);
+            fputs("}", f);
+        }
+        fputs("]", f);
+    }
+    fputs("}", f);
+}
+
+/* One seed: {"seed": S, "runs": {...}} as before --seeds; several:
+ * "seeds", "runs_by_seed" and "summary". */
 static void json_body(FILE *f, const sim_job *j)
 {
     const sim_args *a = j->a;
@@ -141,24 +263,33 @@ static void json_body(FILE *f, const sim_job *j)
     json_str(f, a->img);
     fputs(", \"truth\": ", f);
     json_str(f, a->truth);
-    fprintf(f, ", \"rounds\": %d, \"count\": %d, \"seed\": %llu, "
-               "\"iterations_per_round\": %ld, \"minutes_per_round\": %g, "
-               "\"runs\": {",
-            a->rounds, a->count, a->t.seed, a->t.iterations,
-            a->t.iterations ? 0.0 : a->t.minutes);
-    int first = 1;
-    for (int p = 0; p < 3; p++) {
-        if (!j->rows[p])
-            continue;
-        fprintf(f, "%s\n  \"%s\": [", first ? "" : ",", u3d_sim_pick_names[p]);
-        first = 0;
-        for (int r = 0; r <= a->rounds; r++) {
-            fputs(r ? ",\n    " : "\n    ", f);
-            json_row(f, &j->rows[p][r]);
-        }
-        fputs("]", f);
+    fprintf(f, ", \"rounds\": %d, \"count\": %d, ", a->rounds, a->count);
+    if (a->seeds == 1) {
+        fprintf(f, "\"seed\": %llu, ", a->t.seed);
+    } else {
+        fputs("\"seeds\": [", f);
+        for (int k = 0; k < a->seeds; k++)
+            fprintf(f, "%s%llu", k ? ", " : "", a->t.seed + (unsigned)k);
+        fputs("], ", f);
     }
-    fputs("}}\n", f);
+    fprintf(f, "\"iterations_per_round\": %ld, \"minutes_per_round\": %g, ",
+            a->t.iterations, a->t.iterations ? 0.0 : a->t.minutes);
+    if (a->seeds == 1) {
+        fputs("\"runs\": ", f);
+        json_runs(f, j, 0);
+        fputs("}\n", f);
+        return;
+    }
+    fputs("\"runs_by_seed\": [", f);
+    for (int k = 0; k < a->seeds; k++) {
+        fprintf(f, "%s{\"seed\": %llu, \"runs\": ", k ? ",\n " : "\n ",
+                a->t.seed + (unsigned)k);
+        json_runs(f, j, k);
+        fputs("}", f);
+    }
+    fputs("],\n\"summary\": ", f);
+    json_summary(f, j);
+    fputs("}\n", f);
 }
 
 static u3d_status write_json(const sim_job *j)
@@ -175,6 +306,46 @@ static u3d_status write_json(const sim_job *j)
     return u3d_outfile_commit(&o, err);
 }
 
+/* Pick p's curve: x the mean annotated slices, y the mean IoU, err the
+ * spread over seeds, one point per round, in xye (3 x (rounds + 1)). */
+static void curve(const sim_job *j, int p, double *xye)
+{
+    int n = j->a->rounds + 1;
+    for (int r = 0; r < n; r++) {
+        sim_stat st = stat(j, p, r);
+        xye[r] = st.slices;
+        xye[n + r] = st.iou;
+        xye[2 * n + r] = st.spread;
+    }
+}
+
+static u3d_status write_plot(sim_job *j)
+{
+    const sim_args *a = j->a;
+    int n = a->rounds + 1, ns = 0;
+    double *xye = malloc(sizeof *xye * 9 * (size_t)n);
+    if (!xye)
+        return u3d_seterr(&j->e, U3D_ERR_OOM, "out of host memory");
+    u3d_plot_series s[3];
+    for (int p = 0; p < 3; p++) {
+        if (!j->rows[p])
+            continue;
+        double *c = xye + (size_t)3 * n * ns;
+        curve(j, p, c);
+        s[ns++] = (u3d_plot_series){u3d_sim_pick_names[p], n, c, c + n,
+                                    c + 2 * n};
+    }
+    const char *base = strrchr(a->img, '/');
+    char title[512];
+    snprintf(title, sizeof title, "annotation loop: %s", base ? base + 1
+                                                              : a->img);
+    u3d_plot pl = {title, "annotated slices", "IoU (unannotated voxels)",
+                   0, 0, 0, 0, s, ns, NULL, 0};
+    u3d_status st = u3d_plot_lines(a->plot, &pl, &j->e);
+    free(xye);
+    return st;
+}
+
 /* The setup as densify's, from the same options. */
 static u3d_status setup(sim_job *j)
 {
@@ -187,6 +358,24 @@ static u3d_status setup(sim_job *j)
     return U3D_OK;
 }
 
+/* Pick p with the k-th seed, on a fresh copy of the image (each run
+ * normalizes its own). */
+static u3d_status run_one(sim_job *j, int p, int k)
+{
+    const sim_args *a = j->a;
+    size_t n = (size_t)j->raw.c * j->raw.d * j->raw.h * j->raw.w;
+    u3d_volume_free(&j->img);
+    U3D_TRY(u3d_volume_alloc(j->raw.c, j->raw.d, j->raw.h, j->raw.w,
+                             &j->img, &j->e));
+    memcpy(j->img.data, j->raw.data, n * sizeof *j->img.data);
+    memcpy(j->img.spacing, j->raw.spacing, sizeof j->raw.spacing);
+    u3d_densify_opts o = j->o;
+    o.meta.seed = a->t.seed + (uint64_t)k;
+    return u3d_simulate(j->be, &o, (u3d_sim_pick)p, a->rounds, a->count,
+                        &j->img, &j->truth,
+                        j->rows[p] + (size_t)k * (a->rounds + 1), &j->e);
+}
+
 static u3d_status run(sim_job *j)
 {
     const sim_args *a = j->a;
@@ -196,24 +385,20 @@ static u3d_status run(sim_job *j)
     U3D_TRY(u3d_check_image_labels(&j->raw, a->img, &j->truth, a->truth,
                                    &j->e));
     U3D_TRY(u3d_backend_create(&a->bc, &j->be, &j->e));
-    size_t n = (size_t)j->raw.c * j->raw.d * j->raw.h * j->raw.w;
     for (int p = 0; p < 3; p++) {
         if (a->pick != 3 && a->pick != p)
             continue;
-        j->rows[p] = calloc((size_t)a->rounds + 1, sizeof *j->rows[p]);
-        u3d_volume_free(&j->img); /* each run normalizes its own copy */
+        j->rows[p] = calloc((size_t)a->seeds * (a->rounds + 1),
+                            sizeof *j->rows[p]);
         if (!j->rows[p])
             return u3d_seterr(&j->e, U3D_ERR_OOM, "out of host memory");
-        U3D_TRY(u3d_volume_alloc(j->raw.c, j->raw.d, j->raw.h, j->raw.w,
-                                 &j->img, &j->e));
-        memcpy(j->img.data, j->raw.data, n * sizeof *j->img.data);
-        memcpy(j->img.spacing, j->raw.spacing, sizeof j->raw.spacing);
-        U3D_TRY(u3d_simulate(j->be, &j->o, (u3d_sim_pick)p, a->rounds,
-                             a->count, &j->img, &j->truth, j->rows[p],
-                             &j->e));
+        for (int k = 0; k < a->seeds; k++)
+            U3D_TRY(run_one(j, p, k));
     }
     if (a->json)
         U3D_TRY(write_json(j));
+    if (a->plot)
+        U3D_TRY(write_plot(j));
     print_table(j);
     return U3D_OK;
 }
@@ -226,6 +411,7 @@ int u3d_cmd_suggest_simulate(int argc, char **argv)
     a.rounds = 3;
     a.count = 4;
     a.pick = 3;
+    a.seeds = 1;
     int rc = parse(argc, argv, &a);
     if (rc >= 0)
         return rc;

@@ -19,6 +19,8 @@
  *                         our writer (chunked, gzip), contiguous and
  *                         compact 3D u8/i16/f64, 4D (C,Z,Y,X) float with
  *                         element_size_um, two datasets, a group path
+ *   DIR/fuzz_tuning/      tuned files (u3d_tune_write) for the harness's
+ *                         key: valid, empty, cut short, another device
  * Every file stays below 4 KB. --big writes only the models that are
  * larger (a 2-level net, 5 KB, and the "tiny" preset, 289 KB): tools/fuzz.sh
  * adds them to the working copy of the model corpus, never to the repo. tools/fuzz.sh --seeds rewrites
@@ -38,6 +40,7 @@
 #include "unet3d/volume_io.h"
 #include "golden/npy.h"
 #include "unet3d/unet3d.h"
+#include "fuzz_tuning.h"
 
 static const char *root;
 static int failed;
@@ -697,6 +700,44 @@ static void hdf5_seeds(void)
     H5Fclose(f);
 }
 
+/* ---- the user's tuned file -------------------------------------------- */
+
+static void tune_cut(const char *from, const char *to, long keep)
+{
+    char buf[4096];
+    FILE *f = fopen(from, "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f)
+        fclose(f);
+    FILE *g = fopen(to, "wb");
+    if (!g || fwrite(buf, 1, (size_t)keep < n ? (size_t)keep : n, g) == 0)
+        die("cannot write", to);
+    if (g)
+        fclose(g);
+}
+
+static void tuning_seeds(void)
+{
+    static const u3d_tune_row rows[] = {
+        {"", "conv3d", "fwd", "large", "mwg", 64},
+        {"", "conv3d", "bwd_data", "-", "vwn", 4},
+        {"", "maxpool3d", "-", "-", "lws", 2147483647},
+        {"", "elementwise", "-", "small", "lws", 1},
+    };
+    u3d_error err;
+    u3d_tune_key other = fuzz_tune_key;
+    snprintf(other.device, sizeof other.device, "Another Device");
+    char valid[1024];
+    snprintf(valid, sizeof valid, "%s", out_path("fuzz_tuning", "valid"));
+    check(u3d_tune_write(valid, &fuzz_tune_key, rows, 4, "quick: 12 s\nok",
+                         &err), &err);
+    check(u3d_tune_write(out_path("fuzz_tuning", "empty"), &fuzz_tune_key,
+                         rows, 0, NULL, &err), &err);
+    check(u3d_tune_write(out_path("fuzz_tuning", "foreign"), &other, rows, 2,
+                         NULL, &err), &err);
+    tune_cut(valid, out_path("fuzz_tuning", "truncated"), 210);
+}
+
 /* ---- command-line options (text) -------------------------------------- */
 
 static void options_seeds(void)
@@ -738,6 +779,7 @@ int main(int argc, char **argv)
         zarr_seeds();
         hdf5_seeds();
         options_seeds();
+        tuning_seeds();
     }
     model_seeds(big);
     return failed;

@@ -41,8 +41,7 @@ static int parse(int argc, char **argv, sim_args *a)
         {"--json", U3D_OPT_STRING, &a->json, 0, 0, "OUT.json",
          .help = "every round of every run", .flags = U3D_OPT_OUT},
         {"--seeds", U3D_OPT_INT, &a->seeds, 1, 1000, "S",
-         .help = "runs with the seeds seed .. seed+S-1, averaged "
-                 "(default 1)"},
+         .help = "S training seeds from --seed, averaged (default 1)"},
         {"--plot", U3D_OPT_STRING, &a->plot, 0, 0, "OUT.png",
          .help = "IoU against annotated slices, one line per pick",
          .flags = U3D_OPT_OUT},

@@ -438,7 +438,7 @@ static int clip_segment(const u3d_plot_frame *f, double a[2], double b[2])
     double pq[4][2] = {{-dx, a[0] - f->x0}, {dx, f->x1 - a[0]},
                        {-dy, a[1] - f->y0}, {dy, f->y1 - a[1]}};
     for (int i = 0; i < 4; i++) {
-        double p = pq[i][0], r = pq[i][1] / p;
+        double p = pq[i][0], r = p != 0 ? pq[i][1] / p : 0;
         if (p == 0) {
             if (pq[i][1] < 0)
                 return 0;

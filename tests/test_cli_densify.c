@@ -382,7 +382,7 @@ static void simulate_seeds_plot(void **state)
     char cmd[2048], txt[16384];
     snprintf(cmd, sizeof cmd,
              "%s suggest --simulate %s --image %s --rounds 1 --count 2 "
-             "--iterations 2 --pick even --seeds 2 --json %s --plot %s %s "
+             "--iterations 2 --pick even,random --seeds 2 --json %s --plot %s %s "
              "--seed 5 > %s",
              exe, P("truth.tif"), P("img.tif"), P("sim2.json"),
              P("sim2.png"), OPTS, P("sim2.txt"));
@@ -391,6 +391,8 @@ static void simulate_seeds_plot(void **state)
     assert_non_null(strstr(txt, "\xc2\xb1")); /* ± */
     assert_non_null(strstr(txt, "2 seeds"));
     assert_non_null(strstr(txt, "round 1: even "));
+    assert_non_null(strstr(txt, "random "));
+    assert_null(strstr(txt, "suggested")); /* only the picks asked for */
     slurp(P("sim2.json"), txt, sizeof txt);
     assert_non_null(strstr(txt, "\"seeds\": [5, 6]"));
     assert_non_null(strstr(txt, "{\"seed\": 5, \"runs\": {"));
@@ -403,6 +405,13 @@ static void simulate_seeds_plot(void **state)
     assert_int_equal(fread(sig, 1, 8, f), 8);
     fclose(f);
     assert_memory_equal(sig, "\x89PNG\r\n\x1a\n", 8);
+    snprintf(cmd, sizeof cmd,
+             "%s suggest --simulate %s --image %s --iterations 2 "
+             "--pick even,best %s 2> %s",
+             exe, P("truth.tif"), P("img.tif"), OPTS, P("err.txt"));
+    assert_int_equal(run(cmd), 1);
+    slurp(P("err.txt"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "--pick wants"));
 }
 
 int main(void)

@@ -15,13 +15,31 @@ typedef struct sim_args {
     u3d_cli_train t;
     u3d_backend_config bc;
     const char *truth, *img, *json, *plot;
-    int rounds, count, pick; /* pick: u3d_sim_pick, 3: all */
+    int rounds, count, pick; /* bit p: run u3d_sim_pick p */
+    const char *picks;
     int seeds;               /* training seeds seed .. seed + seeds - 1 */
     double max_mb;
 } sim_args;
 
-static const char *const pick_choices[] = {"suggested", "even", "random",
-                                           "all", NULL};
+/* --pick: a comma list of suggested, even, random, or all. */
+static int parse_picks(const char *s, int *mask)
+{
+    *mask = 0;
+    while (s && *s) {
+        size_t n = strcspn(s, ",");
+        int hit = 0;
+        if (n == 3 && !strncmp(s, "all", 3))
+            *mask |= 7, hit = 1;
+        for (int p = 0; p < 3 && !hit; p++)
+            if (strlen(u3d_sim_pick_names[p]) == n &&
+                !strncmp(s, u3d_sim_pick_names[p], n))
+                *mask |= 1 << p, hit = 1;
+        if (!hit)
+            return -1;
+        s += n + (s[n] == ',');
+    }
+    return *mask ? 0 : -1;
+}
 
 static int parse(int argc, char **argv, sim_args *a)
 {
@@ -35,9 +53,9 @@ static int parse(int argc, char **argv, sim_args *a)
          .help = "rounds of adding slices (default 3)"},
         {"--count", U3D_OPT_INT, &a->count, 1, 10000, "K",
          .help = "slices added per round (default 4)"},
-        {"--pick", U3D_OPT_CHOICE, &a->pick, 0, 0, NULL,
-         .help = "how slices are added (default all three)",
-         .choices = pick_choices},
+        {"--pick", U3D_OPT_STRING, &a->picks, 0, 0, "LIST",
+         .help = "how slices are added: any of suggested,even,\n"
+                 "random (default all)"},
         {"--json", U3D_OPT_STRING, &a->json, 0, 0, "OUT.json",
          .help = "every round of every run", .flags = U3D_OPT_OUT},
         {"--seeds", U3D_OPT_INT, &a->seeds, 1, 1000, "S",
@@ -75,6 +93,9 @@ static int parse(int argc, char **argv, sim_args *a)
                                     "(per round)");
     if (a->t.log)
         return u3d_opts_fail(&spec, "--log is not used by --simulate");
+    if (a->picks && parse_picks(a->picks, &a->pick))
+        return u3d_opts_fail(&spec, "--pick wants a comma list of suggested, "
+                                    "even, random (or all)");
     return -1;
 }
 
@@ -385,7 +406,7 @@ static u3d_status run(sim_job *j)
                                    &j->e));
     U3D_TRY(u3d_backend_create(&a->bc, &j->be, &j->e));
     for (int p = 0; p < 3; p++) {
-        if (a->pick != 3 && a->pick != p)
+        if (!(a->pick & 1 << p))
             continue;
         j->rows[p] = calloc((size_t)a->seeds * (a->rounds + 1),
                             sizeof *j->rows[p]);
@@ -409,7 +430,7 @@ int u3d_cmd_suggest_simulate(int argc, char **argv)
     u3d_cli_train_defaults(&a.t);
     a.rounds = 3;
     a.count = 4;
-    a.pick = 3;
+    a.pick = 7;
     a.seeds = 1;
     int rc = parse(argc, argv, &a);
     if (rc >= 0)

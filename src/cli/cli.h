@@ -16,6 +16,7 @@ int u3d_cmd_augment(int argc, char **argv); /* src/cli/cmd_augment.c */
 int u3d_cmd_tune(int argc, char **argv);    /* src/cli/cmd_tune.c */
 
 int u3d_cmd_densify(int argc, char **argv); /* src/cli/cmd_densify.c */
+int u3d_cmd_experiment(int argc, char **argv); /* cmd_experiment.c */
 int u3d_cmd_demo(int argc, char **argv);    /* src/cli/cmd_demo.c */
 int u3d_cmd_predict(int argc, char **argv);  /* src/cli/cmd_predict.c */
 int u3d_cmd_evaluate(int argc, char **argv); /* src/cli/cmd_evaluate.c */

@@ -29,6 +29,9 @@ static void usage(FILE *f)
             "                          IoU and Dice per class\n"
             "  densify --image I --labels SPARSE --out DENSE.tif [...]\n"
             "                          train on one volume's annotations, segment it\n"
+            "  experiment table1|table2|table3 --image I --labels DENSE\n"
+            "             --out DIR (--iterations N | --minutes M) [...]\n"
+            "                          the paper's evaluation tables on your data\n"
             "  augment --image I [--labels L] --out DIR [--samples N]\n"
             "                          write augmented samples and PNGs to look at\n"
             "  synth --kind tubules|membranes --out I --labels L\n"
@@ -192,6 +195,8 @@ static int dispatch(int argc, char **argv)
         return u3d_cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "densify"))
         return u3d_cmd_densify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "experiment"))
+        return u3d_cmd_experiment(argc - 1, argv + 1);
     if (!strcmp(cmd, "augment"))
         return u3d_cmd_augment(argc - 1, argv + 1);
     if (!strcmp(cmd, "sparsify"))

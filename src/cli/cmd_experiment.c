@@ -319,9 +319,10 @@ static u3d_status check_folds(xjob *j)
 static u3d_status check_inputs(xjob *j)
 {
     const xargs *a = j->a;
-    if (a->table != 1)
-        return a->table == 0 ? check_folds(j)
-                             : check_slices(j, a->sl, "--slices");
+    if (a->table != 1) {
+        U3D_TRY(check_slices(j, a->sl, "--slices"));
+        return a->table == 0 ? check_folds(j) : U3D_OK;
+    }
     for (int r = 0; r < a->nrows && a->g_list; r++)
         U3D_TRY(check_slices(j, a->rows[r], "--slices-list"));
     return U3D_OK;
@@ -611,7 +612,9 @@ static void write_md(FILE *f, const xjob *j)
         "IoU on the unannotated voxels vs annotated slices",
         "Fully automatic segmentation, leave one volume out"};
     fprintf(f, "## %s: %s\n\n|", TABLES[j->a->table], title[j->a->table]);
-    fprintf(f, " %s |", j->a->table == 1 ? "slices z,y,x (annotated)" : "");
+    static const char *const corner[] = {"", "slices z,y,x (annotated)",
+                                         "test volume"};
+    fprintf(f, " %s |", corner[j->a->table]);
     for (int c = 0; c < g->nc; c++)
         fprintf(f, " %s |", g->cname[c]);
     fputs("\n|---|", f);

@@ -716,6 +716,9 @@ static void json_run(FILE *f, const xjob *j, const xrun *x)
     }
     fputs("], \"mean_fg_iou\": ", f);
     json_num(f, x->r.score.mean_fg);
+    if (j->a->table == 1) /* the slice count trained on */
+        fprintf(f, ", \"slices\": [%d, %d, %d]", j->a->rows[x->row][0],
+                j->a->rows[x->row][1], j->a->rows[x->row][2]);
     fputs("}", f);
 }
 

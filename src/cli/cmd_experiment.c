@@ -1,6 +1,7 @@
 /* unet3d experiment table1|table2|table3: the evaluation protocols of
  * Cicek et al. 2016 (experiment.h) on the user's densely labeled volumes,
  * reported as DIR/tableN.md, .json and .png. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -62,19 +63,18 @@ typedef struct xjob {
 static const char *const TABLES[] = {"table1", "table2", "table3", NULL};
 
 static const char ABOUT[] =
-    "The protocols of Cicek et al. 2016 on your densely labeled volumes;\n"
-    "each run trains a new net (densify's setup, the budget per run):\n"
-    "  table1  semi-automatic: per volume, the truth cut to --slices; the\n"
+    "The protocols of Cicek et al. 2016 on densely labeled volumes; each\n"
+    "run trains a new net with densify's setup (the budget is per run):\n"
+    "  table1  semi-automatic: per volume, the truth cut to --slices, its\n"
     "          annotated slices dealt round-robin into --folds subsets;\n"
-    "          train on the others, score IoU on the subset's voxels that\n"
-    "          lie on no training slice. Rows: subsets and average.\n"
-    "  table2  IoU on the unannotated voxels vs the number of annotated\n"
-    "          slices (--slices-list), per volume.\n"
+    "          train on the others, score the subset's voxels that lie on\n"
+    "          no training slice. Rows: the subsets and their average.\n"
+    "  table2  IoU on the unannotated voxels vs the annotated slices\n"
+    "          (--slices-list), per volume.\n"
     "  table3  fully automatic, leave one volume out: train on the other\n"
-    "          volumes' truth cut to --slices, score all of the left-out\n"
-    "          volume. Needs 2 volumes or more.\n"
-    "IoU: mean over the foreground classes, mean ± (max-min)/2 over seeds.\n"
-    "Writes DIR/tableN.md (also on stdout), tableN.json, tableN.png.\n";
+    "          volumes' truth cut to --slices, score the whole left-out one.\n"
+    "IoU: mean foreground IoU, mean ± (max-min)/2 over the seeds. Writes\n"
+    "DIR/tableN.md (also on stdout), DIR/tableN.json and DIR/tableN.png.\n";
 
 /* "Z,Y,X" into k (each 0..100000). */
 static int parse3(const char *s, int k[3])
@@ -111,7 +111,9 @@ static int parse_variants(const char *s, xargs *a)
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
     a->nvar = 0;
-    for (char *p = strtok(buf, ","); p; p = strtok(NULL, ",")) {
+    char *save = NULL;
+    for (char *p = strtok_r(buf, ",", &save); p;
+         p = strtok_r(NULL, ",", &save)) {
         int v = 0;
         while (u3d_exp_variant_names[v] && strcmp(u3d_exp_variant_names[v], p))
             v++;

@@ -250,6 +250,20 @@ static int classes_of(const xjob *j)
     return maxl + 1;
 }
 
+/* A variant's net, and a given --patch for it, checked before any run
+ * (the 2d net takes other sizes than the 3d one). */
+static u3d_status check_variant(xjob *j, int i)
+{
+    const u3d_model_meta *m = &j->o[i].meta;
+    const char *name = u3d_exp_variant_names[j->a->var[i]];
+    int out[3];
+    if (u3d_net_config_check(&m->net, &j->e))
+        return u3d_errprefix(&j->e, "variant %s: ", name);
+    if (j->a->t.g_patch && u3d_net_output_size(&m->net, m->patch, out, &j->e))
+        return u3d_errprefix(&j->e, "variant %s: ", name);
+    return U3D_OK;
+}
+
 static u3d_status setup_variants(xjob *j)
 {
     const xargs *a = j->a;
@@ -261,6 +275,7 @@ static u3d_status setup_variants(xjob *j)
             o->meta.net.classes = classes_of(j);
         o->max_memory = (size_t)(a->max_mb * 1048576.0);
         o->quiet = 1;
+        U3D_TRY(check_variant(j, i));
     }
     return U3D_OK;
 }
@@ -596,9 +611,12 @@ static void md_budget(FILE *f, const xargs *a)
         fprintf(f, "Budget %ld iterations per run", a->t.iterations);
     else
         fprintf(f, "Budget %g minutes per run", a->t.minutes);
-    fprintf(f, "; seeds %llu..%llu (mean ± (max-min)/2); preset %s",
-            a->t.seed, a->t.seed + (unsigned long long)a->seeds - 1,
-            a->t.net.preset ? a->t.net.preset : "small");
+    if (a->seeds == 1)
+        fprintf(f, "; seed %llu", a->t.seed);
+    else
+        fprintf(f, "; seeds %llu..%llu (mean ± (max-min)/2)", a->t.seed,
+                a->t.seed + (unsigned long long)a->seeds - 1);
+    fprintf(f, "; preset %s", a->t.net.preset ? a->t.net.preset : "small");
     if (a->table != 1)
         fprintf(f, "; slices %d,%d,%d (z,y,x)", a->sl[0], a->sl[1], a->sl[2]);
     if (a->table == 0)

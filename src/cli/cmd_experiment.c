@@ -708,7 +708,13 @@ static void json_options(FILE *f, const xjob *j)
     fputs("], \"variants\": [", f);
     for (int v = 0; v < a->nvar; v++)
         fprintf(f, "%s\"%s\"", v ? ", " : "", u3d_exp_variant_names[a->var[v]]);
-    fputs("],\n \"volumes\": [", f);
+    fputs("],\n", f);
+}
+
+static void json_volumes(FILE *f, const xjob *j)
+{
+    const xargs *a = j->a;
+    fputs(" \"volumes\": [", f);
     for (int i = 0; i < j->nv; i++) {
         fputs(i ? ",\n   {\"image\": " : "\n   {\"image\": ", f);
         json_str(f, a->imgs[i]);
@@ -772,6 +778,7 @@ static void json_cells(FILE *f, const xjob *j)
 static void write_json(FILE *f, const xjob *j)
 {
     json_options(f, j);
+    json_volumes(f, j);
     fputs(" \"runs\": [", f);
     for (int i = 0; i < j->nruns; i++) {
         fputs(i ? ",\n" : "\n", f);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "test_util.h"
 #include "backends/opencl/conv3d_igemm.h"
 #include "backends/opencl/opencl.h"
@@ -254,7 +255,8 @@ static void user_file_refusals(void **state)
     size_t len = fread(good, 1, sizeof good - 1, f);
     fclose(f);
     good[len] = 0;
-    char trunc[4096], noend[4096], ver[4096], badrow[4096];
+    char trunc[4096], noend[4096], ver[4096], badrow[4096], emptyend[4096],
+        zeroend[4096];
     snprintf(trunc, sizeof trunc, "%.*s", (int)len - 3, good); /* cut */
     snprintf(noend, sizeof noend, "%s", good);
     *strstr(noend, "end\t") = 0;
@@ -262,12 +264,19 @@ static void user_file_refusals(void **state)
     strstr(ver, "unet3d-tuning\t1")[14] = '2';
     snprintf(badrow, sizeof badrow, "%s", good);
     strstr(badrow, "\tvw\t8")[4] = 'x';
+    /* end lines that do not count the rows: empty, a leading zero */
+    snprintf(emptyend, sizeof emptyend, "%s", good);
+    snprintf(strstr(emptyend, "end\t") + 4, 8, "\n");
+    snprintf(zeroend, sizeof zeroend, "%s", good);
+    snprintf(strstr(zeroend, "end\t") + 4, 8, "02\n");
     struct {
         const char *text, *why;
     } cases[] = {{trunc, "truncated"},
                  {noend, "truncated"},
                  {ver, "format version 2"},
                  {badrow, "is not family"},
+                 {emptyend, "end line counts  rows"},
+                 {zeroend, "end line counts 02 rows"},
                  {"GIF89a\n", "not a unet3d tuning file"},
                  {"", "empty"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -282,6 +291,17 @@ static void user_file_refusals(void **state)
                                         77, &src), 77);
         assert_string_equal(src, "default");
         u3d_tuning_free(&t);
+    }
+    /* the writer refuses rows the reader would refuse, writing nothing */
+    u3d_tune_row bad[2] = {{"", "conv3d", "fwd", "small", "VW", 8},
+                           {"", "conv3d", "fwd", "small", "vw", 0}};
+    char other[1300];
+    snprintf(other, sizeof other, "%s/other.tsv", dir);
+    for (int i = 0; i < 2; i++) {
+        assert_int_not_equal(u3d_tune_write(other, &key_a, &bad[i], 1, NULL,
+                                            &err), U3D_OK);
+        assert_non_null(strstr(err.msg, "not written"));
+        assert_int_equal(access(other, F_OK), -1);
     }
     /* a foreign file: another device's, copied under this one's name */
     t_ok(u3d_tune_write(path, &key_b, rows, 2, NULL, &err), &err, "write b");

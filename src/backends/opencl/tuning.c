@@ -242,7 +242,9 @@ static u3d_status parse_user(const char *path, const char *text,
                 return refuse(path, rows, n, err, why);
             }
         } else if (header(s, e, "end", val, sizeof val)) {
-            if (atoi(val) != *n || strspn(val, "0123456789") != strlen(val)) {
+            int cnt = -1;
+            if (!parse_value(val, strlen(val), &cnt) ? strcmp(val, "0") || *n
+                                                     : cnt != *n) {
                 snprintf(why, sizeof why,
                          "its end line counts %s rows, it holds %d", val,
                          *n);
@@ -343,6 +345,24 @@ u3d_status u3d_tune_write(const char *path, const u3d_tune_key *key,
                           const u3d_tune_row *rows, int n,
                           const char *comment, u3d_error *err)
 {
+    /* never write what u3d_tune_read would refuse */
+    for (int i = 0; i < n; i++) {
+        const u3d_tune_row *r = &rows[i];
+        int any_pass = !strcmp(r->pass, U3D_TUNE_ANY),
+            any_bucket = !strcmp(r->bucket, U3D_TUNE_ANY);
+        if (!is_name(r->family, strlen(r->family), sizeof r->family) ||
+            !(any_pass || is_name(r->pass, strlen(r->pass), sizeof r->pass)) ||
+            !(any_bucket ||
+              is_name(r->bucket, strlen(r->bucket), sizeof r->bucket)) ||
+            !is_name(r->param, strlen(r->param), sizeof r->param) ||
+            r->value < 1)
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "tuning row %d (%s %s %s %s %d) is not "
+                              "lower-case names and a value >= 1; %s not "
+                              "written",
+                              i + 1, r->family, r->pass, r->bucket, r->param,
+                              r->value, path);
+    }
     u3d_outfile o;
     U3D_TRY(u3d_outfile_open(&o, path, err));
     FILE *f = u3d_outfile_stream(&o, err);

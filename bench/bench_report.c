@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "bench.h"
+#include "core/json_out.h"
 
 static const char *state_name(u3d_bench_state s)
 {
@@ -63,21 +64,6 @@ void u3d_bench_print_table(const u3d_bench_report *r, FILE *out)
         table_row(&r->ops[i], out);
 }
 
-static void json_str(const char *s, FILE *out)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
-
 /* A number, or null when unknown (negative or zero marks) or not finite. */
 static void json_num(double v, int known, FILE *out)
 {
@@ -91,9 +77,9 @@ static void json_row(const u3d_bench_row *w, FILE *out)
 {
     int ok = w->state == U3D_BENCH_OK;
     fputs("{\"name\": ", out);
-    json_str(w->name, out);
+    u3d_json_str(out, w->name);
     fputs(", \"shape\": ", out);
-    json_str(w->shape, out);
+    u3d_json_str(out, w->shape);
     fprintf(out, ", \"status\": \"%s\", \"ms\": ", state_name(w->state));
     json_num(w->ms, ok, out);
     fprintf(out, ", \"%s\": ", w->is_flops ? "gflops" : "gbs");
@@ -105,11 +91,11 @@ static void json_row(const u3d_bench_row *w, FILE *out)
     fprintf(out, ", \"reps\": %d", w->reps);
     if (w->config[0]) {
         fputs(", \"config\": ", out);
-        json_str(w->config, out);
+        u3d_json_str(out, w->config);
     }
     if (w->note[0]) {
         fputs(", \"note\": ", out);
-        json_str(w->note, out);
+        u3d_json_str(out, w->note);
     }
     fputc('}', out);
 }
@@ -117,30 +103,30 @@ static void json_row(const u3d_bench_row *w, FILE *out)
 void u3d_bench_print_json(const u3d_bench_report *r, FILE *out)
 {
     fputs("{\"device\": ", out);
-    json_str(r->device, out);
+    u3d_json_str(out, r->device);
     fputs(", \"backend\": ", out);
-    json_str(r->backend, out);
+    u3d_json_str(out, r->backend);
     fputs(", \"peak_gflops\": ", out);
     json_num(r->peak_gflops, r->peak_gflops > 0, out);
     fputs(", \"peak_config\": ", out);
-    json_str(r->peak_config, out);
+    u3d_json_str(out, r->peak_config);
     fputs(", \"peak_gbs\": ", out);
     json_num(r->peak_gbs, r->peak_gbs > 0, out);
     if (r->peak_note[0]) {
         fputs(", \"peak_note\": ", out);
-        json_str(r->peak_note, out);
+        u3d_json_str(out, r->peak_note);
     }
     fputs(", \"peak_theoretical_gflops\": ", out);
     json_num(r->peak_theoretical, r->peak_theoretical > 0, out);
     fprintf(out, ", \"peak_remeasured\": %s",
             r->peak_remeasured ? "true" : "false");
     fputs(", \"above_peak\": ", out);
-    json_str(r->above_peak, out);
+    u3d_json_str(out, r->above_peak);
     fputs(",\n \"sgemm_gflops\": {", out);
     for (int i = 0; i < r->nsgemm; i++) {
         const u3d_bench_row *w = &r->sgemm[i];
         fputs(i ? ", " : "", out);
-        json_str(w->name, out);
+        u3d_json_str(out, w->name);
         fputs(": ", out);
         json_num(w->rate, w->state == U3D_BENCH_OK, out);
     }

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/files.h"
+#include "core/json_out.h"
 #include "report/plot.h"
 #include "unet3d/experiment.h"
 
@@ -656,46 +657,16 @@ static void write_md(FILE *f, const xjob *j)
 
 /* ---- JSON ---- */
 
-static void json_num(FILE *f, double v)
-{
-    if (isnan(v) || isinf(v))
-        fputs("null", f);
-    else
-        fprintf(f, "%.6f", v);
-}
-
-/* A JSON string's content: quotes, backslashes and control characters
- * escaped. */
-static void json_esc(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-}
-
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    json_esc(f, s);
-    fputc('"', f);
-}
-
 static void json_options(FILE *f, const xjob *j)
 {
     const xargs *a = j->a;
     fputs("{\"command\": \"", f);
     for (int i = 0; i < a->argc; i++) {
         fputs(i ? " " : "unet3d ", f);
-        json_esc(f, a->argv[i]);
+        u3d_json_esc(f, a->argv[i]);
     }
     fprintf(f, "\",\n \"table\": \"%s\", \"preset\": ", TABLES[a->table]);
-    json_str(f, a->t.net.preset ? a->t.net.preset : "small");
+    u3d_json_str(f, a->t.net.preset ? a->t.net.preset : "small");
     fprintf(f, ", \"seed\": %llu, \"seeds\": %d, \"iterations_per_run\": %ld, "
                "\"minutes_per_run\": %g, \"classes\": %d, \"folds\": %d, "
                "\"slices\": [%d, %d, %d],\n \"slices_list\": [",
@@ -717,9 +688,9 @@ static void json_volumes(FILE *f, const xjob *j)
     fputs(" \"volumes\": [", f);
     for (int i = 0; i < j->nv; i++) {
         fputs(i ? ",\n   {\"image\": " : "\n   {\"image\": ", f);
-        json_str(f, a->imgs[i]);
+        u3d_json_str(f, a->imgs[i]);
         fputs(", \"labels\": ", f);
-        json_str(f, a->labs[i]);
+        u3d_json_str(f, a->labs[i]);
         fputs("}", f);
     }
     fputs("],\n", f);
@@ -729,7 +700,7 @@ static void json_run(FILE *f, const xjob *j, const xrun *x)
 {
     static const char *const rowkey[] = {"fold", "slices_row", "row"};
     fputs("   {\"volume\": ", f);
-    json_str(f, base(j->a->imgs[x->vol]));
+    u3d_json_str(f, base(j->a->imgs[x->vol]));
     fprintf(f, ", \"%s\": %d, \"variant\": \"%s\", \"seed\": %llu, "
                "\"iterations\": %ld, \"seconds\": %.3f, \"iou\": [",
             rowkey[j->a->table], x->row + (j->a->table == 0),
@@ -738,10 +709,10 @@ static void json_run(FILE *f, const xjob *j, const xrun *x)
             x->r.seconds);
     for (int c = 0; c < x->r.score.classes; c++) {
         fputs(c ? ", " : "", f);
-        json_num(f, x->r.score.iou[c]);
+        u3d_json_num(f, x->r.score.iou[c]);
     }
     fputs("], \"mean_fg_iou\": ", f);
-    json_num(f, x->r.score.mean_fg);
+    u3d_json_num(f, x->r.score.mean_fg);
     if (j->a->table == 1) /* the slice count trained on */
         fprintf(f, ", \"slices\": [%d, %d, %d]", j->a->rows[x->row][0],
                 j->a->rows[x->row][1], j->a->rows[x->row][2]);
@@ -758,17 +729,17 @@ static void json_cells(FILE *f, const xjob *j)
             double m, s;
             cell_stats(j, g->cell[r][c], &m, &s);
             fputs(r || c ? ",\n   {\"row\": " : "\n   {\"row\": ", f);
-            json_str(f, g->rname[r]);
+            u3d_json_str(f, g->rname[r]);
             fputs(", \"column\": ", f);
-            json_str(f, g->cname[c]);
+            u3d_json_str(f, g->cname[c]);
             fputs(", \"mean\": ", f);
-            json_num(f, m);
+            u3d_json_num(f, m);
             fputs(", \"spread\": ", f);
-            json_num(f, s);
+            u3d_json_num(f, s);
             fputs(", \"per_seed\": [", f);
             for (int k = 0; k < j->a->seeds; k++) {
                 fputs(k ? ", " : "", f);
-                json_num(f, cell_seed(j, g->cell[r][c], k));
+                u3d_json_num(f, cell_seed(j, g->cell[r][c], k));
             }
             fputs("]}", f);
         }

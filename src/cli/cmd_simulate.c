@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/files.h"
+#include "core/json_out.h"
 #include "report/plot.h"
 
 typedef struct sim_args {
@@ -192,14 +193,6 @@ static void print_table(const sim_job *j)
         }
 }
 
-static void json_num(FILE *f, double v)
-{
-    if (isnan(v))
-        fputs("null", f);
-    else
-        fprintf(f, "%.6f", v);
-}
-
 static void json_row(FILE *f, const u3d_sim_row *w)
 {
     fprintf(f, "{\"round\": %d, \"slices\": [%d, %d, %d], \"annotated\": "
@@ -208,27 +201,11 @@ static void json_row(FILE *f, const u3d_sim_row *w)
             w->iterations, w->seconds);
     for (int c = 0; c < w->score.classes; c++) {
         fputs(c ? ", " : "", f);
-        json_num(f, w->score.iou[c]);
+        u3d_json_num(f, w->score.iou[c]);
     }
     fputs("], \"mean_fg_iou\": ", f);
-    json_num(f, w->score.mean_fg);
+    u3d_json_num(f, w->score.mean_fg);
     fputs("}", f);
-}
-
-/* A JSON string: quotes, backslashes and control characters escaped. */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 /* The runs of the k-th seed: {"suggested": [rows], ...}. */
@@ -264,9 +241,9 @@ static void json_summary(FILE *f, const sim_job *j)
             sim_stat st = stat(j, p, r);
             fprintf(f, "%s{\"round\": %d, \"slices\": %.3f, \"mean_fg_iou\": ",
                     r ? ",\n    " : "\n    ", r, st.slices);
-            json_num(f, st.iou);
+            u3d_json_num(f, st.iou);
             fputs(", \"spread\": ", f);
-            json_num(f, st.spread);
+            u3d_json_num(f, st.spread);
             fputs("}", f);
         }
         fputs("]", f);
@@ -280,9 +257,9 @@ static void json_body(FILE *f, const sim_job *j)
 {
     const sim_args *a = j->a;
     fputs("{\"image\": ", f);
-    json_str(f, a->img);
+    u3d_json_str(f, a->img);
     fputs(", \"truth\": ", f);
-    json_str(f, a->truth);
+    u3d_json_str(f, a->truth);
     fprintf(f, ", \"rounds\": %d, \"count\": %d, ", a->rounds, a->count);
     if (a->seeds == 1) {
         fprintf(f, "\"seed\": %llu, ", a->t.seed);

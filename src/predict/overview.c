@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "unet3d/predict.h"
 #include "core/files.h"
+#include "report/png_rgb.h"
 
 #define GAP 4           /* pixels between panels and rows */
 #define MAX_ZOOM 8      /* small volumes are enlarged up to this factor */
@@ -269,47 +270,6 @@ static void draw_row(const canvas *cv, const u3d_labels *lab, int row)
                 put(cv, lab, row, i, r, c);
 }
 
-/* libpng reports errors by longjmp; keep the jump's scope small. */
-static int png_out(FILE *f, const unsigned char *rgb, int w, int h)
-{
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
-                                              NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_write_struct(&png, NULL);
-        return -1;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        return -1;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
-                 PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++)
-        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * w * 3));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    return 0;
-}
-
-/* Writes a temporary file, then renames it over path (core/files.h). */
-static u3d_status write_atomic(const char *path, const unsigned char *rgb,
-                               int w, int h, u3d_error *err)
-{
-    u3d_outfile o;
-    U3D_TRY(u3d_outfile_open(&o, path, err));
-    FILE *f = u3d_outfile_stream(&o, err);
-    if (!f || png_out(f, rgb, w, h)) {
-        u3d_outfile_abort(&o);
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot write the PNG: %s",
-                          path, strerror(errno));
-    }
-    return u3d_outfile_commit(&o, err);
-}
-
 static u3d_status check(const u3d_volume *img, const u3d_labels *l,
                         const char *what, u3d_error *err)
 {
@@ -374,7 +334,7 @@ u3d_status u3d_overview_write_marked(const char *path, const u3d_volume *img,
         for (int k = 0; k < nmarks; k++)
             draw_mark(&cv, &marks[k]);
         draw_labels(&cv, rows, seg != NULL);
-        st = write_atomic(path, cv.rgb, cv.width, height, err);
+        st = u3d_png_write_rgb(path, cv.rgb, cv.width, height, err);
     }
     free(cv.rgb);
     return st;

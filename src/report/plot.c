@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "report/plot_internal.h"
+#include "report/png_rgb.h"
 #include "core/files.h"
 
 #define CELL_W 6      /* glyph advance: 5 pixels and a blank column */
@@ -528,45 +529,6 @@ static void draw_bar_series(canvas *c, const u3d_plot *p, int s)
 
 /* ---- output ---- */
 
-/* libpng reports errors by longjmp; keep the jump's scope small. */
-static int png_out(FILE *f, const unsigned char *rgb, int w, int h)
-{
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
-                                              NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_write_struct(&png, NULL);
-        return -1;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        return -1;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
-                 PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++)
-        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * w * 3));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    return 0;
-}
-
-static u3d_status write_png(const char *path, const canvas *c, u3d_error *err)
-{
-    u3d_outfile o;
-    U3D_TRY(u3d_outfile_open(&o, path, err));
-    FILE *f = u3d_outfile_stream(&o, err);
-    if (!f || png_out(f, c->rgb, c->f.width, c->f.height)) {
-        u3d_outfile_abort(&o);
-        return u3d_seterr(err, U3D_ERR_IO, "%s: cannot write the PNG: %s",
-                          path, strerror(errno));
-    }
-    return u3d_outfile_commit(&o, err);
-}
-
 static u3d_status plot(const char *path, const u3d_plot *p, int bars,
                        u3d_error *err)
 {
@@ -594,7 +556,7 @@ static u3d_status plot(const char *path, const u3d_plot *p, int bars,
     fill(&c, c.f.x0, c.f.y0, c.f.x0, c.f.y1, ink, 0); /* axes on top */
     fill(&c, c.f.x0, c.f.y1, c.f.x1, c.f.y1, ink, 0);
     draw_legend(&c, p);
-    u3d_status st = write_png(path, &c, err);
+    u3d_status st = u3d_png_write_rgb(path, c.rgb, c.f.width, c.f.height, err);
     free(c.rgb);
     return st;
 }

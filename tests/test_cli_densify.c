@@ -414,6 +414,29 @@ static void simulate_seeds_plot(void **state)
     assert_non_null(strstr(txt, "--pick wants"));
 }
 
+/* --dims 2: the automatic patch takes 8 slices along z, which the net
+ * never looks across (more would only be a larger batch). */
+static void dims2_patch_flat_axis(void **state)
+{
+    (void)state;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s densify --image %s --annotation-slices %s --out %s "
+             "--model-out %s --iterations 1 --preset tiny --levels 2 "
+             "--classes 2 --dims 2 --holdout 0 --quiet",
+             exe, P("img.tif"), P("ok"), P("dense_2d.tif"), P("m2d.u3d"));
+    assert_int_equal(run(cmd), 0);
+    u3d_ckpt c;
+    u3d_error err = {0};
+    char buf[256];
+    t_ok(u3d_ckpt_read(P("m2d.u3d"), &c, &err), &err, "model");
+    const char *v = u3d_ckpt_meta_get(&c, "patch", buf, sizeof buf);
+    assert_non_null(v);
+    if (strncmp(v, "8x", 2) || !strcmp(v, "8x8x8"))
+        fail_msg("--dims 2 patch %s, want 8 slices and more in-plane", v);
+    u3d_ckpt_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +449,7 @@ int main(void)
         cmocka_unit_test(bad_holdout_options),
         cmocka_unit_test(simulate_rounds),
         cmocka_unit_test(simulate_seeds_plot),
+        cmocka_unit_test(dims2_patch_flat_axis),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

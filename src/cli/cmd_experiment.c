@@ -602,6 +602,8 @@ static void fmt_cell(const xjob *j, xcell c, char *buf, size_t n)
     cell_stats(j, c, &m, &s);
     if (isnan(m))
         snprintf(buf, n, "n/a");
+    else if (j->a->seeds == 1) /* no spread to show */
+        snprintf(buf, n, "%.3f", m);
     else
         snprintf(buf, n, "%.3f ± %.3f", m, s);
 }

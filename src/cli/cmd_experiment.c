@@ -310,6 +310,18 @@ static u3d_status cut(xjob *j, int i, const int k[3], u3d_labels *s,
                                kept, &j->e);
 }
 
+/* Volume i's truth cut to --slices and its annotated slices (*sl
+ * malloc'd; free it and *s also on failure). */
+static u3d_status cut_slices(xjob *j, int i, u3d_labels *s,
+                             u3d_exp_slice **sl, int *n)
+{
+    memset(s, 0, sizeof *s);
+    *sl = NULL;
+    *n = 0;
+    U3D_TRY(cut(j, i, j->a->sl, s, NULL));
+    return u3d_exp_slices(s, j->a->t.ignore_label, sl, n, &j->e);
+}
+
 /* table1: every volume has at least --folds annotated slices. */
 static u3d_status check_folds(xjob *j)
 {
@@ -317,10 +329,7 @@ static u3d_status check_folds(xjob *j)
         u3d_labels s;
         u3d_exp_slice *sl = NULL;
         int n = 0;
-        memset(&s, 0, sizeof s);
-        u3d_status st = cut(j, i, j->a->sl, &s, NULL);
-        if (!st)
-            st = u3d_exp_slices(&s, j->a->t.ignore_label, &sl, &n, &j->e);
+        u3d_status st = cut_slices(j, i, &s, &sl, &n);
         free(sl);
         u3d_labels_free(&s);
         if (!st && j->a->folds > n)
@@ -422,10 +431,7 @@ static u3d_status table1(xjob *j)
         u3d_labels s;
         u3d_exp_slice *sl = NULL;
         int n = 0;
-        memset(&s, 0, sizeof s);
-        u3d_status st = cut(j, i, j->a->sl, &s, NULL);
-        if (!st)
-            st = u3d_exp_slices(&s, j->a->t.ignore_label, &sl, &n, &j->e);
+        u3d_status st = cut_slices(j, i, &s, &sl, &n);
         for (int f = 0; !st && f < j->a->folds; f++)
             st = table1_fold(j, i, sl, n, f);
         free(sl);

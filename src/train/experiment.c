@@ -34,14 +34,7 @@ static u3d_status slice_counts(const u3d_labels *l, int ignore,
     for (int a = 0; a < 3; a++)
         if (!(cnt[a] = calloc((size_t)len[a], sizeof *cnt[a])))
             return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    for (int z = 0; z < l->d; z++)
-        for (int y = 0; y < l->h; y++)
-            for (int x = 0; x < l->w; x++)
-                if (l->data[((size_t)z * l->h + y) * l->w + x] != ignore) {
-                    cnt[0][z]++;
-                    cnt[1][y]++;
-                    cnt[2][x]++;
-                }
+    u3d_annotated_counts(l, ignore, cnt);
     return U3D_OK;
 }
 

@@ -13,8 +13,7 @@ typedef struct split {
     unsigned char *state[3];
 } split;
 
-void u3d_annotated_slices(const u3d_labels *l, int ignore, size_t *cnt[3],
-                          unsigned char *flag[3])
+void u3d_annotated_counts(const u3d_labels *l, int ignore, size_t *cnt[3])
 {
     int len[3] = {l->d, l->h, l->w};
     for (int a = 0; a < 3; a++)
@@ -27,6 +26,13 @@ void u3d_annotated_slices(const u3d_labels *l, int ignore, size_t *cnt[3],
                     cnt[1][y]++;
                     cnt[2][x]++;
                 }
+}
+
+void u3d_annotated_slices(const u3d_labels *l, int ignore, size_t *cnt[3],
+                          unsigned char *flag[3])
+{
+    int len[3] = {l->d, l->h, l->w};
+    u3d_annotated_counts(l, ignore, cnt);
     size_t all = (size_t)l->d * l->h * l->w;
     for (int a = 0; a < 3; a++)
         for (int k = 0; k < len[a]; k++)

@@ -546,6 +546,81 @@ static void same_seed_same_patch(void **state)
     free(img), free(lab);
 }
 
+/* Per-transform probabilities: p = 0 turns the paper's transforms into an
+ * exact crop (bit for bit, device and host); p = 1 is the paper preset's
+ * patch; p only decides whether a transform applies (the drawn values stay)
+ * and each applies in about p of the samples (5 standard errors). */
+static void transform_probabilities(void **state)
+{
+    t_env *e = *state;
+    int P = t_small() ? 8 : 14;
+    acase c = {u3d_shape5(1, 1, P, P, P), u3d_shape5(1, 1, P, P, P),
+               u3d_shape5(1, 1, P, P, P), {0}};
+    center_origin(&c);
+    u3d_augment_params paper, p0, p1;
+    u3d_augment_params_paper(&paper);
+    for (int a = 0; a < 3; a++)
+        paper.grid_spacing[a] = 4;
+    p0 = paper, p1 = paper;
+    p0.p_deform = p0.p_rotate = p0.p_scale = p0.p_gray = 0.0f;
+    size_t n = u3d_shape_count(c.src);
+    float *img = t_rand_array(&e->seed, n, 0, 1), *o = falloc(n),
+          *o1 = falloc(n);
+    int32_t *lab = rand_labels(&e->seed, n, 3), *ol = ialloc(n),
+            *ol1 = ialloc(n);
+    for (uint64_t smp = 0; smp < 3; smp++) {
+        run_be(e->cl, &p0, 9, smp, &c, img, lab, o, ol);
+        assert_memory_equal(o, img, n * sizeof *o);
+        assert_memory_equal(ol, lab, n * sizeof *ol);
+        run_host(&p0, 9, smp, &c, img, lab, o, ol);
+        assert_memory_equal(o, img, n * sizeof *o);
+        run_be(e->cl, &paper, 9, smp, &c, img, lab, o, ol);
+        run_be(e->cl, &p1, 9, smp, &c, img, lab, o1, ol1);
+        assert_memory_equal(o, o1, n * sizeof *o);
+        assert_memory_equal(ol, ol1, n * sizeof *ol);
+        assert_true(memcmp(o, img, n * sizeof *o) != 0);
+    }
+    /* frequencies and independence of the drawn values */
+    u3d_augment_params q = paper;
+    q.p_deform = 0.2f, q.p_rotate = 0.5f, q.p_scale = 0.3f, q.p_gray = 0.7f;
+    const int N = 4000;
+    int cnt[4] = {0};
+    for (int i = 0; i < N; i++) {
+        u3d_augment_draw a, b;
+        u3d_augment_draw_sample(&paper, 3, (uint64_t)i, &a);
+        u3d_augment_draw_sample(&q, 3, (uint64_t)i, &b);
+        assert_true(a.deform);
+        cnt[0] += b.deform;
+        if (b.angle_deg[0] != 0.0f) {
+            cnt[1]++;
+            assert_true(b.angle_deg[0] == a.angle_deg[0]);
+        }
+        if (b.scale[0] != 1.0f) {
+            cnt[2]++;
+            assert_true(b.scale[0] == a.scale[0]);
+        }
+        if (b.gamma != 1.0f) {
+            cnt[3]++;
+            assert_true(b.gamma == a.gamma);
+        }
+    }
+    const float want[4] = {0.2f, 0.5f, 0.3f, 0.7f};
+    for (int k = 0; k < 4; k++) {
+        double f = (double)cnt[k] / N,
+               se = sqrt(want[k] * (1.0 - want[k]) / N);
+        if (fabs(f - want[k]) > 5 * se)
+            fail_msg("transform %d applied in %.3f of samples, want %.2f", k,
+                     f, want[k]);
+    }
+    u3d_augment_params d;
+    u3d_augment_params_default(&d);
+    u3d_error err = {0};
+    t_ok(u3d_augment_params_check(&d, &err), &err, "default preset");
+    assert_true(d.mirror[0] && d.mirror[1] && d.mirror[2] &&
+                d.p_deform < 1.0f && d.p_gray < 1.0f);
+    free(img), free(o), free(o1), free(lab), free(ol), free(ol1);
+}
+
 static void expect_param_error(const u3d_augment_params *p, const char *word)
 {
     u3d_error err = {0};
@@ -581,6 +656,10 @@ static void bad_parameters(void **state)
     expect_param_error(&q, "rotate_deg");
     q = p, q.gray_range[1] = q.gray_range[0];
     expect_param_error(&q, "gray_range");
+    q = p, q.p_rotate = 1.5f;
+    expect_param_error(&q, "p_rotate");
+    q = p, q.p_gray = NAN;
+    expect_param_error(&q, "p_gray");
 
     /* shapes, through the device call */
     u3d_tensor si = t_tensor(e->cl, u3d_shape5(1, 2, 6, 7, 8), NULL);
@@ -689,6 +768,7 @@ int main(void)
         cmocka_unit_test(field_std_matches_theory),
         cmocka_unit_test(gray_values),
         cmocka_unit_test(same_seed_same_patch),
+        cmocka_unit_test(transform_probabilities),
         cmocka_unit_test(bad_parameters),
     };
     return cmocka_run_group_tests(tests, t_setup, t_teardown);

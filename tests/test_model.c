@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "test_util.h"
+#include "unet3d/augment.h"
 #include "unet3d/model.h"
 #include "unet3d/model_io.h"
 
@@ -271,6 +272,12 @@ static void anisotropic_model_file(void **state)
     t_ok(u3d_net_set_pools(&m.net, "1x2x2,2x2x2", &err), &err, "pools");
     for (int i = 0; i < m.net.classes; i++)
         m.class_weights[i] = 1.0f;
+    /* custom augmentation with per-transform probabilities round-trips */
+    snprintf(m.augment, sizeof m.augment, "default");
+    m.aug_custom = 1;
+    u3d_augment_params_default(&m.aug);
+    m.aug.p_deform = 0.125f, m.aug.p_rotate = 0.25f, m.aug.p_scale = 0.5f;
+    m.aug.p_gray = 0.75f, m.aug.rotate_deg[1] = 0.0f;
     u3d_net *net = make_net(e->ref, &m.net, 5);
     char path[64];
     snprintf(path, sizeof path, "/tmp/u3d_aniso_%d.u3d", (int)getpid());
@@ -290,6 +297,11 @@ static void anisotropic_model_file(void **state)
     for (int i = 0; i < u3d_net_num_params(net); i++)
         t_assert_tensors_close(&u3d_net_param(back, i)->value,
                                &u3d_net_param(net, i)->value, 0.0, "param");
+    assert_true(mb.aug_custom);
+    assert_true(mb.aug.p_deform == 0.125f && mb.aug.p_rotate == 0.25f &&
+                mb.aug.p_scale == 0.5f && mb.aug.p_gray == 0.75f);
+    assert_true(mb.aug.rotate_deg[1] == 0.0f && mb.aug.rotate_deg[0] == 15.0f &&
+                mb.aug.mirror[2] == 1);
     u3d_net_destroy(back);
     u3d_net_destroy(net);
     /* isotropic: no plan keys, loads with the defaults */

@@ -102,6 +102,13 @@ typedef struct u3d_augment_params {
     float fill_value;      /* for U3D_AUG_FILL_CONSTANT */
     int ignore_label;      /* labels outside the source: set it to the
                               loss's ignore label */
+    /* Probability that a sample gets each transform, drawn independently:
+     * the deformation, the rotation, the scaling, the gray-value changes
+     * (1: every sample, as the paper). Below 1, the other samples are exact
+     * crops in that respect: every resampling blurs the image (trilinear)
+     * and moves labels by up to half a voxel, which thin walls feel; the
+     * network must also see the unresampled data it will segment. */
+    float p_deform, p_rotate, p_scale, p_gray;
 } u3d_augment_params;
 
 /* No change at all: sigma 0, no rotation, scale 1, no mirror, gray values
@@ -113,7 +120,11 @@ void u3d_augment_params_none(u3d_augment_params *p);
  * [0.9, 1.1], brightness [-0.1, 0.1], noise std [0, 0.02] on a [0, 1]
  * gray range (intensities normalized to about [0, 1]). */
 void u3d_augment_params_paper(u3d_augment_params *p);
-/* By name: "none" or "paper". */
+/* The paper's ranges with every axis mirrored at random and each of the
+ * deformation, rotation, scaling and gray changes applied to a sample with
+ * probability 0.2 (as nnU-Net): most samples are exact crops, flipped. */
+void u3d_augment_params_default(u3d_augment_params *p);
+/* By name: "default", "paper" or "none". */
 u3d_status u3d_augment_params_preset(const char *name, u3d_augment_params *p,
                                      u3d_error *err);
 /* U3D_ERR_INVALID_ARG naming the bad field (negative or non-finite sigma,
@@ -128,6 +139,8 @@ typedef struct u3d_augment_draw {
     int mirror[3];      /* 1: flipped */
     float gamma, contrast, brightness, noise_std;
     float matrix[9];    /* A: source offset = A (output offset), row-major */
+    int deform;         /* 1: this sample is deformed (sigma > 0 and drawn
+                           with probability p_deform) */
 } u3d_augment_draw;
 
 void u3d_augment_draw_sample(const u3d_augment_params *p, uint64_t seed,

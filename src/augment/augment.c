@@ -20,6 +20,7 @@ void u3d_augment_params_none(u3d_augment_params *p)
     p->contrast[0] = p->contrast[1] = 1.0f;
     p->fill = U3D_AUG_FILL_MIRROR;
     p->ignore_label = 255;
+    p->p_deform = p->p_rotate = p->p_scale = p->p_gray = 1.0f;
 }
 
 void u3d_augment_params_paper(u3d_augment_params *p)
@@ -40,6 +41,14 @@ void u3d_augment_params_paper(u3d_augment_params *p)
     p->noise_std[1] = 0.02f;
 }
 
+void u3d_augment_params_default(u3d_augment_params *p)
+{
+    u3d_augment_params_paper(p);
+    for (int i = 0; i < 3; i++)
+        p->mirror[i] = 1;
+    p->p_deform = p->p_rotate = p->p_scale = p->p_gray = 0.2f;
+}
+
 u3d_status u3d_augment_params_preset(const char *name, u3d_augment_params *p,
                                      u3d_error *err)
 {
@@ -47,10 +56,12 @@ u3d_status u3d_augment_params_preset(const char *name, u3d_augment_params *p,
         u3d_augment_params_none(p);
     else if (name && !strcmp(name, "paper"))
         u3d_augment_params_paper(p);
+    else if (name && !strcmp(name, "default"))
+        u3d_augment_params_default(p);
     else
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                          "unknown augmentation preset '%s'; use 'none' or "
-                          "'paper'",
+                          "unknown augmentation preset '%s'; use 'default', "
+                          "'paper' or 'none'",
                           name ? name : "(null)");
     return U3D_OK;
 }
@@ -112,6 +123,15 @@ u3d_status u3d_augment_params_check(const u3d_augment_params *p,
     U3D_TRY(check_range("contrast", p->contrast, 0, 0, err));
     U3D_TRY(check_range("brightness", p->brightness, -INFINITY, 0, err));
     U3D_TRY(check_range("noise_std", p->noise_std, 0, 0, err));
+    const float pr[4] = {p->p_deform, p->p_rotate, p->p_scale, p->p_gray};
+    static const char *const pn[4] = {"p_deform", "p_rotate", "p_scale",
+                                      "p_gray"};
+    for (int i = 0; i < 4; i++)
+        if (!(pr[i] >= 0.0f && pr[i] <= 1.0f))
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "augment: %s = %g must be a probability in "
+                              "[0, 1]",
+                              pn[i], pr[i]);
     if (!isfinite(p->gray_range[0]) || !isfinite(p->gray_range[1]) ||
         !(p->gray_range[0] < p->gray_range[1]))
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
@@ -177,6 +197,21 @@ void u3d_augment_draw_sample(const u3d_augment_params *p, uint64_t seed,
     o->contrast = draw_in(&r, p->contrast);
     o->brightness = draw_in(&r, p->brightness);
     o->noise_std = draw_in(&r, p->noise_std);
+    /* which transforms this sample gets: drawn after the values above, so
+     * the probabilities change no value, only whether it applies */
+    float u[4];
+    for (int i = 0; i < 4; i++)
+        u[i] = u3d_rng_uniform(&r);
+    o->deform = (p->sigma[0] > 0 || p->sigma[1] > 0 || p->sigma[2] > 0) &&
+                u[0] < p->p_deform;
+    if (!(u[1] < p->p_rotate))
+        o->angle_deg[0] = o->angle_deg[1] = o->angle_deg[2] = 0.0f;
+    if (!(u[2] < p->p_scale))
+        o->scale[0] = o->scale[1] = o->scale[2] = 1.0f;
+    if (!(u[3] < p->p_gray)) {
+        o->gamma = o->contrast = 1.0f;
+        o->brightness = o->noise_std = 0.0f;
+    }
     draw_matrix(o);
 }
 
@@ -218,7 +253,7 @@ static u3d_status check_shapes(u3d_shape src, u3d_shape out,
     return U3D_OK;
 }
 
-static void fill_grid(const u3d_augment_params *p, aug_consts *k)
+static void fill_grid(const u3d_augment_params *p, int deform, aug_consts *k)
 {
     const int n[3] = {k->d, k->h, k->w};
     int *nc[3] = {&k->ncz, &k->ncy, &k->ncx}, *sp[3] = {&k->sz, &k->sy, &k->sx};
@@ -228,7 +263,7 @@ static void fill_grid(const u3d_augment_params *p, aug_consts *k)
         *sp[i] = p->grid_spacing[i];
         *nc[i] = (n[i] - 1) / p->grid_spacing[i] + 4;
         *inv[i] = 1.0f / (float)p->grid_spacing[i];
-        *sig[i] = p->sigma[i];
+        *sig[i] = deform ? p->sigma[i] : 0.0f;
     }
 }
 
@@ -277,7 +312,9 @@ u3d_status u3d_aug_prepare(const u3d_augment_params *p, uint64_t seed,
         k->ly0 = (out.h - lab->h) / 2;
         k->lx0 = (out.w - lab->w) / 2;
     }
-    fill_grid(p, k);
+    u3d_augment_draw dr;
+    u3d_augment_draw_sample(p, seed, sample_index, &dr);
+    fill_grid(p, dr.deform, k);
     /* kernels index with int: the field p2 is the largest buffer */
     if (u3d_aug_p2_count(k) > 0x7fffffff || u3d_aug_gray_count(k) > 0x7fffffff)
         return u3d_seterr(err, U3D_ERR_SHAPE,
@@ -286,8 +323,6 @@ u3d_status u3d_aug_prepare(const u3d_augment_params *p, uint64_t seed,
                           "spacing or a smaller patch",
                           out.d, out.h, out.w, p->grid_spacing[0],
                           p->grid_spacing[1], p->grid_spacing[2]);
-    u3d_augment_draw dr;
-    u3d_augment_draw_sample(p, seed, sample_index, &dr);
     memcpy(k->a, dr.matrix, sizeof k->a);
     k->oz = origin[0], k->oy = origin[1], k->ox = origin[2];
     k->cz = 0.5f * (float)(out.d - 1);

@@ -6,7 +6,8 @@
 #include <string.h>
 #include "cli/options.h"
 
-const char *const u3d_cli_aug_presets[] = {"paper", "none", NULL};
+const char *const u3d_cli_aug_presets[] = {"paper", "none", "default",
+                                            NULL};
 const char *const u3d_cli_onoff[] = {"off", "on", NULL};
 const char *const u3d_cli_lr_schedules[] = {"constant", "poly", NULL};
 
@@ -109,7 +110,7 @@ void u3d_cli_aug_defaults(u3d_cli_aug *a)
 int u3d_cli_aug_custom(const u3d_cli_aug *a)
 {
     return a->g_sigma || a->g_grid || a->g_rotate || a->g_scale ||
-           a->g_mirror || a->g_gray;
+           a->g_mirror || a->g_gray || a->g_prob;
 }
 
 /* "none" or letters of "zyx": the axes flipped at random. */
@@ -145,6 +146,8 @@ u3d_status u3d_cli_aug_params(const u3d_cli_aug *a, int ignore_label,
     }
     if (a->g_scale)
         memcpy(p->scale_iso, a->scale, sizeof p->scale_iso);
+    if (a->g_prob)
+        p->p_deform = p->p_rotate = p->p_scale = p->p_gray = a->prob;
     if (a->g_gray && !a->gray) {
         p->gamma[0] = p->gamma[1] = 1;
         p->contrast[0] = p->contrast[1] = 1;

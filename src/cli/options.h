@@ -157,14 +157,14 @@ int u3d_cli_net_wants_spacing(const u3d_cli_net *n);
 /* Augmentation: train, densify and augment. */
 typedef struct u3d_cli_aug {
     int preset; /* index in u3d_cli_aug_presets */
-    float sigma, rotate, scale[2];
+    float sigma, rotate, scale[2], prob;
     int grid, gray;
     const char *mirror;
-    int g_preset, g_sigma, g_grid, g_rotate, g_scale, g_mirror, g_gray;
+    int g_preset, g_sigma, g_grid, g_rotate, g_scale, g_mirror, g_gray, g_prob;
                 /* given */
 } u3d_cli_aug;
 
-extern const char *const u3d_cli_aug_presets[]; /* paper, none */
+extern const char *const u3d_cli_aug_presets[]; /* paper, none, default */
 void u3d_cli_aug_defaults(u3d_cli_aug *a);
 /* 1 when a per-transform option was given. */
 int u3d_cli_aug_custom(const u3d_cli_aug *a);
@@ -193,7 +193,12 @@ u3d_status u3d_cli_aug_params(const u3d_cli_aug *a, int ignore_label,
      .given = &(a)->g_mirror},                                              \
     {"--aug-gray", U3D_OPT_CHOICE, &(a)->gray, 0, 0, NULL,                  \
      .help = "gamma, contrast, brightness and noise",                       \
-     .choices = u3d_cli_onoff, .given = &(a)->g_gray}
+     .choices = u3d_cli_onoff, .given = &(a)->g_gray},                     \
+    {"--aug-prob", U3D_OPT_FLOAT, &(a)->prob, 0, 1, "P",                    \
+     .help = "each sample gets the deformation, the rotation,\n"            \
+             "the scaling and the gray changes each with\n"                 \
+             "probability P (1: always, as the paper)",                     \
+     .given = &(a)->g_prob}
 
 extern const char *const u3d_cli_onoff[]; /* off, on */
 

@@ -91,12 +91,14 @@ u3d_status u3d_model_augment_params(const u3d_model_meta *m,
 }
 
 /* The augmentation parameters as one metadata line (and back): every field
- * in declaration order. */
+ * in declaration order. Files before the per-transform probabilities end
+ * after fill_value (28 fields): every transform applied, p = 1. */
 static void aug_to_str(const u3d_augment_params *a, char *buf, size_t n)
 {
     snprintf(buf, n,
              "%.9g %.9g %.9g %d %d %d %.9g %.9g %.9g %.9g %.9g %.9g %.9g %d %d "
-             "%d %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %d %.9g",
+             "%d %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %d %.9g "
+             "%.9g %.9g %.9g %.9g",
              a->sigma[0], a->sigma[1], a->sigma[2], a->grid_spacing[0],
              a->grid_spacing[1], a->grid_spacing[2], a->rotate_deg[0],
              a->rotate_deg[1], a->rotate_deg[2], a->scale_iso[0],
@@ -104,15 +106,17 @@ static void aug_to_str(const u3d_augment_params *a, char *buf, size_t n)
              a->mirror[1], a->mirror[2], a->gray_range[0], a->gray_range[1],
              a->gamma[0], a->gamma[1], a->contrast[0], a->contrast[1],
              a->brightness[0], a->brightness[1], a->noise_std[0],
-             a->noise_std[1], (int)a->fill, a->fill_value);
+             a->noise_std[1], (int)a->fill, a->fill_value, a->p_deform,
+             a->p_rotate, a->p_scale, a->p_gray);
 }
 
 static int aug_from_str(const char *s, u3d_augment_params *a)
 {
-    int fill = 0;
+    int fill = 0, used = 0;
+    a->p_deform = a->p_rotate = a->p_scale = a->p_gray = 1.0f;
     int n = sscanf(s,
                    "%f %f %f %d %d %d %f %f %f %f %f %f %f %d %d %d %f %f %f "
-                   "%f %f %f %f %f %f %f %d %f",
+                   "%f %f %f %f %f %f %f %d %f %n",
                    &a->sigma[0], &a->sigma[1], &a->sigma[2], &a->grid_spacing[0],
                    &a->grid_spacing[1], &a->grid_spacing[2], &a->rotate_deg[0],
                    &a->rotate_deg[1], &a->rotate_deg[2], &a->scale_iso[0],
@@ -121,9 +125,16 @@ static int aug_from_str(const char *s, u3d_augment_params *a)
                    &a->gray_range[0], &a->gray_range[1], &a->gamma[0],
                    &a->gamma[1], &a->contrast[0], &a->contrast[1],
                    &a->brightness[0], &a->brightness[1], &a->noise_std[0],
-                   &a->noise_std[1], &fill, &a->fill_value);
+                   &a->noise_std[1], &fill, &a->fill_value, &used);
     a->fill = fill ? U3D_AUG_FILL_CONSTANT : U3D_AUG_FILL_MIRROR;
-    return n == 28;
+    if (n != 28)
+        return 0;
+    if (!s[used])
+        return 1;
+    int tail = 0;
+    n = sscanf(s + used, "%f %f %f %f %n", &a->p_deform, &a->p_rotate,
+               &a->p_scale, &a->p_gray, &tail);
+    return n == 4 && !s[used + tail];
 }
 
 static u3d_status add_tensor(u3d_ckpt *c, const char *name,

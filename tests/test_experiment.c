@@ -341,6 +341,31 @@ static void bad_inputs(void **state)
                           "--labels %s", P("v1.tif"), P("v1_lab.tif"),
              P("m1.tif"), P("m1_lab.tif"));
     expect_error(a, "channel");
+    /* the list options: malformed, unknown, repeated, empty, too many */
+    static const char *const lists[][2] = {
+        {"table2 --slices-list 1,1,1:2,2", "--slices-list '1,1,1:2,2'"},
+        {"table2 --slices-list 1,1,1:", "--slices-list '1,1,1:'"},
+        {"table2 --slices-list 1,,1", "--slices-list '1,,1'"},
+        {"table2 --slices-list 0,0,0", "--slices-list '0,0,0'"},
+        {"table2 --slices-list 1,1,1x", "--slices-list '1,1,1x'"},
+        {"table2 --slices-list ' 1,1,1'", "--slices-list ' 1,1,1'"},
+        {"table2 --slices-list 1:1:1:1:1:1:1:1:1:1:1:1:1:1:1:1:1", "--slices-list"},
+        {"table2 --slices-list 1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:"
+         "1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:1,1,1:1,1,1",
+         "at most 16"},
+        {"table1 --variants 3d,4d", "--variants '3d,4d'"},
+        {"table1 --variants 3d,3d", "--variants '3d,3d'"},
+        {"table1 --variants 3d,", "--variants '3d,'"},
+        {"table1 --variants ''", "--variants ''"},
+        {"table1 --slices 3,5", "--slices '3,5'"},
+        {"table1 --slices 3,5,5,5", "--slices '3,5,5,5'"},
+        {"table1 --slices -1,5,5", "--slices '-1,5,5'"},
+    };
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        snprintf(a, sizeof a, "%s --image %s --labels %s", lists[i][0],
+                 P("v1.tif"), P("v1_lab.tif"));
+        expect_error(a, lists[i][1]);
+    }
 }
 
 int main(void)

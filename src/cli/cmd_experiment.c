@@ -77,57 +77,6 @@ static const char ABOUT[] =
     "IoU: mean foreground IoU, mean ± (max-min)/2 over the seeds. Writes\n"
     "DIR/tableN.md (also on stdout), DIR/tableN.json and DIR/tableN.png.\n";
 
-/* "Z,Y,X" into k (each 0..100000). */
-static int parse3(const char *s, int k[3])
-{
-    char *e;
-    for (int a = 0; a < 3; a++) {
-        errno = 0;
-        long v = strtol(s, &e, 10);
-        if (e == s || errno || v < 0 || v > 100000 ||
-            *e != (a < 2 ? ',' : 0))
-            return 0;
-        k[a] = (int)v;
-        s = e + 1;
-    }
-    return k[0] + k[1] + k[2] > 0;
-}
-
-static int parse_rows(const char *s, xargs *a)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    a->nrows = 0;
-    for (char *p = buf, *q; p; p = q) {
-        if ((q = strchr(p, ':')))
-            *q++ = 0;
-        if (a->nrows == MAXR || !parse3(p, a->rows[a->nrows++]))
-            return 0;
-    }
-    return 1;
-}
-
-static int parse_variants(const char *s, xargs *a)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    a->nvar = 0;
-    char *save = NULL;
-    for (char *p = strtok_r(buf, ",", &save); p;
-         p = strtok_r(NULL, ",", &save)) {
-        int v = 0;
-        while (u3d_exp_variant_names[v] && strcmp(u3d_exp_variant_names[v], p))
-            v++;
-        for (int i = 0; i < a->nvar; i++)
-            if (a->var[i] == v)
-                return 0;
-        if (!u3d_exp_variant_names[v] || a->nvar == 3)
-            return 0;
-        a->var[a->nvar++] = v;
-    }
-    return a->nvar > 0;
-}
-
 /* The table's own defaults, then the given values checked. */
 static int check_args(const u3d_cmd_spec *spec, xargs *a)
 {
@@ -148,17 +97,29 @@ static int check_args(const u3d_cmd_spec *spec, xargs *a)
     if (a->table == 2 && a->nimg < 2)
         return u3d_opts_fail(spec, "table3 leaves one volume out: give at "
                                    "least 2 --image/--labels pairs");
-    if (!parse_variants(a->variants ? a->variants
-                        : a->table == 1 ? "3d" : "3d,3d-nobn,2d", a))
+    a->nvar = u3d_opts_names(a->variants ? a->variants
+                             : a->table == 1 ? "3d" : "3d,3d-nobn,2d",
+                             u3d_exp_variant_names, 3, a->var);
+    if (!a->nvar)
         return u3d_opts_fail(spec, "--variants '%s': want a comma list of "
                                    "3d, 3d-nobn, 2d (each once)",
                              a->variants);
-    if (a->slices && !parse3(a->slices, a->sl))
+    int one[1][3];
+    /* a total of 0 slices annotates nothing */
+    if (a->slices && (!u3d_opts_triples(a->slices, 0, 100000, 1, one) ||
+                      one[0][0] + one[0][1] + one[0][2] == 0))
         return u3d_opts_fail(spec, "--slices '%s': want Z,Y,X, three counts "
                                    "(e.g. 3,5,5)", a->slices);
+    if (a->slices)
+        memcpy(a->sl, one[0], sizeof a->sl);
     a->g_list = a->slices_list != NULL;
-    if (!parse_rows(a->slices_list ? a->slices_list : "1,1,1:2,2,1:4,4,2:8,8,4",
-                    a))
+    a->nrows = u3d_opts_triples(a->slices_list ? a->slices_list
+                                : "1,1,1:2,2,1:4,4,2:8,8,4",
+                                0, 100000, MAXR, a->rows);
+    for (int r = 0; r < a->nrows; r++)
+        if (a->rows[r][0] + a->rows[r][1] + a->rows[r][2] == 0)
+            a->nrows = 0;
+    if (!a->nrows)
         return u3d_opts_fail(spec, "--slices-list '%s': want Z,Y,X:Z,Y,X:... "
                                    "(at most %d)", a->slices_list, MAXR);
     return -1;

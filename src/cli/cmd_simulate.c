@@ -25,21 +25,14 @@ typedef struct sim_args {
 /* --pick: a comma list of suggested, even, random, or all. */
 static int parse_picks(const char *s, int *mask)
 {
+    /* u3d_sim_pick_names, then all */
+    static const char *const names[] = {"suggested", "even", "random", "all",
+                                        NULL};
+    int idx[4], n = u3d_opts_names(s, names, 4, idx);
     *mask = 0;
-    while (s && *s) {
-        size_t n = strcspn(s, ",");
-        int hit = 0;
-        if (n == 3 && !strncmp(s, "all", 3))
-            *mask |= 7, hit = 1;
-        for (int p = 0; p < 3 && !hit; p++)
-            if (strlen(u3d_sim_pick_names[p]) == n &&
-                !strncmp(s, u3d_sim_pick_names[p], n))
-                *mask |= 1 << p, hit = 1;
-        if (!hit)
-            return -1;
-        s += n + (s[n] == ',');
-    }
-    return *mask ? 0 : -1;
+    for (int i = 0; i < n; i++)
+        *mask |= idx[i] == 3 ? 7 : 1 << idx[i];
+    return n ? 0 : -1;
 }
 
 static int parse(int argc, char **argv, sim_args *a)

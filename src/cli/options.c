@@ -41,6 +41,53 @@ int u3d_opts_long(const char *s, long lo, long hi, long *out)
     return 1;
 }
 
+int u3d_opts_names(const char *s, const char *const *names, int max,
+                   int *idx)
+{
+    int n = 0;
+    for (;;) {
+        size_t len = strcspn(s, ",");
+        int k = 0;
+        while (names[k] && (strlen(names[k]) != len || strncmp(names[k], s, len)))
+            k++;
+        if (!names[k] || n == max)
+            return 0;
+        for (int i = 0; i < n; i++)
+            if (idx[i] == k)
+                return 0;
+        idx[n++] = k;
+        if (!s[len])
+            return n;
+        s += len + 1;
+    }
+}
+
+int u3d_opts_triples(const char *s, long lo, long hi, int max, int (*t)[3])
+{
+    int n = 0;
+    for (;;) {
+        if (n == max)
+            return 0;
+        for (int a = 0; a < 3; a++) {
+            size_t len = strcspn(s, a < 2 ? ",:" : ":");
+            char part[24];
+            long v;
+            if (len >= sizeof part || (a < 2 && s[len] != ','))
+                return 0;
+            memcpy(part, s, len);
+            part[len] = 0;
+            if (!u3d_opts_long(part, lo, hi, &v))
+                return 0;
+            t[n][a] = (int)v;
+            s += len + (a < 2);
+        }
+        n++;
+        if (!*s)
+            return n;
+        s++; /* the ':' */
+    }
+}
+
 static int parse_u64(const char *s, unsigned long long *out)
 {
     char *end;

@@ -73,6 +73,14 @@ int u3d_opts_fail(const u3d_cmd_spec *c, const char *fmt, ...)
 /* Strict integer s in [lo, hi] for values parsed outside the table; 0 when
  * it is not one (no message). */
 int u3d_opts_long(const char *s, long lo, long hi, long *out);
+/* A comma list of names from the NULL-ended table, each at most once, at
+ * most max of them: their indices into idx; returns how many, 0 when the
+ * list is not one (empty items, unknown or repeated names, too many). */
+int u3d_opts_names(const char *s, const char *const *names, int max,
+                   int *idx);
+/* Triples "A,B,C:A,B,C:...", integers in [lo, hi], at most max of them:
+ * returns how many, 0 when s is not such a list. */
+int u3d_opts_triples(const char *s, long lo, long hi, int max, int (*t)[3]);
 
 /* ---- option groups shared by several commands ---- */
 

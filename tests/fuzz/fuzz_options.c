@@ -2,7 +2,9 @@
  * compiled in here: the CLI is not part of the library). The input is split
  * at newlines into arguments; every kind of option is in the table. What
  * parses must hold values inside their ranges; everything else is a clean
- * refusal (return 1). Run through tools/fuzz.sh. */
+ * refusal (return 1). The list parsers (u3d_opts_names, u3d_opts_triples:
+ * experiment's --variants/--slices-list, simulate's --pick) run on every
+ * argument. Run through tools/fuzz.sh. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +76,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if ((given3 && (s3[a] < 1 || s3[a] > 4096)) || i3[a] < 0 ||
                 i3[a] > 1000000)
                 __builtin_trap();
+    }
+    /* the list parsers on every argument: counts within bounds, names
+     * distinct and known, triples in range */
+    static const char *const names[] = {"3d", "3d-nobn", "2d", "all", NULL};
+    for (int k = 1; k < argc; k++) {
+        int idx[3], t[4][3];
+        int n = u3d_opts_names(argv[k], names, 3, idx);
+        if (n < 0 || n > 3)
+            __builtin_trap();
+        for (int a = 0; a < n; a++) {
+            if (idx[a] < 0 || idx[a] > 3)
+                __builtin_trap();
+            for (int b = 0; b < a; b++)
+                if (idx[a] == idx[b])
+                    __builtin_trap();
+        }
+        n = u3d_opts_triples(argv[k], -3, 1000, 4, t);
+        if (n < 0 || n > 4)
+            __builtin_trap();
+        for (int r = 0; r < n; r++)
+            for (int a = 0; a < 3; a++)
+                if (t[r][a] < -3 || t[r][a] > 1000)
+                    __builtin_trap();
     }
     free(buf);
     return 0;

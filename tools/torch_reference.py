@@ -87,6 +87,7 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no tools/__pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_peers  # noqa: E402  (import_torch, torch_unet, param_counts)
 

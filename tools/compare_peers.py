@@ -362,12 +362,18 @@ def torch_conv_rows(torch, sh, reps, passes):
 
 
 def torch_unet(torch, cfg):
+    """unet3d's U-Net in PyTorch. cfg: levels, base, in_channels, classes,
+    bn_affine, and padding ("valid", the default, or "same": zero padding 1,
+    as `unet3d --padding same`; the same parameters either way)."""
     nn = torch.nn
+    pad = {"valid": 0, "same": 1}[cfg.get("padding", "valid")]
 
     def block(ci, c1, c2):
         return nn.Sequential(
-            nn.Conv3d(ci, c1, 3), nn.BatchNorm3d(c1, affine=cfg["bn_affine"]), nn.ReLU(inplace=True),
-            nn.Conv3d(c1, c2, 3), nn.BatchNorm3d(c2, affine=cfg["bn_affine"]), nn.ReLU(inplace=True))
+            nn.Conv3d(ci, c1, 3, padding=pad), nn.BatchNorm3d(c1, affine=cfg["bn_affine"]),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(c1, c2, 3, padding=pad), nn.BatchNorm3d(c2, affine=cfg["bn_affine"]),
+            nn.ReLU(inplace=True))
 
     class UNet3D(nn.Module):
         def __init__(self):

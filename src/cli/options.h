@@ -212,7 +212,9 @@ typedef struct u3d_cli_train {
     float lr, momentum, weight_decay;
     const char *class_weights, *log;
     unsigned long long seed;
-    int g_patch, g_lr, g_momentum, g_seed; /* given */
+    int plan; /* --plan on (1, default) / off: train's and densify's
+                 defaults from the data (u3d_cli_plan_apply) */
+    int g_patch, g_lr, g_momentum, g_seed, g_weights; /* given */
 } u3d_cli_train;
 
 void u3d_cli_train_defaults(u3d_cli_train *t);
@@ -255,8 +257,10 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
      .help = "(default 0)"},                                                \
     {"--class-weights", U3D_OPT_STRING, &(t)->class_weights, 0, 0,          \
      "auto|sqrt|w0,w1,...",                                                 \
-     .help = "auto (default): balanced, w_c = n / (K n_c);\n"               \
-             "sqrt: its square root"},                                      \
+     .help = "auto: balanced, w_c = n / (K n_c); sqrt: its\n"              \
+             "square root (default: the plan's, auto unless a\n"           \
+             "weight would exceed 50)",                                     \
+     .given = &(t)->g_weights},                                             \
     {"--ignore-label", U3D_OPT_INT, &(t)->ignore_label, 0, 65535, "L",      \
      .help = "label of unannotated voxels (default 255)"},                  \
     {"--normalize", U3D_OPT_CHOICE, &(t)->norm, 0, 0, NULL,                 \
@@ -273,6 +277,37 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
      .help = "no progress"}
 
 extern const char *const u3d_cli_lr_schedules[]; /* constant, poly */
+
+/* --plan: train and densify only (a plan needs the training data). */
+#define U3D_OPTS_PLAN(t)                                                    \
+    {"--plan", U3D_OPT_CHOICE, &(t)->plan, 0, 0, NULL,                      \
+     .help = "on (default): the settings you leave out come from\n"        \
+             "the data ('unet3d plan' shows them and why); off:\n"         \
+             "the preset's, augmentation paper",                           \
+     .choices = u3d_cli_onoff}
+
+/* "ZxYxX": three positive numbers. */
+u3d_status u3d_cli_parse_spacing(const char *s, double sp[3],
+                                 u3d_error *err);
+/* The plan's input for n volumes (copied shallowly into imgs and labs, n
+ * entries each) and the network m->net, the user's choices as in t. */
+void u3d_cli_plan_input(const u3d_cli_train *t, const u3d_model_meta *m,
+                        const u3d_volume *imgs, const u3d_labels *labs,
+                        const char *const *lab_names, int n,
+                        const double *spacing, u3d_plan_input *in);
+/* Applies each choice of p the user did not make (kernels/pools, patch:
+ * densify's or train's rule, augmentation, class weights) to m and *w,
+ * and says so in one line unless quiet. */
+void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
+                        int densify, u3d_model_meta *m,
+                        u3d_class_weighting *w);
+/* Computes the plan of the volumes and applies it (t->plan on); with
+ * --spacing given, that spacing. */
+u3d_status u3d_cli_plan_run(const u3d_cli_train *t, const u3d_volume *imgs,
+                            const u3d_labels *labs,
+                            const char *const *lab_names, int n, int densify,
+                            u3d_model_meta *m, u3d_class_weighting *w,
+                            u3d_error *err);
 
 /* The sparse annotation of an image (densify, suggest): exactly one of
  * --labels (any volume format) or --annotation-slices (PNG slices). */

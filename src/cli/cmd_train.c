@@ -242,12 +242,13 @@ static void print_setup(const tjob *j)
                  j->a->t.sync_bn ? ", synchronized batch norm" : "");
     fprintf(stderr,
             "device: %s%s\nnetwork: %s\npatch %dx%dx%d -> %dx%dx%d (DxHxW), "
-            "batch %d%s, lr %g, momentum %g, augment %s\nclass weights:",
+            "batch %d%s, lr %g, momentum %g, augment %s%s\nclass weights:",
             u3d_backend_device(j->be),
             u3d_dist_active() ? " (rank 0; 'unet3d devices' under mpirun "
                                 "shows every rank's)" : "", u3d_net_config_str(&m->net, cfgs, sizeof cfgs),
             m->patch[0], m->patch[1], m->patch[2], out[0], out[1], out[2],
-            m->batch, ranks, m->lr, m->momentum, m->augment);
+            m->batch, ranks, m->lr, m->momentum, m->augment,
+            m->aug_custom ? " (changed per transform)" : "");
     for (int k = 0; k < m->net.classes; k++)
         fprintf(stderr, " %.3g", m->class_weights[k]);
     fprintf(stderr, "\n");

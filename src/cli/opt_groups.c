@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/options.h"
+#include "dist/dist.h"
 
 const char *const u3d_cli_aug_presets[] = {"paper", "none", "default",
                                             NULL};
@@ -368,7 +369,7 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
     }
     if (!t->g_weights)
         *w = p->weights;
-    if (t->quiet)
+    if (t->quiet || u3d_dist_rank() != 0) /* under mpirun: said once */
         return;
     char net[160], augs[160];
     fprintf(stderr,

@@ -174,8 +174,9 @@ u3d_status u3d_cli_aug_params(const u3d_cli_aug *a, int ignore_label,
 
 #define U3D_OPTS_AUG(a)                                                     \
     {"--augment", U3D_OPT_CHOICE, &(a)->preset, 0, 0, NULL,                 \
-     .help = "augmentation preset (default paper), changed\n"               \
-             "per transform by the --aug-* options",                        \
+     .help = "augmentation preset (default paper; train and\n"           \
+             "densify: the plan's, see --plan), changed per\n"            \
+             "transform by the --aug-* options",                            \
      .choices = u3d_cli_aug_presets, .given = &(a)->g_preset},             \
     {"--aug-sigma", U3D_OPT_FLOAT, &(a)->sigma, 0, 100, "S",                \
      .help = "deformation: control-point std (voxels)", .given = &(a)->g_sigma}, \

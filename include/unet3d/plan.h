@@ -80,7 +80,8 @@ typedef struct u3d_plan {
 } u3d_plan;
 
 /* The plan of in's volumes: deterministic (the same volumes give the same
- * plan), no allocation beyond one channel's values for the percentiles.
+ * plan), no allocation beyond one channel's values at a time for the
+ * percentiles (as normalizing it needs; u3d_norm_channel_stats).
  * Fails with a message naming the labels file when a label lies above the
  * classes, or when no patch fits the network. */
 u3d_status u3d_plan_make(const u3d_plan_input *in, u3d_plan *p,

@@ -327,10 +327,11 @@ static int net_given(const u3d_cli_net *n)
     return n->kernels || n->pools || n->dims == 2;
 }
 
-void u3d_cli_plan_input(const u3d_cli_train *t, const u3d_model_meta *m,
-                        const u3d_volume *imgs, const u3d_labels *labs,
-                        const char *const *lab_names, int n,
-                        const double *spacing, u3d_plan_input *in)
+/* The plan's input: the volumes, m's network, the user's choices in t. */
+static void plan_input(const u3d_cli_train *t, const u3d_model_meta *m,
+                       const u3d_volume *imgs, const u3d_labels *labs,
+                       const char *const *lab_names, int n,
+                       const double *spacing, u3d_plan_input *in)
 {
     memset(in, 0, sizeof *in);
     in->images = imgs;
@@ -395,8 +396,8 @@ u3d_status u3d_cli_plan_run(const u3d_cli_train *t, const u3d_volume *imgs,
     if (t->net.spacing)
         U3D_TRY(u3d_cli_parse_spacing(t->net.spacing, sp, err));
     u3d_plan_input in;
-    u3d_cli_plan_input(t, m, imgs, labs, lab_names, n,
-                       t->net.spacing ? sp : NULL, &in);
+    plan_input(t, m, imgs, labs, lab_names, n, t->net.spacing ? sp : NULL,
+               &in);
     u3d_plan p;
     U3D_TRY(u3d_plan_make(&in, &p, err));
     u3d_cli_plan_apply(t, &p, densify, m, w);

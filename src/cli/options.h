@@ -152,7 +152,8 @@ int u3d_cli_net_wants_spacing(const u3d_cli_net *n);
              "and 1x2x2 pooling (slice by slice); 3 (default)"},            \
     {"--spacing", U3D_OPT_STRING, &(n)->spacing, 0, 0, "ZxYxX",             \
      .help = "voxel spacing for --kernels auto (nnU-Net's plan:\n"          \
-             "1x3x3 / 1x2x2 while z > 2x in-plane)"}
+             "1x3x3 / 1x2x2 while z > 2x in-plane) and train's\n"         \
+             "and densify's plan (default: the image's)"}
 
 /* Augmentation: train, densify and augment. */
 typedef struct u3d_cli_aug {
@@ -290,12 +291,6 @@ extern const char *const u3d_cli_lr_schedules[]; /* constant, poly */
 /* "ZxYxX": three positive numbers. */
 u3d_status u3d_cli_parse_spacing(const char *s, double sp[3],
                                  u3d_error *err);
-/* The plan's input for n volumes (copied shallowly into imgs and labs, n
- * entries each) and the network m->net, the user's choices as in t. */
-void u3d_cli_plan_input(const u3d_cli_train *t, const u3d_model_meta *m,
-                        const u3d_volume *imgs, const u3d_labels *labs,
-                        const char *const *lab_names, int n,
-                        const double *spacing, u3d_plan_input *in);
 /* Applies each choice of p the user did not make (kernels/pools, patch:
  * densify's or train's rule, augmentation, class weights) to m and *w,
  * and says so in one line unless quiet. */

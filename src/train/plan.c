@@ -60,13 +60,20 @@ static void plan_spacing(const u3d_plan_input *in, u3d_plan *p)
     memcpy(p->spacing, in->spacing ? in->spacing : v->spacing,
            sizeof p->spacing);
     snprintf(p->unit, sizeof p->unit, "%s", v->unit);
+    int bad = 0; /* a broken header: no rule can use it */
+    for (int a = 0; a < 3; a++)
+        bad |= !(p->spacing[a] > 0) || !isfinite(p->spacing[a]);
+    if (bad)
+        p->spacing[0] = p->spacing[1] = p->spacing[2] = 1;
     p->aniso = aniso(p->spacing);
     int differ = 0;
     for (int i = 1; i < in->n; i++)
         differ |= memcmp(in->images[i].spacing, v->spacing,
                          sizeof v->spacing) != 0;
     const char *from =
-        in->spacing ? "from --spacing"
+        bad ? "the file's spacing is not positive: taken as isotropic; "
+              "give --spacing ZxYxX"
+        : in->spacing ? "from --spacing"
         : (v->spacing[0] == 1 && v->spacing[1] == 1 && v->spacing[2] == 1 &&
            !v->unit[0])
             ? "the file gives none (or 1x1x1 voxels): taken as isotropic; "

@@ -158,12 +158,41 @@ static void densify_records_the_plan(void **state)
     assert_string_equal(params, "");
 }
 
+/* train on an anisotropic volume: the plan's kernels, patch and
+ * augmentation reach the model; a resumed run keeps them. */
+static void train_takes_the_plan(void **state)
+{
+    (void)state;
+    char cmd[2048], buf[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s train --image %s --labels %s --model %s --preset tiny "
+             "--levels 2 --iterations 1 --spacing 4x1x1 --quiet",
+             exe, P("img.tif"), P("lab.tif"), P("t.u3d"));
+    assert_int_equal(run(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s train --image %s --labels %s --model %s --resume "
+             "--iterations 2 --quiet",
+             exe, P("img.tif"), P("lab.tif"), P("t.u3d"));
+    assert_int_equal(run(cmd), 0);
+    u3d_ckpt c;
+    u3d_error err = {0};
+    t_ok(u3d_ckpt_read(P("t.u3d"), &c, &err), &err, "model");
+    const char *v = u3d_ckpt_meta_get(&c, "kernels", buf, sizeof buf);
+    assert_true(v && !strncmp(v, "1x3x3", 5));
+    v = u3d_ckpt_meta_get(&c, "augment_params", buf, sizeof buf);
+    assert_true(v && !strncmp(v, "1 4 4 8 32 32 15 0 0 ", 21));
+    v = u3d_ckpt_meta_get(&c, "iteration", buf, sizeof buf);
+    assert_true(v && !strcmp(v, "2"));
+    u3d_ckpt_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(plan_table_and_json),
         cmocka_unit_test(plan_size_mismatch),
         cmocka_unit_test(densify_records_the_plan),
+        cmocka_unit_test(train_takes_the_plan),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -86,6 +86,13 @@ u3d_status u3d_holdout_split(const u3d_labels *sparse, int ignore_label,
                              u3d_error *err);
 void u3d_holdout_free(u3d_holdout *h);
 
+/* densify's automatic patch for a volume of vol (D, H, W) voxels: per
+ * axis the largest valid size <= min(cap, vol + 2 * the net's context),
+ * along an axis the net never looks across (--dims 2) at most 8 slices
+ * (there a longer patch is only a larger batch of 2D images). */
+u3d_status u3d_densify_patch(const u3d_net_config *c, const int vol[3],
+                             int cap, int patch[3], u3d_error *err);
+
 /* The small preset, paper augmentation, automatic classes, patch and
  * balanced class weights, checkpoints every 50 iterations, no holdout
  * (the densify command holds out 1/8 by default). */

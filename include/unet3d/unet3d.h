@@ -16,6 +16,7 @@
 #include "unet3d/synth.h"
 #include "unet3d/predict.h"
 #include "unet3d/densify.h"
+#include "unet3d/plan.h"
 #include "unet3d/suggest.h"
 #include "unet3d/names.h"
 #define U3D_VERSION "0.1.0"

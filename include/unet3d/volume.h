@@ -251,6 +251,11 @@ u3d_status u3d_norm_compute_planes(int c, int d, int h, int w,
                                    u3d_plane_read_fn read, void *user,
                                    u3d_norm_mode mode, double plo, double phi,
                                    u3d_norm_params *p, u3d_error *err);
+/* Channel c's statistics over the whole volume, for reports (unet3d
+ * plan): out = min, percentile plo, percentile phi (as u3d_norm_compute
+ * finds them), mean, std (population), max. */
+u3d_status u3d_norm_channel_stats(const u3d_volume *v, int c, double plo,
+                                  double phi, double out[6], u3d_error *err);
 /* Applies p in place; p->c must equal v->c. */
 u3d_status u3d_norm_apply(u3d_volume *v, const u3d_norm_params *p,
                           u3d_error *err);

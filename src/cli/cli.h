@@ -7,6 +7,7 @@
 int u3d_cmd_bench(int argc, char **argv); /* bench/bench.c */
 int u3d_cmd_info(int argc, char **argv);  /* src/cli/cmd_info.c */
 int u3d_cmd_train(int argc, char **argv); /* src/cli/cmd_train.c */
+int u3d_cmd_plan(int argc, char **argv);  /* src/cli/cmd_plan.c */
 int u3d_cmd_sparsify(int argc, char **argv); /* src/cli/cmd_sparsify.c */
 int u3d_cmd_synth(int argc, char **argv);      /* src/cli/cmd_synth.c */
 int u3d_cmd_boundaries(int argc, char **argv); /* src/cli/cmd_synth.c */

@@ -39,7 +39,10 @@ static const char ABOUT[] =
     "annotated label + 1. Sizes are D x H x W.\n"
     "--holdout: the held-out slices are scored during training, the best\n"
     "model makes the output (their labels are still kept in it), and\n"
-    "\"estimated IoU per class\" is printed; no retraining on all slices.\n";
+    "\"estimated IoU per class\" is printed; no retraining on all slices.\n"
+    "Settings left out (kernels/pools, patch, augmentation, class weights)\n"
+    "come from the data ('unet3d plan' shows them and why; --plan off: the\n"
+    "preset's, augmentation paper).\n";
 
 /* Returns -1 when parsed, else the exit code. */
 static int parse(int argc, char **argv, dargs *a)
@@ -76,6 +79,7 @@ static int parse(int argc, char **argv, dargs *a)
         U3D_OPTS_NET(&a->t.net),
         U3D_OPTS_TRAIN(&a->t),
         U3D_OPTS_AUG(&a->t.aug),
+        U3D_OPTS_PLAN(&a->t),
         U3D_OPTS_DEVICE(&a->bc),
         {0}};
     const u3d_cmd_spec spec = {
@@ -169,6 +173,10 @@ static u3d_status run(djob *j)
     u3d_status st = setup(j);
     if (!st)
         st = read_inputs(j);
+    const char *lname = j->o.labels_name;
+    if (!st && a->t.plan) /* from the raw image: densify normalizes it */
+        st = u3d_cli_plan_run(&a->t, &j->v, &j->sp, &lname, 1, 1,
+                              &j->o.meta, &j->o.weights, &j->e);
     if (!st)
         st = u3d_backend_create(&a->bc, &j->be, &j->e);
     /* under mpirun: every rank trains and predicts, rank 0 writes */

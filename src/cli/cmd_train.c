@@ -32,7 +32,10 @@ typedef struct tjob {
 } tjob;
 
 static const char ABOUT[] =
-    "Images and labels pair up in the order given. Sizes are D x H x W.\n";
+    "Images and labels pair up in the order given. Sizes are D x H x W.\n"
+    "Settings left out (kernels/pools, patch, augmentation, class weights)\n"
+    "come from the data ('unet3d plan' shows them and why; --plan off: the\n"
+    "preset's, augmentation paper). --resume keeps the model file's.\n";
 
 /* Returns -1 when parsed, else the exit code. */
 static int parse(int argc, char **argv, targs *a)
@@ -61,6 +64,7 @@ static int parse(int argc, char **argv, targs *a)
         U3D_OPTS_NET(&a->t.net),
         U3D_OPTS_TRAIN(&a->t),
         U3D_OPTS_AUG(&a->t.aug),
+        U3D_OPTS_PLAN(&a->t),
         U3D_OPTS_DEVICE(&a->bc),
         {0}};
     const u3d_cmd_spec spec = {
@@ -106,14 +110,42 @@ static u3d_status load_pair(const char *img, const char *lab,
     }
     for (int k = 0; !st && k < m->net.classes; k++)
         counts[k] += c[k];
-    if (!st && m->norm_mode != U3D_NORM_NONE) {
-        u3d_norm_params np;
-        st = u3d_norm_compute(&v->image, NULL, (u3d_norm_mode)m->norm_mode,
-                              m->norm_plo, m->norm_phi, &np, err);
-        if (!st)
-            st = u3d_norm_apply(&v->image, &np, err);
-    }
     return st;
+}
+
+/* After the plan, which looks at the raw intensities. */
+static u3d_status normalize(const u3d_model_meta *m, u3d_train_volume *v,
+                            u3d_error *err)
+{
+    if (m->norm_mode == U3D_NORM_NONE)
+        return U3D_OK;
+    u3d_norm_params np;
+    U3D_TRY(u3d_norm_compute(&v->image, NULL, (u3d_norm_mode)m->norm_mode,
+                             m->norm_plo, m->norm_phi, &np, err));
+    return u3d_norm_apply(&v->image, &np, err);
+}
+
+static u3d_status normalize_all(tjob *j)
+{
+    u3d_status st = U3D_OK;
+    for (int i = 0; !st && i < j->nv; i++)
+        st = normalize(&j->m, &j->vols[i], &j->e);
+    if (!st && j->has_val)
+        st = normalize(&j->m, &j->val, &j->e);
+    return st;
+}
+
+/* The plan of the training volumes (--plan on) applied to the new model. */
+static u3d_status apply_plan(tjob *j)
+{
+    u3d_volume imgs[MAXV];
+    u3d_labels labs[MAXV];
+    for (int i = 0; i < j->nv; i++) { /* shallow: the plan only reads */
+        imgs[i] = j->vols[i].image;
+        labs[i] = j->vols[i].labels;
+    }
+    return u3d_cli_plan_run(&j->a->t, imgs, labs, j->a->labs, j->nv, 0,
+                            &j->m, &j->weights, &j->e);
 }
 
 /* The saved run, with a new length if given. */
@@ -148,7 +180,9 @@ static u3d_status setup_fresh(tjob *j)
     if (u3d_cli_net_wants_spacing(&j->a->t.net))
         st = u3d_cli_net_aniso(&j->a->t.net, j->vols[0].image.spacing,
                                &m->net, &j->e);
-    if (!st && !j->a->t.g_patch)
+    if (!st && j->a->t.plan)
+        st = apply_plan(j);
+    else if (!st && !j->a->t.g_patch)
         st = u3d_train_default_patch(&m->net, 96, m->patch, &j->e);
     if (st)
         return st;
@@ -208,12 +242,13 @@ static void print_setup(const tjob *j)
                  j->a->t.sync_bn ? ", synchronized batch norm" : "");
     fprintf(stderr,
             "device: %s%s\nnetwork: %s\npatch %dx%dx%d -> %dx%dx%d (DxHxW), "
-            "batch %d%s, lr %g, momentum %g, augment %s\nclass weights:",
+            "batch %d%s, lr %g, momentum %g, augment %s%s\nclass weights:",
             u3d_backend_device(j->be),
             u3d_dist_active() ? " (rank 0; 'unet3d devices' under mpirun "
                                 "shows every rank's)" : "", u3d_net_config_str(&m->net, cfgs, sizeof cfgs),
             m->patch[0], m->patch[1], m->patch[2], out[0], out[1], out[2],
-            m->batch, ranks, m->lr, m->momentum, m->augment);
+            m->batch, ranks, m->lr, m->momentum, m->augment,
+            m->aug_custom ? " (changed per transform)" : "");
     for (int k = 0; k < m->net.classes; k++)
         fprintf(stderr, " %.3g", m->class_weights[k]);
     fprintf(stderr, "\n");
@@ -243,6 +278,8 @@ static u3d_status run(tjob *j)
         st = load_volumes(j);
     if (!st && !a->resume)
         st = setup_fresh(j);
+    if (!st)
+        st = normalize_all(j);
     /* under mpirun: a rank that failed (device, file, memory) stops all */
     if (u3d_dist_active())
         st = u3d_dist_agree(st, &j->e);

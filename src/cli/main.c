@@ -19,6 +19,9 @@ static void usage(FILE *f)
             "                          mpirun: which device each rank gets)\n"
             "  info [--preset P] [--input DxHxW]\n"
             "                          parameters, output size and memory\n"
+            "  plan --image I --labels L [--json]\n"
+            "                          the settings train/densify take from the\n"
+            "                          data, and why\n"
             "  train --image I --labels L --model M.u3d [...]\n"
             "                          train on sparsely labeled volumes\n"
             "  sparsify --labels L --slices Z,Y,X --out S.tif\n"
@@ -185,6 +188,8 @@ static int dispatch(int argc, char **argv)
         return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "golden"))
         return cmd_golden(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan"))
+        return u3d_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return u3d_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict"))

@@ -1,10 +1,12 @@
 /* Option groups shared by several commands (options.h): the network, the
  * augmentation and the training setup, each turned into the library's
  * structures in one place. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/options.h"
+#include "dist/dist.h"
 
 const char *const u3d_cli_aug_presets[] = {"paper", "none", "default",
                                             NULL};
@@ -44,6 +46,23 @@ u3d_status u3d_cli_net_config(const u3d_cli_net *n, u3d_net_config *c,
     return u3d_cli_net_aniso(n, NULL, c, err);
 }
 
+u3d_status u3d_cli_parse_spacing(const char *s, double sp[3], u3d_error *err)
+{
+    char *e1, *e2, *e3;
+    sp[0] = strtod(s, &e1);
+    sp[1] = *e1 == 'x' ? strtod(e1 + 1, &e2) : 0;
+    e2 = *e1 == 'x' ? e2 : e1;
+    sp[2] = *e2 == 'x' ? strtod(e2 + 1, &e3) : 0;
+    e3 = *e2 == 'x' ? e3 : e2;
+    if (*e3 || !(sp[0] > 0) || !(sp[1] > 0) || !(sp[2] > 0) ||
+        !isfinite(sp[0]) || !isfinite(sp[1]) || !isfinite(sp[2]))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "--spacing '%s': want ZxYxX, three positive "
+                          "numbers (e.g. 5x1x1)",
+                          s);
+    return U3D_OK;
+}
+
 u3d_status u3d_cli_net_aniso(const u3d_cli_net *n, const double *spacing,
                              u3d_net_config *c, u3d_error *err)
 {
@@ -58,17 +77,7 @@ u3d_status u3d_cli_net_aniso(const u3d_cli_net *n, const double *spacing,
     double sp[3];
     int have = 0;
     if (n->spacing) { /* checked whenever given */
-        char *e1, *e2, *e3;
-        sp[0] = strtod(n->spacing, &e1);
-        sp[1] = *e1 == 'x' ? strtod(e1 + 1, &e2) : 0;
-        e2 = *e1 == 'x' ? e2 : e1;
-        sp[2] = *e2 == 'x' ? strtod(e2 + 1, &e3) : 0;
-        e3 = *e2 == 'x' ? e3 : e2;
-        if (*e3 || !(sp[0] > 0) || !(sp[1] > 0) || !(sp[2] > 0))
-            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
-                              "--spacing '%s': want ZxYxX, three positive "
-                              "numbers (e.g. 5x1x1)",
-                              n->spacing);
+        U3D_TRY(u3d_cli_parse_spacing(n->spacing, sp, err));
         have = 1;
     } else if (spacing) {
         memcpy(sp, spacing, sizeof sp);
@@ -175,6 +184,7 @@ void u3d_cli_train_defaults(u3d_cli_train *t)
     t->seed = m.seed;
     t->every = 50;
     t->class_weights = "auto";
+    t->plan = 1;
 }
 
 u3d_status u3d_cli_class_weights(const char *s, int classes,
@@ -309,4 +319,87 @@ void u3d_cli_suggest_print(FILE *f, const u3d_slice_score *s, int n)
 {
     for (int i = 0; i < n; i++)
         fprintf(f, "%c%04d  %.4f\n", s[i].axis, s[i].index, s[i].score);
+}
+
+/* 1 when the user chose the network's kernels or pools. */
+static int net_given(const u3d_cli_net *n)
+{
+    return n->kernels || n->pools || n->dims == 2;
+}
+
+/* The plan's input: the volumes, m's network, the user's choices in t. */
+static void plan_input(const u3d_cli_train *t, const u3d_model_meta *m,
+                       const u3d_volume *imgs, const u3d_labels *labs,
+                       const char *const *lab_names, int n,
+                       const double *spacing, u3d_plan_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->images = imgs;
+    in->labels = labs;
+    in->label_names = lab_names;
+    in->n = n;
+    in->net = m->net;
+    in->keep_net = net_given(&t->net);
+    in->ignore_label = m->ignore_label;
+    in->spacing = spacing;
+}
+
+static const char *weights_name(u3d_class_weighting w)
+{
+    return w == U3D_WEIGHTS_SQRT ? "sqrt" : "auto";
+}
+
+void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
+                        int densify, u3d_model_meta *m,
+                        u3d_class_weighting *w)
+{
+    if (!net_given(&t->net)) {
+        memcpy(m->net.kernel, p->net.kernel, sizeof m->net.kernel);
+        memcpy(m->net.pool, p->net.pool, sizeof m->net.pool);
+    }
+    if (!t->g_patch)
+        memcpy(m->patch, densify ? p->patch_densify : p->patch_train,
+               sizeof m->patch);
+    /* any augmentation option: the user's preset and changes, no plan */
+    int aug = !t->aug.g_preset && !u3d_cli_aug_custom(&t->aug);
+    if (aug) {
+        snprintf(m->augment, sizeof m->augment, "default");
+        m->aug_custom = p->aug_changed; /* the model records what is used */
+        if (p->aug_changed)
+            m->aug = p->aug;
+    }
+    if (!t->g_weights)
+        *w = p->weights;
+    if (t->quiet || u3d_dist_rank() != 0) /* under mpirun: said once */
+        return;
+    char net[160], augs[160];
+    fprintf(stderr,
+            "plan: patch %dx%dx%d%s, network %s%s, augment %s%s, class "
+            "weights %s%s (--plan off: preset defaults; 'unet3d plan' "
+            "explains)\n",
+            m->patch[0], m->patch[1], m->patch[2], t->g_patch ? " (given)" : "",
+            u3d_net_aniso_str(&m->net, net, sizeof net),
+            net_given(&t->net) ? " (given)" : "",
+            aug ? u3d_plan_aug_str(p, augs, sizeof augs) : m->augment,
+            aug ? "" : " (given)",
+            t->g_weights ? t->class_weights : weights_name(*w),
+            t->g_weights ? " (given)" : "");
+}
+
+u3d_status u3d_cli_plan_run(const u3d_cli_train *t, const u3d_volume *imgs,
+                            const u3d_labels *labs,
+                            const char *const *lab_names, int n, int densify,
+                            u3d_model_meta *m, u3d_class_weighting *w,
+                            u3d_error *err)
+{
+    double sp[3];
+    if (t->net.spacing)
+        U3D_TRY(u3d_cli_parse_spacing(t->net.spacing, sp, err));
+    u3d_plan_input in;
+    plan_input(t, m, imgs, labs, lab_names, n, t->net.spacing ? sp : NULL,
+               &in);
+    u3d_plan p;
+    U3D_TRY(u3d_plan_make(&in, &p, err));
+    u3d_cli_plan_apply(t, &p, densify, m, w);
+    return U3D_OK;
 }

@@ -160,7 +160,8 @@ int u3d_cli_net_wants_spacing(const u3d_cli_net *n);
              "and 1x2x2 pooling (slice by slice); 3 (default)"},            \
     {"--spacing", U3D_OPT_STRING, &(n)->spacing, 0, 0, "ZxYxX",             \
      .help = "voxel spacing for --kernels auto (nnU-Net's plan:\n"          \
-             "1x3x3 / 1x2x2 while z > 2x in-plane)"}
+             "1x3x3 / 1x2x2 while z > 2x in-plane) and train's\n"         \
+             "and densify's plan (default: the image's)"}
 
 /* Augmentation: train, densify and augment. */
 typedef struct u3d_cli_aug {
@@ -182,8 +183,9 @@ u3d_status u3d_cli_aug_params(const u3d_cli_aug *a, int ignore_label,
 
 #define U3D_OPTS_AUG(a)                                                     \
     {"--augment", U3D_OPT_CHOICE, &(a)->preset, 0, 0, NULL,                 \
-     .help = "augmentation preset (default paper), changed\n"               \
-             "per transform by the --aug-* options",                        \
+     .help = "augmentation preset (default paper; train and\n"           \
+             "densify: the plan's, see --plan), changed per\n"            \
+             "transform by the --aug-* options",                            \
      .choices = u3d_cli_aug_presets, .given = &(a)->g_preset},             \
     {"--aug-sigma", U3D_OPT_FLOAT, &(a)->sigma, 0, 100, "S",                \
      .help = "deformation: control-point std (voxels)", .given = &(a)->g_sigma}, \
@@ -220,7 +222,9 @@ typedef struct u3d_cli_train {
     float lr, momentum, weight_decay;
     const char *class_weights, *log;
     unsigned long long seed;
-    int g_patch, g_lr, g_momentum, g_seed; /* given */
+    int plan; /* --plan on (1, default) / off: train's and densify's
+                 defaults from the data (u3d_cli_plan_apply) */
+    int g_patch, g_lr, g_momentum, g_seed, g_weights; /* given */
 } u3d_cli_train;
 
 void u3d_cli_train_defaults(u3d_cli_train *t);
@@ -263,8 +267,10 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
      .help = "(default 0)"},                                                \
     {"--class-weights", U3D_OPT_STRING, &(t)->class_weights, 0, 0,          \
      "auto|sqrt|w0,w1,...",                                                 \
-     .help = "auto (default): balanced, w_c = n / (K n_c);\n"               \
-             "sqrt: its square root"},                                      \
+     .help = "auto: balanced, w_c = n / (K n_c); sqrt: its\n"              \
+             "square root (default: the plan's, auto unless a\n"           \
+             "weight would exceed 50)",                                     \
+     .given = &(t)->g_weights},                                             \
     {"--ignore-label", U3D_OPT_INT, &(t)->ignore_label, 0, 65535, "L",      \
      .help = "label of unannotated voxels (default 255)"},                  \
     {"--normalize", U3D_OPT_CHOICE, &(t)->norm, 0, 0, NULL,                 \
@@ -281,6 +287,31 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
      .help = "no progress"}
 
 extern const char *const u3d_cli_lr_schedules[]; /* constant, poly */
+
+/* --plan: train and densify only (a plan needs the training data). */
+#define U3D_OPTS_PLAN(t)                                                    \
+    {"--plan", U3D_OPT_CHOICE, &(t)->plan, 0, 0, NULL,                      \
+     .help = "on (default): the settings you leave out come from\n"        \
+             "the data ('unet3d plan' shows them and why); off:\n"         \
+             "the preset's, augmentation paper",                           \
+     .choices = u3d_cli_onoff}
+
+/* "ZxYxX": three positive numbers. */
+u3d_status u3d_cli_parse_spacing(const char *s, double sp[3],
+                                 u3d_error *err);
+/* Applies each choice of p the user did not make (kernels/pools, patch:
+ * densify's or train's rule, augmentation, class weights) to m and *w,
+ * and says so in one line unless quiet. */
+void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
+                        int densify, u3d_model_meta *m,
+                        u3d_class_weighting *w);
+/* Computes the plan of the volumes and applies it (t->plan on); with
+ * --spacing given, that spacing. */
+u3d_status u3d_cli_plan_run(const u3d_cli_train *t, const u3d_volume *imgs,
+                            const u3d_labels *labs,
+                            const char *const *lab_names, int n, int densify,
+                            u3d_model_meta *m, u3d_class_weighting *w,
+                            u3d_error *err);
 
 /* The sparse annotation of an image (densify, suggest): exactly one of
  * --labels (any volume format) or --annotation-slices (PNG slices). */

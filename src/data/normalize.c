@@ -146,6 +146,39 @@ u3d_status u3d_norm_compute(const u3d_volume *v, const uint8_t *mask,
     return st;
 }
 
+u3d_status u3d_norm_channel_stats(const u3d_volume *v, int c, double plo,
+                                  double phi, double out[6], u3d_error *err)
+{
+    U3D_TRY(check_args(v, U3D_NORM_PERCENTILE, plo, phi, err));
+    if (c < 0 || c >= v->c)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "normalize: channel %d of a %d-channel volume", c,
+                          v->c);
+    size_t vox = (size_t)v->d * v->h * v->w, n = 0;
+    float *buf = malloc(vox * sizeof *buf);
+    if (!buf)
+        return u3d_seterr(err, U3D_ERR_OOM, "normalize: out of memory");
+    u3d_status st = gather(v, c, NULL, buf, &n, err);
+    if (!st) {
+        float mean, sd;
+        zscore(buf, n, &mean, &sd);
+        double lo = buf[0], hi = buf[0];
+        for (size_t i = 1; i < n; i++) {
+            lo = buf[i] < lo ? buf[i] : lo;
+            hi = buf[i] > hi ? buf[i] : hi;
+        }
+        out[0] = lo;
+        out[5] = hi;
+        out[3] = mean;
+        /* zscore's b is 1 for a constant channel: the std is 0 there */
+        out[4] = lo == hi ? 0.0 : sd;
+        out[1] = percentile(buf, n, plo);
+        out[2] = percentile(buf, n, phi);
+    }
+    free(buf);
+    return st;
+}
+
 u3d_status u3d_norm_apply(u3d_volume *v, const u3d_norm_params *p,
                           u3d_error *err)
 {

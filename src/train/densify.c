@@ -61,9 +61,7 @@ static int flat_axis(const u3d_net_config *c, int a)
     return 1;
 }
 
-/* Largest valid patch per axis <= min(cap, size + 2*context); along a
- * flat axis at most U3D_FLAT_AXIS_PATCH. */
-static u3d_status densify_patch(const u3d_net_config *c, const int vol[3],
+u3d_status u3d_densify_patch(const u3d_net_config *c, const int vol[3],
                                 int cap, int patch[3], u3d_error *err)
 {
     for (int a = 0; a < 3; a++) {
@@ -130,7 +128,7 @@ u3d_status u3d_densify_meta(const u3d_densify_opts *o,
     int vol[3] = {image->d, image->h, image->w};
     if (m->patch[0] && m->patch[1] && m->patch[2])
         return U3D_OK;
-    return densify_patch(&m->net, vol, o->patch_cap, m->patch, err);
+    return u3d_densify_patch(&m->net, vol, o->patch_cap, m->patch, err);
 }
 
 static void say_training(const u3d_densify_opts *o, const u3d_model_meta *m,

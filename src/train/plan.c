@@ -1,0 +1,244 @@
+/* A plan from the data (plan.h): each setting train and densify default
+ * to, chosen from the volumes with its reason. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "unet3d/plan.h"
+#include "unet3d/train.h"
+
+static const char *lab_name(const u3d_plan_input *in, int i)
+{
+    return in->label_names && in->label_names[i] ? in->label_names[i]
+                                                 : "the labels";
+}
+
+static double smin3(const double s[3])
+{
+    double m = s[0] < s[1] ? s[0] : s[1];
+    return m < s[2] ? m : s[2];
+}
+
+static double aniso(const double s[3])
+{
+    double mx = s[0] > s[1] ? s[0] : s[1];
+    mx = mx > s[2] ? mx : s[2];
+    return mx / smin3(s);
+}
+
+int u3d_plan_augment_aniso(const double spacing[3], u3d_augment_params *p)
+{
+    if (!(aniso(spacing) >= U3D_PLAN_ANISO_AUG))
+        return 0;
+    double s0 = smin3(spacing);
+    /* in-plane only: about y or x a rotation tilts the coarse z axis */
+    p->rotate_deg[1] = p->rotate_deg[2] = 0;
+    for (int a = 0; a < 3; a++) {
+        double f = s0 / spacing[a]; /* the same physical size per axis */
+        int g = (int)lround(p->grid_spacing[a] * f);
+        p->sigma[a] = (float)(p->sigma[a] * f);
+        p->grid_spacing[a] = g > U3D_PLAN_MIN_GRID ? g : U3D_PLAN_MIN_GRID;
+    }
+    return 1;
+}
+
+const char *u3d_plan_aug_str(const u3d_plan *p, char *buf, size_t len)
+{
+    if (!p->aug_changed)
+        snprintf(buf, len, "default");
+    else
+        snprintf(buf, len, "default (in-plane rotation, sigma %.2g,%.2g,%.2g "
+                           "voxels, grid %d,%d,%d)",
+                 (double)p->aug.sigma[0], (double)p->aug.sigma[1],
+                 (double)p->aug.sigma[2], p->aug.grid_spacing[0],
+                 p->aug.grid_spacing[1], p->aug.grid_spacing[2]);
+    return buf;
+}
+
+static void plan_spacing(const u3d_plan_input *in, u3d_plan *p)
+{
+    const u3d_volume *v = &in->images[0];
+    memcpy(p->spacing, in->spacing ? in->spacing : v->spacing,
+           sizeof p->spacing);
+    snprintf(p->unit, sizeof p->unit, "%s", v->unit);
+    int bad = 0; /* a broken header: no rule can use it */
+    for (int a = 0; a < 3; a++)
+        bad |= !(p->spacing[a] > 0) || !isfinite(p->spacing[a]);
+    if (bad)
+        p->spacing[0] = p->spacing[1] = p->spacing[2] = 1;
+    p->aniso = aniso(p->spacing);
+    int differ = 0;
+    for (int i = 1; i < in->n; i++)
+        differ |= memcmp(in->images[i].spacing, v->spacing,
+                         sizeof v->spacing) != 0;
+    const char *from =
+        bad ? "the file's spacing is not positive: taken as isotropic; "
+              "give --spacing ZxYxX"
+        : in->spacing ? "from --spacing"
+        : (v->spacing[0] == 1 && v->spacing[1] == 1 && v->spacing[2] == 1 &&
+           !v->unit[0])
+            ? "the file gives none (or 1x1x1 voxels): taken as isotropic; "
+              "give --spacing ZxYxX if it is not"
+        : differ ? "from the first image (the others' differ)"
+                 : "from the image file";
+    snprintf(p->spacing_why, sizeof p->spacing_why,
+             "anisotropy r = %.2f (largest / smallest spacing); %s", p->aniso,
+             from);
+}
+
+static u3d_status plan_net(const u3d_plan_input *in, u3d_plan *p,
+                           u3d_error *err)
+{
+    if (in->keep_net)
+        snprintf(p->net_why, sizeof p->net_why,
+                 "as given (--kernels/--pools/--dims)");
+    else if (p->aniso < U3D_PLAN_ANISO_NET)
+        snprintf(p->net_why, sizeof p->net_why,
+                 "r = %.2f < %g (nnU-Net's anisotropy threshold): the "
+                 "preset's isotropic kernels and pools",
+                 p->aniso, U3D_PLAN_ANISO_NET);
+    else {
+        u3d_net_plan_spacing(&p->net, p->spacing);
+        snprintf(p->net_why, sizeof p->net_why,
+                 "r = %.2f >= %g (nnU-Net's anisotropy threshold): 1x3x3 "
+                 "kernels and 1x2x2 pools while z is over twice in-plane "
+                 "(nnU-Net's rule)",
+                 p->aniso, U3D_PLAN_ANISO_NET);
+    }
+    return u3d_net_config_check(&p->net, err);
+}
+
+/* Classes 0: the largest annotated label + 1 (at least 2), as densify. */
+static u3d_status plan_classes(const u3d_plan_input *in, u3d_plan *p,
+                               u3d_error *err)
+{
+    if (p->net.classes > 0)
+        return U3D_OK;
+    int maxl = 1, at = 0;
+    for (int i = 0; i < in->n; i++) {
+        const u3d_labels *l = &in->labels[i];
+        size_t n = (size_t)l->d * l->h * l->w;
+        for (size_t k = 0; k < n; k++)
+            if (l->data[k] != in->ignore_label && l->data[k] > maxl)
+                maxl = l->data[k], at = i;
+    }
+    if (maxl + 1 > U3D_MAX_CLASSES)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: label value %d: at most %d classes are "
+                          "supported (is the ignore label %d right?)",
+                          lab_name(in, at), maxl, U3D_MAX_CLASSES,
+                          in->ignore_label);
+    p->net.classes = maxl + 1;
+    return U3D_OK;
+}
+
+static u3d_status plan_patch(const u3d_plan_input *in, u3d_plan *p,
+                             u3d_error *err)
+{
+    int cap = in->patch_cap > 0 ? in->patch_cap : 96;
+    const u3d_volume *v = &in->images[0];
+    int vol[3] = {v->d, v->h, v->w};
+    U3D_TRY(u3d_train_default_patch(&p->net, cap, p->patch_train, err));
+    U3D_TRY(u3d_densify_patch(&p->net, vol, cap, p->patch_densify, err));
+    snprintf(p->patch_why, sizeof p->patch_why,
+             "train: the largest valid size <= %d per axis; densify: also "
+             "<= the volume %dx%dx%d + 2 x the context %d,%d,%d",
+             cap, v->d, v->h, v->w, u3d_net_context_axis(&p->net, 0),
+             u3d_net_context_axis(&p->net, 1),
+             u3d_net_context_axis(&p->net, 2));
+    return U3D_OK;
+}
+
+static void plan_augment(const u3d_plan_input *in, u3d_plan *p)
+{
+    u3d_augment_params_default(&p->aug);
+    p->aug.ignore_label = in->ignore_label;
+    p->aug_changed = u3d_plan_augment_aniso(p->spacing, &p->aug);
+    if (!p->aug_changed)
+        snprintf(p->aug_why, sizeof p->aug_why,
+                 "r = %.2f < %g: the 'default' preset (paper ranges, "
+                 "mirrored on every axis, each transform with p %g)",
+                 p->aniso, U3D_PLAN_ANISO_AUG, (double)p->aug.p_deform);
+    else
+        snprintf(p->aug_why, sizeof p->aug_why,
+                 "r = %.2f >= %g: rotation about z only (about y or x it "
+                 "would mix the coarse axis into the plane); deformation in "
+                 "physical units (sigma and grid x smallest / own spacing)",
+                 p->aniso, U3D_PLAN_ANISO_AUG);
+}
+
+static u3d_status plan_intensity(const u3d_plan_input *in, u3d_plan *p,
+                                 u3d_error *err)
+{
+    p->norm_mode = U3D_NORM_PERCENTILE;
+    snprintf(p->norm_why, sizeof p->norm_why,
+             "percentile %g..%g -> 0..1 per volume and channel: robust to "
+             "hot pixels and to the file's value range",
+             U3D_PLAN_PLO, U3D_PLAN_PHI);
+    for (int i = 0; i < in->n; i++)
+        for (int c = 0; c < in->images[i].c; c++) {
+            if (p->nstats == U3D_PLAN_MAX_STATS) {
+                p->stats_left_out++;
+                continue;
+            }
+            u3d_plan_stats *s = &p->stats[p->nstats++];
+            double o[6];
+            U3D_TRY(u3d_norm_channel_stats(&in->images[i], c, U3D_PLAN_PLO,
+                                           U3D_PLAN_PHI, o, err));
+            s->volume = i;
+            s->channel = c;
+            s->min = o[0], s->plo = o[1], s->phi = o[2];
+            s->mean = o[3], s->std = o[4], s->max = o[5];
+        }
+    return U3D_OK;
+}
+
+static u3d_status plan_weights(const u3d_plan_input *in, u3d_plan *p,
+                               u3d_error *err)
+{
+    int k = p->net.classes;
+    for (int i = 0; i < in->n; i++) {
+        size_t c[U3D_MAX_CLASSES] = {0};
+        if (u3d_labels_check(&in->labels[i], k, in->ignore_label, c, NULL,
+                             err))
+            return u3d_errprefix(err, "%s: ", lab_name(in, i));
+        for (int j = 0; j < k; j++)
+            p->counts[j] += c[j];
+    }
+    u3d_class_weights_auto(p->counts, k, p->balanced);
+    double most = 0;
+    for (int j = 0; j < k; j++)
+        most = p->balanced[j] > most ? p->balanced[j] : most;
+    p->weights = most > U3D_PLAN_MAX_WEIGHT ? U3D_WEIGHTS_SQRT
+                                            : U3D_WEIGHTS_BALANCED;
+    u3d_class_weights_set(p->weights, p->counts, k, p->class_weights);
+    if (p->weights == U3D_WEIGHTS_SQRT)
+        snprintf(p->weights_why, sizeof p->weights_why,
+                 "sqrt: the largest balanced weight %.3g > %g would make one "
+                 "patch's loss depend on a handful of voxels",
+                 most, U3D_PLAN_MAX_WEIGHT);
+    else
+        snprintf(p->weights_why, sizeof p->weights_why,
+                 "auto (balanced): the largest weight %.3g <= %g", most,
+                 U3D_PLAN_MAX_WEIGHT);
+    return U3D_OK;
+}
+
+u3d_status u3d_plan_make(const u3d_plan_input *in, u3d_plan *p,
+                         u3d_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (!in || in->n < 1 || !in->images || !in->labels)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "plan: give at least one image with its labels");
+    for (int i = 0; i < in->n; i++)
+        U3D_TRY(u3d_check_image_labels(&in->images[i], NULL, &in->labels[i],
+                                       lab_name(in, i), err));
+    plan_spacing(in, p);
+    p->net = in->net;
+    U3D_TRY(plan_classes(in, p, err));
+    U3D_TRY(plan_net(in, p, err));
+    U3D_TRY(plan_patch(in, p, err));
+    plan_augment(in, p);
+    U3D_TRY(plan_intensity(in, p, err));
+    return plan_weights(in, p, err);
+}

@@ -1,5 +1,5 @@
 /* Data augmentation (include/unet3d/augment.h): a smooth B-spline
- * deformation composed with an affine map, cubic/nearest resampling in
+ * deformation composed with an affine map, trilinear/nearest resampling in
  * one sampling pass (each output voxel computes its source point once),
  * then the gray-value changes.
  *
@@ -337,24 +337,8 @@ AUG_FN void aug_gray_group(const aug_consts *k, AUG_GLOBAL float *out, int i)
     }
 }
 
-/* Catmull-Rom weights of the taps at -1, 0, 1, 2 for a point t in [0, 1)
- * past tap 0: interpolating (exact at t = 0: weights 0, 1, 0, 0) and
- * reproducing linear ramps, with far less smoothing than trilinear
- * interpolation, which at t = 1/2 averages two voxels and halves a
- * one-voxel wall: resampled training patches then show thin structures
- * blurred as the unresampled volumes at inference never are. Written out
- * without FMA contraction like the rest (bit-identical host and device). */
-AUG_FN void aug_cubic_weights(float t, float w[4])
-{
-    float t2 = t * t, t3 = t2 * t;
-    w[0] = 0.5f * ((2.0f * t2 - t) - t3);
-    w[1] = 0.5f * ((3.0f * t3 - 5.0f * t2) + 2.0f);
-    w[2] = 0.5f * ((4.0f * t2 + t) - 3.0f * t3);
-    w[3] = 0.5f * (t3 - t2);
-}
-
 /* One output voxel (z, y, x) of the image patch: its source point, the
- * image channels (Catmull-Rom cubic, aug_cubic_weights) and, inside the label patch, its label
+ * image channels (trilinear) and, inside the label patch, its label
  * (nearest). field is p2 of aug_field_h. Gray values follow in
  * aug_gray_group, a separate pass (skipped when it changes nothing) that
  * keeps the noise and gamma arithmetic out of this gather-bound loop. */
@@ -384,34 +368,24 @@ AUG_FN void aug_voxel(const aug_consts *k,
 
     int dhw = k->d * hw, DHW = k->D * k->H * k->W;
     int iz = aug_ifloor(p[0]), iy = aug_ifloor(p[1]), ix = aug_ifloor(p[2]);
-    float wz[4], wy[4], wx[4];
-    aug_cubic_weights(p[0] - (float)iz, wz);
-    aug_cubic_weights(p[1] - (float)iy, wy);
-    aug_cubic_weights(p[2] - (float)ix, wx);
-    /* taps i-1..i+2 per axis; the symmetric extension beyond the border */
-    int xs[4], rows[16];
-    for (int t = 0; t < 4; t++)
-        xs[t] = aug_sym(ix - 1 + t, k->W);
-    for (int a = 0; a < 4; a++) {
-        int zz = aug_sym(iz - 1 + a, k->D);
-        for (int b = 0; b < 4; b++)
-            rows[4 * a + b] = (zz * k->H + aug_sym(iy - 1 + b, k->H)) * k->W;
-    }
+    float fz = p[0] - (float)iz, fy = p[1] - (float)iy, fx = p[2] - (float)ix;
+    float gz = 1.0f - fz, gy = 1.0f - fy, gx = 1.0f - fx;
+    /* inside, the symmetric extension only clamps the half-voxel rim */
+    int z0 = aug_sym(iz, k->D), z1 = aug_sym(iz + 1, k->D);
+    int y0 = aug_sym(iy, k->H), y1 = aug_sym(iy + 1, k->H);
+    int x0 = aug_sym(ix, k->W), x1 = aug_sym(ix + 1, k->W);
+    int r00 = (z0 * k->H + y0) * k->W, r01 = (z0 * k->H + y1) * k->W;
+    int r10 = (z1 * k->H + y0) * k->W, r11 = (z1 * k->H + y1) * k->W;
     for (int c = 0; c < k->C; c++) {
         float v = k->fill_value;
         if (inside || k->fill_mirror) {
             AUG_GLOBAL const float *s = src + c * DHW;
-            v = 0.0f;
-            for (int a = 0; a < 4; a++) {
-                float pz = 0.0f;
-                for (int b = 0; b < 4; b++) {
-                    const int r = rows[4 * a + b];
-                    float py = wx[0] * s[r + xs[0]] + wx[1] * s[r + xs[1]];
-                    py = py + (wx[2] * s[r + xs[2]] + wx[3] * s[r + xs[3]]);
-                    pz = pz + wy[b] * py;
-                }
-                v = v + wz[a] * pz;
-            }
+            float c00 = gx * s[r00 + x0] + fx * s[r00 + x1];
+            float c01 = gx * s[r01 + x0] + fx * s[r01 + x1];
+            float c10 = gx * s[r10 + x0] + fx * s[r10 + x1];
+            float c11 = gx * s[r11 + x0] + fx * s[r11 + x1];
+            float c0 = gy * c00 + fy * c01, c1 = gy * c10 + fy * c11;
+            v = gz * c0 + fz * c1;
         }
         out[c * dhw + vox] = v;
     }

@@ -251,8 +251,7 @@ static void device_matches_host(void **state)
 }
 
 /* Ramps: channel a of the source holds the a-th voxel coordinate, so a
- * sample returns the source point itself (Catmull-Rom reproduces linear
- * functions) wherever its taps stay inside. */
+ * trilinear sample returns the source point itself. */
 static float *ramps(u3d_shape s)
 {
     size_t nv = u3d_shape_spatial(s);
@@ -324,15 +323,10 @@ static void labels_follow_coordinates(void **state)
                     n_in++;
                     int rr[3], n3[3] = {S, S + 1, S + 2}, edge = 0;
                     for (int a = 0; a < 3; a++) {
-                        /* cubic taps past the border read the mirror: the
-                         * ramp bends there, by at most 1/8 voxel */
-                        assert_true(q[a] >= -0.125f - 1e-4f &&
-                                    q[a] <= n3[a] - 1 + 0.125f + 1e-4f);
+                        assert_true(q[a] >= -1e-4f && q[a] <= n3[a] - 1 + 1e-4f);
                         rr[a] = (int)floorf(q[a] + 0.5f);
-                        /* within a voxel of the border the ramp is not
-                         * exact (taps mirrored); ties ambiguous */
-                        edge |= q[a] < 1.0f + 1e-3f ||
-                                q[a] > n3[a] - 2 - 1e-3f ||
+                        /* the half-voxel rim is clamped; ties ambiguous */
+                        edge |= q[a] < 1e-3f || q[a] > n3[a] - 1 - 1e-3f ||
                                 fabsf(q[a] - floorf(q[a]) - 0.5f) < 1e-3f;
                     }
                     if (!edge)

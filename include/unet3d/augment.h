@@ -14,9 +14,7 @@
  * the caller, e.g. a random patch location), A = R diag(m_i / s_i) the
  * random affine map (rotation R = R_d(a0) R_h(a1) R_w(a2) about the d, h
  * and w axes, mirroring m_i = +-1, scaling s_i; s > 1 enlarges structures)
- * and u the dense deformation field. The image is sampled by Catmull-Rom
- * cubic interpolation (4x4x4 taps; trilinear would average a one-voxel
- * wall with its neighbours at half-voxel offsets) per
+ * and u the dense deformation field. The image is sampled trilinearly per
  * channel, labels by nearest neighbour; then the gray-value changes apply.
  *
  * Dense field: control points on a grid with spacing grid_spacing (voxels,
@@ -45,9 +43,8 @@
  * round(p) exists, i.e. -0.5 <= p < n - 0.5 on every axis. Outside, labels
  * get ignore_label (never a fake background) and the image gets fill_value
  * (U3D_AUG_FILL_CONSTANT) or the half-sample symmetric mirror of the source
- * (U3D_AUG_FILL_MIRROR); inside, the interpolation's taps past the border
- * read the mirror as well. Filled values go through the gray-value changes
- * too.
+ * (U3D_AUG_FILL_MIRROR); inside, trilinear interpolation clamps to the
+ * border voxels. Filled values go through the gray-value changes too.
  *
  * Gray values, per channel in this order, with [lo, hi] = gray_range:
  * gamma   v in (lo, hi) -> lo + (hi-lo) ((v-lo)/(hi-lo))^gamma (values
@@ -108,7 +105,7 @@ typedef struct u3d_augment_params {
     /* Probability that a sample gets each transform, drawn independently:
      * the deformation, the rotation, the scaling, the gray-value changes
      * (1: every sample, as the paper). Below 1, the other samples are exact
-     * crops in that respect: every resampling smooths the image a little
+     * crops in that respect: every resampling blurs the image (trilinear)
      * and moves labels by up to half a voxel, which thin walls feel; the
      * network must also see the unresampled data it will segment. */
     float p_deform, p_rotate, p_scale, p_gray;

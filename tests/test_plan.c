@@ -71,8 +71,20 @@ static void isotropic_keeps_defaults(void **state)
     d.ignore_label = 255;
     assert_memory_equal(&d, &p->aug, sizeof d);
     assert_int_equal(p->norm_mode, U3D_NORM_PERCENTILE);
-    assert_int_equal(p->weights, U3D_WEIGHTS_BALANCED);
+    assert_int_equal(p->weights, U3D_WEIGHTS_SQRT);
     assert_non_null(strstr(p->spacing_why, "the file gives none"));
+    /* densify: same padding, each side <= 48 and the volume's */
+    assert_int_equal(p->padding_densify, U3D_PAD_SAME);
+    for (int a = 0; a < 3; a++) {
+        int side = a == 0 ? f.v.d : a == 1 ? f.v.h : f.v.w;
+        assert_true(p->patch_densify[a] <= 48 &&
+                    p->patch_densify[a] <= (side < 4 ? 4 : side));
+        assert_true(p->patch_densify[a] % 4 == 0);
+    }
+    /* --padding given: densify keeps it, patch by its own rule */
+    f.in.keep_padding = 1;
+    plan(&f, p);
+    assert_int_equal(p->padding_densify, f.in.net.padding);
     /* one slice of 400 voxels, every third class 1 */
     assert_int_equal(p->counts[0] + p->counts[1], (size_t)H * W);
     assert_int_equal(p->counts[1], (size_t)(H * W + 2) / 3);
@@ -134,7 +146,8 @@ static void strong_anisotropy_changes_kernels(void **state)
     drop(&f);
 }
 
-/* 1 foreground voxel in 400: balanced weight 200 > 50 -> sqrt. */
+/* Class weights: the square root of the balanced ones, whatever the
+ * imbalance (1 foreground voxel in 400: balanced 200, sqrt 14). */
 static void imbalance_takes_sqrt(void **state)
 {
     (void)state;
@@ -143,7 +156,7 @@ static void imbalance_takes_sqrt(void **state)
     u3d_plan *p = malloc(sizeof *p);
     plan(&f, p);
     assert_int_equal(p->counts[1], 1);
-    assert_true(p->balanced[1] > U3D_PLAN_MAX_WEIGHT);
+    assert_true(p->balanced[1] > 100);
     assert_int_equal(p->weights, U3D_WEIGHTS_SQRT);
     assert_true(fabsf(p->class_weights[1] - sqrtf(p->balanced[1])) < 1e-4f);
     assert_non_null(strstr(p->weights_why, "sqrt"));

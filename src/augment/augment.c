@@ -46,7 +46,7 @@ void u3d_augment_params_default(u3d_augment_params *p)
     u3d_augment_params_paper(p);
     for (int i = 0; i < 3; i++)
         p->mirror[i] = 1;
-    p->p_deform = p->p_rotate = p->p_scale = p->p_gray = 0.2f;
+    p->p_deform = p->p_rotate = p->p_scale = p->p_gray = 0.0f;
 }
 
 u3d_status u3d_augment_params_preset(const char *name, u3d_augment_params *p,

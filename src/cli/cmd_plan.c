@@ -94,8 +94,14 @@ static u3d_status make(pjob *j)
     double sp[3];
     if (a->net.spacing)
         U3D_TRY(u3d_cli_parse_spacing(a->net.spacing, sp, &j->e));
-    u3d_plan_input in = {j->v, j->l, a->labs, j->n, c, 0, a->ignore_label,
-                         a->net.spacing ? sp : NULL, 0};
+    u3d_plan_input in = {.images = j->v,
+                         .labels = j->l,
+                         .label_names = a->labs,
+                         .n = j->n,
+                         .net = c,
+                         .keep_padding = a->net.padding >= 0,
+                         .ignore_label = a->ignore_label,
+                         .spacing = a->net.spacing ? sp : NULL};
     return u3d_plan_make(&in, &j->p, &j->e);
 }
 
@@ -113,9 +119,11 @@ static int rows(const u3d_plan *p, row *r)
              p->spacing[1], p->spacing[2], p->unit[0] ? " " : "", p->unit);
     snprintf(r[1].value, sizeof r[1].value, "%s",
              u3d_net_aniso_str(&p->net, net, sizeof net));
-    snprintf(r[2].value, sizeof r[2].value, "train %dx%dx%d, densify %dx%dx%d",
-             p->patch_train[0], p->patch_train[1], p->patch_train[2],
-             p->patch_densify[0], p->patch_densify[1], p->patch_densify[2]);
+    snprintf(r[2].value, sizeof r[2].value,
+             "train %dx%dx%d, densify %dx%dx%d %s", p->patch_train[0],
+             p->patch_train[1], p->patch_train[2], p->patch_densify[0],
+             p->patch_densify[1], p->patch_densify[2],
+             p->padding_densify == U3D_PAD_SAME ? "same" : "valid");
     u3d_plan_aug_str(p, r[3].value, sizeof r[3].value);
     snprintf(r[4].value, sizeof r[4].value, "percentile %g..%g",
              U3D_PLAN_PLO, U3D_PLAN_PHI);
@@ -229,6 +237,8 @@ static void print_json(const pjob *j)
     json_ints(f, p->patch_train, 3);
     fprintf(f, ",\n  \"patch_densify\": ");
     json_ints(f, p->patch_densify, 3);
+    fprintf(f, ",\n  \"padding_densify\": \"%s\"",
+            p->padding_densify == U3D_PAD_SAME ? "same" : "valid");
     fprintf(f, ",\n  \"augment\": {\"preset\": \"default\", \"changed\": %s, "
                "\"rotate_deg\": ", p->aug_changed ? "true" : "false");
     json_floats(f, p->aug.rotate_deg, 3);

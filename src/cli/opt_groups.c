@@ -340,6 +340,7 @@ static void plan_input(const u3d_cli_train *t, const u3d_model_meta *m,
     in->n = n;
     in->net = m->net;
     in->keep_net = net_given(&t->net);
+    in->keep_padding = t->net.padding >= 0;
     in->ignore_label = m->ignore_label;
     in->spacing = spacing;
 }
@@ -357,16 +358,27 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
         memcpy(m->net.kernel, p->net.kernel, sizeof m->net.kernel);
         memcpy(m->net.pool, p->net.pool, sizeof m->net.pool);
     }
+    if (densify)
+        m->net.padding = (u3d_padding)p->padding_densify;
     if (!t->g_patch)
         memcpy(m->patch, densify ? p->patch_densify : p->patch_train,
                sizeof m->patch);
-    /* any augmentation option: the user's preset and changes, no plan */
-    int aug = !t->aug.g_preset && !u3d_cli_aug_custom(&t->aug);
+    /* any augmentation option but --aug-prob alone: the user's preset
+     * and changes, no plan; --aug-prob alone sets the plan's chances */
+    const u3d_cli_aug *ua = &t->aug;
+    int only_prob = ua->g_prob && !ua->g_sigma && !ua->g_grid &&
+                    !ua->g_rotate && !ua->g_scale && !ua->g_mirror &&
+                    !ua->g_gray;
+    int aug = !ua->g_preset && (!u3d_cli_aug_custom(ua) || only_prob);
     if (aug) {
         snprintf(m->augment, sizeof m->augment, "default");
-        m->aug_custom = p->aug_changed; /* the model records what is used */
-        if (p->aug_changed)
+        /* the model records what is used */
+        m->aug_custom = p->aug_changed || only_prob;
+        if (m->aug_custom)
             m->aug = p->aug;
+        if (only_prob)
+            m->aug.p_deform = m->aug.p_rotate = m->aug.p_scale =
+                m->aug.p_gray = ua->prob;
     }
     if (!t->g_weights)
         *w = p->weights;
@@ -374,10 +386,11 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
         return;
     char net[160], augs[160];
     fprintf(stderr,
-            "plan: patch %dx%dx%d%s, network %s%s, augment %s%s, class "
-            "weights %s%s (--plan off: preset defaults; 'unet3d plan' "
-            "explains)\n",
+            "plan: patch %dx%dx%d%s, %s padding, network %s%s, augment "
+            "%s%s, class weights %s%s (--plan off: preset defaults; "
+            "'unet3d plan' explains)\n",
             m->patch[0], m->patch[1], m->patch[2], t->g_patch ? " (given)" : "",
+            m->net.padding == U3D_PAD_SAME ? "same" : "valid",
             u3d_net_aniso_str(&m->net, net, sizeof net),
             net_given(&t->net) ? " (given)" : "",
             aug ? u3d_plan_aug_str(p, augs, sizeof augs) : m->augment,

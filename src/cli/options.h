@@ -207,7 +207,8 @@ u3d_status u3d_cli_aug_params(const u3d_cli_aug *a, int ignore_label,
     {"--aug-prob", U3D_OPT_FLOAT, &(a)->prob, 0, 1, "P",                    \
      .help = "each sample gets the deformation, the rotation,\n"            \
              "the scaling and the gray changes each with\n"                 \
-             "probability P (1: always, as the paper)",                     \
+             "probability P (paper: 1; default: 0; alone it\n"              \
+             "keeps the plan's augmentation)",                              \
      .given = &(a)->g_prob}
 
 extern const char *const u3d_cli_onoff[]; /* off, on */

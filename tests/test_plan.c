@@ -71,7 +71,7 @@ static void isotropic_keeps_defaults(void **state)
     d.ignore_label = 255;
     assert_memory_equal(&d, &p->aug, sizeof d);
     assert_int_equal(p->norm_mode, U3D_NORM_PERCENTILE);
-    assert_int_equal(p->weights, U3D_WEIGHTS_SQRT);
+    assert_int_equal(p->weights, U3D_WEIGHTS_BALANCED);
     assert_non_null(strstr(p->spacing_why, "the file gives none"));
     /* densify: same padding, each side <= 48 and the volume's */
     assert_int_equal(p->padding_densify, U3D_PAD_SAME);
@@ -146,8 +146,7 @@ static void strong_anisotropy_changes_kernels(void **state)
     drop(&f);
 }
 
-/* Class weights: the square root of the balanced ones, whatever the
- * imbalance (1 foreground voxel in 400: balanced 200, sqrt 14). */
+/* 1 foreground voxel in 400: balanced weight 200 > 50 -> sqrt. */
 static void imbalance_takes_sqrt(void **state)
 {
     (void)state;
@@ -156,7 +155,7 @@ static void imbalance_takes_sqrt(void **state)
     u3d_plan *p = malloc(sizeof *p);
     plan(&f, p);
     assert_int_equal(p->counts[1], 1);
-    assert_true(p->balanced[1] > 100);
+    assert_true(p->balanced[1] > U3D_PLAN_MAX_WEIGHT);
     assert_int_equal(p->weights, U3D_WEIGHTS_SQRT);
     assert_true(fabsf(p->class_weights[1] - sqrtf(p->balanced[1])) < 1e-4f);
     assert_non_null(strstr(p->weights_why, "sqrt"));

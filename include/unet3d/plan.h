@@ -32,6 +32,9 @@ extern "C" {
  * Measured on the membranes (3 min, --augment none): 1265 iterations and
  * membrane IoU 0.785 against 468 and 0.744 with valid 72x96x96 patches. */
 #define U3D_PLAN_DENSIFY_PATCH 48
+/* Balanced class weights above this make the loss of one patch depend on
+ * a handful of voxels of the rarest class: then their square root. */
+#define U3D_PLAN_MAX_WEIGHT 50.0
 /* Percentiles reported and used by the normalization. */
 #define U3D_PLAN_PLO 1.0
 #define U3D_PLAN_PHI 99.8

@@ -81,6 +81,18 @@ def last_line(text):
     return lines[-1] if lines else ""
 
 
+def run_training(rec, cmd, opts, base, timeout):
+    """A unet3d training command with the arm's options and a loss log
+    (for the iterations done); records it and its progress in rec."""
+    if "--log" not in opts:
+        cmd = cmd + ["--log", base + ".csv"]
+    cmd = cmd + opts
+    rec["commands"].append(cmd)
+    out, err, secs = run_cmd(cmd, base, timeout)
+    rec["iterations"], rec["train_seconds"] = unet3d_progress(base + ".csv", err)
+    return out, err, secs
+
+
 def run_cmd(cmd, log_base=None, timeout=None):
     """Runs cmd; (stdout, stderr, seconds). RunError (with the last line of
     stderr) when it fails. Output kept in log_base.out/.err when given."""
@@ -323,12 +335,7 @@ def run_one(args, arm, opts, vol, protocol, seed, task, runs_dir):
         elif protocol == "semi":
             cmd = [args.unet3d, "densify", "--image", task["image"], "--labels",
                    task["sparse"], "--out", seg] + budget_args(args) + seed_args
-            if "--log" not in opts:
-                cmd += ["--log", base + ".csv"]
-            cmd += opts
-            rec["commands"].append(cmd)
-            out, err, secs = run_cmd(cmd, base, timeout)
-            rec["iterations"], rec["train_seconds"] = unet3d_progress(base + ".csv", err)
+            out, err, secs = run_training(rec, cmd, opts, base, timeout)
             rec["estimate"] = parse_estimate(out + "\n" + err)
         else:
             model = base + ".u3d"
@@ -338,12 +345,7 @@ def run_one(args, arm, opts, vol, protocol, seed, task, runs_dir):
             cmd += ["--model", model] + budget_args(args) + seed_args
             if "--classes" not in opts:
                 cmd += ["--classes", str(task["classes"])]
-            if "--log" not in opts:
-                cmd += ["--log", base + ".csv"]
-            cmd += opts
-            rec["commands"].append(cmd)
-            out, err, secs = run_cmd(cmd, base, timeout)
-            rec["iterations"], rec["train_seconds"] = unet3d_progress(base + ".csv", err)
+            out, err, secs = run_training(rec, cmd, opts, base, timeout)
             cmd = [args.unet3d, "predict", "--model", model, "--image", task["target"],
                    "--out", seg]
             rec["commands"].append(cmd)

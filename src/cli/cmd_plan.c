@@ -34,12 +34,7 @@ static const char ABOUT[] =
 static int parse(int argc, char **argv, pargs *a)
 {
     const u3d_opt opts[] = {
-        {"--image", U3D_OPT_LIST, a->imgs, 0, MAXV, "A.tif",
-         .help = "an image (repeat with --labels for more)",
-         .given = &a->nimg, .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
-        {"--labels", U3D_OPT_LIST, a->labs, 0, MAXV, "L.tif",
-         .help = "the sparse labels of the image before it",
-         .given = &a->nlab, .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
+        U3D_OPTS_PAIRS(a, MAXV),
         {"--preset", U3D_OPT_STRING, &a->net.preset, 0, 0, "P",
          .help = "network preset: paper, small (default) or tiny"},
         {"--classes", U3D_OPT_INT, &a->net.classes, 1, U3D_MAX_CLASSES, "K",

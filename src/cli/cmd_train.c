@@ -41,12 +41,7 @@ static const char ABOUT[] =
 static int parse(int argc, char **argv, targs *a)
 {
     const u3d_opt opts[] = {
-        {"--image", U3D_OPT_LIST, a->imgs, 0, MAXV, "A.tif",
-         .help = "an image (repeat with --labels for more)",
-         .given = &a->nimg, .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
-        {"--labels", U3D_OPT_LIST, a->labs, 0, MAXV, "L.tif",
-         .help = "the sparse labels of the image before it",
-         .given = &a->nlab, .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},
+        U3D_OPTS_PAIRS(a, MAXV),
         {"--model", U3D_OPT_STRING, &a->model, 0, 0, "M.u3d",
          .help = "the model to write", .flags = U3D_OPT_REQUIRED | U3D_OPT_OUT},
         {"--resume", U3D_OPT_FLAG, &a->resume, 0, 0, NULL,

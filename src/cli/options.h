@@ -84,6 +84,16 @@ int u3d_opts_triples(const char *s, long lo, long hi, int max, int (*t)[3]);
 
 /* ---- option groups shared by several commands ---- */
 
+/* Image/label pairs (train, plan): a has imgs, labs (arrays of max) and
+ * their counts nimg, nlab. */
+#define U3D_OPTS_PAIRS(a, max)                                              \
+    {"--image", U3D_OPT_LIST, (a)->imgs, 0, max, "A.tif",                   \
+     .help = "an image (repeat with --labels for more)",                    \
+     .given = &(a)->nimg, .flags = U3D_OPT_REQUIRED | U3D_OPT_IN},         \
+    {"--labels", U3D_OPT_LIST, (a)->labs, 0, max, "L.tif",                  \
+     .help = "the sparse labels of the image before it",                    \
+     .given = &(a)->nlab, .flags = U3D_OPT_REQUIRED | U3D_OPT_IN}
+
 /* The device (--device, --backend, --profile). */
 #define U3D_OPTS_DEVICE(bc)                                                 \
     {"--device", U3D_OPT_STRING, &(bc)->device, 0, 0, "SPEC",               \

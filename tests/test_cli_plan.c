@@ -75,7 +75,8 @@ static void plan_table_and_json(void **state)
     slurp(P("t.txt"), txt, sizeof txt);
     const char *rows[] = {"setting", "spacing", "network", "patch",
                           "augment", "normalize", "class weights",
-                          "p99.8", "annotated voxels"};
+                          "optimizer", "adam, lr 0.001", "p99.8",
+                          "annotated voxels"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         if (!strstr(txt, rows[i]))
             fail_msg("no '%s' in: %s", rows[i], txt);
@@ -106,9 +107,8 @@ static void plan_size_mismatch(void **state)
         fail_msg("want one line naming short.tif, got: %s", txt);
 }
 
-/* The model's augmentation metadata after densify with opts. */
-static void densify_aug(const char *opts, char *augment, char *params,
-                        size_t n)
+/* densify with opts, its exit status (stderr in d.txt) */
+static int densify(const char *opts)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
@@ -117,7 +117,14 @@ static void densify_aug(const char *opts, char *augment, char *params,
              "2> %s",
              exe, P("img.tif"), P("lab.tif"), P("d.tif"), P("m.u3d"), opts,
              P("d.txt"));
-    assert_int_equal(run(cmd), 0);
+    return run(cmd);
+}
+
+/* The model's augmentation metadata after densify with opts. */
+static void densify_aug(const char *opts, char *augment, char *params,
+                        size_t n)
+{
+    assert_int_equal(densify(opts), 0);
     u3d_ckpt c;
     u3d_error err = {0};
     t_ok(u3d_ckpt_read(P("m.u3d"), &c, &err), &err, "model");
@@ -158,6 +165,45 @@ static void densify_records_the_plan(void **state)
     assert_string_equal(params, "");
 }
 
+/* The optimizer and lr densify's model records with opts. */
+static void densify_optim(const char *opts, const char *optim, const char *lr)
+{
+    char buf[64];
+    assert_int_equal(densify(opts), 0);
+    u3d_ckpt c;
+    u3d_error err = {0};
+    t_ok(u3d_ckpt_read(P("m.u3d"), &c, &err), &err, "model");
+    const char *v = u3d_ckpt_meta_get(&c, "optimizer", buf, sizeof buf);
+    if (!v || strcmp(v, optim))
+        fail_msg("%s: optimizer %s, want %s", opts, v ? v : "none", optim);
+    v = u3d_ckpt_meta_get(&c, "lr", buf, sizeof buf);
+    if (!v || strcmp(v, lr))
+        fail_msg("%s: lr %s, want %s", opts, v ? v : "none", lr);
+    u3d_ckpt_free(&c);
+}
+
+/* The plan's Adam unless the user says SGD (--optimizer, --momentum,
+ * --plan off); a given lr is kept; --momentum with Adam is refused. */
+static void densify_optimizer(void **state)
+{
+    (void)state;
+    char txt[4096];
+    densify_optim("", "adam", "0.00100000005");
+    slurp(P("d.txt"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "adam, lr 0.001"));
+    densify_optim("--lr 0.005", "adam", "0.00499999989");
+    densify_optim("--plan off", "sgd", "0.00999999978");
+    densify_optim("--momentum 0.9", "sgd", "0.00999999978");
+    densify_optim("--optimizer sgd", "sgd", "0.00999999978");
+    densify_optim("--plan off --optimizer adam", "adam", "0.00100000005");
+    assert_int_equal(densify("--optimizer adam --momentum 0.9"), 1);
+    slurp(P("d.txt"), txt, sizeof txt);
+    if (!strstr(txt, "--momentum is SGD's") ||
+        strchr(txt, '\n') != strrchr(txt, '\n'))
+        fail_msg("want one line about --momentum, got: %s", txt);
+    assert_int_equal(densify("--optimizer rmsprop"), 1);
+}
+
 /* train on an anisotropic volume: the plan's kernels, patch and
  * augmentation reach the model; a resumed run keeps them. */
 static void train_takes_the_plan(void **state)
@@ -183,6 +229,11 @@ static void train_takes_the_plan(void **state)
     assert_true(v && !strncmp(v, "1 4 4 8 32 32 15 0 0 ", 21));
     v = u3d_ckpt_meta_get(&c, "iteration", buf, sizeof buf);
     assert_true(v && !strcmp(v, "2"));
+    v = u3d_ckpt_meta_get(&c, "optimizer", buf, sizeof buf);
+    assert_true(v && !strcmp(v, "adam"));
+    v = u3d_ckpt_meta_get(&c, "adam_step", buf, sizeof buf);
+    assert_true(v && !strcmp(v, "2"));
+    assert_non_null(u3d_ckpt_find(&c, "out_bias.adam_v"));
     u3d_ckpt_free(&c);
 }
 
@@ -192,6 +243,7 @@ int main(void)
         cmocka_unit_test(plan_table_and_json),
         cmocka_unit_test(plan_size_mismatch),
         cmocka_unit_test(densify_records_the_plan),
+        cmocka_unit_test(densify_optimizer),
         cmocka_unit_test(train_takes_the_plan),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -469,6 +469,11 @@ static void emu_call(u3d_cudnn_kid id, void *const *a)
         u3d_sgd_f32(A(0, long long), A(1, float), A(2, float), A(3, float),
                     A(4, float *), A(5, float *), A(6, float *));
         break;
+    case K_ADAM:
+        u3d_adam_f32(A(0, long long), A(1, float), A(2, double), A(3, double),
+                     A(4, float), A(5, float), A(6, float), A(7, float *),
+                     A(8, float *), A(9, float *), A(10, float *));
+        break;
     case K_RELU_FWD:
         u3d_relu_fwd(A(0, long long), A(1, float *), A(2, float *));
         break;
@@ -672,6 +677,7 @@ static const u3d_backend_ops emu_ops = {
     .crop_concat_backward = u3d_cudnn_crop_concat_backward,
     .softmax_ce = u3d_cudnn_softmax_ce,
     .sgd_step = u3d_cudnn_sgd_step,
+    .adam_step = u3d_cudnn_adam_step,
     .axpy = u3d_cudnn_axpy,
     .augment_sample = u3d_cudnn_augment_sample,
 };
@@ -739,25 +745,34 @@ static void emu_elementwise(void **state)
     epair x = emk_rand(&m, v, s, -1, 1), y = emk(&m, v, s, NULL);
     epair dy = emk_rand(&m, v, s, -1, 1), dx = emk(&m, v, s, NULL);
     epair w = emk_rand(&m, v, s, -1, 1), b = emk_rand(&m, v, s, -1, 1);
+    epair w2 = emk_rand(&m, v, s, -1, 1), am = emk_rand(&m, v, s, -0.1f, 0.1f);
+    epair av = emk_rand(&m, v, s, 0, 0.01f);
     u3d_sgd_params sp = {0.05f, 0.9f, 1e-3f};
+    u3d_adam_params ap = {3e-3f, 0.9f, 0.999f, 1e-8f, 1e-2f, 17};
     m.log.n = 0;
     for (int k = 0; k < 2; k++) {
         t_ok(u3d_relu_forward(E(x, k), E(y, k), &err), &err, "relu");
         t_ok(u3d_relu_backward(E(y, k), E(dy, k), E(dx, k), &err), &err,
              "relu backward");
         t_ok(u3d_sgd_step(&sp, E(w, k), E(dy, k), E(b, k), &err), &err, "sgd");
+        t_ok(u3d_adam_step(&ap, E(w2, k), E(dy, k), E(am, k), E(av, k), &err),
+             &err, "adam");
         t_ok(u3d_axpy(-0.7f, E(x, k), E(dy, k), &err), &err, "axpy");
         t_ok(u3d_relu_forward(E(x, k), E(x, k), &err), &err, "relu in place");
     }
     expect(&m, 0, K_RELU_FWD, n);
     expect(&m, 1, K_RELU_BWD, n);
     expect(&m, 2, K_SGD, n);
-    expect(&m, 3, K_AXPY, n);
+    expect(&m, 3, K_ADAM, n);
+    expect(&m, 4, K_AXPY, n);
     /* same arithmetic as the reference (double, no contraction): exact */
     t_assert_tensors_close(&y.e, &y.r, 0.0, "relu y");
     t_assert_tensors_close(&dx.e, &dx.r, 0.0, "relu dx");
     t_assert_tensors_close(&w.e, &w.r, 0.0, "sgd param");
     t_assert_tensors_close(&b.e, &b.r, 0.0, "sgd momentum buffer");
+    t_assert_tensors_close(&w2.e, &w2.r, 0.0, "adam param");
+    t_assert_tensors_close(&am.e, &am.r, 0.0, "adam first moment");
+    t_assert_tensors_close(&av.e, &av.r, 0.0, "adam second moment");
     t_assert_tensors_close(&dy.e, &dy.r, 0.0, "axpy");
     t_assert_tensors_close(&x.e, &x.r, 0.0, "relu in place");
     t_ok(u3d_tensor_fill(&y.e, -2.5f, &err), &err, "fill");
@@ -765,8 +780,8 @@ static void emu_elementwise(void **state)
     for (long long i = 0; i < n; i++)
         assert_true(h[i] == -2.5f);
     free(h);
-    epair *all[] = {&x, &y, &dy, &dx, &w, &b};
-    for (int i = 0; i < 6; i++)
+    epair *all[] = {&x, &y, &dy, &dx, &w, &b, &w2, &am, &av};
+    for (int i = 0; i < 9; i++)
         erel(all[i]);
     emu_done(&m);
 }

@@ -899,6 +899,76 @@ static void sgd_lowers_loss(void **state)
     free_batch(&hb);
 }
 
+/* Adam: the first step moves each weight by lr * g / (|g| + eps') (bias
+ * corrections of step 1), later steps lower the loss, and the moments and
+ * step count survive a model file (inference loads skip them). */
+static void adam_lowers_loss_and_round_trips(void **state)
+{
+    t_env *e = *state;
+    u3d_net_config c = cfg_of(2, 2, 2, 3, U3D_PAD_VALID, U3D_BN_AFFINE);
+    host_batch hb = make_batch(&e->seed, &c, 1, 20, 20, 20);
+    u3d_net *net = make_net(e->ref, &c, 11);
+    dev_batch db = upload(e->ref, &hb);
+    u3d_adam_params ap = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 1};
+    u3d_error err = {0};
+    float first = pass(net, &db, U3D_NET_TRAIN, NULL);
+    u3d_param *ob = u3d_net_find(net, "out_bias");
+    float *p0 = t_read(&ob->value), *g0 = t_read(&ob->grad);
+    t_ok(u3d_net_adam_step(net, &ap, &err), &err, "adam");
+    float *p1 = t_read(&ob->value);
+    for (int k = 0; k < 3; k++) /* m/(1-b1) = g, sqrt(v/(1-b2)) = |g| */
+        assert_true(fabs(p1[k] - (p0[k] - 1e-3 * g0[k] / (fabs(g0[k]) + 1e-8))) <=
+                    1e-7);
+    float last = first;
+    for (int it = 0; it < 5; it++) {
+        last = pass(net, &db, U3D_NET_TRAIN, NULL);
+        ap.step++;
+        t_ok(u3d_net_adam_step(net, &ap, &err), &err, "adam");
+    }
+    assert_true(last < first);
+    u3d_model_meta m;
+    u3d_model_meta_defaults(&m);
+    m.net = c;
+    m.optimizer = U3D_OPTIM_ADAM;
+    m.adam_step = ap.step;
+    m.beta2 = 0.99;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/u3d_adam_%d.u3d", (int)getpid());
+    t_ok(u3d_model_save(path, net, &m, 1, &err), &err, "save");
+    u3d_net *back;
+    u3d_model_meta mb;
+    t_ok(u3d_model_load(path, e->ref, &back, &mb, &err), &err, "load");
+    assert_int_equal(mb.optimizer, U3D_OPTIM_ADAM);
+    assert_int_equal(mb.adam_step, 6);
+    assert_true(mb.beta1 == 0.9 && mb.beta2 == 0.99 && mb.adam_eps == 1e-8f);
+    for (int i = 0; i < u3d_net_num_params(net); i++) {
+        u3d_param *a = u3d_net_param(net, i), *b = u3d_net_param(back, i);
+        t_assert_tensors_close(&b->value, &a->value, 0.0, "value");
+        t_assert_tensors_close(&b->momentum, &a->momentum, 0.0, "first");
+        t_assert_tensors_close(&b->second, &a->second, 0.0, "second");
+    }
+    u3d_net_destroy(back);
+    t_ok(u3d_model_load_inference(path, e->ref, &back, &mb, &err), &err,
+         "load for inference");
+    assert_null(u3d_net_param(back, 0)->second.buf);
+    u3d_net_destroy(back);
+    /* an SGD model file has no second moments */
+    m.optimizer = U3D_OPTIM_SGD;
+    t_ok(u3d_model_save(path, net, &m, 1, &err), &err, "save sgd");
+    t_ok(u3d_model_load(path, e->ref, &back, &mb, &err), &err, "load sgd");
+    assert_int_equal(mb.optimizer, U3D_OPTIM_SGD);
+    assert_null(u3d_net_param(back, 0)->second.buf);
+    assert_non_null(u3d_net_param(back, 0)->momentum.buf);
+    u3d_net_destroy(back);
+    remove(path);
+    free(p0);
+    free(g0);
+    free(p1);
+    release_batch(&db);
+    u3d_net_destroy(net);
+    free_batch(&hb);
+}
+
 /* Activations follow the input shape; results do not depend on history. */
 static void input_shape_changes(void **state)
 {
@@ -1055,6 +1125,7 @@ int main(void)
         cmocka_unit_test(finite_difference_gradients),
         cmocka_unit_test(train_updates_running_stats),
         cmocka_unit_test(sgd_lowers_loss),
+        cmocka_unit_test(adam_lowers_loss_and_round_trips),
         cmocka_unit_test(input_shape_changes),
         cmocka_unit_test(bad_inputs),
         cmocka_unit_test(batchnorm_folding_matches),

@@ -32,11 +32,12 @@
 
 enum {
     OP_CONV, OP_UPCONV, OP_POOL, OP_RELU, OP_BN, OP_CC, OP_CE, OP_SGD,
-    OP_AXPY, OP_FILL, OP_COUNT
+    OP_ADAM, OP_AXPY, OP_FILL, OP_COUNT
 };
 static const char *const OP_NAMES[OP_COUNT] = {
-    "conv3d",      "upconv3d",   "maxpool3d", "relu", "batchnorm3d",
-    "crop_concat", "softmax_ce", "sgd_step",  "axpy", "tensor_fill"};
+    "conv3d",      "upconv3d",   "maxpool3d", "relu",
+    "batchnorm3d", "crop_concat", "softmax_ce", "sgd_step",
+    "adam_step",   "axpy",        "tensor_fill"};
 
 enum {
     F_BIAS = 1 << 0,    /* conv/upconv: forward with bias */
@@ -69,7 +70,9 @@ typedef struct op_case {
     int dd, dh, dw;    /* crop-concat: skip size - up size per axis */
     int ignore;        /* softmax-ce: ignore label */
     float f0, f1, f2;  /* sgd: lr, momentum, weight decay; axpy: alpha;
-                          fill: value; softmax-ce: ignored fraction */
+                          fill: value; softmax-ce: ignored fraction;
+                          adam: lr, beta1, weight decay */
+    float f3, f4;      /* adam: beta2, eps */
     int gen, arg;      /* max-pool data; arg: first routing pattern */
     int flags;
 } op_case;
@@ -109,6 +112,11 @@ typedef struct op_case {
 #define SGD(nm, N, C, D, H, W, LR, MOM, WD, fl)                                \
     {.op = OP_SGD, .name = nm, .n = N, .c = C, .d = D, .h = H, .w = W,        \
      .f0 = LR, .f1 = MOM, .f2 = WD, .flags = fl}
+/* Adam: 3 steps from step STEP0 + 1 */
+#define ADAM(nm, N, C, D, H, W, LR, B1, B2, EPS, WD, STEP0, fl)                \
+    {.op = OP_ADAM, .name = nm, .n = N, .c = C, .d = D, .h = H, .w = W,       \
+     .f0 = LR, .f1 = B1, .f2 = WD, .f3 = B2, .f4 = EPS, .arg = STEP0,         \
+     .flags = fl}
 #define AXPY(nm, N, C, D, H, W, A, fl)                                         \
     {.op = OP_AXPY, .name = nm, .n = N, .c = C, .d = D, .h = H, .w = W,       \
      .f0 = A, .flags = fl}
@@ -256,6 +264,15 @@ static const op_case CASES[] = {
     SGD("weight decay one value", 1, 1, 1, 1, 1, 0.1f, 0.0f, 1e-4f, 0),
     SGD("momentum and weight decay", 7, 5, 3, 3, 9, 0.003f, 0.99f, 1e-4f, 0),
     SGD("momentum 0.9 decay 1e-3", 2, 3, 5, 6, 7, 0.05f, 0.9f, 1e-3f, 0),
+    /* adam_step (3 steps): name, N, C, D, H, W, lr, beta1, beta2, eps,
+     * weight decay, steps done before */
+    ADAM("first steps", 3, 2, 1, 3, 7, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0, 0),
+    ADAM("one value", 1, 1, 1, 1, 1, 0.01f, 0.9f, 0.999f, 1e-8f, 0.0f, 0, 0),
+    ADAM("weight decay late", 5, 4, 3, 2, 9, 3e-3f, 0.9f, 0.999f, 1e-8f,
+         1e-2f, 1000, 0),
+    ADAM("betas 0.5 0.9 eps 1e-3", 2, 3, 5, 6, 7, 0.05f, 0.5f, 0.9f, 1e-3f,
+         1e-4f, 4, 0),
+    ADAM("beta1 0", 7, 5, 3, 3, 9, 1e-3f, 0.0f, 0.99f, 1e-8f, 0.0f, 20, 0),
     /* axpy: name, N, C, D, H, W, alpha */
     AXPY("odd", 2, 3, 4, 5, 6, 1.37f, 0),
     AXPY("one value", 1, 1, 1, 1, 1, -0.7f, 0),
@@ -278,7 +295,7 @@ static const op_case CASES[] = {
 enum {
     T_EXACT, T_CONV_Y, T_CONV_DX, T_CONV_DW, T_BN_Y, T_BN_MEAN, T_BN_INVSTD,
     T_BN_RUN, T_BN_INFER, T_BN_DX, T_BN_DP, T_CE_LOSS, T_CE_WSUM,
-    T_CE_PROBS, T_CE_DL, T_SGD, T_AXPY, T_COUNT
+    T_CE_PROBS, T_CE_DL, T_SGD, T_ADAM, T_AXPY, T_COUNT
 };
 #define BIT(k) (1u << (k))
 
@@ -303,7 +320,7 @@ static const be_tol TOLS[] = {
       [T_BN_RUN] = 1e-5, [T_BN_INFER] = 1e-5, [T_BN_DX] = 1e-4,
       [T_BN_DP] = 1e-4, [T_CE_LOSS] = 1e-5, [T_CE_WSUM] = 1e-5,
       [T_CE_PROBS] = 1e-5, [T_CE_DL] = 1e-5, [T_SGD] = 1e-6,
-      [T_AXPY] = 1e-6},
+      [T_ADAM] = 1e-6, [T_AXPY] = 1e-6},
      BIT(T_CE_LOSS) | BIT(T_CE_WSUM) | BIT(T_CE_DL), 0},
     /* cuDNN (its former gpu_* tests): 1e-4 for forward values and single
      * sums, 1e-3 for reductions over N*D*H*W, exact data movement */
@@ -313,7 +330,7 @@ static const be_tol TOLS[] = {
       [T_BN_RUN] = 1e-5, [T_BN_INFER] = 1e-4, [T_BN_DX] = 1e-3,
       [T_BN_DP] = 1e-3, [T_CE_LOSS] = 1e-5, [T_CE_WSUM] = 1e-6,
       [T_CE_PROBS] = 1e-5, [T_CE_DL] = 1e-4, [T_SGD] = 1e-6,
-      [T_AXPY] = 1e-6},
+      [T_ADAM] = 1e-6, [T_AXPY] = 1e-6},
      0, 1},
 };
 
@@ -1116,6 +1133,75 @@ static void check_sgd(const op_case *c, const host *h, const outs *o,
     }
 }
 
+/* adam: param a0, first moment a1, second moment a2 (>= 0, tiny to
+ * moderate: eps matters for some), gradients of 3 steps a3..a5 */
+static void make_adam(const op_case *c, uint64_t *seed, host *h)
+{
+    size_t n = u3d_shape_count(shp(c));
+    hrand(h, 0, n, seed, -1, 1);
+    if (c->arg == 0) { /* PyTorch's fresh state */
+        hrand(h, 1, n, seed, 0, 0);
+        hrand(h, 2, n, seed, 0, 0);
+    } else {
+        hrand(h, 1, n, seed, -0.1f, 0.1f);
+        hrand(h, 2, n, seed, 0, 1);
+        for (size_t i = 0; i < n; i++) /* spread over 8 decades */
+            h->a[2][i] = powf(10.0f, -8.0f * h->a[2][i]);
+    }
+    for (int i = 3; i < 6; i++)
+        hrand(h, i, n, seed, -1, 1);
+}
+
+static void run_adam(u3d_backend *be, const op_case *c, const host *h,
+                     outs *o)
+{
+    u3d_error err = {0};
+    tset s = {0};
+    u3d_tensor *p = tnew(&s, be, shp(c), h->a[0]);
+    u3d_tensor *m = tnew(&s, be, shp(c), h->a[1]);
+    u3d_tensor *v = tnew(&s, be, shp(c), h->a[2]);
+    for (int step = 0; step < 3; step++) { /* the moments carry over */
+        u3d_adam_params ap = {c->f0, c->f1, c->f3, c->f4, c->f2,
+                              c->arg + step + 1};
+        u3d_tensor *g = tnew(&s, be, shp(c), h->a[3 + step]);
+        ok(u3d_adam_step(&ap, p, g, m, v, &err), &err, "adam_step");
+    }
+    out_tensor(o, "param", p, T_ADAM);
+    out_tensor(o, "first moment", m, T_ADAM);
+    out_tensor(o, "second moment", v, T_ADAM);
+    tset_release(&s);
+}
+
+/* the reference vs PyTorch's formula in double (parameters and moments
+ * stored as float between steps, as every backend does) */
+static void check_adam(const op_case *c, const host *h, const outs *o,
+                       int is_ref)
+{
+    if (!is_ref)
+        return;
+    size_t n = u3d_shape_count(shp(c));
+    const float *p = out_get(o, "param"), *m = out_get(o, "first moment"),
+                *v = out_get(o, "second moment");
+    double b1 = c->f1, b2 = c->f3;
+    for (size_t i = 0; i < n; i++) {
+        float pd = h->a[0][i], md = h->a[1][i], vd = h->a[2][i];
+        for (int step = 0; step < 3; step++) {
+            double t = c->arg + step + 1;
+            double g = h->a[3 + step][i] + (double)c->f2 * pd;
+            md = (float)(b1 * md + (1 - b1) * g);
+            vd = (float)(b2 * vd + (1 - b2) * g * g);
+            double den = sqrt((double)vd) / sqrt(1 - pow(b2, t)) + c->f4;
+            pd = (float)(pd - (double)c->f0 / (1 - pow(b1, t)) * md / den);
+        }
+        if (!(fabs(p[i] - pd) <= 1e-6 * fmax(fabs(pd), 1)) ||
+            !(fabs(m[i] - md) <= 1e-6 * fmax(fabs(md), 1e-30)) ||
+            !(fabs(v[i] - vd) <= 1e-6 * fmax(fabs(vd), 1e-30)))
+            fail_msg("%s: index %zu: param %.9g m %.9g v %.9g, want %.9g "
+                     "%.9g %.9g",
+                     W("formula"), i, p[i], m[i], v[i], pd, md, vd);
+    }
+}
+
 /* axpy: x a0, y a1 */
 static void make_axpy(const op_case *c, uint64_t *seed, host *h)
 {
@@ -1241,6 +1327,7 @@ static const op_kind KINDS[OP_COUNT] = {
     [OP_CE] = {make_ce, run_ce, check_ce, -1,
                {{0, "dlogits", 0, 1e-2f, 1e-3, FD_REL, T_CE_DL}}},
     [OP_SGD] = {make_sgd, run_sgd, check_sgd, -1, {{0}}},
+    [OP_ADAM] = {make_adam, run_adam, check_adam, -1, {{0}}},
     [OP_AXPY] = {make_axpy, run_axpy, check_axpy, -1, {{0}}},
     [OP_FILL] = {make_fill, run_fill, check_fill, -1, {{0}}},
 };
@@ -1370,7 +1457,7 @@ static void run_case(void **state)
 enum {
     B_CONV_FWD, B_CONV_BWD_DATA, B_CONV_BWD_WEIGHT, B_UPCONV_FWD,
     B_UPCONV_BWD_DATA, B_POOL_FWD, B_POOL_BWD, B_RELU_FWD, B_RELU_BWD,
-    B_BN_TRAIN, B_CC_FWD, B_CC_BWD, B_CE, B_SGD, B_AXPY
+    B_BN_TRAIN, B_CC_FWD, B_CC_BWD, B_CE, B_SGD, B_ADAM, B_AXPY
 };
 
 typedef struct bad_case {
@@ -1475,6 +1562,18 @@ static const bad_case BAD[] = {
     {B_SGD, "sgd_step: negative learning rate",
      {S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3)}, 0, 0, -1.0f,
      0, 0, {{0}}, U3D_ERR_INVALID_ARG, {0}},
+    {B_ADAM, "adam_step: second moment of another size",
+     {S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3),
+      S5(2, 2, 3, 3, 3)}, 0, 0, 1e-3f, 0, 0, {{0}}, U3D_ERR_SHAPE,
+     {"second moment", "2x2x3x3x3"}},
+    {B_ADAM, "adam_step: negative learning rate",
+     {S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3),
+      S5(1, 2, 3, 3, 3)}, 0, 0, -1e-3f, 0, 0, {{0}}, U3D_ERR_INVALID_ARG,
+     {"lr"}},
+    {B_ADAM, "adam_step: step 0",
+     {S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 3),
+      S5(1, 2, 3, 3, 3)}, 0, 0, 0.0f, 0, 0, {{0}}, U3D_ERR_INVALID_ARG,
+     {"step >= 1"}},
     {B_AXPY, "axpy: sizes differ",
      {S5(1, 2, 3, 3, 3), S5(1, 2, 3, 3, 4)}, 0, 0, 0, 0, 0, {{0}},
      U3D_ERR_SHAPE, {0}},
@@ -1559,6 +1658,13 @@ static u3d_status bad_call(u3d_backend *be, const bad_case *c, u3d_error *err)
     case B_SGD:
         st = u3d_sgd_step(&sp, T[0], T[1], T[2], err);
         break;
+    case B_ADAM: {
+        /* f: lr; 0 stands for a step count of 0 (lr 1e-3) */
+        u3d_adam_params ap = {c->f ? c->f : 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f,
+                              c->f ? 1 : 0};
+        st = u3d_adam_step(&ap, T[0], T[1], T[2], T[3], err);
+        break;
+    }
     case B_AXPY:
         st = u3d_axpy(1.0f, T[0], T[1], err);
         break;
@@ -1690,6 +1796,7 @@ static const struct {
     {U3D_OP_CROP_CONCAT_BACKWARD, OP_CC, NULL},
     {U3D_OP_SOFTMAX_CE, OP_CE, NULL},
     {U3D_OP_SGD_STEP, OP_SGD, NULL},
+    {U3D_OP_ADAM_STEP, OP_ADAM, NULL},
     {U3D_OP_AXPY, OP_AXPY, NULL},
     /* its inputs are augment.c's prepared constants: test_augment runs it
      * on the device against the host implementation bit for bit, and

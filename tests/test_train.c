@@ -145,10 +145,10 @@ static void tiny_net_fits_synthetic_volume(void **state)
 }
 
 /* Interrupted after 3 iterations (last checkpoint at 2), resumed to 6:
- * identical to 6 uninterrupted iterations. */
-static void resume_equals_uninterrupted(void **state)
+ * identical to 6 uninterrupted iterations, with either optimizer (Adam's
+ * moments and step count are part of the file). */
+static void resume_case(t_env *e, u3d_optimizer opt)
 {
-    t_env *e = *state;
     if (t_small())
         skip(); /* determinism needs no simulator; ~10 min under oclgrind */
     int S = 28;
@@ -164,6 +164,9 @@ static void resume_equals_uninterrupted(void **state)
     tiny_meta(&m, S);
     snprintf(m.augment, sizeof m.augment, "paper");
     m.iterations = total;
+    m.optimizer = opt;
+    if (opt == U3D_OPTIM_ADAM)
+        m.lr = 3e-3f;
     u3d_net *net;
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
@@ -174,6 +177,9 @@ static void resume_equals_uninterrupted(void **state)
     tiny_meta(&m, S);
     snprintf(m.augment, sizeof m.augment, "paper");
     m.iterations = total;
+    m.optimizer = opt;
+    if (opt == U3D_OPTIM_ADAM)
+        m.lr = 3e-3f;
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
     u3d_train_opts ob = {pb, NULL, 2, 0, 1, total - 1, NULL, 0, .val = NULL};
@@ -182,15 +188,20 @@ static void resume_equals_uninterrupted(void **state)
     u3d_model_meta mr;
     t_ok(u3d_model_load(pb, e->cl, &net, &mr, &err), &err, "load");
     assert_int_equal(mr.iteration, (total - 1) / 2 * 2);
+    assert_int_equal(mr.optimizer, opt);
+    assert_int_equal(mr.adam_step, opt == U3D_OPTIM_ADAM ? mr.iteration : 0);
     u3d_train_opts oc = {pb, NULL, 2, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &mr, &v, 1, &oc, &err), &err, "resume");
     assert_int_equal(mr.iteration, total);
+    assert_int_equal(mr.adam_step, opt == U3D_OPTIM_ADAM ? total : 0);
     u3d_net_destroy(net);
     /* compare every stored tensor bit for bit */
     u3d_ckpt a, b;
     t_ok(u3d_ckpt_read(pa, &a, &err), &err, "read");
     t_ok(u3d_ckpt_read(pb, &b, &err), &err, "read");
     assert_int_equal(a.ntensors, b.ntensors);
+    assert_true((u3d_ckpt_find(&a, "out_bias.adam_v") != NULL) ==
+                (opt == U3D_OPTIM_ADAM));
     for (int i = 0; i < a.ntensors; i++) {
         const u3d_ckpt_tensor *tb = u3d_ckpt_find(&b, a.tensors[i].name);
         assert_non_null(tb);
@@ -204,6 +215,16 @@ static void resume_equals_uninterrupted(void **state)
     remove(pb);
     u3d_volume_free(&v.image);
     u3d_labels_free(&v.labels);
+}
+
+static void resume_equals_uninterrupted(void **state)
+{
+    resume_case(*state, U3D_OPTIM_SGD);
+}
+
+static void resume_equals_uninterrupted_adam(void **state)
+{
+    resume_case(*state, U3D_OPTIM_ADAM);
 }
 
 static void class_weights_balance(void **state)
@@ -323,6 +344,7 @@ int main(void)
         cmocka_unit_test(class_weights_balance),
         cmocka_unit_test(tiny_net_fits_synthetic_volume),
         cmocka_unit_test(resume_equals_uninterrupted),
+        cmocka_unit_test(resume_equals_uninterrupted_adam),
         cmocka_unit_test(diverging_run_keeps_finite_model),
         cmocka_unit_test(resume_keeps_loss_log),
     };

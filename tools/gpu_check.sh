@@ -50,11 +50,13 @@ prepare() {
         *) cp -L "$l" "$PACK/lib/" ;;
         esac
     done
+    mkdir -p "$PACK/golden"
     if [ -d ../shared/golden ]; then
-        cp -r ../shared/golden "$PACK/golden"
+        cp -r ../shared/golden/. "$PACK/golden/"
     else
-        echo "gpu_check: ../shared/golden not found: the fixtures will not run"
+        echo "gpu_check: ../shared/golden not found: only data/golden's fixtures will run"
     fi
+    cp -r data/golden/. "$PACK/golden/" # the repository's (make_golden_*.py)
     git rev-parse --short HEAD > "$PACK/commit" 2>/dev/null
     echo "gpu_check: packed $(du -sh "$PACK" | cut -f1) into gpu-pack/ (the device" \
          "tool carries up to 64 MiB with the tree):"

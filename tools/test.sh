@@ -26,7 +26,9 @@ cmake -S . -B build-nocuda -DCMAKE_BUILD_TYPE=Release -DUNET3D_CUDNN=OFF \
       -DUNET3D_MPI=OFF -DUNET3D_TESTS=OFF >/dev/null
 cmake --build build-nocuda -j"$jobs"
 if [ -d "$golden" ]; then
-  build-nocuda/unet3d golden "$golden"
+  build-nocuda/unet3d golden "$golden" data/golden
+else
+  build-nocuda/unet3d golden data/golden
 fi
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUNET3D_SANITIZE=ON >/dev/null

@@ -134,7 +134,10 @@ size_t u3d_net_param_count(const u3d_net_config *cfg, int count_bn_affine);
  * u3d_net_backend_scratch). */
 typedef struct u3d_net_mem {
     size_t params;       /* parameter values, BN running and saved stats */
-    size_t grads;        /* gradients + SGD momentum (training only) */
+    size_t grads;        /* gradients + SGD momentum / Adam's first moment
+                            (training only) */
+    size_t adam;         /* Adam's second moments (training with Adam only;
+                            not in train_total) */
     size_t train_acts;   /* activations kept for backward + gradient scratch */
     size_t infer_acts;   /* lean inference buffers (skips + 2 work buffers) */
     size_t train_io;     /* input, int32 labels, dlogits */
@@ -176,13 +179,16 @@ typedef struct u3d_net u3d_net;
 
 /* A named tensor of the network. Learnable parameters have value, grad and
  * momentum (grad/momentum are empty, buf NULL, until the first backward,
- * sgd step or u3d_net_prepare_training). Buffers (BN running mean/var,
- * named like enc_0_1_running_mean) have a value only. */
+ * optimizer step or u3d_net_prepare_training); momentum is SGD's buffer or
+ * Adam's first moment, second Adam's second moment (empty until the first
+ * Adam step). Buffers (BN running mean/var, named like
+ * enc_0_1_running_mean) have a value only. */
 typedef struct u3d_param {
     char name[48];
     u3d_tensor value;
     u3d_tensor grad;
     u3d_tensor momentum;
+    u3d_tensor second;
     int learnable;
 } u3d_param;
 
@@ -262,6 +268,14 @@ u3d_status u3d_net_backward(u3d_net *net, const u3d_tensor *dlogits,
 /* One SGD step (ops.h semantics) on every learnable parameter. */
 u3d_status u3d_net_sgd_step(u3d_net *net, const u3d_sgd_params *p,
                             u3d_error *err);
+/* One Adam step (ops.h semantics, p->step counts the steps including this
+ * one) on every learnable parameter; the second moments are allocated
+ * (zero) on the first call. */
+u3d_status u3d_net_adam_step(u3d_net *net, const u3d_adam_params *p,
+                             u3d_error *err);
+/* Allocates Adam's second moments (zero; idempotent), e.g. before loading
+ * them from a checkpoint. */
+u3d_status u3d_net_prepare_adam(u3d_net *net, u3d_error *err);
 /* Frees activation buffers (the next forward reallocates them). */
 void u3d_net_free_activations(u3d_net *net);
 /* Bytes of activation buffers held now (matches u3d_net_memory's

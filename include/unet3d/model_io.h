@@ -3,7 +3,8 @@
  * A model file is a .u3d checkpoint (checkpoint.h) whose metadata describe
  * the architecture, normalization, classes and training state, and whose
  * tensors are every parameter, every BN running statistic and (for resuming)
- * every SGD momentum buffer ("NAME.momentum"). */
+ * the optimizer's state: every SGD momentum buffer or Adam first moment
+ * ("NAME.momentum") and every Adam second moment ("NAME.adam_v"). */
 #ifndef UNET3D_MODEL_IO_H
 #define UNET3D_MODEL_IO_H
 #include <stdint.h>
@@ -14,6 +15,12 @@ extern "C" {
 #endif
 
 #define U3D_MAX_CLASSES 64
+
+typedef enum u3d_optimizer {
+    U3D_OPTIM_SGD = 0, /* momentum, PyTorch semantics (ops.h) */
+    U3D_OPTIM_ADAM = 1 /* PyTorch's Adam (ops.h) */
+} u3d_optimizer;
+extern const char *const u3d_optimizer_names[]; /* sgd, adam */
 
 typedef struct u3d_model_meta {
     u3d_net_config net;
@@ -31,6 +38,10 @@ typedef struct u3d_model_meta {
     int patch[3];            /* input patch D,H,W */
     int batch;
     float lr, momentum, weight_decay;
+    int optimizer;           /* u3d_optimizer; files without one: SGD */
+    double beta1, beta2;     /* Adam's (0.9, 0.999) */
+    float adam_eps;          /* Adam's (1e-8) */
+    long adam_step;          /* Adam updates done (its bias corrections) */
     int lr_poly;             /* 1: lr * (1 - progress)^0.9, progress = the
                                 share of the iterations (or minutes) done */
     char augment[32];        /* augmentation preset name */

@@ -50,6 +50,9 @@
  *   (0 when no voxel is labeled), *weight_sum (may be NULL) sum_i w[y_i]. A
  *   label outside [0,C) that is not ignore_label is an error.
  * sgd_step: in place, buf = m*buf + g + wd*param; param -= lr*buf.
+ * adam_step: in place, g = grad + wd*param; m = b1*m + (1-b1)*g;
+ *   v = b2*v + (1-b2)*g*g; param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t)
+ *   + eps), t = p->step.
  * axpy: y += alpha * x (same element count).
  * augment_sample (internal): one augmented patch from constants prepared by
  *   augment.c; src_labels/out_labels may be NULL. */
@@ -109,6 +112,9 @@
     X(SGD_STEP, sgd_step,                                                      \
       (const u3d_sgd_params *p, u3d_tensor *param, const u3d_tensor *grad,     \
        u3d_tensor *buf))                                                       \
+    X(ADAM_STEP, adam_step,                                                    \
+      (const u3d_adam_params *p, u3d_tensor *param, const u3d_tensor *grad,    \
+       u3d_tensor *m, u3d_tensor *v))                                          \
     X(AXPY, axpy, (float alpha, const u3d_tensor *x, u3d_tensor *y))
 
 /* Every op a backend implements: the public ones and those the library

@@ -47,6 +47,19 @@ typedef struct u3d_sgd_params {
     float weight_decay; /* added to the gradient as wd*param */
 } u3d_sgd_params;
 
+/* Adam (Kingma & Ba 2015) with PyTorch's semantics (torch.optim.Adam,
+ * amsgrad off, L2 weight decay added to the gradient). step counts the
+ * updates including this one (>= 1): the bias corrections use it. */
+typedef struct u3d_adam_params {
+    float lr;
+    /* PyTorch defaults 0.9, 0.999; double as PyTorch's (in float, 1 - 0.999
+     * would be off by 1.3e-5 relative) */
+    double beta1, beta2;
+    float eps;          /* added to sqrt(v_hat), default 1e-8 */
+    float weight_decay;
+    long step;
+} u3d_adam_params;
+
 /* The kernel and padding of p per axis (D, H, W), cubic or not. */
 void u3d_conv3d_axes(const u3d_conv3d_params *p, int k[3], int pad[3]);
 

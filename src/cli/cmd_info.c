@@ -89,6 +89,7 @@ static void print_memory(const u3d_net_mem *m, int batch)
            mib(m->train_total));
     printf("  parameters and BN statistics    %10.1f MiB\n", mib(m->params));
     printf("  gradients and SGD momentum      %10.1f MiB\n", mib(m->grads));
+    printf("  (--optimizer adam: +%.1f MiB)\n", mib(m->adam));
     printf("  activations and grad scratch    %10.1f MiB\n", mib(m->train_acts));
     printf("  input, labels, dlogits          %10.1f MiB\n", mib(m->train_io));
     printf("device memory, inference (batch %d): %.1f MiB\n", batch,

@@ -101,6 +101,7 @@ static u3d_status make(pjob *j)
 }
 
 /* The table's and the JSON's rows: setting, value, reason. */
+#define PLAN_ROWS 7
 typedef struct row {
     const char *name;
     char value[200];
@@ -127,19 +128,22 @@ static int rows(const u3d_plan *p, row *r)
     for (int c = 0; c < p->net.classes && k < (int)sizeof r[5].value - 12; c++)
         k += snprintf(r[5].value + k, sizeof r[5].value - (size_t)k, " %.3g",
                       (double)p->class_weights[c]);
-    const char *names[] = {"spacing", "network", "patch", "augment",
-                           "normalize", "class weights"};
-    const char *why[] = {p->spacing_why, p->net_why, p->patch_why,
-                         p->aug_why, p->norm_why, p->weights_why};
-    for (int i = 0; i < 6; i++)
+    snprintf(r[6].value, sizeof r[6].value, "%s, lr %g",
+             u3d_name_of(u3d_optimizer_names, p->optimizer), (double)p->lr);
+    const char *names[] = {"spacing",   "network",       "patch",    "augment",
+                           "normalize", "class weights", "optimizer"};
+    const char *why[] = {p->spacing_why, p->net_why,     p->patch_why,
+                         p->aug_why,     p->norm_why,    p->weights_why,
+                         p->optim_why};
+    for (int i = 0; i < PLAN_ROWS; i++)
         r[i].name = names[i], r[i].why = why[i];
-    return 6;
+    return PLAN_ROWS;
 }
 
 static void print_table(const pjob *j)
 {
     const u3d_plan *p = &j->p;
-    row r[6];
+    row r[PLAN_ROWS];
     int n = rows(p, r);
     int wide = 5; /* the value column fits the longest value */
     for (int i = 0; i < n; i++)
@@ -184,7 +188,7 @@ static void json_floats(FILE *f, const float *v, int n)
 
 static void json_settings(FILE *f, const u3d_plan *p)
 {
-    row r[6];
+    row r[PLAN_ROWS];
     int n = rows(p, r);
     fprintf(f, "  \"settings\": [\n");
     for (int i = 0; i < n; i++) {

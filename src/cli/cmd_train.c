@@ -151,10 +151,11 @@ static u3d_status setup_resume(tjob *j)
     if (st)
         return u3d_errprefix(&j->e, "cannot resume: ");
     int lead = u3d_dist_rank() == 0;
-    if (lead && (t->g_patch || t->g_lr || t->g_momentum || t->g_seed ||
+    if (lead && (t->g_patch || t->g_lr || t->g_momentum || t->g_optim ||
+                 t->g_seed ||
                  t->aug.g_preset || u3d_cli_aug_custom(&t->aug)))
         fprintf(stderr, "unet3d train: --resume keeps the saved patch, "
-                        "lr, momentum, seed and augmentation\n");
+                        "optimizer, lr, momentum, seed and augmentation\n");
     if (t->iterations)
         j->m.iterations = t->iterations;
     if (t->minutes > 0)
@@ -235,14 +236,19 @@ static void print_setup(const tjob *j)
     if (u3d_dist_active())
         snprintf(ranks, sizeof ranks, " over %d ranks%s", u3d_dist_size(),
                  j->a->t.sync_bn ? ", synchronized batch norm" : "");
+    char opt[64];
+    if (m->optimizer == U3D_OPTIM_ADAM)
+        snprintf(opt, sizeof opt, "adam");
+    else
+        snprintf(opt, sizeof opt, "sgd, momentum %g", m->momentum);
     fprintf(stderr,
             "device: %s%s\nnetwork: %s\npatch %dx%dx%d -> %dx%dx%d (DxHxW), "
-            "batch %d%s, lr %g, momentum %g, augment %s%s\nclass weights:",
+            "batch %d%s, %s, lr %g, augment %s%s\nclass weights:",
             u3d_backend_device(j->be),
             u3d_dist_active() ? " (rank 0; 'unet3d devices' under mpirun "
                                 "shows every rank's)" : "", u3d_net_config_str(&m->net, cfgs, sizeof cfgs),
             m->patch[0], m->patch[1], m->patch[2], out[0], out[1], out[2],
-            m->batch, ranks, m->lr, m->momentum, m->augment,
+            m->batch, ranks, opt, m->lr, m->augment,
             m->aug_custom ? " (changed per transform)" : "");
     for (int k = 0; k < m->net.classes; k++)
         fprintf(stderr, " %.3g", m->class_weights[k]);

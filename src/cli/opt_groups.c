@@ -177,6 +177,7 @@ void u3d_cli_train_defaults(u3d_cli_train *t)
     t->batch = m.batch;
     t->lr = m.lr;
     t->momentum = m.momentum;
+    t->optimizer = m.optimizer;
     t->weight_decay = m.weight_decay;
     t->lr_poly = m.lr_poly;
     t->ignore_label = m.ignore_label;
@@ -236,7 +237,13 @@ u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
     if (t->g_patch)
         memcpy(m->patch, t->patch, sizeof m->patch);
     m->batch = t->batch;
-    m->lr = t->lr;
+    if (t->optimizer == U3D_OPTIM_ADAM && t->g_momentum)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "--momentum is SGD's; Adam's betas are fixed at "
+                          "0.9, 0.999");
+    m->optimizer = t->optimizer;
+    /* Adam's step is normalized per weight: PyTorch's default 1e-3 */
+    m->lr = t->g_lr ? t->lr : t->optimizer == U3D_OPTIM_ADAM ? 1e-3f : t->lr;
     m->momentum = t->momentum;
     m->weight_decay = t->weight_decay;
     m->lr_poly = t->lr_poly;
@@ -382,13 +389,20 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
     }
     if (!t->g_weights)
         *w = p->weights;
+    /* --momentum is SGD's: given, the user wants SGD */
+    int optim = !t->g_optim && !t->g_momentum;
+    if (optim) {
+        m->optimizer = p->optimizer;
+        if (!t->g_lr)
+            m->lr = p->lr;
+    }
     if (t->quiet || u3d_dist_rank() != 0) /* under mpirun: said once */
         return;
     char net[160], augs[160];
     fprintf(stderr,
             "plan: patch %dx%dx%d%s, %s padding, network %s%s, augment "
-            "%s%s, class weights %s%s (--plan off: preset defaults; "
-            "'unet3d plan' explains)\n",
+            "%s%s, class weights %s%s, %s%s, lr %g%s (--plan off: preset "
+            "defaults; 'unet3d plan' explains)\n",
             m->patch[0], m->patch[1], m->patch[2], t->g_patch ? " (given)" : "",
             m->net.padding == U3D_PAD_SAME ? "same" : "valid",
             u3d_net_aniso_str(&m->net, net, sizeof net),
@@ -396,7 +410,10 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
             aug ? u3d_plan_aug_str(p, augs, sizeof augs) : m->augment,
             aug ? "" : " (given)",
             t->g_weights ? t->class_weights : weights_name(*w),
-            t->g_weights ? " (given)" : "");
+            t->g_weights ? " (given)" : "",
+            u3d_name_of(u3d_optimizer_names, m->optimizer),
+            optim ? "" : " (given)", (double)m->lr,
+            t->g_lr ? " (given)" : "");
 }
 
 u3d_status u3d_cli_plan_run(const u3d_cli_train *t, const u3d_volume *imgs,

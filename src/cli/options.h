@@ -231,11 +231,12 @@ typedef struct u3d_cli_train {
     double minutes;
     int patch[3], batch, lr_poly, ignore_label, norm, every, quiet, sync_bn;
     float lr, momentum, weight_decay;
+    int optimizer; /* u3d_optimizer */
     const char *class_weights, *log;
     unsigned long long seed;
     int plan; /* --plan on (1, default) / off: train's and densify's
                  defaults from the data (u3d_cli_plan_apply) */
-    int g_patch, g_lr, g_momentum, g_seed, g_weights; /* given */
+    int g_patch, g_lr, g_momentum, g_seed, g_weights, g_optim; /* given */
 } u3d_cli_train;
 
 void u3d_cli_train_defaults(u3d_cli_train *t);
@@ -265,14 +266,20 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
     {"--sync-bn", U3D_OPT_FLAG, &(t)->sync_bn, 0, 0, NULL,                  \
      .help = "under mpirun: batch norm with the statistics of\n"           \
              "all ranks' patches (as one process with batch N*B)"},        \
+    {"--optimizer", U3D_OPT_CHOICE, &(t)->optimizer, 0, 0, NULL,            \
+     .help = "adam (the plan's; PyTorch's, betas 0.9, 0.999,\n"             \
+             "eps 1e-8) or sgd (with momentum, as the paper;\n"           \
+             "the default with --plan off or --momentum)",                 \
+     .choices = u3d_optimizer_names, .given = &(t)->g_optim},              \
     {"--lr", U3D_OPT_FLOAT, &(t)->lr, 0, 10, "X",                           \
-     .help = "learning rate (default 0.01)", .given = &(t)->g_lr,           \
+     .help = "learning rate (default 0.01 for sgd, 0.001 for\n"             \
+             "adam)", .given = &(t)->g_lr,                                 \
      .flags = U3D_OPT_GT},                                                  \
     {"--lr-schedule", U3D_OPT_CHOICE, &(t)->lr_poly, 0, 0, NULL,            \
      .help = "poly (default): lr (1 - done)^0.9",                           \
      .choices = u3d_cli_lr_schedules},                                      \
     {"--momentum", U3D_OPT_FLOAT, &(t)->momentum, 0, 1, "X",                \
-     .help = "SGD momentum (default 0.99, as the paper)",                   \
+     .help = "SGD's momentum (default 0.99, as the paper)",                   \
      .given = &(t)->g_momentum},                                            \
     {"--weight-decay", U3D_OPT_FLOAT, &(t)->weight_decay, 0, 1, "X",        \
      .help = "(default 0)"},                                                \

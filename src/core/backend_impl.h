@@ -82,6 +82,12 @@ typedef struct u3d_backend_ops {
     U3D_BACKEND_OP_ENTRY_(cudnn, name)
 #define U3D_BACKEND_OP_TABLE(pfx) U3D_OPS(U3D_BACKEND_OP_ENTRY_##pfx)
 
+/* Adam's bias corrections for p->step, computed once per step on the host
+ * in double (as PyTorch does): every backend updates with
+ * param -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+void u3d_adam_corrections(const u3d_adam_params *p, float *step_size,
+                          float *bc2_sqrt);
+
 struct u3d_backend {
     const u3d_backend_ops *ops;
     void *ctx;          /* backend private state */

@@ -1,4 +1,5 @@
 /* Shape validation and dispatch of every operation to its backend. */
+#include <math.h>
 #include <string.h>
 #include "core/backend_impl.h"
 
@@ -473,6 +474,38 @@ u3d_status u3d_sgd_step(const u3d_sgd_params *p, u3d_tensor *param,
     ARG("grad", grad, param->shape);
     ARG("momentum buffer", buf, param->shape);
     return DISPATCH(sgd_step, p, param, grad, buf, err);
+}
+
+u3d_status u3d_adam_step(const u3d_adam_params *p, u3d_tensor *param,
+                         const u3d_tensor *grad, u3d_tensor *m, u3d_tensor *v,
+                         u3d_error *err)
+{
+    const char *OP = "adam step";
+    U3D_TRY(check_tensor(OP, "param", param, NULL, U3D_F32, err));
+    u3d_backend *be = param->be;
+    if (!p || !(p->lr >= 0.0f) || !(p->weight_decay >= 0.0f) ||
+        !(p->beta1 >= 0.0 && p->beta1 < 1.0) ||
+        !(p->beta2 >= 0.0 && p->beta2 < 1.0) || !(p->eps > 0.0f) ||
+        !isfinite(p->lr) || !isfinite(p->weight_decay) || !isfinite(p->eps) ||
+        p->step < 1)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "%s: needs lr, weight decay >= 0, betas in [0,1), "
+                          "eps > 0 and step >= 1",
+                          OP);
+    ARG("grad", grad, param->shape);
+    ARG("first moment", m, param->shape);
+    ARG("second moment", v, param->shape);
+    return DISPATCH(adam_step, p, param, grad, m, v, err);
+}
+
+void u3d_adam_corrections(const u3d_adam_params *p, float *step_size,
+                          float *bc2_sqrt)
+{
+    /* in double: 1 - 0.999^t loses most digits in float for small t */
+    double b1t = pow(p->beta1, (double)p->step);
+    double b2t = pow(p->beta2, (double)p->step);
+    *step_size = (float)((double)p->lr / (1.0 - b1t));
+    *bc2_sqrt = (float)sqrt(1.0 - b2t);
 }
 
 u3d_status u3d_axpy(float alpha, const u3d_tensor *x, u3d_tensor *y,

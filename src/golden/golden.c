@@ -18,6 +18,7 @@ static const struct {
     {"batchnorm3d", golden_batchnorm3d},
     {"softmax_cross_entropy", golden_softmax_ce},
     {"sgd", golden_sgd},
+    {"adam", golden_adam},
     {"unet3d", golden_unet3d},
 };
 
@@ -62,6 +63,12 @@ u3d_status golden_float(const golden_case *c, const char *key, float *out,
     U3D_TRY(number(c, key, 0, &x, err));
     *out = (float)x;
     return U3D_OK;
+}
+
+u3d_status golden_double(const golden_case *c, const char *key, double *out,
+                         u3d_error *err)
+{
+    return number(c, key, 0, out, err);
 }
 
 u3d_status golden_int3(const golden_case *c, const char *key, int out[3],

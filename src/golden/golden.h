@@ -39,6 +39,8 @@ u3d_status golden_int(const golden_case *c, const char *key, int *out,
                       u3d_error *err);
 u3d_status golden_float(const golden_case *c, const char *key, float *out,
                         u3d_error *err);
+u3d_status golden_double(const golden_case *c, const char *key, double *out,
+                         u3d_error *err);
 /* Loads NAME.npy of the case. */
 u3d_status golden_npy(const golden_case *c, const char *name, u3d_npy *out,
                       u3d_error *err);
@@ -94,6 +96,7 @@ u3d_status golden_maxpool3d(u3d_backend *, const golden_case *, golden_report *,
 u3d_status golden_batchnorm3d(u3d_backend *, const golden_case *, golden_report *, u3d_error *);
 u3d_status golden_softmax_ce(u3d_backend *, const golden_case *, golden_report *, u3d_error *);
 u3d_status golden_sgd(u3d_backend *, const golden_case *, golden_report *, u3d_error *);
+u3d_status golden_adam(u3d_backend *, const golden_case *, golden_report *, u3d_error *);
 u3d_status golden_unet3d(u3d_backend *, const golden_case *, golden_report *, u3d_error *);
 
 /* Runs every case under the given folders (a folder with case.txt is one

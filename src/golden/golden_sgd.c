@@ -1,5 +1,7 @@
-/* Golden case: sgd (param_in, grad, buf_in -> param_out, buf_out). The
- * update is elementwise, so arrays of any rank are loaded flat. */
+/* Golden cases of the optimizers: sgd (param_in, grad, buf_in ->
+ * param_out, buf_out) and adam (param_in, grad, m_in, v_in -> param_out,
+ * m_out, v_out). The updates are elementwise, so arrays of any rank are
+ * loaded flat. */
 #include <stdlib.h>
 #include <string.h>
 #include "golden/golden.h"
@@ -79,5 +81,67 @@ u3d_status golden_sgd(u3d_backend *be, const golden_case *c,
     u3d_tensor_release(&param);
     u3d_tensor_release(&grad);
     u3d_tensor_release(&buf);
+    return st;
+}
+
+/* Only PyTorch's plain Adam: no AMSGrad, no maximize. */
+static u3d_status plain_adam(const golden_case *c, u3d_error *err)
+{
+    const char *keys[] = {"amsgrad", "maximize"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = golden_get(c, keys[i]);
+        if (v && strtod(v, NULL) != 0.0)
+            return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                              "%s/case.txt: %s %s (only 0 is implemented)",
+                              c->dir, keys[i], v);
+    }
+    return U3D_OK;
+}
+
+u3d_status golden_adam(u3d_backend *be, const golden_case *c,
+                       golden_report *rep, u3d_error *err)
+{
+    u3d_adam_params p;
+    double step = 0;
+    u3d_status st = golden_float(c, "lr", &p.lr, err);
+    if (!st)
+        st = golden_double(c, "beta1", &p.beta1, err);
+    if (!st)
+        st = golden_double(c, "beta2", &p.beta2, err);
+    if (!st)
+        st = golden_float(c, "eps", &p.eps, err);
+    if (!st)
+        st = golden_float(c, "weight_decay", &p.weight_decay, err);
+    if (!st)
+        st = golden_double(c, "step", &step, err);
+    if (!st)
+        st = plain_adam(c, err);
+    if (st)
+        return st;
+    if (!(step >= 1 && step <= 1e9 && step == (double)(long)step))
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s/case.txt: step %g is not a count >= 1", c->dir,
+                          step);
+    p.step = (long)step;
+    size_t n = 0;
+    u3d_tensor param = {0}, grad = {0}, m = {0}, v = {0};
+    st = flat(be, c, "param_in", &n, &param, err);
+    if (!st)
+        st = flat(be, c, "grad", &n, &grad, err);
+    if (!st)
+        st = flat(be, c, "m_in", &n, &m, err);
+    if (!st)
+        st = flat(be, c, "v_in", &n, &v, err);
+    if (!st)
+        st = u3d_adam_step(&p, &param, &grad, &m, &v, err);
+    const golden_expect rows[] = {{"param_out", &param, U3D_GOLDEN_TOL_FWD},
+                                  {"m_out", &m, U3D_GOLDEN_TOL_FWD},
+                                  {"v_out", &v, U3D_GOLDEN_TOL_FWD}};
+    if (!st)
+        st = golden_check_all(c, rep, rows, 3, err);
+    u3d_tensor_release(&param);
+    u3d_tensor_release(&grad);
+    u3d_tensor_release(&m);
+    u3d_tensor_release(&v);
     return st;
 }

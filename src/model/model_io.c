@@ -23,6 +23,8 @@ static const char *const norm_name[] = {"none", "zscore", "percentile"};
 static const enum_names PADDING = {padding_name, 2, U3D_PAD_VALID};
 static const enum_names BATCHNORM = {bn_name, 3, U3D_BN_AFFINE};
 static const enum_names NORMALIZATION = {norm_name, 3, U3D_NORM_NONE};
+const char *const u3d_optimizer_names[] = {"sgd", "adam", NULL};
+static const enum_names OPTIMIZER = {u3d_optimizer_names, 2, U3D_OPTIM_SGD};
 
 /* Name of v; out of range: the fallback's. */
 static const char *enum_str(const enum_names *t, int v)
@@ -72,6 +74,9 @@ void u3d_model_meta_defaults(u3d_model_meta *m)
     m->batch = 1;
     m->lr = 0.01f;
     m->momentum = 0.99f;
+    m->beta1 = 0.9;
+    m->beta2 = 0.999;
+    m->adam_eps = 1e-8f;
     m->lr_poly = 1;
     snprintf(m->augment, sizeof m->augment, "paper");
 }
@@ -203,6 +208,13 @@ static u3d_status put_meta(u3d_ckpt *c, const u3d_model_meta *m,
     U3D_TRY(u3d_ckpt_meta_set(c, "batch", err, "%d", m->batch));
     U3D_TRY(u3d_ckpt_meta_set(c, "lr", err, "%.9g", m->lr));
     U3D_TRY(u3d_ckpt_meta_set(c, "momentum", err, "%.9g", m->momentum));
+    U3D_TRY(u3d_ckpt_meta_set(c, "optimizer", err, "%s",
+                              enum_str(&OPTIMIZER, m->optimizer)));
+    if (m->optimizer == U3D_OPTIM_ADAM) {
+        U3D_TRY(u3d_ckpt_meta_set(c, "adam", err, "%.17g,%.17g,%.9g",
+                                  m->beta1, m->beta2, m->adam_eps));
+        U3D_TRY(u3d_ckpt_meta_set(c, "adam_step", err, "%ld", m->adam_step));
+    }
     U3D_TRY(u3d_ckpt_meta_set(c, "weight_decay", err, "%.9g",
                               m->weight_decay));
     U3D_TRY(u3d_ckpt_meta_set(c, "lr_schedule", err, "%s",
@@ -227,10 +239,15 @@ u3d_status u3d_model_save(const char *path, u3d_net *net,
     for (int i = 0; i < u3d_net_num_params(net); i++) {
         u3d_param *p = u3d_net_param(net, i);
         U3D_TRY_GOTO(st, done, add_tensor(&c, p->name, &p->value, err));
+        char nm[64];
         if (with_optimizer && p->momentum.buf) {
-            char nm[64];
             snprintf(nm, sizeof nm, "%s.momentum", p->name);
             U3D_TRY_GOTO(st, done, add_tensor(&c, nm, &p->momentum, err));
+        }
+        if (with_optimizer && p->second.buf &&
+            m->optimizer == U3D_OPTIM_ADAM) {
+            snprintf(nm, sizeof nm, "%s.adam_v", p->name);
+            U3D_TRY_GOTO(st, done, add_tensor(&c, nm, &p->second, err));
         }
     }
     for (int i = 0; i < u3d_net_num_buffers(net); i++) {
@@ -295,7 +312,10 @@ static u3d_status check_meta(const u3d_model_meta *m, const char *path,
     else if (m->batch < 1 || m->batch > 4096)
         bad = "batch";
     else if (!finite_in(m->lr, 0, 1e6) || !finite_in(m->momentum, 0, 1) ||
-             !finite_in(m->weight_decay, 0, 1e6))
+             !finite_in(m->weight_decay, 0, 1e6) ||
+             !finite_in(m->beta1, 0, 0.999999) ||
+             !finite_in(m->beta2, 0, 0.999999999) ||
+             !finite_in(m->adam_eps, 1e-30, 1) || m->adam_step < 0)
         bad = "optimizer settings";
     for (int a = 0; a < 3 && !bad; a++)
         if (m->patch[a] < 0 || m->patch[a] > U3D_NET_MAX_INPUT)
@@ -384,6 +404,27 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
         m->batch = (int)v;
     m->lr = meta_float(c, "lr", m->lr);
     m->momentum = meta_float(c, "momentum", m->momentum);
+    int opt = m->optimizer;
+    U3D_TRY(meta_enum(c, path, "optimizer", &OPTIMIZER, buf, sizeof buf, &opt,
+                      err));
+    m->optimizer = opt;
+    if (u3d_ckpt_meta_get(c, "adam", buf, sizeof buf)) {
+        char tail;
+        if (sscanf(buf, "%lf,%lf,%f%c", &m->beta1, &m->beta2, &m->adam_eps,
+                   &tail) != 3)
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s: model metadata 'adam' is not three "
+                              "numbers: %s", path, buf);
+    }
+    if (u3d_ckpt_meta_get(c, "adam_step", buf, sizeof buf)) {
+        char *end;
+        errno = 0;
+        m->adam_step = strtol(buf, &end, 10);
+        if (end == buf || *end || errno || m->adam_step < 0)
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s: model metadata 'adam_step' is not a "
+                              "count: %s", path, buf);
+    }
     m->weight_decay = meta_float(c, "weight_decay", 0);
     if (u3d_ckpt_meta_get(c, "lr_schedule", buf, sizeof buf))
         m->lr_poly = !strcmp(buf, "poly");
@@ -440,39 +481,72 @@ static u3d_status load_tensor(const u3d_ckpt *c, const char *path,
     return u3d_tensor_write(t, ct->data, err);
 }
 
-static int no_momentum(const char *name, void *user)
+static int has_suffix(const char *name, const char *suffix)
 {
-    (void)user;
-    size_t n = strlen(name), k = strlen(".momentum");
-    return !(n > k && !strcmp(name + n - k, ".momentum"));
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && !strcmp(name + n - k, suffix);
 }
 
-/* Every parameter and buffer of net from c; momentum buffers (all or
- * none) restored with optimizer != 0, else only checked. */
-static u3d_status load_tensors(const u3d_ckpt *c, const char *path,
-                               u3d_net *net, int optimizer, u3d_error *err)
+/* The optimizer's state tensors: what inference does not read. */
+static int no_optimizer_state(const char *name, void *user)
 {
-    int have_momentum = 0;
+    (void)user;
+    return !has_suffix(name, ".momentum") && !has_suffix(name, ".adam_v");
+}
+
+/* 1 when some parameter has the state tensor NAME.suffix. */
+static int have_state(const u3d_ckpt *c, u3d_net *net, const char *suffix)
+{
     for (int i = 0; i < u3d_net_num_params(net); i++) {
         char nm[64];
-        snprintf(nm, sizeof nm, "%s.momentum", u3d_net_param(net, i)->name);
+        snprintf(nm, sizeof nm, "%s%s", u3d_net_param(net, i)->name, suffix);
         if (u3d_ckpt_find(c, nm))
-            have_momentum = 1;
+            return 1;
     }
+    return 0;
+}
+
+/* The optimizer state NAME.suffix of p into t (optimizer != 0) or only
+ * checked. */
+static u3d_status load_state(const u3d_ckpt *c, const char *path,
+                             const u3d_param *p, const char *suffix,
+                             u3d_tensor *t, int optimizer, u3d_error *err)
+{
+    char nm[64];
     const u3d_ckpt_tensor *ct;
+    snprintf(nm, sizeof nm, "%s%s", p->name, suffix);
+    return optimizer ? load_tensor(c, path, nm, t, 1, err)
+                     : check_tensor(c, path, nm, p->value.shape, 1, &ct, err);
+}
+
+/* Every parameter and buffer of net from c; the optimizer's state (each
+ * kind all or none: momentum buffers, Adam's second moments, the latter
+ * only in an Adam model) restored with optimizer != 0, else only
+ * checked. */
+static u3d_status load_tensors(const u3d_ckpt *c, const char *path,
+                               u3d_net *net, const u3d_model_meta *m,
+                               int optimizer, u3d_error *err)
+{
+    int have_momentum = have_state(c, net, ".momentum");
+    int have_v = have_state(c, net, ".adam_v");
+    if (have_v && m->optimizer != U3D_OPTIM_ADAM)
+        return u3d_seterr(err, U3D_ERR_FORMAT,
+                          "%s: Adam's state in a model trained with %s "
+                          "(edited or damaged)", path,
+                          enum_str(&OPTIMIZER, m->optimizer));
     if (have_momentum && optimizer)
         U3D_TRY(u3d_net_prepare_training(net, err));
+    if (have_v && optimizer)
+        U3D_TRY(u3d_net_prepare_adam(net, err));
     for (int i = 0; i < u3d_net_num_params(net); i++) {
         u3d_param *p = u3d_net_param(net, i);
         U3D_TRY(load_tensor(c, path, p->name, &p->value, 1, err));
-        if (have_momentum) {
-            char nm[64];
-            snprintf(nm, sizeof nm, "%s.momentum", p->name);
-            U3D_TRY(optimizer
-                        ? load_tensor(c, path, nm, &p->momentum, 1, err)
-                        : check_tensor(c, path, nm, p->value.shape, 1, &ct,
-                                       err));
-        }
+        if (have_momentum)
+            U3D_TRY(load_state(c, path, p, ".momentum", &p->momentum,
+                               optimizer, err));
+        if (have_v)
+            U3D_TRY(load_state(c, path, p, ".adam_v", &p->second, optimizer,
+                               err));
     }
     for (int i = 0; i < u3d_net_num_buffers(net); i++) {
         u3d_param *p = u3d_net_buffer(net, i);
@@ -498,15 +572,16 @@ static u3d_status check_size(const u3d_ckpt *c, const char *path,
     return U3D_OK;
 }
 
-/* 1 when name is a tensor of net (a parameter, its momentum or a
+/* 1 when name is a tensor of net (a parameter, its optimizer state or a
  * buffer). */
 static int net_has(u3d_net *net, const char *name)
 {
-    char nm[64];
+    char nm[64], nv[64];
     for (int i = 0; i < u3d_net_num_params(net); i++) {
         const char *p = u3d_net_param(net, i)->name;
         snprintf(nm, sizeof nm, "%s.momentum", p);
-        if (!strcmp(name, p) || !strcmp(name, nm))
+        snprintf(nv, sizeof nv, "%s.adam_v", p);
+        if (!strcmp(name, p) || !strcmp(name, nm) || !strcmp(name, nv))
             return 1;
     }
     for (int i = 0; i < u3d_net_num_buffers(net); i++)
@@ -535,8 +610,9 @@ static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
 {
     u3d_ckpt c;
     *net = NULL;
-    /* for inference the momentum buffers' values are not even read */
-    u3d_status st = u3d_ckpt_read_some(path, optimizer ? NULL : no_momentum,
+    /* for inference the optimizer state's values are not even read */
+    u3d_status st = u3d_ckpt_read_some(path,
+                                       optimizer ? NULL : no_optimizer_state,
                                        NULL, &c, err);
     if (st)
         return st;
@@ -550,7 +626,7 @@ static u3d_status load_model(const char *path, u3d_backend *be, u3d_net **net,
     U3D_TRY_GOTO(st, done, check_size(&c, path, &m->net, err));
     U3D_TRY_GOTO(st, done, u3d_net_create(be, &m->net, &nt, err));
     U3D_TRY_GOTO(st, done, check_no_extra(&c, path, nt, err));
-    U3D_TRY_GOTO(st, done, load_tensors(&c, path, nt, optimizer, err));
+    U3D_TRY_GOTO(st, done, load_tensors(&c, path, nt, m, optimizer, err));
     *net = nt;
     nt = NULL;
 done:

@@ -19,7 +19,7 @@ static int add_entry(u3d_param *tab, int *n, int max, u3d_shape s,
     u3d_param *p = &tab[*n];
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, fmt, pfx, suffix);
-    p->value.shape = p->grad.shape = p->momentum.shape = s;
+    p->value.shape = p->grad.shape = p->momentum.shape = p->second.shape = s;
     p->learnable = learnable;
     return (*n)++;
 }
@@ -480,6 +480,7 @@ static void release_entry(u3d_param *p)
     u3d_tensor_release(&p->value);
     u3d_tensor_release(&p->grad);
     u3d_tensor_release(&p->momentum);
+    u3d_tensor_release(&p->second);
 }
 
 void u3d_net_destroy(u3d_net *net)
@@ -561,6 +562,19 @@ u3d_status u3d_net_prepare_training(u3d_net *net, u3d_error *err)
             return u3d_errprefix(err, "gradient buffers of %s: ", p->name);
     }
     net->training_ready = 1;
+    return U3D_OK;
+}
+
+u3d_status u3d_net_prepare_adam(u3d_net *net, u3d_error *err)
+{
+    U3D_TRY(u3d_net_prepare_training(net, err));
+    for (int i = 0; i < net->nparams; i++) {
+        u3d_param *p = &net->params[i];
+        if (!p->second.buf &&
+            u3d_tensor_create(net->be, p->value.shape, U3D_F32, &p->second,
+                              err))
+            return u3d_errprefix(err, "Adam's buffers of %s: ", p->name);
+    }
     return U3D_OK;
 }
 
@@ -652,6 +666,7 @@ u3d_status u3d_net_memory(const u3d_net_config *cfg, int batch,
     net_plan_free(net);
     m->params = net_param_bytes(net);
     m->grads = 2 * net_learnable_bytes(net);
+    m->adam = net_learnable_bytes(net);
     free(net);
     if (st)
         return st;

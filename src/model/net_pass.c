@@ -562,3 +562,16 @@ u3d_status u3d_net_sgd_step(u3d_net *net, const u3d_sgd_params *p,
     }
     return U3D_OK;
 }
+
+u3d_status u3d_net_adam_step(u3d_net *net, const u3d_adam_params *p,
+                             u3d_error *err)
+{
+    U3D_TRY(u3d_net_prepare_adam(net, err));
+    for (int i = 0; i < net->nparams; i++) {
+        u3d_param *q = &net->params[i];
+        if (u3d_adam_step(p, &q->value, &q->grad, &q->momentum, &q->second,
+                          err))
+            return u3d_errprefix(err, "Adam step of %s: ", q->name);
+    }
+    return U3D_OK;
+}

@@ -278,5 +278,10 @@ u3d_status u3d_plan_make(const u3d_plan_input *in, u3d_plan *p,
     U3D_TRY(plan_patch(in, p, err));
     plan_augment(in, p);
     U3D_TRY(plan_intensity(in, p, err));
+    p->optimizer = U3D_OPTIM_ADAM;
+    p->lr = U3D_PLAN_LR_ADAM;
+    snprintf(p->optim_why, sizeof p->optim_why,
+             "adam: beat SGD 0.99 on every volume of the development set "
+             "(3 min: membranes +0.035, boundaries +0.009, nuclei +0.031 IoU)");
     return plan_weights(in, p, err);
 }

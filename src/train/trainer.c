@@ -1,5 +1,5 @@
 /* The training loop: patches around labeled voxels, augmentation on the
- * device, weighted cross-entropy, SGD with momentum, checkpoints. */
+ * device, weighted cross-entropy, SGD with momentum or Adam, checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <signal.h>
@@ -394,7 +394,7 @@ static u3d_status scan_tensor(finite_scan *f, const u3d_tensor *t,
     return U3D_OK;
 }
 
-/* Values, momentum buffers and batch-norm running statistics. */
+/* Values, optimizer state and batch-norm running statistics. */
 static u3d_status check_finite(u3d_net *net, long iteration, u3d_error *err)
 {
     finite_scan f = {NULL, 0, iteration};
@@ -404,6 +404,9 @@ static u3d_status check_finite(u3d_net *net, long iteration, u3d_error *err)
         st = scan_tensor(&f, &p->value, p->name, "", err);
         if (!st)
             st = scan_tensor(&f, &p->momentum, p->name, " (momentum)", err);
+        if (!st)
+            st = scan_tensor(&f, &p->second, p->name, " (Adam's second moment)",
+                             err);
     }
     for (int i = 0; i < u3d_net_num_buffers(net) && !st; i++) {
         u3d_param *b = u3d_net_buffer(net, i);
@@ -537,8 +540,16 @@ static u3d_status step(trainer *t, long it, float *loss, u3d_error *err)
                                         : m->elapsed_s / (m->minutes * 60.0);
         prog = prog < 0 ? 0 : prog > 1 ? 1 : prog;
         float lr = m->lr_poly ? (float)(m->lr * pow(1.0 - prog, 0.9)) : m->lr;
-        u3d_sgd_params sp = {lr, m->momentum, m->weight_decay};
-        st = u3d_net_sgd_step(t->net, &sp, err);
+        if (m->optimizer == U3D_OPTIM_ADAM) {
+            u3d_adam_params ap = {lr,          m->beta1,        m->beta2,
+                                  m->adam_eps, m->weight_decay, m->adam_step + 1};
+            st = u3d_net_adam_step(t->net, &ap, err);
+            if (!st)
+                m->adam_step++;
+        } else {
+            u3d_sgd_params sp = {lr, m->momentum, m->weight_decay};
+            st = u3d_net_sgd_step(t->net, &sp, err);
+        }
     }
     return st;
 }
@@ -598,6 +609,9 @@ static u3d_status setup(trainer *t, u3d_train_volume *vols, int nvols,
     if ((st = u3d_tensor_write(&t->cw, m->class_weights, err)))
         return st;
     st = u3d_net_prepare_training(t->net, err);
+    /* Adam's moments exist on every rank before rank 0's are broadcast */
+    if (!st && m->optimizer == U3D_OPTIM_ADAM)
+        st = u3d_net_prepare_adam(t->net, err);
     if (!st && t->nranks > 1)
         st = gsync_setup(&t->gs, t->net, t->sync_bn, err);
     return st;
@@ -633,6 +647,8 @@ static u3d_status bcast_state(u3d_net *net, u3d_error *err)
         st = bcast_tensor(&p->value, &h, &cap, err);
         if (!st)
             st = bcast_tensor(&p->momentum, &h, &cap, err);
+        if (!st)
+            st = bcast_tensor(&p->second, &h, &cap, err);
     }
     for (int i = 0; i < u3d_net_num_buffers(net) && !st; i++)
         st = bcast_tensor(&u3d_net_buffer(net, i)->value, &h, &cap, err);

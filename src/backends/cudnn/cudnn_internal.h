@@ -27,6 +27,7 @@ typedef enum u3d_cudnn_kid {
     K_FILL,
     K_AXPY,
     K_SGD,
+    K_ADAM,
     K_RELU_FWD,
     K_RELU_BWD,
     K_BIAS_ADD,

@@ -61,6 +61,25 @@ U3D_KERNEL u3d_sgd_f32(long long n, float lr, float m, float wd, float *w,
     }
 }
 
+/* PyTorch Adam in double like the reference: g += wd*w; m = b1*m +
+ * (1-b1)*g; v = b2*v + (1-b2)*g*g; w -= step_size*m / (sqrt(v)/bc2 + eps)
+ * (step_size, bc2: the host's bias corrections). */
+U3D_KERNEL u3d_adam_f32(long long n, float step_size, double b1, double b2,
+                        float eps, float wd, float bc2, float *w,
+                        const float *g, float *m, float *v)
+{
+    GRID_STRIDE(i, n)
+    {
+        double d = (double)g[i] + (double)wd * w[i];
+        float a = (float)(b1 * m[i] + (1.0 - b1) * d);
+        float b = (float)(b2 * v[i] + (1.0 - b2) * d * d);
+        m[i] = a;
+        v[i] = b;
+        double den = sqrt((double)b) / (double)bc2 + (double)eps;
+        w[i] = (float)(w[i] - (double)step_size * a / den);
+    }
+}
+
 U3D_KERNEL u3d_relu_fwd(long long n, const float *x, float *y)
 {
     GRID_STRIDE(i, n)

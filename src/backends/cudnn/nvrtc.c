@@ -6,11 +6,13 @@
 #include <string.h>
 #include "backends/cudnn/cudnn_internal.h"
 
-/* Signatures follow kernels.cu's parameter lists ('l' pointer/long long). */
+/* Signatures follow kernels.cu's parameter lists ('l': 8 bytes, a pointer,
+ * long long or double). */
 const u3d_cudnn_kernel_info u3d_cudnn_kernels[K_COUNT] = {
     [K_FILL] = {"u3d_fill_f32", "llf"},
     [K_AXPY] = {"u3d_axpy_f32", "lfll"},
     [K_SGD] = {"u3d_sgd_f32", "lffflll"},
+    [K_ADAM] = {"u3d_adam_f32", "lfllfffllll"},
     [K_RELU_FWD] = {"u3d_relu_fwd", "lll"},
     [K_RELU_BWD] = {"u3d_relu_bwd", "llll"},
     [K_BIAS_ADD] = {"u3d_bias_add", "lllil"},

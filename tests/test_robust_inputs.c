@@ -102,6 +102,12 @@ static void save_tiny_model(const char *p)
     m.net.base_channels = 2;
     m.net.in_channels = 1;
     m.net.classes = 2;
+    /* the optional keys present, so that edits reach them */
+    m.optimizer = U3D_OPTIM_ADAM;
+    m.adam_step = 3;
+    m.aug_custom = 1;
+    u3d_augment_params_default(&m.aug);
+    m.aug.p_deform = 0.25f;
     u3d_net *net;
     t_ok(u3d_net_create(be, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
@@ -172,6 +178,36 @@ static void model_metadata_edits_refused(void **state)
     expect_model_refused("class_weights", "1,-3", "class_weights");
     expect_model_refused("levels", "4294967298", "not a number in range");
     expect_model_refused("ignore_label", "70000", "ignore_label");
+    /* the optimizer's state (#15) */
+    expect_model_refused("optimizer", "rmsprop", "unknown optimizer 'rmsprop'");
+    expect_model_refused("adam", "0.9,0.999", "'adam' is not three numbers");
+    expect_model_refused("adam", "0.9,0.999,1e-8,4",
+                         "'adam' is not three numbers");
+    expect_model_refused("adam", "0.9,1.5,1e-8", "optimizer settings");
+    expect_model_refused("adam", "nan,0.999,1e-8", "optimizer settings");
+    expect_model_refused("adam", "0.9,0.999,0", "optimizer settings");
+    expect_model_refused("adam_step", "-3", "'adam_step' is not a count");
+    expect_model_refused("adam_step", "12x", "'adam_step' is not a count");
+    /* the augmentation's per-transform probabilities (session 7's tail of
+     * four numbers after fill_value) */
+    const char *base = "4 4 4 32 32 32 15 15 15 0.9 1.1 0.9 1.1 1 1 1 "
+                       "0 1 0.7 1.5 0.8 1.2 -0.1 0.1 0 0.02 0 0";
+    char v[512];
+    snprintf(v, sizeof v, "%s 0.2 0.2 0.2", base);
+    expect_model_refused("augment_params", v,
+                         "unreadable augmentation parameters");
+    snprintf(v, sizeof v, "%s 0.2 0.2 0.2 0.2 0.2", base);
+    expect_model_refused("augment_params", v,
+                         "unreadable augmentation parameters");
+    snprintf(v, sizeof v, "%s 0.2 0.2 x 0.2", base);
+    expect_model_refused("augment_params", v,
+                         "unreadable augmentation parameters");
+    snprintf(v, sizeof v, "%s 0.2 1.5 0.2 0.2", base);
+    expect_model_refused("augment_params", v,
+                         "augmentation parameters are out of range");
+    snprintf(v, sizeof v, "%s 0.2 nan 0.2 0.2", base);
+    expect_model_refused("augment_params", v,
+                         "augmentation parameters are out of range");
     /* a few bytes describing gigabytes: refused before allocating */
     expect_model_refused("base_channels", "4096", "holds only");
 }

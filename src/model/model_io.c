@@ -323,6 +323,9 @@ static u3d_status check_meta(const u3d_model_meta *m, const char *path,
     for (int k = 0; k < n->classes && !bad; k++)
         if (!finite_in(m->class_weights[k], 0, 1e9))
             bad = "class_weights";
+    u3d_error aerr = {0};
+    if (!bad && m->aug_custom && u3d_augment_params_check(&m->aug, &aerr))
+        bad = "augmentation parameters";
     if (bad)
         return u3d_seterr(err, U3D_ERR_FORMAT,
                           "%s: the model's %s are out of range (edited or "

@@ -241,6 +241,52 @@ static void holdout_estimate(void **state)
     u3d_labels_free(&sp);
 }
 
+/* The decision calibrated on the held-out slice: said on stdout; when
+ * offsets were kept the model records them and `predict` with that model
+ * labels every unannotated voxel as densify did; --calibrate off: none. */
+static void holdout_calibration(void **state)
+{
+    (void)state;
+    char txt[4096], extra[512], cmd[1024];
+    snprintf(extra, sizeof extra, "--holdout 0.25 --model-out %s",
+             P("cal.u3d"));
+    densify_to(extra, "dense_c.tif", "c.txt");
+    slurp(P("c.txt"), txt, sizeof txt);
+    int tuned = strstr(txt, "decision calibrated on the held-out slices") != NULL;
+    if (!tuned && !strstr(txt, "decision: the plain argmax"))
+        fail_msg("no decision line in: %s", txt);
+    u3d_ckpt c;
+    u3d_error err = {0};
+    char buf[256];
+    t_ok(u3d_ckpt_read(P("cal.u3d"), &c, &err), &err, "model");
+    assert_int_equal(u3d_ckpt_meta_get(&c, "class_bias", buf, sizeof buf) != NULL,
+                     tuned);
+    u3d_ckpt_free(&c);
+    snprintf(cmd, sizeof cmd, "%s predict --model %s --image %s --out %s "
+             "--quiet 2> /dev/null",
+             exe, P("cal.u3d"), P("img.tif"), P("pred_c.tif"));
+    assert_int_equal(run(cmd), 0);
+    u3d_labels d, p, sp;
+    int ns;
+    size_t conflicts;
+    t_ok(u3d_tiff_read_labels(P("dense_c.tif"), &d, &err), &err, "read");
+    t_ok(u3d_tiff_read_labels(P("pred_c.tif"), &p, &err), &err, "read");
+    t_ok(u3d_labels_from_png_slices(P("ok"), S, S, S, &ns, &conflicts, &sp,
+                                    &err), &err, "slices");
+    for (size_t i = 0; i < (size_t)S * S * S; i++)
+        if (sp.data[i] == 255 && d.data[i] != p.data[i])
+            fail_msg("voxel %zu: densify %d, predict %d (tuned %d)", i,
+                     d.data[i], p.data[i], tuned);
+    u3d_labels_free(&d);
+    u3d_labels_free(&p);
+    u3d_labels_free(&sp);
+    snprintf(extra, sizeof extra, "--holdout 0.25 --calibrate off");
+    densify_to(extra, "dense_c0.tif", "c0.txt");
+    slurp(P("c0.txt"), txt, sizeof txt);
+    assert_null(strstr(txt, "decision"));
+    assert_non_null(strstr(txt, "estimated IoU per class"));
+}
+
 /* --holdout 0: the plain run (no validation columns, no estimate), the
  * same for the same seed. */
 static void holdout_zero_plain(void **state)
@@ -444,6 +490,7 @@ int main(void)
         cmocka_unit_test(train_options_reach_the_model),
         cmocka_unit_test(bad_inputs),
         cmocka_unit_test(holdout_estimate),
+        cmocka_unit_test(holdout_calibration),
         cmocka_unit_test(holdout_zero_plain),
         cmocka_unit_test(densify_suggests),
         cmocka_unit_test(bad_holdout_options),

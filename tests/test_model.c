@@ -932,6 +932,8 @@ static void adam_lowers_loss_and_round_trips(void **state)
     m.optimizer = U3D_OPTIM_ADAM;
     m.adam_step = ap.step;
     m.beta2 = 0.99;
+    m.sampling = U3D_SAMPLE_VOXEL;
+    m.class_bias[2] = -1.25f;
     char path[64];
     snprintf(path, sizeof path, "/tmp/u3d_adam_%d.u3d", (int)getpid());
     t_ok(u3d_model_save(path, net, &m, 1, &err), &err, "save");
@@ -940,6 +942,9 @@ static void adam_lowers_loss_and_round_trips(void **state)
     t_ok(u3d_model_load(path, e->ref, &back, &mb, &err), &err, "load");
     assert_int_equal(mb.optimizer, U3D_OPTIM_ADAM);
     assert_int_equal(mb.adam_step, 6);
+    assert_int_equal(mb.sampling, U3D_SAMPLE_VOXEL);
+    assert_true(u3d_model_has_bias(&mb) && mb.class_bias[0] == 0.0f &&
+                mb.class_bias[1] == 0.0f && mb.class_bias[2] == -1.25f);
     assert_true(mb.beta1 == 0.9 && mb.beta2 == 0.99 && mb.adam_eps == 1e-8f);
     for (int i = 0; i < u3d_net_num_params(net); i++) {
         u3d_param *a = u3d_net_param(net, i), *b = u3d_net_param(back, i);

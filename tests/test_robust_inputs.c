@@ -108,6 +108,7 @@ static void save_tiny_model(const char *p)
     m.aug_custom = 1;
     u3d_augment_params_default(&m.aug);
     m.aug.p_deform = 0.25f;
+    m.class_bias[1] = -0.75f;
     u3d_net *net;
     t_ok(u3d_net_create(be, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
@@ -180,6 +181,13 @@ static void model_metadata_edits_refused(void **state)
     expect_model_refused("ignore_label", "70000", "ignore_label");
     /* the optimizer's state (#15) */
     expect_model_refused("optimizer", "rmsprop", "unknown optimizer 'rmsprop'");
+    expect_model_refused("sampling", "random", "unknown sampling 'random'");
+    /* densify's calibrated decision: one finite offset per class */
+    expect_model_refused("class_bias", "0,-1,2", "'class_bias' is not 2");
+    expect_model_refused("class_bias", "0", "'class_bias' is not 2");
+    expect_model_refused("class_bias", "0,nan", "'class_bias' is not 2");
+    expect_model_refused("class_bias", "0,-25", "'class_bias' is not 2");
+    expect_model_refused("class_bias", "0,1x", "'class_bias' is not 2");
     expect_model_refused("adam", "0.9,0.999", "'adam' is not three numbers");
     expect_model_refused("adam", "0.9,0.999,1e-8,4",
                          "'adam' is not three numbers");

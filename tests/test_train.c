@@ -165,8 +165,10 @@ static void resume_case(t_env *e, u3d_optimizer opt)
     snprintf(m.augment, sizeof m.augment, "paper");
     m.iterations = total;
     m.optimizer = opt;
-    if (opt == U3D_OPTIM_ADAM)
+    if (opt == U3D_OPTIM_ADAM) { /* and the other patch sampling */
         m.lr = 3e-3f;
+        m.sampling = U3D_SAMPLE_VOXEL;
+    }
     u3d_net *net;
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
@@ -178,8 +180,10 @@ static void resume_case(t_env *e, u3d_optimizer opt)
     snprintf(m.augment, sizeof m.augment, "paper");
     m.iterations = total;
     m.optimizer = opt;
-    if (opt == U3D_OPTIM_ADAM)
+    if (opt == U3D_OPTIM_ADAM) {
         m.lr = 3e-3f;
+        m.sampling = U3D_SAMPLE_VOXEL;
+    }
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
     u3d_train_opts ob = {pb, NULL, 2, 0, 1, total - 1, NULL, 0, .val = NULL};
@@ -189,6 +193,8 @@ static void resume_case(t_env *e, u3d_optimizer opt)
     t_ok(u3d_model_load(pb, e->cl, &net, &mr, &err), &err, "load");
     assert_int_equal(mr.iteration, (total - 1) / 2 * 2);
     assert_int_equal(mr.optimizer, opt);
+    assert_int_equal(mr.sampling, opt == U3D_OPTIM_ADAM ? U3D_SAMPLE_VOXEL
+                                                        : U3D_SAMPLE_CLASS);
     assert_int_equal(mr.adam_step, opt == U3D_OPTIM_ADAM ? mr.iteration : 0);
     u3d_train_opts oc = {pb, NULL, 2, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &mr, &v, 1, &oc, &err), &err, "resume");

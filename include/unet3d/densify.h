@@ -55,13 +55,22 @@ typedef struct u3d_densify_opts {
      * is then exactly that of a densify without this option). */
     double holdout;
     int val_every;
+    /* With held-out slices: the decision is calibrated on them
+     * (u3d_calibrate_bias: per-class logit offsets that maximize their
+     * IoU), the output and the estimate use it and model_out records it
+     * (predict applies it). Holds the probabilities of the whole volume
+     * (classes x voxels floats) meanwhile. 0: the plain argmax. */
+    int calibrate;
     int want_probs;         /* result->probs: the final softmax */
     struct u3d_densify_result *result; /* out (may be NULL) */
 } u3d_densify_opts;
 
 #define U3D_HOLDOUT_NAMES 256
 typedef struct u3d_densify_result {
-    u3d_val_score estimate;  /* iteration 0: no estimate */
+    u3d_val_score estimate;  /* iteration 0: no estimate; with calibrate,
+                                the calibrated decision's */
+    u3d_calibration calib;   /* calibrate: before/after on the held-out
+                                slices; calib.after.iteration 0: not run */
     int held;                /* held-out annotated slices */
     char held_names[U3D_HOLDOUT_NAMES]; /* "z0012 y0005", maybe cut */
     u3d_volume probs;        /* want_probs: C = classes (free it) */

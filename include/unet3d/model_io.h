@@ -22,6 +22,15 @@ typedef enum u3d_optimizer {
 } u3d_optimizer;
 extern const char *const u3d_optimizer_names[]; /* sgd, adam */
 
+/* Where training patches are centred (a labeled voxel, jittered within
+ * the patch's output): */
+typedef enum u3d_sampling {
+    U3D_SAMPLE_CLASS = 0, /* a class first, then one of its voxels: rare
+                             classes are seen as often as common ones */
+    U3D_SAMPLE_VOXEL = 1  /* any labeled voxel: classes as annotated */
+} u3d_sampling;
+extern const char *const u3d_sampling_names[]; /* class, voxel */
+
 typedef struct u3d_model_meta {
     u3d_net_config net;
     int norm_mode;           /* u3d_norm_mode, computed per input volume */
@@ -29,6 +38,9 @@ typedef struct u3d_model_meta {
     int ignore_label;
     float class_weights[U3D_MAX_CLASSES];
     char class_names[256];   /* comma separated, may be empty */
+    /* decision offsets added to the logits before the argmax (densify's
+     * calibration on held-out slices, u3d_calibrate_bias); all 0: none */
+    float class_bias[U3D_MAX_CLASSES];
     /* training state */
     long iteration;          /* iterations done */
     long iterations;         /* planned total (0 with --minutes) */
@@ -42,6 +54,7 @@ typedef struct u3d_model_meta {
     double beta1, beta2;     /* Adam's (0.9, 0.999) */
     float adam_eps;          /* Adam's (1e-8) */
     long adam_step;          /* Adam updates done (its bias corrections) */
+    int sampling;            /* u3d_sampling; files without one: class */
     int lr_poly;             /* 1: lr * (1 - progress)^0.9, progress = the
                                 share of the iterations (or minutes) done */
     char augment[32];        /* augmentation preset name */
@@ -55,6 +68,8 @@ u3d_status u3d_model_augment_params(const u3d_model_meta *m,
                                     u3d_augment_params *p, u3d_error *err);
 
 void u3d_model_meta_defaults(u3d_model_meta *m);
+/* 1 when m has decision offsets (class_bias not all 0). */
+int u3d_model_has_bias(const u3d_model_meta *m);
 
 /* Saves parameters, BN statistics and (with_optimizer) momentum buffers
  * atomically. */

@@ -140,6 +140,10 @@ typedef struct u3d_predict_opts {
                             flips and their combinations): 8x the time */
     u3d_progress_fn progress; /* after every tile (may be NULL) */
     void *progress_user;
+    /* added to the logits before the argmax (classes values; NULL: none):
+     * a model's calibrated decision (u3d_model_meta.class_bias); the
+     * probabilities written stay the network's */
+    const float *class_bias;
 } u3d_predict_opts;
 
 /* Predicts a normalized image (C = the net's input channels; D,H,W >=

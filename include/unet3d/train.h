@@ -72,6 +72,36 @@ u3d_status u3d_validate(u3d_net *net, const u3d_train_volume *v,
  * an IoU; -1 for no score. */
 double u3d_val_key(const u3d_val_score *s);
 
+/* Decision calibration (issue #15): weighted cross-entropy shifts the
+ * network's decision towards the rare classes (balanced weights and
+ * class-first patches: walls over-segmented), so densify chooses per-class
+ * offsets added to the logits before the argmax, bias[0] = 0, each from
+ * U3D_CALIB_MIN..U3D_CALIB_MAX in steps of U3D_CALIB_STEP, that maximize
+ * the mean foreground IoU of the annotated voxels of `labels` (the
+ * held-out slices) under `probs` (softmax, C = classes, same D,H,W): every
+ * combination of the grid for 2 or 3 classes, coordinate ascent
+ * (U3D_CALIB_SWEEPS sweeps over classes 1..K-1) for more. Ties keep the offset
+ * nearest 0; the offsets are kept only when they raise that IoU by at least
+ * U3D_CALIB_MIN_GAIN, else all 0 (changed = 0). For two classes an offset
+ * b is the threshold p1 > 1 / (1 + e^b). */
+#define U3D_CALIB_MIN (-4.0f) /* symmetric: -U3D_CALIB_MAX */
+#define U3D_CALIB_MAX 4.0f
+#define U3D_CALIB_STEP 0.25f
+#define U3D_CALIB_SWEEPS 3
+#define U3D_CALIB_MIN_GAIN 0.005
+typedef struct u3d_calibration {
+    float bias[U3D_MAX_CLASSES];
+    u3d_val_score before, after; /* iteration 0: set by the caller */
+    int changed;
+} u3d_calibration;
+u3d_status u3d_calibrate_bias(const u3d_volume *probs,
+                              const u3d_labels *labels, int ignore_label,
+                              u3d_calibration *c, u3d_error *err);
+/* out (allocated, probs's D,H,W and spacing) = argmax_k log p_k + bias[k]
+ * (bias NULL: 0), the lowest class on ties. */
+u3d_status u3d_labels_from_probs(const u3d_volume *probs, const float *bias,
+                                 u3d_labels *out, u3d_error *err);
+
 /* Automatic class weights from labeled-voxel counts: w_c = n / (K n_c) for
  * the K classes present (balanced influence, so the frequent background
  * gets a weight below 1, as in the paper), 0 for absent classes. */

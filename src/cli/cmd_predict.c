@@ -251,6 +251,8 @@ static u3d_status predict(job *j)
     o.batchstats = j->a.batchstats;
     o.tta = j->a.tta;
     o.raw_logits = j->a.logits;
+    /* the decision densify calibrated on held-out slices, if any */
+    o.class_bias = u3d_model_has_bias(&j->meta) ? j->meta.class_bias : NULL;
     memcpy(o.tile, j->a.tile, sizeof o.tile);
     size_t budget, max_alloc;
     u3d_predict_device_memory(j->be, &budget, &max_alloc);

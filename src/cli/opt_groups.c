@@ -178,6 +178,7 @@ void u3d_cli_train_defaults(u3d_cli_train *t)
     t->lr = m.lr;
     t->momentum = m.momentum;
     t->optimizer = m.optimizer;
+    t->sampling = m.sampling;
     t->weight_decay = m.weight_decay;
     t->lr_poly = m.lr_poly;
     t->ignore_label = m.ignore_label;
@@ -242,6 +243,7 @@ u3d_status u3d_cli_train_meta(const u3d_cli_train *t, int classes_auto,
                           "--momentum is SGD's; Adam's betas are fixed at "
                           "0.9, 0.999");
     m->optimizer = t->optimizer;
+    m->sampling = t->sampling;
     /* Adam's step is normalized per weight: PyTorch's default 1e-3 */
     m->lr = t->g_lr ? t->lr : t->optimizer == U3D_OPTIM_ADAM ? 1e-3f : t->lr;
     m->momentum = t->momentum;

@@ -232,11 +232,13 @@ typedef struct u3d_cli_train {
     int patch[3], batch, lr_poly, ignore_label, norm, every, quiet, sync_bn;
     float lr, momentum, weight_decay;
     int optimizer; /* u3d_optimizer */
+    int sampling;  /* u3d_sampling */
     const char *class_weights, *log;
     unsigned long long seed;
     int plan; /* --plan on (1, default) / off: train's and densify's
                  defaults from the data (u3d_cli_plan_apply) */
-    int g_patch, g_lr, g_momentum, g_seed, g_weights, g_optim; /* given */
+    int g_patch, g_lr, g_momentum, g_seed, g_weights, g_optim, g_sampling;
+    /* given */
 } u3d_cli_train;
 
 void u3d_cli_train_defaults(u3d_cli_train *t);
@@ -281,6 +283,10 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
     {"--momentum", U3D_OPT_FLOAT, &(t)->momentum, 0, 1, "X",                \
      .help = "SGD's momentum (default 0.99, as the paper)",                   \
      .given = &(t)->g_momentum},                                            \
+    {"--sampling", U3D_OPT_CHOICE, &(t)->sampling, 0, 0, NULL,              \
+     .help = "patch centres: class (a class, then one of its\n"             \
+             "labeled voxels) or voxel (any labeled voxel)",               \
+     .choices = u3d_sampling_names, .given = &(t)->g_sampling},            \
     {"--weight-decay", U3D_OPT_FLOAT, &(t)->weight_decay, 0, 1, "X",        \
      .help = "(default 0)"},                                                \
     {"--class-weights", U3D_OPT_STRING, &(t)->class_weights, 0, 0,          \

@@ -25,6 +25,8 @@ static const enum_names BATCHNORM = {bn_name, 3, U3D_BN_AFFINE};
 static const enum_names NORMALIZATION = {norm_name, 3, U3D_NORM_NONE};
 const char *const u3d_optimizer_names[] = {"sgd", "adam", NULL};
 static const enum_names OPTIMIZER = {u3d_optimizer_names, 2, U3D_OPTIM_SGD};
+const char *const u3d_sampling_names[] = {"class", "voxel", NULL};
+static const enum_names SAMPLING = {u3d_sampling_names, 2, U3D_SAMPLE_CLASS};
 
 /* Name of v; out of range: the fallback's. */
 static const char *enum_str(const enum_names *t, int v)
@@ -58,6 +60,14 @@ static u3d_status meta_enum(const u3d_ckpt *c, const char *path,
                           key, word);
     *out = v;
     return U3D_OK;
+}
+
+int u3d_model_has_bias(const u3d_model_meta *m)
+{
+    for (int i = 0; i < m->net.classes && i < U3D_MAX_CLASSES; i++)
+        if (m->class_bias[i] != 0.0f)
+            return 1;
+    return 0;
 }
 
 void u3d_model_meta_defaults(u3d_model_meta *m)
@@ -197,6 +207,13 @@ static u3d_status put_meta(u3d_ckpt *c, const u3d_model_meta *m,
     U3D_TRY(u3d_ckpt_meta_set(c, "ignore_label", err, "%d", m->ignore_label));
     U3D_TRY(u3d_ckpt_meta_set(c, "class_weights", err, "%s", w));
     U3D_TRY(u3d_ckpt_meta_set(c, "class_names", err, "%s", m->class_names));
+    if (u3d_model_has_bias(m)) { /* files without one stay as they were */
+        char b[U3D_MAX_CLASSES * 16] = "";
+        for (int i = 0, o = 0; i < n->classes && i < U3D_MAX_CLASSES; i++)
+            o += snprintf(b + o, sizeof b - (size_t)o, "%s%.9g", i ? "," : "",
+                          m->class_bias[i]);
+        U3D_TRY(u3d_ckpt_meta_set(c, "class_bias", err, "%s", b));
+    }
     U3D_TRY(u3d_ckpt_meta_set(c, "iteration", err, "%ld", m->iteration));
     U3D_TRY(u3d_ckpt_meta_set(c, "iterations", err, "%ld", m->iterations));
     U3D_TRY(u3d_ckpt_meta_set(c, "minutes", err, "%.9g", m->minutes));
@@ -210,6 +227,8 @@ static u3d_status put_meta(u3d_ckpt *c, const u3d_model_meta *m,
     U3D_TRY(u3d_ckpt_meta_set(c, "momentum", err, "%.9g", m->momentum));
     U3D_TRY(u3d_ckpt_meta_set(c, "optimizer", err, "%s",
                               enum_str(&OPTIMIZER, m->optimizer)));
+    U3D_TRY(u3d_ckpt_meta_set(c, "sampling", err, "%s",
+                              enum_str(&SAMPLING, m->sampling)));
     if (m->optimizer == U3D_OPTIM_ADAM) {
         U3D_TRY(u3d_ckpt_meta_set(c, "adam", err, "%.17g,%.17g,%.9g",
                                   m->beta1, m->beta2, m->adam_eps));
@@ -393,6 +412,21 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
         }
     }
     u3d_ckpt_meta_get(c, "class_names", m->class_names, sizeof m->class_names);
+    if (u3d_ckpt_meta_get(c, "class_bias", buf, sizeof buf)) {
+        /* exactly one finite number per class */
+        char *p = buf, *end;
+        for (int i = 0; i < n->classes; i++) {
+            m->class_bias[i] = strtof(p, &end);
+            int last = i == n->classes - 1;
+            if (end == p || !finite_in(m->class_bias[i], -20, 20) ||
+                *end != (last ? 0 : ','))
+                return u3d_seterr(err, U3D_ERR_FORMAT,
+                                  "%s: model metadata 'class_bias' is not %d "
+                                  "numbers in -20..20: %s", path, n->classes,
+                                  buf);
+            p = end + 1;
+        }
+    }
     U3D_TRY(meta_int(c, path, "iteration", &v, err));
     m->iteration = v;
     if (!meta_int(c, path, "iterations", &v, NULL))
@@ -411,6 +445,10 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
     U3D_TRY(meta_enum(c, path, "optimizer", &OPTIMIZER, buf, sizeof buf, &opt,
                       err));
     m->optimizer = opt;
+    int smp = m->sampling;
+    U3D_TRY(meta_enum(c, path, "sampling", &SAMPLING, buf, sizeof buf, &smp,
+                      err));
+    m->sampling = smp;
     if (u3d_ckpt_meta_get(c, "adam", buf, sizeof buf)) {
         char tail;
         if (sscanf(buf, "%lf,%lf,%f%c", &m->beta1, &m->beta2, &m->adam_eps,

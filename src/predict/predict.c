@@ -141,11 +141,16 @@ static void scatter(run *r, const int o[3], const int lo[3], const int hi[3])
                 size_t zi = (size_t)(z - r->out_lo);
                 size_t vi = (size_t)y * r->src->w + (size_t)x;
                 const float *l = r->logits + ti;
+                const float *cb = r->o->class_bias;
                 int best = 0;
-                float mx = l[0];
-                for (int k = 1; k < K; k++)
+                float mx = l[0], dmx = cb ? l[0] + cb[0] : l[0];
+                for (int k = 1; k < K; k++) {
                     if (l[k * ov] > mx)
-                        mx = l[k * ov], best = k;
+                        mx = l[k * ov];
+                    float v = cb ? l[k * ov] + cb[k] : l[k * ov];
+                    if (v > dmx)
+                        dmx = v, best = k;
+                }
                 if (r->olab)
                     r->olab[zi * pv + vi] = (uint8_t)best;
                 if (!r->oprob)

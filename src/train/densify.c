@@ -224,6 +224,36 @@ static void densify_val(const u3d_densify_opts *o, const u3d_volume *image,
                         "estimate: %s\n", ho->nheld, r->held_names);
 }
 
+/* Calibrates the decision on the held-out slices (rank 0, which holds the
+ * prediction): new offsets relabel dense from the probabilities (the
+ * annotated voxels keep their labels), become the estimate, and go into
+ * model_out. */
+static u3d_status densify_calibrate(const u3d_densify_opts *o,
+                                    u3d_model_meta *m, u3d_net *net,
+                                    const u3d_holdout *ho,
+                                    const u3d_labels *sparse,
+                                    u3d_labels *dense, u3d_densify_result *r,
+                                    u3d_error *err)
+{
+    u3d_calibration *c = &r->calib;
+    U3D_TRY(u3d_calibrate_bias(&r->probs, &ho->held, m->ignore_label, c, err));
+    c->before.iteration = c->after.iteration = r->estimate.iteration;
+    if (!c->changed)
+        return U3D_OK;
+    u3d_labels relabeled;
+    U3D_TRY(u3d_labels_from_probs(&r->probs, c->bias, &relabeled, err));
+    size_t n = (size_t)dense->d * dense->h * dense->w;
+    for (size_t i = 0; i < n; i++)
+        dense->data[i] = sparse->data[i] != o->meta.ignore_label
+                             ? sparse->data[i]
+                             : relabeled.data[i];
+    u3d_labels_free(&relabeled);
+    r->estimate = c->after;
+    memcpy(m->class_bias, c->bias, sizeof m->class_bias);
+    return o->model_out ? u3d_model_save(o->model_out, net, m, 1, err)
+                        : U3D_OK;
+}
+
 u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
                        u3d_volume *image, const u3d_labels *sparse,
                        u3d_labels *dense, u3d_error *err)
@@ -258,9 +288,15 @@ u3d_status u3d_densify(u3d_backend *be, const u3d_densify_opts *o,
                          0, stderr, o->sync_bn, .val = NULL};
     if (ho.nheld)
         densify_val(o, image, &ho, &vv, &to, res);
+    int calib = o->calibrate && ho.nheld && m.net.classes >= 2;
     if (!(st = u3d_train_run(net, &m, &tv, 1, &to, err)))
         st = densify_predict(net, o, image, sparse, dense,
-                             o->want_probs ? &res->probs : NULL, err);
+                             o->want_probs || calib ? &res->probs : NULL,
+                             err);
+    if (!st && calib && u3d_dist_rank() == 0 && res->estimate.iteration > 0)
+        st = densify_calibrate(o, &m, net, &ho, sparse, dense, res, err);
+    if (!o->want_probs)
+        u3d_volume_free(&res->probs);
 done:
     u3d_net_destroy(net);
     u3d_holdout_free(&ho);

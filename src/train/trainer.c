@@ -452,11 +452,16 @@ static u3d_status make_sample(trainer *t, long it, int lb, u3d_error *err)
     u3d_rng_init(&r, m->seed, ((uint64_t)it << 8) | (uint64_t)b);
     int vi = (int)u3d_rng_below(&r, (uint32_t)t->nvols);
     dvol *v = &t->vols[vi];
-    /* class first, then a voxel of it: rare foreground is seen as often as
-     * the background that dominates sparse annotations */
-    int k = v->present[u3d_rng_below(&r, (uint32_t)v->npresent)];
-    size_t nk = v->start[k + 1] - v->start[k];
-    uint32_t idx = v->labeled[v->start[k] + u3d_rng_below(&r, (uint32_t)nk)];
+    uint32_t idx;
+    if (m->sampling == U3D_SAMPLE_VOXEL) { /* classes as annotated */
+        idx = v->labeled[u3d_rng_below(&r, (uint32_t)v->nlabeled)];
+    } else {
+        /* class first, then a voxel of it: rare foreground is seen as
+         * often as the background that dominates sparse annotations */
+        int k = v->present[u3d_rng_below(&r, (uint32_t)v->npresent)];
+        size_t nk = v->start[k + 1] - v->start[k];
+        idx = v->labeled[v->start[k] + u3d_rng_below(&r, (uint32_t)nk)];
+    }
     int p[3] = {(int)(idx / ((uint32_t)v->h * v->w)),
                 (int)(idx / (uint32_t)v->w % (uint32_t)v->h),
                 (int)(idx % (uint32_t)v->w)};

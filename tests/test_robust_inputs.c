@@ -298,6 +298,51 @@ static void golden_fails_on_bad_fixtures(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A copy of the repository's Adam fixture in gdir, case.txt edited by the
+ * sed expression e. */
+static void adam_copy(const char *e)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && cp -r '%s/data/golden/adam_weight_decay' '%s' "
+             "&& sed -i '%s' '%s/case.txt'",
+             gdir, U3D_SOURCE_DIR, gdir, e, gdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The Adam fixture edited by e must fail with want in the output. */
+static void adam_case_fails(const char *e, const char *want)
+{
+    char out[4096];
+    adam_copy(e);
+    if (golden_run(out, sizeof out) != 1 || !strstr(out, want))
+        fail_msg("%s: want '%s', got: %s", e, want, out);
+}
+
+/* Adam's fixture: it passes as shipped; variants not implemented, a step
+ * that is no count and a missing key are refused with the file named. */
+static void golden_adam_fixture_checks(void **state)
+{
+    (void)state;
+    char cmd[1400], out[4096];
+    adam_copy("s/^op adam$/op adam/");
+    if (golden_run(out, sizeof out) != 0 || !strstr(out, "PASS"))
+        fail_msg("the shipped fixture: %s", out);
+    adam_case_fails("s/^amsgrad 0/amsgrad 1/", "amsgrad 1 (only 0 is implemented)");
+    adam_case_fails("s/^maximize 0/maximize 1/", "maximize 1 (only 0");
+    adam_case_fails("s/^step 7/step 0/", "step 0 is not a count");
+    adam_case_fails("s/^step 7/step 2.5/", "step 2.5 is not a count");
+    adam_case_fails("/^beta2 /d", "key 'beta2' missing");
+    /* the moments' values matter: a wrong m_out fails */
+    adam_copy("s/^op adam$/op adam/");
+    snprintf(cmd, sizeof cmd, "cp '%s/m_in.npy' '%s/m_out.npy'", gdir, gdir);
+    assert_int_equal(system(cmd), 0);
+    if (golden_run(out, sizeof out) != 1 || !strstr(out, "m_out"))
+        fail_msg("a wrong m_out passed: %s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", gdir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- outputs (#14 items 9 and 10) ---- */
 
 static char odir[256];
@@ -525,6 +570,7 @@ int main(void)
         cmocka_unit_test(imagej_images_above_page_count),
         cmocka_unit_test(model_metadata_edits_refused),
         cmocka_unit_test(golden_fails_on_bad_fixtures),
+        cmocka_unit_test(golden_adam_fixture_checks),
         cmocka_unit_test(writers_refuse_non_regular_targets),
         cmocka_unit_test(stale_temporaries_swept),
         cmocka_unit_test(signals_remove_temporaries),

@@ -38,10 +38,11 @@ static u3d_status flat(u3d_backend *be, const golden_case *c,
     return st;
 }
 
-/* Only dampening 0 without Nesterov is implemented. */
-static u3d_status plain_momentum(const golden_case *c, u3d_error *err)
+/* The variants keys[0..1] name are not implemented: each must be absent
+ * or 0 (sgd: dampening, nesterov; adam: amsgrad, maximize). */
+static u3d_status only_plain(const golden_case *c, const char *const keys[2],
+                             u3d_error *err)
 {
-    const char *keys[] = {"dampening", "nesterov"};
     for (int i = 0; i < 2; i++) {
         const char *v = golden_get(c, keys[i]);
         if (v && strtod(v, NULL) != 0.0)
@@ -62,7 +63,8 @@ u3d_status golden_sgd(u3d_backend *be, const golden_case *c,
     if (!st)
         st = golden_float(c, "weight_decay", &p.weight_decay, err);
     if (!st)
-        st = plain_momentum(c, err);
+        st = only_plain(c, (const char *const[]){"dampening", "nesterov"},
+                        err);
     if (st)
         return st;
     size_t n = 0;
@@ -84,20 +86,6 @@ u3d_status golden_sgd(u3d_backend *be, const golden_case *c,
     return st;
 }
 
-/* Only PyTorch's plain Adam: no AMSGrad, no maximize. */
-static u3d_status plain_adam(const golden_case *c, u3d_error *err)
-{
-    const char *keys[] = {"amsgrad", "maximize"};
-    for (int i = 0; i < 2; i++) {
-        const char *v = golden_get(c, keys[i]);
-        if (v && strtod(v, NULL) != 0.0)
-            return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
-                              "%s/case.txt: %s %s (only 0 is implemented)",
-                              c->dir, keys[i], v);
-    }
-    return U3D_OK;
-}
-
 u3d_status golden_adam(u3d_backend *be, const golden_case *c,
                        golden_report *rep, u3d_error *err)
 {
@@ -115,7 +103,8 @@ u3d_status golden_adam(u3d_backend *be, const golden_case *c,
     if (!st)
         st = golden_double(c, "step", &step, err);
     if (!st)
-        st = plain_adam(c, err);
+        st = only_plain(c, (const char *const[]){"amsgrad", "maximize"},
+                        err);
     if (st)
         return st;
     if (!(step >= 1 && step <= 1e9 && step == (double)(long)step))

@@ -231,6 +231,8 @@ static void train_takes_the_plan(void **state)
     assert_true(v && !strcmp(v, "2"));
     v = u3d_ckpt_meta_get(&c, "optimizer", buf, sizeof buf);
     assert_true(v && !strcmp(v, "adam"));
+    v = u3d_ckpt_meta_get(&c, "padding", buf, sizeof buf);
+    assert_true(v && !strcmp(v, "same"));
     v = u3d_ckpt_meta_get(&c, "adam_step", buf, sizeof buf);
     assert_true(v && !strcmp(v, "2"));
     assert_non_null(u3d_ckpt_find(&c, "out_bias.adam_v"));

@@ -81,10 +81,15 @@ static void isotropic_keeps_defaults(void **state)
                     p->patch_densify[a] <= (side < 4 ? 4 : side));
         assert_true(p->patch_densify[a] % 4 == 0);
     }
-    /* --padding given: densify keeps it, patch by its own rule */
+    /* train the same way (one volume: the same patch) */
+    assert_int_equal(p->padding_train, U3D_PAD_SAME);
+    assert_memory_equal(p->patch_train, p->patch_densify,
+                        sizeof p->patch_train);
+    /* --padding given: both keep it, patch by their own rules */
     f.in.keep_padding = 1;
     plan(&f, p);
     assert_int_equal(p->padding_densify, f.in.net.padding);
+    assert_int_equal(p->padding_train, f.in.net.padding);
     /* one slice of 400 voxels, every third class 1 */
     assert_int_equal(p->counts[0] + p->counts[1], (size_t)H * W);
     assert_int_equal(p->counts[1], (size_t)(H * W + 2) / 3);

@@ -74,7 +74,9 @@ typedef struct u3d_plan {
     char spacing_why[U3D_PLAN_WHY];
     u3d_net_config net; /* kernels and pools chosen */
     char net_why[U3D_PLAN_WHY];
-    int patch_train[3];   /* train's rule: largest valid <= cap */
+    int patch_train[3];   /* train's: as densify's over the smallest volume
+                             (--padding given: largest valid <= cap) */
+    int padding_train;    /* u3d_padding train uses */
     int patch_densify[3]; /* densify's: same padding, <= 48 and the volume */
     int padding_densify;  /* u3d_padding densify uses */
     char patch_why[U3D_PLAN_WHY];

@@ -116,9 +116,10 @@ static int rows(const u3d_plan *p, row *r)
     snprintf(r[1].value, sizeof r[1].value, "%s",
              u3d_net_aniso_str(&p->net, net, sizeof net));
     snprintf(r[2].value, sizeof r[2].value,
-             "train %dx%dx%d, densify %dx%dx%d %s", p->patch_train[0],
-             p->patch_train[1], p->patch_train[2], p->patch_densify[0],
-             p->patch_densify[1], p->patch_densify[2],
+             "train %dx%dx%d %s, densify %dx%dx%d %s", p->patch_train[0],
+             p->patch_train[1], p->patch_train[2],
+             p->padding_train == U3D_PAD_SAME ? "same" : "valid",
+             p->patch_densify[0], p->patch_densify[1], p->patch_densify[2],
              p->padding_densify == U3D_PAD_SAME ? "same" : "valid");
     u3d_plan_aug_str(p, r[3].value, sizeof r[3].value);
     snprintf(r[4].value, sizeof r[4].value, "percentile %g..%g",
@@ -234,6 +235,8 @@ static void print_json(const pjob *j)
     json_settings(f, p);
     fprintf(f, "  \"patch_train\": ");
     json_ints(f, p->patch_train, 3);
+    fprintf(f, ",\n  \"padding_train\": \"%s\"",
+            p->padding_train == U3D_PAD_SAME ? "same" : "valid");
     fprintf(f, ",\n  \"patch_densify\": ");
     json_ints(f, p->patch_densify, 3);
     fprintf(f, ",\n  \"padding_densify\": \"%s\"",

@@ -367,8 +367,8 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
         memcpy(m->net.kernel, p->net.kernel, sizeof m->net.kernel);
         memcpy(m->net.pool, p->net.pool, sizeof m->net.pool);
     }
-    if (densify)
-        m->net.padding = (u3d_padding)p->padding_densify;
+    m->net.padding =
+        (u3d_padding)(densify ? p->padding_densify : p->padding_train);
     if (!t->g_patch)
         memcpy(m->patch, densify ? p->patch_densify : p->patch_train,
                sizeof m->patch);

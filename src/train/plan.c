@@ -137,9 +137,15 @@ static u3d_status plan_patch(const u3d_plan_input *in, u3d_plan *p,
     int cap = in->patch_cap > 0 ? in->patch_cap : 96;
     const u3d_volume *v = &in->images[0];
     int vol[3] = {v->d, v->h, v->w};
+    for (int i = 1; i < in->n; i++) { /* train: the smallest volume's */
+        const u3d_volume *w = &in->images[i];
+        vol[0] = w->d < vol[0] ? w->d : vol[0];
+        vol[1] = w->h < vol[1] ? w->h : vol[1];
+        vol[2] = w->w < vol[2] ? w->w : vol[2];
+    }
     U3D_TRY(u3d_train_default_patch(&p->net, cap, p->patch_train, err));
     if (in->keep_padding) {
-        p->padding_densify = p->net.padding;
+        p->padding_densify = p->padding_train = p->net.padding;
         U3D_TRY(u3d_densify_patch(&p->net, vol, cap, p->patch_densify, err));
         snprintf(p->patch_why, sizeof p->patch_why,
                  "train: the largest valid size <= %d per axis; densify "
@@ -170,11 +176,16 @@ static u3d_status plan_patch(const u3d_plan_input *in, u3d_plan *p,
     }
     int out[3];
     U3D_TRY(u3d_net_output_size(&same, p->patch_densify, out, err));
+    /* train the same way: measured on the development set's fully
+     * automatic protocol (README) */
+    p->padding_train = U3D_PAD_SAME;
+    memcpy(p->patch_train, p->patch_densify, sizeof p->patch_train);
     snprintf(p->patch_why, sizeof p->patch_why,
-             "train: the largest valid size <= %d per axis; densify: same "
-             "padding, <= %d and the volume %dx%dx%d (3x the iterations of "
-             "valid 72x96x96 patches per minute; more IoU on the membranes)",
-             cap, U3D_PLAN_DENSIFY_PATCH, v->d, v->h, v->w);
+             "same padding, <= %d and the %svolume %dx%dx%d (3x the "
+             "iterations of valid 72x96x96 patches per minute; more IoU on "
+             "thin structures)",
+             U3D_PLAN_DENSIFY_PATCH, in->n > 1 ? "smallest " : "", vol[0],
+             vol[1], vol[2]);
     return U3D_OK;
 }
 

@@ -38,8 +38,9 @@ static u3d_status flat(u3d_backend *be, const golden_case *c,
     return st;
 }
 
-/* The variants keys[0..1] name are not implemented: each must be absent
- * or 0 (sgd: dampening, nesterov; adam: amsgrad, maximize). */
+/* unet3d's optimizers are PyTorch's plain SGD and Adam, by design: a
+ * fixture of another variant (sgd: dampening, nesterov; adam: amsgrad,
+ * maximize) is refused as unsupported unless the key is absent or 0. */
 static u3d_status only_plain(const golden_case *c, const char *const keys[2],
                              u3d_error *err)
 {

@@ -45,6 +45,10 @@ typedef struct u3d_backend_ops {
     size_t (*conv3d_scratch_bytes)(u3d_backend *, int n,
                                    const u3d_conv3d_params *p,
                                    const u3d_shape *x, const u3d_shape *w);
+    /* optional: the same for upconv3d_forward of the n up-convolutions of
+     * inputs x[i] with weights w[i]; NULL: none */
+    size_t (*upconv3d_scratch_bytes)(u3d_backend *, int n, const u3d_shape *x,
+                                     const u3d_shape *w);
 
     /* the operations, one member per line of op_list.h */
 #define U3D_X(E, name, params)                                                 \

@@ -371,20 +371,29 @@ size_t u3d_net_backend_scratch(u3d_backend *be, const u3d_net_config *cfg,
             return 0;
     u3d_conv3d_params p[NET_MAXLAYERS];
     u3d_shape x[NET_MAXLAYERS], w[NET_MAXLAYERS];
-    int n = 0;
+    u3d_shape ux[NET_MAXLAYERS], uw[NET_MAXLAYERS];
+    int n = 0, nu = 0;
     for (int i = 0; i < g.n; i++) {
         const net_layer *y = &g.l[i];
-        if (y->op != NET_CONV)
+        if (y->op != NET_CONV && y->op != NET_UP)
             continue;
         int s[3];
         for (int a = 0; a < 3; a++)
             s[a] = y->in < 0 ? in[a] : size[a][y->in];
+        if (y->op == NET_UP) {
+            ux[nu] = u3d_shape5(batch, y->cin, s[0], s[1], s[2]);
+            uw[nu++] = u3d_shape5(y->cin, y->cout, y->f[0], y->f[1], y->f[2]);
+            continue;
+        }
         p[n] = net_conv_params(y);
         x[n] = u3d_shape5(batch, y->cin, s[0], s[1], s[2]);
         w[n] = u3d_shape5(y->cout, y->cin, y->k[0], y->k[1], y->k[2]);
         n++;
     }
-    return be->ops->conv3d_scratch_bytes(be, n, p, x, w);
+    size_t up = be->ops->upconv3d_scratch_bytes
+                    ? be->ops->upconv3d_scratch_bytes(be, nu, ux, uw)
+                    : 0;
+    return be->ops->conv3d_scratch_bytes(be, n, p, x, w) + up;
 }
 
 double u3d_net_forward_flops(const u3d_net_config *cfg, const int in[3])

@@ -136,6 +136,7 @@ static const u3d_backend_ops opencl_ops = {
     U3D_BACKEND_OP_TABLE(cl)
     .scratch_bytes = cl_scratch_total,
     .conv3d_scratch_bytes = u3d_cl_conv3d_scratch_bytes,
+    .upconv3d_scratch_bytes = u3d_cl_upconv3d_scratch_bytes,
 };
 
 u3d_status u3d_backend_opencl_create(const char *device, int profile,

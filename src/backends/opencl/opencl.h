@@ -18,4 +18,8 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
                                    const u3d_conv3d_params *p,
                                    const u3d_shape *x, const u3d_shape *w);
 
+/* the backend's upconv3d_scratch_bytes (upconv3d.c) */
+size_t u3d_cl_upconv3d_scratch_bytes(u3d_backend *be, int n,
+                                     const u3d_shape *x, const u3d_shape *w);
+
 #endif

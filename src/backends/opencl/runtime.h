@@ -20,6 +20,7 @@ enum {
     U3D_SCRATCH_CONV_X,  /* conv3d: zero-padded input slab */
     U3D_SCRATCH_CONV_DY, /* conv3d backward-weight: dy slab */
     U3D_SCRATCH_CONV_PART, /* conv3d backward-weight: chunk partials */
+    U3D_SCRATCH_UP_Q,      /* upconv3d's GEMM path: T*Cout channels */
     U3D_CL_SCRATCH_SLOTS = 12
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "test_util.h"
+#include "train/sample_internal.h"
 
 /* Blobs of class 1 in a noisy background: image (1,S,S,S), dense labels. */
 static void make_volume(u3d_train_volume *v, int S, uint64_t seed)
@@ -147,7 +148,7 @@ static void tiny_net_fits_synthetic_volume(void **state)
 /* Interrupted after 3 iterations (last checkpoint at 2), resumed to 6:
  * identical to 6 uninterrupted iterations, with either optimizer (Adam's
  * moments and step count are part of the file). */
-static void resume_case(t_env *e, u3d_optimizer opt)
+static void resume_case(t_env *e, u3d_optimizer opt, u3d_sampling sampling)
 {
     if (t_small())
         skip(); /* determinism needs no simulator; ~10 min under oclgrind */
@@ -165,10 +166,9 @@ static void resume_case(t_env *e, u3d_optimizer opt)
     snprintf(m.augment, sizeof m.augment, "paper");
     m.iterations = total;
     m.optimizer = opt;
-    if (opt == U3D_OPTIM_ADAM) { /* and the other patch sampling */
+    m.sampling = sampling;
+    if (opt == U3D_OPTIM_ADAM)
         m.lr = 3e-3f;
-        m.sampling = U3D_SAMPLE_VOXEL;
-    }
     u3d_net *net;
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
@@ -180,10 +180,9 @@ static void resume_case(t_env *e, u3d_optimizer opt)
     snprintf(m.augment, sizeof m.augment, "paper");
     m.iterations = total;
     m.optimizer = opt;
-    if (opt == U3D_OPTIM_ADAM) {
+    m.sampling = sampling;
+    if (opt == U3D_OPTIM_ADAM)
         m.lr = 3e-3f;
-        m.sampling = U3D_SAMPLE_VOXEL;
-    }
     t_ok(u3d_net_create(e->cl, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
     u3d_train_opts ob = {pb, NULL, 2, 0, 1, total - 1, NULL, 0, .val = NULL};
@@ -193,8 +192,7 @@ static void resume_case(t_env *e, u3d_optimizer opt)
     t_ok(u3d_model_load(pb, e->cl, &net, &mr, &err), &err, "load");
     assert_int_equal(mr.iteration, (total - 1) / 2 * 2);
     assert_int_equal(mr.optimizer, opt);
-    assert_int_equal(mr.sampling, opt == U3D_OPTIM_ADAM ? U3D_SAMPLE_VOXEL
-                                                        : U3D_SAMPLE_CLASS);
+    assert_int_equal(mr.sampling, sampling);
     assert_int_equal(mr.adam_step, opt == U3D_OPTIM_ADAM ? mr.iteration : 0);
     u3d_train_opts oc = {pb, NULL, 2, 0, 1, 0, NULL, 0, .val = NULL};
     t_ok(u3d_train_run(net, &mr, &v, 1, &oc, &err), &err, "resume");
@@ -225,12 +223,50 @@ static void resume_case(t_env *e, u3d_optimizer opt)
 
 static void resume_equals_uninterrupted(void **state)
 {
-    resume_case(*state, U3D_OPTIM_SGD);
+    resume_case(*state, U3D_OPTIM_SGD, U3D_SAMPLE_CLASS);
+}
+
+/* with the other optimizer and the other patch samplings */
+static void resume_equals_uninterrupted_mixed(void **state)
+{
+    resume_case(*state, U3D_OPTIM_SGD, U3D_SAMPLE_MIXED);
 }
 
 static void resume_equals_uninterrupted_adam(void **state)
 {
-    resume_case(*state, U3D_OPTIM_ADAM);
+    resume_case(*state, U3D_OPTIM_ADAM, U3D_SAMPLE_VOXEL);
+}
+
+/* The patch-centre draws (u3d_sample_pick): class first gives each
+ * present class half here, voxel the annotated share (1 %), mixed a third
+ * of the one and two thirds of the other; 60,000 draws put 5 standard
+ * deviations inside the tolerance of 0.01. Every index stays in range. */
+static void sampling_proportions(void **state)
+{
+    (void)state;
+    size_t start[U3D_MAX_CLASSES + 1];
+    start[0] = 0;
+    start[1] = start[2] = 990; /* class 0: 990 voxels, class 1: none */
+    for (int k = 3; k <= U3D_MAX_CLASSES; k++)
+        start[k] = 1000; /* class 2: 10 voxels */
+    const int present[2] = {0, 2};
+    const int modes[3] = {U3D_SAMPLE_CLASS, U3D_SAMPLE_VOXEL,
+                          U3D_SAMPLE_MIXED};
+    const double want[3] = {0.5, 0.01, 0.5 / 3 + 2 * 0.01 / 3};
+    for (int s = 0; s < 3; s++) {
+        u3d_rng r;
+        u3d_rng_init(&r, 7, (uint64_t)s);
+        int n = 60000, rare = 0;
+        for (int i = 0; i < n; i++) {
+            size_t j = u3d_sample_pick(modes[s], start, present, 2, 1000, &r);
+            assert_true(j < 1000);
+            rare += j >= 990;
+        }
+        double f = (double)rare / n;
+        if (fabs(f - want[s]) > 0.01)
+            fail_msg("sampling %s: rare class in %.4f of the draws, want "
+                     "%.4f", u3d_sampling_names[modes[s]], f, want[s]);
+    }
 }
 
 static void class_weights_balance(void **state)
@@ -348,9 +384,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(class_weights_balance),
+        cmocka_unit_test(sampling_proportions),
         cmocka_unit_test(tiny_net_fits_synthetic_volume),
         cmocka_unit_test(resume_equals_uninterrupted),
         cmocka_unit_test(resume_equals_uninterrupted_adam),
+        cmocka_unit_test(resume_equals_uninterrupted_mixed),
         cmocka_unit_test(diverging_run_keeps_finite_model),
         cmocka_unit_test(resume_keeps_loss_log),
     };

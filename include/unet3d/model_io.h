@@ -27,9 +27,13 @@ extern const char *const u3d_optimizer_names[]; /* sgd, adam */
 typedef enum u3d_sampling {
     U3D_SAMPLE_CLASS = 0, /* a class first, then one of its voxels: rare
                              classes are seen as often as common ones */
-    U3D_SAMPLE_VOXEL = 1  /* any labeled voxel: classes as annotated */
+    U3D_SAMPLE_VOXEL = 1, /* any labeled voxel: classes as annotated */
+    U3D_SAMPLE_MIXED = 2  /* a third of the patches class first, the rest
+                             any labeled voxel (nnU-Net's 33 % foreground
+                             oversampling): rare classes seen often, and
+                             the common ones in all their variety */
 } u3d_sampling;
-extern const char *const u3d_sampling_names[]; /* class, voxel */
+extern const char *const u3d_sampling_names[]; /* class, voxel, mixed */
 
 typedef struct u3d_model_meta {
     u3d_net_config net;

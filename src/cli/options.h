@@ -285,7 +285,8 @@ u3d_status u3d_cli_class_weights(const char *s, int classes,
      .given = &(t)->g_momentum},                                            \
     {"--sampling", U3D_OPT_CHOICE, &(t)->sampling, 0, 0, NULL,              \
      .help = "patch centres: class (a class, then one of its\n"             \
-             "labeled voxels) or voxel (any labeled voxel)",               \
+             "labeled voxels), voxel (any labeled voxel) or\n"              \
+             "mixed (a third class, the rest voxel)",                      \
      .choices = u3d_sampling_names, .given = &(t)->g_sampling},            \
     {"--weight-decay", U3D_OPT_FLOAT, &(t)->weight_decay, 0, 1, "X",        \
      .help = "(default 0)"},                                                \

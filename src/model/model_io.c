@@ -25,8 +25,8 @@ static const enum_names BATCHNORM = {bn_name, 3, U3D_BN_AFFINE};
 static const enum_names NORMALIZATION = {norm_name, 3, U3D_NORM_NONE};
 const char *const u3d_optimizer_names[] = {"sgd", "adam", NULL};
 static const enum_names OPTIMIZER = {u3d_optimizer_names, 2, U3D_OPTIM_SGD};
-const char *const u3d_sampling_names[] = {"class", "voxel", NULL};
-static const enum_names SAMPLING = {u3d_sampling_names, 2, U3D_SAMPLE_CLASS};
+const char *const u3d_sampling_names[] = {"class", "voxel", "mixed", NULL};
+static const enum_names SAMPLING = {u3d_sampling_names, 3, U3D_SAMPLE_CLASS};
 
 /* Name of v; out of range: the fallback's. */
 static const char *enum_str(const enum_names *t, int v)

@@ -11,6 +11,7 @@
 #include "unet3d/unet3d.h"
 #include "core/files.h"
 #include "dist/dist.h"
+#include "train/sample_internal.h"
 #include "train/val_internal.h"
 
 static double now_s(void)
@@ -440,6 +441,21 @@ static u3d_status save(trainer *t, u3d_net *net, const u3d_train_opts *o,
     return write_log(t, o->log_path, err);
 }
 
+size_t u3d_sample_pick(int sampling, const size_t *start, const int *present,
+                       int npresent, size_t nlabeled, u3d_rng *r)
+{
+    /* mixed: the draw is the item's own, so a batch mixes both kinds */
+    int by_voxel = sampling == U3D_SAMPLE_VOXEL ||
+                   (sampling == U3D_SAMPLE_MIXED && u3d_rng_below(r, 3) != 0);
+    if (by_voxel) /* classes as annotated */
+        return u3d_rng_below(r, (uint32_t)nlabeled);
+    /* class first, then a voxel of it: rare foreground is seen as often
+     * as the background that dominates sparse annotations */
+    int k = present[u3d_rng_below(r, (uint32_t)npresent)];
+    size_t nk = start[k + 1] - start[k];
+    return start[k] + u3d_rng_below(r, (uint32_t)nk);
+}
+
 /* Draws the patch of batch item b of iteration it and augments it into
  * item b of the batch tensors. */
 static u3d_status make_sample(trainer *t, long it, int lb, u3d_error *err)
@@ -452,16 +468,9 @@ static u3d_status make_sample(trainer *t, long it, int lb, u3d_error *err)
     u3d_rng_init(&r, m->seed, ((uint64_t)it << 8) | (uint64_t)b);
     int vi = (int)u3d_rng_below(&r, (uint32_t)t->nvols);
     dvol *v = &t->vols[vi];
-    uint32_t idx;
-    if (m->sampling == U3D_SAMPLE_VOXEL) { /* classes as annotated */
-        idx = v->labeled[u3d_rng_below(&r, (uint32_t)v->nlabeled)];
-    } else {
-        /* class first, then a voxel of it: rare foreground is seen as
-         * often as the background that dominates sparse annotations */
-        int k = v->present[u3d_rng_below(&r, (uint32_t)v->npresent)];
-        size_t nk = v->start[k + 1] - v->start[k];
-        idx = v->labeled[v->start[k] + u3d_rng_below(&r, (uint32_t)nk)];
-    }
+    uint32_t idx = v->labeled[u3d_sample_pick(m->sampling, v->start,
+                                              v->present, v->npresent,
+                                              v->nlabeled, &r)];
     int p[3] = {(int)(idx / ((uint32_t)v->h * v->w)),
                 (int)(idx / (uint32_t)v->w % (uint32_t)v->h),
                 (int)(idx % (uint32_t)v->w)};

@@ -139,8 +139,21 @@ static void densify_records_the_plan(void **state)
 {
     (void)state;
     char aug[256], params[1024], txt[4096];
-    /* anisotropic: the plan's in-plane augmentation, recorded */
+    /* 2 classes: densify trains on its own volume without augmentation */
+    densify_aug("", aug, params, sizeof aug);
+    assert_string_equal(aug, "none");
+    assert_string_equal(params, "");
+    slurp(P("d.txt"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "augment none (2 classes)"));
     densify_aug("--spacing 2.5x1x1", aug, params, sizeof aug);
+    assert_string_equal(aug, "none");
+    /* 3 classes (the same annotation as class 2): mirroring, as train */
+    densify_aug("--classes 3", aug, params, sizeof aug);
+    assert_string_equal(aug, "default");
+    assert_string_equal(params, "");
+    /* --aug-prob alone asks for the transforms: anisotropic, the plan's
+     * in-plane augmentation, recorded */
+    densify_aug("--spacing 2.5x1x1 --aug-prob 0.2", aug, params, sizeof aug);
     assert_string_equal(aug, "default");
     const char *want = "1.60000002 4 4 13 32 32 15 0 0 ";
     if (strncmp(params, want, strlen(want)))
@@ -149,10 +162,6 @@ static void densify_records_the_plan(void **state)
     slurp(P("d.txt"), txt, sizeof txt);
     assert_non_null(strstr(txt, "plan: patch"));
     assert_non_null(strstr(txt, "in-plane rotation"));
-    /* isotropic: the default preset as is */
-    densify_aug("", aug, params, sizeof aug);
-    assert_string_equal(aug, "default");
-    assert_string_equal(params, "");
     /* --plan off: as before, paper */
     densify_aug("--plan off", aug, params, sizeof aug);
     assert_string_equal(aug, "paper");

@@ -72,6 +72,17 @@ static void isotropic_keeps_defaults(void **state)
     assert_memory_equal(&d, &p->aug, sizeof d);
     assert_int_equal(p->norm_mode, U3D_NORM_PERCENTILE);
     assert_int_equal(p->weights, U3D_WEIGHTS_BALANCED);
+    /* 3 classes: densify mirrors as train does; 2: without augmentation,
+     * and the reason says so */
+    assert_int_equal(p->net.classes, 3);
+    assert_int_equal(p->aug_densify_none, 0);
+    assert_null(strstr(p->aug_why, "densify none"));
+    f.in.net.classes = 2;
+    plan(&f, p);
+    assert_int_equal(p->aug_densify_none, 1);
+    assert_non_null(strstr(p->aug_why, "densify none"));
+    f.in.net.classes = 3;
+    plan(&f, p);
     assert_non_null(strstr(p->spacing_why, "the file gives none"));
     /* densify: same padding, each side <= 48 and the volume's */
     assert_int_equal(p->padding_densify, U3D_PAD_SAME);
@@ -200,6 +211,7 @@ static void label_above_classes(void **state)
     f.in.net.classes = 0;
     plan(&f, p);
     assert_int_equal(p->net.classes, 8);
+    assert_int_equal(p->aug_densify_none, 0);
     free(p);
     drop(&f);
 }

@@ -82,6 +82,8 @@ typedef struct u3d_plan {
     char patch_why[U3D_PLAN_WHY];
     u3d_augment_params aug; /* from u3d_augment_params_default */
     int aug_changed;        /* 1: differs from the 'default' preset */
+    int aug_densify_none;   /* 1: densify trains without augmentation
+                               (2 classes; see plan_augment) */
     char aug_why[U3D_PLAN_WHY];
     int norm_mode;          /* u3d_norm_mode */
     char norm_why[U3D_PLAN_WHY];

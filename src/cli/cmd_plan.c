@@ -122,6 +122,11 @@ static int rows(const u3d_plan *p, row *r)
              p->patch_densify[0], p->patch_densify[1], p->patch_densify[2],
              p->padding_densify == U3D_PAD_SAME ? "same" : "valid");
     u3d_plan_aug_str(p, r[3].value, sizeof r[3].value);
+    if (p->aug_densify_none) {
+        size_t used = strlen(r[3].value);
+        snprintf(r[3].value + used, sizeof r[3].value - used,
+                 "; densify none");
+    }
     snprintf(r[4].value, sizeof r[4].value, "percentile %g..%g",
              U3D_PLAN_PLO, U3D_PLAN_PHI);
     int k = snprintf(r[5].value, sizeof r[5].value, "%s:",
@@ -248,7 +253,8 @@ static void print_json(const pjob *j)
     json_floats(f, p->aug.sigma, 3);
     fprintf(f, ", \"grid\": ");
     json_ints(f, p->aug.grid_spacing, 3);
-    fprintf(f, "},\n  \"normalize\": \"percentile\",\n");
+    fprintf(f, ", \"densify\": \"%s\"},\n  \"normalize\": "
+               "\"percentile\",\n", p->aug_densify_none ? "none" : "default");
     json_stats(f, p);
     int k = p->net.classes;
     fprintf(f, "  \"class_weights\": {\"mode\": \"%s\", \"weights\": ",

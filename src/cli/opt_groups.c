@@ -379,7 +379,12 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
                     !ua->g_rotate && !ua->g_scale && !ua->g_mirror &&
                     !ua->g_gray;
     int aug = !ua->g_preset && (!u3d_cli_aug_custom(ua) || only_prob);
-    if (aug) {
+    /* --aug-prob alone asks for the transforms: then densify mirrors too */
+    int aug_none = aug && densify && p->aug_densify_none && !only_prob;
+    if (aug_none) {
+        snprintf(m->augment, sizeof m->augment, "none");
+        m->aug_custom = 0;
+    } else if (aug) {
         snprintf(m->augment, sizeof m->augment, "default");
         /* the model records what is used */
         m->aug_custom = p->aug_changed || only_prob;
@@ -409,7 +414,9 @@ void u3d_cli_plan_apply(const u3d_cli_train *t, const u3d_plan *p,
             m->net.padding == U3D_PAD_SAME ? "same" : "valid",
             u3d_net_aniso_str(&m->net, net, sizeof net),
             net_given(&t->net) ? " (given)" : "",
-            aug ? u3d_plan_aug_str(p, augs, sizeof augs) : m->augment,
+            aug_none ? "none (2 classes)"
+            : aug    ? u3d_plan_aug_str(p, augs, sizeof augs)
+                     : m->augment,
             aug ? "" : " (given)",
             t->g_weights ? t->class_weights : weights_name(*w),
             t->g_weights ? " (given)" : "",

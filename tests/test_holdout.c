@@ -173,6 +173,59 @@ static void calibration_finds_threshold(void **state)
     u3d_labels_free(&l);
 }
 
+/* Two held-out rows (y slices) of N voxels, p1 rising along each; row r's
+ * foreground exactly where p1 > thr[r]. */
+static void two_rows(int N, const double thr[2], u3d_volume *p, u3d_labels *l)
+{
+    u3d_error err = {0};
+    t_ok(u3d_volume_alloc(2, 1, 2, N, p, &err), &err, "probs");
+    t_ok(u3d_labels_alloc(1, 2, N, l, &err), &err, "labels");
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < N; i++) {
+            float p1 = (float)(i + 0.5) / N;
+            p->data[r * N + i] = 1.0f - p1;
+            p->data[2 * N + r * N + i] = p1;
+            l->data[r * N + i] = p1 > thr[r];
+        }
+}
+
+/* The cross-fitted estimate scores each slice with the offsets the other
+ * slice gives: where both slices agree (truth p1 > 0.8) it stays near the
+ * in-sample score; where they disagree (0.8 and 0.2) the in-sample score
+ * flatters and the cross-fitted one says so; one slice: no estimate. */
+static void calibration_crossfit(void **state)
+{
+    (void)state;
+    u3d_volume p;
+    u3d_labels l;
+    u3d_calibration c;
+    u3d_val_score est;
+    u3d_error err = {0};
+    u3d_slice_score rows[2] = {{'y', 0, 0}, {'y', 1, 0}};
+    const double agree[2] = {0.8, 0.8}, disagree[2] = {0.8, 0.2};
+    two_rows(400, agree, &p, &l);
+    t_ok(u3d_calibrate_bias(&p, &l, IGN, &c, &err), &err, "calibrate");
+    t_ok(u3d_calibrate_crossfit(&p, &l, IGN, rows, 2, &est, &err), &err,
+         "crossfit");
+    assert_int_equal(est.voxels, 800);
+    assert_true(c.changed && est.mean_fg > 0.9);
+    assert_true(fabs(est.mean_fg - c.after.mean_fg) < 0.02);
+    u3d_volume_free(&p);
+    u3d_labels_free(&l);
+    two_rows(400, disagree, &p, &l);
+    t_ok(u3d_calibrate_bias(&p, &l, IGN, &c, &err), &err, "calibrate");
+    t_ok(u3d_calibrate_crossfit(&p, &l, IGN, rows, 2, &est, &err), &err,
+         "crossfit");
+    if (!(est.mean_fg < c.after.mean_fg - 0.05))
+        fail_msg("cross-fitted %g, in-sample %g: want it clearly lower",
+                 est.mean_fg, c.after.mean_fg);
+    t_ok(u3d_calibrate_crossfit(&p, &l, IGN, rows, 1, &est, &err), &err,
+         "one slice");
+    assert_int_equal(est.voxels, 0);
+    u3d_volume_free(&p);
+    u3d_labels_free(&l);
+}
+
 /* Truth at 0.5: nothing to gain, offsets stay 0; so does a truth the
  * offsets improve by less than U3D_CALIB_MIN_GAIN. */
 static void calibration_keeps_plain_argmax(void **state)
@@ -253,6 +306,7 @@ int main(void)
         cmocka_unit_test(calibration_finds_threshold),
         cmocka_unit_test(calibration_keeps_plain_argmax),
         cmocka_unit_test(calibration_three_classes),
+        cmocka_unit_test(calibration_crossfit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

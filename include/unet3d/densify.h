@@ -68,7 +68,8 @@ typedef struct u3d_densify_opts {
 #define U3D_HOLDOUT_NAMES 256
 typedef struct u3d_densify_result {
     u3d_val_score estimate;  /* iteration 0: no estimate; with calibrate,
-                                the calibrated decision's */
+                                the calibrated decision's, cross-fitted
+                                (u3d_calibrate_crossfit) */
     u3d_calibration calib;   /* calibrate: before/after on the held-out
                                 slices; calib.after.iteration 0: not run */
     int held;                /* held-out annotated slices */

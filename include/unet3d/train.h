@@ -97,6 +97,19 @@ typedef struct u3d_calibration {
 u3d_status u3d_calibrate_bias(const u3d_volume *probs,
                               const u3d_labels *labels, int ignore_label,
                               u3d_calibration *c, u3d_error *err);
+/* The honest estimate of that calibrated decision (the offsets are tuned
+ * on the very slices that score them, which flatters the IoU most with
+ * many classes): each of the nslices held-out slices is scored with the
+ * offsets u3d_calibrate_bias would choose from the other slices' voxels,
+ * the counts pooled (a voxel on several slices belongs to the first).
+ * est->voxels 0 (no estimate) when fewer than two slices could be scored
+ * so. */
+struct u3d_slice_score;
+u3d_status u3d_calibrate_crossfit(const u3d_volume *probs,
+                                  const u3d_labels *labels, int ignore_label,
+                                  const struct u3d_slice_score *slices,
+                                  int nslices, u3d_val_score *est,
+                                  u3d_error *err);
 /* out (allocated, probs's D,H,W and spacing) = argmax_k log p_k + bias[k]
  * (bias NULL: 0), the lowest class on ties. */
 u3d_status u3d_labels_from_probs(const u3d_volume *probs, const float *bias,

@@ -174,8 +174,10 @@ static void print_estimate(const djob *j)
     printf("decision calibrated on the held-out slices, logit offsets:");
     for (int k = 0; k < c->after.classes; k++)
         printf(" %d %+.2f", k, (double)c->bias[k]);
-    printf("; held-out mean foreground %.4f -> %.4f (the estimate above; "
-           "--calibrate off: the plain argmax)\n",
+    printf("; held-out mean foreground %.4f -> %.4f on the slices it was "
+           "tuned on (the estimate above: each held-out slice scored with "
+           "offsets tuned on the others; --calibrate off: the plain "
+           "argmax)\n",
            c->before.mean_fg, c->after.mean_fg);
 }
 

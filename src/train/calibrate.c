@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "unet3d/train.h"
+#include "unet3d/suggest.h"
 
 typedef struct held {
     float *lp;     /* n x K log-probabilities */
@@ -49,16 +50,15 @@ static u3d_status gather(const u3d_volume *probs, const u3d_labels *labels,
     return U3D_OK;
 }
 
-/* Mean foreground IoU of the held-out voxels under offsets b (classes
- * absent from labels and decision do not count, as u3d_validate): of all
- * of them with s (the report), else of the search's stride. */
-static double score(const held *h, const float *b, u3d_val_score *s)
+/* Confusion counts of h's voxels under offsets b: every step-th, or with
+ * fold (may be NULL) those of fold f only. */
+static void count(const held *h, const float *b, size_t step, const int *fold,
+                  int f, size_t *tp, size_t *fp, size_t *fn)
 {
-    size_t tp[U3D_MAX_CLASSES] = {0}, fp[U3D_MAX_CLASSES] = {0},
-           fn[U3D_MAX_CLASSES] = {0};
     int K = h->k;
-    size_t step = s ? 1 : h->step;
     for (size_t i = 0; i < h->n; i += step) {
+        if (fold && fold[i] != f)
+            continue;
         const float *l = h->lp + i * (size_t)K;
         int best = 0;
         float mx = l[0] + b[0];
@@ -70,6 +70,13 @@ static double score(const held *h, const float *b, u3d_val_score *s)
         else
             fp[best]++, fn[h->y[i]]++;
     }
+}
+
+/* Mean foreground IoU from the counts (classes absent from labels and
+ * decision do not count, as u3d_validate), filling s when given. */
+static double finish(int K, const size_t *tp, const size_t *fp,
+                     const size_t *fn, size_t voxels, u3d_val_score *s)
+{
     double sum = 0, all = 0;
     int n = 0, na = 0;
     for (int c = 0; c < K; c++) {
@@ -88,9 +95,19 @@ static double score(const held *h, const float *b, u3d_val_score *s)
         s->classes = K;
         s->mean_fg = fg;
         s->mean_all = na ? all / na : NAN;
-        s->voxels = h->n;
+        s->voxels = voxels;
     }
     return n ? fg : na ? all / na : -1; /* as u3d_val_key */
+}
+
+/* Mean foreground IoU of the held-out voxels under offsets b: of all of
+ * them with s (the report), else of the search's stride. */
+static double score(const held *h, const float *b, u3d_val_score *s)
+{
+    size_t tp[U3D_MAX_CLASSES] = {0}, fp[U3D_MAX_CLASSES] = {0},
+           fn[U3D_MAX_CLASSES] = {0};
+    count(h, b, s ? 1 : h->step, NULL, 0, tp, fp, fn);
+    return finish(h->k, tp, fp, fn, h->n, s);
 }
 
 /* Offset i of the grid, nearest 0 first (0, +s, -s, +2s, ...): a tie
@@ -152,41 +169,140 @@ static double ascend(const held *h, float *b, double cur)
     return cur;
 }
 
-u3d_status u3d_calibrate_bias(const u3d_volume *probs,
-                              const u3d_labels *labels, int ignore_label,
-                              u3d_calibration *c, u3d_error *err)
+/* The offsets the search keeps for h in out: zeros unless they raise the
+ * IoU of all of h's voxels by U3D_CALIB_MIN_GAIN (returns 1 then). */
+static int choose_bias(const held *h, float *out)
 {
-    memset(c, 0, sizeof *c);
+    float b[U3D_MAX_CLASSES] = {0};
+    u3d_val_score all;
+    memset(out, 0, sizeof(float) * U3D_MAX_CLASSES);
+    double base_all = score(h, b, &all);
+    double base = score(h, b, NULL), cur = base;
+    if (h->n && h->k <= 3)
+        cur = grid(h, b, base);
+    else if (h->n)
+        cur = ascend(h, b, base);
+    /* the gain is judged on every held-out voxel */
+    if (cur > base && score(h, b, &all) >= base_all + U3D_CALIB_MIN_GAIN) {
+        memcpy(out, b, sizeof b);
+        return 1;
+    }
+    return 0;
+}
+
+static u3d_status check_inputs(const u3d_volume *probs,
+                               const u3d_labels *labels, u3d_error *err)
+{
     if (!probs || !labels || probs->d != labels->d || probs->h != labels->h ||
         probs->w != labels->w || probs->c < 2 || probs->c > U3D_MAX_CLASSES)
         return u3d_seterr(err, U3D_ERR_SHAPE,
                           "calibration: probabilities and labels differ in "
                           "size, or fewer than 2 classes");
+    return U3D_OK;
+}
+
+u3d_status u3d_calibrate_bias(const u3d_volume *probs,
+                              const u3d_labels *labels, int ignore_label,
+                              u3d_calibration *c, u3d_error *err)
+{
+    memset(c, 0, sizeof *c);
+    U3D_TRY(check_inputs(probs, labels, err));
     held h = {0};
     u3d_status st = gather(probs, labels, ignore_label, &h, err);
-    if (st) {
-        free(h.lp);
-        free(h.y);
-        return st;
+    if (!st) {
+        float zero[U3D_MAX_CLASSES] = {0};
+        score(&h, zero, &c->before);
+        c->changed = choose_bias(&h, c->bias);
+        score(&h, c->bias, &c->after);
     }
-    float b[U3D_MAX_CLASSES] = {0};
-    double base_all = score(&h, b, &c->before);
-    double base = score(&h, b, NULL), cur = base;
-    if (h.n && h.k <= 3)
-        cur = grid(&h, b, base);
-    else if (h.n)
-        cur = ascend(&h, b, base);
-    /* the gain is judged on every held-out voxel */
-    u3d_val_score all;
-    if (cur > base &&
-        score(&h, b, &all) >= base_all + U3D_CALIB_MIN_GAIN) {
-        memcpy(c->bias, b, sizeof b);
-        c->changed = 1;
-    }
-    score(&h, c->bias, &c->after);
     free(h.lp);
     free(h.y);
+    return st;
+}
+
+/* The first of the slices through voxel i of labels (D,H,W), else -1. */
+static int fold_of(const u3d_labels *l, size_t i, const u3d_slice_score *sl,
+                   int ns)
+{
+    size_t hw = (size_t)l->h * l->w;
+    int z = (int)(i / hw), y = (int)(i % hw / (size_t)l->w),
+        x = (int)(i % (size_t)l->w);
+    for (int f = 0; f < ns; f++)
+        if ((sl[f].axis == 'z' && sl[f].index == z) ||
+            (sl[f].axis == 'y' && sl[f].index == y) ||
+            (sl[f].axis == 'x' && sl[f].index == x))
+            return f;
+    return -1;
+}
+
+/* h without the voxels of fold f (hs's arrays allocated). */
+static u3d_status subset(const held *h, const int *fold, int f, held *hs,
+                         u3d_error *err)
+{
+    memset(hs, 0, sizeof *hs);
+    hs->k = h->k;
+    hs->lp = malloc((h->n ? h->n : 1) * (size_t)h->k * sizeof *hs->lp);
+    hs->y = malloc(h->n ? h->n : 1);
+    if (!hs->lp || !hs->y)
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    for (size_t i = 0; i < h->n; i++) {
+        if (fold[i] == f)
+            continue;
+        memcpy(hs->lp + hs->n * (size_t)h->k, h->lp + i * (size_t)h->k,
+               (size_t)h->k * sizeof *hs->lp);
+        hs->y[hs->n++] = h->y[i];
+    }
+    hs->step = hs->n > SEARCH_VOXELS
+                   ? (hs->n + SEARCH_VOXELS - 1) / SEARCH_VOXELS
+                   : 1;
     return U3D_OK;
+}
+
+u3d_status u3d_calibrate_crossfit(const u3d_volume *probs,
+                                  const u3d_labels *labels, int ignore_label,
+                                  const u3d_slice_score *slices, int nslices,
+                                  u3d_val_score *est, u3d_error *err)
+{
+    memset(est, 0, sizeof *est);
+    U3D_TRY(check_inputs(probs, labels, err));
+    held h = {0};
+    int *fold = NULL;
+    u3d_status st = gather(probs, labels, ignore_label, &h, err);
+    if (!st && !(fold = malloc((h.n ? h.n : 1) * sizeof *fold)))
+        st = u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
+    size_t tp[U3D_MAX_CLASSES] = {0}, fp[U3D_MAX_CLASSES] = {0},
+           fn[U3D_MAX_CLASSES] = {0}, scored = 0;
+    int folds = 0;
+    if (!st) { /* gather's order: the annotated voxels in index order */
+        size_t vox = (size_t)labels->d * labels->h * labels->w, j = 0;
+        for (size_t i = 0; i < vox; i++)
+            if (labels->data[i] != ignore_label)
+                fold[j++] = fold_of(labels, i, slices, nslices);
+    }
+    for (int f = 0; !st && f < nslices; f++) {
+        size_t in_f = 0;
+        for (size_t i = 0; i < h.n; i++)
+            in_f += fold[i] == f;
+        if (!in_f || in_f == h.n)
+            continue;
+        held hs;
+        float b[U3D_MAX_CLASSES];
+        st = subset(&h, fold, f, &hs, err);
+        if (!st) {
+            choose_bias(&hs, b);
+            count(&h, b, 1, fold, f, tp, fp, fn);
+            scored += in_f;
+            folds++;
+        }
+        free(hs.lp);
+        free(hs.y);
+    }
+    if (!st && folds >= 2)
+        finish(h.k, tp, fp, fn, scored, est);
+    free(fold);
+    free(h.lp);
+    free(h.y);
+    return st;
 }
 
 u3d_status u3d_labels_from_probs(const u3d_volume *probs, const float *bias,

@@ -290,16 +290,24 @@ static u3d_status gemm_forward(u3d_backend *be, cten *x, cten *w, cten *b,
     return st;
 }
 
+/* q = dy unshuffled into the T*Cout channels of x's voxels (shape xs),
+ * wv = w viewed as the 1x1x1 convolution's weights. */
+static u3d_status gemm_unshuffled(u3d_backend *be, cten *dy, u3d_shape xs,
+                                  cten *w, u3d_tensor *q, u3d_tensor *wv,
+                                  u3d_error *err)
+{
+    *wv = gemm_weights(w);
+    U3D_TRY(gemm_temp(be, xs, w->shape, q, err));
+    return gemm_move(u3d_cl_of(be), 0, u3d_cl_mem(q), u3d_cl_mem(dy), NULL,
+                     xs, w->shape, err);
+}
+
 static u3d_status gemm_backward_data(u3d_backend *be, cten *dy, cten *w,
                                      u3d_tensor *dx, u3d_error *err)
 {
-    u3d_tensor q, wv = gemm_weights(w);
-    U3D_TRY(gemm_temp(be, dx->shape, w->shape, &q, err));
-    u3d_status st = gemm_move(u3d_cl_of(be), 0, u3d_cl_mem(&q),
-                              u3d_cl_mem(dy), NULL, dx->shape, w->shape, err);
-    if (!st)
-        st = u3d_cl_conv3d_forward(be, &GEMM_CONV, &q, &wv, NULL, dx, err);
-    return st;
+    u3d_tensor q, wv;
+    U3D_TRY(gemm_unshuffled(be, dy, dx->shape, w, &q, &wv, err));
+    return u3d_cl_conv3d_forward(be, &GEMM_CONV, &q, &wv, NULL, dx, err);
 }
 
 /* dw (viewed as Ci x T*Cout) = the 1x1x1 weight gradient with x as the
@@ -307,14 +315,10 @@ static u3d_status gemm_backward_data(u3d_backend *be, cten *dy, cten *w,
 static u3d_status gemm_backward_weight(u3d_backend *be, cten *x, cten *dy,
                                        u3d_tensor *dw, u3d_error *err)
 {
-    u3d_tensor q, wv = gemm_weights(dw);
-    U3D_TRY(gemm_temp(be, x->shape, dw->shape, &q, err));
-    u3d_status st = gemm_move(u3d_cl_of(be), 0, u3d_cl_mem(&q),
-                              u3d_cl_mem(dy), NULL, x->shape, dw->shape, err);
-    if (!st)
-        st = u3d_cl_conv3d_backward_weight(be, &GEMM_CONV, &q, x, &wv, NULL,
-                                           err);
-    return st;
+    u3d_tensor q, wv;
+    U3D_TRY(gemm_unshuffled(be, dy, x->shape, dw, &q, &wv, err));
+    return u3d_cl_conv3d_backward_weight(be, &GEMM_CONV, &q, x, &wv, NULL,
+                                         err);
 }
 
 u3d_status u3d_cl_upconv3d_forward(u3d_backend *be, cten *x, cten *w, cten *b,

@@ -155,9 +155,10 @@ static int dims_any(cl_uint *v, int cin, int cout, u3d_shape xs, u3d_shape ws)
 
 /* The GEMM path for cin -> cout channels: UNET3D_UPCONV_PATH (gemm or
  * direct), else from min(cin, cout) >= the "gemm_from" tuning value.
- * Default on CPUs 16 (measured on PoCL: 128 and 512 channels 2-6x the
- * dedicated kernels); on GPUs the dedicated kernels, not yet measured
- * against the implicit GEMM there. */
+ * Default on CPUs 32, where it was measured (PoCL: 128 and 512 channels
+ * 1.3-4.3x the dedicated kernels, the small preset's 32 and 64 a 6 %
+ * faster iteration; 16 not measured); on GPUs the dedicated kernels, not
+ * yet measured against the implicit GEMM there. */
 static u3d_status use_gemm(const u3d_cl *cl, int cin, int cout, int *gemm,
                            u3d_error *err)
 {
@@ -172,7 +173,7 @@ static u3d_status use_gemm(const u3d_cl *cl, int cin, int cout, int *gemm,
     }
     int gpu = (cl->type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) &&
               !cl->is_oclgrind;
-    int from = u3d_cl_tune(cl, PROG, "gemm_from", gpu ? INT32_MAX : 16);
+    int from = u3d_cl_tune(cl, PROG, "gemm_from", gpu ? INT32_MAX : 32);
     *gemm = (cin < cout ? cin : cout) >= from;
     return U3D_OK;
 }

@@ -45,6 +45,10 @@ typedef struct u3d_model_meta {
     /* decision offsets added to the logits before the argmax (densify's
      * calibration on held-out slices, u3d_calibrate_bias); all 0: none */
     float class_bias[U3D_MAX_CLASSES];
+    /* train's share of each volume's annotated slices held out for that
+     * calibration (u3d_holdout_split with the seed): kept so that a
+     * resumed run holds out the same slices; 0: none */
+    double holdout;
     /* training state */
     long iteration;          /* iterations done */
     long iterations;         /* planned total (0 with --minutes) */

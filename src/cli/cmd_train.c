@@ -14,6 +14,8 @@ typedef struct targs {
     u3d_backend_config bc;
     const char *imgs[MAXV], *labs[MAXV], *model, *val_img, *val_lab;
     int nimg, nlab, resume, val_every;
+    double holdout;
+    int calibrate, g_holdout, g_calibrate;
 } targs;
 
 typedef struct tjob {
@@ -23,7 +25,9 @@ typedef struct tjob {
     u3d_backend *be;
     u3d_net *net;
     u3d_train_volume vols[MAXV], val;
-    int nv, has_val;
+    u3d_labels held[MAXV]; /* each volume's held-out slices (may be empty) */
+    int nv, has_val, nheld; /* nheld: held-out slices in all */
+    u3d_calibration calib;
     u3d_val_score best;
     char bestbuf[4200];
     size_t counts[U3D_MAX_CLASSES];
@@ -35,7 +39,11 @@ static const char ABOUT[] =
     "Images and labels pair up in the order given. Sizes are D x H x W.\n"
     "Settings left out (kernels/pools, patch, augmentation, class weights)\n"
     "come from the data ('unet3d plan' shows them and why; --plan off: the\n"
-    "preset's, augmentation paper). --resume keeps the model file's.\n";
+    "preset's, augmentation paper). --resume keeps the model file's.\n"
+    "--calibrate: after training, the decision (one logit offset per\n"
+    "class, which predict applies) is tuned on annotation the model did\n"
+    "not train on: --holdout's share of each volume's annotated slices\n"
+    "(default 0.125), or the --val-image's labels when given.\n";
 
 /* Returns -1 when parsed, else the exit code. */
 static int parse(int argc, char **argv, targs *a)
@@ -56,6 +64,15 @@ static int parse(int argc, char **argv, targs *a)
         {"--val-every", U3D_OPT_INT, &a->val_every, 1, 1e9, "N",
          .help = "validate every N iterations (default: at the\n"
                  "checkpoints, else every 50) and at the end"},
+        {"--holdout", U3D_OPT_DOUBLE, &a->holdout, 0, 0.5, "FRACTION",
+         .help = "share of each volume's annotated slices held\n"
+                 "out of training for --calibrate (default 0.125;\n"
+                 "0 with --val-image or --calibrate off)",
+         .given = &a->g_holdout},
+        {"--calibrate", U3D_OPT_CHOICE, &a->calibrate, 0, 0, NULL,
+         .help = "on (the plan's default): tune the decision on\n"
+                 "held-out slices or --val-image; off: argmax",
+         .choices = u3d_cli_onoff, .given = &a->g_calibrate},
         U3D_OPTS_NET(&a->t.net),
         U3D_OPTS_TRAIN(&a->t),
         U3D_OPTS_AUG(&a->t.aug),
@@ -80,6 +97,18 @@ static int parse(int argc, char **argv, targs *a)
                                     "together");
     if (a->val_every && !a->val_img)
         return u3d_opts_fail(&spec, "--val-every needs --val-image");
+    if (!a->g_calibrate) /* the plan's decision; --plan off: the argmax */
+        a->calibrate = a->t.plan;
+    if (a->holdout > 0 && !a->calibrate)
+        return u3d_opts_fail(&spec, "--holdout serves --calibrate: with "
+                                    "--calibrate off it would only take "
+                                    "slices from training");
+    if (a->holdout > 0 && a->val_img)
+        return u3d_opts_fail(&spec, "--holdout and --val-image: the "
+                                    "calibration uses the validation "
+                                    "volume; give one of them");
+    if (!a->g_holdout && a->calibrate && !a->val_img)
+        a->holdout = 0.125;
     return -1;
 }
 
@@ -210,6 +239,48 @@ static u3d_status load_volumes(tjob *j)
                      &j->e);
 }
 
+/* Holds out m.holdout of each volume's annotated slices (seeded per
+ * volume, so a resumed run holds out the same); the class counts then
+ * come from the slices trained on. */
+static u3d_status split_holdout(tjob *j)
+{
+    const u3d_model_meta *m = &j->m;
+    int total = 0;
+    for (int i = 0; i < j->nv && m->holdout > 0; i++) {
+        u3d_holdout ho;
+        u3d_status st = u3d_holdout_split(&j->vols[i].labels, m->ignore_label,
+                                          m->holdout, m->seed + (uint64_t)i,
+                                          &ho, &j->e);
+        if (st)
+            return u3d_errprefix(&j->e, "%s: ", j->vols[i].labels_path);
+        if (ho.nheld) { /* the volume keeps the rest */
+            u3d_labels_free(&j->vols[i].labels);
+            j->vols[i].labels = ho.train;
+            j->held[i] = ho.held;
+            memset(&ho.train, 0, sizeof ho.train);
+            memset(&ho.held, 0, sizeof ho.held);
+            j->nheld += ho.nheld;
+        }
+        u3d_holdout_free(&ho);
+    }
+    if (!j->nheld)
+        return U3D_OK;
+    memset(j->counts, 0, sizeof j->counts);
+    for (int i = 0; i < j->nv; i++) {
+        size_t c[U3D_MAX_CLASSES] = {0};
+        U3D_TRY(u3d_labels_check(&j->vols[i].labels, m->net.classes,
+                                 m->ignore_label, c, NULL, &j->e));
+        for (int k = 0; k < m->net.classes; k++)
+            j->counts[k] += c[k];
+        total += j->held[i].data != NULL;
+    }
+    if (!j->a->t.quiet && u3d_dist_rank() == 0)
+        fprintf(stderr, "holding out %d annotated slice(s) of %d volume(s) "
+                        "to calibrate the decision (--holdout %g)\n",
+                j->nheld, total, m->holdout);
+    return U3D_OK;
+}
+
 /* MODEL.best.u3d beside MODEL.u3d (MODEL.best.u3d also for other names). */
 static u3d_status best_path(tjob *j)
 {
@@ -255,6 +326,96 @@ static void print_setup(const tjob *j)
     fprintf(stderr, "\n");
 }
 
+/* The decision of net tuned on the held-out slices (or the validation
+ * volume); the model file at path gets it. */
+static u3d_status calibrate_model(tjob *j, u3d_net *net, u3d_model_meta *m,
+                                  const char *path, u3d_calibration *c)
+{
+    const u3d_volume *imgs[MAXV];
+    const u3d_labels *labs[MAXV];
+    int n = 0;
+    if (j->has_val) {
+        imgs[n] = &j->val.image;
+        labs[n++] = &j->val.labels;
+    } else {
+        for (int i = 0; i < j->nv; i++)
+            if (j->held[i].data) {
+                imgs[n] = &j->vols[i].image;
+                labs[n++] = &j->held[i];
+            }
+    }
+    U3D_TRY(u3d_calibrate_net(net, imgs, labs, n, m->ignore_label, 0, c,
+                              &j->e));
+    c->before.iteration = c->after.iteration = m->iteration;
+    if (!c->changed)
+        return U3D_OK;
+    memcpy(m->class_bias, c->bias, sizeof m->class_bias);
+    u3d_status st = U3D_OK;
+    if (u3d_dist_rank() == 0)
+        st = u3d_model_save(path, net, m, 1, &j->e);
+    return u3d_dist_active() ? u3d_dist_agree(st, &j->e) : st;
+}
+
+static void say_calibration(const tjob *j, const u3d_calibration *c,
+                            const char *path)
+{
+    if (j->a->t.quiet || u3d_dist_rank() != 0)
+        return;
+    char from[300];
+    if (j->has_val)
+        snprintf(from, sizeof from, "%s", j->a->val_lab);
+    else
+        snprintf(from, sizeof from, "%d held-out slice(s)", j->nheld);
+    if (!c->changed) {
+        fprintf(stderr, "%s: decision the plain argmax (no offsets raised "
+                        "the IoU on %s by %g)\n",
+                path, from, U3D_CALIB_MIN_GAIN);
+        return;
+    }
+    fprintf(stderr, "%s: decision calibrated on %s (%zu voxels), logit "
+                    "offsets:", path, from, c->after.voxels);
+    for (int k = 0; k < c->after.classes; k++)
+        fprintf(stderr, " %d %+.2f", k, (double)c->bias[k]);
+    fprintf(stderr, "; their mean foreground IoU %.4f -> %.4f (predict "
+                    "applies it; tuned on those voxels, so the gain "
+                    "flatters)\n",
+            c->before.mean_fg, c->after.mean_fg);
+}
+
+/* The best model (--val-image) gets its own decision. */
+static u3d_status calibrate_best(tjob *j)
+{
+    u3d_net *net = NULL;
+    u3d_model_meta m;
+    u3d_calibration c;
+    u3d_status st = u3d_model_load(j->bestbuf, j->be, &net, &m, &j->e);
+    if (!st) {
+        memset(m.class_bias, 0, sizeof m.class_bias);
+        st = calibrate_model(j, net, &m, j->bestbuf, &c);
+    }
+    if (!st)
+        say_calibration(j, &c, j->bestbuf);
+    u3d_net_destroy(net);
+    return st;
+}
+
+/* After training: --calibrate's decision for the model (and the best). */
+static u3d_status calibrate(tjob *j)
+{
+    if (!j->a->calibrate)
+        return U3D_OK;
+    if (!j->has_val && !j->nheld) {
+        if (!j->a->t.quiet && u3d_dist_rank() == 0)
+            fprintf(stderr, "no calibration: no annotated slice was held "
+                            "out (an axis needs two annotated slices; a "
+                            "resumed model keeps its --holdout)\n");
+        return U3D_OK;
+    }
+    U3D_TRY(calibrate_model(j, j->net, &j->m, j->a->model, &j->calib));
+    say_calibration(j, &j->calib, j->a->model);
+    return j->best.iteration ? calibrate_best(j) : U3D_OK;
+}
+
 static u3d_status run(tjob *j)
 {
     const targs *a = j->a;
@@ -275,10 +436,20 @@ static u3d_status run(tjob *j)
         st = setup_resume(j);
     if (!st && a->val_img)
         st = best_path(j);
+    if (!st && !a->resume)
+        j->m.holdout = a->holdout;
+    else if (!st && a->g_holdout && a->holdout != j->m.holdout &&
+             u3d_dist_rank() == 0)
+        fprintf(stderr, "unet3d train: --resume keeps the saved --holdout "
+                        "%g\n", j->m.holdout);
     if (!st)
         st = load_volumes(j);
+    if (!st)
+        st = split_holdout(j);
     if (!st && !a->resume)
         st = setup_fresh(j);
+    /* a decision belongs to the parameters it was tuned for */
+    memset(j->m.class_bias, 0, sizeof j->m.class_bias);
     if (!st)
         st = normalize_all(j);
     /* under mpirun: a rank that failed (device, file, memory) stops all */
@@ -310,7 +481,7 @@ static u3d_status run(tjob *j)
         fprintf(stderr, "best model: %s (iteration %ld, mean foreground IoU "
                         "%.4f on %s)\n",
                 j->bestbuf, j->best.iteration, j->best.mean_fg, a->val_lab);
-    return st;
+    return st ? st : calibrate(j);
 }
 
 int u3d_cmd_train(int argc, char **argv)
@@ -333,6 +504,7 @@ int u3d_cmd_train(int argc, char **argv)
     for (int i = 0; i < j->nv; i++) {
         u3d_volume_free(&j->vols[i].image);
         u3d_labels_free(&j->vols[i].labels);
+        u3d_labels_free(&j->held[i]);
     }
     u3d_volume_free(&j->val.image);
     u3d_labels_free(&j->val.labels);

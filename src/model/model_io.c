@@ -214,6 +214,8 @@ static u3d_status put_meta(u3d_ckpt *c, const u3d_model_meta *m,
                           m->class_bias[i]);
         U3D_TRY(u3d_ckpt_meta_set(c, "class_bias", err, "%s", b));
     }
+    if (m->holdout > 0) /* files without one: none */
+        U3D_TRY(u3d_ckpt_meta_set(c, "holdout", err, "%.9g", m->holdout));
     U3D_TRY(u3d_ckpt_meta_set(c, "iteration", err, "%ld", m->iteration));
     U3D_TRY(u3d_ckpt_meta_set(c, "iterations", err, "%ld", m->iterations));
     U3D_TRY(u3d_ckpt_meta_set(c, "minutes", err, "%.9g", m->minutes));
@@ -426,6 +428,14 @@ static u3d_status parse_meta(const u3d_ckpt *c, const char *path,
                                   buf);
             p = end + 1;
         }
+    }
+    if (u3d_ckpt_meta_get(c, "holdout", buf, sizeof buf)) {
+        char *end;
+        m->holdout = strtod(buf, &end);
+        if (end == buf || *end || !finite_in(m->holdout, 0, 0.5))
+            return u3d_seterr(err, U3D_ERR_FORMAT,
+                              "%s: model metadata 'holdout' is not a share "
+                              "in 0..0.5: %s", path, buf);
     }
     U3D_TRY(meta_int(c, path, "iteration", &v, err));
     m->iteration = v;

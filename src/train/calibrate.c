@@ -1,8 +1,12 @@
 /* Decision calibration on held-out annotated voxels (train.h): per-class
- * logit offsets that maximize their mean foreground IoU. */
+ * logit offsets that maximize their mean foreground IoU; densify's on its
+ * volume's probabilities, train's pooled over several volumes. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dist/dist.h"
+#include "unet3d/predict.h"
 #include "unet3d/train.h"
 #include "unet3d/suggest.h"
 
@@ -324,4 +328,95 @@ u3d_status u3d_labels_from_probs(const u3d_volume *probs, const float *bias,
         out->data[i] = (uint16_t)best;
     }
     return U3D_OK;
+}
+
+/* The annotated voxels of labels appended to the pool (po, pl) at *j. */
+static void pool_append(const u3d_volume *probs, const u3d_labels *labels,
+                        int ignore_label, u3d_volume *po, u3d_labels *pl,
+                        size_t *j)
+{
+    size_t vox = (size_t)labels->d * labels->h * labels->w;
+    size_t n = (size_t)po->w;
+    for (size_t i = 0; i < vox; i++) {
+        if (labels->data[i] == ignore_label)
+            continue;
+        pl->data[*j] = labels->data[i];
+        for (int c = 0; c < probs->c; c++)
+            po->data[(size_t)c * n + *j] = probs->data[(size_t)c * vox + i];
+        (*j)++;
+    }
+}
+
+static size_t annotated(const u3d_labels *l, int ignore_label)
+{
+    size_t vox = (size_t)l->d * l->h * l->w, n = 0;
+    for (size_t i = 0; i < vox; i++)
+        n += l->data[i] != ignore_label;
+    return n;
+}
+
+/* Predicts every image with annotated voxels and pools those voxels'
+ * probabilities (rank 0, which receives the predictions) into po, pl. */
+static u3d_status pool_predictions(u3d_net *net,
+                                   const u3d_volume *const *images,
+                                   const u3d_labels *const *labels, int n,
+                                   int ignore_label, size_t max_memory,
+                                   u3d_volume *po, u3d_labels *pl,
+                                   u3d_error *err)
+{
+    size_t total = 0, j = 0;
+    for (int v = 0; v < n; v++)
+        total += annotated(labels[v], ignore_label);
+    if (!total)
+        return U3D_OK;
+    int classes = u3d_net_get_config(net)->classes;
+    if (total > (size_t)INT32_MAX)
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "calibration: %zu held-out voxels are too many",
+                          total);
+    U3D_TRY(u3d_volume_alloc(classes, 1, 1, (int)total, po, err));
+    U3D_TRY(u3d_labels_alloc(1, 1, (int)total, pl, err));
+    u3d_predict_opts o = {0};
+    o.max_memory = max_memory;
+    for (int v = 0; v < n; v++) {
+        if (!annotated(labels[v], ignore_label))
+            continue; /* nothing held out there: not predicted */
+        u3d_labels seg;
+        u3d_volume probs;
+        memset(&seg, 0, sizeof seg);
+        memset(&probs, 0, sizeof probs);
+        u3d_status st = u3d_predict(net, images[v], &o, &seg, &probs, NULL,
+                                    err);
+        if (!st && u3d_dist_rank() == 0)
+            pool_append(&probs, labels[v], ignore_label, po, pl, &j);
+        u3d_labels_free(&seg);
+        u3d_volume_free(&probs);
+        if (st)
+            return st;
+    }
+    return U3D_OK;
+}
+
+u3d_status u3d_calibrate_net(u3d_net *net, const u3d_volume *const *images,
+                             const u3d_labels *const *labels, int n,
+                             int ignore_label, size_t max_memory,
+                             u3d_calibration *c, u3d_error *err)
+{
+    u3d_volume po;
+    u3d_labels pl;
+    memset(c, 0, sizeof *c);
+    memset(&po, 0, sizeof po);
+    memset(&pl, 0, sizeof pl);
+    u3d_status st = pool_predictions(net, images, labels, n, ignore_label,
+                                     max_memory, &po, &pl, err);
+    if (!st && po.data && u3d_dist_rank() == 0)
+        st = u3d_calibrate_bias(&po, &pl, ignore_label, c, err);
+    u3d_volume_free(&po);
+    u3d_labels_free(&pl);
+    if (u3d_dist_active()) { /* every rank keeps rank 0's decision */
+        st = u3d_dist_agree(st, err);
+        if (!st)
+            st = u3d_dist_bcast(c, sizeof *c, 0, err);
+    }
+    return st;
 }

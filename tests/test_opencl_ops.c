@@ -281,6 +281,40 @@ static void upconv_weight_grad_reproducible(void **state)
     up_free(&io);
 }
 
+/* UNET3D_UPCONV_PATH other than gemm or direct: each pass refuses with a
+ * message naming the variable and the value, and writes nothing. */
+static void upconv_bad_path_refused(void **state)
+{
+    t_env *e = *state;
+    up_io io = up_make(&e->seed, 1, 4, 4, 2, 2, 2, 1);
+    u3d_error err = {0};
+    u3d_shape bs = u3d_shape5(1, io.ws.c, 1, 1, 1);
+    u3d_tensor x = t_tensor(e->cl, io.xs, io.x), w = t_tensor(e->cl, io.ws, io.w);
+    u3d_tensor b = t_tensor(e->cl, bs, io.b), dy = t_tensor(e->cl, io.ys, io.dy);
+    u3d_tensor y = t_tensor(e->cl, io.ys, NULL), dx = t_tensor(e->cl, io.xs, NULL);
+    u3d_tensor dw = t_tensor(e->cl, io.ws, NULL), db = t_tensor(e->cl, bs, NULL);
+    const char *old = getenv("UNET3D_UPCONV_PATH");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("UNET3D_UPCONV_PATH", "fast", 1);
+    u3d_status st[3] = {
+        u3d_upconv3d_forward(&x, &w, &b, &y, &err),
+        u3d_upconv3d_backward_data(&dy, &w, &dx, &err),
+        u3d_upconv3d_backward_weight(&x, &dy, &dw, &db, &err)};
+    if (saved) {
+        setenv("UNET3D_UPCONV_PATH", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("UNET3D_UPCONV_PATH");
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(st[i], U3D_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "UNET3D_UPCONV_PATH='fast'"));
+    u3d_tensor *all[] = {&x, &w, &b, &dy, &y, &dx, &dw, &db};
+    for (int i = 0; i < 8; i++)
+        u3d_tensor_release(all[i]);
+    up_free(&io);
+}
+
 /* ------------------------------------------------------------------ */
 /* batch norm                                                          */
 /* ------------------------------------------------------------------ */
@@ -563,6 +597,7 @@ int main(void)
         cmocka_unit_test(conv3d_other_blockings),
         cmocka_unit_test(conv3d_weight_gradient_is_deterministic),
         cmocka_unit_test(upconv_weight_grad_reproducible),
+        cmocka_unit_test(upconv_bad_path_refused),
         cmocka_unit_test(bn_large_channel_accuracy),
         cmocka_unit_test(ce_large_reduction_accuracy),
     };

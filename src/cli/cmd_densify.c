@@ -238,7 +238,7 @@ int u3d_cmd_densify(int argc, char **argv)
     dargs a;
     memset(&a, 0, sizeof a);
     u3d_cli_train_defaults(&a.t);
-    a.holdout = 0.125;
+    a.holdout = U3D_PLAN_HOLDOUT;
     a.calibrate = 1;
     int rc = parse(argc, argv, &a);
     if (rc >= 0)

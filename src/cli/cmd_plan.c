@@ -101,7 +101,7 @@ static u3d_status make(pjob *j)
 }
 
 /* The table's and the JSON's rows: setting, value, reason. */
-#define PLAN_ROWS 7
+#define PLAN_ROWS 8
 typedef struct row {
     const char *name;
     char value[200];
@@ -136,11 +136,15 @@ static int rows(const u3d_plan *p, row *r)
                       (double)p->class_weights[c]);
     snprintf(r[6].value, sizeof r[6].value, "%s, lr %g",
              u3d_name_of(u3d_optimizer_names, p->optimizer), (double)p->lr);
-    const char *names[] = {"spacing",   "network",       "patch",    "augment",
-                           "normalize", "class weights", "optimizer"};
+    snprintf(r[7].value, sizeof r[7].value,
+             "calibrated on held-out slices (--holdout %g)",
+             p->holdout);
+    const char *names[] = {"spacing",   "network",       "patch",
+                           "augment",   "normalize",     "class weights",
+                           "optimizer", "decision"};
     const char *why[] = {p->spacing_why, p->net_why,     p->patch_why,
                          p->aug_why,     p->norm_why,    p->weights_why,
-                         p->optim_why};
+                         p->optim_why,   p->decision_why};
     for (int i = 0; i < PLAN_ROWS; i++)
         r[i].name = names[i], r[i].why = why[i];
     return PLAN_ROWS;

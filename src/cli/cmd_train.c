@@ -108,7 +108,7 @@ static int parse(int argc, char **argv, targs *a)
                                     "calibration uses the validation "
                                     "volume; give one of them");
     if (!a->g_holdout && a->calibrate && !a->val_img)
-        a->holdout = 0.125;
+        a->holdout = U3D_PLAN_HOLDOUT;
     return -1;
 }
 

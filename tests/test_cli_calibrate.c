@@ -27,21 +27,6 @@ static const char *COMMON = "--patch 28x28x28 --preset tiny --levels 2 "
                             "--padding valid --classes 2 --augment none "
                             "--lr 0.02 --momentum 0.9";
 
-static int run(const char *cmd)
-{
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-static void slurp(const char *path, char *buf, size_t n)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t k = fread(buf, 1, n - 1, f);
-    buf[k] = 0;
-    fclose(f);
-}
-
 /* Two volumes: the blobs annotated on every 4th z slice, and the same
  * image annotated on every 4th y slice as well (so its split differs). */
 static int group_setup(void **state)
@@ -81,7 +66,7 @@ static void train(const char *model, const char *extra, const char *errfile,
              "--model %s --iterations 20 --seed %d %s %s 2> %s",
              exe, P("img.tif"), P("lab.tif"), P("img.tif"), P("lab_y.tif"),
              P(model), SEED, COMMON, extra, P(errfile));
-    assert_int_equal(run(cmd), want_rc);
+    assert_int_equal(t_run(cmd), want_rc);
 }
 
 /* 1 and the value when the model file has metadata key. */
@@ -140,13 +125,13 @@ static void calibrated_on_held_out_slices(void **state)
     (void)state;
     char txt[4096], buf[256], cmd[2048];
     train("m.u3d", "--holdout 0.25", "m.err", 0);
-    slurp(P("m.err"), txt, sizeof txt);
+    t_slurp(P("m.err"), txt, sizeof txt);
     assert_true(meta(P("m.u3d"), "holdout", buf, sizeof buf));
     assert_float_equal(atof(buf), 0.25, 1e-9);
     snprintf(cmd, sizeof cmd, "%s predict --model %s --image %s --out %s "
              "--probabilities %s --quiet 2> /dev/null", exe, P("m.u3d"),
              P("img.tif"), P("pred.tif"), P("probs.tif"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     u3d_volume probs, po;
     u3d_labels pred, pl, want;
     u3d_calibration c;
@@ -206,7 +191,7 @@ static void off_keeps_every_slice(void **state)
         snprintf(name, sizeof name, "off%d.u3d", i);
         snprintf(errf, sizeof errf, "off%d.err", i);
         train(name, extra[i], errf, 0);
-        slurp(P(errf), txt, sizeof txt);
+        t_slurp(P(errf), txt, sizeof txt);
         if (strstr(txt, "holding out") || strstr(txt, "decision"))
             fail_msg("%s: %s", extra[i], txt);
         assert_false(meta(P(name), "holdout", buf, sizeof buf));
@@ -221,12 +206,12 @@ static void option_conflicts(void **state)
     char txt[4096], extra[512];
     struct stat sb;
     train("bad1.u3d", "--holdout 0.25 --calibrate off", "bad1.err", 1);
-    slurp(P("bad1.err"), txt, sizeof txt);
+    t_slurp(P("bad1.err"), txt, sizeof txt);
     assert_non_null(strstr(txt, "--holdout serves --calibrate"));
     snprintf(extra, sizeof extra, "--holdout 0.25 --val-image %s "
              "--val-labels %s", P("img.tif"), P("lab.tif"));
     train("bad2.u3d", extra, "bad2.err", 1);
-    slurp(P("bad2.err"), txt, sizeof txt);
+    t_slurp(P("bad2.err"), txt, sizeof txt);
     assert_non_null(strstr(txt, "--holdout and --val-image"));
     train("bad3.u3d", "--holdout 0.6", "bad3.err", 1);
     assert_int_not_equal(stat(P("bad1.u3d"), &sb), 0);
@@ -243,7 +228,7 @@ static void calibrated_on_validation(void **state)
     snprintf(extra, sizeof extra, "--val-image %s --val-labels %s "
              "--val-every 5", P("img.tif"), P("lab.tif"));
     train("v.u3d", extra, "v.err", 0);
-    slurp(P("v.err"), txt, sizeof txt);
+    t_slurp(P("v.err"), txt, sizeof txt);
     assert_null(strstr(txt, "holding out"));
     assert_false(meta(P("v.u3d"), "holdout", buf, sizeof buf));
     const char *models[] = {"v.u3d", "v.best.u3d"};

@@ -81,12 +81,6 @@ static int group_teardown(void **state)
 static const char *OPTS = "--preset tiny --levels 2 --classes 2 --patch 28x28x28 "
                           "--augment none --lr 0.02 --momentum 0.9 --quiet";
 
-static int run(const char *cmd)
-{
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static void slices_train_and_keep_annotations(void **state)
 {
     (void)state;
@@ -95,7 +89,7 @@ static void slices_train_and_keep_annotations(void **state)
              "%s densify --image %s --annotation-slices %s --out %s "
              "--iterations %d %s",
              exe, P("img.tif"), P("ok"), P("dense.tif"), t_small() ? 2 : 40, OPTS);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     u3d_labels d, sp;
     u3d_error err = {0};
     int ns;
@@ -131,7 +125,7 @@ static void train_options_reach_the_model(void **state)
              "--aug-gray off --seed 7 --checkpoint-every 1 --batch 2",
              exe, P("img.tif"), P("ok"), P("dense2.tif"), P("m.u3d"),
              P("log.csv"), OPTS);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     u3d_ckpt c;
     u3d_error err = {0};
     char buf[256];
@@ -165,7 +159,7 @@ static void expect_error(const char *img, const char *ann, const char *want,
              "%s densify --image %s %s %s --out %s --iterations 2 %s 2> %s",
              exe, img, labels ? "--labels" : "--annotation-slices", ann,
              P("bad.tif"), OPTS, P("err.txt"));
-    int rc = run(cmd);
+    int rc = t_run(cmd);
     FILE *f = fopen(P("err.txt"), "r");
     char msg[4096] = "";
     size_t n = fread(msg, 1, sizeof msg - 1, f);
@@ -188,15 +182,6 @@ static void bad_inputs(void **state)
 }
 
 /* Reads a whole (small) file into buf. */
-static void slurp(const char *path, char *buf, size_t n)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t k = fread(buf, 1, n - 1, f);
-    buf[k] = 0;
-    fclose(f);
-}
-
 static void densify_to(const char *extra, const char *out, const char *stdout_file)
 {
     char cmd[2048];
@@ -205,7 +190,7 @@ static void densify_to(const char *extra, const char *out, const char *stdout_fi
              "--iterations 12 --checkpoint-every 4 %s %s > %s",
              exe, P("img.tif"), P("ok"), P(out), OPTS, extra,
              P(stdout_file));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
 }
 
 /* One of the two z slices is held out (the only axis with two), scored at
@@ -217,11 +202,11 @@ static void holdout_estimate(void **state)
     char extra[512];
     snprintf(extra, sizeof extra, "--holdout 0.25 --log %s", P("h.csv"));
     densify_to(extra, "dense_h.tif", "h.txt");
-    slurp(P("h.txt"), txt, sizeof txt);
+    t_slurp(P("h.txt"), txt, sizeof txt);
     if (!strstr(txt, "estimated IoU per class (from 1 held-out annotated "
                      "slices: z00"))
         fail_msg("no estimate in: %s", txt);
-    slurp(P("h.csv"), txt, sizeof txt);
+    t_slurp(P("h.csv"), txt, sizeof txt);
     const char *hdr = "iteration,loss,seconds,val_mean_fg_iou,val_iou_0,"
                       "val_iou_1\n";
     assert_true(!strncmp(txt, hdr, strlen(hdr)));
@@ -251,7 +236,7 @@ static void holdout_calibration(void **state)
     snprintf(extra, sizeof extra, "--holdout 0.25 --model-out %s",
              P("cal.u3d"));
     densify_to(extra, "dense_c.tif", "c.txt");
-    slurp(P("c.txt"), txt, sizeof txt);
+    t_slurp(P("c.txt"), txt, sizeof txt);
     int tuned = strstr(txt, "decision calibrated on the held-out slices") != NULL;
     if (!tuned && !strstr(txt, "decision: the plain argmax"))
         fail_msg("no decision line in: %s", txt);
@@ -265,7 +250,7 @@ static void holdout_calibration(void **state)
     snprintf(cmd, sizeof cmd, "%s predict --model %s --image %s --out %s "
              "--quiet 2> /dev/null",
              exe, P("cal.u3d"), P("img.tif"), P("pred_c.tif"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     u3d_labels d, p, sp;
     int ns;
     size_t conflicts;
@@ -282,7 +267,7 @@ static void holdout_calibration(void **state)
     u3d_labels_free(&sp);
     snprintf(extra, sizeof extra, "--holdout 0.25 --calibrate off");
     densify_to(extra, "dense_c0.tif", "c0.txt");
-    slurp(P("c0.txt"), txt, sizeof txt);
+    t_slurp(P("c0.txt"), txt, sizeof txt);
     assert_null(strstr(txt, "decision"));
     assert_non_null(strstr(txt, "estimated IoU per class"));
 }
@@ -296,21 +281,21 @@ static void holdout_zero_plain(void **state)
     snprintf(extra, sizeof extra, "--holdout 0 --log %s", P("z.csv"));
     densify_to(extra, "dense_z1.tif", "z.txt");
     densify_to("--holdout 0", "dense_z2.tif", "z2.txt");
-    slurp(P("z.txt"), txt, sizeof txt);
+    t_slurp(P("z.txt"), txt, sizeof txt);
     assert_null(strstr(txt, "estimated"));
-    slurp(P("z.csv"), txt, sizeof txt);
+    t_slurp(P("z.csv"), txt, sizeof txt);
     assert_true(!strncmp(txt, "iteration,loss,seconds\n1,", 25));
     char cmd[512];
     snprintf(cmd, sizeof cmd, "cmp -s %s %s", P("dense_z1.tif"),
              P("dense_z2.tif"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
 }
 
 /* Reads "aNNNN  score" lines after an optional header into names. */
 static int read_names(const char *path, char names[][8], int max)
 {
     char txt[4096], *p = txt;
-    slurp(path, txt, sizeof txt);
+    t_slurp(path, txt, sizeof txt);
     char *h = strstr(txt, "annotate next:\n");
     if (h)
         p = h + strlen("annotate next:\n");
@@ -339,7 +324,7 @@ static void densify_suggests(void **state)
              "%s suggest --model %s --image %s --annotation-slices %s "
              "--count 3 --overview %s > %s",
              exe, P("sg.u3d"), P("img.tif"), P("ok"), P("s2.png"), P("s2.txt"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     /* both overviews, the slices marked */
     assert_int_equal(access(P("sg.png"), F_OK), 0);
     assert_int_equal(access(P("s2.png"), F_OK), 0);
@@ -367,7 +352,7 @@ static void bad_holdout_options(void **state)
                  "%s densify --image %s --annotation-slices %s --out %s "
                  "--iterations 2 %s %s 2> /dev/null",
                  exe, P("img.tif"), P("ok"), P("bad.tif"), OPTS, bad[i]);
-        assert_int_equal(run(cmd), 1);
+        assert_int_equal(t_run(cmd), 1);
         assert_int_equal(access(P("bad.tif"), F_OK), -1);
     }
 }
@@ -384,13 +369,13 @@ static void simulate_rounds(void **state)
              "--iterations 4 --json %s %s > %s",
              exe, P("truth.tif"), P("img.tif"), P("sim.json"), OPTS,
              P("sim.txt"));
-    assert_int_equal(run(cmd), 0);
-    slurp(P("sim.txt"), txt, sizeof txt);
+    assert_int_equal(t_run(cmd), 0);
+    t_slurp(P("sim.txt"), txt, sizeof txt);
     int lines = 0;
     for (char *p = txt; *p; p++)
         lines += *p == '\n';
     assert_int_equal(lines, 1 + 3 * 3);
-    slurp(P("sim.json"), txt, sizeof txt);
+    t_slurp(P("sim.json"), txt, sizeof txt);
     static const char *const picks[] = {"suggested", "even", "random"};
     for (int p = 0; p < 3; p++) {
         char key[32];
@@ -413,8 +398,8 @@ static void simulate_rounds(void **state)
              "%s 2> %s",
              exe, P("lab_shape.tif"), P("img.tif"), P("bad.json"), OPTS,
              P("err.txt"));
-    assert_int_equal(run(cmd), 1);
-    slurp(P("err.txt"), txt, sizeof txt);
+    assert_int_equal(t_run(cmd), 1);
+    t_slurp(P("err.txt"), txt, sizeof txt);
     assert_non_null(strstr(txt, "lab_shape.tif"));
     assert_int_equal(access(P("bad.json"), F_OK), -1);
 }
@@ -432,14 +417,14 @@ static void simulate_seeds_plot(void **state)
              "--seed 5 > %s",
              exe, P("truth.tif"), P("img.tif"), P("sim2.json"),
              P("sim2.png"), OPTS, P("sim2.txt"));
-    assert_int_equal(run(cmd), 0);
-    slurp(P("sim2.txt"), txt, sizeof txt);
+    assert_int_equal(t_run(cmd), 0);
+    t_slurp(P("sim2.txt"), txt, sizeof txt);
     assert_non_null(strstr(txt, "\xc2\xb1")); /* ± */
     assert_non_null(strstr(txt, "2 seeds"));
     assert_non_null(strstr(txt, "round 1: even "));
     assert_non_null(strstr(txt, "random "));
     assert_null(strstr(txt, "suggested")); /* only the picks asked for */
-    slurp(P("sim2.json"), txt, sizeof txt);
+    t_slurp(P("sim2.json"), txt, sizeof txt);
     assert_non_null(strstr(txt, "\"seeds\": [5, 6]"));
     assert_non_null(strstr(txt, "{\"seed\": 5, \"runs\": {"));
     assert_non_null(strstr(txt, "{\"seed\": 6, \"runs\": {"));
@@ -455,8 +440,8 @@ static void simulate_seeds_plot(void **state)
              "%s suggest --simulate %s --image %s --iterations 2 "
              "--pick even,best %s 2> %s",
              exe, P("truth.tif"), P("img.tif"), OPTS, P("err.txt"));
-    assert_int_equal(run(cmd), 1);
-    slurp(P("err.txt"), txt, sizeof txt);
+    assert_int_equal(t_run(cmd), 1);
+    t_slurp(P("err.txt"), txt, sizeof txt);
     assert_non_null(strstr(txt, "--pick wants"));
 }
 
@@ -471,7 +456,7 @@ static void dims2_patch_flat_axis(void **state)
              "--model-out %s --iterations 1 --preset tiny --levels 2 "
              "--classes 2 --dims 2 --holdout 0 --quiet",
              exe, P("img.tif"), P("ok"), P("dense_2d.tif"), P("m2d.u3d"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     u3d_ckpt c;
     u3d_error err = {0};
     char buf[256];

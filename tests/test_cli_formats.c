@@ -63,12 +63,6 @@ static int group_teardown(void **state)
     return t_rmtree(dir);
 }
 
-static int run(const char *cmd)
-{
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static void same_labels(const char *a, const char *b)
 {
     u3d_labels x, y;
@@ -92,7 +86,7 @@ static void train_predict_every_format(void **state)
              "--preset tiny --levels 2 --classes 2 --patch 28x28x28 "
              "--augment none --quiet",
              exe, P("c0.nii.gz"), P("c1.nii"), P("lab.h5"), P("m.u3d"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     const char *in[3][2] = {{"img.h5:/volumes/raw", "seg.zarr"},
                             {"img.zarr", "seg.nii.gz"},
                             {NULL, "seg.h5:/out/seg"}};
@@ -105,7 +99,7 @@ static void train_predict_every_format(void **state)
         snprintf(cmd, sizeof cmd,
                  "%s predict --model %s --image %s --out %s --quiet", exe,
                  P("m.u3d"), image, P(in[k][1]));
-        assert_int_equal(run(cmd), 0);
+        assert_int_equal(t_run(cmd), 0);
     }
     same_labels(P("seg.zarr"), P("seg.nii.gz"));
     same_labels(P("seg.zarr"), P("seg.h5:/out/seg"));
@@ -114,7 +108,7 @@ static void train_predict_every_format(void **state)
              "%s predict --model %s --image %s --out %s --probabilities %s "
              "--quiet",
              exe, P("m.u3d"), P("img.zarr"), P("seg.zarr/"), P("p.zarr/"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     same_labels(P("seg.zarr"), P("seg.nii.gz"));
     u3d_volume pv;
     u3d_error err = {0};
@@ -125,13 +119,13 @@ static void train_predict_every_format(void **state)
     snprintf(cmd, sizeof cmd,
              "%s sparsify --labels %s --slices 2,2,2 --out %s > /dev/null",
              exe, P("lab.h5"), P("sparse.nii.gz"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "%s evaluate --prediction %s --truth %s --exclude %s --json "
              "> %s",
              exe, P("seg.zarr"), P("seg.h5:/out/seg"), P("sparse.nii.gz"),
              P("eval.json"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     FILE *f = fopen(P("eval.json"), "r");
     char buf[2048] = {0};
     assert_true(fread(buf, 1, sizeof buf - 1, f) > 0);
@@ -146,7 +140,7 @@ static void missing_dataset(void **state)
     snprintf(cmd, sizeof cmd,
              "%s sparsify --labels %s --slices 1,1,1 --out %s 2> %s", exe,
              P("img.h5:/nope"), P("x.tif"), P("err.txt"));
-    assert_int_equal(run(cmd), 1);
+    assert_int_equal(t_run(cmd), 1);
     FILE *f = fopen(P("err.txt"), "r");
     char buf[2048] = {0};
     assert_true(fread(buf, 1, sizeof buf - 1, f) > 0);

@@ -14,21 +14,6 @@ enum { S = 24 };
 
 static const char *P(const char *name) { return t_join(dir, name); }
 
-static int run(const char *cmd)
-{
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-static void slurp(const char *path, char *buf, size_t n)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t k = fread(buf, 1, n - 1, f);
-    buf[k] = 0;
-    fclose(f);
-}
-
 /* img.tif: blobs on noise; lab.tif: z slice 8 annotated; short.tif:
  * labels one row short. */
 static int group_setup(void **state)
@@ -71,8 +56,8 @@ static void plan_table_and_json(void **state)
     char cmd[2048], txt[16384];
     snprintf(cmd, sizeof cmd, "%s plan --image %s --labels %s > %s", exe,
              P("img.tif"), P("lab.tif"), P("t.txt"));
-    assert_int_equal(run(cmd), 0);
-    slurp(P("t.txt"), txt, sizeof txt);
+    assert_int_equal(t_run(cmd), 0);
+    t_slurp(P("t.txt"), txt, sizeof txt);
     const char *rows[] = {"setting", "spacing", "network", "patch",
                           "augment", "normalize", "class weights",
                           "optimizer", "adam, lr 0.001", "p99.8",
@@ -83,8 +68,8 @@ static void plan_table_and_json(void **state)
     snprintf(cmd, sizeof cmd,
              "%s plan --image %s --labels %s --spacing 2.5x1x1 --json > %s",
              exe, P("img.tif"), P("lab.tif"), P("t.json"));
-    assert_int_equal(run(cmd), 0);
-    slurp(P("t.json"), txt, sizeof txt);
+    assert_int_equal(t_run(cmd), 0);
+    t_slurp(P("t.json"), txt, sizeof txt);
     const char *keys[] = {"\"spacing\": [2.5, 1, 1]", "\"anisotropy\"",
                           "\"settings\"", "\"reason\"", "\"patch_densify\"",
                           "\"changed\": true", "\"intensity\"",
@@ -101,8 +86,8 @@ static void plan_size_mismatch(void **state)
     char cmd[2048], txt[4096];
     snprintf(cmd, sizeof cmd, "%s plan --image %s --labels %s 2> %s", exe,
              P("img.tif"), P("short.tif"), P("e.txt"));
-    assert_int_equal(run(cmd), 1);
-    slurp(P("e.txt"), txt, sizeof txt);
+    assert_int_equal(t_run(cmd), 1);
+    t_slurp(P("e.txt"), txt, sizeof txt);
     if (!strstr(txt, "short.tif") || strchr(txt, '\n') != strrchr(txt, '\n'))
         fail_msg("want one line naming short.tif, got: %s", txt);
 }
@@ -117,7 +102,7 @@ static int densify(const char *opts)
              "2> %s",
              exe, P("img.tif"), P("lab.tif"), P("d.tif"), P("m.u3d"), opts,
              P("d.txt"));
-    return run(cmd);
+    return t_run(cmd);
 }
 
 /* The model's augmentation metadata after densify with opts. */
@@ -143,7 +128,7 @@ static void densify_records_the_plan(void **state)
     densify_aug("", aug, params, sizeof aug);
     assert_string_equal(aug, "none");
     assert_string_equal(params, "");
-    slurp(P("d.txt"), txt, sizeof txt);
+    t_slurp(P("d.txt"), txt, sizeof txt);
     assert_non_null(strstr(txt, "augment none (2 classes)"));
     densify_aug("--spacing 2.5x1x1", aug, params, sizeof aug);
     assert_string_equal(aug, "none");
@@ -159,14 +144,14 @@ static void densify_records_the_plan(void **state)
     if (strncmp(params, want, strlen(want)))
         fail_msg("want the plan's sigma, grid and rotation, got '%s'",
                  params);
-    slurp(P("d.txt"), txt, sizeof txt);
+    t_slurp(P("d.txt"), txt, sizeof txt);
     assert_non_null(strstr(txt, "plan: patch"));
     assert_non_null(strstr(txt, "in-plane rotation"));
     /* --plan off: as before, paper */
     densify_aug("--plan off", aug, params, sizeof aug);
     assert_string_equal(aug, "paper");
     assert_string_equal(params, "");
-    slurp(P("d.txt"), txt, sizeof txt);
+    t_slurp(P("d.txt"), txt, sizeof txt);
     assert_null(strstr(txt, "plan:"));
     /* an augmentation option: the user's, no plan */
     densify_aug("--spacing 2.5x1x1 --augment none", aug, params, sizeof aug);
@@ -198,7 +183,7 @@ static void densify_optimizer(void **state)
     (void)state;
     char txt[4096];
     densify_optim("", "adam", "0.00100000005");
-    slurp(P("d.txt"), txt, sizeof txt);
+    t_slurp(P("d.txt"), txt, sizeof txt);
     assert_non_null(strstr(txt, "adam, lr 0.001"));
     densify_optim("--lr 0.005", "adam", "0.00499999989");
     densify_optim("--plan off", "sgd", "0.00999999978");
@@ -206,7 +191,7 @@ static void densify_optimizer(void **state)
     densify_optim("--optimizer sgd", "sgd", "0.00999999978");
     densify_optim("--plan off --optimizer adam", "adam", "0.00100000005");
     assert_int_equal(densify("--optimizer adam --momentum 0.9"), 1);
-    slurp(P("d.txt"), txt, sizeof txt);
+    t_slurp(P("d.txt"), txt, sizeof txt);
     if (!strstr(txt, "--momentum is SGD's") ||
         strchr(txt, '\n') != strrchr(txt, '\n'))
         fail_msg("want one line about --momentum, got: %s", txt);
@@ -223,12 +208,12 @@ static void train_takes_the_plan(void **state)
              "%s train --image %s --labels %s --model %s --preset tiny "
              "--levels 2 --iterations 1 --spacing 4x1x1 --quiet",
              exe, P("img.tif"), P("lab.tif"), P("t.u3d"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "%s train --image %s --labels %s --model %s --resume "
              "--iterations 2 --quiet",
              exe, P("img.tif"), P("lab.tif"), P("t.u3d"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     u3d_ckpt c;
     u3d_error err = {0};
     t_ok(u3d_ckpt_read(P("t.u3d"), &c, &err), &err, "model");

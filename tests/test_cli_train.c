@@ -46,12 +46,6 @@ static void write_data(int S)
 }
 
 /* Runs a shell command, returns its exit status; stderr into errfile. */
-static int run(const char *cmd)
-{
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static const char *COMMON = "--patch 28x28x28 --preset tiny --levels 2 --classes 2 "
                             "--augment none "
                             "--lr 0.02 --momentum 0.9 --quiet";
@@ -97,7 +91,7 @@ static void sigkill_then_resume(void **state)
              "%s train --image %s --labels %s --model %s --iterations %d %s "
              "--checkpoint-every 2",
              exe, P("img.tif"), P("lab.tif"), P("full.u3d"), iters, COMMON);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     /* the same run, killed with SIGKILL once a checkpoint past the start
      * exists */
     pid_t pid = fork();
@@ -139,7 +133,7 @@ static void sigkill_then_resume(void **state)
              "%s train --image %s --labels %s --model %s --resume --quiet "
              "--checkpoint-every 2",
              exe, P("img.tif"), P("lab.tif"), P("killed.u3d"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     compare_models(P("full.u3d"), P("killed.u3d"));
 }
 
@@ -155,7 +149,7 @@ static void expect_error(const char *img, const char *lab, const char *extra,
              "%s train --image %s --labels %s --model %s --iterations 2 %s %s "
              "2> %s",
              exe, img, lab, P("bad.u3d"), COMMON, extra, P("err.txt"));
-    int rc = run(cmd);
+    int rc = t_run(cmd);
     FILE *f = fopen(P("err.txt"), "r");
     char msg[4096] = "";
     size_t n = fread(msg, 1, sizeof msg - 1, f);
@@ -184,11 +178,11 @@ static void bad_inputs(void **state)
     /* a truncated checkpoint cannot be resumed */
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "head -c 300 %s > %s", P("full.u3d"), P("trunc.u3d"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "%s train --image %s --labels %s --model %s --resume 2> %s", exe,
              P("img.tif"), P("lab.tif"), P("trunc.u3d"), P("err.txt"));
-    assert_int_equal(run(cmd), 1);
+    assert_int_equal(t_run(cmd), 1);
     FILE *f = fopen(P("err.txt"), "r");
     char msg[2048] = "";
     size_t n = fread(msg, 1, sizeof msg - 1, f);

@@ -23,12 +23,6 @@ static const char *COMMON = "--patch 28x28x28 --preset tiny --levels 2 "
                             "--padding valid --classes 2 --augment none "
                             "--lr 0.02 --momentum 0.9 --quiet";
 
-static int run(const char *cmd)
-{
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -100,7 +94,7 @@ static void train(const char *model, const char *extra)
              "--model %s %s %s",
              exe, P("img.tif"), P("lab.tif"), P("img.tif"), P("lab.tif"),
              P(model), COMMON, extra);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
 }
 
 static long model_iteration(const char *path)
@@ -161,7 +155,7 @@ static void resume_keeps_rows(void **state)
              "--model %s --resume --iterations 10 --val-every 4 --quiet",
              exe, P("img.tif"), P("lab.tif"), P("img.tif"), P("lab.tif"),
              P("b.u3d"));
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     read_log(P("b.u3d.csv"), &r);
     assert_int_equal(r.n, 10);
     assert_false(isnan(r.score[5])); /* the first run's last */
@@ -183,7 +177,7 @@ static void expect_error(const char *vimg, const char *vlab, const char *want)
              "--val-image %s --val-labels %s 2> %s",
              exe, P("img.tif"), P("lab.tif"), P("bad.u3d"), COMMON, vimg,
              vlab, P("err.txt"));
-    int rc = run(cmd);
+    int rc = t_run(cmd);
     FILE *f = fopen(P("err.txt"), "r");
     size_t n = fread(msg, 1, sizeof msg - 1, f);
     msg[n] = 0;
@@ -210,7 +204,7 @@ static void bad_val_inputs(void **state)
              "%s train --image %s --labels %s --model %s --iterations 2 "
              "--val-image %s 2> /dev/null",
              exe, P("img.tif"), P("lab.tif"), P("bad.u3d"), P("img.tif"));
-    assert_int_equal(run(cmd), 1);
+    assert_int_equal(t_run(cmd), 1);
 }
 
 int main(void)

@@ -21,12 +21,6 @@ static const char *P(const char *name) { return t_join(dir, name); }
 static const char *COMMON = "--preset tiny --levels 2 --augment none "
                             "--iterations 2";
 
-static int run(const char *cmd)
-{
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 /* Two channels (float), labels 0..4 by position and intensity: a BRATS-
  * like volume. */
 static void write_multi(const char *img, const char *lab, uint64_t seed)
@@ -62,12 +56,12 @@ static int group_setup(void **state)
         snprintf(cmd, sizeof cmd, "%s synth --out %s/v%d.tif --labels "
                                   "%s/v%d_lab.tif --size 16x32x32 --seed %d "
                                   "> /dev/null", exe, dir, s, dir, s, s);
-        assert_int_equal(run(cmd), 0);
+        assert_int_equal(t_run(cmd), 0);
     }
     snprintf(cmd, sizeof cmd, "%s synth --out %s/odd.tif --labels "
                               "%s/odd_lab.tif --size 16x32x30 > /dev/null",
              exe, dir, dir);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
     write_multi(P("m1.tif"), P("m1_lab.tif"), 5);
     write_multi(P("m2.tif"), P("m2_lab.tif"), 6);
     return 0;
@@ -259,7 +253,7 @@ static void experiment(const char *table, const char *args, const char *out)
     snprintf(cmd, sizeof cmd, "%s experiment %s %s --out %s %s > %s.stdout "
                               "2> /dev/null", exe, table, args, out, COMMON,
              out);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(t_run(cmd), 0);
 }
 
 static void table1(void **state)
@@ -307,7 +301,7 @@ static void expect_error(const char *args, const char *what)
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s experiment %s --out %s %s 2> %s", exe, args,
              P("bad"), COMMON, P("err.txt"));
-    assert_int_equal(run(cmd), 1);
+    assert_int_equal(t_run(cmd), 1);
     const char *msg = slurp(P("err.txt"));
     const char *nl = strchr(msg, '\n');
     assert_non_null(nl);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "test_util.h"
 
@@ -210,4 +211,19 @@ void t_blobs(int S, u3d_volume *v, u3d_labels *l)
                 v->data[i] = 100.0f * in + t_randf(&s, 0, 30);
                 l->data[i] = (uint16_t)(z % 4 == 0 ? in : 255);
             }
+}
+
+int t_run(const char *cmd)
+{
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+void t_slurp(const char *path, char *buf, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t k = fread(buf, 1, n - 1, f);
+    buf[k] = 0;
+    fclose(f);
 }

@@ -55,6 +55,10 @@ void t_assert_tensors_close(const u3d_tensor *got, const u3d_tensor *want,
 /* An S^3 image of blocks (100 inside, 0 outside, plus noise) and its
  * labels, annotated on every 4th z slice (255 elsewhere). */
 void t_blobs(int S, u3d_volume *v, u3d_labels *l);
+/* Runs a shell command: its exit status (128 when it did not exit). */
+int t_run(const char *cmd);
+/* The text of a file (at most n - 1 bytes, NUL-terminated). */
+void t_slurp(const char *path, char *buf, size_t n);
 /* A fresh folder /tmp/u3d_TAG_PID for a test's files, into dir. */
 void t_mkdtemp(char *dir, size_t n, const char *tag);
 /* Removes the folder and everything in it; 0 on success (a teardown's

@@ -1,7 +1,9 @@
 /* unet3d train: train a 3D U-Net on sparsely labeled volumes. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/files.h"
@@ -28,6 +30,7 @@ typedef struct tjob {
     u3d_labels held[MAXV]; /* each volume's held-out slices (may be empty) */
     int nv, has_val, nheld; /* nheld: held-out slices in all */
     u3d_calibration calib;
+    double calib_s;
     u3d_val_score best;
     char bestbuf[4200];
     size_t counts[U3D_MAX_CLASSES];
@@ -326,11 +329,19 @@ static void print_setup(const tjob *j)
     fprintf(stderr, "\n");
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* The decision of net tuned on the held-out slices (or the validation
  * volume); the model file at path gets it. */
 static u3d_status calibrate_model(tjob *j, u3d_net *net, u3d_model_meta *m,
                                   const char *path, u3d_calibration *c)
 {
+    double t0 = now_s();
     const u3d_volume *imgs[MAXV];
     const u3d_labels *labs[MAXV];
     int n = 0;
@@ -347,6 +358,7 @@ static u3d_status calibrate_model(tjob *j, u3d_net *net, u3d_model_meta *m,
     U3D_TRY(u3d_calibrate_net(net, imgs, labs, n, m->ignore_label, 0, c,
                               &j->e));
     c->before.iteration = c->after.iteration = m->iteration;
+    j->calib_s = now_s() - t0; /* after the time budget: said */
     if (!c->changed)
         return U3D_OK;
     memcpy(m->class_bias, c->bias, sizeof m->class_bias);
@@ -368,8 +380,8 @@ static void say_calibration(const tjob *j, const u3d_calibration *c,
         snprintf(from, sizeof from, "%d held-out slice(s)", j->nheld);
     if (!c->changed) {
         fprintf(stderr, "%s: decision the plain argmax (no offsets raised "
-                        "the IoU on %s by %g)\n",
-                path, from, U3D_CALIB_MIN_GAIN);
+                        "the IoU on %s by %g; %.1f s)\n",
+                path, from, U3D_CALIB_MIN_GAIN, j->calib_s);
         return;
     }
     fprintf(stderr, "%s: decision calibrated on %s (%zu voxels), logit "
@@ -378,8 +390,8 @@ static void say_calibration(const tjob *j, const u3d_calibration *c,
         fprintf(stderr, " %d %+.2f", k, (double)c->bias[k]);
     fprintf(stderr, "; their mean foreground IoU %.4f -> %.4f (predict "
                     "applies it; tuned on those voxels, so the gain "
-                    "flatters)\n",
-            c->before.mean_fg, c->after.mean_fg);
+                    "flatters; %.1f s)\n",
+            c->before.mean_fg, c->after.mean_fg, j->calib_s);
 }
 
 /* The best model (--val-image) gets its own decision. */

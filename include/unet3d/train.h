@@ -114,13 +114,23 @@ u3d_status u3d_calibrate_crossfit(const u3d_volume *probs,
  * annotated voxels (the held-out slices of a training volume, or a
  * validation volume's annotation), those voxels are pooled over the
  * images, and c is u3d_calibrate_bias of the pool (c->changed 0 when no
- * voxel is annotated). Holds one image's probabilities at a time. Under
+ * voxel is annotated). est (may be NULL) receives the cross-fitted score
+ * of that decision: each held-out slice (slices, numbered over all images;
+ * an image without them takes part in tuning only) decided by the offsets
+ * tuned on the other voxels, est->voxels 0 when fewer than two slices
+ * could be scored so. Holds one image's probabilities at a time. Under
  * MPI every rank calls it (prediction is distributed) and receives rank
- * 0's c. */
-u3d_status u3d_calibrate_net(u3d_net *net, const u3d_volume *const *images,
-                             const u3d_labels *const *labels, int n,
+ * 0's c and est. */
+typedef struct u3d_calib_set {
+    const u3d_volume *image;
+    const u3d_labels *labels;
+    const struct u3d_slice_score *slices; /* may be NULL */
+    int nslices;
+} u3d_calib_set;
+u3d_status u3d_calibrate_net(u3d_net *net, const u3d_calib_set *set, int n,
                              int ignore_label, size_t max_memory,
-                             u3d_calibration *c, u3d_error *err);
+                             u3d_calibration *c, u3d_val_score *est,
+                             u3d_error *err);
 /* out (allocated, probs's D,H,W and spacing) = argmax_k log p_k + bias[k]
  * (bias NULL: 0), the lowest class on ties. */
 u3d_status u3d_labels_from_probs(const u3d_volume *probs, const float *bias,

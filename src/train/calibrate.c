@@ -262,6 +262,41 @@ static u3d_status subset(const held *h, const int *fold, int f, held *hs,
     return U3D_OK;
 }
 
+/* The cross-fitted score of h's voxels in folds 0..nfolds-1 (fold[i] < 0:
+ * in no fold, only ever tuned on): each fold decided by the offsets
+ * chosen on the other voxels, the counts pooled; est->voxels 0 when fewer
+ * than two folds could be scored so. */
+static u3d_status crossfit_held(const held *h, const int *fold, int nfolds,
+                                u3d_val_score *est, u3d_error *err)
+{
+    size_t tp[U3D_MAX_CLASSES] = {0}, fp[U3D_MAX_CLASSES] = {0},
+           fn[U3D_MAX_CLASSES] = {0}, scored = 0;
+    int folds = 0;
+    u3d_status st = U3D_OK;
+    memset(est, 0, sizeof *est);
+    for (int f = 0; !st && f < nfolds; f++) {
+        size_t in_f = 0;
+        for (size_t i = 0; i < h->n; i++)
+            in_f += fold[i] == f;
+        if (!in_f || in_f == h->n)
+            continue;
+        held hs;
+        float b[U3D_MAX_CLASSES];
+        st = subset(h, fold, f, &hs, err);
+        if (!st) {
+            choose_bias(&hs, b);
+            count(h, b, 1, fold, f, tp, fp, fn);
+            scored += in_f;
+            folds++;
+        }
+        free(hs.lp);
+        free(hs.y);
+    }
+    if (!st && folds >= 2)
+        finish(h->k, tp, fp, fn, scored, est);
+    return st;
+}
+
 u3d_status u3d_calibrate_crossfit(const u3d_volume *probs,
                                   const u3d_labels *labels, int ignore_label,
                                   const u3d_slice_score *slices, int nslices,
@@ -274,35 +309,13 @@ u3d_status u3d_calibrate_crossfit(const u3d_volume *probs,
     u3d_status st = gather(probs, labels, ignore_label, &h, err);
     if (!st && !(fold = malloc((h.n ? h.n : 1) * sizeof *fold)))
         st = u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
-    size_t tp[U3D_MAX_CLASSES] = {0}, fp[U3D_MAX_CLASSES] = {0},
-           fn[U3D_MAX_CLASSES] = {0}, scored = 0;
-    int folds = 0;
     if (!st) { /* gather's order: the annotated voxels in index order */
         size_t vox = (size_t)labels->d * labels->h * labels->w, j = 0;
         for (size_t i = 0; i < vox; i++)
             if (labels->data[i] != ignore_label)
                 fold[j++] = fold_of(labels, i, slices, nslices);
+        st = crossfit_held(&h, fold, nslices, est, err);
     }
-    for (int f = 0; !st && f < nslices; f++) {
-        size_t in_f = 0;
-        for (size_t i = 0; i < h.n; i++)
-            in_f += fold[i] == f;
-        if (!in_f || in_f == h.n)
-            continue;
-        held hs;
-        float b[U3D_MAX_CLASSES];
-        st = subset(&h, fold, f, &hs, err);
-        if (!st) {
-            choose_bias(&hs, b);
-            count(&h, b, 1, fold, f, tp, fp, fn);
-            scored += in_f;
-            folds++;
-        }
-        free(hs.lp);
-        free(hs.y);
-    }
-    if (!st && folds >= 2)
-        finish(h.k, tp, fp, fn, scored, est);
     free(fold);
     free(h.lp);
     free(h.y);
@@ -330,17 +343,30 @@ u3d_status u3d_labels_from_probs(const u3d_volume *probs, const float *bias,
     return U3D_OK;
 }
 
-/* The annotated voxels of labels appended to the pool (po, pl) at *j. */
+/* The pool of held-out voxels over the volumes, with each voxel's fold
+ * (its held-out slice, numbered over all volumes; -1: none given). */
+typedef struct pool {
+    u3d_volume probs; /* C x 1 x 1 x n */
+    u3d_labels labels;
+    int *fold;
+    int nfolds;
+} pool;
+
+/* The annotated voxels of labels appended to the pool at *j; their folds
+ * from the volume's ns slices (numbered from p->nfolds). */
 static void pool_append(const u3d_volume *probs, const u3d_labels *labels,
-                        int ignore_label, u3d_volume *po, u3d_labels *pl,
-                        size_t *j)
+                        int ignore_label, const u3d_slice_score *sl, int ns,
+                        pool *p, size_t *j)
 {
     size_t vox = (size_t)labels->d * labels->h * labels->w;
-    size_t n = (size_t)po->w;
+    size_t n = (size_t)p->probs.w;
+    u3d_volume *po = &p->probs;
     for (size_t i = 0; i < vox; i++) {
         if (labels->data[i] == ignore_label)
             continue;
-        pl->data[*j] = labels->data[i];
+        int f = sl ? fold_of(labels, i, sl, ns) : -1;
+        p->fold[*j] = f < 0 ? -1 : p->nfolds + f;
+        p->labels.data[*j] = labels->data[i];
         for (int c = 0; c < probs->c; c++)
             po->data[(size_t)c * n + *j] = probs->data[(size_t)c * vox + i];
         (*j)++;
@@ -356,17 +382,14 @@ static size_t annotated(const u3d_labels *l, int ignore_label)
 }
 
 /* Predicts every image with annotated voxels and pools those voxels'
- * probabilities (rank 0, which receives the predictions) into po, pl. */
-static u3d_status pool_predictions(u3d_net *net,
-                                   const u3d_volume *const *images,
-                                   const u3d_labels *const *labels, int n,
-                                   int ignore_label, size_t max_memory,
-                                   u3d_volume *po, u3d_labels *pl,
-                                   u3d_error *err)
+ * probabilities (rank 0, which receives the predictions). */
+static u3d_status pool_predictions(u3d_net *net, const u3d_calib_set *set,
+                                   int n, int ignore_label, size_t max_memory,
+                                   pool *p, u3d_error *err)
 {
     size_t total = 0, j = 0;
     for (int v = 0; v < n; v++)
-        total += annotated(labels[v], ignore_label);
+        total += annotated(set[v].labels, ignore_label);
     if (!total)
         return U3D_OK;
     int classes = u3d_net_get_config(net)->classes;
@@ -374,21 +397,26 @@ static u3d_status pool_predictions(u3d_net *net,
         return u3d_seterr(err, U3D_ERR_INVALID_ARG,
                           "calibration: %zu held-out voxels are too many",
                           total);
-    U3D_TRY(u3d_volume_alloc(classes, 1, 1, (int)total, po, err));
-    U3D_TRY(u3d_labels_alloc(1, 1, (int)total, pl, err));
+    U3D_TRY(u3d_volume_alloc(classes, 1, 1, (int)total, &p->probs, err));
+    U3D_TRY(u3d_labels_alloc(1, 1, (int)total, &p->labels, err));
+    if (!(p->fold = malloc(total * sizeof *p->fold)))
+        return u3d_seterr(err, U3D_ERR_OOM, "out of host memory");
     u3d_predict_opts o = {0};
     o.max_memory = max_memory;
     for (int v = 0; v < n; v++) {
-        if (!annotated(labels[v], ignore_label))
+        const u3d_labels *lab = set[v].labels;
+        if (!annotated(lab, ignore_label))
             continue; /* nothing held out there: not predicted */
         u3d_labels seg;
         u3d_volume probs;
         memset(&seg, 0, sizeof seg);
         memset(&probs, 0, sizeof probs);
-        u3d_status st = u3d_predict(net, images[v], &o, &seg, &probs, NULL,
-                                    err);
+        u3d_status st = u3d_predict(net, set[v].image, &o, &seg, &probs,
+                                    NULL, err);
         if (!st && u3d_dist_rank() == 0)
-            pool_append(&probs, labels[v], ignore_label, po, pl, &j);
+            pool_append(&probs, lab, ignore_label, set[v].slices,
+                        set[v].nslices, p, &j);
+        p->nfolds += set[v].slices ? set[v].nslices : 0;
         u3d_labels_free(&seg);
         u3d_volume_free(&probs);
         if (st)
@@ -397,26 +425,44 @@ static u3d_status pool_predictions(u3d_net *net,
     return U3D_OK;
 }
 
-u3d_status u3d_calibrate_net(u3d_net *net, const u3d_volume *const *images,
-                             const u3d_labels *const *labels, int n,
-                             int ignore_label, size_t max_memory,
-                             u3d_calibration *c, u3d_error *err)
+/* The cross-fitted score of the pool (est->voxels 0: not computed). */
+static u3d_status pool_crossfit(const pool *p, int ignore_label,
+                                u3d_val_score *est, u3d_error *err)
 {
-    u3d_volume po;
-    u3d_labels pl;
+    held h = {0};
+    u3d_status st = gather(&p->probs, &p->labels, ignore_label, &h, err);
+    if (!st) /* gather keeps the pool's order: every voxel is annotated */
+        st = crossfit_held(&h, p->fold, p->nfolds, est, err);
+    free(h.lp);
+    free(h.y);
+    return st;
+}
+
+u3d_status u3d_calibrate_net(u3d_net *net, const u3d_calib_set *set, int n,
+                             int ignore_label, size_t max_memory,
+                             u3d_calibration *c, u3d_val_score *est,
+                             u3d_error *err)
+{
+    pool p;
     memset(c, 0, sizeof *c);
-    memset(&po, 0, sizeof po);
-    memset(&pl, 0, sizeof pl);
-    u3d_status st = pool_predictions(net, images, labels, n, ignore_label,
-                                     max_memory, &po, &pl, err);
-    if (!st && po.data && u3d_dist_rank() == 0)
-        st = u3d_calibrate_bias(&po, &pl, ignore_label, c, err);
-    u3d_volume_free(&po);
-    u3d_labels_free(&pl);
+    memset(&p, 0, sizeof p);
+    if (est)
+        memset(est, 0, sizeof *est);
+    u3d_status st = pool_predictions(net, set, n, ignore_label, max_memory,
+                                     &p, err);
+    if (!st && p.probs.data && u3d_dist_rank() == 0)
+        st = u3d_calibrate_bias(&p.probs, &p.labels, ignore_label, c, err);
+    if (!st && est && p.probs.data && u3d_dist_rank() == 0)
+        st = pool_crossfit(&p, ignore_label, est, err);
+    u3d_volume_free(&p.probs);
+    u3d_labels_free(&p.labels);
+    free(p.fold);
     if (u3d_dist_active()) { /* every rank keeps rank 0's decision */
         st = u3d_dist_agree(st, err);
         if (!st)
             st = u3d_dist_bcast(c, sizeof *c, 0, err);
+        if (!st && est)
+            st = u3d_dist_bcast(est, sizeof *est, 0, err);
     }
     return st;
 }

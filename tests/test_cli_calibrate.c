@@ -47,6 +47,9 @@ static int group_setup(void **state)
                 l.data[i] = v.data[i] > 65.0f; /* the blobs' inside */
             }
     t_ok(u3d_tiff_write_labels(P("lab_y.tif"), &l, &err), &err, "write");
+    for (size_t i = 0; i < (size_t)S * S * S; i++) /* every voxel */
+        l.data[i] = v.data[i] > 65.0f;
+    t_ok(u3d_tiff_write_labels(P("lab_dense.tif"), &l, &err), &err, "write");
     u3d_volume_free(&v);
     u3d_labels_free(&l);
     return 0;
@@ -250,6 +253,23 @@ static void off_keeps_every_slice(void **state)
     }
 }
 
+/* A densely annotated volume has no slices to hold out apart (only their
+ * crossings): it is trained on whole, and nothing is calibrated. */
+static void dense_not_held_out(void **state)
+{
+    (void)state;
+    char cmd[2048], txt[4096], buf[256];
+    snprintf(cmd, sizeof cmd,
+             "%s train --image %s --labels %s --model %s --iterations 4 %s "
+             "2> %s", exe, P("img.tif"), P("lab_dense.tif"), P("dense.u3d"),
+             COMMON, P("dense.err"));
+    assert_int_equal(t_run(cmd), 0);
+    t_slurp(P("dense.err"), txt, sizeof txt);
+    assert_non_null(strstr(txt, "lab_dense.tif: densely annotated"));
+    assert_non_null(strstr(txt, "no calibration: nothing was held out"));
+    assert_false(meta(P("dense.u3d"), "class_bias", buf, sizeof buf));
+}
+
 /* Conflicts fail before any output. */
 static void option_conflicts(void **state)
 {
@@ -301,6 +321,7 @@ int main(void)
         cmocka_unit_test(calibrated_on_held_out_slices),
         cmocka_unit_test(crossfit_decides),
         cmocka_unit_test(off_keeps_every_slice),
+        cmocka_unit_test(dense_not_held_out),
         cmocka_unit_test(option_conflicts),
         cmocka_unit_test(calibrated_on_validation),
     };

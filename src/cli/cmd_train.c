@@ -246,6 +246,27 @@ static u3d_status load_volumes(tjob *j)
                      &j->e);
 }
 
+static size_t count_annotated(const u3d_labels *l, int ignore)
+{
+    size_t n = (size_t)l->d * l->h * l->w, k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += l->data[i] != ignore;
+    return k;
+}
+
+/* 1 when the held-out voxels are a fair share of the annotation: in a
+ * densely annotated block every voxel of a held-out slice lies on kept
+ * slices of the other axes too, so only their crossings (about 1/512 of
+ * it) would be held out, each among trained neighbours, which says
+ * nothing about unseen data. */
+static int fair_share(const u3d_holdout *ho, const u3d_labels *all,
+                      double fraction, int ignore)
+{
+    size_t held = count_annotated(&ho->held, ignore);
+    return (double)held >= 0.25 * fraction *
+                               (double)count_annotated(all, ignore);
+}
+
 /* Holds out m.holdout of each volume's annotated slices (seeded per
  * volume, so a resumed run holds out the same); the class counts then
  * come from the slices trained on. */
@@ -260,6 +281,14 @@ static u3d_status split_holdout(tjob *j)
                                           &ho, &j->e);
         if (st)
             return u3d_errprefix(&j->e, "%s: ", j->vols[i].labels_path);
+        if (ho.nheld && !fair_share(&ho, &j->vols[i].labels, m->holdout,
+                                    m->ignore_label)) {
+            if (!j->a->t.quiet && u3d_dist_rank() == 0)
+                fprintf(stderr, "%s: densely annotated: no slice held out "
+                                "of it (give --val-image to calibrate on "
+                                "another volume)\n", j->vols[i].labels_path);
+            ho.nheld = 0;
+        }
         if (ho.nheld) { /* the volume keeps the rest */
             u3d_labels_free(&j->vols[i].labels);
             j->vols[i].labels = ho.train;
@@ -441,9 +470,10 @@ static u3d_status calibrate(tjob *j)
         return U3D_OK;
     if (!j->has_val && !j->nheld) {
         if (!j->a->t.quiet && u3d_dist_rank() == 0)
-            fprintf(stderr, "no calibration: no annotated slice was held "
-                            "out (an axis needs two annotated slices; a "
-                            "resumed model keeps its --holdout)\n");
+            fprintf(stderr, "no calibration: nothing was held out (an "
+                            "axis needs two annotated slices, and a densely "
+                            "annotated volume gives none; a resumed model "
+                            "keeps its --holdout)\n");
         return U3D_OK;
     }
     U3D_TRY(calibrate_model(j, j->net, &j->m, j->a->model, &j->calib));

@@ -270,6 +270,30 @@ static void dense_not_held_out(void **state)
     assert_false(meta(P("dense.u3d"), "class_bias", buf, sizeof buf));
 }
 
+/* Three or more classes: the plan trains on every slice and decides by
+ * the argmax (measured on BraTS); --calibrate on or --holdout asks. */
+static void multiclass_default_argmax(void **state)
+{
+    (void)state;
+    const char *extra[] = {"", "--calibrate on", "--holdout 0.25"};
+    char cmd[2048], txt[4096], buf[256], name[32], errf[32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "k3_%d.u3d", i);
+        snprintf(errf, sizeof errf, "k3_%d.err", i);
+        snprintf(cmd, sizeof cmd,
+                 "%s train --image %s --labels %s --model %s --iterations 4 "
+                 "--patch 28x28x28 --preset tiny --levels 2 --padding valid "
+                 "--classes 3 --augment none %s 2> %s", exe, P("img.tif"),
+                 P("lab_y.tif"), P(name), extra[i], P(errf));
+        assert_int_equal(t_run(cmd), 0);
+        t_slurp(P(errf), txt, sizeof txt);
+        int held = strstr(txt, "holding out") != NULL;
+        assert_int_equal(held, i > 0);
+        assert_int_equal(meta(P(name), "holdout", buf, sizeof buf), i > 0);
+        assert_int_equal(strstr(txt, ": decision") != NULL, i > 0);
+    }
+}
+
 /* Conflicts fail before any output. */
 static void option_conflicts(void **state)
 {
@@ -322,6 +346,7 @@ int main(void)
         cmocka_unit_test(crossfit_decides),
         cmocka_unit_test(off_keeps_every_slice),
         cmocka_unit_test(dense_not_held_out),
+        cmocka_unit_test(multiclass_default_argmax),
         cmocka_unit_test(option_conflicts),
         cmocka_unit_test(calibrated_on_validation),
     };

@@ -136,9 +136,13 @@ static int rows(const u3d_plan *p, row *r)
                       (double)p->class_weights[c]);
     snprintf(r[6].value, sizeof r[6].value, "%s, lr %g",
              u3d_name_of(u3d_optimizer_names, p->optimizer), (double)p->lr);
-    snprintf(r[7].value, sizeof r[7].value,
-             "calibrated on held-out slices (--holdout %g)",
-             p->holdout);
+    if (p->net.classes <= 2)
+        snprintf(r[7].value, sizeof r[7].value,
+                 "calibrated on held-out slices (--holdout %g)", p->holdout);
+    else
+        snprintf(r[7].value, sizeof r[7].value,
+                 "densify calibrated (--holdout %g), train argmax",
+                 p->holdout);
     const char *names[] = {"spacing",   "network",       "patch",
                            "augment",   "normalize",     "class weights",
                            "optimizer", "decision"};

@@ -31,6 +31,7 @@ typedef struct tjob {
     u3d_slice_score *slices[MAXV]; /* and which they are */
     int nslices[MAXV];
     int nv, has_val, nheld; /* nheld: held-out slices in all */
+    int calibrate;           /* --calibrate, or the plan's default */
     u3d_calibration calib;
     u3d_val_score calib_est; /* cross-fitted over the held-out slices */
     int calib_kept;          /* 0: offsets found but not carried over */
@@ -73,12 +74,13 @@ static int parse(int argc, char **argv, targs *a)
                  "checkpoints, else every 50) and at the end"},
         {"--holdout", U3D_OPT_DOUBLE, &a->holdout, 0, 0.5, "FRACTION",
          .help = "share of each volume's annotated slices held\n"
-                 "out of training for --calibrate (default 0.125;\n"
-                 "0 with --val-image or --calibrate off)",
+                 "out of training for --calibrate (default 0.125\n"
+                 "when calibrating, 0 with --val-image)",
          .given = &a->g_holdout},
         {"--calibrate", U3D_OPT_CHOICE, &a->calibrate, 0, 0, NULL,
-         .help = "on (the plan's default): tune the decision on\n"
-                 "held-out slices or --val-image; off: argmax",
+         .help = "on (the plan's default for 2 classes, or with\n"
+                 "--holdout): tune the decision on held-out slices\n"
+                 "or --val-image; off: argmax",
          .choices = u3d_cli_onoff, .given = &a->g_calibrate},
         U3D_OPTS_NET(&a->t.net),
         U3D_OPTS_TRAIN(&a->t),
@@ -104,9 +106,7 @@ static int parse(int argc, char **argv, targs *a)
                                     "together");
     if (a->val_every && !a->val_img)
         return u3d_opts_fail(&spec, "--val-every needs --val-image");
-    if (!a->g_calibrate) /* the plan's decision; --plan off: the argmax */
-        a->calibrate = a->t.plan;
-    if (a->holdout > 0 && !a->calibrate)
+    if (a->holdout > 0 && a->g_calibrate && !a->calibrate)
         return u3d_opts_fail(&spec, "--holdout serves --calibrate: with "
                                     "--calibrate off it would only take "
                                     "slices from training");
@@ -114,8 +114,6 @@ static int parse(int argc, char **argv, targs *a)
         return u3d_opts_fail(&spec, "--holdout and --val-image: the "
                                     "calibration uses the validation "
                                     "volume; give one of them");
-    if (!a->g_holdout && a->calibrate && !a->val_img)
-        a->holdout = U3D_PLAN_HOLDOUT;
     return -1;
 }
 
@@ -466,7 +464,7 @@ static u3d_status calibrate_best(tjob *j)
 /* After training: --calibrate's decision for the model (and the best). */
 static u3d_status calibrate(tjob *j)
 {
-    if (!j->a->calibrate)
+    if (!j->calibrate)
         return U3D_OK;
     if (!j->has_val && !j->nheld) {
         if (!j->a->t.quiet && u3d_dist_rank() == 0)
@@ -479,6 +477,15 @@ static u3d_status calibrate(tjob *j)
     U3D_TRY(calibrate_model(j, j->net, &j->m, j->a->model, &j->calib));
     say_calibration(j, &j->calib, j->a->model);
     return j->best.iteration ? calibrate_best(j) : U3D_OK;
+}
+
+/* The plan's decision: calibrated for two classes. With more, fully
+ * automatic BraTS (4 tumour classes) lost the held-out slices' share of
+ * training on each of 3 seeds while its offsets never carried from slice
+ * to slice (README), so the argmax and every slice. */
+static int plan_calibrates(const tjob *j)
+{
+    return j->a->t.plan && j->m.net.classes <= 2;
 }
 
 static u3d_status run(tjob *j)
@@ -501,8 +508,14 @@ static u3d_status run(tjob *j)
         st = setup_resume(j);
     if (!st && a->val_img)
         st = best_path(j);
+    if (!st)
+        j->calibrate = a->g_calibrate                  ? a->calibrate
+                       : a->g_holdout && a->holdout > 0 ? 1
+                                                        : plan_calibrates(j);
     if (!st && !a->resume)
-        j->m.holdout = a->holdout;
+        j->m.holdout = a->g_holdout                  ? a->holdout
+                       : j->calibrate && !a->val_img ? U3D_PLAN_HOLDOUT
+                                                     : 0;
     else if (!st && a->g_holdout && a->holdout != j->m.holdout &&
              u3d_dist_rank() == 0)
         fprintf(stderr, "unet3d train: --resume keeps the saved --holdout "

@@ -109,6 +109,7 @@ static void save_tiny_model(const char *p)
     u3d_augment_params_default(&m.aug);
     m.aug.p_deform = 0.25f;
     m.class_bias[1] = -0.75f;
+    m.holdout = 0.125;
     u3d_net *net;
     t_ok(u3d_net_create(be, &m.net, &net, &err), &err, "net");
     t_ok(u3d_net_init(net, 1, &err), &err, "init");
@@ -188,6 +189,12 @@ static void model_metadata_edits_refused(void **state)
     expect_model_refused("class_bias", "0,nan", "'class_bias' is not 2");
     expect_model_refused("class_bias", "0,-25", "'class_bias' is not 2");
     expect_model_refused("class_bias", "0,1x", "'class_bias' is not 2");
+    /* train's held-out share (a resumed run must hold out the same) */
+    expect_model_refused("holdout", "0.6", "'holdout' is not a share");
+    expect_model_refused("holdout", "-0.1", "'holdout' is not a share");
+    expect_model_refused("holdout", "nan", "'holdout' is not a share");
+    expect_model_refused("holdout", "0.1x", "'holdout' is not a share");
+    expect_model_refused("holdout", "", "'holdout' is not a share");
     expect_model_refused("adam", "0.9,0.999", "'adam' is not three numbers");
     expect_model_refused("adam", "0.9,0.999,1e-8,4",
                          "'adam' is not three numbers");

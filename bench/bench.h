@@ -33,6 +33,9 @@ typedef struct u3d_bench_row {
     u3d_bench_state state;
     int is_flops;    /* 1: rate in GFLOP/s, 0: in GB/s */
     double work;     /* flops, or bytes read + written once, of one run */
+    double work_done; /* flops the kernels execute when they differ from
+                         work (a Winograd convolution), else 0: rate is of
+                         work, pct_peak of work_done */
     double ms;       /* median time of the timed runs */
     double rate;     /* GFLOP/s or GB/s */
     double pct_peak; /* % of the FMA peak (flops) or of the copy bandwidth

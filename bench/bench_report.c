@@ -55,7 +55,14 @@ void u3d_bench_print_table(const u3d_bench_report *r, FILE *out)
     if (r->sgemm_best > 0)
         fprintf(out, "best CLBlast SGEMM: %.1f GFLOP/s\n", r->sgemm_best);
     fprintf(out, "%%peak: of the FMA peak (GFLOP/s rows) or of the copy "
-                 "bandwidth (GB/s rows); vs_sgemm: GFLOP/s / best SGEMM\n\n");
+                 "bandwidth (GB/s rows); vs_sgemm: GFLOP/s / best SGEMM\n");
+    for (int i = 0; i < r->nops; i++)
+        if (r->ops[i].work_done > 0) {
+            fprintf(out, "winograd rows: GFLOP/s of the direct convolution's "
+                         "FLOP count, %%peak of the FLOPs executed\n");
+            break;
+        }
+    fputc('\n', out);
     fprintf(out, "%-26s %-34s %10s %9s %-7s %7s %8s  %s\n", "name", "shape",
             "ms", "rate", "unit", "%peak", "vs_sgemm", "config");
     for (int i = 0; i < r->nsgemm; i++)
@@ -86,6 +93,9 @@ static void json_row(const u3d_bench_row *w, FILE *out)
     json_num(w->rate, ok, out);
     fputs(", \"pct_peak\": ", out);
     json_num(w->pct_peak, ok && w->pct_peak >= 0, out);
+    if (w->work_done > 0) /* GFLOP/s executed, when not those of "gflops" */
+        fprintf(out, ", \"gflops_executed\": %.6g",
+                ok && w->work > 0 ? w->rate * w->work_done / w->work : 0.0);
     fputs(", \"vs_sgemm\": ", out);
     json_num(w->vs_sgemm, ok && w->vs_sgemm >= 0, out);
     fprintf(out, ", \"reps\": %d", w->reps);

@@ -136,8 +136,11 @@ void u3d_bench_fill_ratios(u3d_bench_report *r)
         if (w->state != U3D_BENCH_OK)
             continue;
         double peak = w->is_flops ? r->peak_gflops : r->peak_gbs;
+        double done = w->work_done > 0 && w->work > 0
+                          ? w->rate * w->work_done / w->work
+                          : w->rate;
         if (peak > 0)
-            w->pct_peak = 100.0 * w->rate / peak;
+            w->pct_peak = 100.0 * done / peak;
         if (w->is_flops && r->sgemm_best > 0)
             w->vs_sgemm = w->rate / r->sgemm_best;
     }

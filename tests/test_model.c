@@ -1,6 +1,7 @@
 /* The 3D U-Net: parameter counts, sizes, memory estimates, device vs
  * reference forward/backward, finite-difference gradients of the whole
  * network, BN modes, SGD and bad inputs. */
+#define _POSIX_C_SOURCE 200809L /* setenv, strdup */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1116,10 +1117,71 @@ static void batchnorm_folding_matches(void **state)
     fold_case(e, "paper", 92, 13);
 }
 
+/* Issue #17: the Winograd path (the CPU default from 16 input channels)
+ * gives the direct kernels' logits, max |difference| <= 1e-4 of the
+ * logits' scale, with the inference plan (batch norm folded, ReLU fused)
+ * of the small and paper presets. */
+static void winograd_case(t_env *e, const char *preset, int size,
+                          uint64_t seed)
+{
+    u3d_error err = {0};
+    u3d_net_config c;
+    t_ok(u3d_net_preset(preset, &c, &err), &err, "preset");
+    u3d_net *net = make_net(e->cl, &c, seed);
+    t_ok(u3d_net_fold_batchnorm(net, &err), &err, "fold");
+    u3d_tensor x = t_tensor(e->cl, u3d_shape5(1, c.in_channels, size, size,
+                                              size), NULL);
+    uint64_t s = seed;
+    float *hx = t_rand_array(&s, u3d_shape_count(x.shape), -1, 1);
+    t_ok(u3d_tensor_write(&x, hx, &err), &err, "x");
+    free(hx);
+    const char *old = getenv("UNET3D_WINOGRAD");
+    char *saved = old ? strdup(old) : NULL;
+    float *y[2];
+    size_t n = 0;
+    for (int on = 0; on < 2; on++) {
+        const u3d_tensor *l;
+        setenv("UNET3D_WINOGRAD", on ? "on" : "off", 1);
+        t_ok(u3d_net_forward(net, &x, U3D_NET_EVAL, &l, &err), &err,
+             on ? "winograd" : "direct");
+        y[on] = t_read(l);
+        n = u3d_shape_count(l->shape);
+    }
+    if (saved) {
+        setenv("UNET3D_WINOGRAD", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("UNET3D_WINOGRAD");
+    }
+    double dmax = 0, amax = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)y[1][i] - y[0][i]);
+        dmax = d > dmax ? d : dmax;
+        amax = fabs(y[0][i]) > amax ? fabs(y[0][i]) : amax;
+    }
+    printf("  %s at %d^3: winograd vs direct max |logit diff| %.3g (max "
+           "|logit| %.3g)\n", preset, size, dmax, amax);
+    t_assert_close(y[1], y[0], n, 1e-4, "winograd vs direct logits");
+    free(y[0]);
+    free(y[1]);
+    u3d_tensor_release(&x);
+    u3d_net_destroy(net);
+}
+
+static void winograd_matches_direct(void **state)
+{
+    t_env *e = *state;
+    if (t_small()) /* the op tests run the kernels under oclgrind */
+        skip();
+    winograd_case(e, "small", 60, 21);
+    winograd_case(e, "paper", 92, 22);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(paper_parameter_count),
+        cmocka_unit_test(winograd_matches_direct),
         cmocka_unit_test(parameter_table),
         cmocka_unit_test(anisotropic_parameters),
         cmocka_unit_test(anisotropic_device_matches_reference),

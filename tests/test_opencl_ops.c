@@ -315,6 +315,46 @@ static void upconv_bad_path_refused(void **state)
     up_free(&io);
 }
 
+/* UNET3D_WINOGRAD other than on or off: a 3x3x3 convolution's forward
+ * and data gradient refuse with a message naming the variable and the
+ * value, and leave their outputs as they were. */
+static void winograd_bad_env_refused(void **state)
+{
+    t_env *e = *state;
+    u3d_error err = {0};
+    u3d_conv3d_params p = {.kernel = 3, .pad = 1};
+    u3d_shape xs = u3d_shape5(1, 16, 6, 6, 6), ws = u3d_shape5(16, 16, 3, 3, 3);
+    size_t nx = u3d_shape_count(xs), nw = u3d_shape_count(ws);
+    float *hx = t_rand_array(&e->seed, nx, -1, 1);
+    float *hw = t_rand_array(&e->seed, nw, -1, 1);
+    u3d_tensor x = t_tensor(e->cl, xs, hx), w = t_tensor(e->cl, ws, hw);
+    u3d_tensor y = t_tensor(e->cl, xs, hx), dx = t_tensor(e->cl, xs, hx);
+    const char *old = getenv("UNET3D_WINOGRAD");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("UNET3D_WINOGRAD", "fast", 1);
+    u3d_status st[2] = {u3d_conv3d_forward(&p, &x, &w, NULL, &y, &err),
+                        u3d_conv3d_backward_data(&p, &x, &w, &dx, &err)};
+    if (saved) {
+        setenv("UNET3D_WINOGRAD", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("UNET3D_WINOGRAD");
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(st[i], U3D_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "UNET3D_WINOGRAD='fast'"));
+    float *gy = t_read(&y), *gx = t_read(&dx);
+    assert_memory_equal(gy, hx, nx * sizeof(float));
+    assert_memory_equal(gx, hx, nx * sizeof(float));
+    free(gy);
+    free(gx);
+    free(hx);
+    free(hw);
+    u3d_tensor *all[] = {&x, &w, &y, &dx};
+    for (int i = 0; i < 4; i++)
+        u3d_tensor_release(all[i]);
+}
+
 /* ------------------------------------------------------------------ */
 /* batch norm                                                          */
 /* ------------------------------------------------------------------ */
@@ -598,6 +638,7 @@ int main(void)
         cmocka_unit_test(conv3d_weight_gradient_is_deterministic),
         cmocka_unit_test(upconv_weight_grad_reproducible),
         cmocka_unit_test(upconv_bad_path_refused),
+        cmocka_unit_test(winograd_bad_env_refused),
         cmocka_unit_test(bn_large_channel_accuracy),
         cmocka_unit_test(ce_large_reduction_accuracy),
     };

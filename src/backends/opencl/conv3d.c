@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backends/opencl/conv3d_igemm.h"
+#include "backends/opencl/conv3d_wino.h"
 #include "backends/opencl/conv_bucket.h"
 #include "backends/opencl/opencl.h"
 
@@ -477,8 +478,14 @@ u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
     if (u3d_cl_conv_path_at(u3d_cl_of(be), "fwd", x->shape.c, y->shape.c) ==
         U3D_CL_CONV_IGEMM)
         return u3d_cl_igemm_forward(be, p, x, w, b, y, err);
-    int k[3], pad[3];
+    int k[3], pad[3], wino;
     u3d_conv3d_axes(p, k, pad);
+    U3D_TRY(u3d_cl_wino_use(u3d_cl_of(be), "fwd", x->shape.c, y->shape.c, k,
+                            &wino, err));
+    if (wino)
+        return u3d_cl_wino_conv(be, "fwd", x, pad, u3d_cl_mem(w), 0,
+                                b ? u3d_cl_mem(b) : NULL, p->relu,
+                                u3d_cl_mem(y), y->shape, err);
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
     return conv_run(be, x, pad, k, u3d_cl_mem(w), 0,
@@ -508,7 +515,7 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
     size_t igemm = nig ? u3d_cl_igemm_scratch_bytes(be, n, p, x, w) : 0;
     if (nig == n)
         return igemm;
-    size_t wmax = 0, xmax = 0;
+    size_t wmax = 0, xmax = 0, wino[3] = {0, 0, 0};
     for (int i = 0; i < n; i++) {
         int k[3], pad[3];
         u3d_conv3d_axes(&p[i], k, pad);
@@ -518,6 +525,13 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
                                   x[i].w + 2 * pad[2] - k[2] + 1);
         if (ys.d < 1 || ys.h < 1 || ys.w < 1)
             continue;
+        size_t wb[3];
+        if (u3d_cl_wino_scratch_bytes(cl, "fwd", x[i], ys, k, wb)) {
+            /* the Winograd path's slots, not the direct ones */
+            for (int j = 0; j < 3; j++)
+                wino[j] = wb[j] > wino[j] ? wb[j] : wino[j];
+            continue;
+        }
         conv_geom full;
         fwd_plan fp;
         int S;
@@ -527,7 +541,8 @@ size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
         wmax = wt > wmax ? wt : wmax;
         xmax = xp > xmax ? xp : xmax;
     }
-    return igemm + 2 * sizeof(float) * (wmax + xmax);
+    return igemm + 2 * (wino[0] + wino[1] + wino[2]) +
+           2 * sizeof(float) * (wmax + xmax);
 }
 
 u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
@@ -537,10 +552,15 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
     if (u3d_cl_conv_path_at(u3d_cl_of(be), "data", dx->shape.c,
                             dy->shape.c) == U3D_CL_CONV_IGEMM)
         return u3d_cl_igemm_backward_data(be, p, dy, w, dx, err);
-    int k[3], pad[3];
+    int k[3], pad[3], wino;
     u3d_conv3d_axes(p, k, pad);
     for (int a = 0; a < 3; a++)
         pad[a] = k[a] - 1 - pad[a]; /* the full correlation's */
+    U3D_TRY(u3d_cl_wino_use(u3d_cl_of(be), "data", dy->shape.c, dx->shape.c,
+                            k, &wino, err));
+    if (wino)
+        return u3d_cl_wino_conv(be, "data", dy, pad, u3d_cl_mem(w), 1, NULL,
+                                0, u3d_cl_mem(dx), dx->shape, err);
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dx->shape),
                        err));
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dy->shape),
@@ -762,6 +782,43 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
     return st;
 }
 
+/* 1 when pass ("fwd" or "data") of the layer x -> ys runs on the
+ * Winograd path (an invalid UNET3D_WINOGRAD counts as no: the pass itself
+ * refuses it). */
+static int wino_of(const u3d_cl *cl, const char *pass, u3d_shape x,
+                   u3d_shape ys, const int k[3])
+{
+    int use = 0;
+    u3d_error e;
+    if (!strcmp(pass, "weight") ||
+        u3d_cl_conv_path_at(cl, pass, x.c, ys.c) == U3D_CL_CONV_IGEMM)
+        return 0;
+    int data = !strcmp(pass, "data");
+    if (u3d_cl_wino_use(cl, pass, data ? ys.c : x.c, data ? x.c : ys.c, k,
+                        &use, &e))
+        return 0;
+    return use;
+}
+
+double u3d_cl_conv3d_flops_done(u3d_backend *be, const char *pass,
+                                const u3d_conv3d_params *p, u3d_shape x,
+                                int cout)
+{
+    const u3d_cl *cl = u3d_cl_of(be);
+    int k[3], pad[3];
+    u3d_conv3d_axes(p, k, pad);
+    u3d_shape ys = u3d_shape5(x.n, cout, x.d + 2 * pad[0] - k[0] + 1,
+                              x.h + 2 * pad[1] - k[1] + 1,
+                              x.w + 2 * pad[2] - k[2] + 1);
+    if (!wino_of(cl, pass, x, ys, k))
+        return 0;
+    char buf[160];
+    return !strcmp(pass, "data") ? u3d_cl_wino_describe(cl, pass, ys, x, buf,
+                                                        sizeof buf)
+                                 : u3d_cl_wino_describe(cl, pass, x, ys, buf,
+                                                        sizeof buf);
+}
+
 /* What u3d_cl_conv3d_config describes: the path and blocking this pass
  * chooses for the layer, e.g. "direct vw16 cob8 nv2 acc16 lws64" or
  * "igemm 64x64x16 items8x16 vw4/4 lpad1" (and where the values came
@@ -792,6 +849,13 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                  "%s)",
                  c.mwg, c.nwg, c.kwg, c.mdimc, c.ndimc, c.vwm, c.vwn, c.lpad,
                  b, src, env && env[0] ? "env" : usrc);
+        return;
+    }
+    if (wino_of(cl, pass, x, ys, k)) {
+        if (!strcmp(pass, "data"))
+            u3d_cl_wino_describe(cl, pass, ys, x, out, n);
+        else
+            u3d_cl_wino_describe(cl, pass, x, ys, out, n);
         return;
     }
     if (!strcmp(pass, "weight")) {

@@ -13,6 +13,11 @@ U3D_BACKEND_DECLARE_OPS(cl)
 void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
                           const u3d_conv3d_params *p, u3d_shape x,
                           int cout, char *out, size_t n);
+/* The FLOPs that pass executes when its path's arithmetic differs from
+ * the direct convolution's count (Winograd), else 0. */
+double u3d_cl_conv3d_flops_done(u3d_backend *be, const char *pass,
+                                const u3d_conv3d_params *p, u3d_shape x,
+                                int cout);
 /* the backend's conv3d_scratch_bytes (conv3d.c) */
 size_t u3d_cl_conv3d_scratch_bytes(u3d_backend *be, int n,
                                    const u3d_conv3d_params *p,

@@ -21,7 +21,10 @@ enum {
     U3D_SCRATCH_CONV_DY, /* conv3d backward-weight: dy slab */
     U3D_SCRATCH_CONV_PART, /* conv3d backward-weight: chunk partials */
     U3D_SCRATCH_UP_Q,      /* upconv3d's GEMM path: T*Cout channels */
-    U3D_CL_SCRATCH_SLOTS = 12
+    U3D_SCRATCH_WINO_U,    /* conv3d's Winograd path: weights, */
+    U3D_SCRATCH_WINO_V,    /* input tiles */
+    U3D_SCRATCH_WINO_M,    /* and products */
+    U3D_CL_SCRATCH_SLOTS = 14
 };
 
 typedef struct u3d_cl_program u3d_cl_program;

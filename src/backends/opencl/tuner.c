@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "backends/opencl/conv3d_igemm.h"
+#include "backends/opencl/conv3d_wino.h"
 #include "backends/opencl/opencl.h"
 #include "backends/opencl/tune_search.h"
 #include "unet3d/rng.h"
@@ -131,6 +132,34 @@ static int igemm_bw_valid(const int *v, const u3d_tune_limits *lim)
       {64, 64, 16, 8, 16, 4, 4, 1, 0}},                                        \
      igemm_fwd_valid}
 
+/* winograd (conv3d_wino.c, cl/winograd.cl): the GEMM's work-item holds
+ * cob x nv vectors of vw tiles; "use" last (1: this path for the pass and
+ * bucket, 0: the direct kernels). */
+static int wino_valid(const int *v, const u3d_tune_limits *lim)
+{
+    int vw = v[0], nv = v[1], cob = v[2], lws = v[3];
+    int regs = lim->is_cpu ? 512 : 256; /* floats a work-item may hold */
+    return vw * nv * cob <= regs && (size_t)lws <= lim->max_wg;
+}
+
+#define WINO_SPACE(pass_)                                                      \
+    {"winograd", pass_, 6,                                                     \
+     {"vw", "nv", "cob", "gemm_lws", "chunk_kb", "use"},                       \
+     {{4, 8, 16},                                                              \
+      {1, 2, 3, 4},                                                            \
+      {2, 4, 6, 8, 12, 16},                                                    \
+      {1, 4, 16, 64},                                                          \
+      {512, 2048, 8192},                                                       \
+      {0, 1}},                                                                 \
+     6,                                                                        \
+     {{8, 2, 6, 1, 2048, 1},  /* the default (PoCL AVX2) */                   \
+      {8, 1, 8, 1, 2048, 1},                                                   \
+      {16, 2, 6, 1, 2048, 1}, /* AVX-512 (32 registers) */                     \
+      {16, 1, 12, 1, 2048, 1},                                                 \
+      {4, 4, 8, 64, 2048, 1}, /* GPUs */                                       \
+      {8, 2, 6, 1, 2048, 0}}, /* the direct kernels */                         \
+     wino_valid}
+
 /* The table: one entry per family and pass. Adding a family is one more
  * entry: its parameters and values, a few hand-picked candidates, a
  * validity function with the device's limits (local memory for its
@@ -186,6 +215,10 @@ static const tune_entry entries[] = {
       igemm_bw_valid},
      {32, 64, 16, 8, 16, 4, 4, 1, 256, 4096, 64, 1},
      OP_CONV_WEIGHT,
+     {"small", "large", NULL}},
+    {WINO_SPACE("fwd"), {8, 2, 6, 1, 2048, 1}, OP_CONV_FWD,
+     {"small", "large", NULL}},
+    {WINO_SPACE("data"), {8, 2, 6, 1, 2048, 1}, OP_CONV_DATA,
      {"small", "large", NULL}},
     /* layers without passes or buckets: rows of pass and bucket "-" */
     {{"batchnorm", U3D_TUNE_ANY, 3,
@@ -449,12 +482,17 @@ static int measure(void *ctx, const int *v, double *seconds)
                          sp->nparams, &err))
         return 1;
     /* the direct kernels' candidates run on the direct path, wherever the
-     * device's default or tuned "use" would send the layer */
+     * device's default or tuned "use" rows (implicit GEMM, Winograd)
+     * would send the layer; Winograd's past the implicit GEMM */
     u3d_tuning *tu = &c->cl->tuning;
-    if (!strcmp(sp->family, "conv3d") && tu->nforced < U3D_TUNE_MAX_FORCED) {
+    const char *off[2] = {"conv3d_igemm", "winograd"};
+    int noff = !strcmp(sp->family, "conv3d")     ? 2
+               : !strcmp(sp->family, "winograd") ? 1
+                                                 : 0;
+    for (int i = 0; i < noff && tu->nforced < U3D_TUNE_MAX_FORCED; i++) {
         u3d_tune_row *r = &tu->forced[tu->nforced++];
         memset(r, 0, sizeof *r);
-        snprintf(r->family, sizeof r->family, "conv3d_igemm");
+        snprintf(r->family, sizeof r->family, "%s", off[i]);
         snprintf(r->param, sizeof r->param, "use");
     }
     /* the check: the op on the small case against the reference */
@@ -590,9 +628,17 @@ static u3d_status tune_one(tctx *c, const u3d_tuner_opts *o, double budget,
     int use = sp->params[sp->nparams - 1] &&
               !strcmp(sp->params[sp->nparams - 1], "use");
     if (use) { /* the path this pass takes now (default: by device) */
-        base[sp->nparams - 1] =
-            u3d_cl_conv_path_at(c->cl, sp->pass, tc.cin, tc.cout) ==
-            U3D_CL_CONV_IGEMM;
+        int k3[3] = {3, 3, 3}, w = 0;
+        u3d_error e2;
+        if (!strcmp(sp->family, "winograd"))
+            u3d_cl_wino_use(c->cl, sp->pass,
+                            e->op == OP_CONV_DATA ? tc.cout : tc.cin,
+                            e->op == OP_CONV_DATA ? tc.cin : tc.cout, k3, &w,
+                            &e2);
+        else
+            w = u3d_cl_conv_path_at(c->cl, sp->pass, tc.cin, tc.cout) ==
+                U3D_CL_CONV_IGEMM;
+        base[sp->nparams - 1] = w;
         if (!base[sp->nparams - 1]) /* its tile unused: see igemm_valid */
             memcpy(base, e->defaults, (size_t)(sp->nparams - 1) * sizeof *base);
     }

@@ -1,0 +1,427 @@
+/* Winograd F(2x2x2, 3x3x3): a stride-1 3x3x3 convolution computed on output
+ * tiles of 2x2x2 from input tiles of 4x4x4 (Lavin & Gray 2016, in 3D).
+ * Per tile and channel pair it takes 64 multiplications instead of 8*27 =
+ * 216, 3.4x fewer; the rest is additions in three transforms:
+ *   U = G g G' per axis     (weights, 3 -> 4 per axis)
+ *   V = B' d B per axis     (input tiles, 4 -> 4)
+ *   M[xi] = sum over ci of U[xi][co][ci] V[xi][ci]   (64 GEMMs)
+ *   y = A' M A per axis     (4 -> 2) + bias, ReLU
+ * with  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+ *       G  = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *       A' = [1 1 1 0; 0 1 -1 -1]:
+ * every coefficient is 0, +-1 or +-1/2, so the transforms add little
+ * rounding (the op tests hold it to the direct kernels' tolerance).
+ *
+ * Tiles are numbered (tz * th + ty) * tw + tx over the output; the host
+ * runs a chunk of tc tiles from t0 on at a time (its V and M fit the
+ * scratch budget) and lays them out for the GEMM: the chunk's tile t in
+ * blocks of XB tiles,
+ *   V[xi][tb][ci][XB]       (one block's channels contiguous),
+ *   U[xi][cb][ci][COB]      (output channels in blocks of COB),
+ *   M[xi][cb][tb][COB][XB],
+ * so the GEMM's inner loop streams two contiguous arrays.
+ *
+ * Build options: VW (vector width), NV (vectors per tile block: XB =
+ * VW * NV tiles), COB (output channels per GEMM work-item), RELU,
+ * SPLIT_SHUFFLE (0 under oclgrind). */
+#ifndef NV
+#define NV 2
+#endif
+#ifndef COB
+#define COB 8
+#endif
+#ifndef RELU
+#define RELU 0
+#endif
+#ifndef SPLIT_SHUFFLE /* 1: .even/.odd (devices), 0: oclgrind, see below */
+#define SPLIT_SHUFFLE 1
+#endif
+
+#include "vector_width.h"
+
+#define XB (VW * NV)
+typedef VEC floatv;
+
+/* U from w (cout, cin, 3, 3, 3); flip: w is a forward weight (ci_n, co_n,
+ * 3, 3, 3) used for the data gradient (channels swapped, taps reversed).
+ * One work-item per (padded output channel, input channel); channels past
+ * co_n get zero weights. */
+__kernel void wino_weights(__global const float *restrict w,
+                           __global float *restrict u, const int co_n,
+                           const int ci_n, const int ncb, const int flip)
+{
+    const int i = get_global_id(0);
+    if (i >= ncb * COB * ci_n)
+        return;
+    const int co = i / ci_n;
+    const int ci = i - co * ci_n;
+    float g[27];
+    if (co >= co_n) {
+        for (int k = 0; k < 27; k++)
+            g[k] = 0.0f;
+    } else if (flip) {
+        __global const float *s = w + ((size_t)ci * co_n + co) * 27;
+        for (int k = 0; k < 27; k++)
+            g[k] = s[26 - k];
+    } else {
+        __global const float *s = w + ((size_t)co * ci_n + ci) * 27;
+        for (int k = 0; k < 27; k++)
+            g[k] = s[k];
+    }
+    float a[3][3][4]; /* along x: 3 -> 4 */
+    for (int z = 0; z < 3; z++)
+        for (int y = 0; y < 3; y++) {
+            const float g0 = g[(z * 3 + y) * 3], g1 = g[(z * 3 + y) * 3 + 1],
+                        g2 = g[(z * 3 + y) * 3 + 2];
+            a[z][y][0] = g0;
+            a[z][y][1] = 0.5f * (g0 + g1 + g2);
+            a[z][y][2] = 0.5f * (g0 - g1 + g2);
+            a[z][y][3] = g2;
+        }
+    float b[3][4][4]; /* along y */
+    for (int z = 0; z < 3; z++)
+        for (int x = 0; x < 4; x++) {
+            const float g0 = a[z][0][x], g1 = a[z][1][x], g2 = a[z][2][x];
+            b[z][0][x] = g0;
+            b[z][1][x] = 0.5f * (g0 + g1 + g2);
+            b[z][2][x] = 0.5f * (g0 - g1 + g2);
+            b[z][3][x] = g2;
+        }
+    const int cb = co / COB;
+    const int j = co - cb * COB;
+    const size_t xis = (size_t)ncb * ci_n * COB; /* stride of xi in u */
+    __global float *o = u + ((size_t)cb * ci_n + ci) * COB + j;
+    for (int y = 0; y < 4; y++) /* along z, stored */
+        for (int x = 0; x < 4; x++) {
+            const float g0 = b[0][y][x], g1 = b[1][y][x], g2 = b[2][y][x];
+            o[(0 * 16 + y * 4 + x) * xis] = g0;
+            o[(1 * 16 + y * 4 + x) * xis] = 0.5f * (g0 + g1 + g2);
+            o[(2 * 16 + y * 4 + x) * xis] = 0.5f * (g0 - g1 + g2);
+            o[(3 * 16 + y * 4 + x) * xis] = g2;
+        }
+}
+
+/* The transforms work on TVW consecutive tiles per work-item (lanes),
+ * a divisor of XB up to 8: vectors of TVW floats, and of 2 * TVW for a
+ * row of input or output voxels (the even and odd columns of 2x2x2
+ * tiles). */
+#if XB % 8 == 0
+#define TVW 8
+#elif XB % 4 == 0
+#define TVW 4
+#elif XB % 2 == 0
+#define TVW 2
+#else
+#define TVW 1
+#endif
+#if TVW == 1
+typedef float tvec;
+typedef float2 tvec2;
+#define TLOAD(p) (*(p))
+#define TSTORE(v, p) (*(p) = (v))
+#else
+typedef CAT(float, TVW) tvec;
+#endif
+#if TVW == 2
+typedef float4 tvec2;
+#elif TVW == 4
+typedef float8 tvec2;
+#elif TVW == 8
+typedef float16 tvec2;
+#endif
+#if TVW > 1
+#define TLOAD(p) CAT(vload, TVW)(0, (p))
+#define TSTORE(v, p) CAT(vstore, TVW)((v), 0, (p))
+#endif
+#define TLOAD2(p) CAT(vload, TVW2)(0, (p))
+#define TSTORE2(v, p) CAT(vstore, TVW2)((v), 0, (p))
+#if TVW == 1
+#define TVW2 2
+#elif TVW == 2
+#define TVW2 4
+#elif TVW == 4
+#define TVW2 8
+#else
+#define TVW2 16
+#endif
+
+/* Tile tg's first voxel: z, y, x of the output, 2 * (tz, ty, tx). */
+inline void tile_at(const int tg, const int th, const int tw, int *z,
+                    int *y, int *x)
+{
+    const int tpl = th * tw;
+    const int tz = tg / tpl;
+    const int r = tg - tz * tpl;
+    const int ty = r / tw;
+    *z = 2 * tz;
+    *y = 2 * ty;
+    *x = 2 * (r - ty * tw);
+}
+
+/* V from x (one sample: cin planes of d x h x w from element xoff on):
+ * work-item (g, ci) transforms the TVW tiles from g * TVW on, g * TVW <
+ * ntb * XB; tiles past tc get zeros. When the lanes are one row of tiles
+ * whose reads lie inside the row (most tiles of a wide volume), a row of
+ * 4 input voxels per lane is two vector loads, split into even and odd
+ * columns; else each lane is gathered on its own. */
+__kernel void wino_input(__global const float *restrict x,
+                         __global float *restrict v, const int cin,
+                         const int xoff, const int d, const int h, const int w,
+                         const int pz, const int py, const int px,
+                         const int th, const int tw, const int t0,
+                         const int tc, const int ntb)
+{
+    const int g = get_global_id(0);
+    const int ci = get_global_id(1);
+    if (g >= ntb * (XB / TVW) || ci >= cin)
+        return;
+    const int t = g * TVW;
+    int z0, y0, x0;
+    tile_at(t0 + t, th, tw, &z0, &y0, &x0);
+    z0 -= pz;
+    y0 -= py;
+    x0 -= px;
+    __global const float *xs = x + xoff + (size_t)ci * d * h * w;
+    /* one row: all lanes live, same tile row, reads inside [0, w) */
+    const int fast = t + TVW <= tc && (t0 + t) % tw + TVW <= tw &&
+                     x0 >= 0 && x0 + 2 * TVW + 1 < w;
+    int lz[TVW], ly[TVW], lx[TVW], ll[TVW];
+    if (!fast)
+        for (int i = 0; i < TVW; i++) {
+            tile_at(t0 + t + i, th, tw, &lz[i], &ly[i], &lx[i]);
+            lz[i] -= pz;
+            ly[i] -= py;
+            lx[i] -= px;
+            ll[i] = t + i < tc;
+        }
+    tvec m[4][4][4];
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            tvec e0, e1, e2, e3;
+            if (fast) {
+                const int z = z0 + a, y = y0 + b;
+                if (z >= 0 && z < d && y >= 0 && y < h) {
+                    __global const float *p =
+                        xs + ((size_t)z * h + y) * w + x0;
+#if SPLIT_SHUFFLE
+                    const tvec2 r0 = TLOAD2(p), r2 = TLOAD2(p + 2);
+                    e0 = r0.even;
+                    e1 = r0.odd;
+                    e2 = r2.even;
+                    e3 = r2.odd;
+#else
+                    /* the same loads, lanes split through private arrays:
+                     * oclgrind's uninitialized-value plugin misreads
+                     * .even/.odd (which PoCL runs 2x faster) */
+                    float rr[2 * TVW + 2], q[4][TVW];
+                    TSTORE2(TLOAD2(p), rr);
+                    rr[2 * TVW] = p[2 * TVW];
+                    rr[2 * TVW + 1] = p[2 * TVW + 1];
+                    for (int i = 0; i < TVW; i++)
+                        for (int c = 0; c < 4; c++)
+                            q[c][i] = rr[2 * i + c];
+                    e0 = TLOAD(q[0]);
+                    e1 = TLOAD(q[1]);
+                    e2 = TLOAD(q[2]);
+                    e3 = TLOAD(q[3]);
+#endif
+                } else {
+                    e0 = e1 = e2 = e3 = (tvec)0.0f;
+                }
+            } else {
+                float q[4][TVW];
+                for (int i = 0; i < TVW; i++) {
+                    const int z = lz[i] + a, y = ly[i] + b;
+                    const int row =
+                        ll[i] && z >= 0 && z < d && y >= 0 && y < h;
+                    __global const float *p =
+                        xs + ((size_t)(row ? z : 0) * h + (row ? y : 0)) * w;
+                    for (int c = 0; c < 4; c++) {
+                        const int xx = lx[i] + c;
+                        q[c][i] = row && xx >= 0 && xx < w ? p[xx] : 0.0f;
+                    }
+                }
+                e0 = TLOAD(q[0]);
+                e1 = TLOAD(q[1]);
+                e2 = TLOAD(q[2]);
+                e3 = TLOAD(q[3]);
+            }
+            m[a][b][0] = e0 - e2;
+            m[a][b][1] = e1 + e2;
+            m[a][b][2] = e2 - e1;
+            m[a][b][3] = e1 - e3;
+        }
+    for (int a = 0; a < 4; a++)
+        for (int c = 0; c < 4; c++) {
+            const tvec e0 = m[a][0][c], e1 = m[a][1][c], e2 = m[a][2][c],
+                       e3 = m[a][3][c];
+            m[a][0][c] = e0 - e2;
+            m[a][1][c] = e1 + e2;
+            m[a][2][c] = e2 - e1;
+            m[a][3][c] = e1 - e3;
+        }
+    const int tb = t / XB;
+    const int l = t - tb * XB;
+    const size_t xis = (size_t)ntb * cin * XB;
+    __global float *o = v + ((size_t)tb * cin + ci) * XB + l;
+    for (int b = 0; b < 4; b++)
+        for (int c = 0; c < 4; c++) {
+            const tvec e0 = m[0][b][c], e1 = m[1][b][c], e2 = m[2][b][c],
+                       e3 = m[3][b][c];
+            TSTORE(e0 - e2, o + (0 * 16 + b * 4 + c) * xis);
+            TSTORE(e1 + e2, o + (1 * 16 + b * 4 + c) * xis);
+            TSTORE(e2 - e1, o + (2 * 16 + b * 4 + c) * xis);
+            TSTORE(e1 - e3, o + (3 * 16 + b * 4 + c) * xis);
+        }
+}
+
+/* M[xi][cb][tb] = U[xi][cb] x V[xi][tb]: work-item (tb, cb, xi) keeps
+ * COB x NV vector accumulators; each loaded vector of V feeds COB FMAs.
+ * Tile blocks vary fastest: the chunk's V[xi] (small) stays in cache
+ * while each block of U[xi] (large for deep layers) is read once. */
+__kernel void wino_gemm(__global const float *restrict v,
+                        __global const float *restrict u,
+                        __global float *restrict m, const int cin,
+                        const int ntb, const int ncb)
+{
+    const int tb = get_global_id(0);
+    const int cb = get_global_id(1);
+    const int xi = get_global_id(2);
+    if (cb >= ncb || tb >= ntb)
+        return;
+    __global const float *vp = v + ((size_t)xi * ntb + tb) * cin * XB;
+    __global const float *up = u + ((size_t)xi * ncb + cb) * cin * COB;
+    floatv acc[COB][NV];
+#pragma unroll
+    for (int c = 0; c < COB; c++)
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            acc[c][j] = (floatv)0.0f;
+    for (int ci = 0; ci < cin; ci++, vp += XB, up += COB) {
+        floatv e[NV];
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            e[j] = VLOAD(vp + j * VW);
+#pragma unroll
+        for (int c = 0; c < COB; c++) {
+            const floatv wv = (floatv)up[c];
+#pragma unroll
+            for (int j = 0; j < NV; j++)
+                acc[c][j] = fma(wv, e[j], acc[c][j]);
+        }
+    }
+    __global float *o = m + (((size_t)xi * ncb + cb) * ntb + tb) * COB * XB;
+#pragma unroll
+    for (int c = 0; c < COB; c++)
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            VSTORE(acc[c][j], o + c * XB + j * VW);
+}
+
+#if RELU
+#define ACT(v) fmax((v), 0.0f)
+#else
+#define ACT(v) (v)
+#endif
+
+/* y from M (one sample: cout planes of d x h x w from element yoff on):
+ * work-item (g, co) for the TVW tiles from g * TVW on, g * TVW < tc.
+ * Outputs past the tensor's edge (odd sizes) and tiles past tc are not
+ * stored. The transform runs plane by plane of the 4x4x4 products (x,
+ * then y), adding each plane into the two output planes. */
+__kernel void wino_output(__global const float *restrict m,
+                          __global const float *restrict bias,
+                          __global float *restrict y, const int cout,
+                          const int yoff, const int d, const int h,
+                          const int w, const int th, const int tw,
+                          const int t0, const int tc, const int ntb,
+                          const int ncb, const int use_bias)
+{
+    const int g = get_global_id(0);
+    const int co = get_global_id(1);
+    const int t = g * TVW;
+    if (t >= tc || co >= cout)
+        return;
+    const int tb = t / XB;
+    const int l = t - tb * XB;
+    const int cb = co / COB;
+    const int j = co - cb * COB;
+    const size_t xis = (size_t)ncb * ntb * COB * XB;
+    __global const float *p =
+        m + (((size_t)cb * ntb + tb) * COB + j) * XB + l;
+    tvec r[2][2][2]; /* [z][y][x] of the 2x2x2 outputs */
+    for (int a = 0; a < 4; a++) {
+        tvec s[4][2];
+        for (int b = 0; b < 4; b++) {
+            const int xi = (a * 4 + b) * 4;
+            const tvec e0 = TLOAD(p + xi * xis), e1 = TLOAD(p + (xi + 1) * xis),
+                       e2 = TLOAD(p + (xi + 2) * xis),
+                       e3 = TLOAD(p + (xi + 3) * xis);
+            s[b][0] = e0 + e1 + e2;
+            s[b][1] = e1 - e2 - e3;
+        }
+        for (int c = 0; c < 2; c++) {
+            const tvec q0 = s[0][c] + s[1][c] + s[2][c];
+            const tvec q1 = s[1][c] - s[2][c] - s[3][c];
+            /* A' column a: (1, 0), (1, 1), (1, -1), (0, -1) */
+            if (a == 0) {
+                r[0][0][c] = q0;
+                r[0][1][c] = q1;
+                r[1][0][c] = (tvec)0.0f;
+                r[1][1][c] = (tvec)0.0f;
+            } else if (a == 1) {
+                r[0][0][c] += q0;
+                r[0][1][c] += q1;
+                r[1][0][c] += q0;
+                r[1][1][c] += q1;
+            } else if (a == 2) {
+                r[0][0][c] += q0;
+                r[0][1][c] += q1;
+                r[1][0][c] -= q0;
+                r[1][1][c] -= q1;
+            } else {
+                r[1][0][c] -= q0;
+                r[1][1][c] -= q1;
+            }
+        }
+    }
+    const float bv = use_bias ? bias[co] : 0.0f;
+    int z0, y0, x0;
+    tile_at(t0 + t, th, tw, &z0, &y0, &x0);
+    __global float *o = y + yoff + (size_t)co * d * h * w;
+    const int fast = t + TVW <= tc && (t0 + t) % tw + TVW <= tw &&
+                     x0 + 2 * TVW <= w;
+    if (fast) {
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                if (z0 + a < d && y0 + b < h) {
+                    /* interleaved through private arrays (as in
+                     * wino_input) */
+                    float e[2][TVW], row[2 * TVW];
+                    TSTORE(ACT(r[a][b][0] + bv), e[0]);
+                    TSTORE(ACT(r[a][b][1] + bv), e[1]);
+                    for (int i = 0; i < TVW; i++) {
+                        row[2 * i] = e[0][i];
+                        row[2 * i + 1] = e[1][i];
+                    }
+                    TSTORE2(TLOAD2(row),
+                            o + ((size_t)(z0 + a) * h + y0 + b) * w + x0);
+                }
+        return;
+    }
+    float q[2][2][2][TVW];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++)
+                TSTORE(ACT(r[a][b][c] + bv), q[a][b][c]);
+    for (int i = 0; i < TVW && t + i < tc; i++) {
+        int zi, yi, xi;
+        tile_at(t0 + t + i, th, tw, &zi, &yi, &xi);
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                for (int c = 0; c < 2; c++)
+                    if (zi + a < d && yi + b < h && xi + c < w)
+                        o[((size_t)(zi + a) * h + yi + b) * w + xi + c] =
+                            q[a][b][c][i];
+    }
+}

@@ -1,0 +1,315 @@
+/* Winograd F(2x2x2, 3x3x3) convolution on OpenCL (cl/winograd.cl).
+ *
+ * A 3x3x3 convolution does 216 multiply-adds per 2x2x2 output tile and
+ * channel pair; Winograd's minimal filtering does 64, plus transforms of
+ * the input tiles and of the products that are additions only. On a CPU
+ * the direct kernels reach about half of the FMA peak, so the 3.4x fewer
+ * FLOPs are worth the transforms from a few channels on (tuning
+ * "winograd" "from_cin"). The weights are transformed on every call (one
+ * short launch; there is no version number of a weight buffer to cache
+ * them by, see conv3d_igemm.c). The tiles are processed in chunks whose
+ * transformed inputs and products fit the scratch budget ("chunk_kb"), so
+ * a large volume needs no more memory than the direct path's slabs. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backends/opencl/conv3d_wino.h"
+#include "backends/opencl/conv_bucket.h"
+
+#define PROG "winograd"
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+static int tune(const u3d_cl *cl, const char *tpass, const char *bucket,
+                const char *param, int fallback)
+{
+    return u3d_cl_tune_at(cl, PROG, tpass, bucket, param, fallback);
+}
+
+u3d_status u3d_cl_wino_use(const u3d_cl *cl, const char *tpass, int cin,
+                           int cout, const int k[3], int *use,
+                           u3d_error *err)
+{
+    *use = 0;
+    const char *env = getenv("UNET3D_WINOGRAD");
+    if (env && env[0] && strcmp(env, "on") && strcmp(env, "off"))
+        return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                          "UNET3D_WINOGRAD='%s': use 'on' or 'off' (or "
+                          "unset it)", env);
+    if (k[0] != 3 || k[1] != 3 || k[2] != 3)
+        return U3D_OK;
+    if (env && env[0]) {
+        *use = !strcmp(env, "on");
+        return U3D_OK;
+    }
+    const char *b = u3d_cl_conv_bucket(cin, cout);
+    int gpu = (cl->type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) ||
+              cl->is_oclgrind;
+    /* a floor under the tuned "use" of the bucket: the small bucket is
+     * tuned on 32 -> 64 channels, and the first layer's 1-3 input
+     * channels leave the GEMMs nothing to do (3 -> 32: 2.7x slower than
+     * the direct kernels, PoCL AVX2; its data gradient, 32 -> 3, too) */
+    int from = tune(cl, tpass, b, "from_cin", 16);
+    *use = (cin < cout ? cin : cout) >= from &&
+           tune(cl, tpass, b, "use", !gpu);
+    return U3D_OK;
+}
+
+/* Blocking of one pass: the GEMM's XB = vw * nv tiles by cob channels. */
+typedef struct wino_plan {
+    int vw, nv, cob, ncb;
+    int gemm_lws; /* the GEMM's work-items along the tile blocks */
+    int lws;      /* transforms' work-group size */
+    size_t chunk; /* tiles per chunk, a multiple of vw * nv */
+} wino_plan;
+
+static wino_plan plan_of(const u3d_cl *cl, const char *tpass, int cin,
+                         int cout)
+{
+    const char *b = u3d_cl_conv_bucket(cin, cout);
+    wino_plan p;
+    /* defaults: the best of a search on PoCL, 2-core EPYC with AVX2
+     * (16 ymm registers: 12 accumulators; 16-float vectors spilled) */
+    p.vw = tune(cl, tpass, b, "vw", 8);
+    p.nv = tune(cl, tpass, b, "nv", 2);
+    p.cob = tune(cl, tpass, b, "cob", 6);
+    if (p.vw != 1 && p.vw != 2 && p.vw != 4 && p.vw != 8 && p.vw != 16)
+        p.vw = 8;
+    p.nv = p.nv < 1 ? 1 : p.nv > 8 ? 8 : p.nv;
+    p.cob = p.cob < 1 ? 1 : p.cob > 32 ? 32 : p.cob;
+    /* fewest blocks, as even as possible (cout 3: one block of 3) */
+    p.ncb = ceil_div(cout, p.cob);
+    p.cob = ceil_div(cout, p.ncb);
+    p.gemm_lws = tune(cl, tpass, b, "gemm_lws", 1);
+    p.lws = tune(cl, tpass, b, "lws", 64);
+    if (p.gemm_lws < 1)
+        p.gemm_lws = 1;
+    if (p.lws < 1)
+        p.lws = 1;
+    size_t xb = (size_t)p.vw * p.nv;
+    /* per tile: 64 transformed inputs of cin channels and 64 products of
+     * ncb * cob channels */
+    size_t per = 64 * ((size_t)cin + (size_t)p.ncb * p.cob) * sizeof(float);
+    size_t budget = (size_t)tune(cl, tpass, b, "chunk_kb", 2048) * 1024;
+    /* at least min_tiles: each chunk reads all of U, which for deep
+     * layers (16 MB at 256 -> 256 channels) outweighs V and M */
+    size_t least = (size_t)tune(cl, tpass, b, "min_tiles", 128);
+    size_t n = budget / per;
+    n = n < least ? least : n;
+    n = n / xb * xb;
+    p.chunk = n < xb ? xb : n;
+    return p;
+}
+
+static void options(const u3d_cl *cl, const wino_plan *p, int relu, char *o,
+                    size_t n)
+{
+    snprintf(o, n, "-DVW=%d -DNV=%d -DCOB=%d -DRELU=%d -DSPLIT_SHUFFLE=%d",
+             p->vw, p->nv, p->cob, relu, !cl->is_oclgrind);
+}
+
+static size_t lws_of(const u3d_cl *cl, int want, size_t work)
+{
+    size_t l = want > 0 ? (size_t)want : 1;
+    if (cl->max_wg > 0 && l > cl->max_wg)
+        l = cl->max_wg;
+    if (work > 0 && l > work)
+        l = work;
+    return l;
+}
+
+static u3d_status set_ints(cl_kernel k, cl_uint first, const int *v, int n,
+                           u3d_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        cl_int a = v[i];
+        U3D_TRY(u3d_cl_check(clSetKernelArg(k, first + (cl_uint)i, sizeof a,
+                                            &a),
+                             "clSetKernelArg", err));
+    }
+    return U3D_OK;
+}
+
+static u3d_status set_mem(cl_kernel k, cl_uint i, cl_mem m, u3d_error *err)
+{
+    return u3d_cl_check(clSetKernelArg(k, i, sizeof m, &m), "clSetKernelArg",
+                        err);
+}
+
+/* Tiles per work-item of the transforms (TVW in cl/winograd.cl). */
+static int tvw(const wino_plan *p)
+{
+    int xb = p->vw * p->nv;
+    return xb % 8 == 0 ? 8 : xb % 4 == 0 ? 4 : xb % 2 == 0 ? 2 : 1;
+}
+
+/* Scratch floats of U, V and M for a plan. */
+static void sizes(const wino_plan *p, int cin, int tiles, size_t f[3])
+{
+    size_t chunk = (size_t)tiles < p->chunk
+                       ? (size_t)ceil_div(tiles, p->vw * p->nv) * p->vw * p->nv
+                       : p->chunk;
+    size_t co = (size_t)p->ncb * p->cob;
+    f[0] = 64 * co * (size_t)cin;
+    f[1] = 64 * chunk * (size_t)cin;
+    f[2] = 64 * chunk * co;
+}
+
+static u3d_status weights(u3d_cl *cl, const wino_plan *p, const char *opts,
+                          cl_mem w, int flip, int cin, int cout, cl_mem u,
+                          u3d_error *err)
+{
+    cl_kernel k;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_weights", opts, &k, err));
+    int a[] = {cout, cin, p->ncb, flip};
+    U3D_TRY(set_mem(k, 0, w, err));
+    U3D_TRY(set_mem(k, 1, u, err));
+    U3D_TRY(set_ints(k, 2, a, 4, err));
+    size_t g = (size_t)p->ncb * p->cob * cin;
+    size_t l = lws_of(cl, p->lws, g);
+    return u3d_cl_launch(cl, k, "winograd weights", 1, &g, &l, err);
+}
+
+/* The three launches of one chunk of tc tiles from t0 on, sample n. */
+typedef struct wino_chunk {
+    cl_mem x, u, v, m, bias, y;
+    int n, t0, tc;
+} wino_chunk;
+
+static u3d_status chunk_run(u3d_cl *cl, const wino_plan *p, const char *opts,
+                            const wino_chunk *c, u3d_shape xs,
+                            const int pad[3], u3d_shape ys, int th, int tw,
+                            u3d_error *err)
+{
+    int xb = p->vw * p->nv, ntb = ceil_div(c->tc, xb);
+    cl_kernel ki, kg, ko;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_input", opts, &ki, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_gemm", opts, &kg, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_output", opts, &ko, err));
+
+    int xoff = (int)((size_t)c->n * xs.c * xs.d * xs.h * xs.w);
+    int ai[] = {xs.c, xoff, xs.d, xs.h, xs.w, pad[0], pad[1], pad[2],
+                th,   tw,   c->t0, c->tc, ntb};
+    U3D_TRY(set_mem(ki, 0, c->x, err));
+    U3D_TRY(set_mem(ki, 1, c->v, err));
+    U3D_TRY(set_ints(ki, 2, ai, 13, err));
+    size_t gi[2] = {(size_t)ntb * xb / tvw(p), (size_t)xs.c};
+    size_t li[2] = {lws_of(cl, p->lws, gi[0]), 1};
+    U3D_TRY(u3d_cl_launch(cl, ki, "winograd input", 2, gi, li, err));
+
+    int ag[] = {xs.c, ntb, p->ncb};
+    U3D_TRY(set_mem(kg, 0, c->v, err));
+    U3D_TRY(set_mem(kg, 1, c->u, err));
+    U3D_TRY(set_mem(kg, 2, c->m, err));
+    U3D_TRY(set_ints(kg, 3, ag, 3, err));
+    size_t gg[3] = {(size_t)ntb, (size_t)p->ncb, 64};
+    size_t lg[3] = {lws_of(cl, p->gemm_lws, gg[0]), 1, 1};
+    U3D_TRY(u3d_cl_launch(cl, kg, "winograd gemm", 3, gg, lg, err));
+
+    int yoff = (int)((size_t)c->n * ys.c * ys.d * ys.h * ys.w);
+    int ao[] = {ys.c, yoff, ys.d, ys.h, ys.w, th, tw,
+                c->t0, c->tc, ntb, p->ncb, c->bias != NULL};
+    U3D_TRY(set_mem(ko, 0, c->m, err));
+    /* without bias any valid buffer: never read */
+    U3D_TRY(set_mem(ko, 1, c->bias ? c->bias : c->m, err));
+    U3D_TRY(set_mem(ko, 2, c->y, err));
+    U3D_TRY(set_ints(ko, 3, ao, 12, err));
+    size_t go[2] = {(size_t)ceil_div(c->tc, tvw(p)), (size_t)ys.c};
+    size_t lo[2] = {lws_of(cl, p->lws, go[0]), 1};
+    return u3d_cl_launch(cl, ko, "winograd output", 2, go, lo, err);
+}
+
+static u3d_status check_int(const char *what, size_t n, u3d_error *err)
+{
+    if (n > (size_t)INT_MAX)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "conv3d (Winograd): %s of %zu elements exceeds the "
+                          "2^31 limit of the OpenCL kernels; use a smaller "
+                          "patch or UNET3D_WINOGRAD=off",
+                          what, n);
+    return U3D_OK;
+}
+
+u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
+                            const int pad[3], cl_mem w, int flip, cl_mem bias,
+                            int relu, cl_mem y, u3d_shape ys, u3d_error *err)
+{
+    u3d_cl *cl = u3d_cl_of(be);
+    u3d_shape xs = src->shape;
+    for (int a = 0; a < 3; a++)
+        if (pad[a] < 0 || pad[a] > 2)
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "conv3d (Winograd): padding %d outside 0..2",
+                              pad[a]);
+    int th = ceil_div(ys.h, 2), tw = ceil_div(ys.w, 2);
+    size_t tiles = (size_t)ceil_div(ys.d, 2) * th * tw;
+    U3D_TRY(check_int("an input", u3d_shape_count(xs), err));
+    U3D_TRY(check_int("an output", u3d_shape_count(ys), err));
+    U3D_TRY(check_int("a tile count", tiles * 2, err));
+    wino_plan p = plan_of(cl, tpass, xs.c, ys.c);
+    size_t f[3];
+    sizes(&p, xs.c, (int)tiles, f);
+    for (int i = 0; i < 3; i++)
+        U3D_TRY(check_int("a scratch buffer", f[i], err));
+    char opts[128];
+    options(cl, &p, relu, opts, sizeof opts);
+    wino_chunk c = {u3d_cl_mem(src), NULL, NULL, NULL, bias, y, 0, 0, 0};
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_U, f[0] * sizeof(float),
+                           &c.u, err));
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_V, f[1] * sizeof(float),
+                           &c.v, err));
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_M, f[2] * sizeof(float),
+                           &c.m, err));
+    U3D_TRY(weights(cl, &p, opts, w, flip, xs.c, ys.c, c.u, err));
+    for (c.n = 0; c.n < xs.n; c.n++)
+        for (size_t t0 = 0; t0 < tiles; t0 += p.chunk) {
+            c.t0 = (int)t0;
+            c.tc = (int)(tiles - t0 < p.chunk ? tiles - t0 : p.chunk);
+            U3D_TRY(chunk_run(cl, &p, opts, &c, xs, pad, ys, th, tw, err));
+        }
+    return U3D_OK;
+}
+
+int u3d_cl_wino_scratch_bytes(const u3d_cl *cl, const char *tpass,
+                              u3d_shape x, u3d_shape y, const int k[3],
+                              size_t bytes[3])
+{
+    int use = 0;
+    u3d_error e;
+    bytes[0] = bytes[1] = bytes[2] = 0;
+    if (u3d_cl_wino_use(cl, tpass, x.c, y.c, k, &use, &e) || !use)
+        return 0;
+    wino_plan p = plan_of(cl, tpass, x.c, y.c);
+    size_t tiles = (size_t)ceil_div(y.d, 2) * ceil_div(y.h, 2) *
+                   ceil_div(y.w, 2);
+    size_t f[3];
+    sizes(&p, x.c, tiles > INT_MAX ? INT_MAX : (int)tiles, f);
+    for (int i = 0; i < 3; i++)
+        bytes[i] = f[i] * sizeof(float);
+    return 1;
+}
+
+double u3d_cl_wino_describe(const u3d_cl *cl, const char *tpass, u3d_shape x,
+                            u3d_shape y, char *out, size_t n)
+{
+    wino_plan p = plan_of(cl, tpass, x.c, y.c);
+    const char *src;
+    u3d_tuning_get(&cl->tuning, PROG, tpass, u3d_cl_conv_bucket(x.c, y.c),
+                   "vw", 0, &src);
+    snprintf(out, n, "winograd F(2,3) vw%d nv%d cob%d chunk%zu (%s, %s)",
+             p.vw, p.nv, p.cob, p.chunk, u3d_cl_conv_bucket(x.c, y.c), src);
+    double tiles = (double)ceil_div(y.d, 2) * ceil_div(y.h, 2) *
+                   ceil_div(y.w, 2);
+    double xb = p.vw * p.nv;
+    double padded = 0; /* tiles rounded up to blocks, chunk by chunk */
+    for (double t0 = 0; t0 < tiles; t0 += (double)p.chunk) {
+        double tc = tiles - t0 < (double)p.chunk ? tiles - t0 : (double)p.chunk;
+        padded += xb * (double)(long long)((tc + xb - 1) / xb);
+    }
+    double co = (double)p.ncb * p.cob;
+    /* 3 passes of 64 additions per input tile and channel; about 136
+     * additions (bias included) per output tile and channel */
+    return (double)x.n * (128.0 * padded * x.c * co + 192.0 * padded * x.c +
+                          136.0 * tiles * y.c);
+}

@@ -1,0 +1,42 @@
+/* Winograd F(2x2x2, 3x3x3) convolution on OpenCL (conv3d_wino.c,
+ * cl/winograd.cl; internal): the direct path's forward and data gradient
+ * hand a 3x3x3 convolution to it when u3d_cl_wino_use says so. */
+#ifndef UNET3D_CL_CONV3D_WINO_H
+#define UNET3D_CL_CONV3D_WINO_H
+#include "backends/opencl/opencl.h"
+
+/* Whether pass tpass ("fwd" or "data") of a convolution with kernel k and
+ * cin -> cout channels (the pass's own: swapped for "data") runs here:
+ * only 3x3x3 kernels; env UNET3D_WINOGRAD=on|off forces it (anything else
+ * is refused with a message), else from the tuning value "from_cin"
+ * channels on (default 16; input and output) when the row ("winograd", tpass, the
+ * shape bucket, "use") says so, by default on CPUs, off on GPUs (not
+ * measured there; `unet3d tune` decides) and the oclgrind simulator
+ * (tests force it). */
+u3d_status u3d_cl_wino_use(const u3d_cl *cl, const char *tpass, int cin,
+                           int cout, const int k[3], int *use,
+                           u3d_error *err);
+
+/* y (shape ys) = 3x3x3 convolution of src zero-padded by pad[a] <= 2 per
+ * axis, + bias (NULL: none), ReLU when relu; flip: w is a forward weight
+ * (ys.c, src.c, 3, 3, 3) used reversed (the data gradient), else (ys.c,
+ * src.c, 3, 3, 3). */
+u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
+                            const int pad[3], cl_mem w, int flip, cl_mem bias,
+                            int relu, cl_mem y, u3d_shape ys, u3d_error *err);
+
+/* The plan of pass tpass for input x and output y in words ("winograd
+ * F(2,3) vw8 nv2 cob6 ...") into out, and the FLOPs its launches execute:
+ * the 64 GEMMs (padded channels and tile blocks included) and the
+ * transforms' additions; bench's %peak is of these, its GFLOP/s of the
+ * direct convolution's count. */
+double u3d_cl_wino_describe(const u3d_cl *cl, const char *tpass, u3d_shape x,
+                            u3d_shape y, char *out, size_t n);
+
+/* Device bytes of the path's three scratch slots (U, V, M) for one
+ * convolution into bytes[3]; 0 (and zeros) when it runs elsewhere. */
+int u3d_cl_wino_scratch_bytes(const u3d_cl *cl, const char *tpass,
+                              u3d_shape x, u3d_shape y, const int k[3],
+                              size_t bytes[3]);
+
+#endif

@@ -44,8 +44,9 @@ typedef VEC floatv;
 
 /* U from w (cout, cin, 3, 3, 3); flip: w is a forward weight (ci_n, co_n,
  * 3, 3, 3) used for the data gradient (channels swapped, taps reversed).
- * One work-item per (padded output channel, input channel); channels past
- * co_n get zero weights. */
+ * One work-item per (channel block, input channel, output channel of the
+ * block), in that order, so that neighbouring work-items write
+ * neighbouring floats of U; channels past co_n get zero weights. */
 __kernel void wino_weights(__global const float *restrict w,
                            __global float *restrict u, const int co_n,
                            const int ci_n, const int ncb, const int flip)
@@ -53,8 +54,10 @@ __kernel void wino_weights(__global const float *restrict w,
     const int i = get_global_id(0);
     if (i >= ncb * COB * ci_n)
         return;
-    const int co = i / ci_n;
-    const int ci = i - co * ci_n;
+    const int r = i / COB; /* cb * ci_n + ci */
+    const int cb0 = r / ci_n;
+    const int ci = r - cb0 * ci_n;
+    const int co = cb0 * COB + (i - r * COB);
     float g[27];
     if (co >= co_n) {
         for (int k = 0; k < 27; k++)

@@ -91,10 +91,10 @@ static wino_plan plan_of(const u3d_cl *cl, const char *tpass, int cin,
     /* per tile: 64 transformed inputs of cin channels and 64 products of
      * ncb * cob channels */
     size_t per = 64 * ((size_t)cin + (size_t)p.ncb * p.cob) * sizeof(float);
-    size_t budget = (size_t)tune(cl, tpass, b, "chunk_kb", 2048) * 1024;
+    size_t budget = (size_t)tune(cl, tpass, b, "chunk_kb", 4096) * 1024;
     /* at least min_tiles: each chunk reads all of U, which for deep
      * layers (16 MB at 256 -> 256 channels) outweighs V and M */
-    size_t least = (size_t)tune(cl, tpass, b, "min_tiles", 128);
+    size_t least = (size_t)tune(cl, tpass, b, "min_tiles", 256);
     size_t n = budget / per;
     n = n < least ? least : n;
     n = n / xb * xb;

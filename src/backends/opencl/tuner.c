@@ -149,15 +149,15 @@ static int wino_valid(const int *v, const u3d_tune_limits *lim)
       {1, 2, 3, 4},                                                            \
       {2, 4, 6, 8, 12, 16},                                                    \
       {1, 4, 16, 64},                                                          \
-      {512, 2048, 8192},                                                       \
+      {1024, 4096, 16384},                                                     \
       {0, 1}},                                                                 \
      6,                                                                        \
-     {{8, 2, 6, 1, 2048, 1},  /* the default (PoCL AVX2) */                   \
-      {8, 1, 8, 1, 2048, 1},                                                   \
-      {16, 2, 6, 1, 2048, 1}, /* AVX-512 (32 registers) */                     \
-      {16, 1, 12, 1, 2048, 1},                                                 \
-      {4, 4, 8, 64, 2048, 1}, /* GPUs */                                       \
-      {8, 2, 6, 1, 2048, 0}}, /* the direct kernels */                         \
+     {{8, 2, 6, 1, 4096, 1},  /* the default (PoCL AVX2) */                   \
+      {8, 1, 8, 1, 4096, 1},                                                   \
+      {16, 2, 6, 1, 4096, 1}, /* AVX-512 (32 registers) */                     \
+      {16, 1, 12, 1, 4096, 1},                                                 \
+      {4, 4, 8, 64, 4096, 1}, /* GPUs */                                       \
+      {8, 2, 6, 1, 4096, 0}}, /* the direct kernels */                         \
      wino_valid}
 
 /* The table: one entry per family and pass. Adding a family is one more
@@ -216,9 +216,9 @@ static const tune_entry entries[] = {
      {32, 64, 16, 8, 16, 4, 4, 1, 256, 4096, 64, 1},
      OP_CONV_WEIGHT,
      {"small", "large", NULL}},
-    {WINO_SPACE("fwd"), {8, 2, 6, 1, 2048, 1}, OP_CONV_FWD,
+    {WINO_SPACE("fwd"), {8, 2, 6, 1, 4096, 1}, OP_CONV_FWD,
      {"small", "large", NULL}},
-    {WINO_SPACE("data"), {8, 2, 6, 1, 2048, 1}, OP_CONV_DATA,
+    {WINO_SPACE("data"), {8, 2, 6, 1, 4096, 1}, OP_CONV_DATA,
      {"small", "large", NULL}},
     /* layers without passes or buckets: rows of pass and bucket "-" */
     {{"batchnorm", U3D_TUNE_ANY, 3,

@@ -42,6 +42,16 @@
 #define XB (VW * NV)
 typedef VEC floatv;
 
+/* Floats between the planes xi and xi + 1 of U, V and M: the plane's size
+ * and one cache line more. A transform touches all 64 planes of a tile;
+ * with plane sizes a multiple of 4 KiB (most chunks) those 64 addresses
+ * would share one set of an 8-way L1 cache. conv3d_wino.c's sizes()
+ * allocates the same. */
+#define XIPAD 16
+#define U_XIS(ncb, cin) ((size_t)(ncb) * (cin) * COB + XIPAD)
+#define V_XIS(ntb, cin) ((size_t)(ntb) * (cin) * XB + XIPAD)
+#define M_XIS(ncb, ntb) ((size_t)(ncb) * (ntb) * COB * XB + XIPAD)
+
 /* U from w (cout, cin, 3, 3, 3); flip: w is a forward weight (ci_n, co_n,
  * 3, 3, 3) used for the data gradient (channels swapped, taps reversed).
  * One work-item per (channel block, input channel, output channel of the
@@ -92,7 +102,7 @@ __kernel void wino_weights(__global const float *restrict w,
         }
     const int cb = co / COB;
     const int j = co - cb * COB;
-    const size_t xis = (size_t)ncb * ci_n * COB; /* stride of xi in u */
+    const size_t xis = U_XIS(ncb, ci_n); /* stride of xi in u */
     __global float *o = u + ((size_t)cb * ci_n + ci) * COB + j;
     for (int y = 0; y < 4; y++) /* along z, stored */
         for (int x = 0; x < 4; x++) {
@@ -265,7 +275,7 @@ __kernel void wino_input(__global const float *restrict x,
         }
     const int tb = t / XB;
     const int l = t - tb * XB;
-    const size_t xis = (size_t)ntb * cin * XB;
+    const size_t xis = V_XIS(ntb, cin);
     __global float *o = v + ((size_t)tb * cin + ci) * XB + l;
     for (int b = 0; b < 4; b++)
         for (int c = 0; c < 4; c++) {
@@ -292,8 +302,10 @@ __kernel void wino_gemm(__global const float *restrict v,
     const int xi = get_global_id(2);
     if (cb >= ncb || tb >= ntb)
         return;
-    __global const float *vp = v + ((size_t)xi * ntb + tb) * cin * XB;
-    __global const float *up = u + ((size_t)xi * ncb + cb) * cin * COB;
+    __global const float *vp =
+        v + xi * V_XIS(ntb, cin) + (size_t)tb * cin * XB;
+    __global const float *up =
+        u + xi * U_XIS(ncb, cin) + (size_t)cb * cin * COB;
     floatv acc[COB][NV];
 #pragma unroll
     for (int c = 0; c < COB; c++)
@@ -313,7 +325,8 @@ __kernel void wino_gemm(__global const float *restrict v,
                 acc[c][j] = fma(wv, e[j], acc[c][j]);
         }
     }
-    __global float *o = m + (((size_t)xi * ncb + cb) * ntb + tb) * COB * XB;
+    __global float *o =
+        m + xi * M_XIS(ncb, ntb) + ((size_t)cb * ntb + tb) * COB * XB;
 #pragma unroll
     for (int c = 0; c < COB; c++)
 #pragma unroll
@@ -349,7 +362,7 @@ __kernel void wino_output(__global const float *restrict m,
     const int l = t - tb * XB;
     const int cb = co / COB;
     const int j = co - cb * COB;
-    const size_t xis = (size_t)ncb * ntb * COB * XB;
+    const size_t xis = M_XIS(ncb, ntb);
     __global const float *p =
         m + (((size_t)cb * ntb + tb) * COB + j) * XB + l;
     tvec r[2][2][2]; /* [z][y][x] of the 2x2x2 outputs */

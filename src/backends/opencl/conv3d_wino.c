@@ -151,9 +151,10 @@ static void sizes(const wino_plan *p, int cin, int tiles, size_t f[3])
                        ? (size_t)ceil_div(tiles, p->vw * p->nv) * p->vw * p->nv
                        : p->chunk;
     size_t co = (size_t)p->ncb * p->cob;
-    f[0] = 64 * co * (size_t)cin;
-    f[1] = 64 * chunk * (size_t)cin;
-    f[2] = 64 * chunk * co;
+    /* 64 planes, each one cache line longer (XIPAD in cl/winograd.cl) */
+    f[0] = 64 * (co * (size_t)cin + 16);
+    f[1] = 64 * (chunk * (size_t)cin + 16);
+    f[2] = 64 * (chunk * co + 16);
 }
 
 static u3d_status weights(u3d_cl *cl, const wino_plan *p, const char *opts,

@@ -410,10 +410,14 @@ static void op_one(u3d_backend *be, const u3d_bench_opts *o, const op_case *c,
                              &x->conv, x->t[0].shape, x->c.cout, row->config,
                              sizeof row->config);
     if (!st && !strcmp(u3d_backend_name(be), "opencl") &&
-        (c->kind == CONV_FWD || c->kind == CONV_BWD_DATA))
+        (c->kind == CONV_FWD || c->kind == CONV_BWD_DATA ||
+         c->kind == CONV_BWD_WEIGHT))
         row->work_done = u3d_cl_conv3d_flops_done(
-            be, c->kind == CONV_FWD ? "fwd" : "data", &x->conv,
-            x->t[0].shape, x->c.cout);
+            be,
+            c->kind == CONV_FWD        ? "fwd"
+            : c->kind == CONV_BWD_DATA ? "data"
+                                       : "weight",
+            &x->conv, x->t[0].shape, x->c.cout);
     op_release(x);
     free(x);
 }

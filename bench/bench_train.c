@@ -22,6 +22,7 @@ static const char *layer_type(const char *label)
     static const struct {
         const char *prefix, *type;
     } map[] = {{"upconv3d", "upconv"},   {"conv3d", "conv"},
+               {"winograd", "conv"},
                {"bn_", "batchnorm"},      {"relu", "relu"},
                {"maxpool", "maxpool"},    {"crop_concat", "crop+concat"},
                {"ce_", "softmax-CE"},     {"softmax", "softmax-CE"},

@@ -441,3 +441,209 @@ __kernel void wino_output(__global const float *restrict m,
                             q[a][b][c][i];
     }
 }
+
+/* ---- weight gradient ------------------------------------------------ */
+/* dU[xi][co][ci] = sum over tiles of D[xi][co] V[xi][ci], D = A dY A' per
+ * axis, (y0, y1) -> (y0, y0 + y1, y0 - y1, -y1) (the output transform's
+ * adjoint), V the input transform of x; then dw = G' dU G per axis, 4 -> 3:
+ * (u0 + (u1 + u2) / 2, (u1 - u2) / 2, (u1 + u2) / 2 + u3). dU is summed
+ * over the chunks and samples in order (no atomics: deterministic). */
+#ifndef CIB
+#define CIB 3
+#endif
+#define DU_XIS(cout, cin) ((size_t)(cout) * (cin) + XIPAD)
+
+/* D from dy (one sample: cout planes of d x h x w from element yoff on),
+ * in V's layout with cout channels: work-item (g, co) for the TVW tiles
+ * from g * TVW on; dy past the tensor's edges and tiles past tc are zero.
+ * Eight loads per tile and lane, gathered lane by lane. */
+__kernel void wino_dy(__global const float *restrict dy,
+                      __global float *restrict dd, const int cout,
+                      const int yoff, const int d, const int h, const int w,
+                      const int th, const int tw, const int t0, const int tc,
+                      const int ntb)
+{
+    const int g = get_global_id(0);
+    const int co = get_global_id(1);
+    if (g >= ntb * (XB / TVW) || co >= cout)
+        return;
+    const int t = g * TVW;
+    __global const float *ys = dy + yoff + (size_t)co * d * h * w;
+    float q[2][2][2][TVW];
+    for (int i = 0; i < TVW; i++) {
+        int z0, y0, x0;
+        tile_at(t0 + t + i, th, tw, &z0, &y0, &x0);
+        const int live = t + i < tc;
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                for (int c = 0; c < 2; c++) {
+                    const int z = z0 + a, y = y0 + b, x = x0 + c;
+                    const int in = live && z < d && y < h && x < w;
+                    q[a][b][c][i] =
+                        in ? ys[((size_t)z * h + y) * w + x] : 0.0f;
+                }
+    }
+    tvec m[2][2][4]; /* along x: 2 -> 4 */
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            const tvec e0 = TLOAD(q[a][b][0]), e1 = TLOAD(q[a][b][1]);
+            m[a][b][0] = e0;
+            m[a][b][1] = e0 + e1;
+            m[a][b][2] = e0 - e1;
+            m[a][b][3] = -e1;
+        }
+    tvec n[2][4][4]; /* along y */
+    for (int a = 0; a < 2; a++)
+        for (int c = 0; c < 4; c++) {
+            const tvec e0 = m[a][0][c], e1 = m[a][1][c];
+            n[a][0][c] = e0;
+            n[a][1][c] = e0 + e1;
+            n[a][2][c] = e0 - e1;
+            n[a][3][c] = -e1;
+        }
+    const int tb = t / XB;
+    const int l = t - tb * XB;
+    const size_t xis = V_XIS(ntb, cout);
+    __global float *o = dd + ((size_t)tb * cout + co) * XB + l;
+    for (int b = 0; b < 4; b++) /* along z, stored */
+        for (int c = 0; c < 4; c++) {
+            const tvec e0 = n[0][b][c], e1 = n[1][b][c];
+            TSTORE(e0, o + (0 * 16 + b * 4 + c) * xis);
+            TSTORE(e0 + e1, o + (1 * 16 + b * 4 + c) * xis);
+            TSTORE(e0 - e1, o + (2 * 16 + b * 4 + c) * xis);
+            TSTORE(-e1, o + (3 * 16 + b * 4 + c) * xis);
+        }
+}
+
+/* Sum of a vector's lanes through a private array (see conv3d.cl's
+ * hsum_b: oclgrind and lane extracts). */
+inline float hsum_v(floatv v)
+{
+#if VW == 1
+    return v;
+#else
+    float t[VW];
+    VSTORE(v, t);
+    float s = 0.0f;
+    for (int i = 0; i < VW; i++)
+        s += t[i];
+    return s;
+#endif
+}
+
+/* dU[xi] (+)= D[xi]' V[xi] over the chunk's ntb tile blocks: work-item
+ * (ib, cb, xi) keeps COB x CIB vector accumulators over the tiles' lanes,
+ * summed across lanes at the end; first: store instead of add (the first
+ * chunk of the first sample). Channels past the tensors' are clamped on
+ * load and not stored. */
+__kernel void wino_bw_gemm(__global const float *restrict v,
+                           __global const float *restrict dd,
+                           __global float *restrict du, const int cin,
+                           const int cout, const int ntb, const int nib,
+                           const int ncb, const int first)
+{
+    const int ib = get_global_id(0);
+    const int cb = get_global_id(1);
+    const int xi = get_global_id(2);
+    if (ib >= nib || cb >= ncb)
+        return;
+    __global const float *vp = v + xi * V_XIS(ntb, cin);
+    __global const float *dp = dd + xi * V_XIS(ntb, cout);
+    int co[COB], ci[CIB];
+    for (int c = 0; c < COB; c++)
+        co[c] = min(cb * COB + c, cout - 1);
+    for (int k = 0; k < CIB; k++)
+        ci[k] = min(ib * CIB + k, cin - 1);
+    floatv acc[COB][CIB];
+#pragma unroll
+    for (int c = 0; c < COB; c++)
+#pragma unroll
+        for (int k = 0; k < CIB; k++)
+            acc[c][k] = (floatv)0.0f;
+    for (int tb = 0; tb < ntb; tb++) {
+        __global const float *vb = vp + (size_t)tb * cin * XB;
+        __global const float *db = dp + (size_t)tb * cout * XB;
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            floatv e[COB], f[CIB];
+#pragma unroll
+            for (int c = 0; c < COB; c++)
+                e[c] = VLOAD(db + co[c] * XB + j * VW);
+#pragma unroll
+            for (int k = 0; k < CIB; k++)
+                f[k] = VLOAD(vb + ci[k] * XB + j * VW);
+#pragma unroll
+            for (int c = 0; c < COB; c++)
+#pragma unroll
+                for (int k = 0; k < CIB; k++)
+                    acc[c][k] = fma(e[c], f[k], acc[c][k]);
+        }
+    }
+    __global float *o = du + xi * DU_XIS(cout, cin);
+    for (int c = 0; c < COB; c++)
+        for (int k = 0; k < CIB; k++) {
+            const int oc = cb * COB + c, ic = ib * CIB + k;
+            if (oc < cout && ic < cin) {
+                const float s = hsum_v(acc[c][k]);
+                __global float *p = o + (size_t)oc * cin + ic;
+                *p = first ? s : *p + s;
+            }
+        }
+}
+
+/* db[co] (+)= the sum of dy over the chunk's tiles: D's plane (1, 1, 1)
+ * holds each tile's y0 + y1 along every axis, the sum of its 8 values. */
+__kernel void wino_bw_bias(__global const float *restrict dd,
+                           __global float *restrict db, const int cout,
+                           const int ntb, const int first)
+{
+    const int co = get_global_id(0);
+    if (co >= cout)
+        return;
+    __global const float *p = dd + 21 * V_XIS(ntb, cout) + (size_t)co * XB;
+    float s = 0.0f;
+    for (int tb = 0; tb < ntb; tb++, p += (size_t)cout * XB)
+        for (int l = 0; l < XB; l++)
+            s += p[l];
+    db[co] = first ? s : db[co] + s;
+}
+
+/* dw (cout, cin, 3, 3, 3) = G' dU G per axis: work-item per (co, ci). */
+__kernel void wino_bw_weights(__global const float *restrict du,
+                              __global float *restrict dw, const int cout,
+                              const int cin)
+{
+    const int i = get_global_id(0);
+    if (i >= cout * cin)
+        return;
+    const size_t xis = DU_XIS(cout, cin);
+    __global const float *p = du + i; /* (co * cin + ci) */
+    float a[4][4][3]; /* along x: 4 -> 3 */
+    for (int z = 0; z < 4; z++)
+        for (int y = 0; y < 4; y++) {
+            const int xi = (z * 4 + y) * 4;
+            const float u0 = p[xi * xis], u1 = p[(xi + 1) * xis],
+                        u2 = p[(xi + 2) * xis], u3 = p[(xi + 3) * xis];
+            a[z][y][0] = u0 + 0.5f * (u1 + u2);
+            a[z][y][1] = 0.5f * (u1 - u2);
+            a[z][y][2] = 0.5f * (u1 + u2) + u3;
+        }
+    float b[4][3][3]; /* along y */
+    for (int z = 0; z < 4; z++)
+        for (int x = 0; x < 3; x++) {
+            const float u0 = a[z][0][x], u1 = a[z][1][x], u2 = a[z][2][x],
+                        u3 = a[z][3][x];
+            b[z][0][x] = u0 + 0.5f * (u1 + u2);
+            b[z][1][x] = 0.5f * (u1 - u2);
+            b[z][2][x] = 0.5f * (u1 + u2) + u3;
+        }
+    __global float *o = dw + (size_t)i * 27;
+    for (int y = 0; y < 3; y++) /* along z, stored */
+        for (int x = 0; x < 3; x++) {
+            const float u0 = b[0][y][x], u1 = b[1][y][x], u2 = b[2][y][x],
+                        u3 = b[3][y][x];
+            o[(0 * 3 + y) * 3 + x] = u0 + 0.5f * (u1 + u2);
+            o[(1 * 3 + y) * 3 + x] = 0.5f * (u1 - u2);
+            o[(2 * 3 + y) * 3 + x] = 0.5f * (u1 + u2) + u3;
+        }
+}

@@ -727,8 +727,11 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
         return u3d_cl_igemm_backward_weight(be, p, x, dy, dw, db, err);
     u3d_cl *cl = u3d_cl_of(be);
     u3d_shape xs = x->shape, ys = dy->shape;
-    int k[3], pad[3];
+    int k[3], pad[3], wino;
     u3d_conv3d_axes(p, k, pad);
+    U3D_TRY(u3d_cl_wino_use(cl, "weight", xs.c, ys.c, k, &wino, err));
+    if (wino)
+        return u3d_cl_wino_backward_weight(be, x, pad, dy, dw, db, err);
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(xs), err));
     U3D_TRY(check_size("conv3d backward-weight", u3d_shape_count(ys), err));
     conv_geom full = conv_full(xs, pad, k, ys);
@@ -782,7 +785,7 @@ u3d_status u3d_cl_conv3d_backward_weight(u3d_backend *be,
     return st;
 }
 
-/* 1 when pass ("fwd" or "data") of the layer x -> ys runs on the
+/* 1 when pass ("fwd", "data", "weight") of the layer x -> ys runs on the
  * Winograd path (an invalid UNET3D_WINOGRAD counts as no: the pass itself
  * refuses it). */
 static int wino_of(const u3d_cl *cl, const char *pass, u3d_shape x,
@@ -790,8 +793,7 @@ static int wino_of(const u3d_cl *cl, const char *pass, u3d_shape x,
 {
     int use = 0;
     u3d_error e;
-    if (!strcmp(pass, "weight") ||
-        u3d_cl_conv_path_at(cl, pass, x.c, ys.c) == U3D_CL_CONV_IGEMM)
+    if (u3d_cl_conv_path_at(cl, pass, x.c, ys.c) == U3D_CL_CONV_IGEMM)
         return 0;
     int data = !strcmp(pass, "data");
     if (u3d_cl_wino_use(cl, pass, data ? ys.c : x.c, data ? x.c : ys.c, k,

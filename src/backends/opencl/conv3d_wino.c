@@ -232,6 +232,163 @@ static u3d_status check_int(const char *what, size_t n, u3d_error *err)
     return U3D_OK;
 }
 
+/* The weight gradient's blocking: the reduction GEMM's work-item holds
+ * cob x cib vectors of vw tile lanes; chunks of at least min_tiles tiles
+ * (each chunk adds into all of dU). */
+typedef struct wino_bw_plan {
+    wino_plan t; /* vw, nv (the transforms' tiles), cob (output block) */
+    int cib, nib;
+} wino_bw_plan;
+
+static wino_bw_plan bw_plan_of(const u3d_cl *cl, int cin, int cout)
+{
+    const char *b = u3d_cl_conv_bucket(cin, cout);
+    wino_bw_plan q;
+    wino_plan *p = &q.t;
+    /* the default: a 3x3 block of 8-float vectors, 9 accumulators and 6
+     * loads in 16 ymm registers (PoCL AVX2) */
+    p->vw = tune(cl, "weight", b, "vw", 8);
+    p->nv = tune(cl, "weight", b, "nv", 2);
+    p->cob = tune(cl, "weight", b, "cob", 3);
+    q.cib = tune(cl, "weight", b, "cib", 3);
+    if (p->vw != 1 && p->vw != 2 && p->vw != 4 && p->vw != 8 && p->vw != 16)
+        p->vw = 8;
+    p->nv = p->nv < 1 ? 1 : p->nv > 8 ? 8 : p->nv;
+    p->cob = p->cob < 1 ? 1 : p->cob > 8 ? 8 : p->cob;
+    q.cib = q.cib < 1 ? 1 : q.cib > 8 ? 8 : q.cib;
+    p->ncb = ceil_div(cout, p->cob);
+    q.nib = ceil_div(cin, q.cib);
+    p->gemm_lws = tune(cl, "weight", b, "gemm_lws", 1);
+    p->lws = tune(cl, "weight", b, "lws", 64);
+    p->gemm_lws = p->gemm_lws < 1 ? 1 : p->gemm_lws;
+    p->lws = p->lws < 1 ? 1 : p->lws;
+    size_t xb = (size_t)p->vw * p->nv;
+    size_t per = 64 * ((size_t)cin + (size_t)cout) * sizeof(float);
+    size_t budget = (size_t)tune(cl, "weight", b, "chunk_kb", 16384) * 1024;
+    size_t least = (size_t)tune(cl, "weight", b, "min_tiles", 1024);
+    size_t n = budget / per;
+    n = n < least ? least : n;
+    n = n / xb * xb;
+    p->chunk = n < xb ? xb : n;
+    return q;
+}
+
+static void bw_options(const u3d_cl *cl, const wino_bw_plan *q, char *o,
+                       size_t n)
+{
+    snprintf(o, n,
+             "-DVW=%d -DNV=%d -DCOB=%d -DCIB=%d -DRELU=0 -DSPLIT_SHUFFLE=%d",
+             q->t.vw, q->t.nv, q->t.cob, q->cib, !cl->is_oclgrind);
+}
+
+/* The launches of one chunk of the weight gradient: V from x, D from dy,
+ * dU (+)= D' V, db (+)= the sum of dy. */
+static u3d_status bw_chunk(u3d_cl *cl, const wino_bw_plan *q,
+                           const char *opts, const wino_chunk *c, cl_mem dd,
+                           cl_mem du, cl_mem db, int first, u3d_shape xs,
+                           const int pad[3], u3d_shape ys, int th, int tw,
+                           u3d_error *err)
+{
+    const wino_plan *p = &q->t;
+    int xb = p->vw * p->nv, ntb = ceil_div(c->tc, xb), tv = tvw(p);
+    cl_kernel ki, kd, kg, kb;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_input", opts, &ki, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_dy", opts, &kd, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_gemm", opts, &kg, err));
+    int xoff = (int)((size_t)c->n * xs.c * xs.d * xs.h * xs.w);
+    int ai[] = {xs.c, xoff, xs.d, xs.h, xs.w, pad[0], pad[1], pad[2],
+                th,   tw,   c->t0, c->tc, ntb};
+    U3D_TRY(set_mem(ki, 0, c->x, err));
+    U3D_TRY(set_mem(ki, 1, c->v, err));
+    U3D_TRY(set_ints(ki, 2, ai, 13, err));
+    size_t gi[2] = {(size_t)ntb * xb / tv, (size_t)xs.c};
+    size_t li[2] = {lws_of(cl, p->lws, gi[0]), 1};
+    U3D_TRY(u3d_cl_launch(cl, ki, "winograd input", 2, gi, li, err));
+
+    int yoff = (int)((size_t)c->n * ys.c * ys.d * ys.h * ys.w);
+    int ad[] = {ys.c, yoff, ys.d, ys.h, ys.w, th, tw, c->t0, c->tc, ntb};
+    U3D_TRY(set_mem(kd, 0, c->y, err));
+    U3D_TRY(set_mem(kd, 1, dd, err));
+    U3D_TRY(set_ints(kd, 2, ad, 10, err));
+    size_t gd[2] = {(size_t)ntb * xb / tv, (size_t)ys.c};
+    size_t ld[2] = {lws_of(cl, p->lws, gd[0]), 1};
+    U3D_TRY(u3d_cl_launch(cl, kd, "winograd dy", 2, gd, ld, err));
+
+    int ag[] = {xs.c, ys.c, ntb, q->nib, p->ncb, first};
+    U3D_TRY(set_mem(kg, 0, c->v, err));
+    U3D_TRY(set_mem(kg, 1, dd, err));
+    U3D_TRY(set_mem(kg, 2, du, err));
+    U3D_TRY(set_ints(kg, 3, ag, 6, err));
+    size_t gg[3] = {(size_t)q->nib, (size_t)p->ncb, 64};
+    size_t lg[3] = {lws_of(cl, p->gemm_lws, gg[0]), 1, 1};
+    U3D_TRY(u3d_cl_launch(cl, kg, "winograd weight gemm", 3, gg, lg, err));
+    if (!db)
+        return U3D_OK;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_bias", opts, &kb, err));
+    int ab[] = {ys.c, ntb, first};
+    U3D_TRY(set_mem(kb, 0, dd, err));
+    U3D_TRY(set_mem(kb, 1, db, err));
+    U3D_TRY(set_ints(kb, 2, ab, 3, err));
+    size_t gb = (size_t)ys.c, lb = lws_of(cl, 1, gb);
+    return u3d_cl_launch(cl, kb, "winograd bias", 1, &gb, &lb, err);
+}
+
+u3d_status u3d_cl_wino_backward_weight(u3d_backend *be, cten *x,
+                                       const int pad[3], cten *dy,
+                                       u3d_tensor *dw, u3d_tensor *db,
+                                       u3d_error *err)
+{
+    u3d_cl *cl = u3d_cl_of(be);
+    u3d_shape xs = x->shape, ys = dy->shape;
+    for (int a = 0; a < 3; a++)
+        if (pad[a] < 0 || pad[a] > 2)
+            return u3d_seterr(err, U3D_ERR_INVALID_ARG,
+                              "conv3d (Winograd): padding %d outside 0..2",
+                              pad[a]);
+    int th = ceil_div(ys.h, 2), tw = ceil_div(ys.w, 2);
+    size_t tiles = (size_t)ceil_div(ys.d, 2) * th * tw;
+    U3D_TRY(check_int("an input", u3d_shape_count(xs), err));
+    U3D_TRY(check_int("an output", u3d_shape_count(ys), err));
+    U3D_TRY(check_int("a tile count", tiles * 2, err));
+    wino_bw_plan q = bw_plan_of(cl, xs.c, ys.c);
+    size_t xb = (size_t)q.t.vw * q.t.nv;
+    size_t chunk = tiles < q.t.chunk ? (tiles + xb - 1) / xb * xb : q.t.chunk;
+    /* 64 planes each, one cache line apart (XIPAD) */
+    size_t f[3] = {64 * ((size_t)ys.c * xs.c + 16),
+                   64 * (chunk * (size_t)xs.c + 16),
+                   64 * (chunk * (size_t)ys.c + 16)};
+    for (int i = 0; i < 3; i++)
+        U3D_TRY(check_int("a scratch buffer", f[i], err));
+    char opts[160];
+    bw_options(cl, &q, opts, sizeof opts);
+    cl_mem du, dd;
+    wino_chunk c = {u3d_cl_mem(x), NULL, NULL, NULL, NULL, u3d_cl_mem(dy),
+                    0, 0, 0};
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_U, f[0] * sizeof(float), &du,
+                           err));
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_V, f[1] * sizeof(float),
+                           &c.v, err));
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_M, f[2] * sizeof(float), &dd,
+                           err));
+    int first = 1;
+    for (c.n = 0; c.n < xs.n; c.n++)
+        for (size_t t0 = 0; t0 < tiles; t0 += chunk, first = 0) {
+            c.t0 = (int)t0;
+            c.tc = (int)(tiles - t0 < chunk ? tiles - t0 : chunk);
+            U3D_TRY(bw_chunk(cl, &q, opts, &c, dd, du,
+                             db ? u3d_cl_mem(db) : NULL, first, xs, pad, ys,
+                             th, tw, err));
+        }
+    cl_kernel kw;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_weights", opts, &kw, err));
+    int aw[] = {ys.c, xs.c};
+    U3D_TRY(set_mem(kw, 0, du, err));
+    U3D_TRY(set_mem(kw, 1, u3d_cl_mem(dw), err));
+    U3D_TRY(set_ints(kw, 2, aw, 2, err));
+    size_t gw = (size_t)ys.c * xs.c, lw = lws_of(cl, q.t.lws, gw);
+    return u3d_cl_launch(cl, kw, "winograd weight out", 1, &gw, &lw, err);
+}
+
 u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
                             const int pad[3], cl_mem w, int flip, cl_mem bias,
                             int relu, cl_mem y, u3d_shape ys, u3d_error *err)
@@ -294,6 +451,32 @@ int u3d_cl_wino_scratch_bytes(const u3d_cl *cl, const char *tpass,
 double u3d_cl_wino_describe(const u3d_cl *cl, const char *tpass, u3d_shape x,
                             u3d_shape y, char *out, size_t n)
 {
+    if (!strcmp(tpass, "weight")) {
+        wino_bw_plan q = bw_plan_of(cl, x.c, y.c);
+        const char *src;
+        u3d_tuning_get(&cl->tuning, PROG, tpass,
+                       u3d_cl_conv_bucket(x.c, y.c), "vw", 0, &src);
+        snprintf(out, n,
+                 "winograd F(2,3) vw%d nv%d cob%d cib%d chunk%zu (%s, %s)",
+                 q.t.vw, q.t.nv, q.t.cob, q.cib, q.t.chunk,
+                 u3d_cl_conv_bucket(x.c, y.c), src);
+        double tiles = (double)ceil_div(y.d, 2) * ceil_div(y.h, 2) *
+                       ceil_div(y.w, 2);
+        double xb = q.t.vw * q.t.nv;
+        double padded = 0;
+        for (double t0 = 0; t0 < tiles; t0 += (double)q.t.chunk) {
+            double tc =
+                tiles - t0 < (double)q.t.chunk ? tiles - t0 : (double)q.t.chunk;
+            padded += xb * (double)(long long)((tc + xb - 1) / xb);
+        }
+        /* the GEMMs over padded channel blocks; 192 additions per input
+         * tile and channel, about 96 per dy tile and channel, 256 per
+         * weight (dU's transform) */
+        return (double)x.n * (128.0 * padded * (double)q.nib * q.cib *
+                                  (double)q.t.ncb * q.t.cob +
+                              192.0 * padded * x.c + 96.0 * padded * y.c) +
+               256.0 * x.c * y.c;
+    }
     wino_plan p = plan_of(cl, tpass, x.c, y.c);
     const char *src;
     u3d_tuning_get(&cl->tuning, PROG, tpass, u3d_cl_conv_bucket(x.c, y.c),

@@ -5,7 +5,7 @@
 #define UNET3D_CL_CONV3D_WINO_H
 #include "backends/opencl/opencl.h"
 
-/* Whether pass tpass ("fwd" or "data") of a convolution with kernel k and
+/* Whether pass tpass ("fwd", "data" or "weight") of a convolution with kernel k and
  * cin -> cout channels (the pass's own: swapped for "data") runs here:
  * only 3x3x3 kernels; env UNET3D_WINOGRAD=on|off forces it (anything else
  * is refused with a message), else from the tuning value "from_cin"
@@ -24,6 +24,14 @@ u3d_status u3d_cl_wino_use(const u3d_cl *cl, const char *tpass, int cin,
 u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
                             const int pad[3], cl_mem w, int flip, cl_mem bias,
                             int relu, cl_mem y, u3d_shape ys, u3d_error *err);
+
+/* dw (and db when not NULL) of a 3x3x3 convolution of x zero-padded by
+ * pad[a] <= 2 per axis whose output gradient is dy: w (dy.c, x.c, 3, 3, 3),
+ * overwritten. */
+u3d_status u3d_cl_wino_backward_weight(u3d_backend *be, cten *x,
+                                       const int pad[3], cten *dy,
+                                       u3d_tensor *dw, u3d_tensor *db,
+                                       u3d_error *err);
 
 /* The plan of pass tpass for input x and output y in words ("winograd
  * F(2,3) vw8 nv2 cob6 ...") into out, and the FLOPs its launches execute:

@@ -148,7 +148,8 @@ static u3d_status enumerate(devlist *L, u3d_error *err)
 /* Which conv kernels each pass and shape bucket runs on the device of
  * key (conv3d_igemm.c's u3d_cl_conv_path_at, without a context): the
  * environment, a "conv3d" "path" row, the "conv3d_igemm" "use" rows
- * (`unet3d tune` sets them), else igemm on GPUs, direct on CPUs. */
+ * (`unet3d tune` sets them), else igemm on GPUs, direct (or Winograd)
+ * on CPUs. */
 static void conv_paths(const u3d_tune_key *key, int gpu, char *out,
                        size_t n)
 {
@@ -177,14 +178,37 @@ static void conv_paths(const u3d_tune_key *key, int gpu, char *out,
     static const char *const buckets[] = {"small", "large"};
     size_t used = 0;
     out[0] = 0;
+    /* Winograd (conv3d_wino.c's u3d_cl_wino_use): every 3x3x3 pass past
+     * the implicit GEMM, UNET3D_WINOGRAD or the "winograd"
+     * "use" rows, by default on CPUs, from "from_cin" channels */
+    const char *wenv = getenv("UNET3D_WINOGRAD");
+    int wforce = wenv && !strcmp(wenv, "on") ? 1
+                 : wenv && !strcmp(wenv, "off") ? 0
+                                                : -1;
     for (int p = 0; p < 3; p++)
         for (int b = 0; b < 2 && used < n; b++) {
-            const char *src;
+            const char *src, *wsrc = "UNET3D_WINOGRAD";
             int use = u3d_tuning_get(&t, "conv3d_igemm", passes[p],
                                      buckets[b], "use", gpu, &src);
-            used += (size_t)snprintf(out + used, n - used, "%s%s/%s %s (%s)",
-                                     used ? ", " : "", passes[p], buckets[b],
-                                     use ? "igemm" : "direct", src);
+            int wino = 0, from = 16;
+            if (!use) {
+                wino = wforce >= 0
+                           ? wforce
+                           : u3d_tuning_get(&t, "winograd", passes[p],
+                                            buckets[b], "use", !gpu, &wsrc);
+                from = u3d_tuning_get(&t, "winograd", passes[p], buckets[b],
+                                      "from_cin", 16, NULL);
+            }
+            if (wino)
+                used += (size_t)snprintf(
+                    out + used, n - used,
+                    "%s%s/%s winograd from %d ch, else direct (%s)",
+                    used ? ", " : "", passes[p], buckets[b], from, wsrc);
+            else
+                used += (size_t)snprintf(out + used, n - used,
+                                         "%s%s/%s %s (%s)", used ? ", " : "",
+                                         passes[p], buckets[b],
+                                         use ? "igemm" : "direct", src);
         }
     u3d_tuning_free(&t);
 }
@@ -231,7 +255,8 @@ u3d_status u3d_list_devices(FILE *out, u3d_error *err)
                              CL_DEVICE_TYPE_ACCELERATOR)) &&
                            !strstr(pn, "Oclgrind"),
                        how, sizeof how);
-            fprintf(out, "         conv path (conv3d_igemm use): %s\n",
+            fprintf(out, "         conv path (conv3d_igemm, winograd use): "
+                         "%s\n",
                     how);
         }
     }

@@ -160,6 +160,15 @@ static int wino_valid(const int *v, const u3d_tune_limits *lim)
       {8, 2, 6, 1, 4096, 0}}, /* the direct kernels */                         \
      wino_valid}
 
+/* its weight gradient: cob x cib vector accumulators over tile lanes, and
+ * as many loads (cob + cib) per step */
+static int wino_bw_valid(const int *v, const u3d_tune_limits *lim)
+{
+    int vw = v[0], cob = v[2], cib = v[3];
+    int regs = lim->is_cpu ? 512 : 256;
+    return (cob * cib + cob + cib) * vw <= regs;
+}
+
 /* The table: one entry per family and pass. Adding a family is one more
  * entry: its parameters and values, a few hand-picked candidates, a
  * validity function with the device's limits (local memory for its
@@ -219,6 +228,24 @@ static const tune_entry entries[] = {
     {WINO_SPACE("fwd"), {8, 2, 6, 1, 4096, 1}, OP_CONV_FWD,
      {"small", "large", NULL}},
     {WINO_SPACE("data"), {8, 2, 6, 1, 4096, 1}, OP_CONV_DATA,
+     {"small", "large", NULL}},
+    {{"winograd", "weight", 6,
+      {"vw", "nv", "cob", "cib", "chunk_kb", "use"},
+      {{4, 8, 16},
+       {1, 2, 4},
+       {1, 2, 3, 4, 6},
+       {1, 2, 3, 4, 6},
+       {4096, 16384, 65536},
+       {0, 1}},
+      5,
+      {{8, 2, 3, 3, 16384, 1}, /* the default (PoCL AVX2) */
+       {8, 1, 3, 3, 16384, 1},
+       {16, 1, 4, 4, 16384, 1}, /* AVX-512 */
+       {4, 4, 4, 4, 16384, 1},
+       {8, 2, 3, 3, 16384, 0}}, /* the direct kernels */
+      wino_bw_valid},
+     {8, 2, 3, 3, 16384, 1},
+     OP_CONV_WEIGHT,
      {"small", "large", NULL}},
     /* layers without passes or buckets: rows of pass and bucket "-" */
     {{"batchnorm", U3D_TUNE_ANY, 3,

@@ -48,6 +48,20 @@ typedef VEC floatv;
  * would share one set of an 8-way L1 cache. conv3d_wino.c's sizes()
  * allocates the same. */
 #define XIPAD 16
+
+/* Where tile t of channel c lies within a plane of V (or D): in blocks of
+ * XB tiles, [tb][c][XB] (the forward GEMM streams a block's channels), or
+ * with CMAJOR [c][t] (the weight gradient's GEMM streams each channel's
+ * tiles). */
+#ifndef CMAJOR
+#define CMAJOR 0
+#endif
+#if CMAJOR
+#define V_AT(t, c, nc, ntb) ((size_t)(c) * (ntb) * XB + (t))
+#else
+#define V_AT(t, c, nc, ntb)                                                    \
+    (((size_t)((t) / XB) * (nc) + (c)) * XB + (t) - ((t) / XB) * XB)
+#endif
 #define U_XIS(ncb, cin) ((size_t)(ncb) * (cin) * COB + XIPAD)
 #define V_XIS(ntb, cin) ((size_t)(ntb) * (cin) * XB + XIPAD)
 #define M_XIS(ncb, ntb) ((size_t)(ncb) * (ntb) * COB * XB + XIPAD)
@@ -273,10 +287,8 @@ __kernel void wino_input(__global const float *restrict x,
             m[a][2][c] = e2 - e1;
             m[a][3][c] = e1 - e3;
         }
-    const int tb = t / XB;
-    const int l = t - tb * XB;
     const size_t xis = V_XIS(ntb, cin);
-    __global float *o = v + ((size_t)tb * cin + ci) * XB + l;
+    __global float *o = v + V_AT(t, ci, cin, ntb);
     for (int b = 0; b < 4; b++)
         for (int c = 0; c < 4; c++) {
             const tvec e0 = m[0][b][c], e1 = m[1][b][c], e2 = m[2][b][c],
@@ -470,18 +482,40 @@ __kernel void wino_dy(__global const float *restrict dy,
     const int t = g * TVW;
     __global const float *ys = dy + yoff + (size_t)co * d * h * w;
     float q[2][2][2][TVW];
-    for (int i = 0; i < TVW; i++) {
-        int z0, y0, x0;
-        tile_at(t0 + t + i, th, tw, &z0, &y0, &x0);
-        const int live = t + i < tc;
+    int z0, y0, x0;
+    tile_at(t0 + t, th, tw, &z0, &y0, &x0);
+    /* all lanes live, in one tile row, their 2 * TVW columns inside */
+    const int fast = t + TVW <= tc && (t0 + t) % tw + TVW <= tw &&
+                     x0 + 2 * TVW <= w;
+    if (fast) {
         for (int a = 0; a < 2; a++)
-            for (int b = 0; b < 2; b++)
-                for (int c = 0; c < 2; c++) {
-                    const int z = z0 + a, y = y0 + b, x = x0 + c;
-                    const int in = live && z < d && y < h && x < w;
-                    q[a][b][c][i] =
-                        in ? ys[((size_t)z * h + y) * w + x] : 0.0f;
+            for (int b = 0; b < 2; b++) {
+                const int z = z0 + a, y = y0 + b;
+                const int in = z < d && y < h;
+                __global const float *p =
+                    ys + ((size_t)(in ? z : 0) * h + (in ? y : 0)) * w + x0;
+                float r[2 * TVW];
+                for (int i = 0; i < 2 * TVW; i++)
+                    r[i] = in ? p[i] : 0.0f;
+                for (int i = 0; i < TVW; i++) {
+                    q[a][b][0][i] = r[2 * i];
+                    q[a][b][1][i] = r[2 * i + 1];
                 }
+            }
+    } else {
+        for (int i = 0; i < TVW; i++) {
+            int zi, yi, xi;
+            tile_at(t0 + t + i, th, tw, &zi, &yi, &xi);
+            const int live = t + i < tc;
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++)
+                    for (int c = 0; c < 2; c++) {
+                        const int z = zi + a, y = yi + b, x = xi + c;
+                        const int in = live && z < d && y < h && x < w;
+                        q[a][b][c][i] =
+                            in ? ys[((size_t)z * h + y) * w + x] : 0.0f;
+                    }
+        }
     }
     tvec m[2][2][4]; /* along x: 2 -> 4 */
     for (int a = 0; a < 2; a++)
@@ -501,10 +535,8 @@ __kernel void wino_dy(__global const float *restrict dy,
             n[a][2][c] = e0 - e1;
             n[a][3][c] = -e1;
         }
-    const int tb = t / XB;
-    const int l = t - tb * XB;
     const size_t xis = V_XIS(ntb, cout);
-    __global float *o = dd + ((size_t)tb * cout + co) * XB + l;
+    __global float *o = dd + V_AT(t, co, cout, ntb);
     for (int b = 0; b < 4; b++) /* along z, stored */
         for (int c = 0; c < 4; c++) {
             const tvec e0 = n[0][b][c], e1 = n[1][b][c];
@@ -560,24 +592,21 @@ __kernel void wino_bw_gemm(__global const float *restrict v,
 #pragma unroll
         for (int k = 0; k < CIB; k++)
             acc[c][k] = (floatv)0.0f;
-    for (int tb = 0; tb < ntb; tb++) {
-        __global const float *vb = vp + (size_t)tb * cin * XB;
-        __global const float *db = dp + (size_t)tb * cout * XB;
+    /* built with CMAJOR: each channel's ntb * XB tiles contiguous */
+    const size_t nt = (size_t)ntb * XB;
+    for (size_t t = 0; t < nt; t += VW) {
+        floatv e[COB], f[CIB];
 #pragma unroll
-        for (int j = 0; j < NV; j++) {
-            floatv e[COB], f[CIB];
+        for (int c = 0; c < COB; c++)
+            e[c] = VLOAD(dp + co[c] * nt + t);
 #pragma unroll
-            for (int c = 0; c < COB; c++)
-                e[c] = VLOAD(db + co[c] * XB + j * VW);
+        for (int k = 0; k < CIB; k++)
+            f[k] = VLOAD(vp + ci[k] * nt + t);
+#pragma unroll
+        for (int c = 0; c < COB; c++)
 #pragma unroll
             for (int k = 0; k < CIB; k++)
-                f[k] = VLOAD(vb + ci[k] * XB + j * VW);
-#pragma unroll
-            for (int c = 0; c < COB; c++)
-#pragma unroll
-                for (int k = 0; k < CIB; k++)
-                    acc[c][k] = fma(e[c], f[k], acc[c][k]);
-        }
+                acc[c][k] = fma(e[c], f[k], acc[c][k]);
     }
     __global float *o = du + xi * DU_XIS(cout, cin);
     for (int c = 0; c < COB; c++)
@@ -600,11 +629,12 @@ __kernel void wino_bw_bias(__global const float *restrict dd,
     const int co = get_global_id(0);
     if (co >= cout)
         return;
-    __global const float *p = dd + 21 * V_XIS(ntb, cout) + (size_t)co * XB;
+    /* built with CMAJOR: the channel's tiles contiguous */
+    __global const float *p =
+        dd + 21 * V_XIS(ntb, cout) + (size_t)co * ntb * XB;
     float s = 0.0f;
-    for (int tb = 0; tb < ntb; tb++, p += (size_t)cout * XB)
-        for (int l = 0; l < XB; l++)
-            s += p[l];
+    for (int t = 0; t < ntb * XB; t++)
+        s += p[t];
     db[co] = first ? s : db[co] + s;
 }
 

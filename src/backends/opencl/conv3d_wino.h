@@ -9,7 +9,8 @@
  * cin -> cout channels (the pass's own: swapped for "data") runs here:
  * only 3x3x3 kernels; env UNET3D_WINOGRAD=on|off forces it (anything else
  * is refused with a message), else from the tuning value "from_cin"
- * channels on (default 16; input and output) when the row ("winograd", tpass, the
+ * channels on (input and output; default 16 forward, 8 for the
+ * gradients) when the row ("winograd", tpass, the
  * shape bucket, "use") says so, by default on CPUs, off on GPUs (not
  * measured there; `unet3d tune` decides) and the oclgrind simulator
  * (tests force it). */

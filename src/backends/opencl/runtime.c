@@ -197,7 +197,7 @@ static void conv_paths(const u3d_tune_key *key, int gpu, char *out,
                            : u3d_tuning_get(&t, "winograd", passes[p],
                                             buckets[b], "use", !gpu, &wsrc);
                 from = u3d_tuning_get(&t, "winograd", passes[p], buckets[b],
-                                      "from_cin", 16, NULL);
+                                      "from_cin", p ? 8 : 16, NULL);
             }
             if (wino)
                 used += (size_t)snprintf(

@@ -802,16 +802,24 @@ static int wino_of(const u3d_cl *cl, const char *pass, u3d_shape x,
     return use;
 }
 
+/* The output shape of a convolution of x to cout channels (k, pad from
+ * p's axes). */
+static u3d_shape out_shape(const u3d_conv3d_params *p, u3d_shape x, int cout,
+                           int k[3], int pad[3])
+{
+    u3d_conv3d_axes(p, k, pad);
+    return u3d_shape5(x.n, cout, x.d + 2 * pad[0] - k[0] + 1,
+                      x.h + 2 * pad[1] - k[1] + 1,
+                      x.w + 2 * pad[2] - k[2] + 1);
+}
+
 double u3d_cl_conv3d_flops_done(u3d_backend *be, const char *pass,
                                 const u3d_conv3d_params *p, u3d_shape x,
                                 int cout)
 {
     const u3d_cl *cl = u3d_cl_of(be);
     int k[3], pad[3];
-    u3d_conv3d_axes(p, k, pad);
-    u3d_shape ys = u3d_shape5(x.n, cout, x.d + 2 * pad[0] - k[0] + 1,
-                              x.h + 2 * pad[1] - k[1] + 1,
-                              x.w + 2 * pad[2] - k[2] + 1);
+    u3d_shape ys = out_shape(p, x, cout, k, pad);
     if (!wino_of(cl, pass, x, ys, k))
         return 0;
     char buf[160];
@@ -831,10 +839,7 @@ void u3d_cl_conv3d_config(u3d_backend *be, const char *pass,
 {
     const u3d_cl *cl = u3d_cl_of(be);
     int k[3], pad[3];
-    u3d_conv3d_axes(p, k, pad);
-    u3d_shape ys = u3d_shape5(x.n, cout, x.d + 2 * pad[0] - k[0] + 1,
-                              x.h + 2 * pad[1] - k[1] + 1,
-                              x.w + 2 * pad[2] - k[2] + 1);
+    u3d_shape ys = out_shape(p, x, cout, k, pad);
     const char *src;
     const char *b = u3d_cl_conv_bucket(x.c, cout);
     if (u3d_cl_conv_path_at(cl, pass, x.c, cout) == U3D_CL_CONV_IGEMM) {

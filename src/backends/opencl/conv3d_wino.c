@@ -180,17 +180,16 @@ typedef struct wino_chunk {
     int n, t0, tc;
 } wino_chunk;
 
-static u3d_status chunk_run(u3d_cl *cl, const wino_plan *p, const char *opts,
+/* V of one chunk (c->v) from the input c->x (sample c->n), padded by
+ * pad: the input transform, shared by the forward passes and the weight
+ * gradient (whose build lays V out channel-major). */
+static u3d_status input_run(u3d_cl *cl, const wino_plan *p, const char *opts,
                             const wino_chunk *c, u3d_shape xs,
-                            const int pad[3], u3d_shape ys, int th, int tw,
-                            u3d_error *err)
+                            const int pad[3], int th, int tw, u3d_error *err)
 {
     int xb = p->vw * p->nv, ntb = ceil_div(c->tc, xb);
-    cl_kernel ki, kg, ko;
+    cl_kernel ki;
     U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_input", opts, &ki, err));
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_gemm", opts, &kg, err));
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_output", opts, &ko, err));
-
     int xoff = (int)((size_t)c->n * xs.c * xs.d * xs.h * xs.w);
     int ai[] = {xs.c, xoff, xs.d, xs.h, xs.w, pad[0], pad[1], pad[2],
                 th,   tw,   c->t0, c->tc, ntb};
@@ -199,7 +198,19 @@ static u3d_status chunk_run(u3d_cl *cl, const wino_plan *p, const char *opts,
     U3D_TRY(set_ints(ki, 2, ai, 13, err));
     size_t gi[2] = {(size_t)ntb * xb / tvw(p), (size_t)xs.c};
     size_t li[2] = {lws_of(cl, p->lws, gi[0]), 1};
-    U3D_TRY(u3d_cl_launch(cl, ki, "winograd input", 2, gi, li, err));
+    return u3d_cl_launch(cl, ki, "winograd input", 2, gi, li, err);
+}
+
+static u3d_status chunk_run(u3d_cl *cl, const wino_plan *p, const char *opts,
+                            const wino_chunk *c, u3d_shape xs,
+                            const int pad[3], u3d_shape ys, int th, int tw,
+                            u3d_error *err)
+{
+    int xb = p->vw * p->nv, ntb = ceil_div(c->tc, xb);
+    cl_kernel kg, ko;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_gemm", opts, &kg, err));
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_output", opts, &ko, err));
+    U3D_TRY(input_run(cl, p, opts, c, xs, pad, th, tw, err));
 
     int ag[] = {xs.c, ntb, p->ncb};
     U3D_TRY(set_mem(kg, 0, c->v, err));
@@ -294,19 +305,10 @@ static u3d_status bw_chunk(u3d_cl *cl, const wino_bw_plan *q,
 {
     const wino_plan *p = &q->t;
     int xb = p->vw * p->nv, ntb = ceil_div(c->tc, xb), tv = tvw(p);
-    cl_kernel ki, kd, kg, kb;
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_input", opts, &ki, err));
+    cl_kernel kd, kg, kb;
     U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_dy", opts, &kd, err));
     U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_gemm", opts, &kg, err));
-    int xoff = (int)((size_t)c->n * xs.c * xs.d * xs.h * xs.w);
-    int ai[] = {xs.c, xoff, xs.d, xs.h, xs.w, pad[0], pad[1], pad[2],
-                th,   tw,   c->t0, c->tc, ntb};
-    U3D_TRY(set_mem(ki, 0, c->x, err));
-    U3D_TRY(set_mem(ki, 1, c->v, err));
-    U3D_TRY(set_ints(ki, 2, ai, 13, err));
-    size_t gi[2] = {(size_t)ntb * xb / tv, (size_t)xs.c};
-    size_t li[2] = {lws_of(cl, p->lws, gi[0]), 1};
-    U3D_TRY(u3d_cl_launch(cl, ki, "winograd input", 2, gi, li, err));
+    U3D_TRY(input_run(cl, p, opts, c, xs, pad, th, tw, err));
 
     int yoff = (int)((size_t)c->n * ys.c * ys.d * ys.h * ys.w);
     int ad[] = {ys.c, yoff, ys.d, ys.h, ys.w, th, tw, c->t0, c->tc, ntb};

@@ -185,43 +185,36 @@ inline void tile_at(const int tg, const int th, const int tw, int *z,
     *x = 2 * (r - ty * tw);
 }
 
-/* V from x (one sample: cin planes of d x h x w from element xoff on):
- * work-item (g, ci) transforms the TVW tiles from g * TVW on, g * TVW <
- * ntb * XB; tiles past tc get zeros. When the lanes are one row of tiles
- * whose reads lie inside the row (most tiles of a wide volume), a row of
- * 4 input voxels per lane is two vector loads, split into even and odd
- * columns; else each lane is gathered on its own. */
-__kernel void wino_input(__global const float *restrict x,
-                         __global float *restrict v, const int cin,
-                         const int xoff, const int d, const int h, const int w,
-                         const int pz, const int py, const int px,
-                         const int th, const int tw, const int t0,
-                         const int tc, const int ntb)
+/* The input tiles of TVW consecutive tiles from tile tg on (the first
+ * `live` of them real, the rest zero) of one channel plane xs (d x h x w,
+ * padded by pz, py, px), transformed: m = B' d B along each axis. When
+ * the lanes are one row of tiles whose reads lie inside the row (most
+ * tiles of a wide volume), a row of 4 input voxels per lane is two
+ * vector loads, split into even and odd columns; else each lane is
+ * gathered on its own. */
+inline void in_transform(__global const float *restrict xs, const int d,
+                         const int h, const int w, const int pz,
+                         const int py, const int px, const int th,
+                         const int tw, const int tg, const int live,
+                         tvec m[4][4][4])
 {
-    const int g = get_global_id(0);
-    const int ci = get_global_id(1);
-    if (g >= ntb * (XB / TVW) || ci >= cin)
-        return;
-    const int t = g * TVW;
     int z0, y0, x0;
-    tile_at(t0 + t, th, tw, &z0, &y0, &x0);
+    tile_at(tg, th, tw, &z0, &y0, &x0);
     z0 -= pz;
     y0 -= py;
     x0 -= px;
-    __global const float *xs = x + xoff + (size_t)ci * d * h * w;
     /* one row: all lanes live, same tile row, reads inside [0, w) */
-    const int fast = t + TVW <= tc && (t0 + t) % tw + TVW <= tw &&
-                     x0 >= 0 && x0 + 2 * TVW + 1 < w;
+    const int fast = live >= TVW && tg % tw + TVW <= tw && x0 >= 0 &&
+                     x0 + 2 * TVW + 1 < w;
     int lz[TVW], ly[TVW], lx[TVW], ll[TVW];
     if (!fast)
         for (int i = 0; i < TVW; i++) {
-            tile_at(t0 + t + i, th, tw, &lz[i], &ly[i], &lx[i]);
+            tile_at(tg + i, th, tw, &lz[i], &ly[i], &lx[i]);
             lz[i] -= pz;
             ly[i] -= py;
             lx[i] -= px;
-            ll[i] = t + i < tc;
+            ll[i] = i < live;
         }
-    tvec m[4][4][4];
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++) {
             tvec e0, e1, e2, e3;
@@ -287,17 +280,41 @@ __kernel void wino_input(__global const float *restrict x,
             m[a][2][c] = e2 - e1;
             m[a][3][c] = e1 - e3;
         }
-    const size_t xis = V_XIS(ntb, cin);
-    __global float *o = v + V_AT(t, ci, cin, ntb);
     for (int b = 0; b < 4; b++)
         for (int c = 0; c < 4; c++) {
             const tvec e0 = m[0][b][c], e1 = m[1][b][c], e2 = m[2][b][c],
                        e3 = m[3][b][c];
-            TSTORE(e0 - e2, o + (0 * 16 + b * 4 + c) * xis);
-            TSTORE(e1 + e2, o + (1 * 16 + b * 4 + c) * xis);
-            TSTORE(e2 - e1, o + (2 * 16 + b * 4 + c) * xis);
-            TSTORE(e1 - e3, o + (3 * 16 + b * 4 + c) * xis);
+            m[0][b][c] = e0 - e2;
+            m[1][b][c] = e1 + e2;
+            m[2][b][c] = e2 - e1;
+            m[3][b][c] = e1 - e3;
         }
+}
+
+/* V from x (one sample: cin planes of d x h x w from element xoff on):
+ * work-item (g, ci) transforms the TVW tiles from g * TVW on, g * TVW <
+ * ntb * XB; tiles past tc get zeros. */
+__kernel void wino_input(__global const float *restrict x,
+                         __global float *restrict v, const int cin,
+                         const int xoff, const int d, const int h, const int w,
+                         const int pz, const int py, const int px,
+                         const int th, const int tw, const int t0,
+                         const int tc, const int ntb)
+{
+    const int g = get_global_id(0);
+    const int ci = get_global_id(1);
+    if (g >= ntb * (XB / TVW) || ci >= cin)
+        return;
+    const int t = g * TVW;
+    tvec m[4][4][4];
+    in_transform(x + xoff + (size_t)ci * d * h * w, d, h, w, pz, py, px, th,
+                 tw, t0 + t, tc - t, m);
+    const size_t xis = V_XIS(ntb, cin);
+    __global float *o = v + V_AT(t, ci, cin, ntb);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 4; c++)
+                TSTORE(m[a][b][c], o + (a * 16 + b * 4 + c) * xis);
 }
 
 /* M[xi][cb][tb] = U[xi][cb] x V[xi][tb]: work-item (tb, cb, xi) keeps
@@ -352,79 +369,73 @@ __kernel void wino_gemm(__global const float *restrict v,
 #define ACT(v) (v)
 #endif
 
-/* y from M (one sample: cout planes of d x h x w from element yoff on):
- * work-item (g, co) for the TVW tiles from g * TVW on, g * TVW < tc.
- * Outputs past the tensor's edge (odd sizes) and tiles past tc are not
- * stored. The transform runs plane by plane of the 4x4x4 products (x,
- * then y), adding each plane into the two output planes. */
-__kernel void wino_output(__global const float *restrict m,
-                          __global const float *restrict bias,
-                          __global float *restrict y, const int cout,
-                          const int yoff, const int d, const int h,
-                          const int w, const int th, const int tw,
-                          const int t0, const int tc, const int ntb,
-                          const int ncb, const int use_bias)
-{
-    const int g = get_global_id(0);
-    const int co = get_global_id(1);
-    const int t = g * TVW;
-    if (t >= tc || co >= cout)
-        return;
-    const int tb = t / XB;
-    const int l = t - tb * XB;
-    const int cb = co / COB;
-    const int j = co - cb * COB;
-    const size_t xis = M_XIS(ncb, ntb);
-    __global const float *p =
-        m + (((size_t)cb * ntb + tb) * COB + j) * XB + l;
-    tvec r[2][2][2]; /* [z][y][x] of the 2x2x2 outputs */
-    for (int a = 0; a < 4; a++) {
-        tvec s[4][2];
-        for (int b = 0; b < 4; b++) {
-            const int xi = (a * 4 + b) * 4;
-            const tvec e0 = TLOAD(p + xi * xis), e1 = TLOAD(p + (xi + 1) * xis),
-                       e2 = TLOAD(p + (xi + 2) * xis),
-                       e3 = TLOAD(p + (xi + 3) * xis);
-            s[b][0] = e0 + e1 + e2;
-            s[b][1] = e1 - e2 - e3;
-        }
-        for (int c = 0; c < 2; c++) {
-            const tvec q0 = s[0][c] + s[1][c] + s[2][c];
-            const tvec q1 = s[1][c] - s[2][c] - s[3][c];
-            /* A' column a: (1, 0), (1, 1), (1, -1), (0, -1) */
-            if (a == 0) {
-                r[0][0][c] = q0;
-                r[0][1][c] = q1;
-                r[1][0][c] = (tvec)0.0f;
-                r[1][1][c] = (tvec)0.0f;
-            } else if (a == 1) {
-                r[0][0][c] += q0;
-                r[0][1][c] += q1;
-                r[1][0][c] += q0;
-                r[1][1][c] += q1;
-            } else if (a == 2) {
-                r[0][0][c] += q0;
-                r[0][1][c] += q1;
-                r[1][0][c] -= q0;
-                r[1][1][c] -= q1;
-            } else {
-                r[1][0][c] -= q0;
-                r[1][1][c] -= q1;
-            }
-        }
+/* The output transform y = A' M A along each axis of TVW tiles' 4x4x4
+ * products at p (product xi at p + xi * xis), in either address space
+ * (__global: M of the chunked path, __local: the fused kernel's). It runs
+ * plane by plane of the products (x, then y), adding each plane into the
+ * two output planes. */
+#define OUT_TRANSFORM(NAME, AS)                                                \
+    inline void NAME(AS const float *restrict p, const size_t xis,             \
+                     tvec r[2][2][2])                                          \
+    {                                                                          \
+        for (int a = 0; a < 4; a++) {                                          \
+            tvec s[4][2];                                                      \
+            for (int b = 0; b < 4; b++) {                                      \
+                const int xi = (a * 4 + b) * 4;                                \
+                const tvec e0 = TLOAD(p + xi * xis),                           \
+                           e1 = TLOAD(p + (xi + 1) * xis),                     \
+                           e2 = TLOAD(p + (xi + 2) * xis),                     \
+                           e3 = TLOAD(p + (xi + 3) * xis);                     \
+                s[b][0] = e0 + e1 + e2;                                        \
+                s[b][1] = e1 - e2 - e3;                                        \
+            }                                                                  \
+            for (int c = 0; c < 2; c++) {                                      \
+                const tvec q0 = s[0][c] + s[1][c] + s[2][c];                   \
+                const tvec q1 = s[1][c] - s[2][c] - s[3][c];                   \
+                /* A' column a: (1, 0), (1, 1), (1, -1), (0, -1) */            \
+                if (a == 0) {                                                  \
+                    r[0][0][c] = q0;                                           \
+                    r[0][1][c] = q1;                                           \
+                    r[1][0][c] = (tvec)0.0f;                                   \
+                    r[1][1][c] = (tvec)0.0f;                                   \
+                } else if (a == 1) {                                           \
+                    r[0][0][c] += q0;                                          \
+                    r[0][1][c] += q1;                                          \
+                    r[1][0][c] += q0;                                          \
+                    r[1][1][c] += q1;                                          \
+                } else if (a == 2) {                                           \
+                    r[0][0][c] += q0;                                          \
+                    r[0][1][c] += q1;                                          \
+                    r[1][0][c] -= q0;                                          \
+                    r[1][1][c] -= q1;                                          \
+                } else {                                                       \
+                    r[1][0][c] -= q0;                                          \
+                    r[1][1][c] -= q1;                                          \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
     }
-    const float bv = use_bias ? bias[co] : 0.0f;
+OUT_TRANSFORM(out_transform_g, __global)
+OUT_TRANSFORM(out_transform_l, __local)
+
+/* Stores TVW tiles' 2x2x2 outputs r (+ bias bv, activation) from tile tg
+ * on, the first `live` of them, into the channel plane o (d x h x w).
+ * Outputs past the edge (odd sizes) and lanes past `live` are not
+ * stored. */
+inline void out_store(__global float *restrict o, tvec r[2][2][2],
+                      const float bv, const int tg, const int live,
+                      const int th, const int tw, const int d, const int h,
+                      const int w)
+{
     int z0, y0, x0;
-    tile_at(t0 + t, th, tw, &z0, &y0, &x0);
-    __global float *o = y + yoff + (size_t)co * d * h * w;
-    const int fast = t + TVW <= tc && (t0 + t) % tw + TVW <= tw &&
-                     x0 + 2 * TVW <= w;
+    tile_at(tg, th, tw, &z0, &y0, &x0);
+    const int fast = live >= TVW && tg % tw + TVW <= tw && x0 + 2 * TVW <= w;
     if (fast) {
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++)
                 if (z0 + a < d && y0 + b < h) {
                     /* interleaved through private arrays (as in
-                     * wino_input) */
+                     * in_transform) */
                     float e[2][TVW], row[2 * TVW];
                     TSTORE(ACT(r[a][b][0] + bv), e[0]);
                     TSTORE(ACT(r[a][b][1] + bv), e[1]);
@@ -442,15 +453,123 @@ __kernel void wino_output(__global const float *restrict m,
         for (int b = 0; b < 2; b++)
             for (int c = 0; c < 2; c++)
                 TSTORE(ACT(r[a][b][c] + bv), q[a][b][c]);
-    for (int i = 0; i < TVW && t + i < tc; i++) {
+    for (int i = 0; i < TVW && i < live; i++) {
         int zi, yi, xi;
-        tile_at(t0 + t + i, th, tw, &zi, &yi, &xi);
+        tile_at(tg + i, th, tw, &zi, &yi, &xi);
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++)
                 for (int c = 0; c < 2; c++)
                     if (zi + a < d && yi + b < h && xi + c < w)
                         o[((size_t)(zi + a) * h + yi + b) * w + xi + c] =
                             q[a][b][c][i];
+    }
+}
+
+/* y from M (one sample: cout planes of d x h x w from element yoff on):
+ * work-item (g, co) for the TVW tiles from g * TVW on, g * TVW < tc. */
+__kernel void wino_output(__global const float *restrict m,
+                          __global const float *restrict bias,
+                          __global float *restrict y, const int cout,
+                          const int yoff, const int d, const int h,
+                          const int w, const int th, const int tw,
+                          const int t0, const int tc, const int ntb,
+                          const int ncb, const int use_bias)
+{
+    const int g = get_global_id(0);
+    const int co = get_global_id(1);
+    const int t = g * TVW;
+    if (t >= tc || co >= cout)
+        return;
+    const int tb = t / XB;
+    const int l = t - tb * XB;
+    const int cb = co / COB;
+    const int j = co - cb * COB;
+    tvec r[2][2][2]; /* [z][y][x] of the 2x2x2 outputs */
+    out_transform_g(m + (((size_t)cb * ntb + tb) * COB + j) * XB + l,
+                    M_XIS(ncb, ntb), r);
+    out_store(y + yoff + (size_t)co * d * h * w, r,
+              use_bias ? bias[co] : 0.0f, t0 + t, tc - t, th, tw, d, h, w);
+}
+
+/* The three steps in one kernel, for many tiles of few channels (the
+ * first levels, where the chunked path's V and M, 8x the activations,
+ * stream through memory): a work-group of one work-item takes one block
+ * of XB tiles from tile b * XB on, transforms its input tiles of all
+ * channels into vl (V[xi][ci][XB], 64 * cin * XB floats), and then for
+ * each block of COB output channels runs the 64 products into ml
+ * (M[xi][COB][XB]) and their output transform into y; both stay in the
+ * core's cache. Each work-group reads all of U: deep layers (few tiles,
+ * large U) take the chunked path. */
+__kernel void wino_fused(__global const float *restrict x,
+                         __global const float *restrict u,
+                         __global const float *restrict bias,
+                         __global float *restrict y,
+                         __local float *restrict vl,
+                         __local float *restrict ml, const int cin,
+                         const int cout, const int xoff, const int yoff,
+                         const int d, const int h, const int w, const int od,
+                         const int oh, const int ow, const int pz,
+                         const int py, const int px, const int th,
+                         const int tw, const int tiles, const int ncb,
+                         const int use_bias)
+{
+    const int t = get_group_id(0) * XB;
+    if (t >= tiles)
+        return;
+    const size_t vxis = (size_t)cin * XB + XIPAD;
+    for (int ci = 0; ci < cin; ci++)
+        for (int g = 0; g < XB; g += TVW) {
+            tvec m[4][4][4];
+            in_transform(x + xoff + (size_t)ci * d * h * w, d, h, w, pz, py,
+                         px, th, tw, t + g, tiles - t - g, m);
+            __local float *o = vl + (size_t)ci * XB + g;
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    for (int c = 0; c < 4; c++)
+                        TSTORE(m[a][b][c], o + (a * 16 + b * 4 + c) * vxis);
+        }
+    const size_t mxis = (size_t)COB * XB + XIPAD;
+    const size_t uxis = U_XIS(ncb, cin);
+    for (int cb = 0; cb < ncb; cb++) {
+        for (int xi = 0; xi < 64; xi++) {
+            __local const float *vp = vl + xi * vxis;
+            __global const float *up = u + xi * uxis + (size_t)cb * cin * COB;
+            floatv acc[COB][NV];
+#pragma unroll
+            for (int c = 0; c < COB; c++)
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    acc[c][j] = (floatv)0.0f;
+            for (int ci = 0; ci < cin; ci++, vp += XB, up += COB) {
+                floatv e[NV];
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    e[j] = VLOAD(vp + j * VW);
+#pragma unroll
+                for (int c = 0; c < COB; c++) {
+                    const floatv wv = (floatv)up[c];
+#pragma unroll
+                    for (int j = 0; j < NV; j++)
+                        acc[c][j] = fma(wv, e[j], acc[c][j]);
+                }
+            }
+            __local float *o = ml + xi * mxis;
+#pragma unroll
+            for (int c = 0; c < COB; c++)
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    VSTORE(acc[c][j], o + c * XB + j * VW);
+        }
+        for (int c = 0; c < COB && cb * COB + c < cout; c++) {
+            const int co = cb * COB + c;
+            const float bv = use_bias ? bias[co] : 0.0f;
+            __global float *o = y + yoff + (size_t)co * od * oh * ow;
+            for (int g = 0; g < XB; g += TVW) {
+                tvec r[2][2][2];
+                out_transform_l(ml + c * XB + g, mxis, r);
+                out_store(o, r, bv, t + g, tiles - t - g, th, tw, od, oh, ow);
+            }
+        }
     }
 }
 

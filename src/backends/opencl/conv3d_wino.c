@@ -64,6 +64,7 @@ typedef struct wino_plan {
     int gemm_lws; /* the GEMM's work-items along the tile blocks */
     int lws;      /* transforms' work-group size */
     size_t chunk; /* tiles per chunk, a multiple of vw * nv */
+    int fused;    /* one wino_fused launch instead of chunks */
 } wino_plan;
 
 static wino_plan plan_of(const u3d_cl *cl, const char *tpass, int cin,
@@ -101,6 +102,14 @@ static wino_plan plan_of(const u3d_cl *cl, const char *tpass, int cin,
     n = n < least ? least : n;
     n = n / xb * xb;
     p.chunk = n < xb ? xb : n;
+    /* fused: the block's V and M in the core's cache (fused_kb) and U
+     * small enough to be read by every block (fused_u_kb: deep layers
+     * have few tiles and a large U, the chunks read it once each) */
+    size_t vm = 64 * xb * ((size_t)cin + (size_t)p.cob) * sizeof(float);
+    size_t ub = 64 * (size_t)cin * p.ncb * p.cob * sizeof(float);
+    p.fused = vm <= (size_t)tune(cl, tpass, b, "fused_kb", 1024) * 1024 &&
+              vm <= cl->local_mem &&
+              ub <= (size_t)tune(cl, tpass, b, "fused_u_kb", 4096) * 1024;
     return p;
 }
 
@@ -232,6 +241,40 @@ static u3d_status chunk_run(u3d_cl *cl, const wino_plan *p, const char *opts,
     size_t go[2] = {(size_t)ceil_div(c->tc, tvw(p)), (size_t)ys.c};
     size_t lo[2] = {lws_of(cl, p->lws, go[0]), 1};
     return u3d_cl_launch(cl, ko, "winograd output", 2, go, lo, err);
+}
+
+/* The fused kernel over all tiles of every sample: one work-group of one
+ * work-item per block of vw * nv tiles, V and M in local memory. */
+static u3d_status fused_run(u3d_cl *cl, const wino_plan *p, const char *opts,
+                            wino_chunk *c, u3d_shape xs, const int pad[3],
+                            u3d_shape ys, int th, int tw, int tiles,
+                            u3d_error *err)
+{
+    int xb = p->vw * p->nv;
+    cl_kernel k;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_fused", opts, &k, err));
+    size_t vb = (64 * ((size_t)xs.c * xb + 16)) * sizeof(float);
+    size_t mb = (64 * ((size_t)p->cob * xb + 16)) * sizeof(float);
+    U3D_TRY(set_mem(k, 0, c->x, err));
+    U3D_TRY(set_mem(k, 1, c->u, err));
+    /* without bias any valid buffer: never read */
+    U3D_TRY(set_mem(k, 2, c->bias ? c->bias : c->u, err));
+    U3D_TRY(set_mem(k, 3, c->y, err));
+    U3D_TRY(u3d_cl_check(clSetKernelArg(k, 4, vb, NULL), "clSetKernelArg",
+                         err));
+    U3D_TRY(u3d_cl_check(clSetKernelArg(k, 5, mb, NULL), "clSetKernelArg",
+                         err));
+    size_t g = (size_t)ceil_div(tiles, xb), l = 1;
+    for (c->n = 0; c->n < xs.n; c->n++) {
+        int xoff = (int)((size_t)c->n * xs.c * xs.d * xs.h * xs.w);
+        int yoff = (int)((size_t)c->n * ys.c * ys.d * ys.h * ys.w);
+        int a[] = {xs.c,   ys.c,   xoff,   yoff, xs.d, xs.h, xs.w, ys.d,
+                   ys.h,   ys.w,   pad[0], pad[1], pad[2], th, tw, tiles,
+                   p->ncb, c->bias != NULL};
+        U3D_TRY(set_ints(k, 6, a, 18, err));
+        U3D_TRY(u3d_cl_launch(cl, k, "winograd fused", 1, &g, &l, err));
+    }
+    return U3D_OK;
 }
 
 static u3d_status check_int(const char *what, size_t n, u3d_error *err)
@@ -425,6 +468,9 @@ u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
     U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_M, f[2] * sizeof(float),
                            &c.m, err));
     U3D_TRY(weights(cl, &p, opts, w, flip, xs.c, ys.c, c.u, err));
+    if (p.fused)
+        return fused_run(cl, &p, opts, &c, xs, pad, ys, th, tw, (int)tiles,
+                         err);
     for (c.n = 0; c.n < xs.n; c.n++)
         for (size_t t0 = 0; t0 < tiles; t0 += p.chunk) {
             c.t0 = (int)t0;

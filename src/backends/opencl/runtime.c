@@ -430,6 +430,8 @@ u3d_status u3d_cl_create(const char *spec, int profile, u3d_cl **out,
                     sizeof cl->max_wg, &cl->max_wg, NULL);
     clGetDeviceInfo(cl->device, CL_DEVICE_MAX_COMPUTE_UNITS,
                     sizeof cl->compute_units, &cl->compute_units, NULL);
+    clGetDeviceInfo(cl->device, CL_DEVICE_LOCAL_MEM_SIZE,
+                    sizeof cl->local_mem, &cl->local_mem, NULL);
     cl->is_oclgrind = strstr(cl->platform_name, "Oclgrind") != NULL;
     cl->is_cpu = (cl->type & CL_DEVICE_TYPE_CPU) != 0;
     init_cache_dir(cl);

@@ -45,6 +45,7 @@ typedef struct u3d_cl {
     cl_ulong max_alloc;
     size_t max_wg;
     cl_uint compute_units;
+    cl_ulong local_mem; /* CL_DEVICE_LOCAL_MEM_SIZE */
     int is_oclgrind; /* simulator: tiny launches are preferred, no caching */
     int is_cpu;
     int profile;

@@ -532,14 +532,21 @@ double u3d_cl_wino_describe(const u3d_cl *cl, const char *tpass, u3d_shape x,
     const char *src;
     u3d_tuning_get(&cl->tuning, PROG, tpass, u3d_cl_conv_bucket(x.c, y.c),
                    "vw", 0, &src);
-    snprintf(out, n, "winograd F(2,3) vw%d nv%d cob%d chunk%zu (%s, %s)",
-             p.vw, p.nv, p.cob, p.chunk, u3d_cl_conv_bucket(x.c, y.c), src);
     double tiles = (double)ceil_div(y.d, 2) * ceil_div(y.h, 2) *
                    ceil_div(y.w, 2);
+    if (p.fused)
+        snprintf(out, n, "winograd F(2,3) fused vw%d nv%d cob%d (%s, %s)",
+                 p.vw, p.nv, p.cob, u3d_cl_conv_bucket(x.c, y.c), src);
+    else
+        snprintf(out, n, "winograd F(2,3) vw%d nv%d cob%d chunk%zu (%s, %s)",
+                 p.vw, p.nv, p.cob, p.chunk, u3d_cl_conv_bucket(x.c, y.c),
+                 src);
     double xb = p.vw * p.nv;
+    /* one chunk of all tiles when fused */
+    double step = p.fused ? tiles : (double)p.chunk;
     double padded = 0; /* tiles rounded up to blocks, chunk by chunk */
-    for (double t0 = 0; t0 < tiles; t0 += (double)p.chunk) {
-        double tc = tiles - t0 < (double)p.chunk ? tiles - t0 : (double)p.chunk;
+    for (double t0 = 0; t0 < tiles; t0 += step) {
+        double tc = tiles - t0 < step ? tiles - t0 : step;
         padded += xb * (double)(long long)((tc + xb - 1) / xb);
     }
     double co = (double)p.ncb * p.cob;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backends/opencl/conv3d_wino.h"
 #include "test_util.h"
 
 /* ------------------------------------------------------------------ */
@@ -355,6 +356,39 @@ static void winograd_bad_env_refused(void **state)
         u3d_tensor_release(all[i]);
 }
 
+/* Which Winograd kernels a layer gets: the fused one for many tiles of
+ * few channels where a block's V and M fit the device's local memory,
+ * the chunked ones for deep layers (U of 256 x 256 channels, 16 MiB, read
+ * by every fused block) and when fused_kb is below a block. */
+static void winograd_fused_choice(void **state)
+{
+    t_env *e = *state;
+    const u3d_cl *cl = u3d_cl_of(e->cl);
+    char d[200];
+    u3d_shape x = u3d_shape5(1, 32, 66, 66, 66), y = u3d_shape5(1, 64, 64, 64, 64);
+    u3d_shape xd = u3d_shape5(1, 256, 13, 13, 13),
+              yd = u3d_shape5(1, 256, 11, 11, 11);
+    const char *old = getenv("UNET3D_TUNE_WINOGRAD_FUSED_KB");
+    char *saved = old ? strdup(old) : NULL;
+    unsetenv("UNET3D_TUNE_WINOGRAD_FUSED_KB");
+    u3d_cl_wino_describe(cl, "fwd", xd, yd, d, sizeof d);
+    assert_null(strstr(d, "fused"));
+    assert_non_null(strstr(d, "chunk"));
+    u3d_cl_wino_describe(cl, "fwd", x, y, d, sizeof d);
+    /* blocks of 16-32 tiles of 32 channels: up to 300 KiB */
+    if (cl->local_mem >= (1u << 20))
+        assert_non_null(strstr(d, "fused"));
+    setenv("UNET3D_TUNE_WINOGRAD_FUSED_KB", "1", 1);
+    u3d_cl_wino_describe(cl, "data", x, y, d, sizeof d);
+    if (saved) {
+        setenv("UNET3D_TUNE_WINOGRAD_FUSED_KB", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("UNET3D_TUNE_WINOGRAD_FUSED_KB");
+    }
+    assert_null(strstr(d, "fused"));
+}
+
 /* ------------------------------------------------------------------ */
 /* batch norm                                                          */
 /* ------------------------------------------------------------------ */
@@ -639,6 +673,7 @@ int main(void)
         cmocka_unit_test(upconv_weight_grad_reproducible),
         cmocka_unit_test(upconv_bad_path_refused),
         cmocka_unit_test(winograd_bad_env_refused),
+        cmocka_unit_test(winograd_fused_choice),
         cmocka_unit_test(bn_large_channel_accuracy),
         cmocka_unit_test(ce_large_reduction_accuracy),
     };

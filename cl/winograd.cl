@@ -595,28 +595,21 @@ __kernel void wino_fused(__global const float *restrict x,
 #endif
 #define DU_XIS(cout, cin) ((size_t)(cout) * (cin) + XIPAD)
 
-/* D from dy (one sample: cout planes of d x h x w from element yoff on),
- * in V's layout with cout channels: work-item (g, co) for the TVW tiles
- * from g * TVW on; dy past the tensor's edges and tiles past tc are zero.
- * Eight loads per tile and lane, gathered lane by lane. */
-__kernel void wino_dy(__global const float *restrict dy,
-                      __global float *restrict dd, const int cout,
-                      const int yoff, const int d, const int h, const int w,
-                      const int th, const int tw, const int t0, const int tc,
-                      const int ntb)
+/* The dy transform of TVW tiles from tile tg on (the first `live` of them
+ * real, the rest zero) of one channel plane ys (d x h x w): D = A dY A'
+ * per axis, (y0, y1) -> (y0, y0 + y1, y0 - y1, -y1); dv[a][b][c] is plane
+ * (a * 16 + b * 4 + c). Eight loads per tile and lane, gathered lane by
+ * lane unless the lanes are one row inside the plane. */
+inline void dy_transform(__global const float *restrict ys, const int d,
+                         const int h, const int w, const int th,
+                         const int tw, const int tg, const int live,
+                         tvec dv[4][4][4])
 {
-    const int g = get_global_id(0);
-    const int co = get_global_id(1);
-    if (g >= ntb * (XB / TVW) || co >= cout)
-        return;
-    const int t = g * TVW;
-    __global const float *ys = dy + yoff + (size_t)co * d * h * w;
     float q[2][2][2][TVW];
     int z0, y0, x0;
-    tile_at(t0 + t, th, tw, &z0, &y0, &x0);
+    tile_at(tg, th, tw, &z0, &y0, &x0);
     /* all lanes live, in one tile row, their 2 * TVW columns inside */
-    const int fast = t + TVW <= tc && (t0 + t) % tw + TVW <= tw &&
-                     x0 + 2 * TVW <= w;
+    const int fast = live >= TVW && tg % tw + TVW <= tw && x0 + 2 * TVW <= w;
     if (fast) {
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++) {
@@ -635,13 +628,12 @@ __kernel void wino_dy(__global const float *restrict dy,
     } else {
         for (int i = 0; i < TVW; i++) {
             int zi, yi, xi;
-            tile_at(t0 + t + i, th, tw, &zi, &yi, &xi);
-            const int live = t + i < tc;
+            tile_at(tg + i, th, tw, &zi, &yi, &xi);
             for (int a = 0; a < 2; a++)
                 for (int b = 0; b < 2; b++)
                     for (int c = 0; c < 2; c++) {
                         const int z = zi + a, y = yi + b, x = xi + c;
-                        const int in = live && z < d && y < h && x < w;
+                        const int in = i < live && z < d && y < h && x < w;
                         q[a][b][c][i] =
                             in ? ys[((size_t)z * h + y) * w + x] : 0.0f;
                     }
@@ -665,16 +657,175 @@ __kernel void wino_dy(__global const float *restrict dy,
             n[a][2][c] = e0 - e1;
             n[a][3][c] = -e1;
         }
-    const size_t xis = V_XIS(ntb, cout);
-    __global float *o = dd + V_AT(t, co, cout, ntb);
-    for (int b = 0; b < 4; b++) /* along z, stored */
+    for (int b = 0; b < 4; b++) /* along z */
         for (int c = 0; c < 4; c++) {
             const tvec e0 = n[0][b][c], e1 = n[1][b][c];
-            TSTORE(e0, o + (0 * 16 + b * 4 + c) * xis);
-            TSTORE(e0 + e1, o + (1 * 16 + b * 4 + c) * xis);
-            TSTORE(e0 - e1, o + (2 * 16 + b * 4 + c) * xis);
-            TSTORE(-e1, o + (3 * 16 + b * 4 + c) * xis);
+            dv[0][b][c] = e0;
+            dv[1][b][c] = e0 + e1;
+            dv[2][b][c] = e0 - e1;
+            dv[3][b][c] = -e1;
         }
+}
+
+/* D from dy (one sample: cout planes of d x h x w from element yoff on),
+ * in V's layout with cout channels: work-item (g, co) for the TVW tiles
+ * from g * TVW on; dy past the tensor's edges and tiles past tc are zero. */
+__kernel void wino_dy(__global const float *restrict dy,
+                      __global float *restrict dd, const int cout,
+                      const int yoff, const int d, const int h, const int w,
+                      const int th, const int tw, const int t0, const int tc,
+                      const int ntb)
+{
+    const int g = get_global_id(0);
+    const int co = get_global_id(1);
+    if (g >= ntb * (XB / TVW) || co >= cout)
+        return;
+    const int t = g * TVW;
+    tvec dv[4][4][4];
+    dy_transform(dy + yoff + (size_t)co * d * h * w, d, h, w, th, tw, t0 + t,
+                 tc - t, dv);
+    const size_t xis = V_XIS(ntb, cout);
+    __global float *o = dd + V_AT(t, co, cout, ntb);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 4; c++)
+                TSTORE(dv[a][b][c], o + (a * 16 + b * 4 + c) * xis);
+}
+
+/* The weight gradient of few channels in one kernel: `groups` persistent
+ * work-groups of one work-item, group p over its share of the n * nblk
+ * blocks of XB tiles (sample by sample). Per block it transforms the
+ * input tiles into vl (V[xi][tile][cinp], lanes over channels) and dy
+ * into dl (D[xi][coutp][tile]), then adds D[xi] V[xi] into its dU in
+ * local memory (dul: [xi][coutp][cinp], vectors of VW input channels by
+ * COB output channels, no sums across lanes) and D's (1,1,1) plane (each
+ * tile's sum of dy) into its db (dbl); at the end both go to partial p of
+ * part (dU in wino_bw_weights' layout, then db), which wino_bw_weights and
+ * wino_bw_bias_sum add in order: deterministic. cinp: cin rounded up to
+ * VW, coutp: cout to COB; the padding stays zero. */
+__kernel void wino_bw_fused(__global const float *restrict x,
+                            __global const float *restrict dy,
+                            __global float *restrict part,
+                            __local float *restrict vl,
+                            __local float *restrict dl,
+                            __local float *restrict dul,
+                            __local float *restrict dbl, const int cin,
+                            const int cout, const int n, const int d,
+                            const int h, const int w, const int od,
+                            const int oh, const int ow, const int pz,
+                            const int py, const int px, const int th,
+                            const int tw, const int tiles, const int groups)
+{
+    const int p = get_group_id(0);
+    if (p >= groups)
+        return;
+    const int cinp = (cin + VW - 1) / VW * VW;
+    const int coutp = (cout + COB - 1) / COB * COB;
+    const size_t vxis = (size_t)XB * cinp + XIPAD;
+    const size_t dxis = (size_t)coutp * XB + XIPAD;
+    const size_t uxis = (size_t)coutp * cinp + XIPAD;
+    for (size_t i = 0; i < 64 * vxis; i++)
+        vl[i] = 0.0f;
+    for (size_t i = 0; i < 64 * dxis; i++)
+        dl[i] = 0.0f;
+    for (size_t i = 0; i < 64 * uxis; i++)
+        dul[i] = 0.0f;
+    for (int co = 0; co < coutp; co++)
+        dbl[co] = 0.0f;
+    const int nblk = (tiles + XB - 1) / XB;
+    const long units = (long)n * nblk;
+    const long u0 = units * p / groups, u1 = units * (p + 1) / groups;
+    for (long un = u0; un < u1; un++) {
+        const int s = (int)(un / nblk);
+        const int t = (int)(un - (long)s * nblk) * XB;
+        __global const float *xn = x + (size_t)s * cin * d * h * w;
+        __global const float *yn = dy + (size_t)s * cout * od * oh * ow;
+        for (int ci = 0; ci < cin; ci++)
+            for (int g = 0; g < XB; g += TVW) {
+                tvec m[4][4][4];
+                in_transform(xn + (size_t)ci * d * h * w, d, h, w, pz, py, px,
+                             th, tw, t + g, tiles - t - g, m);
+                __local float *o = vl + (size_t)g * cinp + ci;
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++)
+                        for (int c = 0; c < 4; c++) {
+                            float e[TVW];
+                            TSTORE(m[a][b][c], e);
+                            __local float *q = o + (a * 16 + b * 4 + c) * vxis;
+                            /* scalar stores: PoCL's LLVM made a scatter
+                             * of them (vscatterqps), 40 % of the kernel */
+#pragma clang loop vectorize(disable)
+                            for (int i = 0; i < TVW; i++)
+                                q[(size_t)i * cinp] = e[i];
+                        }
+            }
+        for (int co = 0; co < cout; co++)
+            for (int g = 0; g < XB; g += TVW) {
+                tvec dv[4][4][4];
+                dy_transform(yn + (size_t)co * od * oh * ow, od, oh, ow, th, tw,
+                             t + g, tiles - t - g, dv);
+                __local float *o = dl + (size_t)co * XB + g;
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++)
+                        for (int c = 0; c < 4; c++)
+                            TSTORE(dv[a][b][c], o + (a * 16 + b * 4 + c) * dxis);
+            }
+        for (int co = 0; co < cout; co++) {
+            __local const float *q = dl + 21 * dxis + (size_t)co * XB;
+            float sum = 0.0f;
+            for (int i = 0; i < XB; i++)
+                sum += q[i];
+            dbl[co] += sum;
+        }
+        for (int xi = 0; xi < 64; xi++) {
+            __local const float *vx = vl + xi * vxis;
+            __local const float *dx = dl + xi * dxis;
+            __local float *ux = dul + xi * uxis;
+            for (int cb = 0; cb < coutp; cb += COB)
+                for (int cv = 0; cv < cinp; cv += VW) {
+                    floatv acc[COB];
+#pragma unroll
+                    for (int c = 0; c < COB; c++)
+                        acc[c] = (floatv)0.0f;
+                    for (int tt = 0; tt < XB; tt++) {
+                        const floatv e = VLOAD(vx + (size_t)tt * cinp + cv);
+#pragma unroll
+                        for (int c = 0; c < COB; c++)
+                            acc[c] = fma((floatv)dx[(cb + c) * XB + tt], e,
+                                         acc[c]);
+                    }
+#pragma unroll
+                    for (int c = 0; c < COB; c++) {
+                        __local float *o = ux + (size_t)(cb + c) * cinp + cv;
+                        VSTORE(VLOAD(o) + acc[c], o);
+                    }
+                }
+        }
+    }
+    const size_t pstride = 64 * DU_XIS(cout, cin) + cout;
+    __global float *o = part + (size_t)p * pstride;
+    for (int xi = 0; xi < 64; xi++)
+        for (int co = 0; co < cout; co++)
+            for (int ci = 0; ci < cin; ci++)
+                o[xi * DU_XIS(cout, cin) + (size_t)co * cin + ci] =
+                    dul[xi * uxis + (size_t)co * cinp + ci];
+    for (int co = 0; co < cout; co++)
+        o[64 * DU_XIS(cout, cin) + co] = dbl[co];
+}
+
+/* db from the fused kernel's partials (in order): work-item per channel. */
+__kernel void wino_bw_bias_sum(__global const float *restrict part,
+                               __global float *restrict db, const int cout,
+                               const int cin, const int parts)
+{
+    const int co = get_global_id(0);
+    if (co >= cout)
+        return;
+    const size_t pstride = 64 * DU_XIS(cout, cin) + cout;
+    float s = 0.0f;
+    for (int k = 0; k < parts; k++)
+        s += part[(size_t)k * pstride + 64 * DU_XIS(cout, cin) + co];
+    db[co] = s;
 }
 
 /* Sum of a vector's lanes through a private array (see conv3d.cl's
@@ -771,19 +922,27 @@ __kernel void wino_bw_bias(__global const float *restrict dd,
 /* dw (cout, cin, 3, 3, 3) = G' dU G per axis: work-item per (co, ci). */
 __kernel void wino_bw_weights(__global const float *restrict du,
                               __global float *restrict dw, const int cout,
-                              const int cin)
+                              const int cin, const int parts,
+                              const int pstride)
 {
     const int i = get_global_id(0);
     if (i >= cout * cin)
         return;
     const size_t xis = DU_XIS(cout, cin);
     __global const float *p = du + i; /* (co * cin + ci) */
+    float uu[64]; /* dU, the partials added in order (the fused kernel's) */
+    for (int xi = 0; xi < 64; xi++) {
+        float s = 0.0f;
+        for (int k = 0; k < parts; k++)
+            s += p[(size_t)k * pstride + xi * xis];
+        uu[xi] = s;
+    }
     float a[4][4][3]; /* along x: 4 -> 3 */
     for (int z = 0; z < 4; z++)
         for (int y = 0; y < 4; y++) {
             const int xi = (z * 4 + y) * 4;
-            const float u0 = p[xi * xis], u1 = p[(xi + 1) * xis],
-                        u2 = p[(xi + 2) * xis], u3 = p[(xi + 3) * xis];
+            const float u0 = uu[xi], u1 = uu[xi + 1], u2 = uu[xi + 2],
+                        u3 = uu[xi + 3];
             a[z][y][0] = u0 + 0.5f * (u1 + u2);
             a[z][y][1] = 0.5f * (u1 - u2);
             a[z][y][2] = 0.5f * (u1 + u2) + u3;

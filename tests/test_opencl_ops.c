@@ -359,7 +359,8 @@ static void winograd_bad_env_refused(void **state)
 /* Which Winograd kernels a layer gets: the fused one for many tiles of
  * few channels where a block's V and M fit the device's local memory,
  * the chunked ones for deep layers (U of 256 x 256 channels, 16 MiB, read
- * by every fused block) and when fused_kb is below a block. */
+ * by every fused block) and when fused_kb is below a block; the same for
+ * the weight gradient (its V, D and dU in local memory). */
 static void winograd_fused_choice(void **state)
 {
     t_env *e = *state;
@@ -374,11 +375,20 @@ static void winograd_fused_choice(void **state)
     u3d_cl_wino_describe(cl, "fwd", xd, yd, d, sizeof d);
     assert_null(strstr(d, "fused"));
     assert_non_null(strstr(d, "chunk"));
+    u3d_cl_wino_describe(cl, "weight", xd, yd, d, sizeof d);
+    assert_null(strstr(d, "fused")); /* dU alone 16 MiB */
     u3d_cl_wino_describe(cl, "fwd", x, y, d, sizeof d);
     /* blocks of 16-32 tiles of 32 channels: up to 300 KiB */
     if (cl->local_mem >= (1u << 20))
         assert_non_null(strstr(d, "fused"));
+    /* the weight gradient of 8 -> 16 channels: V, D and dU under 1 MiB */
+    u3d_shape x8 = u3d_shape5(1, 8, 66, 66, 66), y16 = u3d_shape5(1, 16, 64, 64, 64);
+    u3d_cl_wino_describe(cl, "weight", x8, y16, d, sizeof d);
+    if (cl->local_mem >= (1u << 20))
+        assert_non_null(strstr(d, "fused"));
     setenv("UNET3D_TUNE_WINOGRAD_FUSED_KB", "1", 1);
+    char dw[200];
+    u3d_cl_wino_describe(cl, "weight", x8, y16, dw, sizeof dw);
     u3d_cl_wino_describe(cl, "data", x, y, d, sizeof d);
     if (saved) {
         setenv("UNET3D_TUNE_WINOGRAD_FUSED_KB", saved, 1);
@@ -387,6 +397,7 @@ static void winograd_fused_choice(void **state)
         unsetenv("UNET3D_TUNE_WINOGRAD_FUSED_KB");
     }
     assert_null(strstr(d, "fused"));
+    assert_null(strstr(dw, "fused"));
 }
 
 /* ------------------------------------------------------------------ */

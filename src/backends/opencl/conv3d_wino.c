@@ -295,6 +295,8 @@ static u3d_status check_int(const char *what, size_t n, u3d_error *err)
 typedef struct wino_bw_plan {
     wino_plan t; /* vw, nv (the transforms' tiles), cob (output block) */
     int cib, nib;
+    int groups;   /* fused: the persistent work-groups, else 0 */
+    size_t local; /* fused: local memory bytes of one work-group */
 } wino_bw_plan;
 
 static wino_bw_plan bw_plan_of(const u3d_cl *cl, int cin, int cout)
@@ -327,6 +329,25 @@ static wino_bw_plan bw_plan_of(const u3d_cl *cl, int cin, int cout)
     n = n < least ? least : n;
     n = n / xb * xb;
     p->chunk = n < xb ? xb : n;
+    /* fused (wino_bw_fused): a block's V and D, the group's dU and db in
+     * local memory within fused_kb; cob output channels per block of the
+     * accumulators (fused_cob), vectors of vw input channels */
+    int fcob = tune(cl, "weight", b, "fused_cob", 8);
+    fcob = fcob < 1 ? 1 : fcob > 16 ? 16 : fcob;
+    size_t cinp = (size_t)ceil_div(cin, p->vw) * p->vw;
+    size_t coutp = (size_t)ceil_div(cout, fcob) * fcob;
+    size_t fl = (64 * (xb * cinp + 16) + 64 * (coutp * xb + 16) +
+                 64 * (coutp * cinp + 16) + coutp) *
+                sizeof(float);
+    q.groups = 0;
+    if (fl <= (size_t)tune(cl, "weight", b, "fused_kb", 1536) * 1024 &&
+        fl <= cl->local_mem) {
+        int cu = cl->compute_units ? (int)cl->compute_units : 1;
+        q.groups = tune(cl, "weight", b, "fused_groups", 4 * cu);
+        q.local = fl;
+        p->cob = fcob;
+        p->ncb = (int)(coutp / (size_t)fcob);
+    }
     return q;
 }
 
@@ -382,6 +403,74 @@ static u3d_status bw_chunk(u3d_cl *cl, const wino_bw_plan *q,
     return u3d_cl_launch(cl, kb, "winograd bias", 1, &gb, &lb, err);
 }
 
+/* dw (and db) from the fused kernel's partials, or from the chunked
+ * path's dU (one partial). */
+static u3d_status bw_finish(u3d_cl *cl, const wino_bw_plan *q,
+                            const char *opts, cl_mem du, int parts,
+                            size_t pstride, u3d_tensor *dw, u3d_tensor *db,
+                            int cout, int cin, u3d_error *err)
+{
+    cl_kernel kw;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_weights", opts, &kw, err));
+    int aw[] = {cout, cin, parts, (int)pstride};
+    U3D_TRY(set_mem(kw, 0, du, err));
+    U3D_TRY(set_mem(kw, 1, u3d_cl_mem(dw), err));
+    U3D_TRY(set_ints(kw, 2, aw, 4, err));
+    size_t gw = (size_t)cout * cin, lw = lws_of(cl, q->t.lws, gw);
+    U3D_TRY(u3d_cl_launch(cl, kw, "winograd weight out", 1, &gw, &lw, err));
+    if (!db || !q->groups)
+        return U3D_OK; /* the chunked path's db: wino_bw_bias */
+    cl_kernel kb;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_bias_sum", opts, &kb, err));
+    int ab[] = {cout, cin, parts};
+    U3D_TRY(set_mem(kb, 0, du, err));
+    U3D_TRY(set_mem(kb, 1, u3d_cl_mem(db), err));
+    U3D_TRY(set_ints(kb, 2, ab, 3, err));
+    size_t gb = (size_t)cout, lb = lws_of(cl, 1, gb);
+    return u3d_cl_launch(cl, kb, "winograd bias", 1, &gb, &lb, err);
+}
+
+/* The fused weight gradient: q->groups work-groups of one work-item,
+ * each over its share of the tile blocks of every sample, then the
+ * partials added in order. */
+static u3d_status bw_fused_run(u3d_cl *cl, const wino_bw_plan *q,
+                               const char *opts, cten *x, const int pad[3],
+                               cten *dy, u3d_tensor *dw, u3d_tensor *db,
+                               int th, int tw, int tiles, u3d_error *err)
+{
+    u3d_shape xs = x->shape, ys = dy->shape;
+    const wino_plan *p = &q->t;
+    size_t xb = (size_t)p->vw * p->nv;
+    size_t cinp = (size_t)ceil_div(xs.c, p->vw) * p->vw;
+    size_t coutp = (size_t)p->ncb * p->cob;
+    size_t pstride = 64 * ((size_t)ys.c * xs.c + 16) + (size_t)ys.c;
+    U3D_TRY(check_int("the partial weight gradients",
+                      pstride * (size_t)q->groups, err));
+    cl_mem part;
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_U,
+                           pstride * (size_t)q->groups * sizeof(float), &part,
+                           err));
+    cl_kernel k;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_fused", opts, &k, err));
+    size_t lb[4] = {64 * (xb * cinp + 16) * sizeof(float),
+                    64 * (coutp * xb + 16) * sizeof(float),
+                    64 * (coutp * cinp + 16) * sizeof(float),
+                    coutp * sizeof(float)};
+    U3D_TRY(set_mem(k, 0, u3d_cl_mem(x), err));
+    U3D_TRY(set_mem(k, 1, u3d_cl_mem(dy), err));
+    U3D_TRY(set_mem(k, 2, part, err));
+    for (cl_uint i = 0; i < 4; i++)
+        U3D_TRY(u3d_cl_check(clSetKernelArg(k, 3 + i, lb[i], NULL),
+                             "clSetKernelArg", err));
+    int a[] = {xs.c, ys.c,   xs.n,   xs.d,   xs.h, xs.w, ys.d, ys.h, ys.w,
+               pad[0], pad[1], pad[2], th,   tw,   tiles, q->groups};
+    U3D_TRY(set_ints(k, 7, a, 16, err));
+    size_t g = (size_t)q->groups, l = 1;
+    U3D_TRY(u3d_cl_launch(cl, k, "winograd weight fused", 1, &g, &l, err));
+    return bw_finish(cl, q, opts, part, q->groups, pstride, dw, db, ys.c,
+                     xs.c, err);
+}
+
 u3d_status u3d_cl_wino_backward_weight(u3d_backend *be, cten *x,
                                        const int pad[3], cten *dy,
                                        u3d_tensor *dw, u3d_tensor *db,
@@ -400,6 +489,11 @@ u3d_status u3d_cl_wino_backward_weight(u3d_backend *be, cten *x,
     U3D_TRY(check_int("an output", u3d_shape_count(ys), err));
     U3D_TRY(check_int("a tile count", tiles * 2, err));
     wino_bw_plan q = bw_plan_of(cl, xs.c, ys.c);
+    char opts[160];
+    bw_options(cl, &q, opts, sizeof opts);
+    if (q.groups)
+        return bw_fused_run(cl, &q, opts, x, pad, dy, dw, db, th, tw,
+                            (int)tiles, err);
     size_t xb = (size_t)q.t.vw * q.t.nv;
     size_t chunk = tiles < q.t.chunk ? (tiles + xb - 1) / xb * xb : q.t.chunk;
     /* 64 planes each, one cache line apart (XIPAD) */
@@ -408,8 +502,6 @@ u3d_status u3d_cl_wino_backward_weight(u3d_backend *be, cten *x,
                    64 * (chunk * (size_t)ys.c + 16)};
     for (int i = 0; i < 3; i++)
         U3D_TRY(check_int("a scratch buffer", f[i], err));
-    char opts[160];
-    bw_options(cl, &q, opts, sizeof opts);
     cl_mem du, dd;
     wino_chunk c = {u3d_cl_mem(x), NULL, NULL, NULL, NULL, u3d_cl_mem(dy),
                     0, 0, 0};
@@ -428,14 +520,7 @@ u3d_status u3d_cl_wino_backward_weight(u3d_backend *be, cten *x,
                              db ? u3d_cl_mem(db) : NULL, first, xs, pad, ys,
                              th, tw, err));
         }
-    cl_kernel kw;
-    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_weights", opts, &kw, err));
-    int aw[] = {ys.c, xs.c};
-    U3D_TRY(set_mem(kw, 0, du, err));
-    U3D_TRY(set_mem(kw, 1, u3d_cl_mem(dw), err));
-    U3D_TRY(set_ints(kw, 2, aw, 2, err));
-    size_t gw = (size_t)ys.c * xs.c, lw = lws_of(cl, q.t.lws, gw);
-    return u3d_cl_launch(cl, kw, "winograd weight out", 1, &gw, &lw, err);
+    return bw_finish(cl, &q, opts, du, 1, 0, dw, db, ys.c, xs.c, err);
 }
 
 u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
@@ -508,13 +593,25 @@ double u3d_cl_wino_describe(const u3d_cl *cl, const char *tpass, u3d_shape x,
         const char *src;
         u3d_tuning_get(&cl->tuning, PROG, tpass,
                        u3d_cl_conv_bucket(x.c, y.c), "vw", 0, &src);
+        double tiles = (double)ceil_div(y.d, 2) * ceil_div(y.h, 2) *
+                       ceil_div(y.w, 2);
+        double xb = q.t.vw * q.t.nv;
+        if (q.groups) {
+            snprintf(out, n,
+                     "winograd F(2,3) fused vw%d nv%d cob%d groups%d (%s, %s)",
+                     q.t.vw, q.t.nv, q.t.cob, q.groups,
+                     u3d_cl_conv_bucket(x.c, y.c), src);
+            double padded = xb * (double)(long long)((tiles + xb - 1) / xb);
+            double cinp = (double)ceil_div(x.c, q.t.vw) * q.t.vw;
+            /* the GEMMs over padded channels; the transforms as below */
+            return (double)x.n * (128.0 * padded * cinp * q.t.ncb * q.t.cob +
+                                  192.0 * padded * x.c + 96.0 * padded * y.c) +
+                   256.0 * x.c * y.c;
+        }
         snprintf(out, n,
                  "winograd F(2,3) vw%d nv%d cob%d cib%d chunk%zu (%s, %s)",
                  q.t.vw, q.t.nv, q.t.cob, q.cib, q.t.chunk,
                  u3d_cl_conv_bucket(x.c, y.c), src);
-        double tiles = (double)ceil_div(y.d, 2) * ceil_div(y.h, 2) *
-                       ceil_div(y.w, 2);
-        double xb = q.t.vw * q.t.nv;
         double padded = 0;
         for (double t0 = 0; t0 < tiles; t0 += (double)q.t.chunk) {
             double tc =

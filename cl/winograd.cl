@@ -302,6 +302,19 @@ inline void in_transform(__global const float *restrict xs, const int d,
         }
 }
 
+/* Stores a transform's 64 planes of TVW tiles, plane xi at o + xi * xis,
+ * into either address space. */
+#define STORE_PLANES(NAME, AS)                                                 \
+    inline void NAME(tvec m[4][4][4], AS float *restrict o, const size_t xis)  \
+    {                                                                          \
+        for (int a = 0; a < 4; a++)                                            \
+            for (int b = 0; b < 4; b++)                                        \
+                for (int c = 0; c < 4; c++)                                    \
+                    TSTORE(m[a][b][c], o + (a * 16 + b * 4 + c) * xis);        \
+    }
+STORE_PLANES(store_planes_g, __global)
+STORE_PLANES(store_planes_l, __local)
+
 /* V from x (one sample: cin planes of d x h x w from element xoff on):
  * work-item (g, ci) transforms the TVW tiles from g * TVW on, g * TVW <
  * ntb * XB; tiles past tc get zeros. */
@@ -320,12 +333,7 @@ __kernel void wino_input(__global const float *restrict x,
     tvec m[4][4][4];
     in_transform(x + xoff + (size_t)ci * d * h * w, d, h, w, pz, py, px, th,
                  tw, t0 + t, tc - t, m);
-    const size_t xis = V_XIS(ntb, cin);
-    __global float *o = v + V_AT(t, ci, cin, ntb);
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++)
-            for (int c = 0; c < 4; c++)
-                TSTORE(m[a][b][c], o + (a * 16 + b * 4 + c) * xis);
+    store_planes_g(m, v + V_AT(t, ci, cin, ntb), V_XIS(ntb, cin));
 }
 
 /* M[xi][cb][tb] = U[xi][cb] x V[xi][tb]: work-item (tb, cb, xi) keeps
@@ -533,11 +541,7 @@ __kernel void wino_fused(__global const float *restrict x,
             tvec m[4][4][4];
             in_transform(x + xoff + (size_t)ci * d * h * w, d, h, w, pz, py,
                          px, th, tw, t + g, tiles - t - g, m);
-            __local float *o = vl + (size_t)ci * XB + g;
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    for (int c = 0; c < 4; c++)
-                        TSTORE(m[a][b][c], o + (a * 16 + b * 4 + c) * vxis);
+            store_planes_l(m, vl + (size_t)ci * XB + g, vxis);
         }
     const size_t mxis = (size_t)COB * XB + XIPAD;
     const size_t uxis = U_XIS(ncb, cin);
@@ -684,12 +688,7 @@ __kernel void wino_dy(__global const float *restrict dy,
     tvec dv[4][4][4];
     dy_transform(dy + yoff + (size_t)co * d * h * w, d, h, w, th, tw, t0 + t,
                  tc - t, dv);
-    const size_t xis = V_XIS(ntb, cout);
-    __global float *o = dd + V_AT(t, co, cout, ntb);
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++)
-            for (int c = 0; c < 4; c++)
-                TSTORE(dv[a][b][c], o + (a * 16 + b * 4 + c) * xis);
+    store_planes_g(dv, dd + V_AT(t, co, cout, ntb), V_XIS(ntb, cout));
 }
 
 /* The weight gradient of few channels in one kernel: `groups` persistent
@@ -764,11 +763,7 @@ __kernel void wino_bw_fused(__global const float *restrict x,
                 tvec dv[4][4][4];
                 dy_transform(yn + (size_t)co * od * oh * ow, od, oh, ow, th, tw,
                              t + g, tiles - t - g, dv);
-                __local float *o = dl + (size_t)co * XB + g;
-                for (int a = 0; a < 4; a++)
-                    for (int b = 0; b < 4; b++)
-                        for (int c = 0; c < 4; c++)
-                            TSTORE(dv[a][b][c], o + (a * 16 + b * 4 + c) * dxis);
+                store_planes_l(dv, dl + (size_t)co * XB + g, dxis);
             }
         for (int co = 0; co < cout; co++) {
             __local const float *q = dl + 21 * dxis + (size_t)co * XB;

@@ -336,6 +336,33 @@ __kernel void wino_input(__global const float *restrict x,
     store_planes_g(m, v + V_AT(t, ci, cin, ntb), V_XIS(ntb, cin));
 }
 
+/* One block of the 64 GEMMs: acc[c][j] = sum over ci of U (up: COB
+ * floats per channel) times V (vp: XB tiles per channel), V in either
+ * address space (__global: the chunked path, __local: the fused kernel).
+ * Each loaded vector of V feeds COB FMAs. */
+#define GEMM_BLOCK(NAME, AS)                                                   \
+    inline void NAME(AS const float *restrict vp,                              \
+                     __global const float *restrict up, const int cin,         \
+                     floatv acc[COB][NV])                                      \
+    {                                                                          \
+        for (int c = 0; c < COB; c++)                                          \
+            for (int j = 0; j < NV; j++)                                       \
+                acc[c][j] = (floatv)0.0f;                                      \
+        for (int ci = 0; ci < cin; ci++, vp += XB, up += COB) {                \
+            floatv e[NV];                                                      \
+            _Pragma("unroll") for (int j = 0; j < NV; j++)                     \
+                e[j] = VLOAD(vp + j * VW);                                     \
+            _Pragma("unroll") for (int c = 0; c < COB; c++)                    \
+            {                                                                  \
+                const floatv wv = (floatv)up[c];                               \
+                _Pragma("unroll") for (int j = 0; j < NV; j++)                 \
+                    acc[c][j] = fma(wv, e[j], acc[c][j]);                      \
+            }                                                                  \
+        }                                                                      \
+    }
+GEMM_BLOCK(gemm_block_g, __global)
+GEMM_BLOCK(gemm_block_l, __local)
+
 /* M[xi][cb][tb] = U[xi][cb] x V[xi][tb]: work-item (tb, cb, xi) keeps
  * COB x NV vector accumulators; each loaded vector of V feeds COB FMAs.
  * Tile blocks vary fastest: the chunk's V[xi] (small) stays in cache
@@ -355,24 +382,7 @@ __kernel void wino_gemm(__global const float *restrict v,
     __global const float *up =
         u + xi * U_XIS(ncb, cin) + (size_t)cb * cin * COB;
     floatv acc[COB][NV];
-#pragma unroll
-    for (int c = 0; c < COB; c++)
-#pragma unroll
-        for (int j = 0; j < NV; j++)
-            acc[c][j] = (floatv)0.0f;
-    for (int ci = 0; ci < cin; ci++, vp += XB, up += COB) {
-        floatv e[NV];
-#pragma unroll
-        for (int j = 0; j < NV; j++)
-            e[j] = VLOAD(vp + j * VW);
-#pragma unroll
-        for (int c = 0; c < COB; c++) {
-            const floatv wv = (floatv)up[c];
-#pragma unroll
-            for (int j = 0; j < NV; j++)
-                acc[c][j] = fma(wv, e[j], acc[c][j]);
-        }
-    }
+    gemm_block_g(vp, up, cin, acc);
     __global float *o =
         m + xi * M_XIS(ncb, ntb) + ((size_t)cb * ntb + tb) * COB * XB;
 #pragma unroll
@@ -550,24 +560,7 @@ __kernel void wino_fused(__global const float *restrict x,
             __local const float *vp = vl + xi * vxis;
             __global const float *up = u + xi * uxis + (size_t)cb * cin * COB;
             floatv acc[COB][NV];
-#pragma unroll
-            for (int c = 0; c < COB; c++)
-#pragma unroll
-                for (int j = 0; j < NV; j++)
-                    acc[c][j] = (floatv)0.0f;
-            for (int ci = 0; ci < cin; ci++, vp += XB, up += COB) {
-                floatv e[NV];
-#pragma unroll
-                for (int j = 0; j < NV; j++)
-                    e[j] = VLOAD(vp + j * VW);
-#pragma unroll
-                for (int c = 0; c < COB; c++) {
-                    const floatv wv = (floatv)up[c];
-#pragma unroll
-                    for (int j = 0; j < NV; j++)
-                        acc[c][j] = fma(wv, e[j], acc[c][j]);
-                }
-            }
+            gemm_block_l(vp, up, cin, acc);
             __local float *o = ml + xi * mxis;
 #pragma unroll
             for (int c = 0; c < COB; c++)

@@ -163,10 +163,11 @@ static void sizes(const wino_plan *p, int cin, int tiles, size_t f[3])
                        ? (size_t)ceil_div(tiles, p->vw * p->nv) * p->vw * p->nv
                        : p->chunk;
     size_t co = (size_t)p->ncb * p->cob;
-    /* 64 planes, each one cache line longer (XIPAD in cl/winograd.cl) */
+    /* 64 planes, each one cache line longer (XIPAD in cl/winograd.cl);
+     * the fused kernel keeps V and M in local memory */
     f[0] = 64 * (co * (size_t)cin + 16);
-    f[1] = 64 * (chunk * (size_t)cin + 16);
-    f[2] = 64 * (chunk * co + 16);
+    f[1] = p->fused ? 0 : 64 * (chunk * (size_t)cin + 16);
+    f[2] = p->fused ? 0 : 64 * (chunk * co + 16);
 }
 
 static u3d_status weights(u3d_cl *cl, const wino_plan *p, const char *opts,
@@ -295,8 +296,7 @@ static u3d_status check_int(const char *what, size_t n, u3d_error *err)
 typedef struct wino_bw_plan {
     wino_plan t; /* vw, nv (the transforms' tiles), cob (output block) */
     int cib, nib;
-    int groups;   /* fused: the persistent work-groups, else 0 */
-    size_t local; /* fused: local memory bytes of one work-group */
+    int groups; /* fused: the persistent work-groups, else 0 */
 } wino_bw_plan;
 
 static wino_bw_plan bw_plan_of(const u3d_cl *cl, int cin, int cout)
@@ -344,7 +344,6 @@ static wino_bw_plan bw_plan_of(const u3d_cl *cl, int cin, int cout)
         fl <= cl->local_mem) {
         int cu = cl->compute_units ? (int)cl->compute_units : 1;
         q.groups = tune(cl, "weight", b, "fused_groups", 4 * cu);
-        q.local = fl;
         p->cob = fcob;
         p->ncb = (int)(coutp / (size_t)fcob);
     }
@@ -549,14 +548,14 @@ u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
     wino_chunk c = {u3d_cl_mem(src), NULL, NULL, NULL, bias, y, 0, 0, 0};
     U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_U, f[0] * sizeof(float),
                            &c.u, err));
-    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_V, f[1] * sizeof(float),
-                           &c.v, err));
-    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_M, f[2] * sizeof(float),
-                           &c.m, err));
     U3D_TRY(weights(cl, &p, opts, w, flip, xs.c, ys.c, c.u, err));
     if (p.fused)
         return fused_run(cl, &p, opts, &c, xs, pad, ys, th, tw, (int)tiles,
                          err);
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_V, f[1] * sizeof(float),
+                           &c.v, err));
+    U3D_TRY(u3d_cl_scratch(cl, U3D_SCRATCH_WINO_M, f[2] * sizeof(float),
+                           &c.m, err));
     for (c.n = 0; c.n < xs.n; c.n++)
         for (size_t t0 = 0; t0 < tiles; t0 += p.chunk) {
             c.t0 = (int)t0;

@@ -108,6 +108,9 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
     share sh[16];
     int nsh = 0;
     double total = 0;
+    /* --profile: the per-kernel table of this iteration is printed when
+     * the backend closes, so leave it on and the entries in place */
+    int keep = cl && cl->profile;
     if (!st && cl) {
         u3d_cl_profile_reset(cl);
         st = u3d_cl_set_profiling(cl, 1, err);
@@ -127,8 +130,10 @@ u3d_status u3d_bench_train(u3d_backend *be, const char *preset,
                 sh[k].ms += ms;
             total += ms;
         }
-        u3d_cl_set_profiling(cl, 0, NULL);
-        u3d_cl_profile_reset(cl);
+        if (!keep) {
+            u3d_cl_set_profiling(cl, 0, NULL);
+            u3d_cl_profile_reset(cl);
+        }
     }
     if (!st && best_s)
         *best_s = best;

@@ -592,6 +592,42 @@ __kernel void wino_fused(__global const float *restrict x,
 #endif
 #define DU_XIS(cout, cin) ((size_t)(cout) * (cin) + XIPAD)
 
+/* D = A dY A' per axis of a 2x2x2 tile's values e (vectors of any type
+ * T): (y0, y1) -> (y0, y0 + y1, y0 - y1, -y1); dv[a][b][c] is plane
+ * (a * 16 + b * 4 + c). */
+#define DY_MATH(NAME, T)                                                       \
+    inline void NAME(T e[2][2][2], T dv[4][4][4])                              \
+    {                                                                          \
+        T m[2][2][4]; /* along x: 2 -> 4 */                                    \
+        for (int a = 0; a < 2; a++)                                            \
+            for (int b = 0; b < 2; b++) {                                      \
+                const T e0 = e[a][b][0], e1 = e[a][b][1];                      \
+                m[a][b][0] = e0;                                               \
+                m[a][b][1] = e0 + e1;                                          \
+                m[a][b][2] = e0 - e1;                                          \
+                m[a][b][3] = -e1;                                              \
+            }                                                                  \
+        T n[2][4][4]; /* along y */                                            \
+        for (int a = 0; a < 2; a++)                                            \
+            for (int c = 0; c < 4; c++) {                                      \
+                const T e0 = m[a][0][c], e1 = m[a][1][c];                      \
+                n[a][0][c] = e0;                                               \
+                n[a][1][c] = e0 + e1;                                          \
+                n[a][2][c] = e0 - e1;                                          \
+                n[a][3][c] = -e1;                                              \
+            }                                                                  \
+        for (int b = 0; b < 4; b++) /* along z */                              \
+            for (int c = 0; c < 4; c++) {                                      \
+                const T e0 = n[0][b][c], e1 = n[1][b][c];                      \
+                dv[0][b][c] = e0;                                              \
+                dv[1][b][c] = e0 + e1;                                         \
+                dv[2][b][c] = e0 - e1;                                         \
+                dv[3][b][c] = -e1;                                             \
+            }                                                                  \
+    }
+DY_MATH(dy_math_t, tvec)
+DY_MATH(dy_math_v, floatv)
+
 /* The dy transform of TVW tiles from tile tg on (the first `live` of them
  * real, the rest zero) of one channel plane ys (d x h x w): D = A dY A'
  * per axis, (y0, y1) -> (y0, y0 + y1, y0 - y1, -y1); dv[a][b][c] is plane
@@ -636,32 +672,12 @@ inline void dy_transform(__global const float *restrict ys, const int d,
                     }
         }
     }
-    tvec m[2][2][4]; /* along x: 2 -> 4 */
+    tvec e[2][2][2];
     for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++) {
-            const tvec e0 = TLOAD(q[a][b][0]), e1 = TLOAD(q[a][b][1]);
-            m[a][b][0] = e0;
-            m[a][b][1] = e0 + e1;
-            m[a][b][2] = e0 - e1;
-            m[a][b][3] = -e1;
-        }
-    tvec n[2][4][4]; /* along y */
-    for (int a = 0; a < 2; a++)
-        for (int c = 0; c < 4; c++) {
-            const tvec e0 = m[a][0][c], e1 = m[a][1][c];
-            n[a][0][c] = e0;
-            n[a][1][c] = e0 + e1;
-            n[a][2][c] = e0 - e1;
-            n[a][3][c] = -e1;
-        }
-    for (int b = 0; b < 4; b++) /* along z */
-        for (int c = 0; c < 4; c++) {
-            const tvec e0 = n[0][b][c], e1 = n[1][b][c];
-            dv[0][b][c] = e0;
-            dv[1][b][c] = e0 + e1;
-            dv[2][b][c] = e0 - e1;
-            dv[3][b][c] = -e1;
-        }
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++)
+                e[a][b][c] = TLOAD(q[a][b][c]);
+    dy_math_t(e, dv);
 }
 
 /* D from dy (one sample: cout planes of d x h x w from element yoff on),
@@ -907,17 +923,153 @@ __kernel void wino_bw_bias(__global const float *restrict dd,
     db[co] = first ? s : db[co] + s;
 }
 
-/* dw (cout, cin, 3, 3, 3) = G' dU G per axis: work-item per (co, ci). */
+/* The weight gradient of few tiles (the deep layers: 180 tiles of 256
+ * channels at the paper net's bottom): wino_bw_gemm's sums over tiles
+ * are a dozen vectors long there, and its sums across lanes cost more
+ * than the FMAs. Tile-major D instead, D[xi][t][coutp] (vectors across
+ * output channels, coutp a multiple of VW * NVO, zero past cout), gives
+ * a GEMM whose accumulators are whole rows of dU: no sums across lanes.
+ * dU comes out as [xi][ci][coutp] (wino_bw_weights' ldt). Built with
+ * CMAJOR (V as wino_bw_gemm reads it) and NVO. */
+#ifndef NVO
+#define NVO 2
+#endif
+#define DT_XIS(tc, coutp) ((size_t)(tc) * (coutp) + XIPAD)
+#define DUT_XIS(cin, coutp) ((size_t)(cin) * (coutp) + XIPAD)
+
+/* D, tile-major, of the chunk's tc tiles from t0 on (one sample: cout
+ * planes of d x h x w from element yoff on): work-item (t, cv) gathers
+ * the tile's 8 values of VW channels from cv * VW on (zero past cout and
+ * past the edges) and transforms them as vectors. */
+__kernel void wino_dy_t(__global const float *restrict dy,
+                        __global float *restrict dd, const int cout,
+                        const int coutp, const int yoff, const int d,
+                        const int h, const int w, const int th, const int tw,
+                        const int t0, const int tc)
+{
+    const int t = get_global_id(0);
+    const int cv = get_global_id(1);
+    if (t >= tc || cv * VW >= coutp)
+        return;
+    int z0, y0, x0;
+    tile_at(t0 + t, th, tw, &z0, &y0, &x0);
+    const size_t plane = (size_t)d * h * w;
+    __global const float *ys = dy + yoff + (size_t)cv * VW * plane;
+    const int lanes = min(VW, cout - cv * VW);
+    floatv e[2][2][2];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++) {
+                const int z = z0 + a, y = y0 + b, x = x0 + c;
+                const int in = z < d && y < h && x < w;
+                const size_t off = in ? ((size_t)z * h + y) * w + x : 0;
+                float q[VW];
+                for (int i = 0; i < VW; i++)
+                    q[i] = in && i < lanes ? ys[(size_t)i * plane + off] : 0.0f;
+                e[a][b][c] = VLOAD(q);
+            }
+    floatv dv[4][4][4];
+    dy_math_v(e, dv);
+    __global float *o = dd + (size_t)t * coutp + cv * VW;
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 4; c++)
+                VSTORE(dv[a][b][c],
+                       o + (a * 16 + b * 4 + c) * DT_XIS(tc, coutp));
+}
+
+/* dU[xi][ci][coutp] (+)= sum over the chunk's tc tiles of V[xi][ci][t]
+ * D[xi][t]: work-item (ib, ob, xi) keeps CIB x NVO vector accumulators
+ * (CIB input channels by NVO vectors of output channels); V (CMAJOR, nt
+ * tiles per channel) is broadcast, D's rows streamed. first: store
+ * instead of add. Input channels past cin are clamped and not stored. */
+__kernel void wino_bw_gemm_t(__global const float *restrict v,
+                             __global const float *restrict dd,
+                             __global float *restrict du, const int cin,
+                             const int coutp, const int nt, const int tc,
+                             const int nib, const int first)
+{
+    const int ib = get_global_id(0);
+    const int ob = get_global_id(1);
+    const int xi = get_global_id(2);
+    if (ib >= nib || (ob + 1) * NVO * VW > coutp)
+        return;
+    __global const float *vp = v + xi * V_XIS(nt / XB, cin);
+    __global const float *dp =
+        dd + xi * DT_XIS(tc, coutp) + (size_t)ob * NVO * VW;
+    size_t vr[CIB];
+    for (int k = 0; k < CIB; k++)
+        vr[k] = (size_t)min(ib * CIB + k, cin - 1) * nt;
+    floatv acc[CIB][NVO];
+#pragma unroll
+    for (int k = 0; k < CIB; k++)
+#pragma unroll
+        for (int j = 0; j < NVO; j++)
+            acc[k][j] = (floatv)0.0f;
+    for (int t = 0; t < tc; t++, dp += coutp) {
+        floatv e[NVO];
+#pragma unroll
+        for (int j = 0; j < NVO; j++)
+            e[j] = VLOAD(dp + j * VW);
+#pragma unroll
+        for (int k = 0; k < CIB; k++) {
+            const floatv s = (floatv)vp[vr[k] + t];
+#pragma unroll
+            for (int j = 0; j < NVO; j++)
+                acc[k][j] = fma(s, e[j], acc[k][j]);
+        }
+    }
+    __global float *o =
+        du + xi * DUT_XIS(cin, coutp) + (size_t)ob * NVO * VW;
+#pragma unroll
+    for (int k = 0; k < CIB; k++) {
+        const int ci = ib * CIB + k;
+        if (ci < cin)
+#pragma unroll
+            for (int j = 0; j < NVO; j++) {
+                __global float *p = o + (size_t)ci * coutp + j * VW;
+                VSTORE(first ? acc[k][j] : VLOAD(p) + acc[k][j], p);
+            }
+    }
+}
+
+/* db[co] (+)= the sum of dy over the chunk's tiles, from tile-major D's
+ * plane (1, 1, 1). */
+__kernel void wino_bw_bias_t(__global const float *restrict dd,
+                             __global float *restrict db, const int cout,
+                             const int coutp, const int tc, const int first)
+{
+    const int co = get_global_id(0);
+    if (co >= cout)
+        return;
+    __global const float *p = dd + 21 * DT_XIS(tc, coutp) + co;
+    float s = 0.0f;
+    for (int t = 0; t < tc; t++)
+        s += p[(size_t)t * coutp];
+    db[co] = first ? s : db[co] + s;
+}
+
+/* dw (cout, cin, 3, 3, 3) = G' dU G per axis: work-item per (co, ci);
+ * dU is [xi][co][ci] (ldt 0) or tile-major's [xi][ci][ldt] (ldt = coutp). */
 __kernel void wino_bw_weights(__global const float *restrict du,
                               __global float *restrict dw, const int cout,
                               const int cin, const int parts,
-                              const int pstride)
+                              const int pstride, const int ldt)
 {
     const int i = get_global_id(0);
     if (i >= cout * cin)
         return;
-    const size_t xis = DU_XIS(cout, cin);
-    __global const float *p = du + i; /* (co * cin + ci) */
+    const size_t xis = ldt ? DUT_XIS(cin, ldt) : DU_XIS(cout, cin);
+    /* neighbouring work-items read neighbouring floats of dU */
+    int co, ci;
+    if (ldt) {
+        ci = i / cout;
+        co = i - ci * cout;
+    } else {
+        co = i / cin;
+        ci = i - co * cin;
+    }
+    __global const float *p = du + (ldt ? (size_t)ci * ldt + co : (size_t)i);
     float uu[64]; /* dU, the partials added in order (the fused kernel's) */
     for (int xi = 0; xi < 64; xi++) {
         float s = 0.0f;
@@ -944,7 +1096,7 @@ __kernel void wino_bw_weights(__global const float *restrict du,
             b[z][1][x] = 0.5f * (u1 - u2);
             b[z][2][x] = 0.5f * (u1 + u2) + u3;
         }
-    __global float *o = dw + (size_t)i * 27;
+    __global float *o = dw + ((size_t)co * cin + ci) * 27;
     for (int y = 0; y < 3; y++) /* along z, stored */
         for (int x = 0; x < 3; x++) {
             const float u0 = b[0][y][x], u1 = b[1][y][x], u2 = b[2][y][x],

@@ -180,7 +180,7 @@ static u3d_status weights(u3d_cl *cl, const wino_plan *p, const char *opts,
     U3D_TRY(set_mem(k, 0, w, err));
     U3D_TRY(set_mem(k, 1, u, err));
     U3D_TRY(set_ints(k, 2, a, 4, err));
-    size_t g = (size_t)p->ncb * (size_t)ceil_div(cin, 8);
+    size_t g = (size_t)p->ncb * (size_t)cin;
     size_t l = lws_of(cl, p->lws, g);
     return u3d_cl_launch(cl, k, "winograd weights", 1, &g, &l, err);
 }

@@ -227,7 +227,10 @@ inline void in_transform(__global const float *restrict xs, const int d,
     /* one row: all lanes live, same tile row, reads inside [0, w) */
     const int fast = live >= TVW && tg % tw + TVW <= tw && x0 >= 0 &&
                      x0 + 2 * TVW + 1 < w;
-    int lz[TVW], ly[TVW], lx[TVW], ll[TVW];
+    /* else lane by lane: a lane whose 4x4x4 input lies inside loads
+     * each row as one vector (narrow rows of the deep layers, blocks
+     * across row ends), the others element by element */
+    int lz[TVW], ly[TVW], lx[TVW], ll[TVW], li[TVW];
     if (!fast)
         for (int i = 0; i < TVW; i++) {
             tile_at(tg + i, th, tw, &lz[i], &ly[i], &lx[i]);
@@ -235,6 +238,8 @@ inline void in_transform(__global const float *restrict xs, const int d,
             ly[i] -= py;
             lx[i] -= px;
             ll[i] = i < live;
+            li[i] = ll[i] && lz[i] >= 0 && lz[i] + 4 <= d && ly[i] >= 0 &&
+                    ly[i] + 4 <= h && lx[i] >= 0 && lx[i] + 4 <= w;
         }
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++) {
@@ -273,6 +278,15 @@ inline void in_transform(__global const float *restrict xs, const int d,
                 float q[4][TVW];
                 for (int i = 0; i < TVW; i++) {
                     const int z = lz[i] + a, y = ly[i] + b;
+                    if (li[i]) {
+                        const float4 r =
+                            vload4(0, xs + ((size_t)z * h + y) * w + lx[i]);
+                        q[0][i] = r.s0;
+                        q[1][i] = r.s1;
+                        q[2][i] = r.s2;
+                        q[3][i] = r.s3;
+                        continue;
+                    }
                     const int row =
                         ll[i] && z >= 0 && z < d && y >= 0 && y < h;
                     __global const float *p =

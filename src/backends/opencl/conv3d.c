@@ -144,9 +144,10 @@ static int pow2_floor(size_t v)
 
 /* dst (n, cd, dd, hd, wd) voxel (z, y, x) = src (n, cs, d, h, w) voxel
  * (z + zoff - off[0], y - off[1], x - off[2]), zero outside src. */
-static u3d_status embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n, int cs,
-                        int cd, int d, int h, int w, int dd, int hd, int wd,
-                        const int off[3], int zoff, u3d_error *err)
+u3d_status u3d_cl_conv_embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n,
+                             int cs, int cd, int d, int h, int w, int dd,
+                             int hd, int wd, const int off[3], int zoff,
+                             u3d_error *err)
 {
     cl_kernel k;
     U3D_TRY(get_kernel(cl, "conv3d_embed", NULL, &k, err));
@@ -425,8 +426,9 @@ static u3d_status fwd_slabs(u3d_backend *be, const conv_geom *full,
             io.pz1 = s.d + pad[0] - z0;
             io.py0 = pad[1];
             io.py1 = s.h + pad[1];
-            st = embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c, s.d, s.h, s.w,
-                       g.dp, g.hp, g.wp, pad, z0, err);
+            st = u3d_cl_conv_embed(cl, u3d_cl_mem(src), xp, s.n, s.c, s.c,
+                                   s.d, s.h, s.w, g.dp, g.hp, g.wp, pad, z0,
+                                   err);
             io.x = xp;
             io.xstride = g.dp * g.hp * g.wp;
             io.xoff = 0;
@@ -701,8 +703,9 @@ static u3d_status bww_slab(u3d_cl *cl, const conv_geom *g, int z0,
     static const int none[3] = {0, 0, 0};
     u3d_shape xs = x->shape, ys = dy->shape;
     if (padded(pad)) {
-        U3D_TRY(embed(cl, u3d_cl_mem(x), xp, xs.n, xs.c, xs.c, xs.d, xs.h,
-                      xs.w, g->dp, g->hp, g->wp, pad, z0, err));
+        U3D_TRY(u3d_cl_conv_embed(cl, u3d_cl_mem(x), xp, xs.n, xs.c, xs.c,
+                                  xs.d, xs.h, xs.w, g->dp, g->hp, g->wp, pad,
+                                  z0, err));
         b->x = xp;
         b->xstride = g->dp * g->hp * g->wp;
         b->xoff = 0;
@@ -712,8 +715,9 @@ static u3d_status bww_slab(u3d_cl *cl, const conv_geom *g, int z0,
         b->xoff = z0 * xs.h * xs.w;
     }
     /* dy in the padded geometry, zero at unused positions and channels */
-    U3D_TRY(embed(cl, u3d_cl_mem(dy), b->dyq, ys.n, ys.c, p->coutp, ys.d,
-                  ys.h, ys.w, g->dout, g->hp, g->wp, none, z0, err));
+    U3D_TRY(u3d_cl_conv_embed(cl, u3d_cl_mem(dy), b->dyq, ys.n, ys.c,
+                              p->coutp, ys.d, ys.h, ys.w, g->dout, g->hp,
+                              g->wp, none, z0, err));
     return bww_launch(cl, g, p, b, with_bias, err);
 }
 

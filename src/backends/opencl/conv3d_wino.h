@@ -14,6 +14,14 @@
  * shape bucket, "use") says so, by default on CPUs, off on GPUs (not
  * measured there; `unet3d tune` decides) and the oclgrind simulator
  * (tests force it). */
+/* dst (n, cd, dd, hd, wd) voxel (z, y, x) = src (n, cs, d, h, w) voxel
+ * (z + zoff - off[0], y - off[1], x - off[2]), zero outside src (the
+ * direct path's padding copy, conv3d.c). */
+u3d_status u3d_cl_conv_embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n,
+                             int cs, int cd, int d, int h, int w, int dd,
+                             int hd, int wd, const int off[3], int zoff,
+                             u3d_error *err);
+
 u3d_status u3d_cl_wino_use(const u3d_cl *cl, const char *tpass, int cin,
                            int cout, const int k[3], int *use,
                            u3d_error *err);

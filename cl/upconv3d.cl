@@ -514,3 +514,32 @@ __kernel void upconv3d_unshuffle(__global const float *dy, __global float *q,
                     dst[c * P + xx] = g[xx * FW + c];
         }
 }
+
+/* qt (one sample: the D * H * W positions of x, each a row of Cout * T
+ * floats) = dy from element dyoff on, unshuffled position-major:
+ * qt[(z * H + y) * W + x][co * T + t] is voxel t of the FD x FH x FW
+ * block of (z, y, x) in output channel co (upconv3d_unshuffle's q
+ * transposed): the weight gradient as one GEMM with x's channel rows
+ * (u3d_cl_gemm_rows). Work-item (row of x, co). */
+__kernel void upconv3d_unshuffle_t(__global const float *dy,
+                                   __global float *qt, const uint dyoff,
+                                   const uint cout, const uint D,
+                                   const uint H, const uint W, const uint FD,
+                                   const uint FH, const uint FW)
+{
+    const uint P = D * H * W, T = FD * FH * FW;
+    const uint row = get_global_id(0), co = get_global_id(1);
+    if (row >= D * H || co >= cout)
+        return;
+    const uint z = row / H, yy = row - z * H;
+    const uint Ho = FH * H, Wo = FW * W;
+    __global const float *gp =
+        dy + dyoff + co * T * P + (FD * z * Ho + FH * yy) * Wo;
+    __global float *qp = qt + (size_t)row * W * cout * T + co * T;
+    for (uint xx = 0; xx < W; xx++)
+        for (uint a = 0; a < FD; a++)
+            for (uint b = 0; b < FH; b++)
+                for (uint c = 0; c < FW; c++)
+                    qp[(size_t)xx * cout * T + (a * FH + b) * FW + c] =
+                        gp[(a * Ho + b) * Wo + xx * FW + c];
+}

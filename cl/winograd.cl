@@ -1003,7 +1003,8 @@ __kernel void wino_dy_t(__global const float *restrict dy,
 }
 
 /* dU[xi][ci][coutp] (+)= sum over the chunk's tc tiles of V[xi][ci][t]
- * D[xi][t]: work-item (ib, ob, xi) keeps CIB x NVO vector accumulators
+ * D[xi][t] (V from element voff on; one plane, xi 0 only, is a plain
+ * GEMM: u3d_cl_gemm_rows): work-item (ib, ob, xi) keeps CIB x NVO vector accumulators
  * (CIB input channels by NVO vectors of output channels); V (CMAJOR, nt
  * tiles per channel) is broadcast, D's rows streamed. first: store
  * instead of add. Input channels past cin are clamped and not stored. */
@@ -1011,14 +1012,14 @@ __kernel void wino_bw_gemm_t(__global const float *restrict v,
                              __global const float *restrict dd,
                              __global float *restrict du, const int cin,
                              const int coutp, const int nt, const int tc,
-                             const int nib, const int first)
+                             const int nib, const int first, const int voff)
 {
     const int ib = get_global_id(0);
     const int ob = get_global_id(1);
     const int xi = get_global_id(2);
     if (ib >= nib || (ob + 1) * NVO * VW > coutp)
         return;
-    __global const float *vp = v + xi * V_XIS(nt / XB, cin);
+    __global const float *vp = v + voff + xi * V_XIS(nt / XB, cin);
     __global const float *dp =
         dd + xi * DT_XIS(tc, coutp) + (size_t)ob * NVO * VW;
     size_t vr[CIB];

@@ -407,11 +407,11 @@ static u3d_status bw_chunk_t(u3d_cl *cl, const wino_bw_plan *q,
     size_t ld[2] = {lws_of(cl, p->lws, gd[0]), 1};
     U3D_TRY(u3d_cl_launch(cl, kd, "winograd dy", 2, gd, ld, err));
 
-    int ag[] = {xs.c, q->coutp, ntb * xb, c->tc, q->nib, first};
+    int ag[] = {xs.c, q->coutp, ntb * xb, c->tc, q->nib, first, 0};
     U3D_TRY(set_mem(kg, 0, c->v, err));
     U3D_TRY(set_mem(kg, 1, dd, err));
     U3D_TRY(set_mem(kg, 2, du, err));
-    U3D_TRY(set_ints(kg, 3, ag, 6, err));
+    U3D_TRY(set_ints(kg, 3, ag, 7, err));
     size_t gg[3] = {(size_t)q->nib, (size_t)(q->coutp / (p->vw * q->nvo)),
                     64};
     size_t lg[3] = {lws_of(cl, p->gemm_lws, gg[0]), 1, 1};
@@ -774,4 +774,57 @@ double u3d_cl_wino_describe(const u3d_cl *cl, const char *tpass, u3d_shape x,
      * additions (bias included) per output tile and channel */
     return (double)x.n * (128.0 * padded * x.c * co + 192.0 * padded * x.c +
                           136.0 * tiles * y.c);
+}
+
+/* The tile-major GEMM's blocking as a plain GEMM of n columns: vw and
+ * the most t_nvo vectors that divide n (0: n is no multiple of vw). */
+static int rows_nvo(const u3d_cl *cl, int n, int *vw, int *cib)
+{
+    const char *b = "large";
+    *vw = tune(cl, "weight", b, "vw", 8);
+    if (*vw != 1 && *vw != 2 && *vw != 4 && *vw != 8 && *vw != 16)
+        *vw = 8;
+    *cib = tune(cl, "weight", b, "t_cib", 4);
+    *cib = *cib < 1 ? 1 : *cib > 8 ? 8 : *cib;
+    int nvo = tune(cl, "weight", b, "t_nvo", 3);
+    nvo = nvo < 1 ? 1 : nvo > 8 ? 8 : nvo;
+    if (n % *vw)
+        return 0;
+    while (nvo > 1 && n % (*vw * nvo))
+        nvo--;
+    return nvo;
+}
+
+int u3d_cl_gemm_rows_ok(const u3d_cl *cl, int n)
+{
+    int vw, cib;
+    return rows_nvo(cl, n, &vw, &cib) > 0;
+}
+
+u3d_status u3d_cl_gemm_rows(u3d_cl *cl, cl_mem a, int aoff, int m, int k,
+                            cl_mem b, int n, cl_mem c, int first,
+                            u3d_error *err)
+{
+    int vw, cib, nvo = rows_nvo(cl, n, &vw, &cib);
+    if (!nvo)
+        return u3d_seterr(err, U3D_ERR_UNSUPPORTED,
+                          "GEMM of %d columns: not a multiple of the vector "
+                          "width %d",
+                          n, vw);
+    char opts[160];
+    snprintf(opts, sizeof opts,
+             "-DVW=%d -DNV=1 -DCOB=1 -DCIB=%d -DNVO=%d -DRELU=0 "
+             "-DSPLIT_SHUFFLE=%d -DCMAJOR=1",
+             vw, cib, nvo, !cl->is_oclgrind);
+    cl_kernel kg;
+    U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_gemm_t", opts, &kg, err));
+    int nib = ceil_div(m, cib);
+    int ag[] = {m, n, k, k, nib, first, aoff};
+    U3D_TRY(set_mem(kg, 0, a, err));
+    U3D_TRY(set_mem(kg, 1, b, err));
+    U3D_TRY(set_mem(kg, 2, c, err));
+    U3D_TRY(set_ints(kg, 3, ag, 7, err));
+    size_t gg[3] = {(size_t)nib, (size_t)(n / (vw * nvo)), 1};
+    size_t lg[3] = {1, 1, 1};
+    return u3d_cl_launch(cl, kg, "gemm rows", 3, gg, lg, err);
 }

@@ -22,6 +22,16 @@ u3d_status u3d_cl_conv_embed(u3d_cl *cl, cl_mem src, cl_mem dst, int n,
                              int hd, int wd, const int off[3], int zoff,
                              u3d_error *err);
 
+/* c (m x n, row-major) (+)= a (m rows of k floats from element aoff on)
+ * times b (k rows of n floats), on the Winograd weight gradient's
+ * tile-major GEMM (no sums across vector lanes: fit for short k); first:
+ * store instead of add. n must be a multiple of the vector width
+ * (u3d_cl_gemm_rows_ok), aoff + m * k and k * n and m * n fit an int. */
+int u3d_cl_gemm_rows_ok(const u3d_cl *cl, int n);
+u3d_status u3d_cl_gemm_rows(u3d_cl *cl, cl_mem a, int aoff, int m, int k,
+                            cl_mem b, int n, cl_mem c, int first,
+                            u3d_error *err);
+
 u3d_status u3d_cl_wino_use(const u3d_cl *cl, const char *tpass, int cin,
                            int cout, const int k[3], int *use,
                            u3d_error *err);

@@ -311,9 +311,11 @@ static u3d_status gemm_backward_weight(u3d_backend *be, cten *x, cten *dy,
     size_t tc = (size_t)ws.c * ws.d * ws.h * ws.w, np = u3d_shape_spatial(xs);
     /* up to rows_pos positions per sample: dy position-major and one
      * GEMM per sample without sums across lanes (the 1x1x1 weight
-     * gradient sums vectors of positions, then their lanes: at 567
-     * positions of 512 channels 28 ms, this 13-16) */
-    int rows = np <= (size_t)u3d_cl_tune(cl, PROG, "rows_pos", 4096) &&
+     * gradient sums vectors of positions, then their lanes). 2-core EPYC
+     * (AVX-512): 512 channels at 567 positions 28-35 -> 13.6-14.4 ms,
+     * 128 at 18816 122 -> 81-92 ms (each work-item streams its columns of
+     * dy over all positions: a K-blocked GEMM would do better there) */
+    int rows = np <= (size_t)u3d_cl_tune(cl, PROG, "rows_pos", 32768) &&
                tc <= INT32_MAX && u3d_cl_gemm_rows_ok(cl, (int)tc) &&
                (size_t)xs.n * xs.c * np <= INT32_MAX &&
                tc * np <= INT32_MAX;

@@ -105,12 +105,20 @@ static wino_plan plan_of(const u3d_cl *cl, const char *tpass, int cin,
     /* fused: the block's V and M in the core's cache (fused_kb) and U
      * small enough to be read by every block (fused_u_kb: deep layers
      * have few tiles and a large U, the chunks read it once each) */
-    size_t vm = 64 * (xb * ((size_t)cin + (size_t)p.cob) + 32) *
-                sizeof(float); /* as fused_run allocates */
     size_t ub = 64 * (size_t)cin * p.ncb * p.cob * sizeof(float);
-    p.fused = vm <= (size_t)tune(cl, tpass, b, "fused_kb", 1024) * 1024 &&
-              vm <= cl->local_mem &&
-              ub <= (size_t)tune(cl, tpass, b, "fused_u_kb", 4096) * 1024;
+    p.fused = 0;
+    /* one vector of tiles per block where nv's do not fit */
+    for (int nv = p.nv; nv >= 1 && !p.fused; nv = nv > 1 ? 1 : 0) {
+        size_t fxb = (size_t)p.vw * nv;
+        size_t vm = 64 * (fxb * ((size_t)cin + (size_t)p.cob) + 32) *
+                    sizeof(float); /* as fused_run allocates */
+        p.fused =
+            vm <= (size_t)tune(cl, tpass, b, "fused_kb", 1024) * 1024 &&
+            vm <= cl->local_mem &&
+            ub <= (size_t)tune(cl, tpass, b, "fused_u_kb", 4096) * 1024;
+        if (p.fused)
+            p.nv = nv;
+    }
     return p;
 }
 

@@ -193,6 +193,50 @@ typedef float16 tvec2;
 #define TVW2 16
 #endif
 
+/* A vector of TVW lanes from an expression of the lane, E(i); the even
+ * and odd lanes of a row of 2 * TVW; two vectors' lanes interleaved.
+ * Built in registers: lanes written one by one into a private array and
+ * read back as a vector stall the store forwarding (29 % of in_transform's
+ * samples for the deep layers' narrow rows, 2-core EPYC). */
+#if TVW == 8
+#define TV_OF(E) ((tvec)(E(0), E(1), E(2), E(3), E(4), E(5), E(6), E(7)))
+#define TV_EVEN(r) ((tvec)(r.s0, r.s2, r.s4, r.s6, r.s8, r.sa, r.sc, r.se))
+#define TV_ODD(r) ((tvec)(r.s1, r.s3, r.s5, r.s7, r.s9, r.sb, r.sd, r.sf))
+#define TV_ZIP(p, q)                                                           \
+    ((tvec2)(p.s0, q.s0, p.s1, q.s1, p.s2, q.s2, p.s3, q.s3, p.s4, q.s4,      \
+             p.s5, q.s5, p.s6, q.s6, p.s7, q.s7))
+#elif TVW == 4
+#define TV_OF(E) ((tvec)(E(0), E(1), E(2), E(3)))
+#define TV_EVEN(r) ((tvec)(r.s0, r.s2, r.s4, r.s6))
+#define TV_ODD(r) ((tvec)(r.s1, r.s3, r.s5, r.s7))
+#define TV_ZIP(p, q) ((tvec2)(p.s0, q.s0, p.s1, q.s1, p.s2, q.s2, p.s3, q.s3))
+#elif TVW == 2
+#define TV_OF(E) ((tvec)(E(0), E(1)))
+#define TV_EVEN(r) ((tvec)(r.s0, r.s2))
+#define TV_ODD(r) ((tvec)(r.s1, r.s3))
+#define TV_ZIP(p, q) ((tvec2)(p.s0, q.s0, p.s1, q.s1))
+#else
+#define TV_OF(E) (E(0))
+#define TV_EVEN(r) (r.s0)
+#define TV_ODD(r) (r.s1)
+#define TV_ZIP(p, q) ((tvec2)(p, q))
+#endif
+
+/* dst = TV_OF(E) as a statement; oclgrind's uninitialized-value plugin
+ * crashes on vectors built lane by lane (as it misreads .even/.odd), so
+ * there (SPLIT_SHUFFLE 0) the lanes go through a private array. */
+#if SPLIT_SHUFFLE
+#define TV_SET(dst, E) ((dst) = TV_OF(E))
+#else
+#define TV_SET(dst, E)                                                         \
+    do {                                                                       \
+        float q_[TVW];                                                         \
+        for (int i_ = 0; i_ < TVW; i_++)                                       \
+            q_[i_] = E(i_);                                                    \
+        (dst) = TLOAD(q_);                                                     \
+    } while (0)
+#endif
+
 /* Tile tg's first voxel: z, y, x of the output, 2 * (tz, ty, tx). */
 inline void tile_at(const int tg, const int th, const int tw, int *z,
                     int *y, int *x)
@@ -232,6 +276,7 @@ inline void in_transform(__global const float *restrict xs, const int d,
      * across row ends), the others element by element */
     int lz[TVW], ly[TVW], lx[TVW], ll[TVW], li[TVW];
     if (!fast)
+#pragma unroll
         for (int i = 0; i < TVW; i++) {
             tile_at(tg + i, th, tw, &lz[i], &ly[i], &lx[i]);
             lz[i] -= pz;
@@ -275,31 +320,35 @@ inline void in_transform(__global const float *restrict xs, const int d,
                     e0 = e1 = e2 = e3 = (tvec)0.0f;
                 }
             } else {
-                float q[4][TVW];
+                float4 r[TVW]; /* lane i's row of 4 voxels */
+#pragma unroll
                 for (int i = 0; i < TVW; i++) {
                     const int z = lz[i] + a, y = ly[i] + b;
                     if (li[i]) {
-                        const float4 r =
-                            vload4(0, xs + ((size_t)z * h + y) * w + lx[i]);
-                        q[0][i] = r.s0;
-                        q[1][i] = r.s1;
-                        q[2][i] = r.s2;
-                        q[3][i] = r.s3;
+                        r[i] = vload4(0, xs + ((size_t)z * h + y) * w + lx[i]);
                         continue;
                     }
                     const int row =
                         ll[i] && z >= 0 && z < d && y >= 0 && y < h;
                     __global const float *p =
                         xs + ((size_t)(row ? z : 0) * h + (row ? y : 0)) * w;
-                    for (int c = 0; c < 4; c++) {
-                        const int xx = lx[i] + c;
-                        q[c][i] = row && xx >= 0 && xx < w ? p[xx] : 0.0f;
-                    }
+                    const int xx = lx[i];
+#define IN_X(c) (row && xx + (c) >= 0 && xx + (c) < w ? p[xx + (c)] : 0.0f)
+                    r[i] = (float4)(IN_X(0), IN_X(1), IN_X(2), IN_X(3));
+#undef IN_X
                 }
-                e0 = TLOAD(q[0]);
-                e1 = TLOAD(q[1]);
-                e2 = TLOAD(q[2]);
-                e3 = TLOAD(q[3]);
+#define R_S0(i) r[i].s0
+#define R_S1(i) r[i].s1
+#define R_S2(i) r[i].s2
+#define R_S3(i) r[i].s3
+                TV_SET(e0, R_S0);
+                TV_SET(e1, R_S1);
+                TV_SET(e2, R_S2);
+                TV_SET(e3, R_S3);
+#undef R_S0
+#undef R_S1
+#undef R_S2
+#undef R_S3
             }
             m[a][b][0] = e0 - e2;
             m[a][b][1] = e1 + e2;
@@ -487,6 +536,13 @@ inline void out_store(__global float *restrict o, tvec r[2][2][2],
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++)
                 if (z0 + a < d && y0 + b < h) {
+                    __global float *q =
+                        o + ((size_t)(z0 + a) * h + y0 + b) * w + x0;
+#if SPLIT_SHUFFLE
+                    const tvec e0 = ACT(r[a][b][0] + bv),
+                               e1 = ACT(r[a][b][1] + bv);
+                    TSTORE2(TV_ZIP(e0, e1), q);
+#else
                     /* interleaved through private arrays (as in
                      * in_transform) */
                     float e[2][TVW], row[2 * TVW];
@@ -496,8 +552,8 @@ inline void out_store(__global float *restrict o, tvec r[2][2][2],
                         row[2 * i] = e[0][i];
                         row[2 * i + 1] = e[1][i];
                     }
-                    TSTORE2(TLOAD2(row),
-                            o + ((size_t)(z0 + a) * h + y0 + b) * w + x0);
+                    TSTORE2(TLOAD2(row), q);
+#endif
                 }
         return;
     }
@@ -662,45 +718,53 @@ inline void dy_transform(__global const float *restrict ys, const int d,
                          const int tw, const int tg, const int live,
                          tvec dv[4][4][4])
 {
-    float q[2][2][2][TVW];
     int z0, y0, x0;
     tile_at(tg, th, tw, &z0, &y0, &x0);
     /* all lanes live, in one tile row, their 2 * TVW columns inside */
     const int fast = live >= TVW && tg % tw + TVW <= tw && x0 + 2 * TVW <= w;
+    tvec e[2][2][2];
     if (fast) {
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++) {
                 const int z = z0 + a, y = y0 + b;
-                const int in = z < d && y < h;
-                __global const float *p =
-                    ys + ((size_t)(in ? z : 0) * h + (in ? y : 0)) * w + x0;
-                float r[2 * TVW];
-                for (int i = 0; i < 2 * TVW; i++)
-                    r[i] = in ? p[i] : 0.0f;
-                for (int i = 0; i < TVW; i++) {
-                    q[a][b][0][i] = r[2 * i];
-                    q[a][b][1][i] = r[2 * i + 1];
+                if (z >= d || y >= h) {
+                    e[a][b][0] = e[a][b][1] = (tvec)0.0f;
+                    continue;
                 }
+                __global const float *p = ys + ((size_t)z * h + y) * w + x0;
+#if SPLIT_SHUFFLE
+                const tvec2 r = TLOAD2(p);
+                e[a][b][0] = TV_EVEN(r);
+                e[a][b][1] = TV_ODD(r);
+#else
+                float q[2][TVW]; /* oclgrind: see in_transform */
+                for (int i = 0; i < TVW; i++) {
+                    q[0][i] = p[2 * i];
+                    q[1][i] = p[2 * i + 1];
+                }
+                e[a][b][0] = TLOAD(q[0]);
+                e[a][b][1] = TLOAD(q[1]);
+#endif
             }
     } else {
+        int lz[TVW], ly[TVW], lx[TVW];
+#pragma unroll
         for (int i = 0; i < TVW; i++) {
-            int zi, yi, xi;
-            tile_at(tg + i, th, tw, &zi, &yi, &xi);
-            for (int a = 0; a < 2; a++)
-                for (int b = 0; b < 2; b++)
-                    for (int c = 0; c < 2; c++) {
-                        const int z = zi + a, y = yi + b, x = xi + c;
-                        const int in = i < live && z < d && y < h && x < w;
-                        q[a][b][c][i] =
-                            in ? ys[((size_t)z * h + y) * w + x] : 0.0f;
-                    }
+            tile_at(tg + i, th, tw, &lz[i], &ly[i], &lx[i]);
+            /* lanes past live: outside, zero */
+            lz[i] = i < live ? lz[i] : d;
         }
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                for (int c = 0; c < 2; c++) {
+#define DY_AT(i)                                                               \
+    (lz[i] + a < d && ly[i] + b < h && lx[i] + c < w                           \
+         ? ys[((size_t)(lz[i] + a) * h + ly[i] + b) * w + lx[i] + c]           \
+         : 0.0f)
+                    TV_SET(e[a][b][c], DY_AT);
+#undef DY_AT
+                }
     }
-    tvec e[2][2][2];
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++)
-            for (int c = 0; c < 2; c++)
-                e[a][b][c] = TLOAD(q[a][b][c]);
     dy_math_t(e, dv);
 }
 
@@ -735,13 +799,19 @@ __kernel void wino_dy(__global const float *restrict dy,
  * part (dU in wino_bw_weights' layout, then db), which wino_bw_weights and
  * wino_bw_bias_sum add in order: deterministic. cinp: cin rounded up to
  * VW, coutp: cout to COB; the padding stays zero. */
+/* The input tiles' transposition into vl in registers: 8 tiles (TVW) by
+ * 8 channels (VW a multiple of 8); else element by element (and under
+ * oclgrind, see TV_SET). tl: 64 x 8 x TVW floats. */
+#define BW_TRANSPOSE (SPLIT_SHUFFLE && TVW == 8 && VW % 8 == 0)
+
 __kernel void wino_bw_fused(__global const float *restrict x,
                             __global const float *restrict dy,
                             __global float *restrict part,
                             __local float *restrict vl,
                             __local float *restrict dl,
                             __local float *restrict dul,
-                            __local float *restrict dbl, const int cin,
+                            __local float *restrict dbl,
+                            __local float *restrict tl, const int cin,
                             const int cout, const int n, const int d,
                             const int h, const int w, const int od,
                             const int oh, const int ow, const int pz,
@@ -772,6 +842,49 @@ __kernel void wino_bw_fused(__global const float *restrict x,
         const int t = (int)(un - (long)s * nblk) * XB;
         __global const float *xn = x + (size_t)s * cin * d * h * w;
         __global const float *yn = dy + (size_t)s * cout * od * oh * ow;
+#if BW_TRANSPOSE
+        /* 8 channels' transforms at a time into tl ([xi][8][TVW], lanes
+         * over tiles), then per plane an 8 x 8 transpose in registers
+         * into vl (lanes over channels): the element-wise stores below
+         * took 60 % of this kernel's own time (small preset, 2-core
+         * EPYC) */
+        for (int g = 0; g < XB; g += TVW)
+            for (int cv = 0; cv < cin; cv += 8) {
+                const int nc = min(8, cin - cv);
+                for (int j = 0; j < nc; j++) {
+                    tvec m[4][4][4];
+                    in_transform(xn + (size_t)(cv + j) * d * h * w, d, h, w,
+                                 pz, py, px, th, tw, t + g, tiles - t - g, m);
+                    store_planes_l(m, tl + j * TVW, 8 * TVW);
+                }
+                /* channels past cin: zero (their dU is never stored; this
+                 * keeps the padded lanes finite) */
+                for (int j = nc; j < 8; j++)
+                    for (int xi = 0; xi < 64; xi++)
+                        vstore8((float8)0.0f, 0, tl + (xi * 8 + j) * TVW);
+                for (int xi = 0; xi < 64; xi++) {
+                    __local const float *r = tl + xi * 8 * TVW;
+                    const float8 a0 = vload8(0, r), a1 = vload8(1, r),
+                                 a2 = vload8(2, r), a3 = vload8(3, r),
+                                 a4 = vload8(4, r), a5 = vload8(5, r),
+                                 a6 = vload8(6, r), a7 = vload8(7, r);
+                    __local float *o = vl + xi * vxis + (size_t)g * cinp + cv;
+#define TILE_ROW(i)                                                            \
+    vstore8((float8)(a0.s##i, a1.s##i, a2.s##i, a3.s##i, a4.s##i, a5.s##i,     \
+                     a6.s##i, a7.s##i),                                        \
+            0, o + (size_t)(i) * cinp)
+                    TILE_ROW(0);
+                    TILE_ROW(1);
+                    TILE_ROW(2);
+                    TILE_ROW(3);
+                    TILE_ROW(4);
+                    TILE_ROW(5);
+                    TILE_ROW(6);
+                    TILE_ROW(7);
+#undef TILE_ROW
+                }
+            }
+#else
         for (int ci = 0; ci < cin; ci++)
             for (int g = 0; g < XB; g += TVW) {
                 tvec m[4][4][4];
@@ -791,6 +904,7 @@ __kernel void wino_bw_fused(__global const float *restrict x,
                                 q[(size_t)i * cinp] = e[i];
                         }
             }
+#endif
         for (int co = 0; co < cout; co++)
             for (int g = 0; g < XB; g += TVW) {
                 tvec dv[4][4][4];

@@ -301,6 +301,10 @@ static u3d_status check_int(const char *what, size_t n, u3d_error *err)
 /* The weight gradient's blocking: the reduction GEMM's work-item holds
  * cob x cib vectors of vw tile lanes; chunks of at least min_tiles tiles
  * (each chunk adds into all of dU). */
+/* wino_bw_fused's transposition buffer: 64 planes of 8 channels by 8
+ * tiles (BW_TRANSPOSE in cl/winograd.cl). */
+#define BW_TL (64 * 8 * 8)
+
 typedef struct wino_bw_plan {
     wino_plan t; /* vw, nv (the transforms' tiles), cob (output block) */
     int cib, nib;
@@ -355,7 +359,7 @@ static wino_bw_plan bw_plan_of(const u3d_cl *cl, int cin, int cout,
     for (int nv = p->nv; nv >= 1; nv = nv > 1 ? 1 : 0) {
         size_t fxb = (size_t)p->vw * nv;
         size_t fl = (64 * (fxb * cinp + 16) + 64 * (coutp * fxb + 16) +
-                     64 * (coutp * cinp + 16) + coutp) *
+                     64 * (coutp * cinp + 16) + coutp + BW_TL) *
                     sizeof(float);
         if (fl <= (size_t)tune(cl, "weight", b, "fused_kb", 1536) * 1024 &&
             fl <= cl->local_mem) {
@@ -530,19 +534,19 @@ static u3d_status bw_fused_run(u3d_cl *cl, const wino_bw_plan *q,
                            err));
     cl_kernel k;
     U3D_TRY(u3d_cl_kernel_get(cl, PROG, "wino_bw_fused", opts, &k, err));
-    size_t lb[4] = {64 * (xb * cinp + 16) * sizeof(float),
+    size_t lb[5] = {64 * (xb * cinp + 16) * sizeof(float),
                     64 * (coutp * xb + 16) * sizeof(float),
                     64 * (coutp * cinp + 16) * sizeof(float),
-                    coutp * sizeof(float)};
+                    coutp * sizeof(float), BW_TL * sizeof(float)};
     U3D_TRY(set_mem(k, 0, u3d_cl_mem(x), err));
     U3D_TRY(set_mem(k, 1, u3d_cl_mem(dy), err));
     U3D_TRY(set_mem(k, 2, part, err));
-    for (cl_uint i = 0; i < 4; i++)
+    for (cl_uint i = 0; i < 5; i++)
         U3D_TRY(u3d_cl_check(clSetKernelArg(k, 3 + i, lb[i], NULL),
                              "clSetKernelArg", err));
     int a[] = {xs.c, ys.c,   xs.n,   xs.d,   xs.h, xs.w, ys.d, ys.h, ys.w,
                pad[0], pad[1], pad[2], th,   tw,   tiles, q->groups};
-    U3D_TRY(set_ints(k, 7, a, 16, err));
+    U3D_TRY(set_ints(k, 8, a, 16, err));
     size_t g = (size_t)q->groups, l = 1;
     U3D_TRY(u3d_cl_launch(cl, k, "winograd weight fused", 1, &g, &l, err));
     return bw_finish(cl, q, opts, part, q->groups, pstride, dw, db, ys.c,

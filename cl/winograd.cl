@@ -193,32 +193,24 @@ typedef float16 tvec2;
 #define TVW2 16
 #endif
 
-/* A vector of TVW lanes from an expression of the lane, E(i); the even
- * and odd lanes of a row of 2 * TVW; two vectors' lanes interleaved.
+/* A vector of TVW lanes from an expression of the lane, E(i); two
+ * vectors' lanes interleaved.
  * Built in registers: lanes written one by one into a private array and
  * read back as a vector stall the store forwarding (29 % of in_transform's
  * samples for the deep layers' narrow rows, 2-core EPYC). */
 #if TVW == 8
 #define TV_OF(E) ((tvec)(E(0), E(1), E(2), E(3), E(4), E(5), E(6), E(7)))
-#define TV_EVEN(r) ((tvec)(r.s0, r.s2, r.s4, r.s6, r.s8, r.sa, r.sc, r.se))
-#define TV_ODD(r) ((tvec)(r.s1, r.s3, r.s5, r.s7, r.s9, r.sb, r.sd, r.sf))
 #define TV_ZIP(p, q)                                                           \
     ((tvec2)(p.s0, q.s0, p.s1, q.s1, p.s2, q.s2, p.s3, q.s3, p.s4, q.s4,      \
              p.s5, q.s5, p.s6, q.s6, p.s7, q.s7))
 #elif TVW == 4
 #define TV_OF(E) ((tvec)(E(0), E(1), E(2), E(3)))
-#define TV_EVEN(r) ((tvec)(r.s0, r.s2, r.s4, r.s6))
-#define TV_ODD(r) ((tvec)(r.s1, r.s3, r.s5, r.s7))
 #define TV_ZIP(p, q) ((tvec2)(p.s0, q.s0, p.s1, q.s1, p.s2, q.s2, p.s3, q.s3))
 #elif TVW == 2
 #define TV_OF(E) ((tvec)(E(0), E(1)))
-#define TV_EVEN(r) ((tvec)(r.s0, r.s2))
-#define TV_ODD(r) ((tvec)(r.s1, r.s3))
 #define TV_ZIP(p, q) ((tvec2)(p.s0, q.s0, p.s1, q.s1))
 #else
 #define TV_OF(E) (E(0))
-#define TV_EVEN(r) (r.s0)
-#define TV_ODD(r) (r.s1)
 #define TV_ZIP(p, q) ((tvec2)(p, q))
 #endif
 
@@ -734,8 +726,8 @@ inline void dy_transform(__global const float *restrict ys, const int d,
                 __global const float *p = ys + ((size_t)z * h + y) * w + x0;
 #if SPLIT_SHUFFLE
                 const tvec2 r = TLOAD2(p);
-                e[a][b][0] = TV_EVEN(r);
-                e[a][b][1] = TV_ODD(r);
+                e[a][b][0] = r.even;
+                e[a][b][1] = r.odd;
 #else
                 float q[2][TVW]; /* oclgrind: see in_transform */
                 for (int i = 0; i < TVW; i++) {
@@ -788,6 +780,11 @@ __kernel void wino_dy(__global const float *restrict dy,
     store_planes_g(dv, dd + V_AT(t, co, cout, ntb), V_XIS(ntb, cout));
 }
 
+/* The input tiles' transposition into vl in registers: 8 tiles (TVW) by
+ * 8 channels (VW a multiple of 8); else element by element (and under
+ * oclgrind, see TV_SET). tl: 64 x 8 x TVW floats. */
+#define BW_TRANSPOSE (SPLIT_SHUFFLE && TVW == 8 && VW % 8 == 0)
+
 /* The weight gradient of few channels in one kernel: `groups` persistent
  * work-groups of one work-item, group p over its share of the n * nblk
  * blocks of XB tiles (sample by sample). Per block it transforms the
@@ -799,11 +796,6 @@ __kernel void wino_dy(__global const float *restrict dy,
  * part (dU in wino_bw_weights' layout, then db), which wino_bw_weights and
  * wino_bw_bias_sum add in order: deterministic. cinp: cin rounded up to
  * VW, coutp: cout to COB; the padding stays zero. */
-/* The input tiles' transposition into vl in registers: 8 tiles (TVW) by
- * 8 channels (VW a multiple of 8); else element by element (and under
- * oclgrind, see TV_SET). tl: 64 x 8 x TVW floats. */
-#define BW_TRANSPOSE (SPLIT_SHUFFLE && TVW == 8 && VW % 8 == 0)
-
 __kernel void wino_bw_fused(__global const float *restrict x,
                             __global const float *restrict dy,
                             __global float *restrict part,

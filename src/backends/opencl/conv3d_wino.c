@@ -298,13 +298,13 @@ static u3d_status check_int(const char *what, size_t n, u3d_error *err)
     return U3D_OK;
 }
 
-/* The weight gradient's blocking: the reduction GEMM's work-item holds
- * cob x cib vectors of vw tile lanes; chunks of at least min_tiles tiles
- * (each chunk adds into all of dU). */
 /* wino_bw_fused's transposition buffer: 64 planes of 8 channels by 8
  * tiles (BW_TRANSPOSE in cl/winograd.cl). */
 #define BW_TL (64 * 8 * 8)
 
+/* The weight gradient's blocking: the reduction GEMM's work-item holds
+ * cob x cib vectors of vw tile lanes; chunks of at least min_tiles tiles
+ * (each chunk adds into all of dU). */
 typedef struct wino_bw_plan {
     wino_plan t; /* vw, nv (the transforms' tiles), cob (output block) */
     int cib, nib;

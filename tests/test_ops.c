@@ -615,6 +615,26 @@ static void run_conv(u3d_backend *be, const op_case *c, const host *h,
         out_tensor(o, "db", db, T_CONV_DW);
     else
         check_untouched(db, "db (not requested)");
+    if (c->op == OP_CONV) {
+        /* a training step's forward and data gradient with a weights
+         * version (the OpenCL backend's Winograd path keeps the weights'
+         * transform from one to the other), then a data gradient whose
+         * forward did not run (it transforms them itself) */
+        u3d_tensor *yv = tjunk(&s, be, ys, JUNK), *dxv = tjunk(&s, be, xs, JUNK);
+        u3d_tensor *dxd = tjunk(&s, be, xs, JUNK);
+        u3d_conv3d_params pv = p;
+        pv.weights_version = 1;
+        ok(u3d_conv3d_forward(&pv, x, w, bias, yv, &err), &err,
+           "forward (versioned)");
+        ok(u3d_conv3d_backward_data(&pv, dy, w, dxv, &err), &err,
+           "backward_data (versioned)");
+        pv.weights_version = 2;
+        ok(u3d_conv3d_backward_data(&pv, dy, w, dxd, &err), &err,
+           "backward_data (new version)");
+        out_tensor(o, "y (versioned)", yv, T_CONV_Y);
+        out_tensor(o, "dx (versioned)", dxv, T_CONV_DX);
+        out_tensor(o, "dx (new version)", dxd, T_CONV_DX);
+    }
     tset_release(&s);
 }
 

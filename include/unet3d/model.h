@@ -238,7 +238,9 @@ u3d_status u3d_net_prepare_training(u3d_net *net, u3d_error *err);
  * or u3d_net_free_activations. Activations are allocated for x's shape on
  * first use and reused while it stays the same: TRAIN keeps everything
  * backward needs; EVAL modes use lean buffers unless the training ones for
- * this shape exist. In TRAIN mode x must stay unchanged until backward. */
+ * this shape exist. In TRAIN mode x and the parameters must stay unchanged
+ * until backward (the backend may keep what the forward derived from the
+ * weights for it). */
 u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
                            u3d_net_mode mode, const u3d_tensor **logits,
                            u3d_error *err);

@@ -34,6 +34,12 @@ typedef struct u3d_conv3d_params {
     int kernel3[3]; /* per-axis kernel (D, H, W); all 0: cubic `kernel` */
     int pad3[3];    /* per-axis padding when kernel3 is set,
                        0 <= pad3[a] < kernel3[a] */
+    /* nonzero: the caller promises that w is the same between calls with
+     * the same w and weights_version (a training step's forward and data
+     * gradient), so a backend may keep what it derives from w from one
+     * to the other (the OpenCL backend: the Winograd transform of the
+     * weights); 0: no promise, derived anew */
+    unsigned long long weights_version;
 } u3d_conv3d_params;
 
 typedef struct u3d_bn_params {

@@ -55,6 +55,10 @@ struct u3d_net {
     size_t plan_bytes;
     size_t plan_largest; /* bytes of its largest buffer */
     int fwd_train;      /* the last forward was TRAIN and succeeded */
+    /* the weights_version of the convolutions of the last TRAIN forward
+     * and its backward (u3d_conv3d_params), one per forward: a training
+     * step's data gradients reuse its forward's weight transforms */
+    unsigned long long wversion, wversion_seq;
     int bn_folded;      /* batch norm folded into the convs (inference) */
     int training_ready; /* grads and momentum allocated */
     u3d_net_hooks hooks;

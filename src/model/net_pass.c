@@ -232,6 +232,7 @@ static u3d_status block_forward(u3d_net *net, net_block *b, u3d_net_mode mode,
     u3d_conv3d_params cp = b->cp;
     int fused = mode == U3D_NET_EVAL && b->relu && (!b->bn || net->bn_folded);
     cp.relu = fused;
+    cp.weights_version = mode == U3D_NET_TRAIN ? net->wversion : 0;
     U3D_TRY(u3d_conv3d_forward(&cp, b->in, val(net, b->w), val(net, b->b),
                                &b->z, err));
     if (b->bn && !net->bn_folded) {
@@ -320,6 +321,7 @@ u3d_status u3d_net_forward(u3d_net *net, const u3d_tensor *x,
         (want == NET_PLAN_TRAIN && net->plan != NET_PLAN_TRAIN))
         U3D_TRY(net_plan(net, x->shape, want, err));
     net->x = *x;
+    net->wversion = mode == U3D_NET_TRAIN ? ++net->wversion_seq : 0;
     U3D_TRY(run_forward(net, mode, err));
     net->fwd_train = mode == U3D_NET_TRAIN;
     *logits = &net->out.z;
@@ -473,8 +475,9 @@ static u3d_status block_backward(u3d_net *net, net_block *b, gcur *cur,
     if (!need_dx)
         return U3D_OK;
     *cur = gview(net, 1 - dz.k, b->in->shape);
-    return u3d_conv3d_backward_data(&b->cp, &dz.t, val(net, b->w), &cur->t,
-                                    err);
+    u3d_conv3d_params cp = b->cp;
+    cp.weights_version = net->wversion; /* the forward's */
+    return u3d_conv3d_backward_data(&cp, &dz.t, val(net, b->w), &cur->t, err);
 }
 
 static u3d_status decoder_backward(u3d_net *net, int j, gcur *cur,

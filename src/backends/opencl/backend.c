@@ -27,6 +27,7 @@ static void cl_free(u3d_backend *be, void *buf)
     u3d_cl *cl = u3d_cl_of(be);
     if (!buf)
         return;
+    u3d_cl_wcache_drop(cl, (cl_mem)buf);
     if (cl->is_oclgrind) { /* see u3d_cl.graveyard */
         if (cl->ngrave == cl->capgrave) {
             size_t cap = cl->capgrave ? 2 * cl->capgrave : 64;
@@ -114,14 +115,15 @@ static void cl_destroy(u3d_backend *be)
     free(be);
 }
 
-/* The conv scratch slots (grow-only, see u3d_cl_scratch). */
+/* The conv scratch slots (grow-only, see u3d_cl_scratch) and the weight
+ * cache (u3d_cl_wcache_get). */
 static size_t cl_scratch_total(u3d_backend *be)
 {
     const u3d_cl *cl = u3d_cl_of(be);
     size_t n = 0;
     for (int i = 0; i < U3D_CL_SCRATCH_SLOTS; i++)
         n += cl->scratch_bytes[i];
-    return n;
+    return n + cl->wcache_bytes;
 }
 
 static const u3d_backend_ops opencl_ops = {

@@ -486,7 +486,8 @@ u3d_status u3d_cl_conv3d_forward(u3d_backend *be, const u3d_conv3d_params *p,
                             &wino, err));
     if (wino)
         return u3d_cl_wino_conv(be, "fwd", x, pad, u3d_cl_mem(w), 0,
-                                b ? u3d_cl_mem(b) : NULL, p->relu,
+                                p->weights_version, b ? u3d_cl_mem(b) : NULL,
+                                p->relu,
                                 u3d_cl_mem(y), y->shape, err);
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(x->shape), err));
     U3D_TRY(check_size("conv3d forward", u3d_shape_count(y->shape), err));
@@ -561,8 +562,9 @@ u3d_status u3d_cl_conv3d_backward_data(u3d_backend *be,
     U3D_TRY(u3d_cl_wino_use(u3d_cl_of(be), "data", dy->shape.c, dx->shape.c,
                             k, &wino, err));
     if (wino)
-        return u3d_cl_wino_conv(be, "data", dy, pad, u3d_cl_mem(w), 1, NULL,
-                                0, u3d_cl_mem(dx), dx->shape, err);
+        return u3d_cl_wino_conv(be, "data", dy, pad, u3d_cl_mem(w), 1,
+                                p->weights_version, NULL, 0, u3d_cl_mem(dx),
+                                dx->shape, err);
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dx->shape),
                        err));
     U3D_TRY(check_size("conv3d backward-data", u3d_shape_count(dy->shape),

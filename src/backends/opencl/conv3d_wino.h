@@ -38,10 +38,13 @@ u3d_status u3d_cl_wino_use(const u3d_cl *cl, const char *tpass, int cin,
 
 /* y (shape ys) = 3x3x3 convolution of src zero-padded by pad[a] <= 2 per
  * axis, + bias (NULL: none), ReLU when relu; flip: w is a forward weight
- * (ys.c, src.c, 3, 3, 3) used reversed (the data gradient), else (ys.c,
- * src.c, 3, 3, 3). */
+ * (src.c, ys.c, 3, 3, 3) used reversed (the data gradient), else (ys.c,
+ * src.c, 3, 3, 3). version: u3d_conv3d_params.weights_version (nonzero:
+ * the forward keeps its transform of w for the data gradient of the same
+ * version, see u3d_cl_wcache_get). */
 u3d_status u3d_cl_wino_conv(u3d_backend *be, const char *tpass, cten *src,
-                            const int pad[3], cl_mem w, int flip, cl_mem bias,
+                            const int pad[3], cl_mem w, int flip,
+                            unsigned long long version, cl_mem bias,
                             int relu, cl_mem y, u3d_shape ys, u3d_error *err);
 
 /* dw (and db when not NULL) of a 3x3x3 convolution of x zero-padded by

@@ -493,6 +493,9 @@ void u3d_cl_destroy(u3d_cl *cl)
     for (int i = 0; i < U3D_CL_SCRATCH_SLOTS; i++)
         if (cl->scratch[i])
             clReleaseMemObject(cl->scratch[i]);
+    for (size_t i = 0; i < cl->nwcache; i++)
+        clReleaseMemObject(cl->wcache[i].u);
+    free(cl->wcache);
     for (size_t i = 0; i < cl->ngrave; i++)
         clReleaseMemObject(cl->graveyard[i]);
     free(cl->graveyard);
@@ -550,6 +553,60 @@ u3d_status u3d_cl_scratch(u3d_cl *cl, int slot, size_t bytes, cl_mem *out,
     cl->scratch_bytes[slot] = want;
     *out = m;
     return U3D_OK;
+}
+
+u3d_status u3d_cl_wcache_get(u3d_cl *cl, cl_mem w, const int key[4],
+                             size_t bytes, u3d_cl_wcache **out,
+                             u3d_error *err)
+{
+    *out = NULL;
+    u3d_cl_wcache *e = NULL;
+    for (size_t i = 0; i < cl->nwcache && !e; i++)
+        if (cl->wcache[i].w == w)
+            e = &cl->wcache[i];
+    if (e && e->bytes == bytes && !memcmp(e->key, key, sizeof e->key)) {
+        *out = e;
+        return U3D_OK;
+    }
+    if (e) /* another layout (tuning changed): remade */
+        u3d_cl_wcache_drop(cl, w);
+    size_t budget = (size_t)u3d_cl_tune(cl, "winograd", "wcache_mb", 1024)
+                    << 20;
+    if (bytes > cl->max_alloc || cl->wcache_bytes + bytes > budget)
+        return U3D_OK;
+    if (cl->nwcache == cl->capwcache) {
+        size_t cap = cl->capwcache ? 2 * cl->capwcache : 16;
+        u3d_cl_wcache *g = realloc(cl->wcache, cap * sizeof *g);
+        if (!g)
+            return u3d_seterr(err, U3D_ERR_OOM,
+                              "out of host memory (weight cache)");
+        cl->wcache = g;
+        cl->capwcache = cap;
+    }
+    cl_int rc;
+    cl_mem m = clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+    if (rc != CL_SUCCESS)
+        return u3d_cl_check(rc, "clCreateBuffer(weight cache)", err);
+    e = &cl->wcache[cl->nwcache++];
+    e->w = w;
+    e->version = 0;
+    memcpy(e->key, key, sizeof e->key);
+    e->u = m;
+    e->bytes = bytes;
+    cl->wcache_bytes += bytes;
+    *out = e;
+    return U3D_OK;
+}
+
+void u3d_cl_wcache_drop(u3d_cl *cl, cl_mem w)
+{
+    for (size_t i = 0; i < cl->nwcache; i++)
+        if (cl->wcache[i].w == w) {
+            retire(cl, cl->wcache[i].u);
+            cl->wcache_bytes -= cl->wcache[i].bytes;
+            cl->wcache[i] = cl->wcache[--cl->nwcache];
+            return;
+        }
 }
 
 static uint64_t fnv1a(uint64_t h, const char *s)

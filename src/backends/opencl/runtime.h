@@ -31,6 +31,17 @@ typedef struct u3d_cl_program u3d_cl_program;
 typedef struct u3d_cl_kernel u3d_cl_kernel;
 typedef struct u3d_cl_prof u3d_cl_prof;
 
+/* Weights transformed by a Winograd forward pass, kept for the data
+ * gradient of the same weights (conv3d_wino.c): keyed by the weight
+ * buffer and the caller's weights_version (u3d_conv3d_params). */
+typedef struct u3d_cl_wcache {
+    cl_mem w;
+    unsigned long long version; /* 0: content undefined */
+    int key[4];                 /* U's layout (conv3d_wino.c) */
+    cl_mem u;
+    size_t bytes;
+} u3d_cl_wcache;
+
 typedef struct u3d_cl {
     cl_platform_id platform;
     cl_device_id device;
@@ -60,6 +71,8 @@ typedef struct u3d_cl {
     size_t ngrave, capgrave;
     cl_mem scratch[U3D_CL_SCRATCH_SLOTS]; /* see u3d_cl_scratch */
     size_t scratch_bytes[U3D_CL_SCRATCH_SLOTS];
+    u3d_cl_wcache *wcache; /* see u3d_cl_wcache_get */
+    size_t nwcache, capwcache, wcache_bytes;
     u3d_tuning tuning; /* shipped and user rows (tuning.h) */
 } u3d_cl;
 
@@ -96,6 +109,18 @@ u3d_status u3d_cl_launch(u3d_cl *cl, cl_kernel k, const char *label,
  * next call once this call's kernels are enqueued. */
 u3d_status u3d_cl_scratch(u3d_cl *cl, int slot, size_t bytes, cl_mem *out,
                           u3d_error *err);
+
+/* The weight cache's entry for weight buffer w with U's layout key and
+ * `bytes`, made (version 0) or remade if its layout differs; *out NULL
+ * when it would take the cache past its budget (tuning "winograd"
+ * "wcache_mb", default 1024): the caller transforms into scratch. The
+ * pointer is valid until the next call. */
+u3d_status u3d_cl_wcache_get(u3d_cl *cl, cl_mem w, const int key[4],
+                             size_t bytes, u3d_cl_wcache **out,
+                             u3d_error *err);
+/* Forgets w's entry: its buffer is being released (a new buffer may get
+ * the same handle). */
+void u3d_cl_wcache_drop(u3d_cl *cl, cl_mem w);
 
 /* Checks an OpenCL return code; fills err naming the call. */
 u3d_status u3d_cl_check(cl_int rc, const char *what, u3d_error *err);

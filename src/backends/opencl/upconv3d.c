@@ -256,7 +256,7 @@ size_t u3d_cl_upconv3d_scratch_bytes(u3d_backend *be, int n,
         qmax = q > qmax ? q : qmax;
         /* forward runs the data gradient of a (T*Cout -> Cin) conv: the
          * same weight scratch as that conv's forward from Cin */
-        p[nc] = (u3d_conv3d_params){1, 0, 0, {0, 0, 0}, {0, 0, 0}};
+        p[nc] = (u3d_conv3d_params){.kernel = 1};
         cx[nc] = u3d_shape5(x[i].n, x[i].c, x[i].d, x[i].h, x[i].w);
         cw[nc++] = u3d_shape5(tc, x[i].c, 1, 1, 1);
     }
@@ -266,7 +266,7 @@ size_t u3d_cl_upconv3d_scratch_bytes(u3d_backend *be, int n,
            u3d_cl_conv3d_scratch_bytes(be, nc, p, cx, cw);
 }
 
-static const u3d_conv3d_params GEMM_CONV = {1, 0, 0, {0, 0, 0}, {0, 0, 0}};
+static const u3d_conv3d_params GEMM_CONV = {.kernel = 1};
 
 static u3d_status gemm_forward(u3d_backend *be, cten *x, cten *w, cten *b,
                                u3d_tensor *y, u3d_error *err)

@@ -54,7 +54,9 @@ u3d_status u3d_cl_wino_use(const u3d_cl *cl, const char *tpass, int cin,
      * channels leave the GEMMs nothing to do (3 -> 32: 2.7x slower than
      * the direct kernels, PoCL AVX2; its data gradient, 32 -> 3, too).
      * 8 for the gradients (the small preset's iteration 1.14 s against
-     * 1.30 with 16), 16 forward (its inference 0.27 s against 0.29) */
+     * 1.30 with 16, AVX2 kernels of session 11; AVX-512 devices ship 16,
+     * data/tuning/pocl.tsv), 16 forward (its inference 0.27 s against
+     * 0.29) */
     int from = tune(cl, tpass, b, "from_cin", strcmp(tpass, "fwd") ? 8 : 16);
     *use = (cin < cout ? cin : cout) >= from &&
            tune(cl, tpass, b, "use", !gpu);

@@ -433,6 +433,28 @@ __kernel void wino_input(__global const float *restrict x,
 GEMM_BLOCK(gemm_block_g, __global)
 GEMM_BLOCK(gemm_block_l, __local)
 
+/* The GEMMs' accumulators of block (xi, cb, tb) into M. */
+inline void store_m(__global float *restrict m, floatv acc[COB][NV],
+                    const int xi, const int cb, const int tb, const int ncb,
+                    const int ntb)
+{
+    __global float *o =
+        m + xi * M_XIS(ncb, ntb) + ((size_t)cb * ntb + tb) * COB * XB;
+#pragma unroll
+    for (int c = 0; c < COB; c++)
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            VSTORE(acc[c][j], o + c * XB + j * VW);
+}
+
+/* V of tile block tb in plane xi (the chunked GEMMs' input). */
+inline __global const float *v_block(__global const float *restrict v,
+                                     const int xi, const int tb,
+                                     const int cin, const int ntb)
+{
+    return v + xi * V_XIS(ntb, cin) + (size_t)tb * cin * XB;
+}
+
 /* M[xi][cb][tb] = U[xi][cb] x V[xi][tb]: work-item (tb, cb, xi) keeps
  * COB x NV vector accumulators; each loaded vector of V feeds COB FMAs.
  * Tile blocks vary fastest: the chunk's V[xi] (small) stays in cache
@@ -447,19 +469,12 @@ __kernel void wino_gemm(__global const float *restrict v,
     const int xi = get_global_id(2);
     if (cb >= ncb || tb >= ntb)
         return;
-    __global const float *vp =
-        v + xi * V_XIS(ntb, cin) + (size_t)tb * cin * XB;
+    __global const float *vp = v_block(v, xi, tb, cin, ntb);
     __global const float *up =
         u + xi * U_XIS(ncb, cin) + cb * U_CBS(cin);
     floatv acc[COB][NV];
     gemm_block_g(vp, up, cin, acc);
-    __global float *o =
-        m + xi * M_XIS(ncb, ntb) + ((size_t)cb * ntb + tb) * COB * XB;
-#pragma unroll
-    for (int c = 0; c < COB; c++)
-#pragma unroll
-        for (int j = 0; j < NV; j++)
-            VSTORE(acc[c][j], o + c * XB + j * VW);
+    store_m(m, acc, xi, cb, tb, ncb, ntb);
 }
 
 #ifdef FCOB
@@ -540,8 +555,7 @@ __kernel void wino_gemm_fu(__global const float *restrict v,
     const int xi = get_global_id(2);
     if (cb >= ncb || tb >= ntb)
         return;
-    __global const float *vp =
-        v + xi * V_XIS(ntb, cin) + (size_t)tb * cin * XB;
+    __global const float *vp = v_block(v, xi, tb, cin, ntb);
     const size_t kbs = (size_t)fci * FCOB + 16; /* the forward's U_CBS */
     __global const float *up =
         u + flip_xi(xi) * ((size_t)fncb * kbs + XIPAD) +
@@ -551,13 +565,7 @@ __kernel void wino_gemm_fu(__global const float *restrict v,
         gemm_fu_all(vp, up, cin, kbs, 0, acc);
     else
         gemm_fu_clamp(vp, up, cin, kbs, fci - 1 - cb * COB, acc);
-    __global float *o =
-        m + xi * M_XIS(ncb, ntb) + ((size_t)cb * ntb + tb) * COB * XB;
-#pragma unroll
-    for (int c = 0; c < COB; c++)
-#pragma unroll
-        for (int j = 0; j < NV; j++)
-            VSTORE(acc[c][j], o + c * XB + j * VW);
+    store_m(m, acc, xi, cb, tb, ncb, ntb);
 }
 #endif
 

@@ -615,11 +615,15 @@ static void run_conv(u3d_backend *be, const op_case *c, const host *h,
         out_tensor(o, "db", db, T_CONV_DW);
     else
         check_untouched(db, "db (not requested)");
-    if (c->op == OP_CONV) {
+    const char *wino = getenv("UNET3D_WINOGRAD");
+    if (c->op == OP_CONV && wino && !strcmp(wino, "on")) {
         /* a training step's forward and data gradient with a weights
          * version (the OpenCL backend's Winograd path keeps the weights'
          * transform from one to the other), then a data gradient whose
-         * forward did not run (it transforms them itself) */
+         * forward did not run (it transforms them itself); in the runs
+         * that force the Winograd path, the only ones where these cases
+         * take it (the others would repeat their calls for nothing,
+         * minutes under oclgrind) */
         u3d_tensor *yv = tjunk(&s, be, ys, JUNK), *dxv = tjunk(&s, be, xs, JUNK);
         u3d_tensor *dxd = tjunk(&s, be, xs, JUNK);
         u3d_conv3d_params pv = p;

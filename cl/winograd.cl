@@ -523,8 +523,8 @@ inline int flip_xi(const int xi)
                 }                                                              \
             }                                                                  \
         }                                                                      \
-        /* the forward's last block, partial: its padded channels have    \
-         * no dy */                                                            \
+        /* the forward's last block, partial: its padded channels      \
+         * have no dy */                                                       \
         for (int kk = 0; kk < cin - nfull * FCOB; kk++, vp += XB) {            \
             floatv e[NV];                                                      \
             for (int j = 0; j < NV; j++)                                       \

@@ -10,9 +10,10 @@
  * training step) the forward keeps its transform in the backend's weight
  * cache and the data gradient of the same version reads it, flipped (see
  * wino_gemm_fu), instead of transforming the weights again (256 -> 512
- * channels: 5.6 of the data gradient's 26 ms). The tiles are processed in chunks whose
- * transformed inputs and products fit the scratch budget ("chunk_kb"), so
- * a large volume needs no more memory than the direct path's slabs. */
+ * channels: 5.6 of the data gradient's 26 ms). The tiles are processed in
+ * chunks whose transformed inputs and products fit the scratch budget
+ * ("chunk_kb"), so a large volume needs no more memory than the direct
+ * path's slabs. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -113,7 +113,8 @@ u3d_status u3d_cl_scratch(u3d_cl *cl, int slot, size_t bytes, cl_mem *out,
 /* The weight cache's entry for weight buffer w with U's layout key and
  * `bytes`, made (version 0) or remade if its layout differs; *out NULL
  * when it would take the cache past its budget (tuning "winograd"
- * "wcache_mb", default 1024): the caller transforms into scratch. The
+ * "wcache_mb", default 1024) or the device cannot allocate it: the
+ * caller transforms into scratch. The
  * pointer is valid until the next call. */
 u3d_status u3d_cl_wcache_get(u3d_cl *cl, cl_mem w, const int key[4],
                              size_t bytes, u3d_cl_wcache **out,
